@@ -1,0 +1,81 @@
+# The few targets people expect. `make demo` and `make test` work from a fresh clone with only the
+# machine's python3 and the package registries (PyPI, Debian packages).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+KERNEL := $(VENV)/share/jupyter/kernels/python3/kernel.json
+SAMPLE_DIR ?= $(firstword $(wildcard ../shared/data/growthbook-sample) data/growthbook-sample)
+DEMO_STAMP := data/.demo-data
+PIP := $(BIN)/python -m pip --disable-pip-version-check -q
+QUIET_PIP := 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
+
+.PHONY: help setup system-deps demo test lab lint bench clean
+
+help:
+	@echo "make demo   - set up, load sample data into data/workbench.duckdb, run the overview report"
+	@echo "make test   - set up (PostgreSQL server and Chromium included) and run the test suite"
+	@echo "make lab    - start JupyterLab on 127.0.0.1 with the project's kernel"
+	@echo "make bench  - run the benchmarks in benchmarks/ (minutes; prints tables)"
+
+# --- set-up ---------------------------------------------------------------------------------
+$(INSTALLED): pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found: install Python 3.11" >&2; exit 1; }
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else 1)' || { echo "error: $(PYTHON) is not Python 3.11 (set PYTHON=/path/to/python3.11)" >&2; exit 1; }
+	@test -x $(BIN)/python || { echo "Creating $(VENV) with $$($(PYTHON) --version)"; $(PYTHON) -m venv $(VENV); }
+	@echo "Installing workbench and its dependencies into $(VENV) (first time: about a minute)"
+	@$(PIP) install --upgrade pip $(QUIET_PIP)
+	@$(PIP) install -e '.[test,spark]' $(QUIET_PIP)
+	@$(PIP) install --no-deps gbstats==0.8.0 $(QUIET_PIP)   # test oracle only: its pins are too old for our stack
+	@touch $@
+
+$(KERNEL): $(INSTALLED)
+	@$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (workbench)" >/dev/null
+	@echo "Registered the Jupyter kernel python3 -> $(abspath $(BIN)/python)"
+
+setup: $(KERNEL)
+
+# Debian packages the tests need: PostgreSQL server binaries and Chromium. apt runs only when one
+# is missing, and only as root; otherwise this says what to install.
+system-deps:
+	@missing=""; \
+	 { command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; } || missing="$$missing postgresql"; \
+	 test -x /usr/bin/chromium || missing="$$missing chromium"; \
+	 if [ -n "$$missing" ]; then \
+	   if [ "$$(id -u)" = 0 ]; then \
+	     echo "Installing Debian packages:$$missing"; \
+	     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	   else \
+	     echo "error: the tests need the Debian packages:$$missing. Run as root: apt-get install -y$$missing" >&2; exit 1; \
+	   fi; \
+	 fi
+
+# --- the demo -------------------------------------------------------------------------------
+# Loads GrowthBook's own sample data when it is beside the clone, else generates the same tables.
+$(DEMO_STAMP): $(INSTALLED)
+	@if ls $(SAMPLE_DIR)/experimentViews.csv* >/dev/null 2>&1; then \
+	   $(BIN)/workbench load growthbook-sample $(SAMPLE_DIR); \
+	 else \
+	   $(BIN)/workbench generate --users 10000 --seed 1; \
+	 fi
+	@touch $@
+
+demo: $(KERNEL) $(DEMO_STAMP)
+	@$(BIN)/workbench overview
+
+# --- checks ---------------------------------------------------------------------------------
+test: $(KERNEL) system-deps
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lab: $(KERNEL)
+	$(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 --ServerApp.root_dir=notebooks
+
+lint: $(INSTALLED)
+	$(BIN)/ruff check workbench tests benchmarks
+
+bench: $(INSTALLED)
+	@for script in benchmarks/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+
+clean:
+	rm -rf $(VENV) data reports test-artifacts

@@ -1,0 +1,113 @@
+"""Write tables in bulk inside one transaction: DuckDB's Arrow scan, PostgreSQL's ``COPY``.
+
+Writers hand over :class:`pyarrow.Table` batches whose columns are named like the target table.
+Nothing is written row by row, and a failure rolls the whole transaction back.
+"""
+from __future__ import annotations
+
+import io
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+from workbench.connection import Database, explain_error
+from workbench.errors import DatabaseError, WorkbenchError
+from workbench.sql_files import TableDefinition
+
+COPY_CHUNK_ROWS = 200_000
+
+
+class BulkWriter:
+    """One open write transaction on ``db``: replace tables and append Arrow batches to them."""
+
+    def __init__(self, db: Database, raw: Any):
+        self.db, self.raw = db, raw
+        self.dialect = db.dialect_name
+
+    def execute(self, statement: str, params: tuple | None = None) -> None:
+        cursor = self.raw.cursor()
+        cursor.execute(statement, params) if params is not None else cursor.execute(statement)
+        cursor.close()
+
+    def replace_table(self, table: TableDefinition) -> None:
+        """Drop ``table`` if it exists and create it empty (inside the transaction)."""
+        self.execute(f"DROP TABLE IF EXISTS {table.name}")
+        self.execute(table.create_statement())
+
+    def append(self, table: TableDefinition, batch: pa.Table) -> int:
+        """Append ``batch`` (columns named as in ``table``) and return the number of rows written."""
+        columns = table.column_names
+        batch = batch.select(columns)
+        if batch.num_rows == 0:
+            return 0
+        if self.dialect == "duckdb":
+            con = self.raw.driver_connection if hasattr(self.raw, "driver_connection") else self.raw
+            con.register("__workbench_batch", batch)
+            try:
+                con.execute(f"INSERT INTO {table.name} ({', '.join(columns)}) SELECT {', '.join(columns)} FROM __workbench_batch")
+            finally:
+                con.unregister("__workbench_batch")
+        else:
+            cursor = self.raw.cursor()
+            with cursor.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN (FORMAT csv)") as copy:
+                for chunk in _csv_chunks(batch):
+                    copy.write(chunk)
+            cursor.close()
+        return batch.num_rows
+
+
+def _csv_chunks(batch: pa.Table) -> Iterator[bytes]:
+    """CSV bytes for ``COPY … (FORMAT csv)``: NULL is an unquoted empty field, text always quoted."""
+    options = pacsv.WriteOptions(include_header=False, quoting_style="all_valid")
+    for start in range(0, batch.num_rows, COPY_CHUNK_ROWS):
+        buffer = io.BytesIO()
+        pacsv.write_csv(batch.slice(start, COPY_CHUNK_ROWS), buffer, write_options=options)
+        yield buffer.getvalue()
+
+
+@contextmanager
+def write_transaction(db: Database) -> Iterator[BulkWriter]:
+    """A :class:`BulkWriter` whose work is committed at the end, or rolled back on any error."""
+    if db.read_only:
+        raise WorkbenchError("Bulk writes need a writable session: open it with connect(read_only=False).")
+    try:
+        raw = db.raw_connection()
+    except Exception as exc:  # noqa: BLE001 - the driver's own error is explained below
+        raise explain_error(exc, db) from None
+    driver = raw.driver_connection
+    try:
+        if db.dialect_name == "duckdb":
+            driver.begin()
+        writer = BulkWriter(db, raw)
+        yield writer
+        driver.commit() if db.dialect_name == "duckdb" else raw.commit()
+    except WorkbenchError:
+        _rollback(raw, db)
+        raise
+    except Exception as exc:
+        _rollback(raw, db)
+        if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+            raise
+        raise DatabaseError(f"Writing to {db.settings.display_url} failed and nothing was kept: {explain_error(exc, db)}") from None
+    finally:
+        raw.close()
+
+
+def _rollback(raw: Any, db: Database) -> None:
+    try:
+        raw.driver_connection.rollback() if db.dialect_name == "duckdb" else raw.rollback()
+    except Exception:  # noqa: BLE001 - the connection may already be gone; the first error matters
+        pass
+
+
+def write_tables(db: Database, tables: Iterable[tuple[TableDefinition, Iterable[pa.Table]]]) -> dict[str, int]:
+    """Replace each table with its batches, all in one transaction; rows written per table."""
+    counts: dict[str, int] = {}
+    with write_transaction(db) as writer:
+        for table, batches in tables:
+            writer.replace_table(table)
+            counts[table.name] = sum(writer.append(table, batch) for batch in batches)
+    return counts

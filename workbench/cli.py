@@ -1,0 +1,96 @@
+"""The ``workbench`` command: one entry point, ``--help`` on every subcommand.
+
+Commands only parse arguments and call the package; errors the user can fix end in one sentence
+on stderr and exit status 1, never a traceback.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from workbench.errors import WorkbenchError
+from workbench.redaction import redact
+
+app = typer.Typer(help="Analyse experiments and product events stored in SQL databases.", no_args_is_help=True, add_completion=False)
+load_app = typer.Typer(help="Load data sets into the database.", no_args_is_help=True)
+app.add_typer(load_app, name="load")
+
+DatabaseOption = Annotated[
+    Optional[str],
+    typer.Option("--database", help="Database URL (default: $WORKBENCH_DATABASE_URL, workbench.yml, then data/workbench.duckdb)."),
+]
+
+
+def fail(error: BaseException) -> None:
+    """Print one redacted sentence and exit 1."""
+    typer.echo(f"error: {redact(error)}", err=True)
+    raise typer.Exit(1)
+
+
+def say(message: str) -> None:
+    typer.echo(message, err=False)
+
+
+@load_app.command("growthbook-sample")
+def load_growthbook_sample_command(
+    directory: Annotated[Path, typer.Argument(help="Folder holding experimentViews, purchases, pageViews, sessions and events (.csv or .csv.gz).")],
+    database: DatabaseOption = None,
+) -> None:
+    """Load GrowthBook's own sample data into experiment_viewed, orders, pages, sessions and events (replacing them)."""
+    from workbench.connection import connect
+    from workbench.growthbook_sample import load_growthbook_sample
+
+    try:
+        db = connect(database, read_only=False)
+        counts = load_growthbook_sample(db, directory)
+        db.dispose()
+    except WorkbenchError as exc:
+        fail(exc)
+    for table, rows in counts.items():
+        say(f"{table:>18}: {rows:>12,} rows")
+    say(f"Loaded GrowthBook's sample from {directory} into {db.settings.display_url}")
+
+
+@app.command("info")
+def info_command(database: DatabaseOption = None) -> None:
+    """Show which database and config the workbench uses, and the tables it holds."""
+    from workbench import paths
+    from workbench.connection import connect
+    from workbench.overview import table_row_counts
+
+    try:
+        db = connect(database)
+        say(f"database: {db.settings.display_url} (from {db.settings.source})")
+        say(f"config:   {paths.config_path()}{'' if paths.config_path().exists() else ' (absent)'}")
+        for row in table_row_counts(db).itertuples():
+            say(f"{row.table:>18}: {row.rows:>12,} rows")
+    except WorkbenchError as exc:
+        fail(exc)
+
+
+@app.command("overview")
+def overview_command(
+    database: DatabaseOption = None,
+    output_dir: Annotated[Optional[Path], typer.Option(help="Folder for the executed notebook and HTML (default: reports/overview).")] = None,
+) -> None:
+    """Run the data overview notebook with papermill and write its executed copy and HTML report."""
+    from workbench.notebook_runs import run_notebook
+    from workbench import paths
+
+    try:
+        out = output_dir or paths.reports_dir() / "overview"
+        result = run_notebook("overview.ipynb", out, parameters={}, database_url=database)
+    except WorkbenchError as exc:
+        fail(exc)
+    say(f"Executed notebook: {result.notebook}")
+    say(f"HTML report:       {result.html}")
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -1,0 +1,162 @@
+"""Open the analysis database: ``connect()`` gives a SQLAlchemy engine with workbench extras.
+
+Analysis sessions are read-only where the engine supports it (DuckDB ``read_only``, PostgreSQL
+``default_transaction_read_only``) and carry a statement timeout. Writers (loaders, generator,
+ingestion) ask for ``read_only=False`` explicitly.
+"""
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+
+from workbench.errors import DatabaseError
+from workbench.redaction import redact
+from workbench.settings import DatabaseSettings, resolve_database
+
+
+class Database(sa.engine.Engine):
+    """A SQLAlchemy :class:`~sqlalchemy.engine.Engine` that also runs SQL into DataFrames.
+
+    Use it wherever an engine is expected (``pandas.read_sql(q, db)``, ``db.connect()``).
+    Its ``repr`` and every message it raises hide the password.
+    """
+
+    settings: DatabaseSettings
+    read_only: bool
+
+    @property
+    def dialect_name(self) -> str:
+        """``"duckdb"`` or ``"postgresql"``."""
+        return self.dialect.name
+
+    def __repr__(self) -> str:
+        mode = "read-only" if self.read_only else "writable"
+        return f"<workbench.Database {self.settings.display_url} ({mode})>"
+
+    __str__ = __repr__
+
+    def sql(self, query: str, /, **params: Any):
+        """Run ``query`` with bound ``params`` (``:name`` placeholders) and return a DataFrame."""
+        import pandas as pd
+
+        try:
+            with self.begin() as conn:
+                result = conn.execute(sa.text(query), params)
+                if not result.returns_rows:
+                    return pd.DataFrame()
+                return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+        except sa.exc.SQLAlchemyError as exc:
+            raise explain_error(exc, self) from None
+
+
+def connect(
+    url: str | None = None,
+    *,
+    read_only: bool = True,
+    config_path: Path | None = None,
+    statement_timeout_s: float | None = None,
+    check: bool = True,
+) -> Database:
+    """Open the project database (see :mod:`workbench.settings` for where the URL comes from).
+
+    ``read_only`` sessions refuse writes; ``statement_timeout_s`` (seconds) stops runaway
+    queries; ``check`` opens one connection at once so that a wrong URL or a server that is down
+    fails here with one clear sentence.
+    """
+    settings = resolve_database(url, config_path)
+    timeout = statement_timeout_s if statement_timeout_s is not None else settings.statement_timeout_s
+    if settings.dialect == "duckdb":
+        engine = _duckdb_engine(settings, read_only)
+        _install_duckdb_timeout(engine, timeout)
+    else:
+        engine = _postgresql_engine(settings, read_only, timeout)
+    engine.__class__ = Database  # Database only adds methods, so the engine's state stays valid
+    db: Database = engine  # type: ignore[assignment]
+    db.settings, db.read_only = settings, read_only
+    if check:
+        try:
+            with db.connect() as conn:
+                conn.execute(sa.text("SELECT 1"))
+        except sa.exc.SQLAlchemyError as exc:
+            db.dispose()
+            raise explain_error(exc, db) from None
+    return db
+
+
+def _duckdb_engine(settings: DatabaseSettings, read_only: bool) -> sa.Engine:
+    path = settings.url.database
+    in_memory = path in (None, "", ":memory:")
+    if not in_memory:
+        file = Path(path)
+        if read_only and not file.exists():
+            raise DatabaseError(
+                f"The database file {file} does not exist yet: load data first with "
+                "`make demo`, `workbench generate` or `workbench load growthbook-sample DIR`."
+            )
+        file.parent.mkdir(parents=True, exist_ok=True)
+    config = {"memory_limit": settings.duckdb_memory_limit, "threads": settings.duckdb_threads}
+    connect_args: dict[str, Any] = {"config": config}
+    if read_only and not in_memory:
+        connect_args["read_only"] = True
+    return sa.create_engine(settings.url, connect_args=connect_args)
+
+
+def _install_duckdb_timeout(engine: sa.Engine, timeout_s: float) -> None:
+    """DuckDB has no statement timeout: interrupt a statement from a timer thread instead."""
+    if not timeout_s or timeout_s <= 0:
+        return
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _start(conn, cursor, statement, parameters, context, executemany):  # noqa: ANN001
+        raw = conn.connection.driver_connection
+        timer = threading.Timer(timeout_s, raw.interrupt)
+        timer.daemon = True
+        conn.info["workbench_timer"] = timer
+        timer.start()
+
+    @event.listens_for(engine, "after_cursor_execute")
+    def _stop(conn, cursor, statement, parameters, context, executemany):  # noqa: ANN001
+        if timer := conn.info.pop("workbench_timer", None):
+            timer.cancel()
+
+    @event.listens_for(engine, "handle_error")
+    def _stop_on_error(ctx):  # noqa: ANN001
+        if ctx.connection is not None and (timer := ctx.connection.info.pop("workbench_timer", None)):
+            timer.cancel()
+            if "interrupt" in str(ctx.original_exception).lower():
+                ctx.connection.info["workbench_timed_out"] = timeout_s
+
+
+def _postgresql_engine(settings: DatabaseSettings, read_only: bool, timeout_s: float) -> sa.Engine:
+    options = [f"-c statement_timeout={int(max(timeout_s, 0) * 1000)}"]
+    if read_only:
+        options.append("-c default_transaction_read_only=on")
+    connect_args = {"options": " ".join(options), "connect_timeout": 10, "application_name": "workbench"}
+    return sa.create_engine(settings.url, connect_args=connect_args, pool_pre_ping=True)
+
+
+def explain_error(exc: BaseException, db: Database | None = None) -> DatabaseError:
+    """Turn a driver error into one sentence naming what to fix; secrets are masked."""
+    original = getattr(exc, "orig", None) or exc
+    message = redact(str(original)).strip().splitlines()[0] if str(original).strip() else type(original).__name__
+    where = db.settings.display_url if db is not None else "the database"
+    low = message.lower()
+    if "could not open file" in low or "conflicting lock" in low or "could not set lock" in low:
+        return DatabaseError(f"The DuckDB file {where} is locked by another process (a notebook, a dashboard or a writer): close it and retry. ({message})")
+    if "password authentication failed" in low or "no password supplied" in low:
+        return DatabaseError(f"The database {where} rejected the credentials: set WORKBENCH_DATABASE_PASSWORD in the environment or .env. ({message})")
+    if "does not exist" in low and "database" in low and "relation" not in low and "table" not in low:
+        return DatabaseError(f"The database named in {where} does not exist: create it or fix WORKBENCH_DATABASE_URL. ({message})")
+    if "connection refused" in low or "could not connect" in low or "connection failed" in low:
+        return DatabaseError(f"Cannot reach the database {where}: start the server or fix WORKBENCH_DATABASE_URL. ({message})")
+    if ("relation" in low and "does not exist" in low) or ("table with name" in low and "does not exist" in low):
+        return DatabaseError(f"A table the query reads is missing from {where}: load data with `workbench load` or `workbench generate`, or fix the SQL. ({message})")
+    if "read-only" in low or "read only" in low:
+        return DatabaseError(f"This analysis session on {where} is read-only: writes go through the loaders, the generator or ingestion. ({message})")
+    if "statement timeout" in low or "canceling statement" in low or "interrupt" in low:
+        return DatabaseError(f"The query ran longer than the statement timeout on {where} and was stopped: narrow it or raise database.statement_timeout_seconds. ({message})")
+    return DatabaseError(f"The database {where} reported an error: {message}")

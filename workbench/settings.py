@@ -1,0 +1,114 @@
+"""Which database to use and how: from an argument, the environment, ``.env`` or ``workbench.yml``.
+
+Precedence for the URL: explicit argument > ``$WORKBENCH_DATABASE_URL`` > ``database.url`` in the
+config file > the embedded DuckDB file ``data/workbench.duckdb``. A password may come from the URL
+in the environment or from ``$WORKBENCH_DATABASE_PASSWORD`` (environment or the git-ignored
+``.env``), never from the config file, which is under version control.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import sqlalchemy as sa
+from dotenv import dotenv_values
+
+from workbench import paths
+from workbench.config_file import database_section
+from workbench.errors import ConfigError
+from workbench.redaction import register_secret
+
+URL_ENV = "WORKBENCH_DATABASE_URL"
+PASSWORD_ENV = "WORKBENCH_DATABASE_PASSWORD"
+DEFAULT_STATEMENT_TIMEOUT_S = 600.0
+DEFAULT_DUCKDB_MEMORY_LIMIT = "4GB"
+DEFAULT_DUCKDB_THREADS = 2
+_URL_HELP = "use duckdb:///path/to/file.duckdb or postgresql+psycopg://user@host:5432/dbname"
+
+
+@dataclass(frozen=True)
+class DatabaseSettings:
+    """A resolved database target. ``url`` carries the password; show only ``display_url``."""
+
+    url: sa.URL
+    source: str
+    statement_timeout_s: float = DEFAULT_STATEMENT_TIMEOUT_S
+    duckdb_memory_limit: str = DEFAULT_DUCKDB_MEMORY_LIMIT
+    duckdb_threads: int = DEFAULT_DUCKDB_THREADS
+
+    @property
+    def dialect(self) -> str:
+        return self.url.get_backend_name()
+
+    @property
+    def display_url(self) -> str:
+        return self.url.render_as_string(hide_password=True)
+
+    def __repr__(self) -> str:
+        return f"DatabaseSettings(url={self.display_url!r}, source={self.source!r})"
+
+
+def environment_value(name: str) -> str | None:
+    """``$name`` from the environment, else from the project's ``.env`` file."""
+    if name in os.environ:
+        return os.environ[name]
+    env_file = paths.dotenv_path()
+    if env_file.is_file():
+        value = dotenv_values(env_file).get(name)
+        return value if value else None
+    return None
+
+
+def parse_url(text: str, source: str) -> sa.URL:
+    """A SQLAlchemy URL for ``text``, normalised to a driver we ship; errors never echo a password."""
+    try:
+        url = sa.make_url(text.strip())
+    except Exception:
+        raise ConfigError(f"{source} is not a database URL: {_URL_HELP}.") from None
+    register_secret(url.password)
+    backend, driver = url.get_backend_name(), url.get_driver_name()
+    if backend == "postgresql":
+        if driver not in ("psycopg", "postgresql", "psycopg2"):
+            raise ConfigError(f"{source} asks for the PostgreSQL driver {driver!r}; {_URL_HELP}.")
+        return url.set(drivername="postgresql+psycopg")
+    if backend == "duckdb":
+        return url
+    raise ConfigError(f"{source} names the unsupported database {backend!r} ({url.render_as_string(hide_password=True)}): {_URL_HELP}.")
+
+
+def resolve_database(url: str | None = None, config_path: Path | None = None) -> DatabaseSettings:
+    """Work out which database to open, with which password and limits."""
+    cfg_path = config_path or paths.config_path()
+    section = database_section(cfg_path)
+    if url:
+        parsed, source = parse_url(url, "the database URL argument"), "argument"
+    elif env_url := environment_value(URL_ENV):
+        parsed, source = parse_url(env_url, URL_ENV), URL_ENV
+    elif section.get("url"):
+        parsed, source = parse_url(str(section["url"]), f"{cfg_path} database.url"), str(cfg_path)
+        if parsed.password:
+            raise ConfigError(
+                f"{cfg_path}: database.url holds a password, and this file is under version control; "
+                f"remove it and set {PASSWORD_ENV} in the environment or the git-ignored .env file."
+            )
+    else:
+        parsed, source = sa.URL.create("duckdb", database=str(paths.default_duckdb_path())), "default"
+    if parsed.get_backend_name() == "postgresql" and not parsed.password:
+        if password := environment_value(PASSWORD_ENV):
+            register_secret(password)
+            parsed = parsed.set(password=password)
+    if parsed.get_backend_name() == "duckdb" and parsed.database not in (None, "", ":memory:"):
+        parsed = parsed.set(database=str(Path(parsed.database).expanduser().resolve()))
+    try:
+        timeout = float(section.get("statement_timeout_seconds", DEFAULT_STATEMENT_TIMEOUT_S))
+        threads = int(section.get("duckdb_threads", DEFAULT_DUCKDB_THREADS))
+    except (TypeError, ValueError):
+        raise ConfigError(f"{cfg_path}: database.statement_timeout_seconds and database.duckdb_threads must be numbers.") from None
+    return DatabaseSettings(
+        url=parsed,
+        source=source,
+        statement_timeout_s=timeout,
+        duckdb_memory_limit=str(section.get("duckdb_memory_limit", DEFAULT_DUCKDB_MEMORY_LIMIT)),
+        duckdb_threads=threads,
+    )
