@@ -1,37 +1,16 @@
-"""The ``workbench`` command: one entry point, ``--help`` on every subcommand.
-
-Commands only parse arguments and call the package; errors the user can fix end in one sentence
-on stderr and exit status 1, never a traceback.
-"""
+"""Commands for getting data in and seeing what is there: ``load``, ``info``, ``overview``."""
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
+from workbench.cli.app import DatabaseOption, app, fail, say
 from workbench.errors import WorkbenchError
-from workbench.redaction import redact
 
-app = typer.Typer(help="Analyse experiments and product events stored in SQL databases.", no_args_is_help=True, add_completion=False)
 load_app = typer.Typer(help="Load data sets into the database.", no_args_is_help=True)
 app.add_typer(load_app, name="load")
-
-DatabaseOption = Annotated[
-    Optional[str],
-    typer.Option("--database", help="Database URL (default: $WORKBENCH_DATABASE_URL, workbench.yml, then data/workbench.duckdb)."),
-]
-
-
-def fail(error: BaseException) -> None:
-    """Print one redacted sentence and exit 1."""
-    typer.echo(f"error: {redact(error)}", err=True)
-    raise typer.Exit(1)
-
-
-def say(message: str) -> None:
-    typer.echo(message, err=False)
 
 
 @load_app.command("growthbook-sample")
@@ -87,10 +66,3 @@ def overview_command(
         fail(exc)
     say(f"Executed notebook: {result.notebook}")
     say(f"HTML report:       {result.html}")
-
-
-def main() -> None:  # pragma: no cover - console entry point
-    try:
-        app()
-    except KeyboardInterrupt:
-        sys.exit(130)

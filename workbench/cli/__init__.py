@@ -1,0 +1,5 @@
+"""The ``workbench`` console command. Each module below adds the commands of one concern."""
+from workbench.cli import data  # noqa: F401  (registers load, info, overview)
+from workbench.cli.app import app
+
+__all__ = ["app"]

@@ -1,0 +1,30 @@
+"""The ``workbench`` typer application and the small helpers every command module shares.
+
+Commands only parse arguments and call the package; errors the user can fix end in one sentence
+on stderr and exit status 1, never a traceback.
+"""
+from __future__ import annotations
+
+from typing import Annotated, NoReturn, Optional
+
+import typer
+
+from workbench.redaction import redact
+
+app = typer.Typer(help="Analyse experiments and product events stored in SQL databases.", no_args_is_help=True, add_completion=False)
+
+DatabaseOption = Annotated[
+    Optional[str],
+    typer.Option("--database", help="Database URL (default: $WORKBENCH_DATABASE_URL, workbench.yml, then data/workbench.duckdb)."),
+]
+
+
+def fail(error: BaseException | str) -> NoReturn:
+    """Print one redacted sentence on stderr and exit with status 1."""
+    typer.echo(f"error: {redact(error)}", err=True)
+    raise typer.Exit(1)
+
+
+def say(message: str) -> None:
+    """Print a line for the user on stdout."""
+    typer.echo(message)
