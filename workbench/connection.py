@@ -6,7 +6,11 @@ ingestion) ask for ``read_only=False`` explicitly.
 """
 from __future__ import annotations
 
+import re
+import sys
 import threading
+import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +20,17 @@ from sqlalchemy import event
 from workbench.errors import DatabaseError
 from workbench.redaction import redact
 from workbench.settings import DatabaseSettings, resolve_database
+
+
+DEFAULT_ROW_LIMIT = 100_000  # rows db.sql() returns unless asked for more (limit=None: all)
+SLOW_QUERY_S = 2.0  # queries running longer than this print their elapsed time
+
+
+class RowLimitWarning(UserWarning):
+    """``db.sql()`` returned only the first ``limit`` rows of a longer result."""
+
+
+warnings.simplefilter("always", RowLimitWarning)  # every cut is announced, not only the first one
 
 
 class Database(sa.engine.Engine):
@@ -39,18 +54,77 @@ class Database(sa.engine.Engine):
 
     __str__ = __repr__
 
-    def sql(self, query: str, /, **params: Any):
-        """Run ``query`` with bound ``params`` (``:name`` placeholders) and return a DataFrame."""
+    def sql(self, query: str, /, *, limit: int | None = DEFAULT_ROW_LIMIT, **params: Any):
+        """Run ``query`` with bound ``params`` (``:name`` placeholders) and return a DataFrame.
+
+        At most ``limit`` rows come back (``None``: all); when the result is longer, a
+        :class:`RowLimitWarning` says so and ``frame.attrs["truncated"]`` is True. Queries slower
+        than ``SLOW_QUERY_S`` seconds print their elapsed time on one line (stderr);
+        ``frame.attrs["elapsed_s"]`` always holds it. A failed query raises
+        :class:`~workbench.errors.DatabaseError` with the database's message and the line of
+        ``query`` it points to.
+        """
         import pandas as pd
 
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+            raise ValueError(f"limit must be a positive number of rows or None (all rows), not {limit!r}")
+        started = time.perf_counter()
         try:
             with self.begin() as conn:
+                if self.dialect_name == "postgresql" and _READS_ROWS.match(query):
+                    conn = conn.execution_options(stream_results=True)  # server-side cursor: only the rows kept travel
                 result = conn.execute(sa.text(query), params)
                 if not result.returns_rows:
                     return pd.DataFrame()
-                return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+                columns = list(result.keys())
+                rows = result.fetchall() if limit is None else result.fetchmany(limit + 1)
+                result.close()
         except sa.exc.SQLAlchemyError as exc:
-            raise explain_error(exc, self) from None
+            raise _query_error(exc, self, query) from None
+        elapsed = time.perf_counter() - started
+        truncated = limit is not None and len(rows) > limit
+        frame = pd.DataFrame(rows[:limit] if truncated else rows, columns=columns)
+        frame.attrs.update(truncated=truncated, elapsed_s=elapsed)
+        if truncated:
+            warnings.warn(f"The result has more than {limit:,} rows: only the first {limit:,} are returned; "
+                          "pass limit=None for all rows, or aggregate in SQL.", RowLimitWarning, stacklevel=2)
+        if elapsed > SLOW_QUERY_S:
+            print(f"query ran in {elapsed:.1f} s ({len(frame):,} rows)", file=sys.stderr)
+        return frame
+
+
+_READS_ROWS = re.compile(r"^\s*(?:--[^\n]*\n\s*)*\(?\s*(?:SELECT|WITH|VALUES|TABLE)\b", re.IGNORECASE)
+_SQL_LINE = re.compile(r"^LINE (\d+):", re.MULTILINE)
+
+
+def _failed_line(exc: sa.exc.SQLAlchemyError, query: str) -> int | None:
+    """The 1-based line of ``query`` a failed statement points to, when the database says.
+
+    DuckDB and PostgreSQL print ``LINE n:``; PostgreSQL also gives a character position in the
+    statement it ran. Bound parameters never span lines, so line numbers carry over unchanged.
+    """
+    original = getattr(exc, "orig", None) or exc
+    if match := _SQL_LINE.search(str(original)):
+        number = int(match.group(1))
+    else:
+        position = getattr(getattr(original, "diag", None), "statement_position", None)
+        statement = getattr(exc, "statement", None)
+        if not position or not statement:
+            return None
+        number = statement[: int(position) - 1].count("\n") + 1
+    return number if 1 <= number <= len(query.splitlines()) else None
+
+
+def _query_error(exc: sa.exc.SQLAlchemyError, db: Database, query: str) -> DatabaseError:
+    """:func:`explain_error` plus the line of ``query`` the database points to."""
+    error = explain_error(exc, db)
+    number = _failed_line(exc, query)
+    error.sql_line_number = number  # type: ignore[attr-defined]
+    if number is None:
+        return error
+    line = query.splitlines()[number - 1].strip()
+    error.args = (f"{str(error).rstrip('.')}; at line {number} of the query: {redact(line)}",)
+    return error
 
 
 def connect(
