@@ -1,0 +1,510 @@
+"""The project model in ``workbench.yml``: identifier types, identity joins, assignment queries,
+metrics and experiments (GrowthBook's data-source model), validated before any query runs.
+
+``load_config()`` reads the file (``--config`` / ``$WORKBENCH_CONFIG`` / ``workbench.yml``) and
+returns a frozen :class:`Config`; every mistake raises one :class:`ConfigError` sentence naming
+the file, the entry and what to change. The columns each SQL returns are read statically with
+sqlglot; SQL whose columns cannot be read that way (``SELECT *``) is probed on the database by
+:func:`check_columns` before the experiment query runs.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from workbench import paths
+from workbench.config_file import DATABASE_KEYS, read_config_file
+from workbench.errors import ConfigError
+
+NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+EXPERIMENT_KEY = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:-]*$")
+METRIC_TYPES = ("binomial", "count", "mean", "duration", "ratio", "quantile")
+TOP_KEYS = {"database", "identifier_types", "identity_joins", "assignment_queries", "metrics", "experiments"}
+IDENTITY_JOIN_KEYS = {"sql", "identifier_types"}
+ASSIGNMENT_KEYS = {"name", "identifier_type", "sql", "dimensions", "description"}
+ASSIGNMENT_COLUMNS = ("timestamp", "experiment_id", "variation_id")
+METRIC_KEYS = {
+    "name", "type", "sql", "identifier_types", "window", "capping", "cuped", "quantile", "filter",
+    "numerator", "denominator", "inverse", "description",
+}
+WINDOW_KEYS = {"delay_hours", "hours"}
+CAPPING_KEYS = {"type", "value"}
+CUPED_KEYS = {"lookback_days"}
+EXPERIMENT_KEYS = {
+    "key", "name", "description", "assignment_query", "start", "end", "variations", "control",
+    "weights", "dimensions", "activation_metric", "goal_metrics", "secondary_metrics",
+    "guardrail_metrics", "analysis",
+}
+METRIC_GROUPS = ("goal_metrics", "secondary_metrics", "guardrail_metrics")
+
+
+@dataclass(frozen=True)
+class Window:
+    """Conversion window after first exposure: rows count from ``delay_hours`` for ``hours``
+    (``hours=None``: until the experiment's end)."""
+
+    delay_hours: float = 0.0
+    hours: float | None = None
+
+
+@dataclass(frozen=True)
+class Capping:
+    """``absolute``: per-unit values above ``value`` become ``value``; ``percentile``: above the
+    ``value`` quantile (0 < value < 1, nearest rank) of the experiment's per-unit values."""
+
+    type: str
+    value: float
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One metric. ``sql`` returns the identifier columns, ``timestamp`` and (except binomial)
+    ``value``; ratio metrics name two other metrics instead."""
+
+    name: str
+    type: str
+    sql: str | None = None
+    identifier_types: tuple[str, ...] = ()
+    window: Window = Window()
+    capping: Capping | None = None
+    cuped_lookback_days: float | None = None
+    quantile: float | None = None
+    filter: str | None = None
+    numerator: str | None = None
+    denominator: str | None = None
+    inverse: bool = False
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class IdentityJoin:
+    """SQL returning one column per identifier type it links."""
+
+    sql: str
+    identifier_types: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class AssignmentQuery:
+    """SQL returning ``<identifier_type>, timestamp, experiment_id, variation_id`` and the dimensions."""
+
+    name: str
+    identifier_type: str
+    sql: str
+    dimensions: tuple[str, ...] = ()
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """One experiment entry. ``variations`` empty means "every variation found"; ``control``
+    defaults to the first variation; ``weights`` default to an equal split; ``analysis`` holds the
+    statistics settings (engine, alpha, …) the statistics engine validates."""
+
+    key: str
+    assignment_query: str
+    start: dt.datetime | None = None
+    end: dt.datetime | None = None
+    variations: tuple[str, ...] = ()
+    control: str | None = None
+    weights: tuple[float, ...] = ()
+    dimensions: tuple[str, ...] = ()
+    activation_metric: str | None = None
+    goal_metrics: tuple[str, ...] = ()
+    secondary_metrics: tuple[str, ...] = ()
+    guardrail_metrics: tuple[str, ...] = ()
+    analysis: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+    name: str = ""
+    description: str = ""
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        """Goal, secondary then guardrail metric names, each once."""
+        return tuple(dict.fromkeys(self.goal_metrics + self.secondary_metrics + self.guardrail_metrics))
+
+
+@dataclass(frozen=True)
+class Config:
+    """The validated contents of ``workbench.yml``."""
+
+    path: Path
+    identifier_types: tuple[str, ...]
+    identity_joins: tuple[IdentityJoin, ...]
+    assignment_queries: dict[str, AssignmentQuery]
+    metrics: dict[str, Metric]
+    experiments: dict[str, ExperimentConfig]
+    database: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+
+    def metric(self, name: str) -> Metric:
+        if name not in self.metrics:
+            raise ConfigError(f"{self.path}: there is no metric named {name!r}; defined: {sorted(self.metrics)}.")
+        return self.metrics[name]
+
+    def experiment(self, key: str) -> ExperimentConfig:
+        if key not in self.experiments:
+            raise ConfigError(
+                f"{self.path}: there is no experiment {key!r} under 'experiments'; add an entry "
+                f"(or run `workbench experiments --write-stubs`); configured: {sorted(self.experiments)}."
+            )
+        return self.experiments[key]
+
+    def assignment_query(self, name: str) -> AssignmentQuery:
+        return self.assignment_queries[name]
+
+    def identity_join(self, from_type: str, to_type: str) -> IdentityJoin | None:
+        """The first identity join linking the two identifier types, if any."""
+        return next((j for j in self.identity_joins if {from_type, to_type} <= set(j.identifier_types)), None)
+
+
+def load_config(path: Path | None = None) -> Config:
+    """The validated config in ``path`` (default :func:`workbench.paths.config_path`)."""
+    path = Path(path) if path is not None else paths.config_path()
+    if not path.exists():
+        raise ConfigError(f"The config file {path} does not exist: create it (see docs/experiment-engine.md) or pass --config / set WORKBENCH_CONFIG.")
+    return parse_config(read_config_file(path), path)
+
+
+def parse_config(data: dict[str, Any], path: Path) -> Config:
+    """Validate the mapping read from ``path`` into a :class:`Config`."""
+    return _Parser(data, Path(path)).config()
+
+
+def select_columns(sql: str) -> tuple[str, ...] | None:
+    """The output column names of ``sql`` (lower case), or None when they cannot be read statically."""
+    import sqlglot
+    from sqlglot import exp
+
+    try:
+        tree = sqlglot.parse_one(sql, read="postgres")
+    except sqlglot.errors.ParseError:
+        return None
+    if not isinstance(tree, exp.Query) or any(isinstance(s, exp.Star) or s.is_star for s in tree.selects):
+        return None
+    names = tuple(n.lower() for n in tree.named_selects)
+    return names if all(names) else None
+
+
+class _Parser:
+    """Walks the raw mapping once; each check raises a sentence naming the file and the entry."""
+
+    def __init__(self, data: dict[str, Any], path: Path) -> None:
+        self.data, self.path = data, path
+
+    def fail(self, where: str, message: str) -> ConfigError:
+        return ConfigError(f"{self.path}: {where}: {message}")
+
+    def config(self) -> Config:
+        unknown = set(self.data) - TOP_KEYS
+        if unknown:
+            raise ConfigError(f"{self.path}: unknown top-level key(s) {sorted(unknown)}; allowed: {sorted(TOP_KEYS)}.")
+        database = self.data.get("database") or {}
+        if not isinstance(database, dict) or set(database) - DATABASE_KEYS:
+            raise self.fail("database", f"must be a mapping with keys among {sorted(DATABASE_KEYS)}.")
+        self.identifier_types = self.names(self.data.get("identifier_types") or [], "identifier_types")
+        identity_joins = tuple(self.identity_join(e, i) for i, e in enumerate(self.entries("identity_joins")))
+        assignment = self.unique(
+            [self.assignment_query(e, i) for i, e in enumerate(self.entries("assignment_queries"))], "assignment_queries", "name"
+        )
+        raw_metrics = self.entries("metrics")
+        metrics = self.unique([self.metric(e, i) for i, e in enumerate(raw_metrics)], "metrics", "name")
+        self.check_ratios(metrics)
+        self.metrics_known, self.assignment_known = metrics, assignment
+        experiments = self.unique([self.experiment(e, i) for i, e in enumerate(self.entries("experiments"))], "experiments", "key")
+        return Config(self.path, self.identifier_types, identity_joins, assignment, metrics, experiments, database)
+
+    # -- generic checks -------------------------------------------------------------------------
+    def entries(self, key: str) -> list[dict[str, Any]]:
+        value = self.data.get(key) or []
+        if not isinstance(value, list):
+            raise self.fail(key, f"must be a list of entries (each starting with '- '), not a {type(value).__name__}.")
+        for i, entry in enumerate(value):
+            if not isinstance(entry, dict):
+                raise self.fail(f"{key}[{i}]", f"must be a mapping of keys, not {entry!r}.")
+        return value
+
+    def keys(self, entry: dict[str, Any], allowed: set[str], where: str, required: tuple[str, ...] = ()) -> None:
+        unknown = set(entry) - allowed
+        if unknown:
+            raise self.fail(where, f"unknown key(s) {sorted(unknown)}; allowed: {sorted(allowed)}.")
+        for key in required:
+            if entry.get(key) in (None, ""):
+                raise self.fail(where, f"the key '{key}' is required.")
+
+    def names(self, value: Any, where: str) -> tuple[str, ...]:
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list):
+            raise self.fail(where, f"must be a list of names, not {value!r}.")
+        for name in value:
+            if not isinstance(name, str) or not NAME.match(name):
+                raise self.fail(where, f"{name!r} is not a plain name (letters, digits and _, not starting with a digit).")
+        if len(set(value)) != len(value):
+            raise self.fail(where, f"lists a name twice: {value}.")
+        return tuple(value)
+
+    def name(self, entry: dict[str, Any], key: str, where: str) -> str:
+        value = entry.get(key)
+        if not isinstance(value, str) or not NAME.match(value):
+            raise self.fail(where, f"'{key}' must be a plain name (letters, digits and _), not {value!r}.")
+        return value
+
+    def text(self, entry: dict[str, Any], key: str, where: str) -> str:
+        value = entry.get(key)
+        if not isinstance(value, str) or not value.strip():
+            raise self.fail(where, f"'{key}' must be a non-empty string of SQL or text.")
+        return value.strip().rstrip(";").strip()
+
+    def number(self, value: Any, where: str, low: float | None = None, high: float | None = None, open_low: bool = False) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise self.fail(where, f"must be a number, not {value!r}.")
+        if low is not None and (value < low or (open_low and value == low)):
+            raise self.fail(where, f"must be {'>' if open_low else '≥'} {low}, not {value}.")
+        if high is not None and value > high:
+            raise self.fail(where, f"must be ≤ {high}, not {value}.")
+        return float(value)
+
+    def unique(self, items: list[Any], section: str, attr: str) -> dict[str, Any]:
+        seen: dict[str, Any] = {}
+        for item in items:
+            key = getattr(item, attr)
+            if key in seen:
+                raise self.fail(section, f"two entries share the {attr} {key!r}; rename one.")
+            seen[key] = item
+        return seen
+
+    def known_type(self, name: str, where: str) -> None:
+        if name not in self.identifier_types:
+            raise self.fail(where, f"{name!r} is not one of identifier_types {list(self.identifier_types)}; add it there or fix the name.")
+
+    def sql_columns(self, sql: str, required: list[str], where: str, what: str) -> tuple[str, ...] | None:
+        columns = select_columns(sql)
+        if columns is not None:
+            missing = [c for c in required if c not in columns]
+            if missing:
+                raise self.fail(where, f"the SQL returns {list(columns)} but {what} needs {missing}; add them to its SELECT (e.g. `userId AS user_id`).")
+        return columns
+
+    # -- sections -------------------------------------------------------------------------------
+    def identity_join(self, entry: dict[str, Any], i: int) -> IdentityJoin:
+        where = f"identity_joins[{i}]"
+        self.keys(entry, IDENTITY_JOIN_KEYS, where, ("sql",))
+        sql = self.text(entry, "sql", where)
+        if "identifier_types" in entry:
+            types = self.names(entry["identifier_types"], f"{where}.identifier_types")
+        else:
+            columns = select_columns(sql)
+            if columns is None:
+                raise self.fail(where, "its columns cannot be read from the SQL; list them under 'identifier_types'.")
+            types = tuple(c for c in columns if c in self.identifier_types)
+        for t in types:
+            self.known_type(t, f"{where}.identifier_types")
+        if len(types) < 2:
+            raise self.fail(where, f"an identity join must return at least two identifier types of {list(self.identifier_types)}, it returns {list(types)}.")
+        self.sql_columns(sql, list(types), where, "the identity join")
+        return IdentityJoin(sql, types)
+
+    def assignment_query(self, entry: dict[str, Any], i: int) -> AssignmentQuery:
+        where = f"assignment_queries[{i}]"
+        self.keys(entry, ASSIGNMENT_KEYS, where, ("name", "identifier_type", "sql"))
+        name = self.name(entry, "name", where)
+        where = f"assignment query {name!r}"
+        identifier = self.name(entry, "identifier_type", where)
+        self.known_type(identifier, f"{where}.identifier_type")
+        dimensions = self.names(entry.get("dimensions") or [], f"{where}.dimensions")
+        reserved = set(ASSIGNMENT_COLUMNS) | set(self.identifier_types)
+        if clash := reserved & set(dimensions):
+            raise self.fail(where, f"dimensions {sorted(clash)} clash with the required columns; use other column names.")
+        sql = self.text(entry, "sql", where)
+        self.sql_columns(sql, [identifier, *ASSIGNMENT_COLUMNS, *dimensions], where, "an assignment query")
+        return AssignmentQuery(name, identifier, sql, dimensions, str(entry.get("description") or ""))
+
+    def metric(self, entry: dict[str, Any], i: int) -> Metric:
+        where = f"metrics[{i}]"
+        self.keys(entry, METRIC_KEYS, where, ("name", "type"))
+        name = self.name(entry, "name", where)
+        where = f"metric {name!r}"
+        kind = entry["type"]
+        if kind not in METRIC_TYPES:
+            raise self.fail(where, f"type {kind!r} is not one of {list(METRIC_TYPES)}.")
+        inverse = entry.get("inverse", False)
+        if not isinstance(inverse, bool):
+            raise self.fail(f"{where}.inverse", f"must be true or false, not {inverse!r}.")
+        if kind == "ratio":
+            self.keys(entry, {"name", "type", "numerator", "denominator", "inverse", "description", "capping"}, where, ("numerator", "denominator"))
+            if "capping" in entry:
+                raise self.fail(where, "ratio metrics take capping from their numerator and denominator metrics; move 'capping' there.")
+            return Metric(
+                name, kind, numerator=self.name(entry, "numerator", where), denominator=self.name(entry, "denominator", where),
+                inverse=inverse, description=str(entry.get("description") or ""),
+            )
+        for key in ("numerator", "denominator"):
+            if key in entry:
+                raise self.fail(where, f"'{key}' belongs to ratio metrics only; remove it or set type: ratio.")
+        sql = self.text(entry, "sql", where)
+        quantile = None
+        if kind == "quantile":
+            if "quantile" not in entry:
+                raise self.fail(where, "quantile metrics need 'quantile: 0.9' (a level between 0 and 1).")
+            quantile = self.number(entry["quantile"], f"{where}.quantile", 0, 1, open_low=True)
+            if quantile >= 1:
+                raise self.fail(f"{where}.quantile", f"must be < 1, not {quantile}.")
+            if "cuped" in entry or "capping" in entry:
+                raise self.fail(where, "quantile metrics take neither 'cuped' nor 'capping'; remove them.")
+        elif "quantile" in entry:
+            raise self.fail(where, "'quantile' belongs to quantile metrics only; remove it or set type: quantile.")
+        columns = select_columns(sql)
+        if "identifier_types" in entry:
+            types = self.names(entry["identifier_types"], f"{where}.identifier_types")
+        elif columns is not None:
+            types = tuple(t for t in self.identifier_types if t in columns)
+        else:
+            raise self.fail(where, "its columns cannot be read from the SQL; list its identifier columns under 'identifier_types'.")
+        if not types:
+            raise self.fail(where, f"the SQL returns none of the identifier types {list(self.identifier_types)}; select e.g. `userId AS user_id`.")
+        for t in types:
+            self.known_type(t, f"{where}.identifier_types")
+        needed = [*types, "timestamp"] + ([] if kind == "binomial" else ["value"])
+        self.sql_columns(sql, needed, where, f"a {kind} metric")
+        return Metric(
+            name, kind, sql=sql, identifier_types=types, window=self.window(entry.get("window"), where),
+            capping=self.capping(entry.get("capping"), where), cuped_lookback_days=self.cuped(entry.get("cuped"), where),
+            quantile=quantile, filter=self.filter(entry.get("filter"), where), inverse=inverse,
+            description=str(entry.get("description") or ""),
+        )
+
+    def window(self, value: Any, where: str) -> Window:
+        if value is None:
+            return Window()
+        if not isinstance(value, dict):
+            raise self.fail(f"{where}.window", "must be a mapping like {delay_hours: 24, hours: 72}.")
+        self.keys(value, WINDOW_KEYS, f"{where}.window")
+        delay = self.number(value.get("delay_hours", 0), f"{where}.window.delay_hours", 0)
+        hours = value.get("hours")
+        return Window(delay, None if hours is None else self.number(hours, f"{where}.window.hours", 0, open_low=True))
+
+    def capping(self, value: Any, where: str) -> Capping | None:
+        if value is None:
+            return None
+        if not isinstance(value, dict):
+            raise self.fail(f"{where}.capping", "must be a mapping like {type: absolute, value: 100}.")
+        self.keys(value, CAPPING_KEYS, f"{where}.capping", ("type", "value"))
+        if value["type"] not in ("absolute", "percentile"):
+            raise self.fail(f"{where}.capping.type", f"must be absolute or percentile, not {value['type']!r}.")
+        if value["type"] == "percentile":
+            level = self.number(value["value"], f"{where}.capping.value", 0, 1, open_low=True)
+        else:
+            level = self.number(value["value"], f"{where}.capping.value", 0)
+        return Capping(value["type"], level)
+
+    def cuped(self, value: Any, where: str) -> float | None:
+        if value is None:
+            return None
+        if not isinstance(value, dict):
+            raise self.fail(f"{where}.cuped", "must be a mapping like {lookback_days: 14}.")
+        self.keys(value, CUPED_KEYS, f"{where}.cuped", ("lookback_days",))
+        return self.number(value["lookback_days"], f"{where}.cuped.lookback_days", 0, open_low=True)
+
+    def filter(self, value: Any, where: str) -> str | None:
+        if value is None:
+            return None
+        import sqlglot
+
+        if not isinstance(value, str) or not value.strip():
+            raise self.fail(f"{where}.filter", "must be a SQL condition such as \"event = 'Search'\".")
+        try:
+            sqlglot.parse_one(f"SELECT 1 FROM t WHERE {value}", read="postgres")
+        except sqlglot.errors.ParseError:
+            raise self.fail(f"{where}.filter", f"{value!r} is not a SQL condition; write e.g. \"event = 'Search'\".") from None
+        if ";" in value:
+            raise self.fail(f"{where}.filter", "must be one condition without ';'.")
+        return value.strip()
+
+    def check_ratios(self, metrics: dict[str, Metric]) -> None:
+        for metric in metrics.values():
+            if metric.type != "ratio":
+                continue
+            for part in (metric.numerator, metric.denominator):
+                if part not in metrics:
+                    raise self.fail(f"metric {metric.name!r}", f"its numerator/denominator {part!r} is not a defined metric; define it or fix the name.")
+                if metrics[part].type in ("ratio", "quantile"):
+                    raise self.fail(
+                        f"metric {metric.name!r}",
+                        f"{part!r} is a {metrics[part].type} metric, which cannot be a numerator or denominator (a ratio of ratios is a cycle of definitions); use a binomial, count, mean or duration metric.",
+                    )
+
+    def experiment(self, entry: dict[str, Any], i: int) -> ExperimentConfig:
+        where = f"experiments[{i}]"
+        self.keys(entry, EXPERIMENT_KEYS, where, ("key",))
+        key = str(entry["key"])
+        if not EXPERIMENT_KEY.match(key):
+            raise self.fail(where, f"key {key!r} may hold only letters, digits and _ . : -.")
+        where = f"experiment {key!r}"
+        if "assignment_query" in entry:
+            aq_name = self.name(entry, "assignment_query", where)
+        elif len(self.assignment_known) == 1:
+            aq_name = next(iter(self.assignment_known))
+        else:
+            raise self.fail(where, f"name its 'assignment_query', one of {sorted(self.assignment_known)}.")
+        if aq_name not in self.assignment_known:
+            raise self.fail(where, f"assignment_query {aq_name!r} is not defined; use one of {sorted(self.assignment_known)}.")
+        aq = self.assignment_known[aq_name]
+        groups = {}
+        for group in METRIC_GROUPS:
+            names = self.names(entry.get(group) or [], f"{where}.{group}")
+            for name in names:
+                if name not in self.metrics_known:
+                    raise self.fail(f"{where}.{group}", f"{name!r} is not a defined metric; define it under 'metrics' or fix the name (defined: {sorted(self.metrics_known)}).")
+            groups[group] = names
+        activation = entry.get("activation_metric")
+        if activation is not None:
+            if activation not in self.metrics_known or self.metrics_known[activation].type == "ratio":
+                raise self.fail(f"{where}.activation_metric", f"{activation!r} must name a defined metric that is not a ratio.")
+        variations = tuple(str(v) for v in entry.get("variations") or [])
+        if len(set(variations)) != len(variations) or "__multiple__" in variations:
+            raise self.fail(f"{where}.variations", f"lists a variation twice or uses the reserved id '__multiple__': {list(variations)}.")
+        control = entry.get("control")
+        control = None if control is None else str(control)
+        if control is not None and variations and control not in variations:
+            raise self.fail(f"{where}.control", f"{control!r} is not one of its variations {list(variations)}.")
+        weights = entry.get("weights") or []
+        if weights:
+            if not isinstance(weights, list) or len(weights) != len(variations):
+                raise self.fail(f"{where}.weights", f"must list one weight per variation ({len(variations)}), e.g. {[round(1 / max(len(variations), 1), 3)] * len(variations)}.")
+            weights = [self.number(w, f"{where}.weights", 0, open_low=True) for w in weights]
+            weights = [w / sum(weights) for w in weights]
+        dimensions = self.names(entry.get("dimensions") or [], f"{where}.dimensions")
+        for d in dimensions:
+            if d not in aq.dimensions:
+                raise self.fail(f"{where}.dimensions", f"{d!r} is not a dimension of assignment query {aq.name!r} {list(aq.dimensions)}.")
+        start = self.timestamp(entry.get("start"), f"{where}.start")
+        end = self.timestamp(entry.get("end"), f"{where}.end", end_of_day=True)
+        if start and end and end < start:
+            raise self.fail(where, f"end {end} is before start {start}.")
+        analysis = entry.get("analysis") or {}
+        if not isinstance(analysis, dict):
+            raise self.fail(f"{where}.analysis", "must be a mapping of statistics settings (engine, alpha, …).")
+        return ExperimentConfig(
+            key, aq_name, start, end, variations, control, tuple(weights), dimensions, activation,
+            groups["goal_metrics"], groups["secondary_metrics"], groups["guardrail_metrics"], analysis,
+            str(entry.get("name") or ""), str(entry.get("description") or ""),
+        )
+
+    def timestamp(self, value: Any, where: str, end_of_day: bool = False) -> dt.datetime | None:
+        """A naive UTC timestamp; a bare date as an end means the whole day (inclusive)."""
+        if value is None:
+            return None
+        if isinstance(value, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", value.strip()):
+            value = dt.date.fromisoformat(value.strip())
+        if isinstance(value, dt.datetime):
+            return value.replace(tzinfo=None)
+        if isinstance(value, dt.date):
+            day = dt.datetime(value.year, value.month, value.day)
+            return day + dt.timedelta(days=1, microseconds=-1) if end_of_day else day
+        try:
+            return dt.datetime.fromisoformat(str(value)).replace(tzinfo=None)
+        except ValueError:
+            raise self.fail(where, f"{value!r} is not a date or timestamp; write 2026-09-25 or 2026-09-25 13:00:00 (UTC).") from None
