@@ -5,11 +5,16 @@ on stderr and exit status 1, never a traceback.
 """
 from __future__ import annotations
 
-from typing import Annotated, NoReturn, Optional
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Annotated, NoReturn, Optional
 
 import typer
 
 from workbench.redaction import redact
+
+if TYPE_CHECKING:
+    from workbench.connection import Database
 
 app = typer.Typer(help="Analyse experiments and product events stored in SQL databases.", no_args_is_help=True, add_completion=False)
 
@@ -28,3 +33,21 @@ def fail(error: BaseException | str) -> NoReturn:
 def say(message: str) -> None:
     """Print a line for the user on stdout."""
     typer.echo(message)
+
+
+@contextmanager
+def opened_database(url: str | None, read_only: bool = True) -> Iterator["Database"]:
+    """``connect(url)`` for one command, always disposed (DuckDB's bindings complain about
+    connections still open at interpreter exit); a ``WorkbenchError`` ends the command cleanly."""
+    from workbench.connection import connect
+    from workbench.errors import WorkbenchError
+
+    db = None
+    try:
+        db = connect(url, read_only=read_only)
+        yield db
+    except WorkbenchError as exc:
+        fail(exc)
+    finally:
+        if db is not None:
+            db.dispose()

@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from workbench.cli.app import DatabaseOption, app, fail, say
+from workbench.cli.app import DatabaseOption, app, fail, opened_database, say
 from workbench.errors import WorkbenchError
 
 load_app = typer.Typer(help="Load data sets into the database.", no_args_is_help=True)
@@ -19,15 +19,10 @@ def load_growthbook_sample_command(
     database: DatabaseOption = None,
 ) -> None:
     """Load GrowthBook's own sample data into experiment_viewed, orders, pages, sessions and events (replacing them)."""
-    from workbench.connection import connect
     from workbench.growthbook_sample import load_growthbook_sample
 
-    try:
-        db = connect(database, read_only=False)
+    with opened_database(database, read_only=False) as db:
         counts = load_growthbook_sample(db, directory)
-        db.dispose()
-    except WorkbenchError as exc:
-        fail(exc)
     for table, rows in counts.items():
         say(f"{table:>18}: {rows:>12,} rows")
     say(f"Loaded GrowthBook's sample from {directory} into {db.settings.display_url}")
@@ -37,17 +32,13 @@ def load_growthbook_sample_command(
 def info_command(database: DatabaseOption = None) -> None:
     """Show which database and config the workbench uses, and the tables it holds."""
     from workbench import paths
-    from workbench.connection import connect
     from workbench.overview import table_row_counts
 
-    try:
-        db = connect(database)
+    with opened_database(database) as db:
         say(f"database: {db.settings.display_url} (from {db.settings.source})")
         say(f"config:   {paths.config_path()}{'' if paths.config_path().exists() else ' (absent)'}")
         for row in table_row_counts(db).itertuples():
             say(f"{row.table:>18}: {row.rows:>12,} rows")
-    except WorkbenchError as exc:
-        fail(exc)
 
 
 @app.command("overview")
