@@ -1,0 +1,288 @@
+"""Experiments from ``workbench.yml``, run on the database: sufficient statistics, health facts,
+per-unit metrics and discovery. Only small aggregates come back to Python.
+
+``db`` is a :class:`workbench.connection.Database` (DuckDB, PostgreSQL) or a
+:class:`workbench.spark.SparkDatabase`; anything with ``dialect_name`` and ``sql(query, **params)``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from workbench import sql_builder
+from workbench.config import Config, ExperimentConfig, Metric, load_config, select_columns
+from workbench.errors import ConfigError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+STATS_COLUMNS = [
+    "metric", "metric_type", "dimension", "dimension_value", "variation", "users", "count",
+    "main_sum", "main_sum_squares", "denominator_sum", "denominator_sum_squares",
+    "main_denominator_sum_product", "covariate_sum", "covariate_sum_squares",
+    "main_covariate_sum_product", "quantile", "quantile_n", "quantile_lower", "quantile_upper",
+]
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """One configured experiment and the config it belongs to."""
+
+    config: Config
+    settings: ExperimentConfig
+
+    @property
+    def key(self) -> str:
+        return self.settings.key
+
+    @property
+    def variations(self) -> tuple[str, ...]:
+        return self.settings.variations
+
+    @property
+    def control(self) -> str | None:
+        """The control variation id (default: the first variation)."""
+        return self.settings.control or (self.settings.variations[0] if self.settings.variations else None)
+
+    @property
+    def weights(self) -> tuple[float, ...]:
+        """Configured traffic split (sums to 1), else an equal split over the variations."""
+        n = len(self.settings.variations)
+        return self.settings.weights or tuple(1 / n for _ in range(n))
+
+    @property
+    def metrics(self) -> dict[str, Metric]:
+        return {name: self.config.metric(name) for name in self.settings.metrics}
+
+    @property
+    def metric_groups(self) -> dict[str, tuple[str, ...]]:
+        """``{"goal": (...), "secondary": (...), "guardrail": (...)}``."""
+        s = self.settings
+        return {"goal": s.goal_metrics, "secondary": s.secondary_metrics, "guardrail": s.guardrail_metrics}
+
+    @property
+    def inverse(self) -> dict[str, bool]:
+        """Per metric: True when lower is better."""
+        return {name: m.inverse for name, m in self.metrics.items()}
+
+    @property
+    def analysis(self) -> dict[str, Any]:
+        """The entry's ``analysis:`` mapping (statistics settings) as written."""
+        return dict(self.settings.analysis)
+
+    def __repr__(self) -> str:
+        return f"<Experiment {self.key!r}: variations {list(self.variations)}, metrics {list(self.settings.metrics)}>"
+
+
+def experiment(key: str, config: Config | None = None) -> Experiment:
+    """The experiment ``key`` of ``config`` (default: the project's ``workbench.yml``)."""
+    config = config or load_config()
+    return Experiment(config, config.experiment(key))
+
+
+def experiments(config: Config | None = None) -> list[Experiment]:
+    """Every configured experiment, in file order."""
+    config = config or load_config()
+    return [Experiment(config, e) for e in config.experiments.values()]
+
+
+def _database(db):
+    if db is None:
+        from workbench.connection import connect
+
+        return connect()
+    return db
+
+
+def check_columns(experiment: Experiment, db) -> None:
+    """Probe (``WHERE 1 = 0``) every SQL whose columns sqlglot could not read, and raise a
+    :class:`ConfigError` naming the entry and the missing columns before the real query runs."""
+    cfg, s = experiment.config, experiment.settings
+    aq = cfg.assignment_query(s.assignment_query)
+    checks: list[tuple[str, str, list[str]]] = [(f"assignment query {aq.name!r}", aq.sql, [aq.identifier_type, "timestamp", "experiment_id", "variation_id", *aq.dimensions])]
+    names = list(s.metrics) + ([s.activation_metric] if s.activation_metric else [])
+    for name in names:
+        metric = cfg.metric(name)
+        parts = [metric.numerator, metric.denominator] if metric.type == "ratio" else [name]
+        for part in parts:
+            m = cfg.metric(part)
+            checks.append((f"metric {m.name!r}", m.sql or "", [*m.identifier_types, "timestamp"] + ([] if m.type == "binomial" else ["value"])))
+    checks += [(f"identity_joins[{i}]", j.sql, list(j.identifier_types)) for i, j in enumerate(cfg.identity_joins)]
+    for where, sql, needed in checks:
+        if select_columns(sql) is not None:
+            continue  # already checked statically when the config was loaded
+        columns = [c.lower() for c in db.sql(sql_builder.probe_columns_query(sql)).columns]
+        missing = [c for c in needed if c not in columns]
+        if missing:
+            raise ConfigError(f"{cfg.path}: {where}: the SQL returns {columns} but needs {missing}; add them to its SELECT (e.g. `userId AS user_id`).")
+
+
+def _run(query: sql_builder.CompiledQuery, db, show_sql: bool):
+    if show_sql:
+        print(query.sql)
+        if query.params:
+            print("-- parameters:", {k: str(v) for k, v in query.params.items()})
+    frame = db.sql(query.sql, **query.params)
+    frame.attrs["sql"], frame.attrs["params"] = query.sql, dict(query.params)
+    return frame
+
+
+def sufficient_stats(
+    experiment: Experiment, dimension: str | None = None, db=None, *, top_n: int = sql_builder.DEFAULT_TOP_N,
+    show_sql: bool = False, metrics: tuple[str, ...] | None = None,
+) -> "pd.DataFrame":
+    """The sufficient-statistics table of ``docs/sufficient-statistics.md``: one row per
+    (metric, dimension, dimension_value, variation), overall rows always, ``dimension`` rows (top
+    ``top_n`` values plus ``(other)``) when asked. ``.attrs["sql"]`` holds the query that ran."""
+    import numpy as np
+    import pandas as pd
+
+    db = _database(db)
+    check_columns(experiment, db)
+    query = sql_builder.sufficient_stats_query(experiment.config, experiment.settings, dimension, top_n, metrics)
+    wide = _run(query, db, show_sql)
+    variations = list(experiment.variations) or sorted(set(wide["variation"]))
+    values = set(wide["dimension_value"])
+    groups = [sql_builder.OVERALL] + sorted(values - {sql_builder.OVERALL, sql_builder.OTHER}) + [sql_builder.OTHER] * (sql_builder.OTHER in values)
+    index = pd.MultiIndex.from_product([groups, variations], names=["dimension_value", "variation"])
+    wide = wide.set_index(["dimension_value", "variation"]).reindex(index).reset_index()
+    wide["users"] = wide["users"].fillna(0).astype("int64")
+    frames = []
+    for name, cols in query.columns.items():
+        metric = experiment.config.metric(name)
+        part = pd.DataFrame({
+            "metric": name, "metric_type": metric.type,
+            "dimension": np.where(wide["dimension_value"] == sql_builder.OVERALL, "overall", dimension or "overall"),
+            "dimension_value": wide["dimension_value"].replace(sql_builder.OVERALL, "all"),
+            "variation": wide["variation"].astype(str), "users": wide["users"],
+        })
+        for stat in sql_builder.STAT_COLUMNS:
+            part[stat] = pd.to_numeric(wide[cols[stat]], errors="coerce").astype("float64") if stat in cols else np.nan
+        if metric.type == "quantile":
+            part["quantile_n"] = part["quantile_n"].fillna(0)
+            part["count"] = part["quantile_n"].astype("int64")
+        else:
+            for stat in ("main_sum", "main_sum_squares"):
+                part[stat] = part[stat].fillna(0.0)
+            part["count"] = part["users"]
+        frames.append(part)
+    result = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=STATS_COLUMNS)
+    result["quantile_n"] = result["quantile_n"].astype("Int64")
+    result = result[STATS_COLUMNS]
+    result.attrs = {"sql": query.sql, "params": query.params, "experiment": experiment.key}
+    return result
+
+
+def health_facts(experiment: Experiment, dimension: str | None = None, db=None, *, top_n: int = sql_builder.DEFAULT_TOP_N, show_sql: bool = False) -> "tuple[pd.DataFrame, pd.DataFrame]":
+    """``(units, days)``: units per (dimension, dimension_value, variation) with ``status``
+    ``included`` / ``multiple`` / ``unknown``; and units per first-exposure ``day`` and variation."""
+    import pandas as pd
+
+    db = _database(db)
+    check_columns(experiment, db)
+    query = sql_builder.health_query(experiment.config, experiment.settings, dimension, top_n)
+    raw = _run(query, db, show_sql)
+    known = set(experiment.variations)
+
+    def status(v: str) -> str:
+        if v == sql_builder.MULTIPLE:
+            return "multiple"
+        return "included" if not known or v in known else "unknown"
+
+    raw["variation"] = raw["variation"].astype(str)
+    raw["users"] = raw["users"].astype("int64")
+    units = raw[raw["day"].isna()].copy()
+    units["dimension"] = units["dimension_value"].map(lambda v: "overall" if v is None or pd.isna(v) else dimension)
+    units["dimension_value"] = units["dimension_value"].map(lambda v: "all" if v is None or pd.isna(v) else v)
+    units["status"] = units["variation"].map(status)
+    units = units[["dimension", "dimension_value", "variation", "users", "status"]]
+    units = units.sort_values(["dimension", "dimension_value", "variation"], key=lambda s: s.map(lambda v: (v != "overall" and v != "all", v))).reset_index(drop=True)
+    days = raw[raw["day"].notna()][["day", "variation", "users"]].copy()
+    days["day"] = pd.to_datetime(days["day"])
+    days = days.sort_values(["day", "variation"]).reset_index(drop=True)
+    units.attrs = days.attrs = {"sql": query.sql, "params": query.params, "experiment": experiment.key}
+    return units, days
+
+
+def unit_metrics(experiment: Experiment, db=None, *, show_sql: bool = False, metrics: tuple[str, ...] | None = None) -> "pd.DataFrame":
+    """One row per unit (``unit, variation, first_exposure``) with ``n_<metric>`` (per-unit value)
+    and ``pct_<metric>`` (1 if any row counted) per metric, zero-filled; for small data only."""
+    db = _database(db)
+    check_columns(experiment, db)
+    query = sql_builder.unit_metrics_query(experiment.config, experiment.settings, metrics)
+    frame = _run(query, db, show_sql)
+    frame["variation"] = frame["variation"].astype(str)
+    frame = frame.sort_values("unit", kind="stable").reset_index(drop=True)
+    frame.attrs = {"sql": query.sql, "params": query.params, "experiment": experiment.key}
+    return frame
+
+
+def discover_experiments(db=None, config: Config | None = None, *, write_stubs: bool = False) -> "pd.DataFrame":
+    """Experiments found in every assignment query: ``assignment_query, experiment_id,
+    variation_id, units, first_exposure, last_exposure, configured``. With ``write_stubs``,
+    appends a config entry for each unconfigured experiment to the config file."""
+    import pandas as pd
+
+    config = config or load_config()
+    db = _database(db)
+    frames = []
+    for name in config.assignment_queries:
+        query = sql_builder.discovery_query(config, name)
+        found = db.sql(query.sql)
+        found.insert(0, "assignment_query", name)
+        frames.append(found)
+    result = pd.concat(frames, ignore_index=True)
+    result["configured"] = result["experiment_id"].isin(config.experiments)
+    if write_stubs:
+        write_experiment_stubs(config, result)
+    return result
+
+
+def write_experiment_stubs(config: Config, found: "pd.DataFrame") -> list[str]:
+    """Append a stub entry per unconfigured experiment of ``found`` (first assignment query that
+    logged it) to ``config.path``; returns the keys written."""
+    import yaml
+
+    new = found[~found["configured"]]
+    stubs, keys = [], []
+    for key, rows in new.groupby("experiment_id", sort=True):
+        if not _valid_key(key):
+            continue
+        aq = rows["assignment_query"].iloc[0]
+        rows = rows[rows["assignment_query"] == aq]
+        variations = sorted(rows["variation_id"].astype(str))
+        stubs.append({
+            "key": key, "assignment_query": aq,
+            "start": str(_day(rows["first_exposure"].min())), "end": str(_day(rows["last_exposure"].max())),
+            "variations": variations, "control": variations[0],
+            "goal_metrics": [], "secondary_metrics": [], "guardrail_metrics": [],
+        })
+        keys.append(key)
+    if not stubs:
+        return []
+    path = Path(config.path)
+    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    block = yaml.safe_dump(stubs, sort_keys=False, default_flow_style=None)
+    block = "\n".join("  " + line if line else line for line in block.splitlines())
+    if "experiments:" not in text:
+        text = text.rstrip("\n") + "\n\nexperiments:\n"
+    elif "\nexperiments: []" in text:
+        text = text.replace("\nexperiments: []", "\nexperiments:")
+    text = text.rstrip("\n") + "\n  # stubs written by `workbench experiments --write-stubs`: add metrics\n" + block + "\n"
+    path.write_text(text, encoding="utf-8")
+    return keys
+
+
+def _valid_key(key: str) -> bool:
+    """Whether a discovered key can be written as a config key."""
+    from workbench.config import EXPERIMENT_KEY
+
+    return bool(EXPERIMENT_KEY.match(str(key)))
+
+
+def _day(value) -> str:
+    """``YYYY-MM-DD`` of a timestamp."""
+    import pandas as pd
+
+    return pd.Timestamp(value).date().isoformat()

@@ -1,0 +1,470 @@
+"""Compile an experiment of the validated config into SQL: the one SQL-building module of the
+experiment engine.
+
+One query per experiment builds the units once (distinct identifiers exposed between start and
+end, ``__multiple__`` when several variations, first exposure, dimension value at first
+exposure), reads each metric source once (metrics with the same ``sql`` share one scan, told apart
+by their ``filter``), and returns sufficient statistics per variation × dimension value.
+
+Values (experiment key, dates, variations, top N) are bound parameters (``:name``); identifiers
+come only from the validated config (plain names); numbers from the config (window hours, caps,
+quantile levels) are inlined as float literals. The text is written in the dialect DuckDB and
+PostgreSQL both run; :func:`transpile` turns it into Spark SQL, BigQuery, Snowflake or Trino.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from workbench.config import Config, ExperimentConfig, Metric
+from workbench.errors import ConfigError
+
+OVERALL = "__overall__"
+MULTIPLE = "__multiple__"
+OTHER = "(other)"
+NULL_VALUE = "(null)"
+DEFAULT_TOP_N = 20
+SOURCE_DIALECT = "postgres"
+# per output metric: the sufficient-statistics columns and their SQL column alias suffix
+STAT_COLUMNS = (
+    "main_sum", "main_sum_squares", "denominator_sum", "denominator_sum_squares",
+    "main_denominator_sum_product", "covariate_sum", "covariate_sum_squares",
+    "main_covariate_sum_product", "quantile", "quantile_n", "quantile_lower", "quantile_upper",
+)
+
+
+@dataclass(frozen=True)
+class CompiledQuery:
+    """SQL text with its bound parameters; ``columns[metric][stat]`` names the result column."""
+
+    sql: str
+    params: dict[str, Any]
+    columns: dict[str, dict[str, str]] = field(default_factory=dict)
+
+
+def _double(x: float) -> str:
+    """A float from the validated config as an exact double literal."""
+    return f"CAST({float(x)!r} AS DOUBLE PRECISION)"
+
+
+def _seconds(hours: float) -> str:
+    return f"INTERVAL '{int(round(hours * 3600))}' SECOND"
+
+
+class _Plan:
+    """What one experiment needs: units, base metrics (per source), ratios and quantiles."""
+
+    def __init__(self, config: Config, experiment: ExperimentConfig, metrics: tuple[str, ...] | None) -> None:
+        self.config, self.experiment = config, experiment
+        self.assignment = config.assignment_query(experiment.assignment_query)
+        self.unit_type = self.assignment.identifier_type
+        self.outputs = [config.metric(m) for m in (metrics if metrics is not None else experiment.metrics)]
+        base: dict[str, Metric] = {}
+        for metric in self.outputs:
+            parts = [metric.numerator, metric.denominator] if metric.type == "ratio" else [metric.name]
+            for part in parts:
+                if config.metric(part).type != "quantile":
+                    base.setdefault(part, config.metric(part))
+        self.base = list(base.values())
+        self.index = {m.name: i for i, m in enumerate(self.base)}
+        self.quantiles = [m for m in self.outputs if m.type == "quantile"]
+        self.params: dict[str, Any] = {"experiment_key": experiment.key}
+        self.identity: dict[tuple[int, str], str] = {}  # (join index, other type) -> CTE name
+
+    def key_for(self, metric: Metric) -> tuple[str, str | None]:
+        """(identifier column of the metric SQL, identity-map CTE or None for a direct join)."""
+        if self.unit_type in metric.identifier_types:
+            return self.unit_type, None
+        for other in metric.identifier_types:
+            for j, join in enumerate(self.config.identity_joins):
+                if {self.unit_type, other} <= set(join.identifier_types):
+                    return other, self.identity.setdefault((j, other), f"identity_{len(self.identity)}")
+        raise ConfigError(
+            f"{self.config.path}: metric {metric.name!r} is keyed by {list(metric.identifier_types)} but experiment "
+            f"{self.experiment.key!r} counts {self.unit_type} units and no identity join links them; add an identity join."
+        )
+
+    def sources(self) -> list[tuple[str, str, str | None, list[Metric]]]:
+        """Base metrics grouped by (sql, key column, identity map): one scan each."""
+        groups: dict[tuple[str, str, str | None], list[Metric]] = {}
+        for metric in self.base:
+            column, identity = self.key_for(metric)
+            groups.setdefault((metric.sql or "", column, identity), []).append(metric)
+        return [(sql, column, identity, metrics) for (sql, column, identity), metrics in groups.items()]
+
+
+def _in_window(metric: Metric, end_bound: bool) -> str:
+    """Condition on ``s.timestamp`` for a metric row to count after first exposure ``u.wb_first_exposure``."""
+    low = "u.wb_first_exposure" if not metric.window.delay_hours else f"u.wb_first_exposure + {_seconds(metric.window.delay_hours)}"
+    parts = [f"s.timestamp >= {low}"]
+    if metric.window.hours is not None:
+        parts.append(f"s.timestamp <= u.wb_first_exposure + {_seconds(metric.window.delay_hours + metric.window.hours)}")
+    elif end_bound:
+        parts.append("s.timestamp <= :end")
+    if metric.filter:
+        parts.append(f"({metric.filter})")
+    return " AND ".join(parts)
+
+
+def _pre_window(metric: Metric) -> str:
+    """Condition for the CUPED covariate: [first exposure − lookback, first exposure)."""
+    hours = (metric.cuped_lookback_days or 0) * 24
+    parts = [f"s.timestamp >= u.wb_first_exposure - {_seconds(hours)}", "s.timestamp < u.wb_first_exposure"]
+    if metric.filter:
+        parts.append(f"({metric.filter})")
+    return " AND ".join(parts)
+
+
+def _source_join(plan: _Plan, sql: str, column: str, identity: str | None) -> str:
+    if identity is None:
+        return f"eligible u\n  JOIN ({sql}) s ON s.{column} = u.wb_unit"
+    return f"eligible u\n  JOIN {identity} m ON m.wb_unit = u.wb_unit\n  JOIN ({sql}) s ON s.{column} = m.wb_other"
+
+
+def _units_ctes(plan: _Plan, dimension: str | None, include_all_variations: bool = False) -> list[str]:
+    """CTEs ``exposures``, ``units`` (all variations), ``assigned`` (after activation), ``eligible``."""
+    aq, exp_cfg, unit = plan.assignment, plan.experiment, plan.unit_type
+    where = [f"e.experiment_id = :experiment_key", f"e.{unit} IS NOT NULL", "e.timestamp IS NOT NULL", "e.variation_id IS NOT NULL"]
+    if exp_cfg.start is not None:
+        where.append("e.timestamp >= :start")
+        plan.params["start"] = exp_cfg.start
+    if exp_cfg.end is not None:
+        where.append("e.timestamp <= :end")
+        plan.params["end"] = exp_cfg.end
+    dim_col = f", CAST(e.{dimension} AS VARCHAR) AS wb_raw_dim" if dimension else ""
+    ctes = [
+        f"exposures AS (\n  SELECT e.{unit} AS wb_unit, e.timestamp AS wb_ts, CAST(e.variation_id AS VARCHAR) AS wb_variation{dim_col}\n"
+        f"  FROM ({aq.sql}) e\n  WHERE {' AND '.join(where)}\n)"
+    ]
+    if dimension:
+        plan.params["top_n"] = plan.top_n
+        ctes += [
+            "ranked_exposures AS (\n  SELECT wb_unit, wb_ts, wb_variation, wb_raw_dim,\n"
+            "    ROW_NUMBER() OVER (PARTITION BY wb_unit ORDER BY wb_ts, wb_variation, wb_raw_dim) AS wb_exposure_rank,\n"
+            "    MIN(wb_variation) OVER (PARTITION BY wb_unit) AS wb_min_variation,\n"
+            "    MAX(wb_variation) OVER (PARTITION BY wb_unit) AS wb_max_variation\n  FROM exposures\n)",
+            "first_exposures AS (\n  SELECT wb_unit, wb_ts AS wb_first_exposure,\n"
+            f"    CASE WHEN wb_min_variation = wb_max_variation THEN wb_variation ELSE '{MULTIPLE}' END AS wb_variation,\n"
+            f"    COALESCE(wb_raw_dim, '{NULL_VALUE}') AS wb_raw_dim\n  FROM ranked_exposures WHERE wb_exposure_rank = 1\n)",
+            "dimension_ranks AS (\n  SELECT wb_raw_dim, ROW_NUMBER() OVER (ORDER BY COUNT(*) DESC, wb_raw_dim) AS wb_value_rank\n"
+            "  FROM first_exposures GROUP BY wb_raw_dim\n)",
+            "units AS (\n  SELECT f.wb_unit, f.wb_first_exposure, f.wb_variation,\n"
+            f"    CASE WHEN r.wb_value_rank <= :top_n THEN f.wb_raw_dim ELSE '{OTHER}' END AS wb_dim\n"
+            "  FROM first_exposures f JOIN dimension_ranks r ON r.wb_raw_dim = f.wb_raw_dim\n)",
+        ]
+    else:
+        ctes.append(
+            "units AS (\n  SELECT wb_unit, MIN(wb_ts) AS wb_first_exposure,\n"
+            f"    CASE WHEN MIN(wb_variation) = MAX(wb_variation) THEN MIN(wb_variation) ELSE '{MULTIPLE}' END AS wb_variation,\n"
+            "    CAST(NULL AS VARCHAR) AS wb_dim\n  FROM exposures GROUP BY wb_unit\n)"
+        )
+    for (j, other), name in _identity_maps(plan).items():
+        join = plan.config.identity_joins[j]
+        ctes.append(
+            f"{name} AS (\n  SELECT DISTINCT j.{plan.unit_type} AS wb_unit, j.{other} AS wb_other FROM ({join.sql}) j\n"
+            f"  WHERE j.{plan.unit_type} IS NOT NULL AND j.{other} IS NOT NULL\n)"
+        )
+    if exp_cfg.activation_metric:
+        metric = plan.config.metric(exp_cfg.activation_metric)
+        column, identity = plan.key_for(metric)
+        ctes.append(_identity_cte_if_new(plan, identity))
+        join = _source_join(plan, metric.sql or "", column, identity).replace("eligible u", "units u", 1)
+        ctes.append(f"activated AS (\n  SELECT DISTINCT u.wb_unit FROM {join}\n  WHERE {_in_window(metric, exp_cfg.end is not None)}\n)")
+        ctes.append("assigned AS (\n  SELECT * FROM units WHERE wb_unit IN (SELECT wb_unit FROM activated)\n)")
+    else:
+        ctes.append("assigned AS (\n  SELECT * FROM units\n)")
+    if include_all_variations or not exp_cfg.variations:
+        ctes.append(f"eligible AS (\n  SELECT * FROM assigned WHERE wb_variation <> '{MULTIPLE}'\n)")
+    else:
+        names = []
+        for i, v in enumerate(exp_cfg.variations):
+            plan.params[f"variation_{i}"] = v
+            names.append(f":variation_{i}")
+        ctes.append(f"eligible AS (\n  SELECT * FROM assigned WHERE wb_variation IN ({', '.join(names)})\n)")
+    return [c for c in ctes if c]
+
+
+def _identity_maps(plan: _Plan) -> dict[tuple[int, str], str]:
+    """Resolve every metric's key first so that all identity-map CTEs are known."""
+    for metric in plan.base + plan.quantiles:
+        plan.key_for(metric)
+    plan.identity_written = set(plan.identity.values())
+    return dict(plan.identity)
+
+
+def _identity_cte_if_new(plan: _Plan, identity: str | None) -> str:
+    """The activation metric may need an identity map no other metric needs."""
+    if identity is None or identity in plan.identity_written:
+        return ""
+    (j, other), = [k for k, v in plan.identity.items() if v == identity]
+    join = plan.config.identity_joins[j]
+    plan.identity_written.add(identity)
+    return (
+        f"{identity} AS (\n  SELECT DISTINCT j.{plan.unit_type} AS wb_unit, j.{other} AS wb_other FROM ({join.sql}) j\n"
+        f"  WHERE j.{plan.unit_type} IS NOT NULL AND j.{other} IS NOT NULL\n)"
+    )
+
+
+def _metric_ctes(plan: _Plan) -> list[str]:
+    """One aggregate per source (per unit), then ``raw_per_unit``, percentile caps and ``per_unit``."""
+    end_bound = plan.experiment.end is not None
+    ctes, joins, raw_cols = [], [], []
+    for k, (sql, column, identity, metrics) in enumerate(plan.sources()):
+        aggregates, lows, highs = [], [], []
+        for metric in metrics:
+            i = plan.index[metric.name]
+            counted = _in_window(metric, end_bound)
+            aggregates.append(f"SUM(CASE WHEN {counted} THEN 1 ELSE 0 END) AS m{i}_rows")
+            if metric.type in ("mean", "duration"):
+                aggregates.append(f"SUM(CASE WHEN {counted} THEN CAST(s.value AS DOUBLE PRECISION) END) AS m{i}_value")
+            if metric.cuped_lookback_days:
+                pre = _pre_window(metric)
+                if metric.type in ("mean", "duration"):
+                    aggregates.append(f"SUM(CASE WHEN {pre} THEN CAST(s.value AS DOUBLE PRECISION) END) AS m{i}_pre")
+                else:
+                    aggregates.append(f"SUM(CASE WHEN {pre} THEN 1 ELSE 0 END) AS m{i}_pre")
+                lows.append(-metric.cuped_lookback_days * 24)
+            else:
+                lows.append(metric.window.delay_hours)
+            highs.append(None if metric.window.hours is None else metric.window.delay_hours + metric.window.hours)
+        low = min(lows)
+        bounds = [f"s.timestamp >= u.wb_first_exposure {'-' if low < 0 else '+'} {_seconds(abs(low))}"]
+        if all(h is not None for h in highs):
+            bounds.append(f"s.timestamp <= u.wb_first_exposure + {_seconds(max(highs))}")
+        elif end_bound:
+            windowed = [h for h in highs if h is not None]
+            bounds.append(
+                f"(s.timestamp <= :end OR s.timestamp <= u.wb_first_exposure + {_seconds(max(windowed))})" if windowed else "s.timestamp <= :end"
+            )
+        ctes.append(
+            f"source_{k} AS (\n  SELECT u.wb_unit,\n    " + ",\n    ".join(aggregates)
+            + f"\n  FROM {_source_join(plan, sql, column, identity)}\n  WHERE {' AND '.join(bounds)}\n  GROUP BY u.wb_unit\n)"
+        )
+        joins.append(f"LEFT JOIN source_{k} ON source_{k}.wb_unit = u.wb_unit")
+        for metric in metrics:
+            i = plan.index[metric.name]
+            rows = f"COALESCE(source_{k}.m{i}_rows, 0)"
+            if metric.type == "binomial":
+                main = f"CASE WHEN {rows} > 0 THEN 1.0 ELSE 0.0 END"
+            elif metric.type == "count":
+                main = f"CAST({rows} AS DOUBLE PRECISION)"
+            else:
+                main = f"COALESCE(source_{k}.m{i}_value, 0.0)"
+            raw_cols += [f"CAST({main} AS DOUBLE PRECISION) AS m{i}_main", f"{rows} AS m{i}_rows"]
+            if metric.cuped_lookback_days:
+                pre = f"COALESCE(source_{k}.m{i}_pre, 0)"
+                if metric.type == "binomial":
+                    pre = f"CASE WHEN {pre} > 0 THEN 1.0 ELSE 0.0 END"
+                raw_cols.append(f"CAST({pre} AS DOUBLE PRECISION) AS m{i}_pre")
+    ctes.append(
+        "raw_per_unit AS (\n  SELECT u.wb_unit, u.wb_first_exposure, u.wb_variation, u.wb_dim"
+        + "".join(f",\n    {c}" for c in raw_cols) + "\n  FROM eligible u\n  " + "\n  ".join(joins) + "\n)"
+    )
+    capped, cross = [], []
+    for metric in plan.base:
+        i = plan.index[metric.name]
+        cap = metric.capping
+        if cap is not None and cap.type == "percentile":
+            ctes.append(
+                f"cap_{i} AS (\n  SELECT MIN(CASE WHEN wb_rank = CEIL(wb_n * {_double(cap.value)}) THEN m{i}_main END) AS wb_cap\n"
+                f"  FROM (SELECT m{i}_main, ROW_NUMBER() OVER (ORDER BY m{i}_main) AS wb_rank, COUNT(*) OVER () AS wb_n FROM raw_per_unit) r\n)"
+            )
+            cross.append(f"CROSS JOIN cap_{i}")
+            limit = f"cap_{i}.wb_cap"
+        elif cap is not None:
+            limit = _double(cap.value)
+        else:
+            limit = None
+        for col in (f"m{i}_main", f"m{i}_pre") if metric.cuped_lookback_days else (f"m{i}_main",):
+            capped.append(f"LEAST(r.{col}, {limit}) AS {col}" if limit else f"r.{col}")
+        capped.append(f"r.m{i}_rows")
+    ctes.append(
+        "per_unit AS (\n  SELECT r.wb_unit, r.wb_first_exposure, r.wb_variation, r.wb_dim,\n    " + ",\n    ".join(capped)
+        + "\n  FROM raw_per_unit r" + "".join(f" {c}" for c in cross) + "\n)"
+    )
+    return ctes
+
+
+def _quantile_ctes(plan: _Plan, dimension: str | None) -> list[str]:
+    """Per-event values of each quantile metric, ranked, reduced to the order statistics."""
+    end_bound = plan.experiment.end is not None
+    ctes = []
+    for j, metric in enumerate(plan.quantiles):
+        column, identity = plan.key_for(metric)
+        q = metric.quantile or 0.5
+        ctes.append(
+            f"quantile_rows_{j} AS (\n  SELECT u.wb_variation, u.wb_dim, CAST(s.value AS DOUBLE PRECISION) AS wb_value\n"
+            f"  FROM {_source_join(plan, metric.sql or '', column, identity)}\n  WHERE {_in_window(metric, end_bound)} AND s.value IS NOT NULL\n)"
+        )
+        windows = [
+            "ROW_NUMBER() OVER (PARTITION BY wb_variation ORDER BY wb_value) AS wb_rank_all",
+            "COUNT(*) OVER (PARTITION BY wb_variation) AS wb_n_all",
+        ]
+        if dimension:
+            windows += [
+                "ROW_NUMBER() OVER (PARTITION BY wb_variation, wb_dim ORDER BY wb_value) AS wb_rank_dim",
+                "COUNT(*) OVER (PARTITION BY wb_variation, wb_dim) AS wb_n_dim",
+            ]
+        ctes.append(f"quantile_ranked_{j} AS (\n  SELECT wb_variation, wb_dim, wb_value,\n    " + ",\n    ".join(windows) + f"\n  FROM quantile_rows_{j}\n)")
+        selects = [f"SELECT wb_variation, '{OVERALL}' AS wb_group, {_order_statistics('all', q)}\n  FROM quantile_ranked_{j} GROUP BY wb_variation"]
+        if dimension:
+            selects.append(f"SELECT wb_variation, wb_dim AS wb_group, {_order_statistics('dim', q)}\n  FROM quantile_ranked_{j} GROUP BY wb_variation, wb_dim")
+        ctes.append(f"quantile_stats_{j} AS (\n  " + "\n  UNION ALL\n  ".join(selects) + "\n)")
+    return ctes
+
+
+def _order_statistics(level: str, q: float) -> str:
+    """Nearest-rank quantile (rank ceil(n·q)) and the values at ranks n·q ∓ 1.96·sqrt(n·q·(1−q))
+    (floor / ceil, clipped to [1, n]): the order-statistic confidence interval of a quantile."""
+    n, rank = f"wb_n_{level}", f"wb_rank_{level}"
+    nq = f"{n} * {_double(q)}"
+    half = f"{_double(1.96)} * SQRT({nq} * {_double(1 - q)})"
+    return (
+        f"COUNT(*) AS q_n, MIN(CASE WHEN {rank} = CEIL({nq}) THEN wb_value END) AS q_value,\n"
+        f"    MIN(CASE WHEN {rank} = GREATEST(FLOOR({nq} - {half}), 1) THEN wb_value END) AS q_lower,\n"
+        f"    MIN(CASE WHEN {rank} = LEAST(CEIL({nq} + {half}), {n}) THEN wb_value END) AS q_upper"
+    )
+
+
+def sufficient_stats_query(
+    config: Config, experiment: ExperimentConfig, dimension: str | None = None,
+    top_n: int = DEFAULT_TOP_N, metrics: tuple[str, ...] | None = None,
+) -> CompiledQuery:
+    """One query returning, per variation and dimension value (``__overall__`` for the whole
+    experiment), ``users`` and the sufficient statistics of every metric of ``experiment``."""
+    plan = _plan(config, experiment, dimension, top_n, metrics)
+    ctes = _units_ctes(plan, dimension) + _metric_ctes(plan) + _quantile_ctes(plan, dimension)
+    selects = ["CAST(wb_variation AS VARCHAR) AS variation", f"COALESCE(wb_dim, '{OVERALL}') AS dimension_value", "COUNT(*) AS users"]
+    columns: dict[str, dict[str, str]] = {}
+    for j, metric in enumerate(plan.outputs):
+        cols: dict[str, str] = {}
+        if metric.type == "quantile":
+            columns[metric.name] = cols
+            continue
+        main, den = (metric.numerator, metric.denominator) if metric.type == "ratio" else (metric.name, None)
+        a = f"m{plan.index[main]}_main"
+        sums = {"main_sum": f"SUM({a})", "main_sum_squares": f"SUM({a} * {a})"}
+        if den is not None:
+            b = f"m{plan.index[den]}_main"
+            sums |= {"denominator_sum": f"SUM({b})", "denominator_sum_squares": f"SUM({b} * {b})", "main_denominator_sum_product": f"SUM({a} * {b})"}
+        if metric.cuped_lookback_days:
+            c = f"m{plan.index[main]}_pre"
+            sums |= {"covariate_sum": f"SUM({c})", "covariate_sum_squares": f"SUM({c} * {c})", "main_covariate_sum_product": f"SUM({a} * {c})"}
+        for stat, expr in sums.items():
+            cols[stat] = f"s{j}_{stat}"
+            selects.append(f"{expr} AS {cols[stat]}")
+        columns[metric.name] = cols
+    group = "GROUPING SETS ((wb_variation), (wb_variation, wb_dim))" if dimension else "wb_variation, wb_dim"
+    body = "SELECT " + ",\n  ".join(selects) + f"\nFROM per_unit\nGROUP BY {group}"
+    if plan.quantiles:
+        ctes.append(f"main_stats AS (\n{body}\n)")
+        outer, joins = ["m.*"], []
+        for j, metric in enumerate(plan.quantiles):
+            k = plan.outputs.index(metric)
+            cols = columns[metric.name]
+            for stat, col in (("quantile_n", "q_n"), ("quantile", "q_value"), ("quantile_lower", "q_lower"), ("quantile_upper", "q_upper")):
+                cols[stat] = f"s{k}_{stat}"
+                outer.append(f"q{j}.{col} AS {cols[stat]}")
+            joins.append(f"LEFT JOIN quantile_stats_{j} q{j} ON q{j}.wb_variation = m.variation AND q{j}.wb_group = m.dimension_value")
+        body = "SELECT " + ", ".join(outer) + "\nFROM main_stats m\n" + "\n".join(joins)
+    return CompiledQuery(_with(ctes, body), dict(plan.params), columns)
+
+
+def health_query(config: Config, experiment: ExperimentConfig, dimension: str | None = None, top_n: int = DEFAULT_TOP_N) -> CompiledQuery:
+    """Units per variation (``__multiple__`` and unknown ones included) overall, per dimension
+    value and per first-exposure day, in one grouped query over the units."""
+    plan = _plan(config, experiment, dimension, top_n, metrics=())
+    ctes = _units_ctes(plan, dimension)
+    sets = ["(wb_variation)", "(wb_variation, wb_day)"] + (["(wb_variation, wb_dim)"] if dimension else [])
+    body = (
+        f"SELECT wb_variation AS variation, {'wb_dim' if dimension else 'CAST(NULL AS VARCHAR)'} AS dimension_value, wb_day AS day, COUNT(*) AS users\n"
+        "FROM (SELECT wb_variation, wb_dim, CAST(wb_first_exposure AS DATE) AS wb_day FROM assigned) a\n"
+        f"GROUP BY GROUPING SETS ({', '.join(sets)})"
+    )
+    return CompiledQuery(_with(ctes, body), dict(plan.params))
+
+
+def unit_metrics_query(config: Config, experiment: ExperimentConfig, metrics: tuple[str, ...] | None = None) -> CompiledQuery:
+    """One row per included unit: ``unit, variation, first_exposure`` and per base metric
+    ``n_<metric>`` (per-unit value after capping) and ``pct_<metric>`` (1 if any row counted)."""
+    plan = _plan(config, experiment, None, DEFAULT_TOP_N, metrics)
+    ctes = _units_ctes(plan, None) + _metric_ctes(plan)
+    cols = ["wb_unit AS unit", "wb_variation AS variation", "wb_first_exposure AS first_exposure"]
+    for metric in plan.base:
+        i = plan.index[metric.name]
+        cols += [f"m{i}_main AS n_{metric.name}", f"CASE WHEN m{i}_rows > 0 THEN 1 ELSE 0 END AS pct_{metric.name}"]
+    return CompiledQuery(_with(ctes, "SELECT " + ",\n  ".join(cols) + "\nFROM per_unit"), dict(plan.params))
+
+
+def discovery_query(config: Config, assignment_query: str) -> CompiledQuery:
+    """Experiments in one assignment query: per experiment and variation, distinct units and the
+    first and last exposure."""
+    aq = config.assignment_query(assignment_query)
+    sql = (
+        f"SELECT CAST(e.experiment_id AS VARCHAR) AS experiment_id, CAST(e.variation_id AS VARCHAR) AS variation_id,\n"
+        f"  COUNT(DISTINCT e.{aq.identifier_type}) AS units, MIN(e.timestamp) AS first_exposure, MAX(e.timestamp) AS last_exposure\n"
+        f"FROM ({aq.sql}) e\nWHERE e.experiment_id IS NOT NULL AND e.variation_id IS NOT NULL\n"
+        "GROUP BY CAST(e.experiment_id AS VARCHAR), CAST(e.variation_id AS VARCHAR)\nORDER BY 1, 2"
+    )
+    return CompiledQuery(sql, {})
+
+
+def probe_columns_query(sql: str) -> str:
+    """A query returning no rows but the columns of ``sql`` (to check them before the real query)."""
+    return f"SELECT * FROM ({sql}) q WHERE 1 = 0"
+
+
+def transpile(sql: str, dialect: str, params: dict[str, Any] | None = None) -> str:
+    """``sql`` (DuckDB/PostgreSQL text) in ``dialect`` (``spark``, ``bigquery``, ``snowflake``,
+    ``trino``, …); with ``params`` the ``:name`` placeholders become typed literals built by sqlglot
+    (for engines without bound parameters, e.g. Spark SQL), never string concatenation."""
+    import sqlglot
+    from sqlglot import exp
+
+    tree = sqlglot.parse_one(sql, read=SOURCE_DIALECT)
+    if params is not None:
+        def literal(node: exp.Expression) -> exp.Expression:
+            if isinstance(node, exp.Placeholder) and node.name:
+                if node.name not in params:
+                    raise KeyError(f"no value for the parameter :{node.name}")
+                return _literal(params[node.name])
+            return node
+
+        tree = tree.transform(literal)
+    return tree.sql(dialect=dialect)
+
+
+def _literal(value: Any):
+    import datetime as dt
+
+    from sqlglot import exp
+
+    if value is None:
+        return exp.Null()
+    if isinstance(value, bool):
+        return exp.Boolean(this=value)
+    if isinstance(value, (int, float)):
+        return exp.Literal.number(repr(value) if isinstance(value, float) else value)
+    if isinstance(value, dt.datetime):
+        return exp.cast(exp.Literal.string(value.isoformat(sep=" ")), "TIMESTAMP")
+    if isinstance(value, dt.date):
+        return exp.cast(exp.Literal.string(value.isoformat()), "DATE")
+    return exp.Literal.string(str(value))
+
+
+def _plan(config: Config, experiment: ExperimentConfig, dimension: str | None, top_n: int, metrics: tuple[str, ...] | None) -> _Plan:
+    aq = config.assignment_query(experiment.assignment_query)
+    if dimension is not None and dimension not in aq.dimensions:
+        raise ConfigError(
+            f"{config.path}: {dimension!r} is not a dimension of assignment query {aq.name!r} used by experiment "
+            f"{experiment.key!r}; choose one of {list(aq.dimensions)}."
+        )
+    if isinstance(top_n, bool) or not isinstance(top_n, int) or top_n < 1:
+        raise ConfigError(f"top_n must be a positive integer, not {top_n!r}.")
+    plan = _Plan(config, experiment, metrics)
+    plan.top_n = top_n
+    return plan
+
+
+def _with(ctes: list[str], body: str) -> str:
+    return "WITH " + ",\n".join(ctes) + "\n" + body
