@@ -8,8 +8,10 @@ INSTALLED := $(VENV)/.installed
 KERNEL := $(VENV)/share/jupyter/kernels/python3/kernel.json
 SAMPLE_DIR ?= $(firstword $(wildcard ../shared/data/growthbook-sample) data/growthbook-sample)
 DEMO_STAMP := data/.demo-data
-PIP := $(BIN)/python -m pip --disable-pip-version-check -q
-QUIET_PIP := 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
+PIP_LOG := $(VENV)/pip-install.log
+# pip's output goes to a log, shown only when an install fails
+PIP = $(BIN)/python -m pip --disable-pip-version-check -q
+QUIET_PIP = >>$(PIP_LOG) 2>&1 || { cat $(PIP_LOG) >&2; echo "error: pip failed (log: $(PIP_LOG))" >&2; exit 1; }
 
 .PHONY: help setup system-deps demo test lab lint bench clean
 
