@@ -119,7 +119,8 @@ class Toolkit:
         """Per unit: events, event_types, value_sum, first_seen, last_seen, active_days, ``count_<type>``."""
         values = queries.event_types(types)
         result = self._run(queries.user_metrics(self.source, values, start, end), UserMetrics, limit)
-        result.rename(columns={f"count_{i}": f"count_{t}" for i, t in enumerate(values or [])}, inplace=True)
+        names = {f"count_{i}": f"count_{t}" for i, t in enumerate(values or [])}
+        result.columns = [names.get(c, c) for c in result.columns]
         for column in ["events", "event_types", "active_days", *(f"count_{t}" for t in values or [])]:
             result[column] = result[column].astype("int64")
         result["value_sum"] = result["value_sum"].astype("float64")
