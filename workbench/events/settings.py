@@ -1,0 +1,77 @@
+"""The ``events:`` section of ``workbench.yml``: the schema holding the event store, the API keys
+that name producers, and the declared profile properties.
+
+    events:
+      schema: grouparoo              # where the tables live (GrowthBook's sample owns public.events)
+      api_keys:                      # producer name -> secret key sent by that producer
+        web: "k-3f9…"
+      properties:                    # see workbench.events.properties
+        purchases: {type: purchase, aggregate: count}
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from workbench import paths
+from workbench.config_file import read_config_file
+from workbench.errors import ConfigError
+from workbench.redaction import register_secret
+
+DEFAULT_SCHEMA = "grouparoo"
+NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+SECTION_KEYS = {"schema", "api_keys", "properties"}
+
+
+@dataclass(frozen=True)
+class EventSettings:
+    """Validated event settings; ``api_keys`` maps producer name -> key and never prints."""
+
+    schema: str = DEFAULT_SCHEMA
+    api_keys: dict[str, str] = field(default_factory=dict, repr=False)
+    properties: dict[str, dict[str, Any]] = field(default_factory=dict)
+    source: str = "defaults"
+
+    def producer_for(self, key: str) -> str:
+        """The producer name whose API key is ``key``, or a ConfigError that does not echo the key."""
+        for producer, known in self.api_keys.items():
+            if key == known:
+                return producer
+        if not self.api_keys:
+            raise ConfigError(f"No API keys are declared under events.api_keys in {self.source}: add `events: {{api_keys: {{web: <secret>}}}}` there.")
+        raise ConfigError(f"The producer key given is not one of the events.api_keys declared in {self.source}: use a declared key or add one there.")
+
+
+def validated_name(value: object, what: str) -> str:
+    """``value`` when it is a lower-case SQL identifier, else a ConfigError naming ``what``."""
+    if not isinstance(value, str) or not NAME.match(value):
+        raise ConfigError(f"{what} must be a lower-case identifier (letters, digits, _), not {value!r}.")
+    return value
+
+
+def event_settings(path: Path | None = None) -> EventSettings:
+    """The ``events:`` section of the project config (defaults when absent), validated."""
+    path = path or paths.config_path()
+    section = read_config_file(path).get("events") or {}
+    if not isinstance(section, dict):
+        raise ConfigError(f"{path}: 'events' must be a mapping with keys {sorted(SECTION_KEYS)}.")
+    unknown = set(section) - SECTION_KEYS
+    if unknown:
+        raise ConfigError(f"{path}: unknown key(s) {sorted(unknown)} under 'events'; allowed: {sorted(SECTION_KEYS)}.")
+    schema = validated_name(section.get("schema", DEFAULT_SCHEMA), f"{path}: events.schema")
+    keys = section.get("api_keys") or {}
+    if not isinstance(keys, dict):
+        raise ConfigError(f"{path}: events.api_keys must map producer names to keys, e.g. `web: <secret>`.")
+    api_keys = {}
+    for producer, key in keys.items():
+        validated_name(producer, f"{path}: the producer name under events.api_keys")
+        if not isinstance(key, str) or len(key) < 8:
+            raise ConfigError(f"{path}: events.api_keys.{producer} must be a string of at least 8 characters.")
+        register_secret(key)
+        api_keys[producer] = key
+    properties = section.get("properties") or {}
+    if not isinstance(properties, dict) or not all(isinstance(v, dict) for v in properties.values()):
+        raise ConfigError(f"{path}: events.properties must map property names to mappings like `{{type: purchase, aggregate: count}}`.")
+    return EventSettings(schema, api_keys, properties, str(path))

@@ -1,0 +1,23 @@
+"""Create the event store (schema, tables, indexes) in a database; safe to run again."""
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from workbench.connection import Database, explain_error
+from workbench.errors import WorkbenchError
+from workbench.events.settings import EventSettings, event_settings
+from workbench.events.sql_builder import schema_statements
+
+
+def ensure_event_store(db: Database, settings: EventSettings | None = None) -> str:
+    """Create the ``events.schema`` schema and its tables if missing; the schema name."""
+    settings = settings or event_settings()
+    if db.read_only:
+        raise WorkbenchError("Creating the event store needs a writable session: open it with connect(read_only=False).")
+    try:
+        with db.begin() as conn:
+            for statement in schema_statements(settings.schema):
+                conn.execute(sa.text(statement))
+    except sa.exc.SQLAlchemyError as exc:
+        raise explain_error(exc, db) from None
+    return settings.schema
