@@ -1,5 +1,6 @@
 """The ``workbench`` console command. Each module below adds the commands of one concern."""
 from workbench.cli import data  # noqa: F401  (registers load, info, overview)
+from workbench.cli import generate  # noqa: F401  (registers generate)
 from workbench.cli.app import app
 
 __all__ = ["app"]
