@@ -1,0 +1,1 @@
+"""The YouTube personalization study (seed 002): schema, generator, analyses, sanity checks, API client."""

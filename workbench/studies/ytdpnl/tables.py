@@ -1,0 +1,105 @@
+"""Where the study's tables live and how its SQL runs there.
+
+The study's tables sit in ``public`` on a real copy of its database and in a schema of their own
+(``ytdpnl`` by default) in the workbench's database, beside other areas' tables. Every query of
+``sql/ytdpnl/`` is written with unqualified table names and runs with the search path set to the
+validated schema name (``None``: the connection's own search path), so the same SQL file reads
+both without any change to the study's database.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from typing import Any
+
+import pandas as pd
+import sqlalchemy as sa
+
+from workbench.connection import Database, explain_error
+from workbench.errors import WorkbenchError
+from workbench.sql_files import IDENTIFIER, read_sql, statements
+
+WORKBENCH_SCHEMA = "ytdpnl"  # where the generator writes the workbench's own copy
+FAR_PAST, FAR_FUTURE = pd.Timestamp("1970-01-01"), pd.Timestamp("9999-12-31")
+
+
+def study_schema(schema: str | None) -> str | None:
+    """``schema`` checked as a plain SQL identifier (``None`` keeps the connection's search path)."""
+    if schema is None:
+        return None
+    if not isinstance(schema, str) or not IDENTIFIER.match(schema):
+        raise WorkbenchError(f"schema={schema!r} is not a plain SQL identifier: use letters, digits and underscores, e.g. 'ytdpnl' or 'public'.")
+    return schema
+
+
+def search_path_statement(db: Database, schema: str, local: bool = True) -> str:
+    """The statement that points unqualified names at ``schema`` (validated) for this dialect."""
+    if db.dialect_name == "postgresql":
+        return f"SET {'LOCAL ' if local else ''}search_path TO {schema}"
+    return f"SET search_path = '{schema}'"
+
+
+def codes_parameter(codes: Iterable[str] | None) -> dict[str, Any]:
+    """Bound values for the ``(:all_codes OR p.code IN :codes)`` participant filter of the SQL files."""
+    if codes is None:
+        return {"all_codes": True, "codes": [""]}
+    if isinstance(codes, str):
+        codes = [codes]
+    values = [str(c) for c in codes]
+    return {"all_codes": False, "codes": values or [""]}
+
+
+def time_window(start: Any = None, end: Any = None) -> dict[str, pd.Timestamp]:
+    """``start`` (inclusive) and ``end`` (exclusive) as timestamps; missing bounds are far away.
+
+    A bare date as ``end`` means the end of that day (the day is included)."""
+    lower = FAR_PAST if start is None else pd.Timestamp(start)
+    upper = FAR_FUTURE if end is None else pd.Timestamp(end)
+    if end is not None and _is_day(end):
+        upper += pd.Timedelta(days=1)
+    if upper <= lower:
+        raise WorkbenchError(f"The time window is empty: end ({end}) must come after start ({start}).")
+    return {"start": lower.to_pydatetime(), "end": upper.to_pydatetime()}
+
+
+def _is_day(value: Any) -> bool:
+    return (isinstance(value, str) and len(value.strip()) == 10) or (isinstance(value, dt.date) and not isinstance(value, dt.datetime))
+
+
+def study_query(db: Database, name: str, schema: str | None = None, **params: Any) -> pd.DataFrame:
+    """Run ``sql/ytdpnl/<name>.sql`` in ``schema`` with bound ``params``; ``attrs["sql"]`` holds the SQL.
+
+    A ``codes`` list is bound as an expanding ``IN`` list.
+    """
+    schema = study_schema(schema)
+    sql = read_sql(f"ytdpnl/{name}.sql")
+    statement = sa.text(sql)
+    if "codes" in params:
+        statement = statement.bindparams(sa.bindparam("codes", expanding=True))
+    try:
+        with db.begin() as conn:
+            if schema:
+                conn.exec_driver_sql(search_path_statement(db, schema))
+            try:
+                result = conn.execute(statement, params)
+                frame = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+            finally:
+                if schema and db.dialect_name == "duckdb":
+                    conn.exec_driver_sql("RESET search_path")
+    except sa.exc.SQLAlchemyError as exc:
+        raise explain_error(exc, db) from None
+    frame.attrs["sql"] = sql
+    return frame
+
+
+def schema_statements(db: Database) -> list[str]:
+    """The DDL statements of the study for ``db``'s dialect (DuckDB or PostgreSQL)."""
+    return statements(f"ytdpnl/schema_{'duckdb' if db.dialect_name == 'duckdb' else 'postgresql'}.sql")
+
+
+STUDY_TABLES = (
+    "voucher", "transition_event", "transition_setting", "daily_activity_time", "video_metadata",
+    "video_list_item", "video", "watch_time", "event", "session", "experiment_config", "participant",
+    "unusable_channel", "channel_rotation_speed_setting", "channel_source_item", "channel_source", "admin",
+)
+STUDY_TYPES = ("experimentarm", "eventtype", "listtype", "videotype", "transitionreason", "operatortype")
