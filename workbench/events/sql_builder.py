@@ -131,10 +131,10 @@ def profile_stream_query(schema: str) -> str:
 
 
 def unassociated_query(schema: str) -> tuple[str, str]:
-    """(count of events without a profile, the oldest ``:limit`` of them)."""
+    """(count of events without a profile, the oldest ``:row_limit`` of them)."""
     return (f"SELECT count(*) AS events FROM {schema}.events WHERE profile_id IS NULL",
             f"SELECT id, type, user_id, anonymous_id, occurred_at, created_at, producer_id FROM {schema}.events "
-            f"WHERE profile_id IS NULL ORDER BY occurred_at, id LIMIT :limit")
+            f"WHERE profile_id IS NULL ORDER BY occurred_at, id LIMIT :row_limit")
 
 
 def store_counts_query(schema: str) -> str:
