@@ -1,6 +1,8 @@
 """The ``workbench`` console command. Each module below adds the commands of one concern."""
 from workbench.cli import data  # noqa: F401  (registers load, info, overview)
 from workbench.cli import generate  # noqa: F401  (registers generate)
+from workbench.cli import events  # noqa: F401  (registers ingest events, identities resolve)
+from workbench.cli import analyze  # noqa: F401  (registers analyze)
 from workbench.cli.app import app
 
 __all__ = ["app"]
