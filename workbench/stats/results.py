@@ -354,6 +354,8 @@ def experiment_results(
             one_arm = _one_arm_note(dimension, value, control_raw, treatment_raw)
             if one_arm:
                 record["note"] = one_arm
+            if use_cuped and theta == 0 and record["note"] is None:
+                record["note"] = "CUPED skipped: the pre-exposure covariate has no variance here, so the result is unadjusted"
             record["cuped"] = bool(use_cuped and theta != 0)
             record["theta"] = theta
             if record["cuped"]:

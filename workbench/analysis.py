@@ -1,0 +1,78 @@
+"""One call from a configured experiment to its results: database → sufficient statistics →
+statistics engine.
+
+``analyze("checkout-layout")`` runs the experiment engine's two aggregate queries per dimension
+(:func:`workbench.experiment.sufficient_stats` and :func:`~workbench.experiment.health_facts`) and
+hands the small tables to :func:`workbench.stats.experiment_results`. Settings come from the
+experiment's config entry (variations, weights, metric groups, ``inverse`` metrics, and the
+``analysis:`` mapping) and can be overridden by keyword arguments.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Sequence
+
+from workbench.errors import ConfigError
+
+if TYPE_CHECKING:
+    from workbench.experiment import Experiment
+    from workbench.stats import AnalysisSettings, ExperimentResults
+
+
+def analysis_settings(experiment: Experiment, **overrides: Any) -> AnalysisSettings:
+    """The :class:`AnalysisSettings` of ``experiment``'s config entry, then ``overrides`` (None
+    values ignored); errors name the config file and entry."""
+    from workbench.stats import AnalysisSettings
+
+    groups = experiment.metric_groups
+    base = AnalysisSettings(
+        control=experiment.control or "0",
+        variations=tuple(experiment.variations) or None,
+        weights=tuple(experiment.weights) if experiment.variations else None,
+        goal_metrics=groups["goal"],
+        secondary_metrics=groups["secondary"],
+        guardrail_metrics=groups["guardrail"],
+        inverse_metrics=frozenset(name for name, inverse in experiment.inverse.items() if inverse),
+    )
+    try:
+        configured = base.with_overrides(**experiment.analysis)
+    except (ConfigError, TypeError) as exc:
+        raise ConfigError(f"{experiment.config.path}: experiments[{experiment.key}].analysis: {exc}") from None
+    return configured.with_overrides(**overrides)
+
+
+def analyze(
+    experiment_or_key: Experiment | str,
+    db=None,
+    *,
+    dimensions: Sequence[str] | None = None,
+    **setting_overrides: Any,
+) -> ExperimentResults:
+    """Results of an experiment (a key of ``workbench.yml`` or an ``Experiment``) on ``db``
+    (default: the project's database), overall and per value of each of ``dimensions`` (default:
+    the experiment's configured dimensions; ``()`` for overall only). ``setting_overrides`` are
+    :class:`~workbench.stats.AnalysisSettings` fields, e.g. ``engine="bayesian"``."""
+    import pandas as pd
+
+    from workbench.experiment import experiment as load_experiment
+    from workbench.experiment import health_facts, sufficient_stats
+    from workbench.stats import experiment_results
+
+    exp = load_experiment(experiment_or_key) if isinstance(experiment_or_key, str) else experiment_or_key
+    settings = analysis_settings(exp, **setting_overrides)
+    if db is None:
+        from workbench.connection import connect
+
+        db = connect()
+    dims = list(exp.settings.dimensions if dimensions is None else dimensions)
+    stats_frames, unit_frames, sql = [], [], []
+    for dimension in [None, *dims]:
+        stats = sufficient_stats(exp, dimension, db)
+        units, _days = health_facts(exp, dimension, db)
+        sql.append(stats.attrs.get("sql", ""))
+        if dimension is not None:  # overall rows come once, from the overall query
+            stats, units = stats[stats["dimension"] != "overall"], units[units["dimension"] != "overall"]
+        stats_frames.append(stats)
+        unit_frames.append(units)
+    table = pd.concat(stats_frames, ignore_index=True)
+    table.attrs = {"sql": sql, "experiment": exp.key}
+    return experiment_results(table, settings, pd.concat(unit_frames, ignore_index=True), experiment=exp.key)

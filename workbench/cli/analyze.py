@@ -1,0 +1,49 @@
+"""The ``analyze`` command: an experiment's health and results from the database, as a table or JSON."""
+from __future__ import annotations
+
+from enum import Enum
+from typing import Annotated, Optional
+
+import typer
+
+from workbench.cli.app import DatabaseOption, app, fail, say
+from workbench.errors import WorkbenchError
+
+
+class OutputFormat(str, Enum):
+    table = "table"
+    json = "json"
+
+
+@app.command("analyze")
+def analyze_command(
+    key: Annotated[str, typer.Argument(help="Experiment key from workbench.yml, e.g. checkout-layout.")],
+    output_format: Annotated[OutputFormat, typer.Option("--format", help="table (terminal) or json (every field, machine-readable).")] = OutputFormat.table,
+    dimension: Annotated[Optional[list[str]], typer.Option("--dimension", help="Break results down by this dimension (repeatable; default: the experiment's configured dimensions).")] = None,
+    overall_only: Annotated[bool, typer.Option("--overall-only", help="Skip the dimension breakdowns.")] = False,
+    engine: Annotated[Optional[str], typer.Option(help="frequentist or bayesian (default from the config entry, else frequentist).")] = None,
+    alpha: Annotated[Optional[float], typer.Option(help="Significance level (default 0.05).")] = None,
+    difference_type: Annotated[Optional[str], typer.Option("--difference-type", help="relative or absolute.")] = None,
+    sequential: Annotated[Optional[bool], typer.Option("--sequential/--fixed-horizon", help="Always-valid (sequential) intervals and p-values.")] = None,
+    cuped: Annotated[Optional[bool], typer.Option("--cuped/--no-cuped", help="Regression adjustment where covariate sums exist (default on).")] = None,
+    correction: Annotated[Optional[str], typer.Option(help="Multiple-testing correction: none, holm or bh.")] = None,
+    database: DatabaseOption = None,
+) -> None:
+    """Show an experiment's health (sample ratio, multiple exposures) and then its effects."""
+    import json
+
+    from workbench.analysis import analyze
+    from workbench.connection import connect
+
+    try:
+        db = connect(database)
+        dimensions = () if overall_only else dimension or None
+        results = analyze(key, db, dimensions=dimensions, engine=engine, alpha=alpha, difference_type=difference_type,
+                          sequential=sequential, cuped=cuped, correction=correction)  # fmt: skip
+        db.dispose()
+    except WorkbenchError as exc:
+        fail(exc)
+    if output_format is OutputFormat.json:
+        say(json.dumps(results.to_dict(), indent=2))
+    else:
+        say(str(results))
