@@ -1,0 +1,200 @@
+"""Ingestion loses nothing: every line read is stored, quarantined or a duplicate, on both engines.
+
+Expected numbers come from how each input line was built (a known-good record, a known-bad
+line), never from a run of the ingester.
+"""
+from __future__ import annotations
+
+import importlib
+import io
+import json
+from datetime import datetime, timezone
+
+import pytest
+from hypothesis import HealthCheck, given, settings as hyp_settings, strategies as st
+from typer.testing import CliRunner
+
+import workbench as wb
+from workbench.errors import ConfigError
+from workbench.events import ingest
+from workbench.events.settings import EventSettings
+from workbench.events.simulate import simulate_stream
+
+KEY = "test-web-key-0123"
+SETTINGS = EventSettings(schema="grouparoo", api_keys={"web": KEY, "ios": "test-ios-key-4567"}, source="the test settings")
+
+
+def table_rows(db, table: str) -> int:
+    return int(db.sql(f"SELECT count(*) AS n FROM grouparoo.{table}").iloc[0, 0])
+
+
+@pytest.fixture
+def db(backend, request):
+    url = backend.new_url(f"ingest_{request.node.name.split('[')[0][-40:].lower()}")
+    database = wb.connect(url, read_only=False)
+    yield database
+    database.dispose()
+
+
+# ------------------------------------------------------------ lines with known fate
+
+texts = st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), min_size=1, max_size=12)
+good_records = st.fixed_dictionaries(
+    {"type": texts.filter(lambda s: s.strip())},
+    optional={
+        "data": st.dictionaries(texts, st.one_of(texts, st.integers(-10**6, 10**6), st.booleans()), max_size=3),
+        "occurredAt": st.one_of(st.integers(0, 4_000_000_000_000), st.datetimes(datetime(1971, 1, 1), datetime(2100, 1, 1)).map(lambda d: d.isoformat() + "Z")),
+    },
+).flatmap(lambda r: st.one_of(
+    st.just({**r, "userId": "u1"}), st.just({**r, "anonymousId": "a1"}), st.just({**r, "userId": 42, "anonymousId": "a2"})))
+bad_lines = st.one_of(
+    st.just(b"not json at all"),
+    st.just(b"[1, 2, 3]"),
+    st.just(b'{"type": "x"}'),  # neither id
+    st.just(b'{"anonymousId": "a"}'),  # no type
+    st.just(b'{"type": "", "userId": "u"}'),
+    st.just(b'{"type": "x", "userId": true}'),
+    st.just(b'{"type": "x", "userId": "u", "data": {"nested": {"a": 1}}}'),
+    st.just(b'{"type": "x", "userId": "u", "data": [1]}'),
+    st.just(b'{"type": "x", "userId": "u", "occurredAt": "yesterday"}'),
+    st.just(b'{"type": "x", "userId": "u", "occurredAt": 1e300}'),
+    st.just(b'{"type": "x\\u0000", "userId": "u"}'),
+    st.just(b'{"type": "x", "userId": "\\ud800"}'),
+    st.just(b'{"type": "x", "userId": "u", "data": {"k": "\\u0000"}}'),
+    st.just(b'{"type": "x", "anonymousId": "\xff\xfe"}'),
+    st.binary(min_size=1, max_size=20).filter(lambda b: b.strip() and b"\n" not in b and b"\r" not in b and not b.lstrip().startswith(b"{")),
+)
+lines = st.lists(st.one_of(good_records.map(lambda r: ("good", r)), bad_lines.map(lambda b: ("bad", b))), min_size=1, max_size=25)
+
+
+@pytest.fixture(scope="module")
+def hostile_db(tmp_path_factory):
+    database = wb.connect(f"duckdb:///{tmp_path_factory.mktemp('hostile') / 'hostile.duckdb'}", read_only=False)
+    yield database
+    database.dispose()
+
+
+@hyp_settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(items=lines, batch_size=st.integers(1, 7))
+def test_every_line_is_stored_or_quarantined_and_good_neighbours_survive(hostile_db, tmp_path, items, batch_size):
+    payload = b"\n".join(json.dumps(r).encode() if kind == "good" else r for kind, r in items) + b"\n"
+    before = table_rows(hostile_db, "events") if _store_exists(hostile_db) else 0
+    quarantine = tmp_path / f"q-{datetime.now().timestamp()}.jsonl"
+    counts = ingest(hostile_db, io.BytesIO(payload), KEY, format="jsonl", quarantine_file=quarantine, batch_size=batch_size, settings=SETTINGS)
+    good = [r for kind, r in items if kind == "good"]
+    bad_numbers = [i for i, (kind, _) in enumerate(items, start=1) if kind == "bad"]
+    assert (counts.received, counts.stored, counts.quarantined, counts.duplicates) == (len(items), len(good), len(bad_numbers), 0)
+    assert table_rows(hostile_db, "events") - before == len(good)
+    rejected = [json.loads(line) for line in quarantine.read_text().splitlines()] if bad_numbers else []
+    assert [r["line"] for r in rejected] == bad_numbers
+    assert all(r["reason"] for r in rejected)
+
+
+def _store_exists(db) -> bool:
+    return not db.sql("SELECT 1 FROM information_schema.tables WHERE table_schema = 'grouparoo' AND table_name = 'events'").empty
+
+
+def test_values_are_stored_as_text_and_times_in_utc(db, tmp_path):
+    records = [
+        {"type": "purchase", "userId": 7, "occurredAt": "2026-03-01T10:00:00+02:00", "data": {"amount": 12.5, "paid": True, "note": "a,b", "gone": None}},
+        {"type": "pageview", "anonymousId": "a-1", "occurredAt": 1767225600000, "data": {"path": "/"}},
+        {"type": "pageview", "anonymousId": "a-2"},
+    ]
+    started = datetime.now(timezone.utc).replace(tzinfo=None)
+    counts = ingest(db, io.BytesIO("".join(json.dumps(r) + "\n" for r in records).encode()), KEY, settings=SETTINGS)
+    finished = datetime.now(timezone.utc).replace(tzinfo=None)
+    assert (counts.received, counts.stored, counts.quarantined) == (3, 3, 0)
+    events = db.sql("SELECT id, type, user_id, anonymous_id, occurred_at, created_at, producer_id FROM grouparoo.events ORDER BY type DESC, anonymous_id")
+    assert events["user_id"].tolist()[0] == "7" and set(events["producer_id"]) == {"web"}
+    assert events["occurred_at"].iloc[0] == datetime(2026, 3, 1, 8, 0)
+    assert events["occurred_at"].iloc[1] == datetime(2026, 1, 1)  # 1767225600000 ms after 1970-01-01
+    assert started <= events["occurred_at"].iloc[2] <= finished and events["occurred_at"].iloc[2] == events["created_at"].iloc[2]
+    assert all(i.startswith("evt_") and len(i) == 40 and i[18] == "4" for i in events["id"])
+    data = db.sql("SELECT d.id, d.key, d.value FROM grouparoo.event_data d JOIN grouparoo.events e ON e.id = d.event_id WHERE e.type = 'purchase' ORDER BY d.key")
+    assert dict(zip(data["key"], data["value"])) == {"amount": "12.5", "note": "a,b", "paid": "true"}
+    assert all(i.startswith("edt_") for i in data["id"])
+
+
+def test_resending_a_file_stores_nothing_twice(db, tmp_path):
+    stream = simulate_stream(30, seed=11)
+    path = tmp_path / "stream.jsonl"
+    head = b"".join(stream.json_lines().splitlines(keepends=True)[:7])
+    path.write_bytes(stream.json_lines() + head)  # the head of the file sent twice in one go
+    repeated = 7
+    n = len(stream.events)
+    first = ingest(db, path, KEY, batch_size=97, settings=SETTINGS)
+    assert (first.received, first.stored, first.quarantined, first.duplicates) == (n + repeated, n, 0, repeated)
+    again = ingest(db, path, KEY, batch_size=50, settings=SETTINGS)
+    assert (again.received, again.stored, again.duplicates) == (n + repeated, 0, n + repeated)
+    assert table_rows(db, "events") == n and table_rows(db, "event_data") == len(stream.data)
+    other_producer = ingest(db, io.BytesIO(head), "test-ios-key-4567", settings=SETTINGS)
+    assert other_producer.stored == repeated  # message ids are unique per producer
+
+
+def test_an_interrupted_ingestion_resumes_where_it_stopped(db, tmp_path, monkeypatch):
+    ingest_module = importlib.import_module("workbench.events.ingest")
+
+    stream = simulate_stream(30, seed=12)
+    path = tmp_path / "stream.jsonl"
+    path.write_bytes(stream.json_lines())
+    real, calls = ingest_module._store_batch, []
+
+    def failing_third_batch(*args):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(*args)
+
+    monkeypatch.setattr(ingest_module, "_store_batch", failing_third_batch)
+    with pytest.raises(KeyboardInterrupt):
+        ingest(db, path, KEY, batch_size=40, settings=SETTINGS)
+    assert table_rows(db, "events") == 80  # two whole batches, nothing of the third
+    monkeypatch.setattr(ingest_module, "_store_batch", real)
+    resumed = ingest(db, path, KEY, batch_size=40, settings=SETTINGS)
+    assert (resumed.stored, resumed.duplicates) == (len(stream.events) - 80, 80)
+    assert table_rows(db, "events") == len(stream.events) and table_rows(db, "event_data") == len(stream.data)
+
+
+def test_csv_records_with_quoting_payload_columns_and_broken_rows(db, tmp_path):
+    text = (
+        'type,userId,anonymousId,occurredAt,messageId,data.path,data.note\n'
+        'pageview,,a1,2026-01-02T03:04:05,m1,/home,"hello, world"\n'
+        'pageview,,a1,2026-01-02T03:04:06,m2,/docs,"two\nlines"\n'
+        'broken,row\n'
+        ',u1,,,m3,/x,\n'
+        'purchase,u1,,1767225600000,m4,,\n'
+    )
+    path = tmp_path / "events.csv"
+    path.write_text(text)
+    quarantine = tmp_path / "rejected.jsonl"
+    counts = ingest(db, path, KEY, quarantine_file=quarantine, settings=SETTINGS)
+    assert (counts.received, counts.stored, counts.quarantined) == (5, 3, 2)
+    assert [json.loads(x)["line"] for x in quarantine.read_text().splitlines()] == [5, 6]
+    data = db.sql("SELECT e.message_id, d.key, d.value FROM grouparoo.events e JOIN grouparoo.event_data d ON d.event_id = e.id ORDER BY 1, 2")
+    assert list(data.itertuples(index=False, name=None)) == [
+        ("m1", "note", "hello, world"), ("m1", "path", "/home"), ("m2", "note", "two\nlines"), ("m2", "path", "/docs")]
+
+
+def test_unknown_producer_key_is_refused_before_reading(db):
+    with pytest.raises(ConfigError, match="not one of the events.api_keys") as caught:
+        ingest(db, io.BytesIO(b'{"type": "x", "userId": "u"}\n'), "not-a-known-key", settings=SETTINGS)
+    assert "not-a-known-key" not in str(caught.value)
+
+
+def test_cli_reads_stdin_and_never_prints_the_key(tmp_path, monkeypatch):
+    from workbench.cli import app
+
+    config = tmp_path / "workbench.yml"
+    config.write_text(f"events:\n  api_keys:\n    web: {KEY}\n")
+    monkeypatch.setenv("WORKBENCH_CONFIG", str(config))
+    url = f"duckdb:///{tmp_path / 'cli.duckdb'}"
+    runner = CliRunner()
+    lines = b'{"type": "a", "anonymousId": "x"}\n{oops\n{"type": "b", "userId": "u"}\n'
+    result = runner.invoke(app, ["ingest", "events", "-", "--producer-key", KEY, "--database", url,
+                                 "--quarantine", str(tmp_path / "q.jsonl")], input=lines)
+    assert result.exit_code == 0, result.output
+    assert "received 3, stored 2, quarantined 1" in result.output
+    refused = runner.invoke(app, ["ingest", "events", "-", "--producer-key", "wrong-key-999", "--database", url], input=lines)
+    assert refused.exit_code == 1 and "wrong-key-999" not in refused.output and "Traceback" not in refused.output
+    resolved = runner.invoke(app, ["identities", "resolve", "--database", url])
+    assert resolved.exit_code == 0 and "associated 2 events" in resolved.output
