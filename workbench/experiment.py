@@ -6,6 +6,7 @@ per-unit metrics and discovery. Only small aggregates come back to Python.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -112,7 +113,7 @@ def check_columns(experiment: Experiment, db) -> None:
     for where, sql, needed in checks:
         if select_columns(sql) is not None:
             continue  # already checked statically when the config was loaded
-        columns = [c.lower() for c in db.sql(sql_builder.probe_columns_query(sql)).columns]
+        columns = [c.lower() for c in db.sql(sql_builder.probe_columns_query(sql), limit=None).columns]
         missing = [c for c in needed if c not in columns]
         if missing:
             raise ConfigError(f"{cfg.path}: {where}: the SQL returns {columns} but needs {missing}; add them to its SELECT (e.g. `userId AS user_id`).")
@@ -123,7 +124,7 @@ def _run(query: sql_builder.CompiledQuery, db, show_sql: bool):
         print(query.sql)
         if query.params:
             print("-- parameters:", {k: str(v) for k, v in query.params.items()})
-    frame = db.sql(query.sql, **query.params)
+    frame = db.sql(query.sql, limit=None, **query.params)
     frame.attrs["sql"], frame.attrs["params"] = query.sql, dict(query.params)
     return frame
 
@@ -229,7 +230,7 @@ def discover_experiments(db=None, config: Config | None = None, *, write_stubs: 
     frames = []
     for name in config.assignment_queries:
         query = sql_builder.discovery_query(config, name)
-        found = db.sql(query.sql)
+        found = db.sql(query.sql, limit=None)
         found.insert(0, "assignment_query", name)
         frames.append(found)
     result = pd.concat(frames, ignore_index=True)
@@ -262,15 +263,21 @@ def write_experiment_stubs(config: Config, found: "pd.DataFrame") -> list[str]:
     if not stubs:
         return []
     path = Path(config.path)
-    text = path.read_text(encoding="utf-8") if path.exists() else ""
-    block = yaml.safe_dump(stubs, sort_keys=False, default_flow_style=None)
-    block = "\n".join("  " + line if line else line for line in block.splitlines())
-    if "experiments:" not in text:
-        text = text.rstrip("\n") + "\n\nexperiments:\n"
-    elif "\nexperiments: []" in text:
-        text = text.replace("\nexperiments: []", "\nexperiments:")
-    text = text.rstrip("\n") + "\n  # stubs written by `workbench experiments --write-stubs`: add metrics\n" + block + "\n"
-    path.write_text(text, encoding="utf-8")
+    lines = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
+    header = next((i for i, line in enumerate(lines) if re.match(r"^experiments\s*:", line)), None)
+    if header is None:
+        lines += ["", "experiments:"]
+        header = len(lines) - 1
+    lines[header] = "experiments:"  # also turns `experiments: []` into a block list
+    after = next((i for i in range(header + 1, len(lines)) if re.match(r"^[A-Za-z_]", lines[i])), len(lines))
+    while after > header + 1 and not lines[after - 1].strip():
+        after -= 1
+    indent = next((m.group(1) for line in lines[header + 1:after] if (m := re.match(r"^(\s*)- ", line))), "  ")
+    block = yaml.safe_dump(stubs, sort_keys=False, default_flow_style=None).splitlines()
+    block = [f"{indent}# stubs written by `workbench experiments --write-stubs`: add metrics"] + [indent + line for line in block]
+    lines[after:after] = block
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    load_config(path)  # the file must still be valid
     return keys
 
 

@@ -1,0 +1,147 @@
+"""The experiment engine on GrowthBook's sample data, DuckDB and PostgreSQL, against an independent
+pandas computation from the raw CSV files (tests/experiment_reference.py)."""
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+import workbench as wb
+from workbench.config import load_config, parse_config
+from workbench.experiment import discover_experiments, experiment, health_facts, sufficient_stats, unit_metrics
+
+import experiment_reference as ref
+
+ROOT = Path(__file__).resolve().parents[1]
+START, END = dt.datetime(2026, 9, 25), dt.datetime(2026, 11, 22, 23, 59, 59, 999999)
+ALL_METRICS = (
+    "purchased", "revenue_per_user", "average_order_value", "revenue_per_user_cuped", "order_amount_p90",
+    "session_duration", "page_views_per_user", "retention_rate", "sessions_per_user", "pages_per_session",
+    "sessions_with_searches", "added_to_cart",
+)
+STATS = ["users", "count", "main_sum", "main_sum_squares", "denominator_sum", "denominator_sum_squares",
+         "main_denominator_sum_product", "covariate_sum", "covariate_sum_squares", "main_covariate_sum_product",
+         "quantile", "quantile_n", "quantile_lower", "quantile_upper"]
+
+
+@pytest.fixture(scope="module")
+def config():
+    return load_config(ROOT / "workbench.yml")
+
+
+@pytest.fixture(scope="module")
+def db(growthbook_url):
+    database = wb.connect(growthbook_url)
+    yield database
+    database.dispose()
+
+
+def assert_matches_reference(ours: pd.DataFrame, expected: pd.DataFrame) -> None:
+    """Every statistic of ``expected`` equals ours exactly (all per-unit values are integers)."""
+    keys = ["metric", "dimension_value", "variation"]
+    merged = expected.merge(ours, on=keys, how="outer", suffixes=("_ref", ""), indicator=True)
+    assert (merged["_merge"] == "both").all(), merged[merged["_merge"] != "both"][keys]
+    for stat in STATS:
+        if f"{stat}_ref" not in merged:
+            assert ours[stat].isna().all() or stat in ("users", "count"), stat
+            continue
+        exp_v = merged[f"{stat}_ref"].astype(float)
+        got = merged[stat].astype(float)
+        both_nan = exp_v.isna() & got.isna()
+        mismatched = merged[~both_nan & (exp_v != got)]
+        assert mismatched.empty, (stat, mismatched[keys + [f"{stat}_ref", stat]].head(10))
+
+
+def test_checkout_layout_reports_its_multiple_exposure_units(db, config, sample_dir):
+    units, days = health_facts(experiment("checkout-layout", config), db=db)
+    views = ref.raw(sample_dir, "experimentViews")
+    ev = views[views["experimentId"] == "checkout-layout"]
+    per_user = ev.groupby("userId")["variationId"].nunique()
+    overall = units.set_index("variation")["users"]
+    assert overall[ref.MULTIPLE] == (per_user > 1).sum()
+    assert 700 <= overall[ref.MULTIPLE] <= 760
+    single = ev[ev["userId"].isin(per_user[per_user == 1].index)].drop_duplicates("userId")["variationId"].value_counts()
+    for variation in ("0", "1", "2"):
+        assert overall[variation] == single[variation]
+    assert set(units["status"]) == {"included", "multiple"}
+    first = ev.sort_values("timestamp").drop_duplicates("userId")
+    first_day = first["timestamp"].dt.floor("D")
+    assert days["users"].sum() == len(per_user)
+    assert days.groupby("day")["users"].sum().to_dict() == first_day.value_counts().sort_index().to_dict()
+
+
+def test_every_metric_type_equals_pandas_on_the_raw_files(db, config, sample_dir):
+    ours = sufficient_stats(experiment("checkout-layout", config), db=db, metrics=ALL_METRICS)
+    expected = ref.sufficient_stats(sample_dir, "checkout-layout", START, END, ["0", "1", "2"], ALL_METRICS)
+    assert (ours["dimension"] == "overall").all() and (ours["dimension_value"] == "all").all()
+    assert_matches_reference(ours, expected)
+    assert "GROUP BY" in ours.attrs["sql"] and ours.attrs["params"]["experiment_key"] == "checkout-layout"
+    # the statistics that must be populated are: covariates only for CUPED metrics, quantiles only for quantile metrics
+    cuped = ours[ours["covariate_sum"].notna()]["metric"].unique()
+    assert sorted(cuped) == ["page_views_per_user", "revenue_per_user_cuped", "session_duration"]
+    assert (ours[ours["metric"] == "session_duration"]["covariate_sum"] > 0).all()
+
+
+def test_dimension_breakdown_keeps_top_values_and_other(db, config, sample_dir):
+    metrics = ("purchased", "average_order_value", "order_amount_p90", "page_views_per_user")
+    ours = sufficient_stats(experiment("checkout-layout", config), "browser", db=db, top_n=3, metrics=metrics)
+    expected = ref.sufficient_stats(sample_dir, "checkout-layout", START, END, ["0", "1", "2"], metrics, dimension="browser", top_n=3)
+    assert sorted(ours[ours["dimension"] == "browser"]["dimension_value"].unique()) == ["(other)", "Chrome", "Edge", "Safari"]
+    assert_matches_reference(ours, expected)
+    # nothing silently dropped: the dimension rows add up to the overall rows
+    overall = ours[ours["dimension"] == "overall"].groupby(["metric", "variation"])[["users", "main_sum"]].sum()
+    split = ours[ours["dimension"] == "browser"].groupby(["metric", "variation"])[["users", "main_sum"]].sum()
+    pd.testing.assert_frame_equal(overall, split)
+
+
+def test_anonymous_units_with_identity_join_and_unknown_variations(db, config, sample_dir, tmp_path):
+    data = yaml.safe_load((ROOT / "workbench.yml").read_text())
+    data["experiments"] = [{
+        "key": "homepage-nav-ios", "assignment_query": "anonymous", "start": "2026-09-25", "end": "2026-11-22",
+        "variations": ["0", "1"], "goal_metrics": ["purchased", "page_views_per_user", "pages_per_session"],
+    }]
+    cfg = parse_config(data, tmp_path / "workbench.yml")
+    exp = experiment("homepage-nav-ios", cfg)
+    ours = sufficient_stats(exp, db=db)
+    expected = ref.sufficient_stats(sample_dir, "homepage-nav-ios", START, END, ["0", "1"], exp.settings.metrics, unit_col="anonymousId")
+    assert_matches_reference(ours, expected)
+    units, _ = health_facts(exp, db=db)
+    all_units = ref.units(sample_dir, "homepage-nav-ios", START, END, "anonymousId")
+    assert units.set_index("variation")["users"].to_dict() == all_units["variation"].value_counts().to_dict()
+    assert units.set_index("variation").loc["2", "status"] == "unknown"
+
+
+def test_unit_metrics_have_abautomator_shape(db, config, sample_dir):
+    exp = experiment("checkout-layout", config)
+    frame = unit_metrics(exp, db=db, metrics=("purchased", "sessions_with_searches"))
+    u = ref.units(sample_dir, "checkout-layout", START, END)
+    u = u[u["variation"] != ref.MULTIPLE]
+    assert sorted(frame["unit"]) == sorted(u["unit"])
+    for name in ("purchased", "sessions_with_searches"):
+        expected = ref.per_unit(sample_dir, name, u, END)
+        got = frame.set_index("unit")
+        assert (got[f"n_{name}"] == expected.loc[got.index, "main"]).all()
+        assert (got[f"pct_{name}"] == (expected.loc[got.index, "rows"] > 0).astype(int)).all()
+    assert "SELECT" in frame.attrs["sql"]
+
+
+def test_discovery_lists_every_experiment_and_writes_stubs(db, sample_dir, tmp_path):
+    data = yaml.safe_load((ROOT / "workbench.yml").read_text())
+    data["experiments"] = [e for e in data["experiments"] if e["key"] != "price-display"]
+    path = tmp_path / "workbench.yml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    found = discover_experiments(db, load_config(path), write_stubs=True)
+    views = ref.raw(sample_dir, "experimentViews")
+    logged = views.groupby(["experimentId", "variationId"])["userId"].nunique()
+    ours = found[found["assignment_query"] == "logged_in"].set_index(["experiment_id", "variation_id"])["units"]
+    assert ours.to_dict() == logged.to_dict()
+    assert "recommended-items" not in set(found["experiment_id"])
+    assert not found.set_index("experiment_id").loc["price-display", "configured"].any()
+    stub = load_config(path).experiment("price-display")
+    assert stub.variations == ("0", "1") and stub.assignment_query == "logged_in"
+    first = views[views["experimentId"] == "price-display"]["timestamp"].min()
+    assert stub.start == first.normalize().to_pydatetime()
