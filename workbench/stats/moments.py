@@ -215,8 +215,8 @@ def comparison_note(control: ArmMoments, treatment: ArmMoments, relative: bool) 
         return "this variation has no units here"
     if control.n < 2 or treatment.n < 2:
         return "fewer than 2 units in a variation: the variance cannot be estimated"
-    if control.variance <= 0 or treatment.variance <= 0:
-        return "zero variance in a variation (every unit has the same value): no test is possible"
     if relative and control.unadjusted_mean == 0:
         return "the control mean is 0, so the relative effect is undefined; use difference_type='absolute'"
+    if control.variance <= 0 or treatment.variance <= 0:
+        return "zero variance in a variation (every unit has the same value): no test is possible"
     return None
