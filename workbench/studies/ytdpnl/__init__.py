@@ -1,1 +1,26 @@
-"""The YouTube personalization study (seed 002): schema, generator, analyses, sanity checks, API client."""
+"""The YouTube personalization study (seed 002): its production schema, a generator, the seed's
+analyses, sanity checks and an HTTP API client returning the same frames.
+
+Every analysis takes a :class:`~workbench.connection.Database` first; ``schema=None`` reads the
+connection's search path (``public`` on a real copy of the study database), ``schema="ytdpnl"``
+the workbench's own generated copy.
+"""
+from workbench.studies.ytdpnl.analyses import (
+    daily_activity,
+    monitoring,
+    participant_overview,
+    participant_summary,
+    participants_report,
+    session_events,
+    transition_audit,
+)
+from workbench.studies.ytdpnl.api_client import ApiClient
+from workbench.studies.ytdpnl.arm_comparison import arm_comparison, arm_sufficient_statistics
+from workbench.studies.ytdpnl.generator import generate_study
+from workbench.studies.ytdpnl.sanity_checks import SanityCheckResults, sanity_checks
+
+__all__ = [
+    "ApiClient", "SanityCheckResults", "arm_comparison", "arm_sufficient_statistics", "daily_activity", "generate_study",
+    "monitoring", "participant_overview", "participant_summary", "participants_report", "sanity_checks", "session_events",
+    "transition_audit",
+]

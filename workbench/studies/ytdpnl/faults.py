@@ -98,7 +98,7 @@ def plant_faults(chunk: dict[str, pd.DataFrame], rng: np.random.Generator, next_
 
     sessions = chunk["session"]
     owners = rng.choice(chunk["participant"]["code"].to_numpy(), 2, replace=False)
-    at = sessions["created_at"].iloc[0]
+    at = sessions["created_at"].max() + pd.Timedelta(hours=1)  # after every real session: first sessions stay first
     empty = pd.DataFrame({"id": [next_session_id, next_session_id + 1], "uuid": [f"00000000-0000-4000-a000-{i:012d}" for i in (1, 2)],
                           "participant_code": owners, "created_at": [at, at], "updated_at": [at, at]})
     chunk["session"] = pd.concat([sessions, empty], ignore_index=True)
