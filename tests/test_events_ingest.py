@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib
 import io
+import re
 import json
 from datetime import datetime, timezone
 
@@ -30,7 +31,7 @@ def table_rows(db, table: str) -> int:
 
 @pytest.fixture
 def db(backend, request):
-    url = backend.new_url(f"ingest_{request.node.name.split('[')[0][-40:].lower()}")
+    url = backend.new_url(f"ingest_{re.sub(r'[^a-z0-9]+', '_', request.node.name.lower())[-45:]}")
     database = wb.connect(url, read_only=False)
     yield database
     database.dispose()
