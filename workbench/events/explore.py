@@ -10,6 +10,7 @@ from workbench.errors import WorkbenchError
 from workbench.events.settings import EventSettings, event_settings
 from workbench.events.sql_builder import (
     TIME_BUCKETS,
+    busiest_profiles_query,
     catalogue_keys,
     catalogue_types,
     event_counts_query,
@@ -78,6 +79,11 @@ def profile_stream(db: Database, *, profile_id: str | None = None, user_id: str 
     events = rows.drop_duplicates("id")[columns].reset_index(drop=True)
     events["data"] = [data.get(i, {}) for i in events["id"]]
     return events
+
+
+def busiest_profiles(db: Database, limit: int = 10, *, settings: EventSettings | None = None):
+    """The ``limit`` profiles with the most events: ids, events, anonymous ids merged, first and last seen."""
+    return db.sql(busiest_profiles_query((settings or event_settings()).schema), row_limit=int(limit), limit=None)
 
 
 def unassociated_events(db: Database, limit: int = 100, *, settings: EventSettings | None = None) -> tuple[int, Any]:

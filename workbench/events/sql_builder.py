@@ -130,6 +130,14 @@ def profile_stream_query(schema: str) -> str:
             f"WHERE e.profile_id = :profile_id ORDER BY e.occurred_at, e.id, d.key")
 
 
+def busiest_profiles_query(schema: str) -> str:
+    return (f"SELECT p.id AS profile_id, p.user_id, p.anonymous_id, count(e.id) AS events, "
+            f"(SELECT count(*) FROM {schema}.profile_identities i WHERE i.profile_id = p.id AND i.kind = 'anonymous_id') AS anonymous_ids, "
+            f"min(e.occurred_at) AS first_seen, max(e.occurred_at) AS last_seen "
+            f"FROM {schema}.profiles p JOIN {schema}.events e ON e.profile_id = p.id "
+            f"GROUP BY p.id, p.user_id, p.anonymous_id ORDER BY events DESC, p.id LIMIT :row_limit")
+
+
 def unassociated_query(schema: str) -> tuple[str, str]:
     """(count of events without a profile, the oldest ``:row_limit`` of them)."""
     return (f"SELECT count(*) AS events FROM {schema}.events WHERE profile_id IS NULL",
