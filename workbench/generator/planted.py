@@ -1,7 +1,7 @@
 """The experiments the generator plants, with their TRUE effects: the one place they are declared.
 
-Each variation's effect multiplies one behaviour's probability, ``p × (1 + effect)`` (capped at
-1), for a user from their first exposure on. The same table is written to the database as
+Each variation's effect multiplies one behaviour's probability, ``p × (1 + effect)``, for a user
+from their first exposure on (the simulation's base rates leave room, so no probability is capped). The same table is written to the database as
 ``generator_truth`` so an analysis can be checked against what really happened.
 """
 from __future__ import annotations

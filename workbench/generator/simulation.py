@@ -26,8 +26,8 @@ PATHS = ("/", "/search", "/cart", "/checkout", "/success") + tuple(f"/item/{i}" 
 EVENTS = ("Open Nav", "Search", "Sort Results", "Add to Cart", "Cart Loaded")
 
 MAX_SESSIONS = 12          # sessions per user at most
-RETURN_BETA = (7.0, 3.0)   # per-user chance of a first return visit ~ Beta(7, 3), mean 0.7
-RETURN_DECAY = 0.85        # each further return is 0.85 times as likely as the one before (retention decays)
+RETURN_MAX, RETURN_BETA = 0.8, (8.0, 2.0)  # per-user chance of a first return visit: 0.8 × Beta(8, 2), mean 0.64
+RETURN_DECAY = 0.9         # each further return is 0.9 times as likely as the one before (retention decays)
 GAP_DAYS_MEAN = 1.5        # days between visits: 1 + floor(Exponential(1.5 × 1.35^k)), growing with k
 GAP_GROWTH = 1.35
 COOKIE_CLEAR_SHARE = 0.05  # sessions that start with cleared cookies (a new anonymousId)
@@ -35,10 +35,13 @@ OPEN_NAV_SHARE = 0.45
 SEARCH_SHARE = 0.70
 SORT_SHARE = 0.10
 ITEM_SLOTS = 4             # item pages per session at most
-ADD_TO_CART_BASE = 0.35    # per viewed item, before the user's propensity and planted effects
-CHECKOUT_SHARE = 0.80      # sessions with a cart that go on to /checkout
+ADD_TO_CART_BASE = 0.40    # per viewed item, before the user's propensity and planted effects
+CHECKOUT_SHARE = 0.85      # sessions with a cart that go on to /checkout
 PURCHASE_BASE = 0.60       # per checkout, before the user's propensity and planted effects
-PROPENSITY_SHAPE = 8.0     # per-user add/buy propensities ~ Gamma(8, 1/8), mean 1
+PROPENSITY_BETA = 4.0      # per-user add/buy propensities: 0.5 + Beta(4, 4), in (0.5, 1.5) with mean 1
+PROPENSITY_MAX = 1.5
+BASE_PROBABILITY = {"add_to_cart": ADD_TO_CART_BASE * PROPENSITY_MAX, "purchase": PURCHASE_BASE * PROPENSITY_MAX,
+                    "return_visit": RETURN_MAX}  # the highest each can be before planted effects
 NULL_AMOUNT_SHARE = 0.15   # orders whose amount is NULL (lost by the tracking, on purpose)
 DWELL_MIN_S, DWELL_MEAN_S = 3, 14  # seconds on a page: 3 + floor(Exponential(14))
 
@@ -83,11 +86,15 @@ def simulate_chunk(
     experiments: tuple[PlantedExperiment, ...] = PLANTED_EXPERIMENTS,
 ) -> Chunk:
     """Users ``first_user_id … first_user_id + users - 1`` over ``days`` days, drawn from ``rng``."""
+    for behaviour, ceiling in highest_probabilities(experiments).items():
+        if ceiling > 1:
+            raise ValueError(f"planted effects on {behaviour} could push its probability to {ceiling:.2f} > 1: "
+                             "smaller effects keep every effect an exact multiplier.")
     period_s = days * SECONDS_PER_DAY
     country = _draw(rng, COUNTRY_WEIGHTS, users)
-    return_p = rng.beta(*RETURN_BETA, users)
-    add_propensity = rng.gamma(PROPENSITY_SHAPE, 1 / PROPENSITY_SHAPE, users)
-    buy_propensity = rng.gamma(PROPENSITY_SHAPE, 1 / PROPENSITY_SHAPE, users)
+    return_p = RETURN_MAX * rng.beta(*RETURN_BETA, users)
+    add_propensity = PROPENSITY_MAX - 1 + rng.beta(PROPENSITY_BETA, PROPENSITY_BETA, users)
+    buy_propensity = PROPENSITY_MAX - 1 + rng.beta(PROPENSITY_BETA, PROPENSITY_BETA, users)
     variation = np.stack([_draw(rng, e.weights, users) for e in experiments])  # experiments × users
     extra_exposure = np.stack([(rng.random(users) < e.extra_exposure_probability) & (variation[i] > 0)
                                for i, e in enumerate(experiments)])
@@ -103,7 +110,7 @@ def simulate_chunk(
         if e.acts_on == "return_visit":  # exposed at the end of the first session, so before any return
             exposed = start[:, 0] >= e.starts * period_s
             return_multiplier *= np.where(exposed, 1 + np.asarray(e.effects)[variation[i]], 1.0)
-    return_p = np.minimum(return_p[:, None] * RETURN_DECAY ** np.arange(MAX_SESSIONS - 1) * return_multiplier[:, None], 1)
+    return_p = return_p[:, None] * RETURN_DECAY ** np.arange(MAX_SESSIONS - 1) * return_multiplier[:, None]
     returned = np.cumprod(rng.random(return_p.shape) < return_p, axis=1).astype(bool)
     exists = np.concatenate([np.ones((users, 1), bool), returned], axis=1) & (day < days)
     session_user, session_number = np.nonzero(exists)  # row-major: grouped by user, in visit order
@@ -138,7 +145,7 @@ def simulate_chunk(
                 m *= np.where(seen, 1 + np.asarray(e.effects)[variation[i, session_user]], 1.0)
         return m
 
-    p_add = np.minimum(ADD_TO_CART_BASE * add_propensity[session_user] * multiplier("add_to_cart"), 1)
+    p_add = ADD_TO_CART_BASE * add_propensity[session_user] * multiplier("add_to_cart")
     added = item_visits & (rng.random((sessions, ITEM_SLOTS)) < p_add[:, None])
     qty = added.sum(axis=1)
     visits[:, CART] = qty > 0
@@ -146,7 +153,7 @@ def simulate_chunk(
     for i, e in enumerate(experiments):
         if e.exposed_on == "checkout":
             exposed_in[i] = active[i] & visits[:, CHECKOUT]
-    p_buy = np.minimum(PURCHASE_BASE * buy_propensity[session_user] * multiplier("purchase"), 1)
+    p_buy = PURCHASE_BASE * buy_propensity[session_user] * multiplier("purchase")
     visits[:, SUCCESS] = visits[:, CHECKOUT] & (rng.random(sessions) < p_buy)
 
     # Times: each visited page starts when the previous one's dwell ends.
@@ -197,6 +204,16 @@ def simulate_chunk(
         session_pages=visits.sum(axis=1), session_duration=duration,
         pages=pages, events=events, orders=orders, exposures=_concat(exposure_parts),
     )
+
+
+def highest_probabilities(experiments: tuple[PlantedExperiment, ...] = PLANTED_EXPERIMENTS) -> dict[str, float]:
+    """The highest probability each behaviour can reach under the planted effects. At most 1 means
+    no probability is ever capped, so every planted effect is an exact multiplier."""
+    highest = dict(BASE_PROBABILITY)
+    for e in experiments:
+        if e.acts_on:
+            highest[e.acts_on] *= 1 + max(e.effects)
+    return highest
 
 
 def _draw(rng: np.random.Generator, weights, size) -> np.ndarray:
