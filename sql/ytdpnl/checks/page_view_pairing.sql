@@ -1,7 +1,7 @@
 -- Video-page PAGE_VIEW and RECOMMENDATIONS_SHOWN events without a counterpart (same session,
--- same url, other type) within :max_gap_seconds. Either order is fine. Not reported: the known
--- quirk of a RECOMMENDATIONS_SHOWN with no PAGE_VIEW at all that is the first one of a
--- participant's first session created before 2023-02-13 (that PAGE_VIEW was never recorded).
+-- same url, other type) within the allowed gap. Either order is fine. Not reported: the known
+-- quirk of the first RECOMMENDATIONS_SHOWN of a participant's first session created before
+-- 2023-02-13 (the PAGE_VIEW of the first page was never recorded).
 WITH watch_events AS (
   SELECT e.id, e.type, e.session_uuid, e.url, e.created_at
   FROM event e
@@ -28,5 +28,5 @@ FROM nearest n
 LEFT JOIN first_sessions f ON f.uuid = n.session_uuid
 LEFT JOIN first_shown fs ON fs.session_uuid = n.session_uuid
 WHERE (n.nearest_gap_seconds IS NULL OR n.nearest_gap_seconds > :max_gap_seconds)
-  AND NOT (n.nearest_gap_seconds IS NULL AND n.type = 'RECOMMENDATIONS_SHOWN' AND f.session_rank = 1
+  AND NOT (n.type = 'RECOMMENDATIONS_SHOWN' AND f.session_rank = 1
            AND f.created_at < :first_page_view_fix AND n.created_at = fs.first_at)

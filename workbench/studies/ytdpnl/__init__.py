@@ -10,6 +10,7 @@ from workbench.studies.ytdpnl.analyses import (
     monitoring,
     participant_overview,
     participant_summary,
+    participants,
     participants_report,
     session_events,
     transition_audit,
@@ -21,6 +22,6 @@ from workbench.studies.ytdpnl.sanity_checks import SanityCheckResults, sanity_ch
 
 __all__ = [
     "ApiClient", "SanityCheckResults", "arm_comparison", "arm_sufficient_statistics", "daily_activity", "generate_study",
-    "monitoring", "participant_overview", "participant_summary", "participants_report", "sanity_checks", "session_events",
+    "monitoring", "participant_overview", "participant_summary", "participants", "participants_report", "sanity_checks", "session_events",
     "transition_audit",
 ]

@@ -43,6 +43,21 @@ def participants_report(db: Database, *, schema: str | None = None, codes: Itera
     return frame
 
 
+def participants(db: Database, *, schema: str | None = None, codes: Iterable[str] | None = None) -> pd.DataFrame:
+    """The participants in id order: id, code, arm, phase, is_paid, extension_activated_at, created_at."""
+    frame = study_query(db, "participants", schema, **codes_parameter(codes))
+    frame["phase"] = frame["phase"].astype("int64")
+    frame["is_paid"] = frame["is_paid"].astype(bool)
+    return millisecond_timestamps(frame, ["extension_activated_at", "created_at"])
+
+
+def millisecond_timestamps(frame: pd.DataFrame, columns: Iterable[str]) -> pd.DataFrame:
+    """``columns`` as ``datetime64[ms]`` (the study stores JavaScript Date.now() times), in place."""
+    for column in columns:
+        frame[column] = pd.to_datetime(frame[column]).astype("datetime64[ms]")
+    return frame
+
+
 def participant_overview(db: Database, min_pages: int = 10, *, schema: str | None = None, codes: Iterable[str] | None = None,
                          start: Any = None, end: Any = None) -> pd.DataFrame:
     """The seed's overview of participants with at least ``min_pages`` distinct page urls viewed
@@ -66,6 +81,7 @@ def participant_summary(db: Database, code: str, *, schema: str | None = None, s
     frame = study_query(db, "participant_summary", schema, code=str(code), **time_window(start, end))
     frame["event_count"] = frame["event_count"].astype("int64")
     frame["session_uuid"] = frame["session_uuid"].astype(str)
+    millisecond_timestamps(frame, ["created_at", "started_at", "ended_at"])
     frame.attrs.update(n_sessions=len(frame), first_session=frame["created_at"].min() if len(frame) else None,
                        latest_session=frame["created_at"].max() if len(frame) else None)
     return frame
@@ -80,6 +96,8 @@ def session_events(db: Database, session_uuid: str, *, schema: str | None = None
     items = study_query(db, "session_event_lists", schema, session_uuid=str(session_uuid))
     frame["type"], frame["arm"] = frame["type"].astype(str), frame["arm"].astype(str)
     frame["phase"] = frame["phase"].astype("int64")
+    frame["seconds_watched"] = frame["seconds_watched"].astype("float64")
+    millisecond_timestamps(frame, ["created_at"])
     lists: dict[tuple[int, str], list[dict]] = {}
     for row in items.itertuples(index=False):
         lists.setdefault((int(row.event_id), str(row.list_type)), []).append(

@@ -64,7 +64,10 @@ def plant_faults(chunk: dict[str, pd.DataFrame], rng: np.random.Generator, next_
         used.update(np.flatnonzero(key.to_numpy() == key.iat[chosen]).tolist())
         return chosen
 
-    shown = pick(safe & (kind == "RECOMMENDATIONS_SHOWN") & ~has_click)
+    is_shown = kind == "RECOMMENDATIONS_SHOWN"
+    first_shown = np.zeros(len(events), dtype=bool)  # the seed's quirk exempts a session's first list: never move it
+    first_shown[events[is_shown].sort_values("created_at").drop_duplicates("session_uuid").index] = True
+    shown = pick(safe & is_shown & ~first_shown & ~has_click)
     view = int(np.flatnonzero((key.to_numpy() == key.iat[shown]) & (kind == "PAGE_VIEW"))[0])
     events.loc[shown, "created_at"] += pd.Timedelta(milliseconds=PAIRING_SHIFT_MS)
     faults.page_view_pairing = [int(events.at[shown, "id"]), int(events.at[view, "id"])]

@@ -177,9 +177,9 @@ def _create_tables(writer: BulkWriter, db: Database, schema: str) -> None:
     writer.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
     writer.execute(search_path_statement(db, schema))
     for table in STUDY_TABLES:
-        writer.execute(f"DROP TABLE IF EXISTS {table}{' CASCADE' if db.dialect_name == 'postgresql' else ''}")
+        writer.execute(f"DROP TABLE IF EXISTS {schema}.{table}{' CASCADE' if db.dialect_name == 'postgresql' else ''}")
     for type_name in STUDY_TYPES:
-        writer.execute(f"DROP TYPE IF EXISTS {type_name}")
+        writer.execute(f"DROP TYPE IF EXISTS {schema}.{type_name}")
     for statement in schema_statements(db):
         writer.execute(statement)
 
@@ -380,23 +380,24 @@ class _StudyBuilder:
             times = event_times[p]
             day_of = (times - self.start_ms) // 86_400_000
             phase, entry_day = 0, (created[i] - self.start_ms) // 86_400_000
-            matched, sums, pending = 0, np.zeros(len(daily_rules.FIGURES)), False
+            matched, sums, pending, matched_days = 0, np.zeros(len(daily_rules.FIGURES)), False, []
             for row_number, (day, values) in enumerate(zip(days["day"].to_numpy(), days[list(daily_rules.FIGURES)].to_numpy())):
                 on_day = times[day_of == day]
                 if pending:
-                    rows.append((p, int(on_day.min()) - 1, phase, phase + 1, "AUTOMATIC", *sums, matched, rules[phase]))
-                    phase, entry_day, matched, sums, pending = phase + 1, day, 0, np.zeros_like(sums), False
+                    rows.append((p, int(on_day.min()) - 1, phase, phase + 1, "AUTOMATIC", *sums, matched, tuple(matched_days)))
+                    phase, entry_day, matched, sums, pending, matched_days = phase + 1, day, 0, np.zeros_like(sums), False, []
                 if forced[i] and phase == 0 and row_number == 1 and on_day.size >= 2:
-                    rows.append((p, _midpoint(on_day, 0), 0, 1, "FORCED", *np.zeros_like(sums), 0, None))
-                    phase, entry_day, matched, sums = 1, day, 0, np.zeros_like(sums)
+                    rows.append((p, _midpoint(on_day, 0), 0, 1, "FORCED", *np.zeros_like(sums), 0, ()))
+                    phase, entry_day, matched, sums, matched_days = 1, day, 0, np.zeros_like(sums), []
                 if phase in rules and day >= entry_day and daily_rules.day_matches(values, rules[phase].minimums(), rules[phase].operator):
                     matched, sums = matched + 1, sums + values
+                    matched_days.append(int(day))
                     pending = matched >= rules[phase].min_days
             if reset[i] and phase > 0:
                 last_day = times[day_of == days["day"].max()]
                 if last_day.size >= 2:
-                    rows.append((p, _midpoint(last_day, last_day.size - 2), phase, 0, "FORCED", *np.zeros(len(daily_rules.FIGURES)), 0, None))
-        columns = ["p", "t", "from_phase", "to_phase", "reason", *daily_rules.FIGURES, "num_days", "rule"]
+                    rows.append((p, _midpoint(last_day, last_day.size - 2), phase, 0, "FORCED", *np.zeros(len(daily_rules.FIGURES)), 0, ()))
+        columns = ["p", "t", "from_phase", "to_phase", "reason", *daily_rules.FIGURES, "num_days", "matched_days"]
         frame = pd.DataFrame(rows, columns=columns)
         frame.attrs["created_ms"] = created
         return frame
@@ -604,6 +605,12 @@ class _StudyBuilder:
                              t=marks["created_at"].to_numpy().astype("datetime64[ms]").astype("int64"))
         transition_event_ids = transitions[["p", "t"]].merge(marks[["p", "t", "id"]], on=["p", "t"], how="left")["id"].to_numpy()
         rules = {r.from_phase: i + 1 for i, r in enumerate(self.config.rules)}
+        # the server sums the stored figures of the matching days, as they are once every event is in
+        final = figures.set_index(["p", "day"])[list(daily_rules.FIGURES)]
+        first_day = self.start_ms // daily_rules.DAY_MS
+        for index, (p, days) in enumerate(zip(transitions["p"], transitions["matched_days"])):
+            if days:
+                transitions.loc[index, list(daily_rules.FIGURES)] = final.loc[[(p + 1, first_day + d) for d in days]].to_numpy(dtype="float64").sum(axis=0)
         at = _ms_to_timestamp(transitions["t"].to_numpy())
         automatic = transitions["reason"].to_numpy() == "AUTOMATIC"
         transition_rows = pd.DataFrame({
