@@ -210,3 +210,17 @@ def test_settings_are_validated_with_the_setting_named():
     with pytest.raises(ConfigError, match="unknown analysis setting"):
         AnalysisSettings().with_overrides(alfa=0.1)
     assert AnalysisSettings().with_overrides(alpha=0.1, engine=None).alpha == 0.1
+
+
+def test_interval_view_of_the_results_matches_statsmodels(experiment_table):
+    from statsmodels.stats import proportion as sm_proportion
+
+    view = experiment_results(experiment_table, AnalysisSettings()).intervals()
+    row = view[(view["metric"] == "converted") & (view["dimension"] == "overall") & (view["variation"] == "1")].iloc[0]
+    sums = experiment_table[(experiment_table["metric"] == "converted") & (experiment_table["dimension"] == "overall")].set_index("variation")
+    counts = (sums.loc["1", "main_sum"], sums.loc["1", "users"], sums.loc["0", "main_sum"], sums.loc["0", "users"])
+    for level in (0.68, 0.95):
+        low, high = sm_proportion.confint_proportions_2indep(*counts, method="wald", compare="diff", alpha=1 - level)
+        assert (row[f"absolute_{round(level * 100)}_lower"], row[f"absolute_{round(level * 100)}_upper"]) == pytest.approx((low, high), rel=1e-9)
+    assert row["p_value"] == pytest.approx(sm_proportion.test_proportions_2indep(*counts, method="wald", correction=False).pvalue, rel=1e-9)
+    assert len(view) == 4 * 3 * 2  # metrics × slices × treatments

@@ -364,17 +364,19 @@ def experiment_results(
                     record[f"unadjusted_{key}"] = unadjusted[key]
             rows.append(record)
 
-    frame = pd.DataFrame(rows)
+    frame = pd.DataFrame(rows, columns=list(ROW_FIELDS) if not rows else None)
     for key in ("absolute_effect", "relative_effect", "ci_lower", "ci_upper", "p_value", "chance_to_win"):
         if f"unadjusted_{key}" not in frame:
             frame[f"unadjusted_{key}"] = math.nan
     if "cuped" not in frame:
         frame["cuped"], frame["theta"] = False, math.nan
-    if len(frame):
-        frame["cuped"] = frame["cuped"].fillna(False).astype(bool)
-        frame["p_value_adjusted"] = math.nan
-        if settings.engine == "frequentist" and settings.correction != "none":
-            for _, index in frame.groupby(["dimension", "dimension_value"], sort=False).groups.items():
-                frame.loc[index, "p_value_adjusted"] = adjusted_p_values(frame.loc[index, "p_value"].to_numpy(), settings.correction)
-        frame["significance"] = [_significance(r, settings) for r in frame.to_dict("records")]
+    for key in ("metric_type", "metric_group", "inverse", "standard_error", "p_value", "chance_to_win", "risk_control", "risk_treatment", "note"):
+        if key not in frame:
+            frame[key] = pd.Series(dtype=object)
+    frame["cuped"] = frame["cuped"].fillna(False).astype(bool)
+    frame["p_value_adjusted"] = math.nan
+    if settings.engine == "frequentist" and settings.correction != "none":
+        for _, index in frame.groupby(["dimension", "dimension_value"], sort=False).groups.items():
+            frame.loc[index, "p_value_adjusted"] = adjusted_p_values(frame.loc[index, "p_value"].to_numpy(dtype=float), settings.correction)
+    frame["significance"] = [_significance(r, settings) for r in frame.to_dict("records")]
     return ExperimentResults(frame, health, settings, sufficient_statistics.copy(), experiment)
