@@ -37,6 +37,20 @@ class ApiError(WorkbenchError):
     """The study's API refused a request, failed, or answered something unreadable."""
 
 
+class _Token:
+    """Holds the API token; prints as ``***`` (in reprs, ``vars()``, tracebacks' locals)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: str):
+        self.value = value
+
+    def __repr__(self) -> str:
+        return "***"
+
+    __str__ = __repr__
+
+
 class ApiClient:
     """A client of the study server at ``base_url`` authenticated by ``token`` (an admin API token)."""
 
@@ -49,7 +63,7 @@ class ApiClient:
         self.base_url = base_url.rstrip("/")
         self.timeout_s = float(timeout_s)
         self.report_cache_s = float(report_cache_s)
-        self.__token = token
+        self._token = _Token(token)
         self._cache_key = self.base_url + " " + hashlib.sha256(token.encode()).hexdigest()
 
     def __repr__(self) -> str:
@@ -67,7 +81,7 @@ class ApiClient:
 
         url = self.base_url + path
         try:
-            response = requests.get(url, headers={"authorization": self.__token, "accept": "application/json"}, timeout=self.timeout_s)
+            response = requests.get(url, headers={"authorization": self._token.value, "accept": "application/json"}, timeout=self.timeout_s)
         except requests.Timeout:
             raise ApiError(f"The study API did not answer GET {path} within {self.timeout_s:g} s: retry later or raise timeout_s.") from None
         except requests.RequestException as exc:
@@ -102,8 +116,8 @@ class ApiClient:
             if page >= page_count:
                 break
         frame = pd.DataFrame({
-            "id": pd.Series([r["id"] for r in rows], dtype="int64"), "code": pd.Series([r["code"] for r in rows], dtype=object),
-            "arm": pd.Series([r["arm"] for r in rows], dtype=object), "phase": pd.Series([r["phase"] for r in rows], dtype="int64"),
+            "id": pd.Series([r["id"] for r in rows], dtype="int64"), "code": pd.Series([r["code"] for r in rows]),
+            "arm": pd.Series([r["arm"] for r in rows]), "phase": pd.Series([r["phase"] for r in rows], dtype="int64"),
             "is_paid": pd.Series([bool(r.get("isPaid")) for r in rows], dtype=bool),
             "extension_activated_at": _times([r.get("extensionActivatedAt") for r in rows]),
             "created_at": _times([r["createdAt"] for r in rows]),
@@ -115,9 +129,9 @@ class ApiClient:
         value = self._get(f"/api/participant/{quote(str(code), safe='')}")
         sessions = sorted(value.get("sessions", []), key=lambda s: s["id"], reverse=True)
         frame = pd.DataFrame({
-            "code": pd.Series([str(code)] * len(sessions), dtype=object),
+            "code": pd.Series([str(code)] * len(sessions)),
             "session_id": pd.Series([s["id"] for s in sessions], dtype="int64"),
-            "session_uuid": pd.Series([s["uuid"] for s in sessions], dtype=object),
+            "session_uuid": pd.Series([s["uuid"] for s in sessions]),
             "created_at": _times([s["createdAt"] for s in sessions]),
             "started_at": _times([s.get("startedAt") for s in sessions]),
             "ended_at": _times([s.get("endedAt") for s in sessions]),
@@ -134,10 +148,10 @@ class ApiClient:
         value = self._get(f"/api/event-overviews/{quote(str(session_uuid), safe='')}")
         frame = pd.DataFrame({
             "id": pd.Series([e["id"] for e in value], dtype="int64"),
-            "type": pd.Series([e["type"] for e in value], dtype=object),
-            "url": pd.Series([e["url"] for e in value], dtype=object),
-            "context": pd.Series([e.get("context") for e in value], dtype=object),
-            "arm": pd.Series([e["arm"] for e in value], dtype=object),
+            "type": pd.Series([e["type"] for e in value]),
+            "url": pd.Series([e["url"] for e in value]),
+            "context": pd.Series([e.get("context") for e in value]),
+            "arm": pd.Series([e["arm"] for e in value]),
             "phase": pd.Series([e["phase"] for e in value], dtype="int64"),
             "created_at": _times([e["createdAt"] for e in value]),
             "seconds_watched": pd.Series([e.get("secondsWatched") for e in value], dtype="float64"),
@@ -160,7 +174,7 @@ class ApiClient:
                 return cached[1].copy()
         value = self._get("/api/participants-report")
         frame = pd.DataFrame({
-            "identifier": pd.Series([r["identifier"] for r in value], dtype=object),
+            "identifier": pd.Series([r["identifier"] for r in value]),
             "phase": pd.Series([r["phase"] for r in value], dtype="int64"),
             **{column: pd.Series([r.get(column) for r in value], dtype="Int64") for column in REPORT_TIMES},
         })
@@ -171,5 +185,5 @@ class ApiClient:
 
 def _times(values: list[str | None]) -> pd.Series:
     """ISO-8601 UTC strings (JavaScript's ``toJSON``) as naive UTC ``datetime64[ms]``; None stays NaT."""
-    stamps = pd.to_datetime(pd.Series(values, dtype=object), utc=True, format="ISO8601")
+    stamps = pd.to_datetime(pd.Series(values), utc=True, format="ISO8601")
     return millisecond_timestamps(pd.DataFrame({"t": stamps.dt.tz_localize(None)}), ["t"])["t"]
