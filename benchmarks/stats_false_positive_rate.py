@@ -20,7 +20,12 @@ from workbench.stats.corrections import holm_bonferroni
 from workbench.stats.frequentist import t_test
 from workbench.stats.intervals import difference_intervals
 from workbench.stats.moments import (
-    CupedSums, cuped_moments, pooled_theta, proportion_moments, ratio_moments, sample_mean_moments,
+    CupedSums,
+    cuped_moments,
+    pooled_theta,
+    proportion_moments,
+    ratio_moments,
+    sample_mean_moments,
 )  # fmt: skip
 from workbench.stats.sequential import sequential_test
 

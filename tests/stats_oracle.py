@@ -30,7 +30,11 @@ def sums_row(metric: str, metric_type: str, variation: str, y: np.ndarray, *, co
 def gb_statistic(row: dict, *, cuped: bool = False):
     """The gbstats statistic for one of our rows, as gbstats' own runner would build it."""
     from gbstats.models.statistics import (
-        ProportionStatistic, QuantileStatistic, RatioStatistic, RegressionAdjustedStatistic, SampleMeanStatistic,
+        ProportionStatistic,
+        QuantileStatistic,
+        RatioStatistic,
+        RegressionAdjustedStatistic,
+        SampleMeanStatistic,
     )  # fmt: skip
 
     n = int(row["users"])

@@ -8,13 +8,19 @@ import numpy as np
 import pytest
 import scipy.stats
 import statsmodels.api as sm
+from stats_oracle import gb_statistic, sums_row
 from statsmodels.stats import proportion as sm_proportion
 
-from stats_oracle import gb_statistic, sums_row
 from workbench.stats.frequentist import difference, t_test, welch_dof
 from workbench.stats.moments import (
-    comparison_note, cuped_moments, cuped_sums, pooled_theta, proportion_moments, row_moments, sample_mean_moments,
-)  # fmt: skip
+    comparison_note,
+    cuped_moments,
+    cuped_sums,
+    pooled_theta,
+    proportion_moments,
+    row_moments,
+    sample_mean_moments,
+)
 
 REL = 1e-6
 
@@ -177,7 +183,7 @@ def test_quantile_agrees_with_gbstats():
         n, q = len(values), 0.9
         half = 1.959963984540054 * math.sqrt(n * q * (1 - q))
         rows.append({"metric_type": "quantile", "users": n, "quantile_n": n, "nu": q, "quantile": float(np.quantile(values, q)),
-                     "quantile_lower": float(values[int(math.floor(n * q - half))]), "quantile_upper": float(values[int(math.ceil(n * q + half))])})  # fmt: skip
+                     "quantile_lower": float(values[math.floor(n * q - half)]), "quantile_upper": float(values[math.ceil(n * q + half)])})  # fmt: skip
     ours = t_test(row_moments(rows[0]), row_moments(rows[1]), relative=True)
     ref = _gb_ttest(gb_statistic(rows[0]), gb_statistic(rows[1]))
     assert (ours.estimate, ours.ci_lower, ours.ci_upper, ours.p_value) == pytest.approx((ref.expected, *ref.ci, ref.p_value), rel=REL)

@@ -6,16 +6,22 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.stats
+from stats_oracle import sums_row
 from statsmodels.stats import proportion as sm_proportion
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.power import NormalIndPower
 
-from stats_oracle import sums_row
 from workbench.stats.corrections import adjusted_p_values, benjamini_hochberg, holm_bonferroni
 from workbench.stats.health import health_checks, srm_flagged, srm_p_value
 from workbench.stats.intervals import difference_intervals
 from workbench.stats.moments import ArmMoments, row_moments
-from workbench.stats.power import achieved_power, binomial_mde, binomial_sample_size, mean_mde, mean_sample_size
+from workbench.stats.power import (
+    achieved_power,
+    binomial_mde,
+    binomial_sample_size,
+    mean_mde,
+    mean_sample_size,
+)
 
 
 @pytest.mark.parametrize("users, weights", [([5050, 4950], [0.5, 0.5]), ([3300, 3400, 3150], [1 / 3] * 3), ([2100, 7700], [0.2, 0.8])])

@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 import scipy.stats
 import statsmodels.api as sm
+from stats_oracle import sums_row
 from statsmodels.stats.multitest import multipletests
 
-from stats_oracle import sums_row
 from workbench.errors import ConfigError
 from workbench.stats import AnalysisSettings, GaussianPrior, experiment_results
 

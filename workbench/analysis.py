@@ -9,7 +9,8 @@ experiment's config entry (variations, weights, metric groups, ``inverse`` metri
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from workbench.errors import ConfigError
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from enum import Enum
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -19,14 +19,14 @@ class OutputFormat(str, Enum):
 def analyze_command(
     key: Annotated[str, typer.Argument(help="Experiment key from workbench.yml, e.g. checkout-layout.")],
     output_format: Annotated[OutputFormat, typer.Option("--format", help="table (terminal) or json (every field, machine-readable).")] = OutputFormat.table,
-    dimension: Annotated[Optional[list[str]], typer.Option("--dimension", help="Break results down by this dimension (repeatable; default: the experiment's configured dimensions).")] = None,
+    dimension: Annotated[list[str] | None, typer.Option("--dimension", help="Break results down by this dimension (repeatable; default: the experiment's configured dimensions).")] = None,
     overall_only: Annotated[bool, typer.Option("--overall-only", help="Skip the dimension breakdowns.")] = False,
-    engine: Annotated[Optional[str], typer.Option(help="frequentist or bayesian (default from the config entry, else frequentist).")] = None,
-    alpha: Annotated[Optional[float], typer.Option(help="Significance level (default 0.05).")] = None,
-    difference_type: Annotated[Optional[str], typer.Option("--difference-type", help="relative or absolute.")] = None,
-    sequential: Annotated[Optional[bool], typer.Option("--sequential/--fixed-horizon", help="Always-valid (sequential) intervals and p-values.")] = None,
-    cuped: Annotated[Optional[bool], typer.Option("--cuped/--no-cuped", help="Regression adjustment where covariate sums exist (default on).")] = None,
-    correction: Annotated[Optional[str], typer.Option(help="Multiple-testing correction: none, holm or bh.")] = None,
+    engine: Annotated[str | None, typer.Option(help="frequentist or bayesian (default from the config entry, else frequentist).")] = None,
+    alpha: Annotated[float | None, typer.Option(help="Significance level (default 0.05).")] = None,
+    difference_type: Annotated[str | None, typer.Option("--difference-type", help="relative or absolute.")] = None,
+    sequential: Annotated[bool | None, typer.Option("--sequential/--fixed-horizon", help="Always-valid (sequential) intervals and p-values.")] = None,
+    cuped: Annotated[bool | None, typer.Option("--cuped/--no-cuped", help="Regression adjustment where covariate sums exist (default on).")] = None,
+    correction: Annotated[str | None, typer.Option(help="Multiple-testing correction: none, holm or bh.")] = None,
     database: DatabaseOption = None,
 ) -> None:
     """Show an experiment's health (sample ratio, multiple exposures) and then its effects."""

@@ -84,6 +84,7 @@ class AnalysisSettings:
 
     @property
     def relative(self) -> bool:
+        """True for relative differences (the default)."""
         return self.difference_type == "relative"
 
     def metric_group(self, metric: str) -> str:

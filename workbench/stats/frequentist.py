@@ -27,6 +27,7 @@ class Difference:
 
     @property
     def standard_error(self) -> float:
+        """``sqrt(variance)``: the estimate's standard error."""
         return math.sqrt(self.variance)
 
 

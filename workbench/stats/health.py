@@ -8,8 +8,8 @@ variations (``__multiple__``) are excluded from the analysis; a share of 1% or m
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import pandas as pd
 

@@ -15,8 +15,8 @@ GrowthBook's (gbstats 0.8.0 ``models/statistics.py``), so our numbers match its 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 Z_95 = 1.959963984540054  # scipy.stats.norm.ppf(0.975), the width of the table's quantile interval
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import html
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -20,7 +21,7 @@ from workbench.errors import WorkbenchError
 from workbench.stats.analysis_settings import AnalysisSettings
 from workbench.stats.bayesian import bayesian_test
 from workbench.stats.corrections import adjusted_p_values
-from workbench.stats.frequentist import difference, t_test
+from workbench.stats.frequentist import t_test
 from workbench.stats.health import HealthChecks, health_checks
 from workbench.stats.intervals import difference_intervals
 from workbench.stats.moments import (
@@ -376,7 +377,7 @@ def experiment_results(
     frame["cuped"] = frame["cuped"].fillna(False).astype(bool)
     frame["p_value_adjusted"] = math.nan
     if settings.engine == "frequentist" and settings.correction != "none":
-        for _, index in frame.groupby(["dimension", "dimension_value"], sort=False).groups.items():
+        for index in frame.groupby(["dimension", "dimension_value"], sort=False).groups.values():
             frame.loc[index, "p_value_adjusted"] = adjusted_p_values(frame.loc[index, "p_value"].to_numpy(dtype=float), settings.correction)
     frame["significance"] = [_significance(r, settings) for r in frame.to_dict("records")]
     return ExperimentResults(frame, health, settings, sufficient_statistics.copy(), experiment)
