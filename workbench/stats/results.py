@@ -212,7 +212,7 @@ class ExperimentResults:
         rows = []
         for colour, values in zip(colours, frame.itertuples(index=False)):
             style = f' style="background:{colour}"' if colour else ""
-            rows.append(f"<tr{style}>" + "".join(f"<td>{esc(str(v))}</td>" for v in values) + "</tr>")
+            rows.append(f"<tr{style}>" + "".join(f'<td style="white-space:nowrap">{esc(str(v))}</td>' for v in values[:-1]) + f"<td>{esc(str(values[-1]))}</td>" + "</tr>")
         s = self.settings
         caption = f"{esc(self.experiment or 'experiment')}: {s.engine}, {s.difference_type} difference, alpha {s.alpha}" + (
             ", sequential" if s.sequential else "") + (f", {s.correction} correction" if s.correction != "none" else "")
