@@ -4,6 +4,7 @@ from workbench.cli import generate  # noqa: F401  (registers generate)
 from workbench.cli import events  # noqa: F401  (registers ingest events, identities resolve)
 from workbench.cli import analyze  # noqa: F401  (registers analyze)
 from workbench.cli import study  # noqa: F401  (registers study generate, study report, study check)
+from workbench.cli import lab  # noqa: F401  (registers lab)
 from workbench.cli.app import app
 
 __all__ = ["app"]
