@@ -41,7 +41,7 @@ class StudyServer:
             def log_message(self, *args):  # keep test output quiet
                 pass
 
-            def do_GET(self):  # noqa: N802 - http.server's name
+            def do_GET(self):
                 server.hits[self.path.split("/")[2]] = server.hits.get(self.path.split("/")[2], 0) + 1
                 if self.headers.get("authorization") != TOKEN:
                     return self.answer(401, {"kind": "Failure", "message": "invalid token"})
@@ -117,7 +117,7 @@ class StudyServer:
             for p in r["participant"].sort_values("id").itertuples():
                 mine = te[te["participant_id"] == p.id]
                 latest = {phase: mine[mine["to_phase"] == phase]["created_at"].max() for phase in (0, 1, 2)}
-                ms = lambda v: None if pd.isna(v) else int((pd.Timestamp(v) - pd.Timestamp("1970-01-01")) / pd.Timedelta(milliseconds=1))  # noqa: E731
+                ms = lambda v: None if pd.isna(v) else int((pd.Timestamp(v) - pd.Timestamp("1970-01-01")) / pd.Timedelta(milliseconds=1))
                 rows.append({"identifier": p.code, "phase": int(p.phase), "activated_browser_extension_at": ms(p.extension_activated_at),
                              "entered_intervention_at": ms(latest[1]), "entered_post_intervention_at": ms(latest[2]),
                              "was_reset_to_pre_intervention_at": ms(latest[0])})

@@ -8,7 +8,6 @@ from typer.testing import CliRunner
 import workbench as wb
 from workbench.cli import app
 from workbench.notebook_runs import run_notebook
-from workbench.studies import ytdpnl
 
 
 @pytest.fixture(scope="module")

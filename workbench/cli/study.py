@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -50,7 +50,7 @@ def report_command(
     codes: Annotated[str, typer.Option(help="Comma-separated participant codes (default: everyone).")] = "",
     min_pages: Annotated[int, typer.Option(help="Overview: participants with at least this many distinct pages.")] = 10,
     database: DatabaseOption = None,
-    output_dir: Annotated[Optional[Path], typer.Option(help="Folder for the executed notebook and HTML (default: reports/ytdpnl).")] = None,
+    output_dir: Annotated[Path | None, typer.Option(help="Folder for the executed notebook and HTML (default: reports/ytdpnl).")] = None,
 ) -> None:
     """Run the study report notebook with papermill and write its executed copy and HTML report."""
     from workbench import paths

@@ -15,7 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 import uuid
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -28,7 +28,14 @@ from workbench.progress import progress_bar
 from workbench.sql_files import TableDefinition
 from workbench.studies.ytdpnl import daily_rules
 from workbench.studies.ytdpnl.faults import InjectedFaults, plant_faults
-from workbench.studies.ytdpnl.tables import STUDY_TABLES, STUDY_TYPES, WORKBENCH_SCHEMA, schema_statements, search_path_statement, study_schema
+from workbench.studies.ytdpnl.tables import (
+    STUDY_TABLES,
+    STUDY_TYPES,
+    WORKBENCH_SCHEMA,
+    schema_statements,
+    search_path_statement,
+    study_schema,
+)
 
 YOUTUBE = "https://www.youtube.com"
 FIRST_PAGE_VIEW_FIX = pd.Timestamp("2023-02-13")  # before this day the first PAGE_VIEW of a first session was lost
