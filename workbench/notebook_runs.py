@@ -78,8 +78,9 @@ def provenance_footer(notebook_name: str, parameters: dict[str, Any]) -> str:
             f"(Python {platform.python_version()}, parameters: {redact(parameters) if parameters else 'defaults'}).")
 
 
-def export_html(notebook_path: Path, html_path: Path, footer: str = "") -> Path:
-    """Write ``notebook_path`` as a code-free HTML report at ``html_path`` (atomically)."""
+def export_html(notebook_path: Path, html_path: Path, footer: str = "", title: str | None = None) -> Path:
+    """Write ``notebook_path`` as a code-free HTML report at ``html_path`` (atomically), titled
+    ``title`` (default: the notebook's ``title`` metadata, else its name)."""
     import nbformat
     from nbconvert import HTMLExporter
 
@@ -91,7 +92,7 @@ def export_html(notebook_path: Path, html_path: Path, footer: str = "") -> Path:
         exclude_input_prompt=True,
         exclude_output_prompt=True,
     )
-    title = nb.metadata.get("title") or notebook_path.stem.replace("_", " ")
+    title = title or nb.metadata.get("title") or notebook_path.stem.replace("_", " ")
     body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": title}, "workbench": {"footer": footer}})
     _atomic_write(html_path, body)
     return html_path
@@ -103,6 +104,7 @@ def run_notebook(
     parameters: dict[str, Any] | None = None,
     database_url: str | None = None,
     stem: str | None = None,
+    title: str | None = None,
 ) -> NotebookRun:
     """Execute ``notebooks/<name>`` with ``parameters`` into ``output_dir/<stem>.ipynb`` and ``.html``."""
     import papermill as pm
@@ -133,5 +135,5 @@ def run_notebook(
         tmp_nb.unlink(missing_ok=True)
         raise WorkbenchError(f"{name} could not be executed: {redact(exc)}") from None
     os.replace(tmp_nb, final_nb)
-    export_html(final_nb, final_html, footer=provenance_footer(name, parameters or {}))
+    export_html(final_nb, final_html, footer=provenance_footer(name, parameters or {}), title=title)
     return NotebookRun(final_nb, final_html)

@@ -1,0 +1,213 @@
+"""Experiment reports on disk: ``reports/<key>/<timestamp>.ipynb`` and ``.html`` from
+``notebooks/experiment_report.ipynb``, ``latest.html``, the results cache the dashboard reads
+(``reports/<key>/cache/``), a ``status.json`` per experiment and ``reports/index.html``.
+
+Each report runs in its own kernel (papermill); a failure in one never stops the others, and
+outputs are replaced by rename only after success, so a failed run leaves the last good report
+(and its cache) in place and keeps ``<timestamp>.failed.ipynb`` for debugging.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import html
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from workbench import paths
+from workbench.errors import WorkbenchError
+from workbench.redaction import redact
+
+REPORT_NOTEBOOK = "experiment_report.ipynb"
+
+
+@dataclass(frozen=True)
+class ReportRun:
+    """One experiment's run: ``status`` "ok" or "failed", what was written, the error sentence."""
+
+    key: str
+    status: str
+    notebook: Path | None = None
+    html: Path | None = None
+    latest: Path | None = None
+    failed_notebook: Path | None = None
+    error: str = ""
+    seconds: float = 0.0
+
+
+def _replace_copy(source: Path, target: Path) -> None:
+    """Copy ``source`` over ``target`` atomically (temporary file in the same folder, then rename)."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    os.close(fd)
+    try:
+        shutil.copyfile(source, tmp)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _write_json(path: Path, payload: dict) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump(payload, handle, indent=1, default=str)
+    os.replace(tmp, path)
+
+
+def timestamp_stem(now: dt.datetime | None = None) -> str:
+    """``YYYYMMDD-HHMMSS`` in UTC: report file names sort by time."""
+    return (now or dt.datetime.now(dt.timezone.utc)).strftime("%Y%m%d-%H%M%S")
+
+
+def run_report(
+    key: str,
+    *,
+    database_url: str | None = None,
+    config_path: Path | None = None,
+    dimension: str = "",
+    reports_dir: Path | None = None,
+    parameters: dict | None = None,
+) -> ReportRun:
+    """Execute the experiment report of ``key`` into ``reports/<key>/`` and update ``latest.html``,
+    the cache and ``status.json``; never raises for a failed notebook (the run says ``failed``)."""
+    import time
+
+    from workbench.notebook_runs import run_notebook
+    from workbench.report_data import cache_dir
+
+    started = time.perf_counter()
+    root = Path(reports_dir or paths.reports_dir())
+    folder = root / key
+    folder.mkdir(parents=True, exist_ok=True)
+    stem = timestamp_stem()
+    staging_cache = folder / f".cache-{stem}"
+    params = {"experiment": key, "dimension": dimension, "cache_dir": str(staging_cache), **(parameters or {})}
+    if config_path:
+        params["config_path"] = str(config_path)
+    status = _read_status(folder)
+    status.update(key=key, last_run=stem)
+    try:
+        run = run_notebook(REPORT_NOTEBOOK, folder, params, database_url=database_url, stem=stem, title=f"{key}: experiment report")
+    except WorkbenchError as exc:
+        shutil.rmtree(staging_cache, ignore_errors=True)
+        failed = folder / f"{stem}.failed.ipynb"
+        error = redact(str(exc))
+        status.update(status="failed", error=error, failed_notebook=failed.name if failed.exists() else None)
+        _write_json(folder / "status.json", status)
+        return ReportRun(key, "failed", failed_notebook=failed if failed.exists() else None, error=error, seconds=time.perf_counter() - started)
+    latest = folder / "latest.html"
+    _replace_copy(run.html, latest)
+    final_cache = cache_dir(key, root)
+    if staging_cache.is_dir():
+        old = folder / f".cache-old-{stem}"
+        if final_cache.exists():
+            os.replace(final_cache, old)
+        os.replace(staging_cache, final_cache)
+        shutil.rmtree(old, ignore_errors=True)
+    status.update(status="ok", error="", failed_notebook=None, last_good_run=stem, last_good_html=run.html.name)
+    _write_json(folder / "status.json", status)
+    return ReportRun(key, "ok", run.notebook, run.html, latest, seconds=time.perf_counter() - started)
+
+
+def _read_status(folder: Path) -> dict:
+    try:
+        return json.loads((folder / "status.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def report_keys(keys: list[str], config_path: Path | None = None, all_discovered: bool = False, database_url: str | None = None) -> tuple[list[str], Path | None]:
+    """The experiments to report on and the config to use: ``keys`` (checked against the config),
+    else every configured experiment; with ``all_discovered`` also every experiment found in the
+    assignment queries, reported from a copy of the config with stub entries (health and units,
+    no metrics) written under ``reports/``."""
+    from workbench.config import load_config
+
+    config = load_config(config_path)
+    if keys:
+        for key in keys:
+            config.experiment(key)  # raises a sentence naming the config file
+        return list(keys), config_path
+    chosen = list(config.experiments)
+    if not all_discovered:
+        return chosen, config_path
+    from workbench.connection import connect
+    from workbench.experiment import discover_experiments, write_experiment_stubs
+
+    db = connect(database_url)
+    try:
+        found = discover_experiments(db, config)
+    finally:
+        db.dispose()
+    paths.reports_dir().mkdir(parents=True, exist_ok=True)
+    copy = paths.reports_dir() / ".discovered-workbench.yml"
+    shutil.copyfile(config.path, copy)
+    extra = write_experiment_stubs(load_config(copy), found)
+    return chosen + [k for k in extra if k not in chosen], copy
+
+
+def run_reports(keys: list[str], *, database_url: str | None = None, config_path: Path | None = None, reports_dir: Path | None = None, dimension: str = "") -> list[ReportRun]:
+    """Run :func:`run_report` for each key in turn (each its own kernel; failures recorded, never
+    raised), then write ``reports/index.html``."""
+    from workbench.progress import progress
+
+    runs = []
+    for key in progress(keys, desc="Experiment reports", unit="report"):
+        try:
+            runs.append(run_report(key, database_url=database_url, config_path=config_path, dimension=dimension, reports_dir=reports_dir))
+        except Exception as exc:  # noqa: BLE001 - one experiment's failure must never stop the others
+            runs.append(ReportRun(key, "failed", error=redact(f"{type(exc).__name__}: {exc}")))
+    write_index(reports_dir, keys)
+    return runs
+
+
+def _key_results(folder: Path) -> tuple[str, bool | None]:
+    """The goal metrics' overall effects of the cached results as one line, and the SRM flag."""
+    try:
+        payload = json.loads((folder / "cache" / "results.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return "", None
+    summary = payload["summary"]
+    goal = set(summary["settings"]["goal_metrics"])
+    parts = []
+    for r in summary["results"]:
+        if r["metric"] in goal and r["dimension"] == "overall" and r["variation"] != r["baseline"] and r["relative_effect"] is not None:
+            p = r.get("p_value_adjusted", r.get("p_value"))
+            certainty = f"p {p:.2g}" if p is not None else (f"chance to win {r['chance_to_win']:.0%}" if r.get("chance_to_win") is not None else "")
+            parts.append(f"{r['metric']} v{r['variation']}: {r['relative_effect']:+.1%} ({certainty})")
+    srm = [s for s in summary["health"]["srm"] if s["dimension"] == "overall"]
+    return "; ".join(parts), bool(srm and srm[0]["srm_flagged"])
+
+
+def write_index(reports_dir: Path | None = None, keys: list[str] | None = None) -> Path:
+    """``reports/index.html``: every experiment with a report folder (and every key in ``keys``):
+    status of the last run, last good run (linked), key results and the SRM flag."""
+    root = Path(reports_dir or paths.reports_dir())
+    root.mkdir(parents=True, exist_ok=True)
+    names = sorted({p.parent.name for p in root.glob("*/status.json")} | set(keys or []))
+    rows = []
+    for key in names:
+        status = _read_status(root / key)
+        results, srm = _key_results(root / key)
+        good = status.get("last_good_html")
+        link = f'<a href="{html.escape(key)}/latest.html">{html.escape(status.get("last_good_run", ""))}</a>' if good else "never"
+        state = status.get("status", "not run")
+        colour = {"ok": "#dafbe1", "failed": "#ffebe9"}.get(state, "")
+        srm_cell = "⚠ SRM" if srm else ("ok" if srm is False else "")
+        rows.append(f'<tr style="background:{colour}"><td>{html.escape(key)}</td><td>{html.escape(state)}</td><td>{html.escape(status.get("last_run", ""))}</td>'
+                    f"<td>{link}</td><td>{html.escape(results)}</td><td>{srm_cell}</td><td>{html.escape(status.get('error', ''))}</td></tr>")
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    page = ("<!doctype html><html><head><meta charset='utf-8'><title>Experiment reports</title><style>body{font-family:sans-serif;margin:2em}"
+            "td,th{border-bottom:1px solid #ddd;padding:4px 8px;text-align:left;vertical-align:top}</style></head><body>"
+            f"<h1>Experiment reports</h1><p>Updated {stamp}.</p><table><thead><tr><th>experiment</th><th>status</th><th>last run</th>"
+            f"<th>last good report</th><th>key results (goal metrics, overall)</th><th>SRM</th><th>error</th></tr></thead><tbody>{''.join(rows)}</tbody></table></body></html>")
+    index = root / "index.html"
+    fd, tmp = tempfile.mkstemp(prefix=".index.html.", dir=root)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(page)
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, index)
+    return index
