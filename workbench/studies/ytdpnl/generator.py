@@ -41,6 +41,8 @@ YOUTUBE = "https://www.youtube.com"
 FIRST_PAGE_VIEW_FIX = pd.Timestamp("2023-02-13")  # before this day the first PAGE_VIEW of a first session was lost
 PAGE_KINDS = ("home", "watch", "search", "channel")
 HOME, WATCH, SEARCH, CHANNEL = range(4)
+LIST_TYPES = ("PERSONALIZED", "NON_PERSONALIZED", "SHOWN", "HOME_DEFAULT", "HOME_REPLACEMENT_SOURCE", "HOME_SHOWN")
+VIDEO_TYPES = ("PERSONALIZED", "NON_PERSONALIZED", "MIXED")  # list items carry these as codes until written
 MS = 1000
 
 
@@ -195,6 +197,9 @@ def _append(writer: BulkWriter, name: str, frame: pd.DataFrame) -> int:
     if writer.dialect == "postgresql":
         frame = frame.assign(**{c: frame[c].map(_array_literal) for c in frame.columns if frame[c].map(type).eq(list).any()})
     table = pa.Table.from_pandas(frame, preserve_index=False)
+    for index, column in enumerate(table.schema):
+        if pa.types.is_dictionary(column.type):  # categorical codes become plain text for both engines
+            table = table.set_column(index, column.name, table.column(index).cast(pa.string()))
     return writer.append(TableDefinition(name, tuple((c, "") for c in table.column_names)), table)
 
 
@@ -464,56 +469,57 @@ class _StudyBuilder:
         L = size.list_length
         if len(shown):
             sp = shown["p"].to_numpy()
-            nonpersonal = np.argsort(rng.random((len(shown), self.n_popular)), axis=1)[:, :L]
-            personal = tail_start + (self.pool_offset[sp][:, None] + np.argsort(rng.random((len(shown), 60)), axis=1)[:, :L]) % self.n_tail
+            nonpersonal = _distinct_draws(rng, len(shown), self.n_popular, L)
+            personal = tail_start + (self.pool_offset[sp][:, None] + _distinct_draws(rng, len(shown), 60, L)) % self.n_tail
             mixed = rng.random((len(shown), L)) < 0.2
             personal = np.where(mixed, nonpersonal, personal)
             probability = np.where(shown["experiment_config_id"].to_numpy() == 2, c.non_personalized_probabilities[1], c.non_personalized_probabilities[0])
             intervened = (shown["arm"].to_numpy() == "treatment") & (shown["phase"].to_numpy() == 1)
             swap = intervened[:, None] & ~mixed & (rng.random((len(shown), L)) < probability[:, None])
             shown_list = np.where(swap, nonpersonal, personal)
-            shown_type = np.where(mixed, "MIXED", np.where(swap, "NON_PERSONALIZED", "PERSONALIZED"))
+            shown_type = np.where(mixed, 2, np.where(swap, 1, 0)).astype("int8")
             row = np.arange(len(shown))
-            for list_type, videos, types in (("NON_PERSONALIZED", nonpersonal, np.full((len(shown), L), "NON_PERSONALIZED")),
-                                             ("PERSONALIZED", personal, np.full((len(shown), L), "PERSONALIZED")),
-                                             ("SHOWN", shown_list, shown_type)):
-                items.append(pd.DataFrame({"row": np.repeat(row, L), "source": "RS", "list_type": list_type, "video": videos.ravel(),
+            for list_type, videos, types in ((1, nonpersonal, np.full((len(shown), L), 1, dtype="int8")),
+                                             (0, personal, np.zeros((len(shown), L), dtype="int8")),
+                                             (2, shown_list, shown_type)):
+                items.append(pd.DataFrame({"row": np.repeat(row, L), "is_rs": True, "list_type": np.int8(list_type), "video": videos.ravel(),
                                            "video_type": types.ravel(), "position": np.tile(np.arange(L), len(shown))}))
             clicked_position = np.minimum(rng.geometric(0.3, len(shown)) - 1, L - 1)
             rs_page = shown["page"].to_numpy()
             for page, video, kind in zip(rs_page, shown_list[row, clicked_position], shown_type[row, clicked_position]):
-                click_video[("RS", int(page))] = (int(video), f"{kind}_CLICKED")
+                click_video[("RS", int(page))] = (int(video), f"{VIDEO_TYPES[kind]}_CLICKED")
         # home page lists (HOME_DEFAULT, HOME_REPLACEMENT_SOURCE, HOME_SHOWN per HOME_SHOWN event)
         home = events[events["type"] == "HOME_SHOWN"]
         H = size.home_list_length
         if len(home):
             hp = home["p"].to_numpy()
-            default = tail_start + (self.pool_offset[hp][:, None] + np.argsort(rng.random((len(home), 60)), axis=1)[:, :H]) % self.n_tail
-            replacement = self.n_popular + np.argsort(rng.random((len(home), self.n_news)), axis=1)[:, :H]
+            default = tail_start + (self.pool_offset[hp][:, None] + _distinct_draws(rng, len(home), 60, H)) % self.n_tail
+            replacement = self.n_popular + _distinct_draws(rng, len(home), self.n_news, H)
             injected = ((home["arm"].to_numpy() == "treatment") & (home["phase"].to_numpy() == 1))[:, None] & (rng.random((len(home), H)) < c.home_injection_probability)
             home_shown = np.where(injected, replacement, default)
             row = np.arange(len(home))
-            for list_type, videos, types in (("HOME_DEFAULT", default, np.full((len(home), H), "PERSONALIZED")),
-                                             ("HOME_REPLACEMENT_SOURCE", replacement, np.full((len(home), H), "NON_PERSONALIZED")),
-                                             ("HOME_SHOWN", home_shown, np.where(injected, "NON_PERSONALIZED", "PERSONALIZED"))):
-                items.append(pd.DataFrame({"row": np.repeat(row, H), "source": "HOME", "list_type": list_type, "video": videos.ravel(),
+            for list_type, videos, types in ((3, default, np.zeros((len(home), H), dtype="int8")),
+                                             (4, replacement, np.ones((len(home), H), dtype="int8")),
+                                             (5, home_shown, injected.astype("int8"))):
+                items.append(pd.DataFrame({"row": np.repeat(row, H), "is_rs": False, "list_type": np.int8(list_type), "video": videos.ravel(),
                                            "video_type": types.ravel(), "position": np.tile(np.arange(H), len(home))}))
             for page, inj, vids in zip(home["page"].to_numpy(), injected, home_shown):
                 if inj.any():
                     click_video[("HOME", int(page))] = (int(vids[np.flatnonzero(inj)[0]]), "HOME_INJECTED_TILE_CLICKED")
         # clicks: kind from the clicked item; the next page shows the clicked video
-        kinds = events["type"].to_numpy().copy()
+        kinds = events["type"].to_numpy().astype(object)
         keep = np.ones(len(events), dtype=bool)
         click_url = np.full(len(events), None, dtype=object)
+        event_page, page_session = events["page"].to_numpy(), pages["s"].to_numpy()
         for index in np.flatnonzero(np.isin(kinds, ["SIDEBAR_CLICK", "HOME_CLICK"])):
-            page = int(events["page"].iat[index])
+            page = int(event_page[index])
             found = click_video.get(("RS" if kinds[index] == "SIDEBAR_CLICK" else "HOME", page))
             if found is None:
                 keep[index] = False  # a click on a home tile that was not injected is not tracked
                 continue
             video, kinds[index] = found
             click_url[index] = self.watch_urls[video]
-            if page + 1 < n_pages and pages["s"].iat[page + 1] == pages["s"].iat[page]:
+            if page + 1 < n_pages and page_session[page + 1] == page_session[page]:
                 page_video[page + 1] = video
         events = events.assign(type=kinds, click_url=click_url)[keep].reset_index(drop=True)
         # page urls and referrers
@@ -531,7 +537,7 @@ class _StudyBuilder:
         events["url"] = np.where(is_click, events["click_url"], event_url)
         events["context"] = np.where(is_click, event_url, context)
         events["seconds"] = np.where(events["type"] == "WATCH_TIME", pages["watched"].to_numpy()[np.maximum(page_index, 0)], np.nan)
-        item_frame = pd.concat(items, ignore_index=True) if items else pd.DataFrame(columns=["row", "source", "list_type", "video", "video_type", "position"])
+        item_frame = pd.concat(items, ignore_index=True) if items else pd.DataFrame(columns=["row", "is_rs", "list_type", "video", "video_type", "position"])
         item_frame.attrs["rs_pages"] = shown["page"].to_numpy() if len(shown) else np.array([], dtype="int64")
         item_frame.attrs["home_pages"] = home["page"].to_numpy() if len(home) else np.array([], dtype="int64")
         return events.drop(columns=["click_url"]), item_frame
@@ -569,14 +575,14 @@ class _StudyBuilder:
         # list items: map (source, row) back to the event id
         rs_event = pd.Series(event_id[events["type"].to_numpy() == "RECOMMENDATIONS_SHOWN"], index=events.loc[events["type"] == "RECOMMENDATIONS_SHOWN", "page"].to_numpy())
         home_event = pd.Series(event_id[events["type"].to_numpy() == "HOME_SHOWN"], index=events.loc[events["type"] == "HOME_SHOWN", "page"].to_numpy())
-        is_rs = items["source"].to_numpy() == "RS"
+        is_rs = items["is_rs"].to_numpy(dtype=bool)
         item_page = np.where(is_rs, items.attrs["rs_pages"][np.where(is_rs, items["row"], 0)] if len(items.attrs["rs_pages"]) else -1,
                              items.attrs["home_pages"][np.where(~is_rs, items["row"], 0)] if len(items.attrs["home_pages"]) else -1)
         item_event = np.where(is_rs, rs_event.reindex(item_page).to_numpy(), home_event.reindex(item_page).to_numpy())
         item_time = event_rows.set_index("id")["created_at"].reindex(item_event).to_numpy()
         item_rows = pd.DataFrame({"id": self.item_counter + 1 + np.arange(len(items)), "event_id": item_event.astype("int64"),
-                                  "video_id": items["video"].to_numpy().astype("int64") + 1, "list_type": items["list_type"].to_numpy(),
-                                  "video_type": items["video_type"].to_numpy(), "position": items["position"].to_numpy().astype("int32"),
+                                  "video_id": items["video"].to_numpy().astype("int64") + 1, "list_type": pd.Categorical.from_codes(items["list_type"].to_numpy(), LIST_TYPES),
+                                  "video_type": pd.Categorical.from_codes(items["video_type"].to_numpy(), VIDEO_TYPES), "position": items["position"].to_numpy().astype("int32"),
                                   "created_at": item_time, "updated_at": item_time})
         self.item_counter += len(items)
         self.shown_video_ids.update(np.unique(item_rows["video_id"]).tolist())
@@ -613,11 +619,11 @@ class _StudyBuilder:
         transition_event_ids = transitions[["p", "t"]].merge(marks[["p", "t", "id"]], on=["p", "t"], how="left")["id"].to_numpy()
         rules = {r.from_phase: i + 1 for i, r in enumerate(self.config.rules)}
         # the server sums the stored figures of the matching days, as they are once every event is in
-        final = figures.set_index(["p", "day"])[list(daily_rules.FIGURES)]
         first_day = self.start_ms // daily_rules.DAY_MS
-        for index, (p, days) in enumerate(zip(transitions["p"], transitions["matched_days"])):
-            if days:
-                transitions.loc[index, list(daily_rules.FIGURES)] = final.loc[[(p + 1, first_day + d) for d in days]].to_numpy(dtype="float64").sum(axis=0)
+        matched = transitions[["p", "matched_days"]].reset_index().explode("matched_days").dropna()
+        matched = matched.assign(p=matched["p"] + 1, day=first_day + matched["matched_days"].astype("int64"))
+        sums = matched.merge(figures, on=["p", "day"]).groupby("index")[list(daily_rules.FIGURES)].sum()
+        transitions.loc[sums.index, list(daily_rules.FIGURES)] = sums.to_numpy(dtype="float64")
         at = _ms_to_timestamp(transitions["t"].to_numpy())
         automatic = transitions["reason"].to_numpy() == "AUTOMATIC"
         transition_rows = pd.DataFrame({
@@ -643,6 +649,14 @@ class _StudyBuilder:
         participants["pos_in_channel_source"] = 0
         participants["pos_in_channel_source_last_updated_at"] = participants["created_at"]
         return {"participant": participants, "daily_activity_time": day_rows, "transition_event": transition_rows}
+
+
+def _distinct_draws(rng: np.random.Generator, rows: int, population: int, k: int) -> np.ndarray:
+    """``rows`` × ``k`` indices below ``population``, distinct within each row, in random order."""
+    keys = rng.random((rows, population))
+    chosen = np.argpartition(keys, k - 1, axis=1)[:, :k] if k < population else np.argsort(keys, axis=1)
+    order = np.argsort(np.take_along_axis(keys, chosen, axis=1), axis=1)
+    return np.take_along_axis(chosen, order, axis=1)
 
 
 def _uuids(rng: np.random.Generator, n: int) -> np.ndarray:
