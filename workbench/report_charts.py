@@ -55,7 +55,7 @@ def interval_chart(rows: pd.DataFrame, title: str = "", highlight_significant: b
     hover = [
         f"<b>{r.metric}</b>, variation {r.variation} vs control<br>relative: {r.relative:+.2f}% "
         f"(68%: {r.relative_68_lower:+.2f}% to {r.relative_68_upper:+.2f}%; 95%: {r.relative_95_lower:+.2f}% to {r.relative_95_upper:+.2f}%)"
-        f"<br>absolute: {r.absolute:+.4g}<br>p-value: {r.p_value:.3g}<br>mean: {r.mean:.4g} (control {r.baseline_mean:.4g})"
+        f"<br>absolute: {r.absolute:+.4g}<br>p-value: {r.test_p_value:.3g}<br>mean: {r.mean:.4g} (control {r.baseline_mean:.4g})"
         f"<br>units: {int(r.units):,} (control {int(r.baseline_units):,})"
         for r in rows.itertuples()
     ]
@@ -83,7 +83,9 @@ def cumulative_chart(cumulative: pd.DataFrame, metric: str, relative: bool = Tru
     as a band: an effect that settles and a band that narrows away from zero is a result to trust."""
     import plotly.graph_objects as go
 
-    rows = cumulative[cumulative["metric"] == metric]
+    rows = cumulative[(cumulative["metric"] == metric) & cumulative["relative_effect" if relative else "absolute_effect"].notna()]
+    rows = rows.assign(ci_lower=rows["ci_lower"].fillna(rows["relative_effect" if relative else "absolute_effect"]),
+                       ci_upper=rows["ci_upper"].fillna(rows["relative_effect" if relative else "absolute_effect"]))
     scale = 100 if relative else 1
     effect = "relative_effect" if relative else "absolute_effect"
     fig = go.Figure()

@@ -5,6 +5,7 @@ from workbench.cli import events  # noqa: F401  (registers ingest events, identi
 from workbench.cli import analyze  # noqa: F401  (registers analyze)
 from workbench.cli import study  # noqa: F401  (registers study generate, study report, study check)
 from workbench.cli import lab  # noqa: F401  (registers lab)
+from workbench.cli import reports  # noqa: F401  (registers report, run-reports, dashboard, new)
 from workbench.cli.app import app
 
 __all__ = ["app"]

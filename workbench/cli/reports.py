@@ -1,0 +1,113 @@
+"""Report commands: ``report`` (one experiment), ``run-reports`` (scheduled runs), ``dashboard``
+(Voila), and ``new experiment`` / ``new analysis`` (from the templates in ``templates/``)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from workbench.cli.app import DatabaseOption, app, fail, say
+from workbench.errors import WorkbenchError
+
+ConfigOption = Annotated[Optional[Path], typer.Option("--config", help="Config file (default: $WORKBENCH_CONFIG, then workbench.yml).")]
+DimensionOption = Annotated[str, typer.Option("--dimension", help="Break results down by this assignment-query column (default: overall only).")]
+new_app = typer.Typer(help="Start a new experiment entry or analysis notebook from the templates.", no_args_is_help=True)
+app.add_typer(new_app, name="new")
+
+
+@app.command("report")
+def report_command(
+    key: Annotated[str, typer.Argument(help="Experiment key from workbench.yml, e.g. checkout-layout.")],
+    dimension: DimensionOption = "",
+    config: ConfigOption = None,
+    database: DatabaseOption = None,
+) -> None:
+    """Run the experiment report notebook and write reports/<key>/<timestamp>.ipynb and .html, and latest.html."""
+    from workbench.reports import report_keys, run_report, write_index
+
+    try:
+        report_keys([key], config)
+        run = run_report(key, database_url=database, config_path=config, dimension=dimension)
+        write_index()
+    except WorkbenchError as exc:
+        fail(exc)
+    if run.status != "ok":
+        fail(run.error)
+    say(f"Executed notebook: {run.notebook}")
+    say(f"HTML report:       {run.html}")
+    say(f"Latest report:     {run.latest}")
+    say(f"Took {run.seconds:.1f} s.")
+
+
+@app.command("run-reports")
+def run_reports_command(
+    keys: Annotated[Optional[list[str]], typer.Argument(help="Experiment keys (default: every experiment in the config).")] = None,
+    all_discovered: Annotated[bool, typer.Option("--all-discovered", help="Also report on experiments found in the data but not configured (health and units only).")] = False,
+    dimension: DimensionOption = "",
+    config: ConfigOption = None,
+    database: DatabaseOption = None,
+) -> None:
+    """Run every experiment's report (for cron or a systemd timer); exit 1 if any failed, with one line per failure."""
+    from workbench import paths
+    from workbench.reports import report_keys, run_reports
+
+    try:
+        chosen, config_path = report_keys(list(keys or []), config, all_discovered, database)
+    except WorkbenchError as exc:
+        fail(exc)
+    runs = run_reports(chosen, database_url=database, config_path=config_path, dimension=dimension)
+    for run in runs:
+        say(f"{'ok    ' if run.status == 'ok' else 'FAILED'} {run.key}: {run.latest if run.status == 'ok' else run.error} ({run.seconds:.1f} s)")
+    say(f"Index: {paths.reports_dir() / 'index.html'}")
+    failed = [run for run in runs if run.status != "ok"]
+    if failed:
+        typer.echo(f"error: {len(failed)} of {len(runs)} report(s) failed:", err=True)
+        for run in failed:
+            typer.echo(f"  {run.key}: {run.error}", err=True)
+        raise typer.Exit(1)
+
+
+@app.command("dashboard")
+def dashboard_command(
+    port: Annotated[int, typer.Option(help="Port to serve on.")] = 8866,
+    ip: Annotated[str, typer.Option("--ip", help="Address to bind (default 127.0.0.1: this machine only).")] = "127.0.0.1",
+    database: DatabaseOption = None,
+) -> None:
+    """Serve the experiment dashboard (Voila, sources hidden) from the cached report results."""
+    import os
+
+    from workbench.dashboard import voila_command
+
+    if database:
+        os.environ["WORKBENCH_DATABASE_URL"] = database
+    command = voila_command(port, ip)
+    say(f"Dashboard: http://{ip}:{port}/ (Ctrl-C to stop)")
+    os.execvp(command[0], command)
+
+
+@new_app.command("experiment")
+def new_experiment_command(
+    key: Annotated[str, typer.Argument(help="Key of the new experiment (its experiment_id in the assignment query).")],
+    config: ConfigOption = None,
+) -> None:
+    """Append an experiment entry from templates/workbench/experiment.yml to the config file (comments kept)."""
+    from workbench.scaffold import new_experiment
+
+    try:
+        path = new_experiment(key, config)
+    except WorkbenchError as exc:
+        fail(exc)
+    say(f"Added experiment {key!r} to {path}: fill in its variations and metrics, then run `workbench report {key}`.")
+
+
+@new_app.command("analysis")
+def new_analysis_command(name: Annotated[str, typer.Argument(help="Notebook name (letters, digits and _), e.g. pricing_deep_dive.")]) -> None:
+    """Create notebooks/<name>.ipynb from templates/notebooks/analysis.ipynb."""
+    from workbench.scaffold import new_analysis
+
+    try:
+        path = new_analysis(name)
+    except WorkbenchError as exc:
+        fail(exc)
+    say(f"Created {path}: open it with `make lab`.")

@@ -1,0 +1,173 @@
+"""The experiment dashboard (served by Voila from ``notebooks/dashboard.ipynb``): experiment
+picker, metric-group tabs, segment selector, health banner, interval chart with a "highlight
+significant" toggle, cumulative effect chart and a results table with hover details.
+
+It reads the cached results of ``reports/<key>/cache/`` (written by ``workbench report`` and
+``workbench run-reports``), so it answers at once; "Refresh" recomputes one experiment from the
+database and rewrites its cache. Charts are ``FigureWidget``s built with their data and shown in
+an ``Output`` redrawn on every change (an empty FigureWidget filled later renders blank in Voila).
+"""
+from __future__ import annotations
+
+import html
+import sys
+from pathlib import Path
+
+from workbench import paths
+from workbench.report_data import ReportData, cache_dir, load_report_cache
+from workbench.report_tables import GROUPS
+
+DEFAULT_PORT = 8866
+CULL_IDLE_SECONDS = 600
+
+
+def cached_keys(reports_dir: Path | None = None) -> list[str]:
+    """Experiments with cached results under ``reports_dir``, sorted."""
+    root = Path(reports_dir or paths.reports_dir())
+    return sorted(p.parent.parent.name for p in root.glob("*/cache/results.json"))
+
+
+def voila_command(port: int = DEFAULT_PORT, ip: str = "127.0.0.1") -> list[str]:
+    """The Voila command line serving only ``notebooks/dashboard.ipynb``: bound to ``ip``
+    (``--Voila.ip``; a bare ``--ip`` is ignored), sources stripped, tracebacks hidden, idle kernels
+    culled after ten minutes."""
+    voila = str(Path(sys.executable).with_name("voila"))
+    return [
+        voila, str(paths.notebooks_dir() / "dashboard.ipynb"), f"--port={int(port)}", f"--Voila.ip={ip}", "--no-browser",
+        "--strip_sources=True", "--show_tracebacks=False",
+        f"--MappingKernelManager.cull_idle_timeout={CULL_IDLE_SECONDS}", "--MappingKernelManager.cull_interval=60",
+        "--MappingKernelManager.cull_connected=True",
+    ]
+
+
+def banner_html(data: ReportData) -> str:
+    """The health banner: green when healthy, red with every warning otherwise."""
+    s = data.summary
+    facts = f"SRM p = {s['srm_p_value']:.3g}; {s['multiple_exposure_units']:,} units saw several variations"
+    if not data.warnings:
+        return f'<div class="wb-banner wb-healthy" style="background:#dafbe1;padding:6px 10px;border-radius:4px">✅ Healthy: {html.escape(facts)}</div>'
+    items = "".join(f"<li>{html.escape(w)}</li>" for w in data.warnings)
+    return (f'<div class="wb-banner wb-unhealthy" style="background:#ffebe9;padding:6px 10px;border-radius:4px">⚠️ Not healthy: {html.escape(facts)}'
+            f"<ul style='margin:4px 0'>{items}</ul></div>")
+
+
+class Dashboard:
+    """The dashboard's widgets and their wiring. ``widget`` is what the notebook displays;
+    ``chart_rows`` holds the rows of the interval chart last drawn (for tests and callers)."""
+
+    def __init__(self, reports_dir: Path | str | None = None) -> None:
+        import ipywidgets as w
+
+        self.reports_dir = Path(reports_dir) if reports_dir else paths.reports_dir()
+        self._data: dict[str, ReportData] = {}
+        keys = cached_keys(self.reports_dir)
+        self.experiment = w.Dropdown(options=keys, description="Experiment", layout=w.Layout(width="360px"))
+        self.group = w.ToggleButtons(options=list(GROUPS), description="Metrics", style={"button_width": "110px"})
+        self.segment = w.Dropdown(options=[("all units", "all")], description="Segment", layout=w.Layout(width="360px"))
+        self.highlight = w.ToggleButton(value=False, description="Highlight significant", icon="star",
+                                        tooltip="Mute results that are not significant", layout=w.Layout(width="200px"))
+        self.refresh = w.Button(description="Refresh from database", icon="refresh", layout=w.Layout(width="220px"))
+        self.status = w.HTML()
+        self.banner = w.HTML()
+        self.chart = w.Output()
+        self.table = w.HTML()
+        self.cumulative = w.Output()
+        self.chart_rows = None
+        heading = w.HTML("<h2 style='margin:4px 0'>Experiments</h2>" if keys else
+                         "<h2>Experiments</h2><p>No cached results yet: run <code>workbench run-reports</code>, then reload.</p>")
+        self.widget = w.VBox([
+            heading, w.HBox([self.experiment, self.refresh]), self.status, self.banner, w.HBox([self.group, self.highlight]), self.segment,
+            self.chart, self.table, w.HTML("<h3>Cumulative effect on the goal metrics</h3>"), self.cumulative,
+        ])
+        self.experiment.observe(lambda _: self.show_experiment(), names="value")
+        for control in (self.group, self.segment, self.highlight):
+            control.observe(lambda _: self.draw_results(), names="value")
+        self.refresh.on_click(lambda _: self.recompute())
+        if keys:
+            self.show_experiment()
+
+    def data(self, key: str) -> ReportData:
+        """The cached results of ``key`` (read once)."""
+        if key not in self._data:
+            self._data[key] = load_report_cache(cache_dir(key, self.reports_dir))
+        return self._data[key]
+
+    def show_experiment(self) -> None:
+        """Load the picked experiment: banner, segment options, results and cumulative chart."""
+        from workbench.report_tables import dimension_values
+
+        data = self.data(self.experiment.value)
+        p = data.provenance
+        self.status.value = (f"<span style='color:#57606a'>Control: variation {html.escape(data.control)} · computed {html.escape(str(p.get('computed_at')))}"
+                             f" · data {html.escape(str(p.get('data_window', {}).get('first_exposure_day')))} to {html.escape(str(p.get('data_window', {}).get('last_exposure_day')))}</span>")
+        self.banner.value = banner_html(data)
+        options = [("all units" if dim == "overall" else f"{dim} = {value}", value) for dim, value in dimension_values(data.results)]
+        with self.segment.hold_trait_notifications():
+            self.segment.options = options
+            self.segment.value = "all"
+        self.draw_results()
+        self.draw_cumulative()
+
+    def draw_results(self) -> None:
+        """Redraw the interval chart and the table for the current tab, segment and toggle."""
+        from IPython.display import display
+
+        from workbench.report_charts import interval_chart, interval_rows
+        from workbench.report_tables import results_table_html
+
+        if not self.experiment.value:
+            return
+        data = self.data(self.experiment.value)
+        rows = interval_rows(data.results, data.intervals, self.group.value, self.segment.value)
+        self.chart_rows = rows
+        figure = interval_chart(rows, f"{self.group.value.capitalize()} metrics — {self.segment.label}", self.highlight.value)
+        self.table.value = results_table_html(data.results, self.group.value, self.segment.value, data.summary["settings"]["engine"])
+        self.chart.clear_output(wait=True)
+        with self.chart:
+            display(_figure_widget(figure))
+
+    def draw_cumulative(self) -> None:
+        from IPython.display import display
+
+        from workbench.report_charts import cumulative_chart
+
+        data = self.data(self.experiment.value)
+        self.cumulative.clear_output(wait=True)
+        with self.cumulative:
+            metrics = list(data.cumulative["metric"].unique())
+            if not metrics:
+                display(_html("<i>No goal metrics, so no cumulative chart.</i>"))
+            for metric in metrics:
+                display(_figure_widget(cumulative_chart(data.cumulative, metric)))
+
+    def recompute(self) -> None:
+        """Recompute the picked experiment from the database, rewrite its cache, redraw."""
+        from workbench.report_data import report_data, save_report_cache
+
+        key = self.experiment.value
+        if not key:
+            return
+        self.status.value = f"Recomputing {html.escape(key)} from the database…"
+        try:
+            old = self.data(key)
+            fresh = report_data(key, dimension=old.provenance.get("dimension"), config_path=old.provenance.get("config_file"))
+            save_report_cache(fresh, cache_dir(key, self.reports_dir))
+        except Exception as exc:  # noqa: BLE001 - shown to the user, the dashboard keeps the cached results
+            from workbench.redaction import redact
+
+            self.status.value = f"<span style='color:#cf222e'>Refresh failed: {html.escape(redact(str(exc)))}</span>"
+            return
+        self._data[key] = fresh
+        self.show_experiment()
+
+
+def _figure_widget(figure):
+    import plotly.graph_objects as go
+
+    return go.FigureWidget(figure)
+
+
+def _html(text: str):
+    from IPython.display import HTML
+
+    return HTML(text)
