@@ -193,7 +193,8 @@ def _json_records(lines: Iterable[bytes]) -> Iterator[tuple[int, str, Event | In
         except (ValueError, RecursionError) as exc:
             yield number, raw, Invalid(f"the line is not valid JSON ({str(exc).splitlines()[0][:120]})")
             continue
-        yield number, raw, _validated_or_reason(obj)
+        # NUL and lone surrogates can only reach a JSON string through \\u escapes
+        yield number, raw, _validated_or_reason(obj, screened=b"\\u" not in line)
 
 
 def _csv_records(lines: Iterable[bytes], name: str) -> Iterator[tuple[int, str, Event | Invalid]]:
@@ -233,7 +234,7 @@ def _csv_records(lines: Iterable[bytes], name: str) -> Iterator[tuple[int, str, 
                 obj["data"][column[5:]] = cell
             else:
                 obj[column] = cell
-        yield number, raw, _validated_or_reason(obj)
+        yield number, raw, _validated_or_reason(obj, screened=_clean_text("".join(row)))
 
 
 def _csv_line(row: list[str]) -> str:
@@ -242,27 +243,43 @@ def _csv_line(row: list[str]) -> str:
     return out.getvalue().encode("utf-8", errors="surrogateescape").decode("utf-8", errors="backslashreplace")
 
 
-def _validated_or_reason(obj: Any) -> Event | Invalid:
+def _validated_or_reason(obj: Any, screened: bool) -> Event | Invalid:
     try:
-        return validated_event(obj)
+        return validated_event(obj, screened)
     except Invalid as exc:
         return exc
 
 
-def validated_event(obj: Any) -> Event:
-    """The :class:`Event` in a decoded record, or :class:`Invalid` naming the broken rule."""
+def _clean_text(text: str) -> bool:
+    try:
+        _check_text(text, "")
+    except Invalid:
+        return False
+    return True
+
+
+def validated_event(obj: Any, screened: bool = False) -> Event:
+    """The :class:`Event` in a decoded record, or :class:`Invalid` naming the broken rule.
+
+    ``screened``: the caller already knows no string in ``obj`` holds NUL or invalid UTF-8.
+    """
+    check = _no_check if screened else _check_text
     if not isinstance(obj, dict):
         raise Invalid(f"a record must be a JSON object, not {type(obj).__name__}")
     event_type = obj.get("type")
     if not isinstance(event_type, str) or not event_type.strip():
         raise Invalid("type is required and must be a non-empty string")
-    _check_text(event_type, "type")
-    user_id = _identifier(obj.get("userId"), "userId")
-    anonymous_id = _identifier(obj.get("anonymousId"), "anonymousId")
+    check(event_type, "type")
+    user_id = _identifier(obj.get("userId"), "userId", check)
+    anonymous_id = _identifier(obj.get("anonymousId"), "anonymousId", check)
     if user_id is None and anonymous_id is None:
         raise Invalid("userId or anonymousId is required")
-    message_id = _identifier(obj.get("messageId"), "messageId")
-    return Event(event_type, user_id, anonymous_id, _occurred_at(obj.get("occurredAt")), message_id, _payload(obj.get("data")))
+    message_id = _identifier(obj.get("messageId"), "messageId", check)
+    return Event(event_type, user_id, anonymous_id, _occurred_at(obj.get("occurredAt")), message_id, _payload(obj.get("data"), check))
+
+
+def _no_check(text: str, what: str) -> None:
+    """For strings already screened as a whole."""
 
 
 def _check_text(text: str, what: str) -> None:
@@ -274,13 +291,13 @@ def _check_text(text: str, what: str) -> None:
         raise Invalid(f"{what} holds bytes that are not valid UTF-8") from None
 
 
-def _identifier(value: Any, what: str) -> str | None:
+def _identifier(value: Any, what: str, check=_check_text) -> str | None:
     if value is None or value == "":
         return None
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         raise Invalid(f"{what} must be a string or an integer, not {type(value).__name__}")
-    text = str(value)
-    _check_text(text, what)
+    text = value if isinstance(value, str) else str(value)
+    check(text, what)
     return text
 
 
@@ -305,7 +322,7 @@ def _occurred_at(value: Any) -> datetime | None:
         raise Invalid(f"occurredAt {str(shown)[:60]!r} is neither ISO 8601 nor epoch milliseconds") from None
 
 
-def _payload(data: Any) -> list[tuple[str, str]]:
+def _payload(data: Any, check=_check_text) -> list[tuple[str, str]]:
     if data is None:
         return []
     if not isinstance(data, dict):
@@ -314,13 +331,13 @@ def _payload(data: Any) -> list[tuple[str, str]]:
     for key, value in data.items():
         if not key:
             raise Invalid("data has an empty key")
-        _check_text(key, "a data key")
+        check(key, "a data key")
         if value is None:
             continue
         if isinstance(value, (dict, list)):
             raise Invalid(f"data.{key[:60]} holds a nested {type(value).__name__}; data must be a flat object")
         text = value if isinstance(value, str) else json.dumps(value)
-        _check_text(text, f"data.{key[:60]}")
+        check(text, f"data.{key[:60]}")
         pairs.append((key, text))
     return pairs
 

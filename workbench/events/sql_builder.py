@@ -15,6 +15,7 @@ from typing import Any
 from workbench.sql_files import TableDefinition, statements, table_definitions
 
 SCHEMA_FILE = "events/schema.sql"
+POSTGRESQL_INDEXES_FILE = "events/indexes_postgresql.sql"
 RESOLVE_FILE = "events/resolve_batch.sql"
 STAGED_EVENTS = "workbench_staged_events"
 STAGED_DATA = "workbench_staged_event_data"
@@ -31,11 +32,12 @@ def event_tables(schema: str) -> dict[str, TableDefinition]:
     return {name: TableDefinition(f"{schema}.{name}", t.columns) for name, t in table_definitions(SCHEMA_FILE).items()}
 
 
-def schema_statements(schema: str) -> list[str]:
-    """Idempotent DDL creating the schema, its tables and the reference's indexes."""
+def schema_statements(schema: str, dialect: str) -> list[str]:
+    """Idempotent DDL creating the schema, its tables and the reference's indexes on ``dialect``."""
     out = [f"CREATE SCHEMA IF NOT EXISTS {schema}"]
     out += [t.create_statement().replace("CREATE TABLE", "CREATE TABLE IF NOT EXISTS", 1) for t in event_tables(schema).values()]
-    for statement in statements(SCHEMA_FILE):
+    extra = statements(POSTGRESQL_INDEXES_FILE) if dialect == "postgresql" else []
+    for statement in statements(SCHEMA_FILE) + extra:
         if match := _INDEX.match(statement):
             unique, index, table, columns = match.groups()
             out.append(f"CREATE {unique or ''}INDEX IF NOT EXISTS {index} ON {schema}.{table} {columns}")

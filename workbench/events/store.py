@@ -16,7 +16,7 @@ def ensure_event_store(db: Database, settings: EventSettings | None = None) -> s
         raise WorkbenchError("Creating the event store needs a writable session: open it with connect(read_only=False).")
     try:
         with db.begin() as conn:
-            for statement in schema_statements(settings.schema):
+            for statement in schema_statements(settings.schema, db.dialect_name):
                 conn.execute(sa.text(statement))
     except sa.exc.SQLAlchemyError as exc:
         raise explain_error(exc, db) from None
