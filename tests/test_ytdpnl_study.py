@@ -334,3 +334,16 @@ def test_functions_read_the_connections_search_path_and_validate_the_schema(back
     with pytest.raises(WorkbenchError, match="not a plain SQL identifier"):
         ytdpnl.participants_report(db, schema="public; drop table participant")
     db.dispose()
+    # a copy made without the unique index (e.g. from a CSV dump) may hold duplicate local_uuids
+    writer = wb.connect(url, read_only=False)
+    if backend.name == "postgresql":
+        writer.sql("ALTER TABLE public.event DROP CONSTRAINT event_local_uuid_key")
+    else:
+        writer.sql("DROP TABLE main.event")
+        writer.sql("CREATE TABLE main.event AS SELECT * FROM ytdpnl.event")
+    writer.sql(f"UPDATE {default}.event SET local_uuid = (SELECT local_uuid FROM {default}.event WHERE id = 5) WHERE id = 9")
+    writer.dispose()
+    db = wb.connect(url)
+    found = ytdpnl.sanity_checks(db, max_rows=1)
+    assert found.offending_ids("duplicate_local_uuids") == [5] and found.summary.set_index("check").loc["duplicate_local_uuids", "n_offending"] == 2
+    db.dispose()

@@ -1,7 +1,7 @@
 """The seed's "ideas to check the correctness of the data", one SQL file each in ``sql/ytdpnl/checks/``.
 
-Each check counts its offending rows and keeps up to ``max_rows`` of them (``id`` first: an
-event, session or video id as the check says).
+Each check counts its offending rows in the database and brings back only the first ``max_rows``
+of them by ``id`` (an event, session or video id as the check says).
 """
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ from dataclasses import dataclass
 import pandas as pd
 
 from workbench.connection import Database
-from workbench.studies.ytdpnl.tables import study_query
+from workbench.errors import WorkbenchError
+from workbench.sql_files import read_sql
+from workbench.studies.ytdpnl.tables import run_study_sql
 
 CHECKS = {
     "page_view_pairing": "PAGE_VIEW and RECOMMENDATIONS_SHOWN of a video page without a counterpart within the allowed gap (event ids)",
@@ -46,14 +48,16 @@ class SanityCheckResults:
 def sanity_checks(db: Database, *, schema: str | None = None, max_rows: int = 20, max_gap_seconds: float = 5.0) -> SanityCheckResults:
     """Run every check of :data:`CHECKS`; ``max_gap_seconds`` is the largest accepted gap between
     a video page's PAGE_VIEW and its RECOMMENDATIONS_SHOWN."""
+    if int(max_rows) != max_rows or max_rows < 1:
+        raise WorkbenchError(f"max_rows must be a positive whole number of rows, got {max_rows!r}.")
     rows, offending = [], {}
     for check, description in CHECKS.items():
         params = {"max_gap_seconds": float(max_gap_seconds), "first_page_view_fix": FIRST_PAGE_VIEW_FIX.to_pydatetime()} if check == "page_view_pairing" else {}
-        found = study_query(db, f"checks/{check}", schema, **params).sort_values("id", kind="stable", ignore_index=True)
-        sql = found.attrs["sql"]
-        kept = found.head(max_rows).copy()
-        kept.attrs["sql"] = sql
-        kept.attrs["n_offending"] = len(found)
+        sql = f"SELECT count(*) OVER () AS n_offending, q.*\nFROM (\n{read_sql(f'ytdpnl/checks/{check}.sql').strip()}\n) q\nORDER BY q.id\nLIMIT :max_rows"
+        found = run_study_sql(db, sql, schema, max_rows=int(max_rows), **params)
+        total = int(found["n_offending"].iloc[0]) if len(found) else 0
+        kept = found.drop(columns="n_offending")
+        kept.attrs.update(sql=sql, n_offending=total)
         offending[check] = kept
-        rows.append({"check": check, "description": description, "n_offending": len(found), "n_shown": len(kept)})
+        rows.append({"check": check, "description": description, "n_offending": total, "n_shown": len(kept)})
     return SanityCheckResults(pd.DataFrame(rows), offending)

@@ -71,8 +71,12 @@ def study_query(db: Database, name: str, schema: str | None = None, **params: An
 
     A ``codes`` list is bound as an expanding ``IN`` list.
     """
+    return run_study_sql(db, read_sql(f"ytdpnl/{name}.sql"), schema, **params)
+
+
+def run_study_sql(db: Database, sql: str, schema: str | None = None, **params: Any) -> pd.DataFrame:
+    """Run ``sql`` (a study SQL file's text, possibly wrapped) as :func:`study_query` does."""
     schema = study_schema(schema)
-    sql = read_sql(f"ytdpnl/{name}.sql")
     statement = sa.text(sql)
     if "codes" in params:
         statement = statement.bindparams(sa.bindparam("codes", expanding=True))
