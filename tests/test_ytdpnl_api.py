@@ -212,3 +212,20 @@ def test_a_wrong_token_is_rejected_and_the_token_never_shows(served):
         ytdpnl.ApiClient("ftp://example.org", TOKEN)
     with pytest.raises(ApiError, match="Cannot reach the study API"):
         ytdpnl.ApiClient("http://127.0.0.1:9", TOKEN, timeout_s=2).participants()
+
+
+@pytest.mark.notebook
+def test_report_notebook_reads_the_api(served, tmp_path, monkeypatch):
+    from workbench.notebook_runs import run_notebook
+
+    db, server, raw = served
+    if db.dialect_name != "duckdb":
+        pytest.skip("the API path of the notebook does not depend on the engine behind the server: run once")
+    monkeypatch.setenv("YTDPNL_API_URL", server.url)
+    monkeypatch.setenv("YTDPNL_API_TOKEN", TOKEN)
+    codes = list(raw["participant"]["code"][:3])
+    run = run_notebook("ytdpnl_study_report.ipynb", tmp_path, parameters={"source": "api", "codes": codes})
+    nb = run.notebook.read_text()
+    assert '"output_type": "error"' not in nb and TOKEN not in nb and TOKEN not in run.html.read_text()
+    assert all(code in nb for code in codes) and raw["participant"]["code"].iloc[5] not in nb.split("Overview")[0]
+    assert "Daily activity needs the database" in nb
