@@ -26,6 +26,7 @@ class BulkWriter:
     def __init__(self, db: Database, raw: Any):
         self.db, self.raw = db, raw
         self.dialect = db.dialect_name
+        self.written: dict[str, None] = {}  # tables touched, in order, for ANALYZE before commit
 
     def execute(self, statement: str, params: tuple | None = None) -> None:
         cursor = self.raw.cursor()
@@ -41,6 +42,7 @@ class BulkWriter:
         """Append ``batch`` (columns named as in ``table``) and return the number of rows written."""
         columns = table.column_names
         batch = batch.select(columns)
+        self.written[table.name] = None
         if batch.num_rows == 0:
             return 0
         if self.dialect == "duckdb":
@@ -83,6 +85,9 @@ def write_transaction(db: Database) -> Iterator[BulkWriter]:
             driver.begin()
         writer = BulkWriter(db, raw)
         yield writer
+        if db.dialect_name == "postgresql":
+            for table in writer.written:  # fresh planner statistics: without them joins plan as nested loops
+                writer.execute(f"ANALYZE {table}")
         driver.commit() if db.dialect_name == "duckdb" else raw.commit()
     except WorkbenchError:
         _rollback(raw, db)
