@@ -333,6 +333,8 @@ def test_functions_read_the_connections_search_path_and_validate_the_schema(back
     pd.testing.assert_frame_equal(ytdpnl.participant_overview(db, min_pages=0), ytdpnl.participant_overview(db, min_pages=0, schema=SCHEMA))
     with pytest.raises(WorkbenchError, match="not a plain SQL identifier"):
         ytdpnl.participants_report(db, schema="public; drop table participant")
+    with pytest.raises(WorkbenchError, match="study's tables are not in schema 'elsewhere'.*pass schema="):
+        ytdpnl.participants_report(db, schema="elsewhere")
     db.dispose()
     # a copy made without the unique index (e.g. from a CSV dump) may hold duplicate local_uuids
     writer = wb.connect(url, read_only=False)
@@ -341,6 +343,10 @@ def test_functions_read_the_connections_search_path_and_validate_the_schema(back
     else:
         writer.sql("DROP TABLE main.event")
         writer.sql("CREATE TABLE main.event AS SELECT * FROM ytdpnl.event")
+    if backend.name == "postgresql":  # sequences continue after the ids the generator wrote
+        assert writer.sql("INSERT INTO public.admin (name, email, password) VALUES ('b', 'b@example.org', 'x') RETURNING id")["id"].iloc[0] == 2
+        assert writer.sql("INSERT INTO public.video (title, url, youtube_id) VALUES ('t', '/watch?v=new', 'new') RETURNING id")["id"].iloc[0] == \
+            writer.sql("SELECT count(*) AS n FROM public.video")["n"].iloc[0]
     writer.sql(f"UPDATE {default}.event SET local_uuid = (SELECT local_uuid FROM {default}.event WHERE id = 5) WHERE id = 9")
     writer.dispose()
     db = wb.connect(url)

@@ -16,7 +16,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from workbench.connection import Database, explain_error
-from workbench.errors import WorkbenchError
+from workbench.errors import DatabaseError, WorkbenchError
 from workbench.sql_files import IDENTIFIER, read_sql, statements
 
 WORKBENCH_SCHEMA = "ytdpnl"  # where the generator writes the workbench's own copy
@@ -91,7 +91,13 @@ def run_study_sql(db: Database, sql: str, schema: str | None = None, **params: A
                 if schema and db.dialect_name == "duckdb":
                     conn.exec_driver_sql("RESET search_path")
     except sa.exc.SQLAlchemyError as exc:
-        raise explain_error(exc, db) from None
+        error = explain_error(exc, db)
+        low = str(error).lower()
+        if ("does not exist" in low or "no catalog + schema" in low) and ("table" in low or "relation" in low or "schema" in low):
+            where = f"schema {schema!r}" if schema else "the connection's search path"
+            raise DatabaseError(f"The study's tables are not in {where} of {db.settings.display_url}: pass schema= naming the schema that holds them "
+                                f"(e.g. 'public' on a real copy) or create them with `workbench study generate`. ({str(error).split('(', 1)[-1].rstrip(')')})") from None
+        raise error from None
     frame.attrs["sql"] = sql
     return frame
 
