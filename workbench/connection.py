@@ -83,7 +83,8 @@ class Database(sa.engine.Engine):
             raise _query_error(exc, self, query) from None
         elapsed = time.perf_counter() - started
         truncated = limit is not None and len(rows) > limit
-        frame = pd.DataFrame(rows[:limit] if truncated else rows, columns=columns)
+        kept = rows[:limit] if truncated else rows
+        frame = pd.DataFrame([tuple(row) for row in kept], columns=columns)  # tuples: pandas probes Row objects slowly
         frame.attrs.update(truncated=truncated, elapsed_s=elapsed)
         if truncated:
             warnings.warn(f"The result has more than {limit:,} rows: only the first {limit:,} are returned; "

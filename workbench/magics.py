@@ -34,7 +34,7 @@ def bound_sql(cell: str) -> str:
 
 def parameter_names(query: str) -> list[str]:
     """The ``:name`` placeholders SQLAlchemy will bind in ``query``, in order."""
-    return list(sa.text(query)._bindparams)
+    return list(sa.text(query).compile().params)
 
 
 def _arguments(line: str) -> argparse.Namespace:

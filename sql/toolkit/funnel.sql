@@ -1,25 +1,17 @@
--- Ordered funnel, without self-joins: per unit, window functions over its funnel events give
--- t_1 = its first step-1 event (the entry; the dimension is that event's), then each t_k = its
--- first step-k event at or after t_(k-1) and at most `within` after t_1 (funnel_step.sql is
--- repeated for steps 2..n). Units reaching each step, per dimension value.
+-- Ordered funnel: a unit enters with its first step-1 event (its dimension is that event's);
+-- step k is its first step-k event at or after step k-1 and at most `within` after entering.
+-- funnel_step.sql is repeated for steps 2..n: each one a hash join of the units still in the
+-- funnel with the events of that step. Units reaching each step, per dimension value.
 WITH ev AS (
 {events}
 ),
-level_1 AS (
-  SELECT unit, ts, event_type,
-         MIN(CASE WHEN event_type = :step_1 THEN ts END) OVER (PARTITION BY unit) AS t_1,
-         FIRST_VALUE(dim) OVER (PARTITION BY unit
-                                ORDER BY CASE WHEN event_type = :step_1 THEN 0 ELSE 1 END, ts, dim) AS dim
-  FROM ev
-  WHERE unit IS NOT NULL AND {step_filter}
-){later_steps},
-reached AS (
-  SELECT unit, dim, {reached_times}
-  FROM level_{n}
-  GROUP BY unit, dim
-)
-SELECT dim, {step_counts}
-FROM reached
-WHERE t_1 IS NOT NULL
-GROUP BY dim
-ORDER BY dim
+step_1 AS (
+  SELECT unit, MIN(entry_dim) AS dim, MIN(ts) AS entered, MIN(ts) AS t
+  FROM (
+    SELECT unit, ts, FIRST_VALUE(dim) OVER (PARTITION BY unit ORDER BY ts, dim) AS entry_dim
+    FROM ev
+    WHERE unit IS NOT NULL AND event_type = :step_1
+  ) entries
+  GROUP BY unit
+){later_steps}
+{step_counts}

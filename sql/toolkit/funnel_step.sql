@@ -1,7 +1,8 @@
 ,
-level_{k} AS (
-  SELECT l.*,
-         MIN(CASE WHEN event_type = :step_{k} AND ts >= t_{previous} AND ts <= t_1 + :within THEN ts END)
-           OVER (PARTITION BY unit) AS t_{k}
-  FROM level_{previous} l
+step_{k} AS (
+  SELECT p.unit, p.dim, p.entered, MIN(e.ts) AS t
+  FROM step_{previous} p
+  JOIN ev e ON e.unit = p.unit AND e.event_type = :step_{k}
+           AND e.ts >= p.t AND e.ts <= p.entered + :within
+  GROUP BY p.unit, p.dim, p.entered
 )

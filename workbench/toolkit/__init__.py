@@ -87,9 +87,8 @@ class Toolkit:
         counts = self.db.sql(query.sql, limit=None, **query.params)
         numbers = range(1, len(steps) + 1)
         counts["dim"] = counts["dim"].astype(object).where(counts["dim"].notna(), NULL_LABEL) if by else ALL_UNITS
-        units = counts.groupby("dim")[[f"reached_{k}" for k in numbers]].sum()
-        units = units.reindex(units.index if by else [ALL_UNITS], fill_value=0).astype("int64")
-        units.columns = list(numbers)
+        units = counts.pivot_table(index="dim", columns="step_number", values="units", aggfunc="sum")
+        units = units.reindex(index=units.index if by else [ALL_UNITS], columns=numbers).fillna(0).astype("int64")
         table = units.stack().rename("units").rename_axis(["dim", "step_number"]).reset_index()
         table.insert(2, "step", [steps[n - 1] for n in table["step_number"]])
         first = table.groupby("dim")["units"].transform("first")

@@ -172,7 +172,7 @@ def table_sessions(source: EventSource, start=None, end=None) -> Query:
 
 
 def funnel(source: EventSource, steps: list[str], within: Any = "1h", by: str | None = None, start=None, end=None) -> Query:
-    """Units reaching each ordered step (columns ``reached_<k>``): see ``sql/toolkit/funnel.sql``."""
+    """Units per step number and dimension value: see ``sql/toolkit/funnel.sql``."""
     values = event_types(steps, "steps")
     if values is None or len(values) < 2 or len(values) != len(steps):
         raise ValueError(f"steps must list at least two distinct event types in order, not {steps!r}.")
@@ -181,11 +181,8 @@ def funnel(source: EventSource, steps: list[str], within: Any = "1h", by: str | 
     sql = _template(
         "funnel",
         events=_indent(relation.sql),
-        step_filter=f"event_type IN ({', '.join(f':step_{k}' for k in numbers)})",
         later_steps="".join(_template("funnel_step", k=str(k), previous=str(k - 1)).rstrip() for k in numbers[1:]),
-        n=str(len(values)),
-        reached_times=", ".join(f"MIN(t_{k}) AS t_{k}" for k in numbers),
-        step_counts=", ".join(f"COUNT(t_{k}) AS reached_{k}" for k in numbers),
+        step_counts="\nUNION ALL\n".join(f"SELECT {k} AS step_number, dim, COUNT(*) AS units FROM step_{k} GROUP BY dim" for k in numbers),
     )
     params = {f"step_{k}": v for k, v in enumerate(values, start=1)}
     return Query(sql, relation.params | params | {"within": duration(within, "within")})
