@@ -73,6 +73,7 @@ class Dashboard:
         self.table = w.HTML()
         self.cumulative = w.Output()
         self.chart_rows = None
+        self.figure = None
         heading = w.HTML("<h2 style='margin:4px 0'>Experiments</h2>" if keys else
                          "<h2>Experiments</h2><p>No cached results yet: run <code>workbench run-reports</code>, then reload.</p>")
         self.widget = w.VBox([
@@ -121,6 +122,7 @@ class Dashboard:
         rows = interval_rows(data.results, data.intervals, self.group.value, self.segment.value)
         self.chart_rows = rows
         figure = interval_chart(rows, f"{self.group.value.capitalize()} metrics — {self.segment.label}", self.highlight.value)
+        self.figure = figure
         self.table.value = results_table_html(data.results, self.group.value, self.segment.value, data.summary["settings"]["engine"])
         self.chart.clear_output(wait=True)
         with self.chart:

@@ -77,8 +77,11 @@ def null_rates_query(config: Config, metric_name: str) -> tuple[str, list[str]]:
 
 
 def null_rates(db, config: Config | None = None) -> pd.DataFrame:
-    """Per metric with its own SQL and per column it reads: rows and the share of NULLs."""
+    """Per metric with its own SQL and per column it reads: rows and the share of NULLs; a metric
+    whose SQL fails gets one row with the error sentence instead of stopping the report."""
     import pandas as pd
+
+    from workbench.errors import WorkbenchError
 
     config = config or load_config()
     rows, sql = [], []
@@ -86,12 +89,16 @@ def null_rates(db, config: Config | None = None) -> pd.DataFrame:
         if metric.type == "ratio":
             continue
         query, columns = null_rates_query(config, name)
-        counts = db.sql(query, limit=None).iloc[0]
-        total = int(counts["wb_rows"])
         sql.append(query)
+        try:
+            counts = db.sql(query, limit=None).iloc[0]
+        except WorkbenchError as exc:
+            rows.append({"metric": name, "column": "(all)", "rows": 0, "nulls": 0, "null_rate": float("nan"), "error": str(exc)})
+            continue
+        total = int(counts["wb_rows"])
         for column in columns:
             nulls = total - int(counts[column])
-            rows.append({"metric": name, "column": column, "rows": total, "nulls": nulls, "null_rate": nulls / total if total else 0.0})
+            rows.append({"metric": name, "column": column, "rows": total, "nulls": nulls, "null_rate": nulls / total if total else 0.0, "error": ""})
     frame = pd.DataFrame(rows)
     frame.attrs["sql"] = sql
     return frame

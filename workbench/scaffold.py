@@ -55,11 +55,12 @@ def new_experiment(key: str, config_path: Path | None = None, today: dt.date | N
     return config.path
 
 
-def new_analysis(name: str) -> Path:
-    """``notebooks/<name>.ipynb`` from ``templates/notebooks/analysis.ipynb``, titled after ``name``."""
+def new_analysis(name: str, directory: Path | None = None) -> Path:
+    """``<directory>/<name>.ipynb`` (default: ``notebooks/``) from ``templates/notebooks/analysis.ipynb``,
+    titled after ``name``."""
     if not NOTEBOOK_NAME.match(name):
         raise WorkbenchError(f"notebook name {name!r} must be letters, digits and _ starting with a letter (e.g. pricing_deep_dive).")
-    target = paths.notebooks_dir() / f"{name}.ipynb"
+    target = Path(directory or paths.notebooks_dir()) / f"{name}.ipynb"
     if target.exists():
         raise WorkbenchError(f"{target} already exists; pick another name.")
     title = name.replace("_", " ").capitalize()

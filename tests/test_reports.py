@@ -1,0 +1,544 @@
+"""Reports, scheduled runs and the dashboard (issue 5), on generated data with planted effects:
+numbers against pandas on the raw tables and closed forms, real papermill runs through the CLI,
+the HTML in headless Chromium with no network, the dashboard served by Voila and driven in the
+same browser, run-reports with one broken experiment on PostgreSQL, and no password anywhere."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.stats import norm
+
+import workbench as wb
+from workbench.config import load_config
+
+WORKBENCH = str(Path(sys.executable).with_name("workbench"))
+START, END = pd.Timestamp("2026-09-25"), pd.Timestamp("2026-11-23 23:59:59.999999")
+CONFIG = """
+# test config: one assignment query, three metrics
+identifier_types: [user_id]
+assignment_queries:
+  - name: users
+    identifier_type: user_id
+    sql: SELECT userId AS user_id, timestamp, experimentId AS experiment_id, variationId AS variation_id, browser, country FROM experiment_viewed
+    dimensions: [browser, country]
+metrics:
+  - name: purchased
+    type: binomial
+    sql: SELECT userId AS user_id, timestamp FROM orders
+  - name: revenue
+    type: mean
+    sql: SELECT userId AS user_id, timestamp, amount AS value FROM orders
+  - name: sessions
+    type: count
+    sql: SELECT userId AS user_id, sessionStart AS timestamp, 1 AS value FROM sessions
+  - name: broken
+    type: binomial
+    sql: SELECT userId AS user_id, timestamp FROM no_such_table
+experiments:
+  - key: price-display
+    start: 2026-09-25
+    end: 2026-11-23
+    variations: ["0", "1"]
+    dimensions: [browser]
+    goal_metrics: [purchased]
+    secondary_metrics: [revenue]
+    guardrail_metrics: [sessions]
+  - key: add-to-cart-cta
+    start: 2026-09-25
+    end: 2026-11-23
+    variations: ["0", "1"]
+    goal_metrics: [GOAL]
+    secondary_metrics: [revenue]
+"""
+
+
+def write_config(path: Path, broken: bool = False) -> Path:
+    path.write_text(CONFIG.replace("GOAL", "broken" if broken else "purchased"), encoding="utf-8")
+    return path
+
+
+def generated(url: str) -> str:
+    from workbench.generator import generate
+
+    db = wb.connect(url, read_only=False)
+    generate(db, users=3000, seed=5)
+    db.dispose()
+    return url
+
+
+@pytest.fixture(scope="module")
+def duck(tmp_path_factory) -> tuple[str, Path]:
+    tmp = tmp_path_factory.mktemp("reports-duckdb")
+    return generated(f"duckdb:///{tmp / 'gen.duckdb'}"), write_config(tmp / "workbench.yml")
+
+
+@pytest.fixture(scope="module")
+def raw(duck) -> dict[str, pd.DataFrame]:
+    db = wb.connect(duck[0])
+    tables = {t: db.sql(f"SELECT * FROM {t}", limit=None) for t in ("experiment_viewed", "orders", "sessions")}
+    db.dispose()
+    return tables
+
+
+def pandas_units(raw: dict, key: str, end: pd.Timestamp = END) -> pd.DataFrame:
+    """Per unit of ``key`` (exposed START..end, one variation only): variation, first exposure,
+    purchased (any order from first exposure to end), revenue (sum of amounts)."""
+    views = raw["experiment_viewed"].rename(columns=str.lower)
+    views = views[(views["experimentid"] == key) & views["userid"].notna() & (views["timestamp"] >= START) & (views["timestamp"] <= end)]
+    units = views.groupby("userid").agg(first=("timestamp", "min"), variations=("variationid", "nunique"), variation=("variationid", "first"))
+    units = units[units["variations"] == 1]
+    orders = raw["orders"].rename(columns=str.lower)
+    joined = orders.merge(units[["first"]], left_on="userid", right_index=True)
+    joined = joined[(joined["timestamp"] >= joined["first"]) & (joined["timestamp"] <= end)]
+    units["purchased"] = units.index.isin(set(joined["userid"])).astype(float)
+    units["revenue"] = joined.groupby("userid")["amount"].sum(min_count=1).reindex(units.index).fillna(0.0)
+    return units
+
+
+def pandas_relative(units: pd.DataFrame, metric: str) -> tuple[float, float, float, int, int]:
+    """Relative effect of variation 1 vs 0, the two means, and the two arm sizes."""
+    arms = units.groupby("variation")[metric].agg(["mean", "size"])
+    m0, m1 = arms.loc["0", "mean"], arms.loc["1", "mean"]
+    return (m1 - m0) / m0, m0, m1, int(arms.loc["0", "size"]), int(arms.loc["1", "size"])
+
+
+# --- the report's numbers -----------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def data(duck):
+    from workbench.report_data import report_data
+
+    db = wb.connect(duck[0])
+    result = report_data("price-display", db, config_path=duck[1], dimension="browser", cumulative_points=4)
+    db.dispose()
+    return result
+
+
+def test_results_and_intervals_match_pandas(data, raw):
+    units = pandas_units(raw, "price-display")
+    overall = data.results[(data.results["dimension"] == "overall")].set_index("metric")
+    for metric in ("purchased", "revenue"):
+        rel, m0, m1, n0, n1 = pandas_relative(units, metric)
+        row = overall.loc[metric]
+        assert (row["baseline_units"], row["units"]) == (n0, n1)
+        assert row["baseline_mean"] == pytest.approx(m0, rel=1e-12) and row["mean"] == pytest.approx(m1, rel=1e-12)
+        assert row["relative_effect"] == pytest.approx(rel, rel=1e-10)
+    # the 68%/95% view of a rate: delta-method standard error of the relative difference (closed form)
+    rel, p0, p1, n0, n1 = pandas_relative(units, "purchased")
+    se = math.sqrt(p1 * (1 - p1) / n1 / p0**2 + p1**2 * p0 * (1 - p0) / n0 / p0**4)
+    view = data.intervals[(data.intervals["metric"] == "purchased") & (data.intervals["dimension"] == "overall")].iloc[0]
+    assert view["relative"] == pytest.approx(rel, rel=1e-10)
+    assert (view["relative_95_upper"] - view["relative_95_lower"]) / 2 == pytest.approx(norm.ppf(0.975) * se, rel=2e-3)
+    assert (view["relative_68_upper"] - view["relative_68_lower"]) / 2 == pytest.approx(norm.ppf(0.84) * se, rel=2e-3)
+    # per browser: units per value from pandas (first exposure's browser)
+    views = raw["experiment_viewed"].rename(columns=str.lower)
+    views = views[(views["experimentid"] == "price-display") & views["userid"].notna()].sort_values(["timestamp", "variationid", "browser"])
+    browser = views.groupby("userid")["browser"].first().reindex(units.index)
+    expected = units.assign(browser=browser).groupby(["browser", "variation"]).size()
+    got = data.results[(data.results["dimension"] == "browser") & (data.results["metric"] == "purchased")]
+    for r in got.itertuples():
+        assert r.units == expected[(r.dimension_value, r.variation)]
+
+
+def test_cumulative_effect_is_the_result_as_of_each_day(data, raw):
+    from workbench.cumulative import end_days
+
+    days = sorted(data.cumulative["day"].unique())
+    assert len(days) == 4 and [pd.Timestamp(d) for d in end_days(days[0].date(), days[-1].date(), 4)] == days
+    for day in days[1:]:
+        units = pandas_units(raw, "price-display", pd.Timestamp(day) + pd.Timedelta(days=1, microseconds=-1))
+        rel, m0, m1, n0, n1 = pandas_relative(units, "purchased")
+        row = data.cumulative[data.cumulative["day"] == day].iloc[0]
+        assert (row["baseline_units"], row["units"]) == (n0, n1)
+        assert row["relative_effect"] == pytest.approx(rel, rel=1e-10)
+
+
+def test_end_days_spacing():
+    from datetime import date
+
+    from workbench.cumulative import end_days
+
+    assert end_days(date(2026, 1, 1), date(2026, 1, 3), 14) == [date(2026, 1, 1), date(2026, 1, 2), date(2026, 1, 3)]
+    spaced = end_days(date(2026, 1, 1), date(2026, 3, 1), 5)
+    assert spaced[0] == date(2026, 1, 1) and spaced[-1] == date(2026, 3, 1) and len(spaced) == 5
+    assert end_days(date(2026, 1, 2), date(2026, 1, 1)) == []
+
+
+def test_tables_charts_and_verdict_follow_the_results(data, tmp_path):
+    from workbench import report_charts, report_tables
+    from workbench.report_data import load_report_cache, save_report_cache
+
+    overall = data.results[data.results["dimension"] == "overall"]
+    html = report_tables.results_table_html(data.results, "goal")
+    purchased = overall[overall["metric"] == "purchased"].iloc[0]
+    assert html.count('class="wb-row') == 1 and f'wb-{purchased["significance"] or "neutral"}' in html
+    verdict = report_tables.verdict(data)
+    if purchased["significance"] == "worse":
+        assert "Variation 1 is worse on purchased" in verdict and "No variation beat the control" in verdict
+    elif purchased["significance"] == "better":
+        assert "Variation 1 won" in verdict
+    rows = report_charts.interval_rows(data.results, data.intervals, "secondary")
+    assert list(rows["metric"]) == ["revenue"]
+    plain = report_charts.interval_chart(rows)
+    muted = report_charts.interval_chart(rows, highlight_significant=True)
+    significant = overall.set_index("metric").loc["revenue", "significance"]
+    assert (muted.data[0].marker.color[0] == report_charts.MUTED) == (not significant)
+    assert plain.data[0].marker.color[0] != report_charts.MUTED
+    assert plain.data[0].base[0] == pytest.approx(rows["relative_68_lower"].iloc[0])
+    assert plain.layout.shapes[0].line.dash == "dash" and plain.layout.shapes[0].x0 == 0
+    save_report_cache(data, tmp_path / "cache")
+    again = load_report_cache(tmp_path / "cache")
+    pd.testing.assert_frame_equal(again.results, data.results.reset_index(drop=True), check_dtype=False)
+    assert again.summary == json.loads(json.dumps(data.summary, default=str))
+
+
+def test_baseline_from_the_database_matches_pandas(duck, raw):
+    from workbench.baselines import metric_baseline
+
+    db = wb.connect(duck[0])
+    config = load_config(duck[1])
+    start, end = pd.Timestamp("2026-10-01"), pd.Timestamp("2026-10-14 23:59:59.999999")
+    views = raw["experiment_viewed"].rename(columns=str.lower)
+    views = views[views["userid"].notna() & (views["timestamp"] >= start) & (views["timestamp"] <= end)]
+    first = views.groupby("userid")["timestamp"].min().rename("first")
+    orders = raw["orders"].rename(columns=str.lower).merge(first, left_on="userid", right_index=True)
+    orders = orders[(orders["timestamp"] >= orders["first"]) & (orders["timestamp"] <= end)]
+    purchased = pd.Series(first.index.isin(set(orders["userid"])).astype(float))
+    revenue = orders.groupby("userid")["amount"].sum().reindex(first.index).fillna(0.0)
+    for name, values in (("purchased", purchased), ("revenue", revenue)):
+        b = metric_baseline(name, db, "2026-10-01", "2026-10-14", config=config)
+        assert b.units == len(first)
+        assert b.mean == pytest.approx(values.mean(), rel=1e-12)
+        assert b.variance == pytest.approx(values.var(ddof=1), rel=1e-9)
+    with pytest.raises(ValueError, match="before start"):
+        metric_baseline("purchased", db, "2026-10-14", "2026-10-01", config=config)
+    db.dispose()
+
+
+def test_data_quality_checks_match_pandas(duck, raw):
+    from workbench import data_quality
+
+    db = wb.connect(duck[0])
+    config = load_config(duck[1])
+    nulls = data_quality.null_rates(db, config).set_index(["metric", "column"])
+    orders = raw["orders"]
+    assert nulls.loc[("revenue", "value"), "nulls"] == orders["amount"].isna().sum()
+    assert nulls.loc[("revenue", "value"), "rows"] == len(orders)
+    assert nulls.loc[("sessions", "timestamp"), "nulls"] == raw["sessions"]["sessionStart" if "sessionStart" in raw["sessions"] else "sessionstart"].isna().sum()
+    assert "no_such_table" in nulls.loc[("broken", "(all)"), "error"]
+    health = data_quality.experiment_health(db, config).set_index("experiment")
+    units = pandas_units(raw, "price-display")
+    assert health.loc["price-display", "units"] == len(units)
+    traffic = pd.DataFrame({"day": pd.to_datetime(["2026-01-01", "2026-01-02", "2026-01-04", "2026-01-01", "2026-01-05"]),
+                            "series": ["a", "a", "a", "b", "b"], "n": [1, 2, 3, 4, 5]})
+    gaps = data_quality.missing_days(traffic).set_index("series")
+    assert gaps.loc["a", "days_without_rows"] == 1 and gaps.loc["a", "missing"] == "2026-01-03" and gaps.loc["a", "days_behind_newest"] == 1
+    assert gaps.loc["b", "days_without_rows"] == 3
+    db.dispose()
+
+
+# --- notebooks run for real ---------------------------------------------------------------------
+def headings(notebook: dict) -> list[str]:
+    return [line for c in notebook["cells"] if c["cell_type"] == "markdown" for line in "".join(c["source"]).splitlines() if line.startswith("#")]
+
+
+def errors(notebook: dict) -> list[dict]:
+    return [o for c in notebook["cells"] if c["cell_type"] == "code" for o in c["outputs"] if o["output_type"] == "error"]
+
+
+@pytest.fixture(scope="module")
+def cli_report(duck, tmp_path_factory):
+    """`workbench report` for real on DuckDB, in its own project home."""
+    home = tmp_path_factory.mktemp("report-home")
+    env = {**os.environ, "WORKBENCH_HOME": str(home)}
+    started = time.perf_counter()
+    proc = subprocess.run([WORKBENCH, "report", "price-display", "--config", str(duck[1]), "--dimension", "browser", "--database", duck[0]],
+                          capture_output=True, text=True, env=env, timeout=400)
+    assert proc.returncode == 0, proc.stderr
+    return home, proc, time.perf_counter() - started
+
+
+@pytest.mark.notebook
+def test_report_command_writes_notebook_html_latest_and_cache(cli_report, raw):
+    home, proc, _seconds = cli_report
+    folder = home / "reports" / "price-display"
+    htmls = sorted(p for p in folder.glob("2*.html"))
+    assert len(htmls) == 1 and f"HTML report:       {htmls[0]}" in proc.stdout and f"Latest report:     {folder / 'latest.html'}" in proc.stdout
+    assert (folder / "latest.html").read_bytes() == htmls[0].read_bytes()
+    nb = json.loads(htmls[0].with_suffix(".ipynb").read_text())
+    assert not errors(nb)
+    assert headings(nb) == ["# Experiment report", "## Summary", "## Health", "## Results by metric group", "### Goal metrics", "### Secondary metrics",
+                            "### Guardrail metrics", "## Cumulative effect over time", "## Results per dimension", "## Appendix: the SQL that ran", "## Appendix: provenance"]
+    plotly = [o for c in nb["cells"] if c["cell_type"] == "code" for o in c["outputs"] if "application/vnd.plotly.v1+json" in o.get("data", {})]
+    assert len(plotly) == 5  # units per day, three interval charts, one cumulative chart
+    text = json.dumps(nb)
+    assert "WITH" in text and "config SHA-256" in text
+    cached = pd.read_parquet(folder / "cache" / "results.parquet")
+    rel, *_ = pandas_relative(pandas_units(raw, "price-display"), "purchased")
+    got = cached[(cached["metric"] == "purchased") & (cached["dimension"] == "overall")]["relative_effect"].iloc[0]
+    assert got == pytest.approx(rel, rel=1e-10)
+    assert json.loads((folder / "status.json").read_text())["status"] == "ok"
+    assert (home / "reports" / "index.html").is_file()
+
+
+@pytest.mark.notebook
+@pytest.mark.browser
+def test_report_html_renders_every_chart_offline(cli_report, artifacts_dir, raw):
+    from playwright.sync_api import sync_playwright
+
+    home, _proc, _seconds = cli_report
+    html = home / "reports" / "price-display" / "latest.html"
+    source = html.read_text()
+    assert "report_data(" not in source and "import workbench" not in source  # no code cells
+    assert "<title>price-display: experiment report</title>" in source and "wb-footer" in source
+    rel, *_ = pandas_relative(pandas_units(raw, "price-display"), "purchased")
+    assert f"{rel:+.1%}" in source
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox", "--disable-gpu"])
+        context = browser.new_context(offline=True, viewport={"width": 1280, "height": 900})
+        page = context.new_page()
+        fetched: list[str] = []
+        page.route("**/*", lambda route: (fetched.append(route.request.url), route.abort()) if not route.request.url.startswith("file:") else route.continue_())
+        page.goto(html.as_uri())
+        page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot .main-svg').length >= 5", timeout=60_000)
+        traces = page.eval_on_selector_all(".js-plotly-plot", "els => els.map(e => (e.data || []).length)")
+        assert len(traces) == 5 and all(n > 0 for n in traces)
+        assert page.locator("text=Results by metric group").count() >= 1
+        page.screenshot(path=str(artifacts_dir / "experiment-report.png"), full_page=True)
+        browser.close()
+    assert not [u for u in fetched if "plotly" in u]
+
+
+@pytest.mark.notebook
+def test_data_quality_and_power_notebooks_execute(duck, raw, tmp_path):
+    from workbench.notebook_runs import run_notebook
+
+    run = run_notebook("data_quality.ipynb", tmp_path, {"config_path": str(duck[1])}, database_url=duck[0])
+    nb = json.loads(run.notebook.read_text())
+    assert not errors(nb)
+    assert headings(nb) == ["# Data quality", "## Experiment health", "## Events per day and type", "## Missing and late data",
+                            "## Missing values in metric columns", "## Appendix: the SQL that ran"]
+    run = run_notebook("power_analysis.ipynb", tmp_path, {"config_path": str(duck[1]), "start": "2026-10-01", "end": "2026-10-14"}, database_url=duck[0])
+    nb = json.loads(run.notebook.read_text())
+    assert not errors(nb)
+    assert headings(nb) == ["# Power analysis", "## Baseline", "## Sample size", "## Detectable effect by duration", "## Appendix: the SQL that ran"]
+    views = raw["experiment_viewed"].rename(columns=str.lower)
+    window = views[views["userid"].notna() & (views["timestamp"] >= "2026-10-01") & (views["timestamp"] < "2026-10-15")]
+    text = json.dumps(nb)
+    assert f"{window['userid'].nunique():,} units" in text
+
+
+def test_every_notebook_declares_typed_commented_parameters():
+    import papermill as pm
+
+    from workbench import paths
+
+    for name, expected in (("experiment_report", {"experiment", "config_path", "dimension", "engine", "alpha", "correction", "cumulative_points", "cache_dir"}),
+                           ("data_quality", {"config_path", "last_days"}), ("power_analysis", {"metric", "start", "end", "relative_mde", "arms", "alpha", "target_power", "traffic_share", "config_path"}),
+                           ("dashboard", {"reports_dir"})):  # fmt: skip
+        params = pm.inspect_notebook(str(paths.notebooks_dir() / f"{name}.ipynb"))
+        assert set(params) == expected, name
+        assert all(p["inferred_type_name"] in ("str", "int", "float") and p["help"] for p in params.values()), name
+        nb = json.loads((paths.notebooks_dir() / f"{name}.ipynb").read_text())
+        assert nb["metadata"]["kernelspec"]["name"] == "python3"
+        assert not [c for c in nb["cells"] if c["cell_type"] == "code" and c["outputs"]]
+
+
+# --- scheduled runs on PostgreSQL, one experiment broken ------------------------------------------
+@pytest.fixture(scope="module")
+def scheduled(pg_server, tmp_path_factory):
+    """run-reports twice on PostgreSQL: add-to-cart-cta alone (good), then everything with
+    add-to-cart-cta's goal metric reading a table that does not exist."""
+    pg_server.create_database("reports_gen")
+    url = generated(pg_server.url_with_password("reports_gen"))
+    home = tmp_path_factory.mktemp("scheduled-home")
+    good, bad = write_config(home / "good.yml"), write_config(home / "broken.yml", broken=True)
+    env = {**os.environ, "WORKBENCH_HOME": str(home), "WORKBENCH_DATABASE_URL": url}
+    first = subprocess.run([WORKBENCH, "run-reports", "add-to-cart-cta", "--config", str(good)], capture_output=True, text=True, env=env, timeout=400)
+    assert first.returncode == 0, first.stderr
+    kept = (home / "reports" / "add-to-cart-cta" / "latest.html").read_bytes()
+    time.sleep(1)  # the next report gets another timestamp
+    second = subprocess.run([WORKBENCH, "run-reports", "--config", str(bad)], capture_output=True, text=True, env=env, timeout=400)
+    password = url.split("://", 1)[1].split("@", 1)[0].split(":", 1)[1]
+    return home, url, password, first, second, kept
+
+
+@pytest.mark.notebook
+@pytest.mark.postgres
+def test_run_reports_keeps_the_last_good_report_when_one_breaks(scheduled):
+    home, url, _password, _first, second, kept = scheduled
+    assert second.returncode == 1
+    failures = [line for line in second.stderr.splitlines() if line.startswith("  ")]
+    assert "1 of 2 report(s) failed" in second.stderr and len(failures) == 1 and failures[0].startswith("  add-to-cart-cta: ")
+    assert "no_such_table" in failures[0] and "Traceback" not in second.stderr
+    folder = home / "reports" / "add-to-cart-cta"
+    assert (folder / "latest.html").read_bytes() == kept
+    assert len(list(folder.glob("*.failed.ipynb"))) == 1 and len(list(folder.glob("2*[0-9].html"))) == 1
+    status = json.loads((folder / "status.json").read_text())
+    assert status["status"] == "failed" and status["last_good_run"] < status["last_run"]
+    assert (home / "reports" / "price-display" / "latest.html").is_file()
+    assert "ok     price-display" in second.stdout
+    index = (home / "reports" / "index.html").read_text()
+    assert "add-to-cart-cta" in index and "price-display" in index and "failed" in index and "no_such_table" in index
+    db = wb.connect(url)
+    raw = {t: db.sql(f"SELECT * FROM {t}", limit=None) for t in ("experiment_viewed", "orders")}
+    db.dispose()
+    for key in ("price-display", "add-to-cart-cta"):
+        rel, *_ = pandas_relative(pandas_units(raw, key), "purchased")
+        assert f"purchased v1: {rel:+.1%}" in index, key  # the last good results of both
+
+
+@pytest.mark.notebook
+@pytest.mark.postgres
+def test_no_password_in_any_notebook_html_cache_or_output(scheduled):
+    home, _url, password, first, second, _kept = scheduled
+    assert len(password) >= 8
+    for stream in (first.stdout, first.stderr, second.stdout, second.stderr):
+        assert password not in stream
+    files = [p for p in (home / "reports").rglob("*") if p.is_file()]
+    assert len(files) > 10
+    for path in files:
+        assert password.encode() not in path.read_bytes(), path
+
+
+# --- the dashboard ------------------------------------------------------------------------------
+@pytest.mark.postgres
+def test_dashboard_widgets_follow_the_selection_and_refresh(scheduled, monkeypatch):
+    from workbench.dashboard import Dashboard, cached_keys
+
+    home, url, _password, *_ = scheduled
+    reports = home / "reports"
+    assert cached_keys(reports) == ["add-to-cart-cta", "price-display"]
+    dash = Dashboard(reports)
+    assert dash.experiment.value == "add-to-cart-cta"
+    goal = dash.chart_rows.copy()
+    dash.experiment.value = "price-display"
+    assert [o[1] for o in dash.segment.options][0] == "all" and len(dash.segment.options) > 2
+    assert not dash.chart_rows["relative"].equals(goal["relative"])
+    dash.group.value = "guardrail"
+    assert list(dash.chart_rows["metric"]) == ["sessions"] and "sessions" in dash.table.value
+    dash.group.value = "goal"
+    segment = dash.segment.options[1][1]
+    dash.segment.value = segment
+    assert set(dash.chart_rows["dimension_value"]) == {segment}
+    dash.highlight.value = True
+    muted = [c for c, s in zip(dash.figure.data[0].marker.color, dash.chart_rows["significance"]) if not s]
+    assert all(c == "#d0d7de" for c in muted)
+    before = dash.data("price-display").provenance["computed_at"]
+    monkeypatch.setenv("WORKBENCH_DATABASE_URL", url)
+    time.sleep(1)
+    dash.recompute()
+    assert "failed" not in dash.status.value
+    assert dash.data("price-display").provenance["computed_at"] > before
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.browser
+@pytest.mark.postgres
+def test_dashboard_in_voila_answers_each_interaction(scheduled, artifacts_dir):
+    from playwright.sync_api import sync_playwright
+
+    from workbench.dashboard import voila_command
+
+    home = scheduled[0]
+    port = free_port()
+    command = voila_command(port)
+    assert "--Voila.ip=127.0.0.1" in command and "--strip_sources=True" in command
+    log = open(home / "voila.log", "w")
+    server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "WORKBENCH_HOME": str(home)})
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.3)
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox", "--disable-gpu"])
+            page = browser.new_page(viewport={"width": 1280, "height": 1300})
+            page.goto(f"http://127.0.0.1:{port}/", timeout=180_000)
+            page.wait_for_selector(".js-plotly-plot .main-svg", timeout=180_000)
+            assert "Dashboard(" not in page.content()  # sources stripped
+            state = {
+                "chart": "() => { const e = document.querySelector('.js-plotly-plot'); return JSON.stringify([e.layout.title.text, e.data[1].x, e.data[0].marker.color]); }",
+                "table": "() => document.querySelector('.wb-results') ? document.querySelector('.wb-results').innerText : ''",
+            }
+
+            def snapshot():
+                return page.evaluate(state["chart"]), page.evaluate(state["table"])
+
+            def changed(before, name):
+                page.wait_for_function(f"(b) => ({state['chart']})() !== b", arg=before[0], timeout=30_000)
+                after = snapshot()
+                page.screenshot(path=str(artifacts_dir / f"dashboard-{name}.png"), full_page=True)
+                return after
+
+            first = snapshot()
+            page.screenshot(path=str(artifacts_dir / "dashboard-first.png"), full_page=True)
+            page.locator("select").nth(0).select_option("price-display")
+            picked = changed(first, "experiment")
+            assert picked[1] != first[1] and "Goal metrics" in picked[0]
+            page.get_by_role("button", name="secondary").click()
+            tab = changed(picked, "tab")
+            assert "Secondary metrics" in tab[0] and "revenue" in tab[1] and tab[1] != picked[1]
+            page.locator("select").nth(1).select_option(index=1)
+            segment = changed(tab, "segment")
+            assert "browser = " in segment[0]
+            colours_before = json.loads(segment[0])[2]
+            page.get_by_role("button", name="Highlight significant").click()
+            if any(c == "#57606a" for c in colours_before):  # something not significant to mute
+                highlighted = changed(segment, "highlight")
+                assert "#d0d7de" in json.loads(highlighted[0])[2]
+            assert page.locator(".wb-results tr[title]").count() > 0  # hover details
+            browser.close()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        log.close()
+
+
+# --- templates ------------------------------------------------------------------------------------
+def test_new_experiment_appends_a_valid_entry_and_keeps_comments(tmp_path):
+    from workbench.errors import ConfigError
+    from workbench.scaffold import new_analysis, new_experiment
+
+    path = write_config(tmp_path / "workbench.yml")
+    before = path.read_text()
+    new_experiment("new-checkout", path)
+    after = path.read_text()
+    assert after.startswith(before.rstrip("\n")) and "# test config: one assignment query" in after
+    assert "# new-checkout: added by `workbench new experiment`" in after
+    entry = load_config(path).experiment("new-checkout")
+    assert entry.variations == ("0", "1") and entry.assignment_query == "users"
+    with pytest.raises(ConfigError, match="already exists"):
+        new_experiment("new-checkout", path)
+    with pytest.raises(ConfigError, match="may hold only"):
+        new_experiment("bad key!", path)
+    notebook = new_analysis("pricing_deep_dive", tmp_path)
+    nb = json.loads(notebook.read_text())
+    assert nb["metadata"]["title"] == "Pricing deep dive" and "".join(nb["cells"][0]["source"]).startswith("# Pricing deep dive")
+    assert [c for c in nb["cells"] if "parameters" in c.get("metadata", {}).get("tags", [])]
+
+
+def test_cli_report_errors_are_one_sentence(tmp_path):
+    env = {**os.environ, "WORKBENCH_HOME": str(tmp_path)}
+    config = write_config(tmp_path / "workbench.yml")
+    proc = subprocess.run([WORKBENCH, "report", "nope", "--config", str(config)], capture_output=True, text=True, env=env, timeout=60)
+    assert proc.returncode == 1 and proc.stderr.startswith("error: ") and len(proc.stderr.strip().splitlines()) == 1
+    assert "no experiment 'nope'" in proc.stderr
+    np.testing.assert_equal(list((tmp_path).glob("reports/nope*")), [])
