@@ -19,10 +19,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import workbench as wb  # noqa: E402
-from workbench.events.ingest import ingest  # noqa: E402
-from workbench.events.settings import EventSettings  # noqa: E402
-from workbench.events.simulate import simulate_stream  # noqa: E402
+import workbench as wb
+from workbench.events.ingest import ingest
+from workbench.events.settings import EventSettings
+from workbench.events.simulate import simulate_stream
 
 KEY = "benchmark-key-0001"
 SETTINGS = EventSettings(schema="grouparoo", api_keys={"benchmark": KEY}, source="the benchmark")
@@ -65,8 +65,8 @@ def main() -> None:
         started = time.perf_counter()
         path, good, bad = build_file(args.events, folder)
         print(f"built {path.stat().st_size / 1e6:,.0f} MB of JSON lines ({good:,} events, {bad:,} malformed) in {time.perf_counter() - started:.0f} s")
-        print(f"| engine     |   received |     stored | quarant. |  seconds |   events/s |")
-        print(f"|------------|-----------:|-----------:|---------:|---------:|-----------:|")
+        print("| engine     |   received |     stored | quarant. |  seconds |   events/s |")
+        print("|------------|-----------:|-----------:|---------:|---------:|-----------:|")
         run(f"duckdb:///{folder / 'bench.duckdb'}", path, good, bad, args.batch_size, "duckdb")
         if args.postgres:
             from workbench.pg_server import start_postgres

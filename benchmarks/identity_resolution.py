@@ -19,16 +19,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import pyarrow as pa  # noqa: E402
+import pyarrow as pa
 
-import workbench as wb  # noqa: E402
-from workbench.bulk_write import write_transaction  # noqa: E402
-from workbench.events.identities import resolve_identities  # noqa: E402
-from workbench.events.settings import EventSettings  # noqa: E402
-from workbench.events.simulate import simulate_stream  # noqa: E402
-from workbench.events.sql_builder import event_tables  # noqa: E402
-from workbench.events.store import ensure_event_store  # noqa: E402
-from workbench.sql_files import TableDefinition  # noqa: E402
+import workbench as wb
+from workbench.bulk_write import write_transaction
+from workbench.events.identities import resolve_identities
+from workbench.events.settings import EventSettings
+from workbench.events.simulate import simulate_stream
+from workbench.events.sql_builder import event_tables
+from workbench.events.store import ensure_event_store
+from workbench.sql_files import TableDefinition
 
 SETTINGS = EventSettings(schema="grouparoo", source="the benchmark")
 USERS_PER_CHUNK = 50_000

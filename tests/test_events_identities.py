@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import importlib
 import io
-import re
 import json
 import random
+import re
 from datetime import datetime
 
 import pandas as pd
@@ -146,7 +146,7 @@ def plain_rows(frame: pd.DataFrame) -> list[tuple]:
 
 
 def test_a_merge_is_logged_with_what_each_side_held(db):
-    t = lambda minute: f"2026-01-01T00:{minute:02d}:00"  # noqa: E731
+    t = lambda minute: f"2026-01-01T00:{minute:02d}:00"
     send(db, {"type": "pageview", "anonymousId": "phone", "occurredAt": t(1), "messageId": "1"},
              {"type": "pageview", "anonymousId": "phone", "occurredAt": t(2), "messageId": "2"},
              {"type": "purchase", "userId": "ann", "occurredAt": t(3), "messageId": "3"})
@@ -165,7 +165,7 @@ def test_a_merge_is_logged_with_what_each_side_held(db):
 def test_a_shared_device_belongs_to_the_first_user_seen_on_it(db):
     """User ids never merge: the tablet's anonymous events follow the user it was first seen with,
     even when that earlier sign-in arrives last."""
-    t = lambda minute: datetime(2026, 1, 1, 0, minute).isoformat()  # noqa: E731
+    t = lambda minute: datetime(2026, 1, 1, 0, minute).isoformat()
     send(db, {"type": "pageview", "anonymousId": "tablet", "occurredAt": t(1), "messageId": "1"},
              {"type": "sign-in", "anonymousId": "tablet", "userId": "bob", "occurredAt": t(10), "messageId": "2"},
              {"type": "pageview", "anonymousId": "tablet", "occurredAt": t(11), "messageId": "3"})

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import importlib
 import io
-import re
 import json
-from datetime import datetime, timezone
+import re
+from datetime import UTC, datetime
 
 import pytest
-from hypothesis import HealthCheck, given, settings as hyp_settings, strategies as st
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hyp_settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 import workbench as wb
@@ -101,9 +103,9 @@ def test_values_are_stored_as_text_and_times_in_utc(db, tmp_path):
         {"type": "pageview", "anonymousId": "a-1", "occurredAt": 1767225600000, "data": {"path": "/"}},
         {"type": "pageview", "anonymousId": "a-2"},
     ]
-    started = datetime.now(timezone.utc).replace(tzinfo=None)
+    started = datetime.now(UTC).replace(tzinfo=None)
     counts = ingest(db, io.BytesIO("".join(json.dumps(r) + "\n" for r in records).encode()), KEY, settings=SETTINGS)
-    finished = datetime.now(timezone.utc).replace(tzinfo=None)
+    finished = datetime.now(UTC).replace(tzinfo=None)
     assert (counts.received, counts.stored, counts.quarantined) == (3, 3, 0)
     events = db.sql("SELECT id, type, user_id, anonymous_id, occurred_at, created_at, producer_id FROM grouparoo.events ORDER BY type DESC, anonymous_id")
     assert events["user_id"].tolist()[0] == "7" and set(events["producer_id"]) == {"web"}

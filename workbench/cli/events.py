@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -21,7 +21,7 @@ def ingest_events_command(
     producer_key: Annotated[str, typer.Option("--producer-key", envvar="WORKBENCH_EVENTS_API_KEY", show_default=False,
                                               help="The sender's API key, one of events.api_keys in workbench.yml (or $WORKBENCH_EVENTS_API_KEY).")],
     format: Annotated[str, typer.Option(help="auto, jsonl or csv.")] = "auto",
-    quarantine: Annotated[Optional[Path], typer.Option(help="File for rejected records (default: data/quarantine/<file>-<time>.jsonl).")] = None,
+    quarantine: Annotated[Path | None, typer.Option(help="File for rejected records (default: data/quarantine/<file>-<time>.jsonl).")] = None,
     batch_size: Annotated[int, typer.Option(help="Events stored per transaction.")] = 50_000,
     database: DatabaseOption = None,
 ) -> None:

@@ -15,7 +15,7 @@ profiles as one run over everything.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
@@ -79,7 +79,7 @@ def resolve_identities(db: Database, batch_size: int = BATCH_EVENTS, *, max_batc
 
 def _resolve_one_batch(db: Database, statements: list[str], batch_size: int) -> int:
     """Run one batch in one transaction; the number of events it associated (0: nothing left)."""
-    params = {"now": datetime.now(timezone.utc).replace(tzinfo=None), "batch_size": batch_size}
+    params = {"now": datetime.now(UTC).replace(tzinfo=None), "batch_size": batch_size}
     try:
         with db.begin() as conn:
             for statement in drop_temp_tables(RESOLVE_TEMP_TABLES):

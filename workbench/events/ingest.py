@@ -24,7 +24,7 @@ import os
 import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any, NamedTuple
 
@@ -32,7 +32,13 @@ from workbench import paths
 from workbench.connection import Database
 from workbench.errors import DataFileError
 from workbench.events.settings import EventSettings, event_settings
-from workbench.events.sql_builder import STAGED_DATA, STAGED_EVENTS, event_tables, staging_statements, store_staged_statements
+from workbench.events.sql_builder import (
+    STAGED_DATA,
+    STAGED_EVENTS,
+    event_tables,
+    staging_statements,
+    store_staged_statements,
+)
 from workbench.events.store import ensure_event_store
 from workbench.sql_files import TableDefinition
 
@@ -139,7 +145,7 @@ def _open_source(source: str | Path | IO[bytes]) -> tuple[IO[bytes], str, Any]:
 
 def _default_quarantine_file(name: str) -> Path:
     stem = Path(name).name.split(".")[0] or "events"
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     return paths.data_dir() / "quarantine" / f"{stem}-{stamp}.jsonl"
 
 
@@ -315,7 +321,7 @@ def _occurred_at(value: Any) -> datetime | None:
             return EPOCH + timedelta(milliseconds=ms)
         if isinstance(value, str):
             parsed = datetime.fromisoformat(value.strip())
-            return parsed.astimezone(timezone.utc).replace(tzinfo=None) if parsed.tzinfo else parsed
+            return parsed.astimezone(UTC).replace(tzinfo=None) if parsed.tzinfo else parsed
         raise TypeError
     except (ValueError, OverflowError, TypeError):
         shown = value if isinstance(value, (str, int, float)) else type(value).__name__
@@ -378,7 +384,7 @@ def _store_batch(db: Database, tables: dict[str, TableDefinition], producer: str
 def _arrow_batch(events: list[Event], producer: str, ip_address: str | None):
     import pyarrow as pa
 
-    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    now = datetime.now(UTC).replace(tzinfo=None)
     n = len(events)
     ids = prefixed_uuid4("evt_", n)
     timestamps = pa.array([now] * n, type=pa.timestamp("us"))

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from workbench.connection import Database
@@ -119,7 +119,7 @@ def _moment(value: Any, here: str) -> datetime | None:
         parsed = datetime.fromisoformat(str(value))
     except ValueError:
         raise ConfigError(f"{here} must be an ISO 8601 date or time like 2026-01-31, not {value!r}.") from None
-    return parsed.astimezone(timezone.utc).replace(tzinfo=None) if parsed.tzinfo else parsed
+    return parsed.astimezone(UTC).replace(tzinfo=None) if parsed.tzinfo else parsed
 
 
 def declared_properties(settings: EventSettings | None = None) -> list[PropertySpec]:
@@ -140,7 +140,7 @@ def profile_properties(db: Database, properties: Sequence[PropertySpec | Mapping
     names = [s.name for s in specs]
     if len(set(names)) != len(names) or set(names) & {"profile_id", "user_id", "anonymous_id"}:
         raise ConfigError(f"Property names must be distinct and not profile_id, user_id or anonymous_id: got {names}.")
-    as_of = as_of or datetime.now(timezone.utc).replace(tzinfo=None)
+    as_of = as_of or datetime.now(UTC).replace(tzinfo=None)
     windows = [as_of - timedelta(days=s.within_days) if s.within_days else None for s in specs]
     sql, params = profile_properties_query(settings.schema, db.dialect_name, specs, windows)
     frame = db.sql(sql, limit=None, **params)

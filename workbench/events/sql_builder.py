@@ -71,14 +71,14 @@ def store_staged_statements(schema: str) -> tuple[list[str], str, list[str]]:
     events_columns = ", ".join(event_tables(schema)["events"].column_names)
     data_columns = ", ".join(event_tables(schema)["event_data"].column_names)
     drop_duplicates = [
-        f"DELETE FROM {STAGED_EVENTS} WHERE message_id IS NOT NULL AND EXISTS ("
+        (f"DELETE FROM {STAGED_EVENTS} WHERE message_id IS NOT NULL AND EXISTS ("
         f"SELECT 1 FROM {schema}.events e WHERE e.producer_id = {STAGED_EVENTS}.producer_id "
-        f"AND e.message_id = {STAGED_EVENTS}.message_id)"
+        f"AND e.message_id = {STAGED_EVENTS}.message_id)")
     ]
     store = [
         f"INSERT INTO {schema}.events ({events_columns}) SELECT {events_columns} FROM {STAGED_EVENTS}",
-        f"INSERT INTO {schema}.event_data ({data_columns}) SELECT {data_columns} FROM {STAGED_DATA} "
-        f"WHERE event_id IN (SELECT id FROM {STAGED_EVENTS})",
+        (f"INSERT INTO {schema}.event_data ({data_columns}) SELECT {data_columns} FROM {STAGED_DATA} "
+        f"WHERE event_id IN (SELECT id FROM {STAGED_EVENTS})"),
         *drop_temp_tables([STAGED_EVENTS, STAGED_DATA]),
     ]
     return drop_duplicates, f"SELECT count(*) FROM {STAGED_EVENTS}", store
@@ -143,8 +143,8 @@ def busiest_profiles_query(schema: str) -> str:
 def unassociated_query(schema: str) -> tuple[str, str]:
     """(count of events without a profile, the oldest ``:row_limit`` of them)."""
     return (f"SELECT count(*) AS events FROM {schema}.events WHERE profile_id IS NULL",
-            f"SELECT id, type, user_id, anonymous_id, occurred_at, created_at, producer_id FROM {schema}.events "
-            f"WHERE profile_id IS NULL ORDER BY occurred_at, id LIMIT :row_limit")
+            (f"SELECT id, type, user_id, anonymous_id, occurred_at, created_at, producer_id FROM {schema}.events "
+            f"WHERE profile_id IS NULL ORDER BY occurred_at, id LIMIT :row_limit"))
 
 
 def store_counts_query(schema: str) -> str:
