@@ -11,6 +11,8 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import pandas as pd
 
+from workbench.errors import WorkbenchError
+
 PAIRING_SHIFT_MS = 120_000  # a RECOMMENDATIONS_SHOWN moved two minutes away from its PAGE_VIEW
 CLICK_SHIFT_MS = 3_000  # a click moved to before the recommendations it comes from
 TRANSITION_MARGIN_MS = 600_000  # no planted fault within ten minutes of a phase transition
@@ -59,7 +61,7 @@ def plant_faults(chunk: dict[str, pd.DataFrame], rng: np.random.Generator, next_
     def pick(mask: np.ndarray) -> int:
         candidates = np.flatnonzero(mask & ~np.isin(np.arange(len(events)), list(used)))
         if candidates.size == 0:
-            raise ValueError("the generated chunk is too small to plant every fault: generate more participants")
+            raise WorkbenchError("The study is too small to plant every fault: generate more participants or days, or leave inject_faults off.")
         chosen = int(rng.choice(candidates))
         used.update(np.flatnonzero(key.to_numpy() == key.iat[chosen]).tolist())
         return chosen

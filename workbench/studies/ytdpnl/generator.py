@@ -410,7 +410,8 @@ class _StudyBuilder:
                 if last_day.size >= 2:
                     rows.append((p, _midpoint(last_day, last_day.size - 2), phase, 0, "FORCED", *np.zeros(len(daily_rules.FIGURES)), 0, ()))
         columns = ["p", "t", "from_phase", "to_phase", "reason", *daily_rules.FIGURES, "num_days", "matched_days"]
-        frame = pd.DataFrame(rows, columns=columns)
+        frame = pd.DataFrame(rows, columns=columns).astype({"p": "int64", "t": "int64", "from_phase": "int64", "to_phase": "int64", "num_days": "int64",
+                                                            **{c: "float64" for c in daily_rules.FIGURES}})
         frame.attrs["created_ms"] = created
         return frame
 
