@@ -6,6 +6,7 @@ from workbench.cli import analyze  # noqa: F401  (registers analyze)
 from workbench.cli import study  # noqa: F401  (registers study generate, study report, study check)
 from workbench.cli import lab  # noqa: F401  (registers lab)
 from workbench.cli import reports  # noqa: F401  (registers report, run-reports, dashboard, new)
+from workbench.cli import experiments  # noqa: F401  (registers experiments, stats)
 from workbench.cli.app import app
 
 __all__ = ["app"]
