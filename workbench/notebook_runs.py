@@ -93,6 +93,7 @@ def export_html(notebook_path: Path, html_path: Path, footer: str = "", title: s
         exclude_output_prompt=True,
     )
     title = title or nb.metadata.get("title") or notebook_path.stem.replace("_", " ")
+    nb.metadata["title"] = title  # the lab template prefers the notebook's own title
     body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": title}, "workbench": {"footer": footer}})
     _atomic_write(html_path, body)
     return html_path
