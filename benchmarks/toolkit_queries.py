@@ -21,13 +21,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import pyarrow as pa  # noqa: E402
+import pyarrow as pa
 
-import workbench as wb  # noqa: E402
-from workbench.bulk_write import write_tables  # noqa: E402
-from workbench.connection import RowLimitWarning  # noqa: E402
-from workbench.sql_files import TableDefinition  # noqa: E402
-from workbench.toolkit import Toolkit, event_source  # noqa: E402
+import workbench as wb
+from workbench.bulk_write import write_tables
+from workbench.connection import RowLimitWarning
+from workbench.sql_files import TableDefinition
+from workbench.toolkit import Toolkit, event_source
 
 TABLE = TableDefinition("bench_events", (("user_id", "TEXT"), ("ts", "TIMESTAMP"), ("type", "TEXT"), ("value", "DOUBLE PRECISION")))
 SOURCE = event_source("bench", {"table": "bench_events", "unit": "user_id", "timestamp": "ts", "type": "type", "value": "value", "page_type": "view"})

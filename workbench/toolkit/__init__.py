@@ -15,14 +15,23 @@ skipped by every per-unit query. Times are UTC; ``start`` is inclusive, ``end`` 
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import pandas as pd
 
 from workbench.connection import DEFAULT_ROW_LIMIT, Database
 from workbench.toolkit import queries
-from workbench.toolkit.frames import EventCounts, Events, Funnel, Retention, Sessions, ToolkitFrame, UserMetrics
+from workbench.toolkit.frames import (
+    EventCounts,
+    Events,
+    Funnel,
+    Retention,
+    Sessions,
+    ToolkitFrame,
+    UserMetrics,
+)
 from workbench.toolkit.sources import EventSource, available_sources, event_source, resolve_source
 
 __all__ = ["EventSource", "Toolkit", "available_sources", "event_source"]

@@ -19,7 +19,7 @@ class ToolkitFrame(pd.DataFrame):
         return pd.DataFrame
 
     @classmethod
-    def of(cls, frame: pd.DataFrame, sql: str, params: dict[str, Any]) -> "ToolkitFrame":
+    def of(cls, frame: pd.DataFrame, sql: str, params: dict[str, Any]) -> ToolkitFrame:
         result = cls(frame)
         result.attrs = dict(frame.attrs) | {"sql": sql, "params": dict(params)}
         return result
@@ -32,12 +32,12 @@ class ToolkitFrame(pd.DataFrame):
     def params(self) -> dict[str, Any]:
         return self.attrs.get("params", {})
 
-    def plot(self):  # noqa: D102  (each subclass draws its chart)
+    def plot(self):
         raise NotImplementedError
 
 
 def _layout(fig, title: str):
-    fig.update_layout(title=title, height=420, margin=dict(l=40, r=20, t=50, b=40))
+    fig.update_layout(title=title, height=420, margin={"l": 40, "r": 20, "t": 50, "b": 40})
     return fig
 
 

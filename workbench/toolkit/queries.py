@@ -7,8 +7,9 @@ steps) is a bound parameter. Each function returns a :class:`Query`: the SQL tex
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 from workbench.sql_files import IDENTIFIER, read_sql
 from workbench.toolkit.sources import EventSource
@@ -147,9 +148,9 @@ def table_sessions(source: EventSource, start=None, end=None) -> Query:
     """The sessions of ``source.sessions`` (its start, duration and pages), events counted per id."""
     table = source.sessions
     if table is None:
-        raise ValueError(f"The event source {source.name!r} has no sessions table: derive sessions with inactivity=….")
+        raise ValueError(f"The event source {source.name!r} maps no sessions table: derive them with from_table=False.")
     relation = events_relation(source, start, end)
-    conditions, params = [], {}
+    conditions = []
     if relation.params.get("start") is not None:
         conditions.append(f"{table.start} >= :start")
     if relation.params.get("end") is not None:
@@ -168,7 +169,7 @@ def table_sessions(source: EventSource, start=None, end=None) -> Query:
         s_events="COALESCE(c.events, 0)" if counted else "CAST(NULL AS BIGINT)",
         s_events_join="\nLEFT JOIN per_session c ON c.session_id = s.session" if counted else "",
     )
-    return Query(sql, relation.params | params)
+    return Query(sql, relation.params)
 
 
 def funnel(source: EventSource, steps: list[str], within: Any = "1h", by: str | None = None, start=None, end=None) -> Query:
@@ -181,6 +182,7 @@ def funnel(source: EventSource, steps: list[str], within: Any = "1h", by: str | 
     sql = _template(
         "funnel",
         events=_indent(relation.sql),
+        entry_dim="FIRST_VALUE(dim) OVER (PARTITION BY unit ORDER BY ts, dim)" if by else "dim",
         later_steps="".join(_template("funnel_step", k=str(k), previous=str(k - 1)).rstrip() for k in numbers[1:]),
         step_counts="\nUNION ALL\n".join(f"SELECT {k} AS step_number, dim, COUNT(*) AS units FROM step_{k} GROUP BY dim" for k in numbers),
     )
