@@ -246,6 +246,11 @@ class _Parser:
             raise self.fail(where, f"lists a name twice: {value}.")
         return tuple(value)
 
+    def entry_name(self, entry: dict[str, Any], key: str, position: str, kind: str) -> str:
+        """``metric 'purchased'`` when the entry has a usable name, else its position ``metrics[3]``."""
+        value = entry.get(key)
+        return f"{kind} {value!r}" if isinstance(value, str) and EXPERIMENT_KEY.match(value) else position
+
     def name(self, entry: dict[str, Any], key: str, where: str) -> str:
         value = entry.get(key)
         if not isinstance(value, str) or not NAME.match(value):
@@ -308,7 +313,7 @@ class _Parser:
         return IdentityJoin(sql, types)
 
     def assignment_query(self, entry: dict[str, Any], i: int) -> AssignmentQuery:
-        where = f"assignment_queries[{i}]"
+        where = self.entry_name(entry, "name", f"assignment_queries[{i}]", "assignment query")
         self.keys(entry, ASSIGNMENT_KEYS, where, ("name", "identifier_type", "sql"))
         name = self.name(entry, "name", where)
         where = f"assignment query {name!r}"
@@ -323,7 +328,7 @@ class _Parser:
         return AssignmentQuery(name, identifier, sql, dimensions, str(entry.get("description") or ""))
 
     def metric(self, entry: dict[str, Any], i: int) -> Metric:
-        where = f"metrics[{i}]"
+        where = self.entry_name(entry, "name", f"metrics[{i}]", "metric")
         self.keys(entry, METRIC_KEYS, where, ("name", "type"))
         name = self.name(entry, "name", where)
         where = f"metric {name!r}"
@@ -437,7 +442,7 @@ class _Parser:
                     )
 
     def experiment(self, entry: dict[str, Any], i: int) -> ExperimentConfig:
-        where = f"experiments[{i}]"
+        where = self.entry_name(entry, "key", f"experiments[{i}]", "experiment")
         self.keys(entry, EXPERIMENT_KEYS, where, ("key",))
         key = str(entry["key"])
         if not EXPERIMENT_KEY.match(key):
