@@ -179,6 +179,30 @@ def test_participant_summary_and_session_events_match_pandas(study: Study):
         ytdpnl.session_events(study.db, "x'; drop table event; --", schema=SCHEMA)
 
 
+def test_the_seeds_latest_sessions_watch_times_and_recommendations(study: Study):
+    r, events = study.raw, study.events()
+    code = r["participant"]["code"].iloc[1]
+    sessions = ytdpnl.latest_sessions(study.db, code, limit=5, schema=SCHEMA)
+    mine = r["session"][r["session"]["participant_code"] == code].sort_values("id", ascending=False).head(5)
+    assert list(sessions["session_id"]) == list(mine["id"]) and list(sessions["session_uuid"]) == list(mine["uuid"])
+    watch = ytdpnl.latest_watch_times(study.db, code, limit=7, schema=SCHEMA)
+    seconds = r["watch_time"].set_index("event_id")["seconds_watched"]
+    expected = events[(events["code"] == code) & (events["type"] == "WATCH_TIME") & events["id"].isin(seconds.index)]
+    expected = expected.sort_values(["created_at", "id"], ascending=False).head(7)
+    assert list(watch["event_id"]) == list(expected["id"])
+    np.testing.assert_allclose(watch["seconds_watched"], expected["id"].map(seconds))
+    shown = ytdpnl.latest_recommendations(study.db, code, limit=50, schema=SCHEMA)
+    order = {t: i for i, t in enumerate(["PERSONALIZED", "NON_PERSONALIZED", "SHOWN", "HOME_DEFAULT", "HOME_REPLACEMENT_SOURCE", "HOME_SHOWN"])}
+    items = r["video_list_item"].merge(events[(events["code"] == code) & (events["type"] == "RECOMMENDATIONS_SHOWN")][["id", "created_at"]],
+                                       left_on="event_id", right_on="id", suffixes=("", "_event"))
+    items = items.assign(rank=items["list_type"].map(order)).sort_values(["created_at_event", "event_id", "rank", "position"],
+                                                                         ascending=[False, False, True, True]).head(50)
+    assert list(zip(shown["event_id"], shown["list_type"], shown["position"], shown["video_id"])) == \
+        list(zip(items["event_id"], items["list_type"], items["position"], items["video_id"]))
+    with pytest.raises(WorkbenchError, match="limit must be a positive"):
+        ytdpnl.latest_sessions(study.db, code, limit=0, schema=SCHEMA)
+
+
 def pandas_daily_activity(study: Study) -> pd.DataFrame:
     events = study.events()
     events["day"] = events["created_at"].dt.normalize()

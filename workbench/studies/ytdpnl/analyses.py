@@ -87,6 +87,33 @@ def participant_summary(db: Database, code: str, *, schema: str | None = None, s
     return frame
 
 
+def _positive_limit(limit: int) -> int:
+    if int(limit) != limit or limit < 1:
+        raise WorkbenchError(f"limit must be a positive whole number of rows, got {limit!r}.")
+    return int(limit)
+
+
+def latest_sessions(db: Database, code: str, limit: int = 50, *, schema: str | None = None) -> pd.DataFrame:
+    """The seed's latest sessions of participant ``code``: code, session_id, session_uuid, created_at (latest first)."""
+    frame = study_query(db, "latest_sessions", schema, code=str(code), limit=_positive_limit(limit))
+    frame["session_uuid"] = frame["session_uuid"].astype(str)
+    return millisecond_timestamps(frame, ["created_at"])
+
+
+def latest_watch_times(db: Database, code: str, limit: int = 50, *, schema: str | None = None) -> pd.DataFrame:
+    """The seed's watch times of the latest videos of participant ``code``: code, event_id, url, created_at, seconds_watched."""
+    frame = study_query(db, "latest_watch_times", schema, code=str(code), limit=_positive_limit(limit))
+    frame["seconds_watched"] = frame["seconds_watched"].astype("float64")
+    return millisecond_timestamps(frame, ["created_at"])
+
+
+def latest_recommendations(db: Database, code: str, limit: int = 50, *, schema: str | None = None) -> pd.DataFrame:
+    """The seed's latest recommendation items shown to participant ``code`` with their videos:
+    code, event_id, url, created_at, list_type, video_type, position, video_id, youtube_id, title, video_url."""
+    frame = study_query(db, "latest_recommendations", schema, code=str(code), limit=_positive_limit(limit))
+    return millisecond_timestamps(frame, ["created_at"])
+
+
 def session_events(db: Database, session_uuid: str, *, schema: str | None = None) -> pd.DataFrame:
     """The events of one session newest first: id, type, url, context, arm, phase, created_at,
     seconds_watched (WATCH_TIME) and, for RECOMMENDATIONS_SHOWN, the lists ``non_personalized``,

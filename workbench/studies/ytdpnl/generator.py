@@ -152,9 +152,10 @@ def generate_study(
     rows: dict[str, int] = {}
     with write_transaction(db) as writer:
         _create_tables(writer, db, schema)
+        order = _column_order(writer, schema)
         study = _StudyBuilder(config)
         for name, frame in study.fixed_tables().items():
-            rows[name] = rows.get(name, 0) + _append(writer, name, frame)
+            rows[name] = rows.get(name, 0) + _append(writer, name, frame, order)
         bar = progress_bar(config.size.participants, desc="Generating participants", unit="participant")
         faults = None
         for first in range(0, config.size.participants, config.chunk_participants):
@@ -165,11 +166,11 @@ def generate_study(
             chunk.update(study.derived_tables(chunk))
             for name in _WRITE_ORDER:
                 if name in chunk:
-                    rows[name] = rows.get(name, 0) + _append(writer, name, chunk[name])
+                    rows[name] = rows.get(name, 0) + _append(writer, name, chunk[name], order)
             bar.update(chunk["participant"].shape[0])
         bar.close()
         for name, frame in study.closing_tables().items():
-            rows[name] = rows.get(name, 0) + _append(writer, name, frame)
+            rows[name] = rows.get(name, 0) + _append(writer, name, frame, order)
         if faults is not None:
             faults.missing_video_metadata = study.videos_without_metadata
         if db.dialect_name == "postgresql":
@@ -193,7 +194,21 @@ def _create_tables(writer: BulkWriter, db: Database, schema: str) -> None:
         writer.execute(statement)
 
 
-def _append(writer: BulkWriter, name: str, frame: pd.DataFrame) -> int:
+def _column_order(writer: BulkWriter, schema: str) -> dict[str, list[str]]:
+    """Each study table's columns in their declared order (bulk appends may be positional)."""
+    cursor = writer.raw.cursor()
+    cursor.execute(f"SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = '{schema}' ORDER BY table_name, ordinal_position")
+    rows = cursor.fetchall()
+    cursor.close()
+    order: dict[str, list[str]] = {}
+    for table, column in rows:
+        order.setdefault(table, []).append(column)
+    return order
+
+
+def _append(writer: BulkWriter, name: str, frame: pd.DataFrame, order: dict[str, list[str]]) -> int:
+    """Append ``frame`` (every column of table ``name``) in the table's column order."""
+    frame = frame[order[name]]
     if writer.dialect == "postgresql":
         frame = frame.assign(**{c: frame[c].map(_array_literal) for c in frame.columns if frame[c].map(type).eq(list).any()})
     table = pa.Table.from_pandas(frame, preserve_index=False)
