@@ -101,7 +101,7 @@ def test_resolving_after_every_random_chunk_equals_the_truth(db, seed):
         with write_transaction(db) as writer:
             writer.append(TABLES["events"], events.slice(start, cut - start))
         start = cut
-        resolve_identities(db, batch_size=rng.randint(1, 400), settings=SETTINGS)
+        resolve_identities(db, batch_size=rng.randint(25, 400), settings=SETTINGS)
     assert_resolved_to_truth(db, stream)
 
 

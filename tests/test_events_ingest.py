@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 import workbench as wb
-from workbench.errors import ConfigError
+from workbench.errors import ConfigError, DatabaseError
 from workbench.events import ingest
 from workbench.events.settings import EventSettings
 from workbench.events.simulate import simulate_stream
@@ -201,3 +201,20 @@ def test_cli_reads_stdin_and_never_prints_the_key(tmp_path, monkeypatch):
     assert refused.exit_code == 1 and "wrong-key-999" not in refused.output and "Traceback" not in refused.output
     resolved = runner.invoke(app, ["identities", "resolve", "--database", url])
     assert resolved.exit_code == 0 and "associated 2 events" in resolved.output
+
+
+def test_a_database_failure_says_what_was_kept_and_how_to_resume(db, tmp_path, monkeypatch):
+    ingest_module = importlib.import_module("workbench.events.ingest")
+    stream = simulate_stream(10, seed=13)
+    real, calls = ingest_module._store_batch, []
+
+    def failing_second_batch(*args):
+        calls.append(1)
+        if len(calls) == 2:
+            raise DatabaseError("The database refused the batch.")
+        return real(*args)
+
+    monkeypatch.setattr(ingest_module, "_store_batch", failing_second_batch)
+    with pytest.raises(DatabaseError, match=r"stopped after 30 events were stored in whole batches.*Send the same file again"):
+        ingest(db, io.BytesIO(stream.json_lines()), KEY, batch_size=30, settings=SETTINGS)
+    assert table_rows(db, "events") == 30

@@ -30,7 +30,7 @@ from typing import IO, Any, NamedTuple
 
 from workbench import paths
 from workbench.connection import Database
-from workbench.errors import DataFileError
+from workbench.errors import DatabaseError, DataFileError
 from workbench.events.settings import EventSettings, event_settings
 from workbench.events.sql_builder import (
     STAGED_DATA,
@@ -121,6 +121,9 @@ def ingest(
         if batch:
             written, dropped = _store_batch(db, tables, producer, ip_address, batch)
             stored, duplicates = stored + written, duplicates + dropped
+    except DatabaseError as exc:
+        raise DatabaseError(f"Ingesting {name} stopped after {stored:,} events were stored in whole batches: {exc} "
+                            "Send the same file again once fixed; records with a messageId are not stored twice.") from None
     finally:
         quarantine.close()
         close()
@@ -364,9 +367,9 @@ def _store_batch(db: Database, tables: dict[str, TableDefinition], producer: str
         unique.append(event)
     events, data = _arrow_batch(unique, producer, ip_address)
     schema = tables["events"].name.split(".")[0]
-    drop_duplicates, count_left, store = store_staged_statements(schema)
+    drop_duplicates, count_left, store = store_staged_statements(schema, db.dialect_name)
     with write_transaction(db) as writer:
-        for statement in staging_statements(schema):
+        for statement in staging_statements(schema, db.dialect_name):
             writer.execute(statement)
         writer.append(TableDefinition(STAGED_EVENTS, tables["events"].columns), events)
         writer.append(TableDefinition(STAGED_DATA, tables["event_data"].columns), data)

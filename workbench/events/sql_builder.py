@@ -57,16 +57,21 @@ def drop_temp_tables(names: Sequence[str]) -> list[str]:
     return [f"DROP TABLE IF EXISTS {name}" for name in names]
 
 
-def staging_statements(schema: str) -> list[str]:
-    """Empty temporary copies of ``events`` and ``event_data`` to receive one ingestion batch."""
+def staging_statements(schema: str, dialect: str) -> list[str]:
+    """Empty temporary copies of ``events`` and ``event_data`` to receive one ingestion batch.
+
+    On PostgreSQL they drop themselves at commit (after the bulk writer's ANALYZE); on DuckDB
+    :func:`store_staged_statements` drops them.
+    """
+    on_commit = " ON COMMIT DROP" if dialect == "postgresql" else ""
     return [
         *drop_temp_tables([STAGED_EVENTS, STAGED_DATA]),
-        f"CREATE TEMP TABLE {STAGED_EVENTS} AS SELECT * FROM {schema}.events WHERE 1 = 0",
-        f"CREATE TEMP TABLE {STAGED_DATA} AS SELECT * FROM {schema}.event_data WHERE 1 = 0",
+        f"CREATE TEMP TABLE {STAGED_EVENTS}{on_commit} AS SELECT * FROM {schema}.events WHERE 1 = 0",
+        f"CREATE TEMP TABLE {STAGED_DATA}{on_commit} AS SELECT * FROM {schema}.event_data WHERE 1 = 0",
     ]
 
 
-def store_staged_statements(schema: str) -> tuple[list[str], str, list[str]]:
+def store_staged_statements(schema: str, dialect: str) -> tuple[list[str], str, list[str]]:
     """(drop already-stored message ids, count what is left, store it and drop the staging)."""
     events_columns = ", ".join(event_tables(schema)["events"].column_names)
     data_columns = ", ".join(event_tables(schema)["event_data"].column_names)
@@ -79,7 +84,7 @@ def store_staged_statements(schema: str) -> tuple[list[str], str, list[str]]:
         f"INSERT INTO {schema}.events ({events_columns}) SELECT {events_columns} FROM {STAGED_EVENTS}",
         (f"INSERT INTO {schema}.event_data ({data_columns}) SELECT {data_columns} FROM {STAGED_DATA} "
         f"WHERE event_id IN (SELECT id FROM {STAGED_EVENTS})"),
-        *drop_temp_tables([STAGED_EVENTS, STAGED_DATA]),
+        *(drop_temp_tables([STAGED_EVENTS, STAGED_DATA]) if dialect == "duckdb" else []),
     ]
     return drop_duplicates, f"SELECT count(*) FROM {STAGED_EVENTS}", store
 
