@@ -47,11 +47,10 @@ class BulkWriter:
             return 0
         if self.dialect == "duckdb":
             con = self.raw.driver_connection if hasattr(self.raw, "driver_connection") else self.raw
-            con.register("__workbench_batch", batch)
-            try:
-                con.execute(f"INSERT INTO {table.name} ({', '.join(columns)}) SELECT {', '.join(columns)} FROM __workbench_batch")
-            finally:
-                con.unregister("__workbench_batch")
+            # A relation rather than register(): DuckDB keeps registered Python objects alive until
+            # the transaction ends, so a long load would hold every batch's Arrow memory. The batch
+            # holds the table's columns in its order (select above), as insert_into expects.
+            con.from_arrow(batch).insert_into(table.name)
         else:
             cursor = self.raw.cursor()
             with cursor.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN (FORMAT csv)") as copy:

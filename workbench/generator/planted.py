@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import pyarrow as pa
-
 # Where an exposure is logged: the page (or moment) that renders the experiment.
 EXPOSURE_PLACES = ("home", "search", "item", "checkout", "first_session_end")
 # The behaviour an effect multiplies, described as the probability it scales.
@@ -100,8 +98,11 @@ PLANTED_EXPERIMENTS: tuple[PlantedExperiment, ...] = (
 )
 
 
-def truth_table(experiments: tuple[PlantedExperiment, ...] = PLANTED_EXPERIMENTS) -> pa.Table:
-    """One row per planted variation, columns as ``generator_truth`` in ``sql/generator/schema.sql``."""
+def truth_table(experiments: tuple[PlantedExperiment, ...] = PLANTED_EXPERIMENTS):
+    """One row per planted variation as a :class:`pyarrow.Table`, columns as ``generator_truth``
+    in ``sql/generator/schema.sql``."""
+    import pyarrow as pa
+
     rows = [
         {
             "experiment_id": e.key,

@@ -100,11 +100,7 @@ def simulate_chunk(
                                for i, e in enumerate(experiments)])
 
     # Sessions: a first visit on a uniform day, then return visits that get rarer and further apart.
-    day = rng.integers(0, days, users)[:, None] + np.concatenate(
-        [np.zeros((users, 1), np.int64),
-         np.cumsum(1 + np.floor(rng.exponential(GAP_DAYS_MEAN * GAP_GROWTH ** np.arange(MAX_SESSIONS - 1),
-                                                (users, MAX_SESSIONS - 1))).astype(np.int64), axis=1)], axis=1)
-    start = day * SECONDS_PER_DAY + _time_of_day(rng, day.shape)
+    day, start = _visit_slots(rng, users, days)
     return_multiplier = np.ones(users)
     for i, e in enumerate(experiments):
         if e.acts_on == "return_visit":  # exposed at the end of the first session, so before any return
@@ -188,14 +184,14 @@ def simulate_chunk(
             rows = _rows(item_visits & exposed_in[i][:, None], item_time)
         else:
             rows = _rows(exposed_in[i], place_time[e.exposed_on])
-        rows["experiment"] = np.full(len(rows["session"]), i)
-        rows["variation"] = variation[i, session_user[rows["session"]]]
+        user = session_user[rows["session"]]
+        rows["experiment"] = np.full(len(user), i)
+        rows["variation"] = variation[i, user]
         exposure_parts.append(rows)
         if e.extra_exposure_share:  # the planted bug: one more exposure, to variation 0, at the first one
-            user = session_user[rows["session"]]
-            first = np.r_[True, user[1:] != user[:-1]] & extra_exposure[i, user]
-            exposure_parts.append({"session": rows["session"][first], "time": rows["time"][first] + 1,
-                                   "experiment": rows["experiment"][first], "variation": np.zeros(first.sum(), np.int64)})
+            extra = _starts_group(user) & extra_exposure[i, user]
+            exposure_parts.append({"session": rows["session"][extra], "time": rows["time"][extra] + 1,
+                                   "experiment": rows["experiment"][extra], "variation": np.zeros(extra.sum(), np.int64)})
 
     return Chunk(
         user_ids=first_user_id + np.arange(users, dtype=np.int64), country=country,
@@ -222,6 +218,20 @@ def _draw(rng: np.random.Generator, weights, size) -> np.ndarray:
     return np.minimum(np.searchsorted(cumulative, rng.random(size) * cumulative[-1], side="right"), len(cumulative) - 1)
 
 
+def _visit_slots(rng: np.random.Generator, users: int, days: int) -> tuple[np.ndarray, np.ndarray]:
+    """(day, start second) of each user's possible visits, users × MAX_SESSIONS: the first on a
+    uniform day, each next one 1 + floor(Exponential(GAP_DAYS_MEAN × GAP_GROWTH^k)) days later."""
+    gaps = 1 + np.floor(rng.exponential(GAP_DAYS_MEAN * GAP_GROWTH ** np.arange(MAX_SESSIONS - 1), (users, MAX_SESSIONS - 1)))
+    day = rng.integers(0, days, users)[:, None] + np.concatenate(
+        [np.zeros((users, 1), np.int64), np.cumsum(gaps.astype(np.int64), axis=1)], axis=1)
+    return day, day * SECONDS_PER_DAY + _time_of_day(rng, day.shape)
+
+
+def _starts_group(sorted_keys: np.ndarray) -> np.ndarray:
+    """True where a run of equal values begins in ``sorted_keys`` (e.g. a user's first session)."""
+    return np.diff(sorted_keys, prepend=-1) != 0
+
+
 def _time_of_day(rng: np.random.Generator, shape) -> np.ndarray:
     """Seconds after midnight, the hour drawn from HOUR_WEIGHTS."""
     hours = _draw(rng, np.asarray(HOUR_WEIGHTS) / sum(HOUR_WEIGHTS), shape)
@@ -231,9 +241,9 @@ def _time_of_day(rng: np.random.Generator, shape) -> np.ndarray:
 def _cookie_sessions(session_user: np.ndarray, browser: np.ndarray, cleared: np.ndarray) -> np.ndarray:
     """For each session, the session that set its cookie: a cookie lives in one browser of one
     user, from that browser's first session or a session with cleared cookies on."""
-    order = np.argsort(session_user * len(BROWSERS) + browser, kind="stable")  # (user, browser) groups, visit order
-    user, used = session_user[order], browser[order]
-    new_cookie = np.r_[True, (user[1:] != user[:-1]) | (used[1:] != used[:-1])] | cleared[order]
+    group = session_user * len(BROWSERS) + browser
+    order = np.argsort(group, kind="stable")  # (user, browser) groups, in visit order
+    new_cookie = _starts_group(group[order]) | cleared[order]
     position = np.maximum.accumulate(np.where(new_cookie, np.arange(len(order)), 0))
     cookie_session = np.empty_like(order)
     cookie_session[order] = order[position]
@@ -243,7 +253,7 @@ def _cookie_sessions(session_user: np.ndarray, browser: np.ndarray, cleared: np.
 def _since_first(flag: np.ndarray, session_user: np.ndarray) -> np.ndarray:
     """True for every session of a user from their first flagged session on (sessions grouped by user)."""
     counts = np.cumsum(flag)
-    starts_user = np.r_[True, session_user[1:] != session_user[:-1]]
+    starts_user = _starts_group(session_user)
     before = (counts - flag)[starts_user]
     return counts > before[np.cumsum(starts_user) - 1]
 
