@@ -1,0 +1,196 @@
+"""The experiment query against its floor: one experiment, 4 metrics with CUPED covariates, on
+data from our generator (1M, 10M, 50M rows over the five tables).
+
+    .venv/bin/python benchmarks/experiment_query.py [--rows 1000000 10000000 50000000] [--postgres-rows 10000000]
+                                                    [--pandas-max-rows 10000000] [--keep DIR]
+
+Per engine and size it prints: our query's seconds (``sufficient_stats``), the floor's seconds
+(one plain ``SELECT user_id, count(*), sum(value) … GROUP BY user_id`` over each source table the
+metrics read, summed), their ratio, the peak RSS of the process running our query, and the same
+computation done naively in pandas (tables read whole into DataFrames, merged, grouped). Each
+measurement runs in its own child process, so peak RSS is that measurement's own; the PostgreSQL
+server's memory is not included. DuckDB runs with the workbench defaults (2 threads, 4GB
+``memory_limit``); the best of 2 runs is reported for the query and the floor.
+"""
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import resource
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+CONFIG = """
+identifier_types: [user_id, anonymous_id]
+identity_joins:
+  - sql: SELECT userId AS user_id, anonymousId AS anonymous_id FROM experiment_viewed
+assignment_queries:
+  - name: logged_in
+    identifier_type: user_id
+    sql: SELECT userId AS user_id, timestamp, experimentId AS experiment_id, variationId AS variation_id, browser, country FROM experiment_viewed
+    dimensions: [browser, country]
+metrics:
+  - name: purchased
+    type: binomial
+    sql: SELECT userId AS user_id, timestamp, amount AS value FROM orders
+    cuped: {lookback_days: 14}
+  - name: revenue_per_user
+    type: mean
+    sql: SELECT userId AS user_id, timestamp, amount AS value FROM orders
+    cuped: {lookback_days: 14}
+  - name: page_views_per_user
+    type: count
+    sql: SELECT userId AS user_id, timestamp, 1 AS value FROM pages
+    cuped: {lookback_days: 14}
+  - name: session_duration
+    type: duration
+    sql: SELECT userId AS user_id, sessionStart AS timestamp, duration AS value FROM sessions
+    cuped: {lookback_days: 14}
+experiments:
+  - key: checkout-layout
+    assignment_query: logged_in
+    variations: ["0", "1"]
+    goal_metrics: [purchased, revenue_per_user, page_views_per_user, session_duration]
+"""
+# the floor: one plain aggregate per source table the metrics read
+FLOOR = [
+    "SELECT userId AS user_id, COUNT(*) AS n, SUM(amount) AS v FROM orders GROUP BY userId",
+    "SELECT userId AS user_id, COUNT(*) AS n, SUM(1) AS v FROM pages GROUP BY userId",
+    "SELECT userId AS user_id, COUNT(*) AS n, SUM(duration) AS v FROM sessions GROUP BY userId",
+]
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def measure_query(url: str, config_path: str, out: multiprocessing.Queue) -> None:
+    """Child: best of 2 runs of sufficient_stats, and this process's peak RSS."""
+    import workbench as wb
+    from workbench.config import load_config
+    from workbench.experiment import experiment, sufficient_stats
+
+    db = wb.connect(url, statement_timeout_s=3600)
+    exp = experiment("checkout-layout", load_config(Path(config_path)))
+    times = []
+    for _ in range(2):
+        started = time.perf_counter()
+        stats = sufficient_stats(exp, db=db)
+        times.append(time.perf_counter() - started)
+    out.put((min(times), peak_rss_mb(), int(stats["users"].sum())))
+
+
+def measure_floor(url: str, out: multiprocessing.Queue) -> None:
+    """Child: best of 2 runs of the floor (each source table aggregated once per user)."""
+    import workbench as wb
+
+    db = wb.connect(url, statement_timeout_s=3600)
+    times = []
+    for _ in range(2):
+        started = time.perf_counter()
+        for sql in FLOOR:
+            db.sql(f"SELECT COUNT(*) AS users, SUM(n) AS n, SUM(v) AS v FROM ({sql}) f")
+        times.append(time.perf_counter() - started)
+    out.put((min(times), peak_rss_mb(), 0))
+
+
+def measure_pandas(url: str, out: multiprocessing.Queue) -> None:
+    """Child: the naive way — read the tables whole, then merge and group in pandas."""
+    import pandas as pd
+
+    import workbench as wb
+
+    db = wb.connect(url, statement_timeout_s=3600)
+    started = time.perf_counter()
+    ev = db.sql("SELECT userId, timestamp, variationId FROM experiment_viewed WHERE experimentId = 'checkout-layout'", limit=None)
+    units = ev.groupby("userId").agg(first=("timestamp", "min"), nvar=("variationId", "nunique"), variation=("variationId", "first"))
+    units = units[units["nvar"] == 1]
+    frames = {
+        "orders": db.sql("SELECT userId, timestamp, amount AS value FROM orders", limit=None),
+        "pages": db.sql("SELECT userId, timestamp, 1 AS value FROM pages", limit=None),
+        "sessions": db.sql("SELECT userId, sessionStart AS timestamp, duration AS value FROM sessions", limit=None),
+    }
+    result = []
+    for name, rows in frames.items():
+        m = rows.merge(units[["first", "variation"]], left_on="userId", right_index=True)
+        post = m[m["timestamp"] >= m["first"]]
+        pre = m[(m["timestamp"] < m["first"]) & (m["timestamp"] >= m["first"] - pd.Timedelta(days=14))]
+        per_unit = pd.DataFrame({"main": post.groupby("userId")["value"].sum(), "n": post.groupby("userId").size(),
+                                 "pre": pre.groupby("userId")["value"].sum()}).reindex(units.index).fillna(0)
+        per_unit["variation"] = units["variation"]
+        per_unit["main2"], per_unit["pre2"], per_unit["cross"] = per_unit["main"] ** 2, per_unit["pre"] ** 2, per_unit["main"] * per_unit["pre"]
+        result.append(per_unit.groupby("variation").sum())
+    out.put((time.perf_counter() - started, peak_rss_mb(), 0))
+
+
+def in_child(target, *args) -> tuple[float, float, int]:
+    context = multiprocessing.get_context("spawn")
+    out = context.Queue()
+    process = context.Process(target=target, args=(*args, out))
+    process.start()
+    result = out.get()
+    process.join()
+    return result
+
+
+def generate_into(url: str, rows: int) -> int:
+    import workbench as wb
+    from workbench.generator import generate, users_for_rows
+
+    db = wb.connect(url, read_only=False)
+    counts = generate(db, users=users_for_rows(rows), seed=1)
+    db.dispose()
+    return sum(n for table, n in counts.items() if table != "generator_truth")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, nargs="*", default=[1_000_000, 10_000_000, 50_000_000])
+    parser.add_argument("--postgres-rows", type=int, nargs="*", default=[10_000_000])
+    parser.add_argument("--pandas-max-rows", type=int, default=10_000_000, help="skip the naive pandas run above this size")
+    parser.add_argument("--keep", type=Path, help="folder for the generated DuckDB files (reused when present)")
+    args = parser.parse_args()
+    work = args.keep or Path(tempfile.mkdtemp(prefix="experiment-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    config_path = work / "workbench.yml"
+    config_path.write_text(CONFIG)
+    print(f"{'engine':<10} {'rows':>11} {'query s':>8} {'floor s':>8} {'ratio':>6} {'peak RSS MB':>11} {'pandas s':>9} {'pandas RSS MB':>13}", flush=True)
+    runs = [("duckdb", n) for n in args.rows] + [("postgresql", n) for n in args.postgres_rows]
+    server = None
+    try:
+        for engine, target in runs:
+            if engine == "duckdb":
+                file = work / f"generated_{target}.duckdb"
+                url = f"duckdb:///{file}"
+                rows = generate_into(url, target) if not file.exists() else target
+            else:
+                from workbench.pg_server import start_postgres
+
+                server = server or start_postgres()
+                name = f"bench_{target}"
+                server.create_database(name)
+                url = server.url_with_password(name)
+                rows = generate_into(url, target)
+            query_s, query_rss, _ = in_child(measure_query, url, str(config_path))
+            floor_s, _, _ = in_child(measure_floor, url)
+            if target <= args.pandas_max_rows:
+                pandas_s, pandas_rss, _ = in_child(measure_pandas, url)
+                pandas = f"{pandas_s:>9.1f} {pandas_rss:>13,.0f}"
+            else:
+                pandas = f"{'skipped':>9} {'':>13}"
+            print(f"{engine:<10} {rows:>11,} {query_s:>8.2f} {floor_s:>8.2f} {query_s / floor_s:>6.2f} {query_rss:>11,.0f} {pandas}", flush=True)
+    finally:
+        if server is not None:
+            server.cleanup()
+        if args.keep is None:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
