@@ -84,8 +84,9 @@ def report_data(
     **setting_overrides: Any,
 ) -> ReportData:
     """Compute the report of experiment ``key`` of ``config_path`` (default: the project's
-    ``workbench.yml``) on ``db``: overall results plus per value of ``dimension`` ("" or None:
-    overall only), the cumulative effect of goal metrics at up to ``cumulative_points`` days.
+    ``workbench.yml``) on ``db``: overall results plus per value of ``dimension`` (None or "":
+    the experiment's first configured dimension, if any; "none": overall only), the cumulative
+    effect of goal metrics at up to ``cumulative_points`` days.
     ``setting_overrides`` are ``AnalysisSettings`` fields (engine, alpha, …)."""
     import time
 
@@ -97,6 +98,10 @@ def report_data(
     started = time.perf_counter()
     config = load_config(Path(config_path) if config_path else None)
     exp = experiment(key, config)
+    if not dimension:
+        dimension = exp.settings.dimensions[0] if exp.settings.dimensions else None
+    elif dimension == "none":
+        dimension = None
     if dimension and dimension not in config.assignment_query(exp.settings.assignment_query).dimensions:
         raise WorkbenchError(f"dimension {dimension!r} is not a column of experiment {key!r}'s assignment query; use one of {list(config.assignment_query(exp.settings.assignment_query).dimensions)}.")
     if db is None:

@@ -1,0 +1,94 @@
+"""How long `workbench report KEY` takes end to end on the demo data (GrowthBook's sample in
+DuckDB), and how fast the Voila dashboard renders and answers from the cached results.
+
+Runs in a throwaway project home; prints a table. Usage: python benchmarks/report_timing.py
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+SAMPLE = Path(os.environ.get("WORKBENCH_SAMPLE_DIR", ROOT.parent / "shared" / "data" / "growthbook-sample"))
+KEYS = ("checkout-layout", "add-to-cart-cta")
+CHART = "() => { const e = document.querySelector('.js-plotly-plot'); return e ? JSON.stringify([e.layout.title.text, e.data[1].x, e.data[0].marker.color]) : ''; }"
+
+
+def timed_report(env: dict, key: str) -> float:
+    started = time.perf_counter()
+    subprocess.run([str(BIN / "workbench"), "report", key], env=env, check=True, capture_output=True, text=True)
+    return time.perf_counter() - started
+
+
+def dashboard_timings(env: dict) -> list[tuple[str, float]]:
+    from playwright.sync_api import sync_playwright
+
+    from workbench.dashboard import voila_command
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen(voila_command(port), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    rows = []
+    try:
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.2)
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox", "--disable-gpu"])
+            page = browser.new_page(viewport={"width": 1280, "height": 1200})
+            started = time.perf_counter()
+            page.goto(f"http://127.0.0.1:{port}/", timeout=300_000)
+            page.wait_for_selector(".js-plotly-plot .main-svg", timeout=300_000)
+            rows.append(("dashboard first render (server up to chart drawn)", time.perf_counter() - started))
+            actions = [
+                ("pick another experiment", lambda: page.locator("select").nth(0).select_option(KEYS[1])),
+                ("switch tab (secondary)", lambda: page.get_by_role("button", name="secondary").click()),
+                ("pick a segment", lambda: page.locator("select").nth(1).select_option(index=1)),
+                ("back to all units", lambda: page.locator("select").nth(1).select_option(index=0)),
+                ("highlight significant", lambda: page.get_by_role("button", name="Highlight significant").click()),
+            ]
+            for name, act in actions:
+                before = page.evaluate(CHART)
+                started = time.perf_counter()
+                act()
+                page.wait_for_function(f"(b) => ({CHART})() !== b", arg=before, timeout=60_000)
+                rows.append((f"dashboard: {name}", time.perf_counter() - started))
+            browser.close()
+    finally:
+        server.terminate()
+        server.wait()
+    return rows
+
+
+def main() -> None:
+    home = Path(tempfile.mkdtemp(prefix="report-timing-"))
+    shutil.copyfile(ROOT / "workbench.yml", home / "workbench.yml")
+    env = {**os.environ, "WORKBENCH_HOME": str(home)}
+    env.pop("WORKBENCH_DATABASE_URL", None)
+    try:
+        subprocess.run([str(BIN / "workbench"), "load", "growthbook-sample", str(SAMPLE)], env=env, check=True, capture_output=True)
+        rows = [(f"workbench report {key}", timed_report(env, key)) for key in KEYS]
+        rows.append((f"workbench report {KEYS[0]} (again)", timed_report(env, KEYS[0])))
+        rows += dashboard_timings(env)
+        load = os.getloadavg()[0]
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+    print(f"{'step':<52} {'seconds':>8}")
+    for name, seconds in rows:
+        print(f"{name:<52} {seconds:>8.2f}")
+    print(f"(load average during the run: {load:.1f} on {os.cpu_count()} cores)")
+
+
+if __name__ == "__main__":
+    main()
