@@ -34,14 +34,14 @@ def test_row_counts_match_the_files(growthbook_url):
 
 def test_seed_sql_runs_unchanged_with_real_types(growthbook_url, sample_dir):
     db = wb.connect(growthbook_url)
-    frame = db.sql(SEED_ASSIGNMENT_SQL + " ORDER BY timestamp, user_id, experiment_id, variation_id")
+    frame = db.sql(SEED_ASSIGNMENT_SQL + " ORDER BY timestamp, user_id, experiment_id, variation_id", limit=None)
     assert list(frame.columns) == ["user_id", "timestamp", "experiment_id", "variation_id", "browser", "country"]
     assert pd.api.types.is_datetime64_any_dtype(frame["timestamp"])
     raw = pd.read_csv(sample_dir / "experimentViews.csv.gz", dtype=str)
     assert len(frame) == len(raw)
     assert frame["timestamp"].min() == pd.Timestamp(raw["timestamp"].min())
     assert set(frame["experiment_id"]) == set(raw["experimentId"])
-    identity = db.sql("SELECT userId AS user_id, anonymousId AS anonymous_id FROM experiment_viewed")
+    identity = db.sql("SELECT userId AS user_id, anonymousId AS anonymous_id FROM experiment_viewed", limit=None)
     assert identity.groupby("user_id")["anonymous_id"].nunique().max() > 1  # cookies cleared: the join matters
 
 
