@@ -145,3 +145,19 @@ def test_discovery_lists_every_experiment_and_writes_stubs(db, sample_dir, tmp_p
     assert stub.variations == ("0", "1") and stub.assignment_query == "logged_in"
     first = views[views["experimentId"] == "price-display"]["timestamp"].min()
     assert stub.start == first.normalize().to_pydatetime()
+
+
+def test_activation_metric_keeps_only_activated_units(db, sample_dir, tmp_path):
+    data = yaml.safe_load((ROOT / "workbench.yml").read_text())
+    entry = next(e for e in data["experiments"] if e["key"] == "checkout-layout")
+    entry |= {"activation_metric": "added_to_cart", "goal_metrics": ["purchased"], "secondary_metrics": [], "guardrail_metrics": []}
+    data["experiments"] = [entry]
+    exp = experiment("checkout-layout", parse_config(data, tmp_path / "workbench.yml"))
+    ours = sufficient_stats(exp, db=db).set_index("variation")
+    u = ref.units(sample_dir, "checkout-layout", START, END)
+    activated = ref.per_unit(sample_dir, "added_to_cart", u, END)
+    u = u[u["unit"].map(activated["rows"] > 0).to_numpy() & u["variation"].isin(["0", "1", "2"])]
+    purchased = ref.per_unit(sample_dir, "purchased", u, END)["main"]
+    for variation, units in u.groupby("variation")["unit"]:
+        assert ours.loc[variation, "users"] == len(units)
+        assert ours.loc[variation, "main_sum"] == purchased.loc[units].sum()
