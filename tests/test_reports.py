@@ -156,7 +156,7 @@ def test_cumulative_effect_is_the_result_as_of_each_day(data, raw):
     assert len(days) == 4 and [pd.Timestamp(d) for d in end_days(days[0].date(), days[-1].date(), 4)] == days
     for day in days[1:]:
         units = pandas_units(raw, "price-display", pd.Timestamp(day) + pd.Timedelta(days=1, microseconds=-1))
-        rel, m0, m1, n0, n1 = pandas_relative(units, "purchased")
+        rel, _m0, _m1, n0, n1 = pandas_relative(units, "purchased")
         row = data.cumulative[data.cumulative["day"] == day].iloc[0]
         assert (row["baseline_units"], row["units"]) == (n0, n1)
         assert row["relative_effect"] == pytest.approx(rel, rel=1e-10)
@@ -262,7 +262,7 @@ def cli_report(duck, tmp_path_factory):
     env = {**os.environ, "WORKBENCH_HOME": str(home)}
     started = time.perf_counter()
     proc = subprocess.run([WORKBENCH, "report", "price-display", "--config", str(duck[1]), "--dimension", "browser", "--database", duck[0]],
-                          capture_output=True, text=True, env=env, timeout=400)
+                          check=False, capture_output=True, text=True, env=env, timeout=400)
     assert proc.returncode == 0, proc.stderr
     return home, proc, time.perf_counter() - started
 
@@ -363,11 +363,11 @@ def scheduled(pg_server, tmp_path_factory):
     home = tmp_path_factory.mktemp("scheduled-home")
     good, bad = write_config(home / "good.yml"), write_config(home / "broken.yml", broken=True)
     env = {**os.environ, "WORKBENCH_HOME": str(home), "WORKBENCH_DATABASE_URL": url}
-    first = subprocess.run([WORKBENCH, "run-reports", "add-to-cart-cta", "--config", str(good)], capture_output=True, text=True, env=env, timeout=400)
+    first = subprocess.run([WORKBENCH, "run-reports", "add-to-cart-cta", "--config", str(good)], check=False, capture_output=True, text=True, env=env, timeout=400)
     assert first.returncode == 0, first.stderr
     kept = (home / "reports" / "add-to-cart-cta" / "latest.html").read_bytes()
     time.sleep(1)  # the next report gets another timestamp
-    second = subprocess.run([WORKBENCH, "run-reports", "--config", str(bad)], capture_output=True, text=True, env=env, timeout=400)
+    second = subprocess.run([WORKBENCH, "run-reports", "--config", str(bad)], check=False, capture_output=True, text=True, env=env, timeout=400)
     password = url.split("://", 1)[1].split("@", 1)[0].split(":", 1)[1]
     return home, url, password, first, second, kept
 
@@ -422,7 +422,7 @@ def test_dashboard_widgets_follow_the_selection_and_refresh(scheduled, monkeypat
     assert dash.experiment.value == "add-to-cart-cta"
     goal = dash.chart_rows.copy()
     dash.experiment.value = "price-display"
-    assert [o[1] for o in dash.segment.options][0] == "all" and len(dash.segment.options) > 2
+    assert dash.segment.options[0][1] == "all" and len(dash.segment.options) > 2
     assert not dash.chart_rows["relative"].equals(goal["relative"])
     dash.group.value = "guardrail"
     assert list(dash.chart_rows["metric"]) == ["sessions"] and "sessions" in dash.table.value
@@ -458,7 +458,7 @@ def test_dashboard_in_voila_answers_each_interaction(scheduled, artifacts_dir):
     port = free_port()
     command = voila_command(port)
     assert "--Voila.ip=127.0.0.1" in command and "--strip_sources=True" in command
-    log = open(home / "voila.log", "w")
+    log = (home / "voila.log").open("w")  # closed after the server stops
     server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "WORKBENCH_HOME": str(home)})
     try:
         deadline = time.time() + 60
@@ -493,17 +493,25 @@ def test_dashboard_in_voila_answers_each_interaction(scheduled, artifacts_dir):
             page.locator("select").nth(0).select_option("price-display")
             picked = changed(first, "experiment")
             assert picked[1] != first[1] and "Goal metrics" in picked[0]
-            page.get_by_role("button", name="secondary").click()
+            page.get_by_role("button", name="guardrail").click()
             tab = changed(picked, "tab")
-            assert "Secondary metrics" in tab[0] and "revenue" in tab[1] and tab[1] != picked[1]
-            page.locator("select").nth(1).select_option(index=1)
-            segment = changed(tab, "segment")
-            assert "browser = " in segment[0]
-            colours_before = json.loads(segment[0])[2]
+            assert "Guardrail metrics" in tab[0] and "sessions" in tab[1] and tab[1] != picked[1]
+            cached = pd.read_parquet(home / "reports" / "price-display" / "cache" / "results.parquet")
+            sessions = cached[(cached["metric"] == "sessions") & (cached["dimension"] == "overall")]
             page.get_by_role("button", name="Highlight significant").click()
-            if any(c == "#57606a" for c in colours_before):  # something not significant to mute
-                highlighted = changed(segment, "highlight")
-                assert "#d0d7de" in json.loads(highlighted[0])[2]
+            if (sessions["significance"] == "").any():  # something not significant to mute
+                highlighted = changed(tab, "highlight")
+                assert json.loads(highlighted[0])[2] == ["#d0d7de"] * len(sessions)
+            else:
+                page.wait_for_timeout(1000)
+                highlighted = snapshot()
+                assert highlighted == tab
+            page.get_by_role("button", name="secondary").click()
+            secondary = changed(highlighted, "secondary")
+            assert "revenue" in secondary[1]
+            page.locator("select").nth(1).select_option(index=1)
+            segment = changed(secondary, "segment")
+            assert "browser = " in segment[0] and segment[1] != secondary[1]
             assert page.locator(".wb-results tr[title]").count() > 0  # hover details
             browser.close()
     finally:
@@ -538,7 +546,7 @@ def test_new_experiment_appends_a_valid_entry_and_keeps_comments(tmp_path):
 def test_cli_report_errors_are_one_sentence(tmp_path):
     env = {**os.environ, "WORKBENCH_HOME": str(tmp_path)}
     config = write_config(tmp_path / "workbench.yml")
-    proc = subprocess.run([WORKBENCH, "report", "nope", "--config", str(config)], capture_output=True, text=True, env=env, timeout=60)
+    proc = subprocess.run([WORKBENCH, "report", "nope", "--config", str(config)], check=False, capture_output=True, text=True, env=env, timeout=60)
     assert proc.returncode == 1 and proc.stderr.startswith("error: ") and len(proc.stderr.strip().splitlines()) == 1
     assert "no experiment 'nope'" in proc.stderr
     np.testing.assert_equal(list((tmp_path).glob("reports/nope*")), [])

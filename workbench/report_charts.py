@@ -64,16 +64,16 @@ def interval_chart(rows: pd.DataFrame, title: str = "", highlight_significant: b
         orientation="h", marker_color=colours, opacity=0.55, name="68% interval", hoverinfo="skip", width=0.45,
     ))
     fig.add_trace(go.Scatter(
-        y=rows["label"], x=rows["relative"], mode="markers", marker=dict(color=colours, size=10, symbol="line-ns-open", line_width=3),
-        error_x=dict(type="data", symmetric=False, array=rows["relative_95_upper"] - rows["relative"],
-                     arrayminus=rows["relative"] - rows["relative_95_lower"], thickness=1.5, width=6, color="#444"),
+        y=rows["label"], x=rows["relative"], mode="markers", marker={"color": colours, "size": 10, "symbol": "line-ns-open", "line_width": 3},
+        error_x={"type": "data", "symmetric": False, "array": rows["relative_95_upper"] - rows["relative"],
+                     "arrayminus": rows["relative"] - rows["relative_95_lower"], "thickness": 1.5, "width": 6, "color": "#444"},
         name="estimate and 95% interval", hovertext=hover, hoverinfo="text",
     ))
     fig.add_vline(x=0, line_dash="dash", line_color="#444")
     fig.update_layout(
         title=title, xaxis_title=INTERVAL_AXIS, height=140 + 42 * len(rows), showlegend=False,
-        margin=dict(l=40, r=20, t=50 if title else 20, b=50), plot_bgcolor="white",
-        yaxis=dict(autorange="reversed", automargin=True), xaxis=dict(gridcolor="#eee", zeroline=False),
+        margin={"l": 40, "r": 20, "t": 50 if title else 20, "b": 50}, plot_bgcolor="white",
+        yaxis={"autorange": "reversed", "automargin": True}, xaxis={"gridcolor": "#eee", "zeroline": False},
     )
     return fig
 
@@ -101,7 +101,7 @@ def cumulative_chart(cumulative: pd.DataFrame, metric: str, relative: bool = Tru
     fig.add_hline(y=0, line_dash="dash", line_color="#444")
     fig.update_layout(title=f"{metric}: cumulative effect", xaxis_title="data up to the end of (UTC)",
                       yaxis_title=("relative effect (%)" if relative else "absolute effect"), height=360,
-                      margin=dict(l=40, r=20, t=50, b=40), plot_bgcolor="white", hovermode="x unified")
+                      margin={"l": 40, "r": 20, "t": 50, "b": 40}, plot_bgcolor="white", hovermode="x unified")
     return fig
 
 
@@ -112,6 +112,6 @@ def units_per_day_chart(units_per_day: pd.DataFrame) -> go.Figure:
 
     fig = go.Figure([go.Bar(x=part["day"], y=part["users"], name=f"variation {variation}")
                      for variation, part in units_per_day.groupby(units_per_day["variation"].astype(str), sort=True)])
-    fig.update_layout(title="Units per day", barmode="stack", height=320, margin=dict(l=40, r=20, t=50, b=40), plot_bgcolor="white",
+    fig.update_layout(title="Units per day", barmode="stack", height=320, margin={"l": 40, "r": 20, "t": 50, "b": 40}, plot_bgcolor="white",
                       xaxis_title="first exposure day (UTC)", yaxis_title="new units")
     return fig

@@ -19,7 +19,6 @@ from workbench.errors import WorkbenchError
 if TYPE_CHECKING:
     import pandas as pd
 
-    from workbench.stats import ExperimentResults
 
 CACHE_FRAMES = ("sufficient_statistics", "results", "intervals", "units_per_day", "cumulative")
 PROVENANCE_PACKAGES = ("workbench", "duckdb", "pandas", "numpy", "scipy", "plotly", "sqlalchemy", "psycopg")
@@ -122,7 +121,7 @@ def report_data(
         "database": getattr(getattr(db, "settings", None), "display_url", getattr(db, "dialect_name", "")),
         "data_window": _data_window(exp, days),
         "dimension": dimension or None,
-        "computed_at": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
+        "computed_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
         "seconds": round(time.perf_counter() - started, 2),
         "packages": package_versions(),
     }

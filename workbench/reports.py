@@ -59,7 +59,7 @@ def _write_json(path: Path, payload: dict) -> None:
 
 def timestamp_stem(now: dt.datetime | None = None) -> str:
     """``YYYYMMDD-HHMMSS`` in UTC: report file names sort by time."""
-    return (now or dt.datetime.now(dt.timezone.utc)).strftime("%Y%m%d-%H%M%S")
+    return (now or dt.datetime.now(dt.UTC)).strftime("%Y%m%d-%H%M%S")
 
 
 def run_report(
@@ -199,7 +199,7 @@ def write_index(reports_dir: Path | None = None, keys: list[str] | None = None) 
         srm_cell = "⚠ SRM" if srm else ("ok" if srm is False else "")
         rows.append(f'<tr style="background:{colour}"><td>{html.escape(key)}</td><td>{html.escape(state)}</td><td>{html.escape(status.get("last_run", ""))}</td>'
                     f"<td>{link}</td><td>{html.escape(results)}</td><td>{srm_cell}</td><td>{html.escape(status.get('error', ''))}</td></tr>")
-    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     page = ("<!doctype html><html><head><meta charset='utf-8'><title>Experiment reports</title><style>body{font-family:sans-serif;margin:2em}"
             "td,th{border-bottom:1px solid #ddd;padding:4px 8px;text-align:left;vertical-align:top}</style></head><body>"
             f"<h1>Experiment reports</h1><p>Updated {stamp}.</p><table><thead><tr><th>experiment</th><th>status</th><th>last run</th>"

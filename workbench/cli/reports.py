@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 from workbench.cli.app import DatabaseOption, app, fail, say
 from workbench.errors import WorkbenchError
 
-ConfigOption = Annotated[Optional[Path], typer.Option("--config", help="Config file (default: $WORKBENCH_CONFIG, then workbench.yml).")]
+ConfigOption = Annotated[Path | None, typer.Option("--config", help="Config file (default: $WORKBENCH_CONFIG, then workbench.yml).")]
 DimensionOption = Annotated[str, typer.Option("--dimension", help="Break results down by this assignment-query column (default: the experiment's first configured dimension; none: overall only).")]
 new_app = typer.Typer(help="Start a new experiment entry or analysis notebook from the templates.", no_args_is_help=True)
 app.add_typer(new_app, name="new")
@@ -42,7 +42,7 @@ def report_command(
 
 @app.command("run-reports")
 def run_reports_command(
-    keys: Annotated[Optional[list[str]], typer.Argument(help="Experiment keys (default: every experiment in the config).")] = None,
+    keys: Annotated[list[str] | None, typer.Argument(help="Experiment keys (default: every experiment in the config).")] = None,
     all_discovered: Annotated[bool, typer.Option("--all-discovered", help="Also report on experiments found in the data but not configured (health and units only).")] = False,
     dimension: DimensionOption = "",
     config: ConfigOption = None,
