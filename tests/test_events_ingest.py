@@ -218,3 +218,21 @@ def test_a_database_failure_says_what_was_kept_and_how_to_resume(db, tmp_path, m
     with pytest.raises(DatabaseError, match=r"stopped after 30 events were stored in whole batches.*Send the same file again"):
         ingest(db, io.BytesIO(stream.json_lines()), KEY, batch_size=30, settings=SETTINGS)
     assert table_rows(db, "events") == 30
+
+
+def test_the_events_section_is_validated_and_keys_stay_secret(tmp_path):
+    from workbench.events.settings import event_settings
+    from workbench.redaction import redact
+
+    config = tmp_path / "workbench.yml"
+    config.write_text("events:\n  schema: tracking\n  api_keys:\n    web: secret-web-key-42\n")
+    settings = event_settings(config)
+    assert (settings.schema, settings.producer_for("secret-web-key-42")) == ("tracking", "web")
+    assert "secret-web-key-42" not in repr(settings) and redact("key secret-web-key-42") == "key ***"
+    assert event_settings(tmp_path / "absent.yml").schema == "grouparoo"
+    for body, message in [("events:\n  schema: Bad-Name\n", "events.schema"), ("events:\n  shema: x\n", "unknown key"),
+                          ("events:\n  api_keys:\n    web: short\n", "at least 8")]:
+        config.write_text(body)
+        with pytest.raises(ConfigError, match=message) as caught:
+            event_settings(config)
+        assert str(config) in str(caught.value)
