@@ -86,6 +86,12 @@ def test_sql_magic_binds_notebook_variables(shell):
     assert list(shell.user_ns["found"]["id"]) == want
 
 
+def test_braces_inside_quoted_literals_stay_text():
+    from workbench.magics import bound_sql
+
+    assert bound_sql("SELECT '{who}' AS a, {who} AS b, 'it''s {x}' AS c") == "SELECT '{who}' AS a, :who AS b, 'it''s {x}' AS c"
+
+
 def test_sql_magic_uses_another_connection_and_limit(shell, people):
     shell.user_ns["mine"] = people
     with pytest.warns(RowLimitWarning):

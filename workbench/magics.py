@@ -27,9 +27,13 @@ from workbench.sql_files import IDENTIFIER
 _BRACE_PARAMETER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
+_QUOTED = re.compile(r"('(?:[^']|'')*')")
+
+
 def bound_sql(cell: str) -> str:
-    """``cell`` with every ``{name}`` turned into the ``:name`` placeholder it stands for."""
-    return _BRACE_PARAMETER.sub(r":\1", cell)
+    """``cell`` with every ``{name}`` outside quoted literals turned into the ``:name`` placeholder."""
+    parts = _QUOTED.split(cell)  # odd items are '...' literals, left as written
+    return "".join(part if i % 2 else _BRACE_PARAMETER.sub(r":\1", part) for i, part in enumerate(parts))
 
 
 def parameter_names(query: str) -> list[str]:
