@@ -71,7 +71,7 @@ test: $(KERNEL) system-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lab: $(KERNEL)
-	$(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 --ServerApp.root_dir=notebooks
+	$(BIN)/workbench lab
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check workbench tests benchmarks
