@@ -66,12 +66,57 @@ class SparkDatabase:
         from workbench.sql_builder import transpile
 
         spark_sql = transpile(query, "spark", params)
+        views: list[str] = []
         try:
+            spark_sql, views = self._cache_shared_ctes(spark_sql)
             frame = self.session.sql(spark_sql)
             return (frame if limit is None else frame.limit(limit)).toPandas()
         except Exception as exc:  # noqa: BLE001 - Spark raises many exception types
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise DatabaseError(f"Spark SQL reported an error: {first}") from None
+        finally:
+            for view in reversed(views):
+                self.session.catalog.uncacheTable(view)
+                self.session.catalog.dropTempView(view)
+
+    def _cache_shared_ctes(self, spark_sql: str) -> tuple[str, list[str]]:
+        """Spark inlines a CTE at every reference; cache each CTE used more than once (the units,
+        the per-unit values) as a temporary view so it is computed once. Returns the rewritten
+        query and the views to drop."""
+        import uuid
+
+        import sqlglot
+        from sqlglot import exp
+
+        tree = sqlglot.parse_one(spark_sql, read="spark")
+        with_key = "with_" if "with_" in tree.args else "with"
+        with_ = tree.args.get(with_key)
+        if with_ is None:
+            return spark_sql, []
+        uses: dict[str, int] = {}
+        for table in tree.find_all(exp.Table):
+            uses[table.name] = uses.get(table.name, 0) + 1
+        suffix = uuid.uuid4().hex[:8]
+        renamed: dict[str, str] = {}
+        views: list[str] = []
+        kept = []
+        for cte in with_.expressions:
+            body = cte.this.transform(lambda n: exp.to_table(renamed[n.name]).as_(n.alias_or_name) if isinstance(n, exp.Table) and n.name in renamed else n)
+            if uses.get(cte.alias, 0) > 1:
+                view = f"wb_{cte.alias}_{suffix}"
+                if kept:  # the single-use CTEs defined so far, which this one may read
+                    body.set(with_key, exp.With(expressions=[k.copy() for k in kept]))
+                self.session.sql(body.sql(dialect="spark")).cache().createOrReplaceTempView(view)
+                renamed[cte.alias], views = view, views + [view]
+            else:
+                cte.set("this", body)
+                kept.append(cte)
+        main = tree.copy()
+        main.set(with_key, None)
+        main = main.transform(lambda n: exp.to_table(renamed[n.name]).as_(n.alias_or_name) if isinstance(n, exp.Table) and n.name in renamed else n)
+        if kept:
+            main.set(with_key, exp.With(expressions=kept))
+        return main.sql(dialect="spark"), views
 
 
 def _identifier(name: str) -> str:
