@@ -161,3 +161,21 @@ def test_activation_metric_keeps_only_activated_units(db, sample_dir, tmp_path):
     for variation, units in u.groupby("variation")["unit"]:
         assert ours.loc[variation, "users"] == len(units)
         assert ours.loc[variation, "main_sum"] == purchased.loc[units].sum()
+
+
+def test_cli_prints_statistics_and_discovered_experiments(growthbook_url, sample_dir, tmp_path):
+    from typer.testing import CliRunner
+
+    from workbench.cli import app
+
+    runner = CliRunner()
+    result = runner.invoke(app, ["stats", "checkout-layout", "--config", str(ROOT / "workbench.yml"), "--database", growthbook_url, "--show-sql"])
+    assert result.exit_code == 0, result.output
+    views = ref.raw(sample_dir, "experimentViews")
+    multiple = (views[views["experimentId"] == "checkout-layout"].groupby("userId")["variationId"].nunique() > 1).sum()
+    assert f"__multiple__ {multiple:,} units (multiple)" in result.output
+    assert "purchased (binomial)" in result.output and "WITH exposures AS" in result.output
+    missing = runner.invoke(app, ["stats", "no-such-test", "--config", str(ROOT / "workbench.yml"), "--database", growthbook_url])
+    assert missing.exit_code == 1 and "there is no experiment 'no-such-test'" in missing.output and "Traceback" not in missing.output
+    listed = runner.invoke(app, ["experiments", "--config", str(ROOT / "workbench.yml"), "--database", growthbook_url])
+    assert listed.exit_code == 0 and listed.output.count("checkout-layout") == 6  # 3 variations × 2 assignment queries
