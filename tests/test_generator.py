@@ -250,7 +250,7 @@ def test_truth_table_is_written(generated):
 
 
 def test_users_for_rows_sizes_a_run(tmp_path):
-    target = 150_000
+    target = 400_000
     users = users_for_rows(target)
     db = wb.connect(f"duckdb:///{tmp_path / 'sized.duckdb'}", read_only=False)
     counts = generate(db, users=users, seed=3)
