@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
+import queue
 import resource
 import shutil
 import sys
@@ -108,21 +109,22 @@ def measure_pandas(url: str, out: multiprocessing.Queue) -> None:
 
     db = wb.connect(url, statement_timeout_s=3600)
     started = time.perf_counter()
-    ev = db.sql("SELECT userId, timestamp, variationId FROM experiment_viewed WHERE experimentId = 'checkout-layout'", limit=None)
-    units = ev.groupby("userId").agg(first=("timestamp", "min"), nvar=("variationId", "nunique"), variation=("variationId", "first"))
+    ev = db.sql("SELECT userId AS user_id, timestamp, experimentId AS experiment_id, variationId AS variation_id FROM experiment_viewed", limit=None)
+    ev = ev[ev["experiment_id"] == "checkout-layout"]
+    units = ev.groupby("user_id").agg(first=("timestamp", "min"), nvar=("variation_id", "nunique"), variation=("variation_id", "first"))
     units = units[units["nvar"] == 1]
     frames = {
-        "orders": db.sql("SELECT userId, timestamp, amount AS value FROM orders", limit=None),
-        "pages": db.sql("SELECT userId, timestamp, 1 AS value FROM pages", limit=None),
-        "sessions": db.sql("SELECT userId, sessionStart AS timestamp, duration AS value FROM sessions", limit=None),
+        "orders": db.sql("SELECT userId AS user_id, timestamp, amount AS value FROM orders", limit=None),
+        "pages": db.sql("SELECT userId AS user_id, timestamp, 1 AS value FROM pages", limit=None),
+        "sessions": db.sql("SELECT userId AS user_id, sessionStart AS timestamp, duration AS value FROM sessions", limit=None),
     }
     result = []
     for name, rows in frames.items():
-        m = rows.merge(units[["first", "variation"]], left_on="userId", right_index=True)
+        m = rows.merge(units[["first", "variation"]], left_on="user_id", right_index=True)
         post = m[m["timestamp"] >= m["first"]]
         pre = m[(m["timestamp"] < m["first"]) & (m["timestamp"] >= m["first"] - pd.Timedelta(days=14))]
-        per_unit = pd.DataFrame({"main": post.groupby("userId")["value"].sum(), "n": post.groupby("userId").size(),
-                                 "pre": pre.groupby("userId")["value"].sum()}).reindex(units.index).fillna(0)
+        per_unit = pd.DataFrame({"main": post.groupby("user_id")["value"].sum(), "n": post.groupby("user_id").size(),
+                                 "pre": pre.groupby("user_id")["value"].sum()}).reindex(units.index).fillna(0)
         per_unit["variation"] = units["variation"]
         per_unit["main2"], per_unit["pre2"], per_unit["cross"] = per_unit["main"] ** 2, per_unit["pre"] ** 2, per_unit["main"] * per_unit["pre"]
         result.append(per_unit.groupby("variation").sum())
@@ -134,7 +136,13 @@ def in_child(target, *args) -> tuple[float, float, int]:
     out = context.Queue()
     process = context.Process(target=target, args=(*args, out))
     process.start()
-    result = out.get()
+    while True:
+        try:
+            result = out.get(timeout=5)
+            break
+        except queue.Empty:
+            if not process.is_alive():
+                raise SystemExit(f"{target.__name__} failed in its child process (see above)") from None
     process.join()
     return result
 

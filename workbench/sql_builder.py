@@ -70,6 +70,8 @@ class _Plan:
         self.quantiles = [m for m in self.outputs if m.type == "quantile"]
         self.params: dict[str, Any] = {"experiment_key": experiment.key}
         self.identity: dict[tuple[int, str], str] = {}  # (join index, other type) -> CTE name
+        self.identity_written: set[str] = set()  # identity-map CTEs already in the query
+        self.top_n = DEFAULT_TOP_N
 
     def key_for(self, metric: Metric) -> tuple[str, str | None]:
         """(identifier column of the metric SQL, identity-map CTE or None for a direct join)."""
