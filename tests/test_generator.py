@@ -11,10 +11,15 @@ from scipy import stats
 from typer.testing import CliRunner
 
 import workbench as wb
-import workbench.generator as generator
+from workbench import generator
 from workbench.errors import WorkbenchError
 from workbench.generator import PLANTED_EXPERIMENTS, generate, users_for_rows
-from workbench.generator.simulation import BROWSERS, COOKIE_CLEAR_SHARE, NULL_AMOUNT_SHARE, highest_probabilities
+from workbench.generator.simulation import (
+    BROWSERS,
+    COOKIE_CLEAR_SHARE,
+    NULL_AMOUNT_SHARE,
+    highest_probabilities,
+)
 
 USERS, SEED = 20_000, 7
 TABLES = ("experiment_viewed", "orders", "pages", "sessions", "events", "generator_truth")

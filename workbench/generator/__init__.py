@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 from workbench.connection import Database
 from workbench.errors import WorkbenchError
@@ -41,7 +41,7 @@ def checked_arguments(users: int, seed: int, days: int, start: str | date) -> da
             start = date.fromisoformat(str(start))
         except ValueError:
             raise WorkbenchError(f"start (--start) must be a date like 2026-09-25, not {start!r}.") from None
-    return datetime(start.year, start.month, start.day, tzinfo=timezone.utc)
+    return datetime(start.year, start.month, start.day, tzinfo=UTC)
 
 
 def generate(db: Database, users: int = 10_000, seed: int = 1, days: int = 60, start: str | date = "2026-09-25") -> dict[str, int]:
