@@ -236,3 +236,11 @@ def test_the_events_section_is_validated_and_keys_stay_secret(tmp_path):
         with pytest.raises(ConfigError, match=message) as caught:
             event_settings(config)
         assert str(config) in str(caught.value)
+
+
+def test_a_malformed_first_line_does_not_turn_the_stream_into_csv(db):
+    lines = b'garbage, not an event\n{"type": "a", "anonymousId": "x"}\n{"type": "b", "userId": "u"}\n'
+    counts = ingest(db, io.BytesIO(lines), KEY, settings=SETTINGS)
+    assert (counts.received, counts.stored, counts.quarantined) == (3, 2, 1)
+    csv_counts = ingest(db, io.BytesIO(b'"type",userId\npageview,u9\n'), KEY, settings=SETTINGS)
+    assert (csv_counts.received, csv_counts.stored) == (1, 1)

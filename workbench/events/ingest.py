@@ -182,9 +182,19 @@ def _records(stream: IO[bytes], format: str, name: str) -> Iterator[tuple[int, s
             break
     lines = itertools.chain(head, lines)
     if format == "auto":
-        is_csv = name.lower().endswith((".csv", ".csv.gz")) or (bool(head) and not head[-1].lstrip().startswith(b"{"))
-        format = "csv" if is_csv else "jsonl"
+        format = _sniffed_format(name, head[-1] if head else b"")
     return _csv_records(lines, name) if format == "csv" else _json_records(lines)
+
+
+def _sniffed_format(name: str, first_line: bytes) -> str:
+    """csv or jsonl from the file name, else CSV only when the first line is a header naming ``type``."""
+    lower = name.lower()
+    if lower.endswith((".jsonl", ".ndjson", ".json")):
+        return "jsonl"
+    if lower.endswith(".csv"):
+        return "csv"
+    header = [cell.strip(b'" \r\n') for cell in first_line.split(b",")]
+    return "csv" if not first_line.lstrip().startswith(b"{") and b"type" in header else "jsonl"
 
 
 def _json_records(lines: Iterable[bytes]) -> Iterator[tuple[int, str, Event | Invalid]]:
