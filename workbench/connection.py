@@ -177,7 +177,14 @@ def _duckdb_engine(settings: DatabaseSettings, read_only: bool) -> sa.Engine:
     connect_args: dict[str, Any] = {"config": config}
     if read_only and not in_memory:
         connect_args["read_only"] = True
-    return sa.create_engine(settings.url, connect_args=connect_args)
+    engine = sa.create_engine(settings.url, connect_args=connect_args)
+
+    @event.listens_for(engine, "connect")
+    def _no_duckdb_progress_bar(dbapi_connection, connection_record):  # noqa: ANN001
+        # DuckDB draws its own bars on stdout for statements over 2 s; ours (tqdm) are enough
+        dbapi_connection.execute("SET enable_progress_bar = false")
+
+    return engine
 
 
 def _install_duckdb_timeout(engine: sa.Engine, timeout_s: float) -> None:
