@@ -475,7 +475,7 @@ def test_dashboard_in_voila_answers_each_interaction(scheduled, artifacts_dir):
             page.wait_for_selector(".js-plotly-plot .main-svg", timeout=180_000)
             assert "Dashboard(" not in page.content()  # sources stripped
             state = {
-                "chart": "() => { const e = document.querySelector('.js-plotly-plot'); return JSON.stringify([e.layout.title.text, e.data[1].x, e.data[0].marker.color]); }",
+                "chart": "() => { const e = document.querySelector('.js-plotly-plot'); return JSON.stringify([e.layout.title.text, e.data[1] ? e.data[1].x : null, e.data[0] ? e.data[0].marker.color : null]); }",
                 "table": "() => document.querySelector('.wb-results') ? document.querySelector('.wb-results').innerText : ''",
             }
 
@@ -550,3 +550,16 @@ def test_cli_report_errors_are_one_sentence(tmp_path):
     assert proc.returncode == 1 and proc.stderr.startswith("error: ") and len(proc.stderr.strip().splitlines()) == 1
     assert "no experiment 'nope'" in proc.stderr
     np.testing.assert_equal(list((tmp_path).glob("reports/nope*")), [])
+
+
+def test_all_discovered_adds_unconfigured_experiments_from_a_copy_of_the_config(duck, raw):
+    from workbench.reports import report_keys
+
+    before = duck[1].read_text()
+    keys, config_path = report_keys([], duck[1], all_discovered=True, database_url=duck[0])
+    found = sorted(set(raw["experiment_viewed"]["experimentId"]))
+    assert keys[:2] == ["price-display", "add-to-cart-cta"] and sorted(keys) == found
+    assert duck[1].read_text() == before and config_path != duck[1]
+    copy = load_config(config_path)
+    assert set(copy.experiments) == set(found) and copy.experiments["homepage-nav"].goal_metrics == ()
+    assert report_keys(["price-display"], duck[1]) == (["price-display"], duck[1])

@@ -163,10 +163,23 @@ class Dashboard:
         self.show_experiment()
 
 
-def _figure_widget(figure):
-    import plotly.graph_objects as go
+class _PlotlyChart:
+    """A figure shown through plotly's JupyterLab renderer (the ``jupyterlab-plotly`` extension
+    Voila loads): plotly.js is loaded once per page, where each new ``FigureWidget`` costs seconds."""
 
-    return go.FigureWidget(figure)
+    def __init__(self, figure) -> None:
+        self.figure = figure
+
+    def _repr_mimebundle_(self, include=None, exclude=None) -> dict:
+        import json
+
+        import plotly.io as pio
+
+        return {"application/vnd.plotly.v1+json": json.loads(pio.to_json(self.figure, validate=False)), "text/plain": "<plotly chart>"}
+
+
+def _figure_widget(figure):
+    return _PlotlyChart(figure)
 
 
 def _html(text: str):

@@ -127,7 +127,8 @@ def run_notebook(
     try:
         with _environment(env):
             pm.execute_notebook(str(source), str(tmp_nb), parameters=parameters or {}, kernel_name=KERNEL_NAME,
-                                progress_bar=False, cwd=str(paths.project_root()), log_output=False)
+                                progress_bar=False, cwd=str(paths.project_root()), log_output=False,
+                                request_save_on_cell_execute=False)  # one write at the end, not one per cell
     except pm.PapermillExecutionError as exc:
         failed = output_dir / f"{stem}.failed.ipynb"
         os.replace(tmp_nb, failed)

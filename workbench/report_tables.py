@@ -56,7 +56,9 @@ def verdict(data: ReportData) -> str:
             continue
         ci = f"{level} interval {_pct(row['ci_lower'])} to {_pct(row['ci_upper'])}" if settings["difference_type"] == "relative" else f"{level} interval {_num(row['ci_lower'])} to {_num(row['ci_upper'])}"
         effect = f"{_pct(row['relative_effect'])} ({_num(row['baseline_mean'])} → {_num(row['mean'])})"
-        if row["significance"] == "better":
+        if _missing(row["ci_lower"]) and isinstance(row["note"], str) and row["note"]:
+            lines.append(f"- Variation {row['variation']} on {row['metric']}: cannot be compared ({row['note']}).")
+        elif row["significance"] == "better":
             winners[row["variation"]] = winners.get(row["variation"], 0) + 1
             lines.append(f"- **Variation {row['variation']} is better on {row['metric']}**: {effect}, {ci}, {_certainty(row, bayesian)}.")
         elif row["significance"] == "worse":
