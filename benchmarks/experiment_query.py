@@ -10,7 +10,7 @@ metrics read, summed), their ratio, the peak RSS of the process running our quer
 computation done naively in pandas (tables read whole into DataFrames, merged, grouped). Each
 measurement runs in its own child process, so peak RSS is that measurement's own; the PostgreSQL
 server's memory is not included. DuckDB runs with the workbench defaults (2 threads, 4GB
-``memory_limit``); the best of 2 runs is reported for the query and the floor.
+``memory_limit``); the best of 3 runs is reported for the query and the floor.
 """
 from __future__ import annotations
 
@@ -72,7 +72,7 @@ def peak_rss_mb() -> float:
 
 
 def measure_query(url: str, config_path: str, out: multiprocessing.Queue) -> None:
-    """Child: best of 2 runs of sufficient_stats, and this process's peak RSS."""
+    """Child: best of 3 runs of sufficient_stats, and this process's peak RSS."""
     import workbench as wb
     from workbench.config import load_config
     from workbench.experiment import experiment, sufficient_stats
@@ -80,7 +80,7 @@ def measure_query(url: str, config_path: str, out: multiprocessing.Queue) -> Non
     db = wb.connect(url, statement_timeout_s=3600)
     exp = experiment("checkout-layout", load_config(Path(config_path)))
     times = []
-    for _ in range(2):
+    for _ in range(3):
         started = time.perf_counter()
         stats = sufficient_stats(exp, db=db)
         times.append(time.perf_counter() - started)
@@ -88,12 +88,12 @@ def measure_query(url: str, config_path: str, out: multiprocessing.Queue) -> Non
 
 
 def measure_floor(url: str, out: multiprocessing.Queue) -> None:
-    """Child: best of 2 runs of the floor (each source table aggregated once per user)."""
+    """Child: best of 3 runs of the floor (each source table aggregated once per user)."""
     import workbench as wb
 
     db = wb.connect(url, statement_timeout_s=3600)
     times = []
-    for _ in range(2):
+    for _ in range(3):
         started = time.perf_counter()
         for sql in FLOOR:
             db.sql(f"SELECT COUNT(*) AS users, SUM(n) AS n, SUM(v) AS v FROM ({sql}) f")
