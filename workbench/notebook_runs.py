@@ -22,6 +22,9 @@ from workbench.redaction import redact
 from workbench.settings import URL_ENV
 
 KERNEL_NAME = "python3"
+# The kernel talks to us over loopback only; its "running over TCP without encryption" warning
+# would otherwise print on every report run.
+KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=ERROR"]
 REPORT_ENV = {
     "PLOTLY_RENDERER": "plotly_mimetype+notebook",  # nbconvert keeps the figures; plotly.js is inlined once
     "WORKBENCH_PROGRESS": "0",  # no progress widgets in executed reports
@@ -128,7 +131,8 @@ def run_notebook(
         with _environment(env):
             pm.execute_notebook(str(source), str(tmp_nb), parameters=parameters or {}, kernel_name=KERNEL_NAME,
                                 progress_bar=False, cwd=str(paths.project_root()), log_output=False,
-                                request_save_on_cell_execute=False)  # one write at the end, not one per cell
+                                request_save_on_cell_execute=False,  # one write at the end, not one per cell
+                                extra_arguments=KERNEL_ARGUMENTS)
     except pm.PapermillExecutionError as exc:
         failed = output_dir / f"{stem}.failed.ipynb"
         os.replace(tmp_nb, failed)
