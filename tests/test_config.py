@@ -102,3 +102,8 @@ def test_star_sql_columns_are_probed_on_the_database_before_the_query(growthbook
     with pytest.raises(ConfigError, match=r"metric 'views_star': the SQL returns \[.*\] but needs \['user_id', 'value'\]; add them"):
         sufficient_stats(experiment("checkout-layout", cfg), db=db)
     db.dispose()
+
+
+def test_sections_of_other_modules_are_left_to_them(tmp_path):
+    data = copy.deepcopy(SEED) | {"events": {"table": "raw_events"}, "event_sources": {}}
+    assert set(parse_config(data, tmp_path / "w.yml").metrics) == {m["name"] for m in SEED["metrics"]}

@@ -24,6 +24,8 @@ NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 EXPERIMENT_KEY = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:-]*$")
 METRIC_TYPES = ("binomial", "count", "mean", "duration", "ratio", "quantile")
 TOP_KEYS = {"database", "identifier_types", "identity_joins", "assignment_queries", "metrics", "experiments"}
+# sections other modules own and validate themselves (workbench.events.settings, workbench.toolkit.sources)
+OTHER_SECTIONS = {"events", "event_sources"}
 IDENTITY_JOIN_KEYS = {"sql", "identifier_types"}
 ASSIGNMENT_KEYS = {"name", "identifier_type", "sql", "dimensions", "description"}
 ASSIGNMENT_COLUMNS = ("timestamp", "experiment_id", "variation_id")
@@ -198,9 +200,9 @@ class _Parser:
         return ConfigError(f"{self.path}: {where}: {message}")
 
     def config(self) -> Config:
-        unknown = set(self.data) - TOP_KEYS
+        unknown = set(self.data) - TOP_KEYS - OTHER_SECTIONS
         if unknown:
-            raise ConfigError(f"{self.path}: unknown top-level key(s) {sorted(unknown)}; allowed: {sorted(TOP_KEYS)}.")
+            raise ConfigError(f"{self.path}: unknown top-level key(s) {sorted(unknown)}; allowed: {sorted(TOP_KEYS | OTHER_SECTIONS)}.")
         database = self.data.get("database") or {}
         if not isinstance(database, dict) or set(database) - DATABASE_KEYS:
             raise self.fail("database", f"must be a mapping with keys among {sorted(DATABASE_KEYS)}.")
