@@ -471,6 +471,9 @@ def test_dashboard_in_voila_answers_each_interaction(scheduled, artifacts_dir):
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox", "--disable-gpu"])
             page = browser.new_page(viewport={"width": 1280, "height": 1300})
+            # Offline, as on a machine with no internet: Voila's template links Font Awesome on a CDN
+            # (its own bundle already carries it); a request that hangs would hold the load event.
+            page.route("**/*", lambda route: route.continue_() if route.request.url.startswith(f"http://127.0.0.1:{port}/") else route.abort())
             page.goto(f"http://127.0.0.1:{port}/", timeout=180_000)
             page.wait_for_selector(".js-plotly-plot .main-svg", timeout=180_000)
             assert "Dashboard(" not in page.content()  # sources stripped
