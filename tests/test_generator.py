@@ -11,6 +11,7 @@ from scipy import stats
 from typer.testing import CliRunner
 
 import workbench as wb
+from seed000 import ASSIGNMENT_SQL as SEED_ASSIGNMENT_SQL
 from workbench import generator
 from workbench.errors import WorkbenchError
 from workbench.generator import PLANTED_EXPERIMENTS, generate, users_for_rows
@@ -24,19 +25,6 @@ from workbench.generator.simulation import (
 USERS, SEED = 20_000, 7
 TABLES = ("experiment_viewed", "orders", "pages", "sessions", "events", "generator_truth")
 PLANTED = {e.key: e for e in PLANTED_EXPERIMENTS}
-SEED_ASSIGNMENT_SQL = """
-SELECT
-  userId as user_id,
-  timestamp as timestamp,
-  experimentId as experiment_id,
-  variationId as variation_id,
-  browser,
-  country
-FROM
-  experiment_viewed
-"""
-
-
 @pytest.fixture(scope="module")
 def generated(backend):
     """20,000 users generated once per backend: (url, the counts generate returned)."""

@@ -9,23 +9,11 @@ import pandas as pd
 import pytest
 
 import workbench as wb
+from seed000 import ASSIGNMENT_SQL as SEED_ASSIGNMENT_SQL
 from workbench.errors import DataFileError
 from workbench.growthbook_sample import FILE_TABLES, load_growthbook_sample
 
 EXPECTED_ROWS = {"experiment_viewed": 120_280, "orders": 7_093, "pages": 117_882, "sessions": 28_042, "events": 65_350}
-SEED_ASSIGNMENT_SQL = """
-SELECT
-  userId as user_id,
-  timestamp as timestamp,
-  experimentId as experiment_id,
-  variationId as variation_id,
-  browser,
-  country
-FROM
-  experiment_viewed
-"""
-
-
 def test_row_counts_match_the_files(growthbook_url):
     db = wb.connect(growthbook_url)
     counts = {t: int(db.sql(f"SELECT COUNT(*) AS n FROM {t}")["n"].iloc[0]) for t in EXPECTED_ROWS}

@@ -61,10 +61,17 @@ class PostgresServer:
         return self.root / "server.log"
 
     def url(self, database: str = "postgres") -> str:
-        return f"postgresql+psycopg://{SUPERUSER}@127.0.0.1:{self.port}/{database}"
+        """The URL of ``database`` without the password (give it as $WORKBENCH_DATABASE_PASSWORD)."""
+        return self._url(database).render_as_string()
 
     def url_with_password(self, database: str = "postgres") -> str:
-        return f"postgresql+psycopg://{SUPERUSER}:{self.password}@127.0.0.1:{self.port}/{database}"
+        """The URL of ``database`` carrying the password, for tests that pass it as one string."""
+        return self._url(database).set(password=self.password).render_as_string(hide_password=False)
+
+    def _url(self, database: str):
+        import sqlalchemy as sa
+
+        return sa.URL.create("postgresql+psycopg", username=SUPERUSER, host="127.0.0.1", port=self.port, database=database)
 
     def _run(self, *args: str, **kwargs) -> subprocess.CompletedProcess:
         user = {"user": self.run_as} if self.run_as else {}
