@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from offline_browser import offline_page
 
 import workbench as wb
 from workbench import overview
@@ -80,27 +81,16 @@ def test_overview_notebook_executes_cleanly(executed_overview, growthbook_url):
 @pytest.mark.notebook
 @pytest.mark.browser
 def test_overview_html_renders_charts_offline_in_chromium(executed_overview, artifacts_dir, request):
-    from playwright.sync_api import sync_playwright
-
     html = executed_overview / "overview.html"
-    source = html.read_text()
-    assert "def " not in source.split("<body", 1)[1].split("wb-footer")[0] or "import workbench" not in source  # no code cells
-    assert "import workbench" not in source
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox", "--disable-gpu"])
-        context = browser.new_context(offline=True, viewport={"width": 1280, "height": 900})
-        page = context.new_page()
-        blocked: list[str] = []
-        page.route("**/*", lambda route: (blocked.append(route.request.url), route.abort()) if not route.request.url.startswith("file:") else route.continue_())
-        page.goto(html.as_uri())
+    assert "import workbench" not in html.read_text()  # no code cells
+    with offline_page(html) as (page, refused):
         page.wait_for_selector(".js-plotly-plot .main-svg", timeout=30_000)
         traces = page.eval_on_selector_all(".js-plotly-plot", "els => els.map(e => (e.data || []).length)")
         assert len(traces) == 2 and all(n > 0 for n in traces)
         assert page.locator("text=Traffic per day").count() >= 1
         backend = request.node.callspec.params.get("backend", "duckdb") if hasattr(request.node, "callspec") else "duckdb"
         page.screenshot(path=str(artifacts_dir / f"overview-{backend}.png"), full_page=True)
-        browser.close()
-    assert not [u for u in blocked if "plotly" in u], "plotly.js must be inlined, not fetched"
+    assert not [u for u in refused if "plotly" in u], "plotly.js must be inlined, not fetched"
 
 
 def test_cli_help_on_every_command():

@@ -33,12 +33,17 @@ def read_config_file(path: Path) -> dict[str, Any]:
     return data
 
 
+def config_section(path: Path, name: str, allowed: set[str]) -> dict[str, Any]:
+    """The ``name:`` mapping of the config file (empty when absent), holding only ``allowed`` keys."""
+    section = read_config_file(path).get(name) or {}
+    if not isinstance(section, dict):
+        raise ConfigError(f"{path}: '{name}' must be a mapping with keys {sorted(allowed)}.")
+    unknown = set(section) - allowed
+    if unknown:
+        raise ConfigError(f"{path}: unknown key(s) {sorted(unknown)} under '{name}'; allowed: {sorted(allowed)}.")
+    return section
+
+
 def database_section(path: Path) -> dict[str, Any]:
     """The validated ``database:`` mapping of the config file (empty when absent)."""
-    section = read_config_file(path).get("database") or {}
-    if not isinstance(section, dict):
-        raise ConfigError(f"{path}: 'database' must be a mapping with keys {sorted(DATABASE_KEYS)}.")
-    unknown = set(section) - DATABASE_KEYS
-    if unknown:
-        raise ConfigError(f"{path}: unknown key(s) {sorted(unknown)} under 'database'; allowed: {sorted(DATABASE_KEYS)}.")
-    return section
+    return config_section(path, "database", DATABASE_KEYS)

@@ -20,9 +20,7 @@ if TYPE_CHECKING:
 
 STATS_COLUMNS = [
     "metric", "metric_type", "dimension", "dimension_value", "variation", "users", "count",
-    "main_sum", "main_sum_squares", "denominator_sum", "denominator_sum_squares",
-    "main_denominator_sum_product", "covariate_sum", "covariate_sum_squares",
-    "main_covariate_sum_product", "quantile", "quantile_n", "quantile_lower", "quantile_upper",
+    *sql_builder.STAT_COLUMNS,
 ]
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from workbench import paths
-from workbench.config_file import read_config_file
+from workbench.config_file import config_section
 from workbench.errors import ConfigError
 from workbench.redaction import register_secret
 
@@ -54,12 +54,7 @@ def validated_name(value: object, what: str) -> str:
 def event_settings(path: Path | None = None) -> EventSettings:
     """The ``events:`` section of the project config (defaults when absent), validated."""
     path = path or paths.config_path()
-    section = read_config_file(path).get("events") or {}
-    if not isinstance(section, dict):
-        raise ConfigError(f"{path}: 'events' must be a mapping with keys {sorted(SECTION_KEYS)}.")
-    unknown = set(section) - SECTION_KEYS
-    if unknown:
-        raise ConfigError(f"{path}: unknown key(s) {sorted(unknown)} under 'events'; allowed: {sorted(SECTION_KEYS)}.")
+    section = config_section(path, "events", SECTION_KEYS)
     schema = validated_name(section.get("schema", DEFAULT_SCHEMA), f"{path}: events.schema")
     keys = section.get("api_keys") or {}
     if not isinstance(keys, dict):

@@ -16,15 +16,18 @@ Correction = Literal["none", "holm", "bh"]
 CORRECTIONS = ("none", "holm", "bh")
 
 
+def _ranked(p_values: Sequence[float]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The p-values as floats, an all-NaN output of their shape, and the positions of the non-NaN
+    ones in ascending order of p (NaNs are left out of the family and stay NaN)."""
+    p = np.asarray(p_values, dtype=float)
+    valid = np.flatnonzero(~np.isnan(p))
+    return p, np.full(p.shape, np.nan), valid[np.argsort(p[valid], kind="stable")]
+
+
 def holm_bonferroni(p_values: Sequence[float]) -> np.ndarray:
     """Holm step-down: sorted ascending, ``p̃₍ᵢ₎ = max_{j≤i} min(1, (m-j+1)·p₍ⱼ₎)`` (Holm 1979)."""
-    p = np.asarray(p_values, dtype=float)
-    out = np.full(p.shape, np.nan)
-    valid = np.flatnonzero(~np.isnan(p))
-    m = len(valid)
-    if m == 0:
-        return out
-    order = valid[np.argsort(p[valid], kind="stable")]
+    p, out, order = _ranked(p_values)
+    m = len(order)
     scaled = (m - np.arange(m)) * p[order]
     out[order] = np.minimum(np.maximum.accumulate(scaled), 1.0)
     return out
@@ -32,13 +35,8 @@ def holm_bonferroni(p_values: Sequence[float]) -> np.ndarray:
 
 def benjamini_hochberg(p_values: Sequence[float]) -> np.ndarray:
     """BH step-up: sorted ascending, ``p̃₍ᵢ₎ = min_{j≥i} min(1, m·p₍ⱼ₎/j)`` (Benjamini & Hochberg 1995)."""
-    p = np.asarray(p_values, dtype=float)
-    out = np.full(p.shape, np.nan)
-    valid = np.flatnonzero(~np.isnan(p))
-    m = len(valid)
-    if m == 0:
-        return out
-    order = valid[np.argsort(p[valid], kind="stable")]
+    p, out, order = _ranked(p_values)
+    m = len(order)
     scaled = m * p[order] / np.arange(1, m + 1)
     out[order] = np.minimum(np.minimum.accumulate(scaled[::-1])[::-1], 1.0)
     return out
