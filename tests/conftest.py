@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from reliability_ledger import ledger, pytest_terminal_summary  # noqa: F401  (the reliability table)
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_DIR = Path(os.environ.get("WORKBENCH_SAMPLE_DIR", ROOT.parent / "shared" / "data" / "growthbook-sample"))
