@@ -2,7 +2,7 @@
 data from our generator (1M, 10M, 50M rows over the five tables).
 
     .venv/bin/python benchmarks/experiment_query.py [--rows 1000000 10000000 50000000] [--postgres-rows 10000000]
-                                                    [--pandas-max-rows 10000000] [--keep DIR]
+                                                    [--spark-rows 1000000] [--pandas-max-rows 10000000] [--keep DIR]
 
 Per engine and size it prints: our query's seconds (``sufficient_stats``), the floor's seconds
 (one plain ``SELECT user_id, count(*), sum(value) … GROUP BY user_id`` over each source table the
@@ -10,7 +10,10 @@ metrics read, summed), their ratio, the peak RSS of the process running our quer
 computation done naively in pandas (tables read whole into DataFrames, merged, grouped). Each
 measurement runs in its own child process, so peak RSS is that measurement's own; the PostgreSQL
 server's memory is not included. DuckDB runs with the workbench defaults (2 threads, 4GB
-``memory_limit``); the best of 3 runs is reported for the query and the floor.
+``memory_limit``); the best of 3 runs is reported for the query and the floor. Spark (``--spark-rows``,
+none by default) runs the same compiled SQL through ``workbench.spark`` on a local 2-core
+SparkSession over Parquet copies of the generated DuckDB tables; its peak RSS is the Python
+driver's, not the JVM's.
 """
 from __future__ import annotations
 
@@ -59,6 +62,7 @@ experiments:
     variations: ["0", "1"]
     goal_metrics: [purchased, revenue_per_user, page_views_per_user, session_duration]
 """
+TABLES = ["experiment_viewed", "orders", "pages", "sessions", "events"]
 # the floor: one plain aggregate per source table the metrics read
 FLOOR = [
     "SELECT userId AS user_id, COUNT(*) AS n, SUM(amount) AS v FROM orders GROUP BY userId",
@@ -101,6 +105,50 @@ def measure_floor(url: str, out: multiprocessing.Queue) -> None:
     out.put((min(times), peak_rss_mb(), 0))
 
 
+def measure_spark(parquet_dir: str, config_path: str, out: multiprocessing.Queue) -> None:
+    """Child: best of 3 runs of sufficient_stats and of the floor on a local SparkSession reading
+    the Parquet files in ``parquet_dir``; also the session start-up and the first (cold) query."""
+    import warnings
+
+    from workbench.config import load_config
+    from workbench.experiment import experiment, sufficient_stats
+    from workbench.spark import SparkDatabase, local_spark_session
+
+    warnings.filterwarnings("ignore", category=FutureWarning)  # PySpark's note about pandas 3
+    started = time.perf_counter()
+    session = local_spark_session("workbench-bench")
+    session.sparkContext.setLogLevel("ERROR")
+    db = SparkDatabase(session)
+    for table in TABLES:
+        db.register_parquet(table, Path(parquet_dir) / f"{table}.parquet")
+    startup = time.perf_counter() - started
+    exp = experiment("checkout-layout", load_config(Path(config_path)))
+    query_times, floor_times = [], []
+    for _ in range(3):
+        started = time.perf_counter()
+        stats = sufficient_stats(exp, db=db)
+        query_times.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        for sql in FLOOR:
+            db.sql(f"SELECT COUNT(*) AS users, SUM(n) AS n, SUM(v) AS v FROM ({sql}) f")
+        floor_times.append(time.perf_counter() - started)
+    session.stop()
+    out.put((min(query_times), min(floor_times), startup, query_times[0], peak_rss_mb(), int(stats["users"].sum())))
+
+
+def parquet_copy(url: str, folder: Path) -> Path:
+    """The five tables of the DuckDB file at ``url`` as ``folder/<table>.parquet`` (reused when present)."""
+    import duckdb
+
+    folder.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(url.removeprefix("duckdb:///"), read_only=True)
+    for table in TABLES:
+        if not (folder / f"{table}.parquet").exists():
+            con.execute(f"COPY {table} TO '{folder / table}.parquet' (FORMAT parquet)")
+    con.close()
+    return folder
+
+
 def measure_pandas(url: str, out: multiprocessing.Queue) -> None:
     """Child: the naive way — read the tables whole, then merge and group in pandas."""
     import pandas as pd
@@ -119,7 +167,7 @@ def measure_pandas(url: str, out: multiprocessing.Queue) -> None:
         "sessions": db.sql("SELECT userId AS user_id, sessionStart AS timestamp, duration AS value FROM sessions", limit=None),
     }
     result = []
-    for name, rows in frames.items():
+    for rows in frames.values():
         m = rows.merge(units[["first", "variation"]], left_on="user_id", right_index=True)
         post = m[m["timestamp"] >= m["first"]]
         pre = m[(m["timestamp"] < m["first"]) & (m["timestamp"] >= m["first"] - pd.Timedelta(days=14))]
@@ -131,7 +179,7 @@ def measure_pandas(url: str, out: multiprocessing.Queue) -> None:
     out.put((time.perf_counter() - started, peak_rss_mb(), 0))
 
 
-def in_child(target, *args) -> tuple[float, float, int]:
+def in_child(target, *args) -> tuple:
     context = multiprocessing.get_context("spawn")
     out = context.Queue()
     process = context.Process(target=target, args=(*args, out))
@@ -161,6 +209,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, nargs="*", default=[1_000_000, 10_000_000, 50_000_000])
     parser.add_argument("--postgres-rows", type=int, nargs="*", default=[10_000_000])
+    parser.add_argument("--spark-rows", type=int, nargs="*", default=[], help="also run on Spark local (PySpark) at these sizes")
     parser.add_argument("--pandas-max-rows", type=int, default=10_000_000, help="skip the naive pandas run above this size")
     parser.add_argument("--keep", type=Path, help="folder for the generated DuckDB files (reused when present)")
     args = parser.parse_args()
@@ -172,6 +221,13 @@ def main() -> None:
     runs = [("duckdb", n) for n in args.rows] + [("postgresql", n) for n in args.postgres_rows]
     server = None
     try:
+        for target in args.spark_rows:
+            file = work / f"generated_{target}.duckdb"
+            rows = generate_into(f"duckdb:///{file}", target) if not file.exists() else target
+            parquet = parquet_copy(f"duckdb:///{file}", work / f"parquet_{target}")
+            query_s, floor_s, startup_s, cold_s, rss, _ = in_child(measure_spark, str(parquet), str(config_path))
+            print(f"{'spark':<10} {rows:>11,} {query_s:>8.2f} {floor_s:>8.2f} {query_s / floor_s:>6.2f} {rss:>11,.0f} "
+                  f"{'skipped':>9} {'':>13}  (session start {startup_s:.1f} s, first query {cold_s:.1f} s)", flush=True)
         for engine, target in runs:
             if engine == "duckdb":
                 file = work / f"generated_{target}.duckdb"
