@@ -103,8 +103,8 @@ def write_transaction(db: Database) -> Iterator[BulkWriter]:
 def _rollback(raw: Any, db: Database) -> None:
     try:
         raw.driver_connection.rollback() if db.dialect_name == "duckdb" else raw.rollback()
-    except Exception:  # noqa: BLE001 - the connection may already be gone; the first error matters
-        pass
+    except Exception:  # noqa: BLE001 - the connection is gone (server stopped); the first error matters
+        raw.invalidate()  # dropped, not returned to the pool, whose reset would log a traceback
 
 
 def write_tables(db: Database, tables: Iterable[tuple[TableDefinition, Iterable[pa.Table]]]) -> dict[str, int]:

@@ -17,6 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import event
 
+from workbench import paths
 from workbench.errors import DatabaseError
 from workbench.redaction import redact
 from workbench.settings import DatabaseSettings, resolve_database
@@ -42,6 +43,8 @@ class Database(sa.engine.Engine):
 
     settings: DatabaseSettings
     read_only: bool
+    statement_timeout_s: float  # 0: none
+    config_path: Path  # where database.statement_timeout_seconds is set
 
     @property
     def dialect_name(self) -> str:
@@ -152,6 +155,7 @@ def connect(
     engine.__class__ = Database  # Database only adds methods, so the engine's state stays valid
     db: Database = engine  # type: ignore[assignment]
     db.settings, db.read_only = settings, read_only
+    db.statement_timeout_s, db.config_path = timeout, config_path or paths.config_path()
     if check:
         try:
             with db.connect() as conn:
@@ -221,6 +225,10 @@ def _postgresql_engine(settings: DatabaseSettings, read_only: bool, timeout_s: f
     return sa.create_engine(settings.url, connect_args=connect_args, pool_pre_ping=True)
 
 
+_CONNECTION_LOST = ("server closed the connection", "terminating connection", "connection is lost", "connection is closed",
+                    "consuming input failed", "ssl syscall error")
+
+
 def explain_error(exc: BaseException, db: Database | None = None) -> DatabaseError:
     """Turn a driver error into one sentence naming what to fix; secrets are masked."""
     original = getattr(exc, "orig", None) or exc
@@ -235,10 +243,15 @@ def explain_error(exc: BaseException, db: Database | None = None) -> DatabaseErr
         return DatabaseError(f"The database named in {where} does not exist: create it or fix WORKBENCH_DATABASE_URL. ({message})")
     if "connection refused" in low or "could not connect" in low or "connection failed" in low:
         return DatabaseError(f"Cannot reach the database {where}: start the server or fix WORKBENCH_DATABASE_URL. ({message})")
+    if any(lost in low for lost in _CONNECTION_LOST):
+        return DatabaseError(f"The connection to the database {where} was lost (the server stopped or restarted): check that it runs, then run again. ({message})")
     if ("relation" in low and "does not exist" in low) or ("table with name" in low and "does not exist" in low):
         return DatabaseError(f"A table the query reads is missing from {where}: load data with `workbench load` or `workbench generate`, or fix the SQL. ({message})")
     if "read-only" in low or "read only" in low:
         return DatabaseError(f"This analysis session on {where} is read-only: writes go through the loaders, the generator or ingestion. ({message})")
     if "statement timeout" in low or "canceling statement" in low or "interrupt" in low:
-        return DatabaseError(f"The query ran longer than the statement timeout on {where} and was stopped: narrow it or raise database.statement_timeout_seconds. ({message})")
+        limit = f" ({db.statement_timeout_s:g} s)" if db is not None else ""
+        setting = f"database.statement_timeout_seconds in {db.config_path}" if db is not None else "database.statement_timeout_seconds"
+        return DatabaseError(f"The query ran longer than the statement timeout{limit} on {where} and was stopped: narrow it or raise "
+                             f"{setting} (in Python: connect(statement_timeout_s=…)). ({message})")
     return DatabaseError(f"The database {where} reported an error: {message}")

@@ -87,6 +87,10 @@ class PostgresServer:
             "--auth-host=scram-sha-256", "--auth-local=trust", "-E", "UTF8", "--locale=C.UTF-8",
         )
         pwfile.unlink()
+        return self.restart()
+
+    def restart(self) -> "PostgresServer":
+        """Start the server on its existing data folder (after :meth:`stop`, e.g. in fault tests)."""
         options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off"
         if self.log_statements:
             options += " -c log_statement=all"

@@ -122,7 +122,7 @@ def ingest(
             written, dropped = _store_batch(db, tables, producer, ip_address, batch)
             stored, duplicates = stored + written, duplicates + dropped
     except DatabaseError as exc:
-        raise DatabaseError(f"Ingesting {name} stopped after {stored:,} events were stored in whole batches: {exc} "
+        raise DatabaseError(f"Ingesting {name} stopped after {stored:,} events were stored in whole batches: {str(exc).rstrip('.')}. "
                             "Send the same file again once fixed; records with a messageId are not stored twice.") from None
     finally:
         quarantine.close()
