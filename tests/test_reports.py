@@ -19,6 +19,7 @@ import pandas as pd
 import pytest
 from offline_browser import CHROMIUM, offline_page
 from scipy.stats import norm
+from screenshots import save_screenshot
 
 import workbench as wb
 from workbench.config import load_config
@@ -308,6 +309,8 @@ def test_report_html_renders_every_chart_offline(cli_report, artifacts_dir, raw)
         assert len(traces) == 5 and all(n > 0 for n in traces)
         assert page.locator("text=Results by metric group").count() >= 1
         page.screenshot(path=str(artifacts_dir / "experiment-report.png"), full_page=True)
+        save_screenshot(page, "report-summary")  # docs/getting-started.md
+        save_screenshot(page, "report-results", heading="Results by metric group")
     assert not [u for u in fetched if "plotly" in u]
 
 
@@ -488,6 +491,8 @@ def test_dashboard_in_voila_answers_each_interaction(scheduled, artifacts_dir):
 
             first = snapshot()
             page.screenshot(path=str(artifacts_dir / "dashboard-first.png"), full_page=True)
+            save_screenshot(page, "dashboard")  # docs/getting-started.md
+            assert snapshot() == first  # the resize changed nothing the interactions below compare
             page.locator("select").nth(0).select_option("price-display")
             picked = changed(first, "experiment")
             assert picked[1] != first[1] and "Goal metrics" in picked[0]
