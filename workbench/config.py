@@ -18,10 +18,10 @@ from typing import Any
 
 from workbench import paths
 from workbench.config_file import DATABASE_KEYS, read_config_file
-from workbench.errors import ConfigError
+from workbench.errors import ConfigError, shown
 
-NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-EXPERIMENT_KEY = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:-]*$")
+NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}\Z")  # PostgreSQL cuts identifiers at 63 characters
+EXPERIMENT_KEY = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,99}\Z")  # at most 100 characters: keys name report folders
 METRIC_TYPES = ("binomial", "count", "mean", "duration", "ratio", "quantile")
 TOP_KEYS = {"database", "identifier_types", "identity_joins", "assignment_queries", "metrics", "experiments"}
 # sections other modules own and validate themselves (workbench.events.settings, workbench.toolkit.sources)
@@ -143,13 +143,13 @@ class Config:
 
     def metric(self, name: str) -> Metric:
         if name not in self.metrics:
-            raise ConfigError(f"{self.path}: there is no metric named {name!r}; defined: {sorted(self.metrics)}.")
+            raise ConfigError(f"{self.path}: there is no metric named {shown(name)}; defined: {sorted(self.metrics)}.")
         return self.metrics[name]
 
     def experiment(self, key: str) -> ExperimentConfig:
         if key not in self.experiments:
             raise ConfigError(
-                f"{self.path}: there is no experiment {key!r} under 'experiments'; add an entry "
+                f"{self.path}: there is no experiment {shown(key)} under 'experiments'; add an entry "
                 f"(or run `workbench experiments --write-stubs`); configured: {sorted(self.experiments)}."
             )
         return self.experiments[key]
@@ -225,7 +225,7 @@ class _Parser:
             raise self.fail(key, f"must be a list of entries (each starting with '- '), not a {type(value).__name__}.")
         for i, entry in enumerate(value):
             if not isinstance(entry, dict):
-                raise self.fail(f"{key}[{i}]", f"must be a mapping of keys, not {entry!r}.")
+                raise self.fail(f"{key}[{i}]", f"must be a mapping of keys, not {shown(entry)}.")
         return value
 
     def keys(self, entry: dict[str, Any], allowed: set[str], where: str, required: tuple[str, ...] = ()) -> None:
@@ -240,10 +240,10 @@ class _Parser:
         if isinstance(value, str):
             value = [value]
         if not isinstance(value, list):
-            raise self.fail(where, f"must be a list of names, not {value!r}.")
+            raise self.fail(where, f"must be a list of names, not {shown(value)}.")
         for name in value:
             if not isinstance(name, str) or not NAME.match(name):
-                raise self.fail(where, f"{name!r} is not a plain name (letters, digits and _, not starting with a digit).")
+                raise self.fail(where, f"{shown(name)} is not a plain name (letters, digits and _, not starting with a digit, at most 63 characters).")
         if len(set(value)) != len(value):
             raise self.fail(where, f"lists a name twice: {value}.")
         return tuple(value)
@@ -256,7 +256,7 @@ class _Parser:
     def name(self, entry: dict[str, Any], key: str, where: str) -> str:
         value = entry.get(key)
         if not isinstance(value, str) or not NAME.match(value):
-            raise self.fail(where, f"'{key}' must be a plain name (letters, digits and _), not {value!r}.")
+            raise self.fail(where, f"'{key}' must be a plain name (letters, digits and _, at most 63 characters), not {shown(value)}.")
         return value
 
     def text(self, entry: dict[str, Any], key: str, where: str) -> str:
@@ -267,7 +267,7 @@ class _Parser:
 
     def number(self, value: Any, where: str, low: float | None = None, high: float | None = None, open_low: bool = False) -> float:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise self.fail(where, f"must be a number, not {value!r}.")
+            raise self.fail(where, f"must be a number, not {shown(value)}.")
         if low is not None and (value < low or (open_low and value == low)):
             raise self.fail(where, f"must be {'>' if open_low else '≥'} {low}, not {value}.")
         if high is not None and value > high:
@@ -279,13 +279,13 @@ class _Parser:
         for item in items:
             key = getattr(item, attr)
             if key in seen:
-                raise self.fail(section, f"two entries share the {attr} {key!r}; rename one.")
+                raise self.fail(section, f"two entries share the {attr} {shown(key)}; rename one.")
             seen[key] = item
         return seen
 
     def known_type(self, name: str, where: str) -> None:
         if name not in self.identifier_types:
-            raise self.fail(where, f"{name!r} is not one of identifier_types {list(self.identifier_types)}; add it there or fix the name.")
+            raise self.fail(where, f"{shown(name)} is not one of identifier_types {list(self.identifier_types)}; add it there or fix the name.")
 
     def sql_columns(self, sql: str, required: list[str], where: str, what: str) -> tuple[str, ...] | None:
         columns = select_columns(sql)
@@ -336,10 +336,10 @@ class _Parser:
         where = f"metric {name!r}"
         kind = entry["type"]
         if kind not in METRIC_TYPES:
-            raise self.fail(where, f"type {kind!r} is not one of {list(METRIC_TYPES)}.")
+            raise self.fail(where, f"type {shown(kind)} is not one of {list(METRIC_TYPES)}.")
         inverse = entry.get("inverse", False)
         if not isinstance(inverse, bool):
-            raise self.fail(f"{where}.inverse", f"must be true or false, not {inverse!r}.")
+            raise self.fail(f"{where}.inverse", f"must be true or false, not {shown(inverse)}.")
         if kind == "ratio":
             self.keys(entry, {"name", "type", "numerator", "denominator", "inverse", "description", "capping"}, where, ("numerator", "denominator"))
             if "capping" in entry:
@@ -400,7 +400,7 @@ class _Parser:
             raise self.fail(f"{where}.capping", "must be a mapping like {type: absolute, value: 100}.")
         self.keys(value, CAPPING_KEYS, f"{where}.capping", ("type", "value"))
         if value["type"] not in ("absolute", "percentile"):
-            raise self.fail(f"{where}.capping.type", f"must be absolute or percentile, not {value['type']!r}.")
+            raise self.fail(f"{where}.capping.type", f"must be absolute or percentile, not {shown(value['type'])}.")
         if value["type"] == "percentile":
             level = self.number(value["value"], f"{where}.capping.value", 0, 1, open_low=True)
         else:
@@ -425,7 +425,7 @@ class _Parser:
         try:
             sqlglot.parse_one(f"SELECT 1 FROM t WHERE {value}", read="postgres")
         except sqlglot.errors.ParseError:
-            raise self.fail(f"{where}.filter", f"{value!r} is not a SQL condition; write e.g. \"event = 'Search'\".") from None
+            raise self.fail(f"{where}.filter", f"{shown(value)} is not a SQL condition; write e.g. \"event = 'Search'\".") from None
         if ";" in value:
             raise self.fail(f"{where}.filter", "must be one condition without ';'.")
         return value.strip()
@@ -436,7 +436,7 @@ class _Parser:
                 continue
             for part in (metric.numerator, metric.denominator):
                 if part not in metrics:
-                    raise self.fail(f"metric {metric.name!r}", f"its numerator/denominator {part!r} is not a defined metric; define it or fix the name.")
+                    raise self.fail(f"metric {metric.name!r}", f"its numerator/denominator {shown(part)} is not a defined metric; define it or fix the name.")
                 if metrics[part].type in ("ratio", "quantile"):
                     raise self.fail(
                         f"metric {metric.name!r}",
@@ -448,7 +448,7 @@ class _Parser:
         self.keys(entry, EXPERIMENT_KEYS, where, ("key",))
         key = str(entry["key"])
         if not EXPERIMENT_KEY.match(key):
-            raise self.fail(where, f"key {key!r} may hold only letters, digits and _ . : -.")
+            raise self.fail(where, f"key {shown(key)} may hold only letters, digits and _ . : - (at most 100 characters).")
         where = f"experiment {key!r}"
         if "assignment_query" in entry:
             aq_name = self.name(entry, "assignment_query", where)
@@ -457,26 +457,26 @@ class _Parser:
         else:
             raise self.fail(where, f"name its 'assignment_query', one of {sorted(self.assignment_known)}.")
         if aq_name not in self.assignment_known:
-            raise self.fail(where, f"assignment_query {aq_name!r} is not defined; use one of {sorted(self.assignment_known)}.")
+            raise self.fail(where, f"assignment_query {shown(aq_name)} is not defined; use one of {sorted(self.assignment_known)}.")
         aq = self.assignment_known[aq_name]
         groups = {}
         for group in METRIC_GROUPS:
             names = self.names(entry.get(group) or [], f"{where}.{group}")
             for name in names:
                 if name not in self.metrics_known:
-                    raise self.fail(f"{where}.{group}", f"{name!r} is not a defined metric; define it under 'metrics' or fix the name (defined: {sorted(self.metrics_known)}).")
+                    raise self.fail(f"{where}.{group}", f"{shown(name)} is not a defined metric; define it under 'metrics' or fix the name (defined: {sorted(self.metrics_known)}).")
             groups[group] = names
         activation = entry.get("activation_metric")
         if activation is not None:
             if activation not in self.metrics_known or self.metrics_known[activation].type == "ratio":
-                raise self.fail(f"{where}.activation_metric", f"{activation!r} must name a defined metric that is not a ratio.")
+                raise self.fail(f"{where}.activation_metric", f"{shown(activation)} must name a defined metric that is not a ratio.")
         variations = tuple(str(v) for v in entry.get("variations") or [])
         if len(set(variations)) != len(variations) or "__multiple__" in variations:
             raise self.fail(f"{where}.variations", f"lists a variation twice or uses the reserved id '__multiple__': {list(variations)}.")
         control = entry.get("control")
         control = None if control is None else str(control)
         if control is not None and variations and control not in variations:
-            raise self.fail(f"{where}.control", f"{control!r} is not one of its variations {list(variations)}.")
+            raise self.fail(f"{where}.control", f"{shown(control)} is not one of its variations {list(variations)}.")
         weights = entry.get("weights") or []
         if weights:
             if not isinstance(weights, list) or len(weights) != len(variations):
@@ -486,7 +486,7 @@ class _Parser:
         dimensions = self.names(entry.get("dimensions") or [], f"{where}.dimensions")
         for d in dimensions:
             if d not in aq.dimensions:
-                raise self.fail(f"{where}.dimensions", f"{d!r} is not a dimension of assignment query {aq.name!r} {list(aq.dimensions)}.")
+                raise self.fail(f"{where}.dimensions", f"{shown(d)} is not a dimension of assignment query {shown(aq.name)} {list(aq.dimensions)}.")
         start = self.timestamp(entry.get("start"), f"{where}.start")
         end = self.timestamp(entry.get("end"), f"{where}.end", end_of_day=True)
         if start and end and end < start:
@@ -514,4 +514,4 @@ class _Parser:
         try:
             return dt.datetime.fromisoformat(str(value)).replace(tzinfo=None)
         except ValueError:
-            raise self.fail(where, f"{value!r} is not a date or timestamp; write 2026-09-25 or 2026-09-25 13:00:00 (UTC).") from None
+            raise self.fail(where, f"{shown(value)} is not a date or timestamp; write 2026-09-25 or 2026-09-25 13:00:00 (UTC).") from None

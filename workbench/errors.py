@@ -15,3 +15,13 @@ class DatabaseError(WorkbenchError):
 
 class DataFileError(WorkbenchError):
     """An input data file is missing or malformed; the message names the file and line."""
+
+
+def shown(value: object, width: int = 60) -> str:
+    """``repr(value)`` for a message, cut to ``width`` characters with its full length noted, so
+    that a hostile or huge value (100,000 characters) never turns a sentence into a page."""
+    text = repr(value)
+    if len(text) <= width:
+        return text
+    size = f" ({len(value):,} characters)" if isinstance(value, (str, bytes)) else ""
+    return f"{text[:width]}…{size}"

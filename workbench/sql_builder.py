@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from workbench.config import Config, ExperimentConfig, Metric
-from workbench.errors import ConfigError
+from workbench.errors import ConfigError, shown
 
 OVERALL = "__overall__"
 MULTIPLE = "__multiple__"
@@ -458,7 +458,7 @@ def _plan(config: Config, experiment: ExperimentConfig, dimension: str | None, t
     aq = config.assignment_query(experiment.assignment_query)
     if dimension is not None and dimension not in aq.dimensions:
         raise ConfigError(
-            f"{config.path}: {dimension!r} is not a dimension of assignment query {aq.name!r} used by experiment "
+            f"{config.path}: {shown(dimension)} is not a dimension of assignment query {aq.name!r} used by experiment "
             f"{experiment.key!r}; choose one of {list(aq.dimensions)}."
         )
     if isinstance(top_n, bool) or not isinstance(top_n, int) or top_n < 1:

@@ -91,7 +91,7 @@ def health_checks(unit_counts: pd.DataFrame, variations: Sequence[str], weights:
             f"(p = {overall_p:.2g} < {SRM_P_THRESHOLD}); find the cause before trusting any result."
         )
     flagged = srm[(srm["dimension"] != "overall") & srm["srm_flagged"]] if len(srm) else srm
-    for row in flagged.itertuples():
+    for row in flagged[["dimension", "dimension_value", "srm_p_value"]].itertuples():  # users_<variation> columns can be any text
         warnings.append(f"Sample ratio mismatch within {row.dimension} = {row.dimension_value} (p = {row.srm_p_value:.2g}).")
     if share >= MULTIPLE_EXPOSURE_WARN_SHARE:
         warnings.append(

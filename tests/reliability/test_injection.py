@@ -1,0 +1,494 @@
+"""Injection: every hostile value of ``hostile_values.HOSTILE`` goes in wherever a user (or an
+event producer) supplies a value, on DuckDB and on PostgreSQL, and either comes back intact as
+data or is refused with one clear sentence; no statement other than the intended one runs.
+
+Proof on PostgreSQL: a dedicated server logs every statement (``log_statement=all``); each
+phase first runs with a benign value, then with the whole corpus, and every statement the
+server logged for the corpus must be one the benign run logged too (cursor names aside), never a
+DROP/DELETE/INSERT/COPY/UPDATE outside ingestion, with the hostile text only in the logged
+bound parameters. Proof on DuckDB: the SQL text the builders produce for a hostile value equals
+the text for a benign one, the in-process statements (SQLAlchemy's cursor events) likewise,
+and the database's tables and row counts are the same afterwards.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+import yaml
+from hostile_values import HOSTILE, NOTEBOOK_SUBSET, hostile_items, preview
+
+import workbench as wb
+from workbench.config import load_config, parse_config
+from workbench.errors import ConfigError, WorkbenchError
+
+pytestmark = pytest.mark.reliability
+
+ITEMS = hostile_items()
+NUL = "\x00"
+START, END = "2026-01-01", "2026-01-31"
+BENIGN = "treatment"
+WRITE_VERBS = ("DROP", "DELETE", "INSERT", "COPY", "UPDATE", "ALTER", "TRUNCATE", "CREATE", "ATTACH", "INSTALL", "LOAD", "GRANT")
+SEED_TABLES = ("wb_assignments", "wb_purchases")
+# after a statement fails, the transaction rolls back and psycopg checks whether its server cursor survived
+ERROR_HOUSEKEEPING = {"ROLLBACK", "SELECT 1 FROM pg_catalog.pg_cursors WHERE name = 'c_'"}
+
+
+# ------------------------------------------------------------------ statement records
+
+class StatementRecorder:
+    """Statements run in this process (SQLAlchemy cursor events), for both engines."""
+
+    def __init__(self) -> None:
+        self.statements: list[str] = []
+
+    def __call__(self, conn, cursor, statement, parameters, context, executemany):  # noqa: ANN001
+        self.statements.append(statement)
+
+    @contextmanager
+    def recording(self) -> Iterator[list[str]]:
+        start = len(self.statements)
+        taken: list[str] = []
+        sa.event.listen(sa.engine.Engine, "before_cursor_execute", self)
+        try:
+            yield taken
+        finally:
+            sa.event.remove(sa.engine.Engine, "before_cursor_execute", self)
+            taken.extend(self.statements[start:])
+
+
+_ENTRY = re.compile(r"\n(?=\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{3} [A-Z]+ \[\d+\] )")
+_PREFIX = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{3} [A-Z]+ \[\d+\] ")
+_LOGGED = re.compile(r"^LOG:  (?:statement|execute [^:]+): (.*)$", re.DOTALL)
+_DETAIL = re.compile(r"^DETAIL:  parameters: (.*)$", re.DOTALL)
+_CURSOR = re.compile(r"c_[0-9a-f]+_[0-9a-f]+")
+
+
+def shape(statement: str) -> str:
+    """A statement's text with server-side cursor names and white space normalised."""
+    return " ".join(_CURSOR.sub("c_", statement).split())
+
+
+@dataclass
+class ServerLog:
+    """The statement log of a PostgreSQL server started with ``log_statement=all``."""
+
+    path: Path
+    offset: int = 0
+
+    def mark(self) -> None:
+        self.offset = self.path.stat().st_size
+
+    def entries(self) -> tuple[list[str], list[str]]:
+        """(statements, bound-parameter details) logged since :meth:`mark`."""
+        with self.path.open("rb") as handle:
+            handle.seek(self.offset)
+            text = handle.read().decode("utf-8", errors="replace")
+        statements, details = [], []
+        for entry in _ENTRY.split(text):
+            body = _PREFIX.sub("", entry.strip("\n")).replace("\n\t", "\n")
+            if match := _LOGGED.match(body):
+                statements.append(match.group(1))
+            elif match := _DETAIL.match(body):
+                details.append(match.group(1))
+        return statements, details
+
+
+@dataclass
+class Engine:
+    """One engine loaded with the hostile data set, its config and what it held at the start."""
+
+    name: str
+    url: str
+    config: object
+    config_path: Path
+    assignments: pd.DataFrame
+    purchases: pd.DataFrame
+    tmp: Path
+    log: ServerLog | None = None
+    db: object = None
+    recorder: StatementRecorder = field(default_factory=StatementRecorder)
+    tables_before: dict[str, int] = field(default_factory=dict)
+    ledger_counts: dict[str, int] = field(default_factory=dict)
+    refused_variations: set[str] = field(default_factory=set)
+
+    def storable(self, value: str) -> bool:
+        """PostgreSQL text cannot hold NUL; every other value is stored as given."""
+        return not (self.name == "postgresql" and NUL in value)
+
+    @contextmanager
+    def phase(self, benign: bool = False) -> Iterator["Phase"]:
+        """Statements run inside the block: in process (both engines) and logged by the server."""
+        if self.log is not None:
+            self.log.mark()
+        phase = Phase()
+        with self.recorder.recording() as taken:
+            yield phase
+        phase.in_process = list(taken)
+        if self.log is not None:
+            phase.logged, phase.details = self.log.entries()
+
+
+@dataclass
+class Phase:
+    in_process: list[str] = field(default_factory=list)
+    logged: list[str] = field(default_factory=list)
+    details: list[str] = field(default_factory=list)
+
+
+def assert_same_statements(engine: Engine, benign: Phase, hostile: Phase, writes: bool = False) -> None:
+    """Every statement of the hostile phase has a benign twin; no write outside ingestion."""
+    allowed = {shape(s) for s in benign.in_process}
+    extra = {shape(s) for s in hostile.in_process} - allowed
+    assert not extra, f"statements only the hostile values ran (in process): {[preview(s, 200) for s in sorted(extra)[:5]]}"
+    if engine.log is not None:
+        allowed_logged = {shape(s) for s in benign.logged} | ERROR_HOUSEKEEPING
+        extra = {shape(s) for s in hostile.logged} - allowed_logged
+        assert not extra, f"statements only the hostile values ran (server log): {[preview(s, 200) for s in sorted(extra)[:5]]}"
+        engine.ledger_counts["logged"] = engine.ledger_counts.get("logged", 0) + len(hostile.logged)
+    engine.ledger_counts["in_process"] = engine.ledger_counts.get("in_process", 0) + len(hostile.in_process)
+    if not writes:
+        for statement in hostile.in_process + hostile.logged:
+            first = statement.lstrip().split(None, 1)[0].upper() if statement.strip() else ""
+            assert first not in WRITE_VERBS, f"a write ran during an analysis phase: {preview(statement, 200)}"
+
+
+def logged_as_parameter(phase: Phase, value: str) -> bool:
+    """Whether ``value`` reached the server as a bound parameter (quoted as PostgreSQL logs it)."""
+    quoted = "'" + value.replace("'", "''") + "'"
+    return any(quoted in detail for detail in phase.details)
+
+
+def table_counts(db) -> dict[str, int]:
+    """Every table of the database (schema.table) with its row count."""
+    tables = db.sql(
+        "SELECT table_schema, table_name FROM information_schema.tables "
+        "WHERE table_type IN ('BASE TABLE', 'LOCAL TEMPORARY') AND table_schema NOT IN ('pg_catalog', 'information_schema')",
+        limit=None,
+    )
+    counts = {}
+    for row in tables.itertuples(index=False):
+        name = f"{row.table_schema}.{row.table_name}"
+        counts[name] = int(db.sql(f'SELECT count(*) FROM "{row.table_schema}"."{row.table_name}"').iloc[0, 0])
+    return counts
+
+
+# ------------------------------------------------------------------ the data set and config
+
+def batch_variations(values: list[str]) -> tuple[list[str], list[str]]:
+    """Variation ids of the batched experiment ``allvars`` (control + every value) and of its
+    benign twin ``allvars_benign`` (control + as many plain ids)."""
+    return ["control", *values], ["control", *(f"b{i:03d}" for i in range(len(values)))]
+
+
+def hostile_frames(values: list[str], storable) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Assignments and purchases where hostile values are variation ids (experiment ``allvars``),
+    dimension values (``dims``) and experiment ids; purchases follow a fixed rule so pandas can
+    recompute every figure."""
+    rows, buys = [], []
+    t0 = dt.datetime(2026, 1, 5, 12)
+    stored = [v for v in values if storable(v)]
+    for key, variations in zip(("allvars", "allvars_benign"), batch_variations(stored)):
+        for i, variation in enumerate(variations):
+            for j in range(3):
+                user = f"{key}_{i}_{j}"
+                rows.append((user, t0 + dt.timedelta(minutes=j), key, variation, "benign"))
+                if (i + j) % 3 != 2:
+                    buys.append((user, t0 + dt.timedelta(hours=1), float(i + j)))
+    for i, (_, value) in enumerate(ITEMS):
+        if not storable(value):
+            continue
+        for j in range(2):  # experiment dims: the hostile value as a dimension value (country)
+            rows.append((f"d{i}_{j}", t0, "dims", "control" if j == 0 else BENIGN, value))
+            buys.append((f"d{i}_{j}", t0 + dt.timedelta(hours=2), float(i)))
+        rows.append((f"h{i}", t0, value, "0", "benign"))  # the hostile value as an experiment id
+    assignments = pd.DataFrame(rows, columns=["user_id", "timestamp", "experiment_id", "variation_id", "country"])
+    purchases = pd.DataFrame(buys, columns=["user_id", "timestamp", "value"])
+    return assignments, purchases
+
+
+def hostile_experiment(i: int, value: str) -> dict:
+    return {"key": f"exp_{i:03d}", "variations": ["control", value], "control": "control", "start": START, "end": END,
+            "goal_metrics": ["purchased", "revenue"]}
+
+
+def accepted_variation(value: str, path: Path) -> bool:
+    """Whether the config takes ``value`` as a variation id; when not, the refusal must be one
+    sentence naming the file and the entry."""
+    mapping = config_mapping()
+    mapping["experiments"] = [hostile_experiment(0, value)]
+    try:
+        parse_config(mapping, path)
+    except ConfigError as exc:
+        assert_one_sentence(str(exc), str(path), "exp_000", "variations")
+        return False
+    return True
+
+
+def config_mapping(accepted=lambda value: True, batched: list[str] | None = None) -> dict:
+    """The project config: one experiment per hostile value (control vs that value), the batched
+    experiment ``allvars`` with every ``batched`` value as a variation, one broken down by the
+    hostile country values, and a benign twin of each."""
+    experiments = [
+        {"key": "exp_benign", "variations": ["control", BENIGN], "control": "control", "start": START, "end": END,
+         "goal_metrics": ["purchased", "revenue"]},
+        {"key": "dims", "variations": ["control", BENIGN], "start": START, "end": END, "dimensions": ["country"],
+         "goal_metrics": ["purchased", "revenue"]},
+    ]
+    if batched is not None:
+        for key, variations in zip(("allvars", "allvars_benign"), batch_variations(batched)):
+            experiments.append({"key": key, "variations": variations, "control": "control", "start": START, "end": END,
+                                "goal_metrics": ["purchased", "revenue"]})
+    for i, (_, value) in enumerate(ITEMS):
+        if accepted(value):
+            experiments.append(hostile_experiment(i, value))
+    return {
+        "identifier_types": ["user_id"],
+        "assignment_queries": [{
+            "name": "assignments", "identifier_type": "user_id", "dimensions": ["country"],
+            "sql": "SELECT user_id, timestamp, experiment_id, variation_id, country FROM wb_assignments",
+        }],
+        "metrics": [
+            {"name": "purchased", "type": "binomial", "sql": "SELECT user_id, timestamp FROM wb_purchases"},
+            {"name": "revenue", "type": "mean", "sql": "SELECT user_id, timestamp, value FROM wb_purchases"},
+        ],
+        "experiments": experiments,
+    }
+
+
+def load_frames(url: str, assignments: pd.DataFrame, purchases: pd.DataFrame) -> None:
+    """Create and fill the seed tables (test setup: plain bound INSERTs on a writable session)."""
+    db = wb.connect(url, read_only=False)
+    with db.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE wb_assignments (user_id VARCHAR, timestamp TIMESTAMP, experiment_id VARCHAR, variation_id VARCHAR, country VARCHAR)"))
+        conn.execute(sa.text("CREATE TABLE wb_purchases (user_id VARCHAR, timestamp TIMESTAMP, value DOUBLE PRECISION)"))
+        conn.execute(sa.text("INSERT INTO wb_assignments VALUES (:user_id, :timestamp, :experiment_id, :variation_id, :country)"),
+                     assignments.to_dict("records"))
+        conn.execute(sa.text("INSERT INTO wb_purchases VALUES (:user_id, :timestamp, :value)"), purchases.to_dict("records"))
+    db.dispose()
+
+
+@pytest.fixture(scope="module", params=["duckdb", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def engine(request, tmp_path_factory) -> Iterator[Engine]:
+    """One database per engine with the hostile data set, the study and the event store; on
+    PostgreSQL a dedicated server logging every statement."""
+    tmp = tmp_path_factory.mktemp(f"injection-{request.param}")
+    server = None
+    if request.param == "duckdb":
+        url = f"duckdb:///{tmp / 'injection.duckdb'}"
+    else:
+        from workbench.pg_server import start_postgres
+
+        server = start_postgres(log_statements=True)
+        server.create_database("injection")
+        url = server.url_with_password("injection")
+    storable = (lambda v: NUL not in v) if server is not None else (lambda v: True)
+    config_path = tmp / "workbench.yml"
+    refused = {label for label, value in ITEMS if not accepted_variation(value, config_path)}
+    accepted = [value for label, value in ITEMS if label not in refused]
+    assignments, purchases = hostile_frames(accepted, storable)
+    load_frames(url, assignments, purchases)
+    batched = [v for v in accepted if storable(v)]
+    config_path.write_text(yaml.safe_dump(config_mapping(lambda v: v in accepted, batched), sort_keys=False), encoding="utf-8")
+    config = load_config(config_path)
+    for i, (label, value) in enumerate(ITEMS):  # YAML round trip: every accepted value reaches the config intact
+        if label not in refused:
+            assert config.experiments[f"exp_{i:03d}"].variations == ("control", value)
+    assert config.experiments["allvars"].variations == ("control", *batched)
+    engine = Engine(request.param, url, config, config_path, assignments, purchases, tmp,
+                    log=ServerLog(server.log_file) if server else None, refused_variations=refused)
+    engine.db = wb.connect(url)
+    engine.tables_before = table_counts(engine.db)
+    yield engine
+    engine.db.dispose()
+    if server is not None:
+        server.cleanup()
+
+
+def pandas_users(assignments: pd.DataFrame, experiment_id: str, by: str | None = None) -> dict:
+    """Distinct users per variation (and per ``by`` value) of one experiment, from the raw rows."""
+    rows = assignments[assignments["experiment_id"] == experiment_id]
+    keys = ["variation_id"] if by is None else [by, "variation_id"]
+    return {k: int(v) for k, v in rows.groupby(keys)["user_id"].nunique().items()}
+
+
+def pandas_purchases(engine: Engine, experiment_id: str) -> dict[str, tuple[int, float]]:
+    """Per variation: users who bought (binomial sum) and the sum of their purchase values."""
+    rows = engine.assignments[engine.assignments["experiment_id"] == experiment_id]
+    merged = rows.merge(engine.purchases, on="user_id", how="left", suffixes=("", "_p"))
+    out = {}
+    for variation, group in merged.groupby("variation_id"):
+        per_user = group.groupby("user_id")["value"].agg(["count", "sum"])
+        out[variation] = (int((per_user["count"] > 0).sum()), float(per_user["sum"].sum()))
+    return out
+
+
+def assert_one_sentence(message: str, *names: str, limit: int = 600) -> None:
+    """One line, short enough to read, naming each of ``names`` (file, entry, argument)."""
+    assert "\n" not in message and "Traceback" not in message, f"not one line: {preview(message, 300)}"
+    assert len(message) <= limit, f"{len(message):,} characters: {preview(message, 300)}"
+    for name in names:
+        assert name in message, f"{name!r} not named in: {preview(message, 300)}"
+
+
+# ------------------------------------------------------------------ experiment keys, names, dates in the config
+
+def minimal_mapping(**experiment) -> dict:
+    mapping = config_mapping()
+    mapping["experiments"] = [{"key": "exp_benign", "variations": ["control", BENIGN], "start": START, "end": END,
+                               "goal_metrics": ["purchased"], **experiment}]
+    return mapping
+
+
+def test_config_entries_refuse_hostile_names_and_dates(tmp_path, ledger):
+    """Experiment keys, dimension names, metric names and start/end dates: a hostile value is
+    refused with one sentence naming the file and the entry, or (keys only) kept exactly."""
+    path = tmp_path / "workbench.yml"
+    kept_keys, refused = [], 0
+    for label, value in ITEMS:
+        try:
+            config = parse_config(minimal_mapping(key=value), path)
+        except ConfigError as exc:
+            assert_one_sentence(str(exc), str(path), "experiment")
+            refused += 1
+        else:
+            assert list(config.experiments) == [value]  # kept as given: letters, digits, _ . : - only
+            assert re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.:-]{0,99}", value), label
+            kept_keys.append(label)
+        entries = {
+            "dimensions": (dict(dimensions=[value]), "dimensions"),
+            "start": (dict(start=value), "start"),
+            "end": (dict(end=value), "end"),
+            "goal_metrics": (dict(goal_metrics=[value]), "goal_metrics"),
+            "assignment_query": (dict(assignment_query=value), "assignment"),
+        }
+        for entry, (change, named) in entries.items():
+            with pytest.raises(ConfigError) as err:
+                parse_config(minimal_mapping(**change), path)
+            assert_one_sentence(str(err.value), str(path), "exp_benign", named)
+            refused += 1
+        mapping = minimal_mapping()
+        mapping["assignment_queries"][0]["dimensions"] = [value]
+        with pytest.raises(ConfigError) as err:
+            parse_config(mapping, path)
+        assert_one_sentence(str(err.value), str(path), "assignment query 'assignments'")
+        refused += 1
+    assert refused == len(ITEMS) * 7 - len(kept_keys)
+    ledger("Injection", f"{len(ITEMS)} hostile values as experiment key, dimension name (assignment query and experiment), "
+           "metric name, assignment-query name, start and end in workbench.yml",
+           f"{refused:,} refusals, each one sentence naming the file and entry; {len(kept_keys)} keys made of key characters "
+           f"({', '.join(kept_keys)}) kept exactly; no value reached a database")
+
+
+# ------------------------------------------------------------------ variation ids and dimension values (data)
+
+def test_variation_ids_are_bound_and_come_back_intact(engine, ledger):
+    """Each hostile variation id builds the very SQL text a benign id builds (only the bound
+    values differ); all of them at once, as the variations of one experiment, come back intact
+    through analyze() and unit_metrics() with the units, conversion and means pandas computes
+    from the raw rows, and the statements that ran are those of a benign twin experiment."""
+    from workbench import sql_builder
+    from workbench.analysis import analyze
+    from workbench.errors import DatabaseError
+    from workbench.experiment import Experiment, unit_metrics
+
+    cfg, db = engine.config, engine.db
+    before = table_counts(db)
+
+    def texts(experiment) -> set[str]:
+        return {q(cfg, experiment.settings).sql for q in (sql_builder.sufficient_stats_query, sql_builder.health_query, sql_builder.unit_metrics_query)}
+
+    benign_text = texts(Experiment(cfg, cfg.experiment("exp_benign")))
+    built = 0
+    for i, (label, value) in enumerate(ITEMS):
+        if label in engine.refused_variations:
+            continue
+        exp = Experiment(cfg, cfg.experiment(f"exp_{i:03d}"))
+        assert texts(exp) == benign_text, label
+        assert value in sql_builder.sufficient_stats_query(cfg, exp.settings).params.values(), label
+        built += 1
+    twin, batch = (Experiment(cfg, cfg.experiment(k)) for k in ("allvars_benign", "allvars"))
+    assert texts(batch) == texts(twin)
+    with engine.phase() as benign_phase:
+        analyze(twin, db, dimensions=())
+        unit_metrics(twin, db)
+    with engine.phase() as hostile_phase:
+        results = analyze(batch, db, dimensions=())
+        per_unit = unit_metrics(batch, db)
+    users = pandas_users(engine.assignments, "allvars")
+    bought = pandas_purchases(engine, "allvars")
+    rows = [r for r in results.to_dict()["results"] if r["dimension"] == "overall"]
+    assert {r["variation"] for r in rows} == set(batch.variations) - {"control"}
+    for r in rows:
+        buyers, total = bought[r["variation"]]
+        assert r["units"] == users[r["variation"]] and r["baseline_units"] == users["control"], preview(r["variation"])
+        expected_mean = buyers / users[r["variation"]] if r["metric"] == "purchased" else total / users[r["variation"]]
+        assert r["mean"] == pytest.approx(expected_mean, rel=1e-12), preview(r["variation"])
+    assert per_unit.groupby("variation")["unit"].nunique().to_dict() == users
+    str(results)
+    refused_by_db = []
+    for i, (label, value) in enumerate(ITEMS):
+        if label not in engine.refused_variations and not engine.storable(value):
+            with pytest.raises(DatabaseError) as err:
+                analyze(Experiment(cfg, cfg.experiment(f"exp_{i:03d}")), db, dimensions=())
+            assert_one_sentence(str(err.value), "NUL")
+            refused_by_db.append(label)
+    assert_same_statements(engine, benign_phase, hostile_phase)
+    bound = 0
+    if engine.log is not None:
+        bound = sum(logged_as_parameter(hostile_phase, v) for v in batch.variations[1:])
+        assert bound == len(batch.variations) - 1
+    assert table_counts(db) == before
+    where = (f"the server logged {len(hostile_phase.logged):,} statements, each also run for the benign twin, with all {bound} values "
+             "only among the bound parameters" if engine.log else f"{len(hostile_phase.in_process):,} statements ran, each also run for the benign twin")
+    ledger("Injection", f"{engine.name}: {len(ITEMS)} hostile values as variation ids in workbench.yml and in the data, through "
+           "the SQL builder, analyze() and unit_metrics()",
+           f"{built} built SQL text identical to a benign id's; {len(batch.variations) - 1} came back intact with pandas' units and means; "
+           f"{len(engine.refused_variations)} refused by the config ({', '.join(sorted(engine.refused_variations))}) and "
+           f"{len(refused_by_db)} by the database ({', '.join(refused_by_db) or 'none'}), each in one sentence; {where}; no write ran; "
+           f"{len(before)} tables, same row counts")
+
+
+def test_dimension_values_are_data_and_dimension_names_are_refused(engine, ledger):
+    """Hostile values in a dimension column come back intact, per value and variation, with the
+    users pandas counts; hostile dimension names are refused before any statement runs."""
+    from workbench.experiment import Experiment, health_facts, sufficient_stats
+
+    cfg, db = engine.config, engine.db
+    before = table_counts(db)
+    dims = Experiment(cfg, cfg.experiment("dims"))
+    expected = pandas_users(engine.assignments, "dims", by="country")
+    with engine.phase() as benign_phase:
+        sufficient_stats(dims, "country", db, top_n=len(ITEMS) + 5)
+        health_facts(dims, "country", db, top_n=len(ITEMS) + 5)
+    with engine.phase() as hostile_phase:
+        stats = sufficient_stats(dims, "country", db, top_n=len(ITEMS) + 5)
+        units, _ = health_facts(dims, "country", db, top_n=len(ITEMS) + 5)
+    rows = stats[(stats["metric"] == "purchased") & (stats["dimension"] == "country")]
+    got = {(r.dimension_value, r.variation): int(r.users) for r in rows.itertuples() if r.users > 0}
+    assert got == expected
+    unit_rows = units[units["dimension"] == "country"]
+    assert {(r.dimension_value, r.variation): int(r.users) for r in unit_rows.itertuples()} == expected
+    values = {v for v, _ in expected}
+    assert values == {v for _, v in ITEMS if engine.storable(v)}
+    assert_same_statements(engine, benign_phase, hostile_phase)
+    with engine.phase() as names_phase:
+        for label, value in ITEMS:
+            for run in (sufficient_stats, health_facts):
+                with pytest.raises(ConfigError) as err:
+                    run(dims, value, db)
+                assert_one_sentence(str(err.value), str(engine.config_path), "dims", "dimension")
+    assert not names_phase.in_process and not names_phase.logged, "a hostile dimension name reached the database"
+    assert table_counts(db) == before
+    ledger("Injection", f"{engine.name}: {len(values)} hostile values in a dimension column; {len(ITEMS)} hostile dimension names "
+           "passed to sufficient_stats and health_facts",
+           f"{len(values)} dimension values came back intact with pandas' users per value and variation ({len(expected)} cells); "
+           f"{2 * len(ITEMS)} names refused in one sentence with 0 statements run; same statements as a benign run; tables unchanged")
