@@ -122,8 +122,10 @@ def event_source(name: str, mapping: Any, where: str = "event source") -> EventS
     if page_type is not None and not isinstance(page_type, str):
         raise ConfigError(f"{where}: page_type must be the event type value (text) that counts as a page view.")
     join = sessions = None
-    if mapping.get("unit_join") is not None:
-        join = UnitJoin(**_names(UnitJoin, mapping["unit_join"], f"{where} unit_join"))
+    if (unit_join := mapping.get("unit_join")) is not None:
+        if isinstance(unit_join, dict) and True in unit_join:  # YAML 1.1 reads a bare `on:` key as true
+            unit_join = {"on" if k is True else k: v for k, v in unit_join.items()}
+        join = UnitJoin(**_names(UnitJoin, unit_join, f"{where} unit_join"))
     if mapping.get("sessions") is not None:
         sessions = SessionTable(**_names(SessionTable, mapping["sessions"], f"{where} sessions"))
     return EventSource(name=name, page_type=page_type, unit_join=join, sessions=sessions, **checked)
