@@ -125,6 +125,18 @@ class Engine:
         return not (self.name == "postgresql" and NUL in value)
 
     @contextmanager
+    def writable(self) -> Iterator[object]:
+        """A writable session; DuckDB opens a file in one mode per process, so the read-only
+        analysis session closes meanwhile and reopens after."""
+        self.db.dispose()
+        writer = wb.connect(self.url, read_only=False)
+        try:
+            yield writer
+        finally:
+            writer.dispose()
+            self.db = wb.connect(self.url)
+
+    @contextmanager
     def phase(self, benign: bool = False) -> Iterator["Phase"]:
         """Statements run inside the block: in process (both engines) and logged by the server."""
         if self.log is not None:
@@ -492,3 +504,94 @@ def test_dimension_values_are_data_and_dimension_names_are_refused(engine, ledge
            "passed to sufficient_stats and health_facts",
            f"{len(values)} dimension values came back intact with pandas' users per value and variation ({len(expected)} cells); "
            f"{2 * len(ITEMS)} names refused in one sentence with 0 statements run; same statements as a benign run; tables unchanged")
+
+
+# ------------------------------------------------------------------ the YouTube study: participant codes and dates
+
+STUDY_ID0 = 10_000  # hostile participants get ids from here
+
+
+@pytest.fixture(scope="module")
+def study(engine) -> list[str]:
+    """The tiny generated study in schema ytdpnl, plus one participant per hostile code (as the
+    study's server would store a code typed in by a participant); returns those codes."""
+    from workbench.studies.ytdpnl.generator import generate_study
+
+    codes = [v for _, v in ITEMS if engine.storable(v)]
+    with engine.writable() as writer:
+        generate_study(writer, "tiny", seed=0, schema="ytdpnl")
+        with writer.begin() as conn:
+            conn.execute(sa.text(
+                "INSERT INTO ytdpnl.participant (id, code, arm, phase, extension_installed, is_paid, pos_in_channel_source, "
+                "pos_in_channel_source_last_updated_at, created_at, updated_at) VALUES (:id, :code, 'control', 0, false, false, 0, :t, :t, :t)"
+            ), [{"id": STUDY_ID0 + i, "code": code, "t": dt.datetime(2023, 2, 1)} for i, code in enumerate(codes)])
+    return codes
+
+
+def test_participant_codes_and_dates_of_the_study(engine, study, ledger):
+    """Hostile participant codes select exactly the participant holding that code (and nobody
+    else) through the study's analyses; hostile start/end dates are refused in one sentence
+    naming the argument before any statement runs."""
+    from workbench.studies import ytdpnl
+
+    db = engine.db
+    before = table_counts(db)
+    everyone = ytdpnl.participants(db, schema="ytdpnl")
+    generated = everyone[everyone["id"] < STUDY_ID0]["code"].tolist()
+
+    def by_code(code: str) -> tuple:
+        return (ytdpnl.participants(db, schema="ytdpnl", codes=[code]), ytdpnl.participants_report(db, schema="ytdpnl", codes=[code]),
+                ytdpnl.daily_activity(db, schema="ytdpnl", codes=[code]), ytdpnl.participant_summary(db, code, schema="ytdpnl"))
+
+    with engine.phase() as benign_phase:
+        by_code(generated[0])
+        ytdpnl.participants(db, schema="ytdpnl", codes=[f"benign-{i}" for i in range(len(study))])
+    with engine.phase() as hostile_phase:
+        for i, code in enumerate(study):
+            people, report, days, sessions = by_code(code)
+            assert people[["id", "code"]].values.tolist() == [[STUDY_ID0 + i, code]], preview(code)
+            assert report["identifier"].tolist() == [code], preview(code)
+            assert days.empty and sessions.empty, preview(code)  # hostile participants have no events
+        together = ytdpnl.participants(db, schema="ytdpnl", codes=study)
+    assert sorted(together["code"]) == sorted(study) and len(together) == len(study)
+    assert_same_statements(engine, benign_phase, hostile_phase)
+    bound = sum(logged_as_parameter(hostile_phase, c) for c in study) if engine.log else 0
+    assert bound == (len(study) if engine.log else 0)
+    refused = 0
+    with engine.phase() as dates_phase:
+        for label, value in ITEMS:
+            for name, call in (("start", lambda v: ytdpnl.participant_overview(db, schema="ytdpnl", start=v)),
+                               ("end", lambda v: ytdpnl.daily_activity(db, schema="ytdpnl", end=v)),
+                               ("start", lambda v: ytdpnl.monitoring(db, start=v, schema="ytdpnl"))):
+                with pytest.raises(WorkbenchError) as err:
+                    call(value)
+                assert_one_sentence(str(err.value), f"{name}=")
+                refused += 1
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,62}", value):
+                with pytest.raises(WorkbenchError) as err:
+                    ytdpnl.participants(db, schema=value)
+                assert_one_sentence(str(err.value), "schema=")
+                refused += 1
+    assert not dates_phase.in_process and not dates_phase.logged, "a hostile date or schema reached the database"
+    keywords = [v for _, v in ITEMS if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,62}", v)]
+    with engine.phase() as keyword_phase:  # plain names (SQL keywords among them) are schema names, quoted as such
+        for value in keywords:
+            with pytest.raises(WorkbenchError) as err:
+                ytdpnl.participants(db, schema=value)
+            assert_one_sentence(str(err.value), f"schema {value!r}")
+    search_paths = {s for s in keyword_phase.in_process + keyword_phase.logged if s.startswith("SET")}
+    assert search_paths == ({f"SET LOCAL search_path TO \"{v.lower()}\"" for v in keywords} if engine.log
+                            else {f"SET search_path = '{v}'" for v in keywords})
+    nul_refused = 0
+    for code in (v for _, v in ITEMS if not engine.storable(v)):
+        with pytest.raises(WorkbenchError) as err:
+            ytdpnl.participants(db, schema="ytdpnl", codes=[code])
+        assert_one_sentence(str(err.value), "NUL")
+        nul_refused += 1
+    assert table_counts(db) == before
+    where = (f"the server logged {len(hostile_phase.logged):,} statements, each also run for a benign code, every code only among the bound parameters"
+             if engine.log else f"{len(hostile_phase.in_process):,} statements, each also run for a benign code")
+    ledger("Injection", f"{engine.name}: {len(ITEMS)} hostile participant codes (stored as participants) through participants, "
+           "participants_report, daily_activity and participant_summary, one by one and all at once; the corpus as start, end and schema",
+           f"each of {len(study)} codes selected exactly its own participant; {nul_refused} NUL code refused by the database in one sentence; "
+           f"{refused:,} dates and schemas refused in one sentence naming the argument with 0 statements run; {len(keywords)} keyword schemas ({', '.join(keywords)}) set as quoted names and reported missing; {where}; tables unchanged")

@@ -16,7 +16,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from workbench.connection import Database, explain_error
-from workbench.errors import DatabaseError, WorkbenchError
+from workbench.errors import DatabaseError, WorkbenchError, shown
 from workbench.sql_files import IDENTIFIER, read_sql, statements
 
 WORKBENCH_SCHEMA = "ytdpnl"  # where the generator writes the workbench's own copy
@@ -28,14 +28,14 @@ def study_schema(schema: str | None) -> str | None:
     if schema is None:
         return None
     if not isinstance(schema, str) or not IDENTIFIER.match(schema):
-        raise WorkbenchError(f"schema={schema!r} is not a plain SQL identifier: use letters, digits and underscores, e.g. 'ytdpnl' or 'public'.")
+        raise WorkbenchError(f"schema={shown(schema)} is not a plain SQL identifier: use letters, digits and underscores (at most 63), e.g. 'ytdpnl' or 'public'.")
     return schema
 
 
 def search_path_statement(db: Database, schema: str, local: bool = True) -> str:
     """The statement that points unqualified names at ``schema`` (validated) for this dialect."""
-    if db.dialect_name == "postgresql":
-        return f"SET {'LOCAL ' if local else ''}search_path TO {schema}"
+    if db.dialect_name == "postgresql":  # quoted lower case: what PostgreSQL makes of a bare name, keywords (e.g. user) included
+        return f"SET {'LOCAL ' if local else ''}search_path TO \"{schema.lower()}\""
     return f"SET search_path = '{schema}'"
 
 
@@ -53,13 +53,25 @@ def time_window(start: Any = None, end: Any = None) -> dict[str, pd.Timestamp]:
     """``start`` (inclusive) and ``end`` (exclusive) as timestamps; missing bounds are far away.
 
     A bare date as ``end`` means the end of that day (the day is included)."""
-    lower = FAR_PAST if start is None else pd.Timestamp(start)
-    upper = FAR_FUTURE if end is None else pd.Timestamp(end)
+    lower = FAR_PAST if start is None else _timestamp(start, "start")
+    upper = FAR_FUTURE if end is None else _timestamp(end, "end")
     if end is not None and _is_day(end):
         upper += pd.Timedelta(days=1)
     if upper <= lower:
         raise WorkbenchError(f"The time window is empty: end ({end}) must come after start ({start}).")
     return {"start": lower.to_pydatetime(), "end": upper.to_pydatetime()}
+
+
+def _timestamp(value: Any, name: str) -> pd.Timestamp:
+    """``value`` as a timestamp, or one sentence naming the argument (never NaT or a year before 1)."""
+    try:
+        stamp = pd.Timestamp(value)
+        stamp.to_pydatetime()
+    except (ValueError, TypeError, OverflowError):
+        stamp = pd.NaT
+    if pd.isna(stamp):
+        raise WorkbenchError(f"{name}={shown(value)} is not a date: write YYYY-MM-DD or an ISO timestamp such as 2023-02-01 12:00.")
+    return stamp
 
 
 def _is_day(value: Any) -> bool:
