@@ -182,12 +182,25 @@ def select_columns(sql: str) -> tuple[str, ...] | None:
 
     try:
         tree = sqlglot.parse_one(sql, read="postgres")
-    except sqlglot.errors.ParseError:
+    except sqlglot.errors.SqlglotError:  # ParseError, or TokenError for e.g. an unclosed quote
         return None
     if not isinstance(tree, exp.Query) or any(isinstance(s, exp.Star) or s.is_star for s in tree.selects):
         return None
     names = tuple(n.lower() for n in tree.named_selects)
     return names if all(names) else None
+
+
+def _finite(x: int | float) -> bool:
+    """Whether ``x`` is a finite number a float can hold (``10**400`` is not)."""
+    try:
+        return math.isfinite(x)
+    except OverflowError:
+        return False
+
+
+def _naive_utc(value: dt.datetime) -> dt.datetime:
+    """``value`` as a naive UTC timestamp: one with an offset (``+02:00``) is converted to UTC."""
+    return value if value.tzinfo is None else value.astimezone(dt.timezone.utc).replace(tzinfo=None)
 
 
 class _Parser:
@@ -202,7 +215,7 @@ class _Parser:
     def config(self) -> Config:
         unknown = set(self.data) - TOP_KEYS - OTHER_SECTIONS
         if unknown:
-            raise ConfigError(f"{self.path}: unknown top-level key(s) {sorted(unknown)}; allowed: {sorted(TOP_KEYS | OTHER_SECTIONS)}.")
+            raise ConfigError(f"{self.path}: unknown top-level key(s) {sorted(unknown, key=str)}; allowed: {sorted(TOP_KEYS | OTHER_SECTIONS)}.")
         database = self.data.get("database") or {}
         if not isinstance(database, dict) or set(database) - DATABASE_KEYS:
             raise self.fail("database", f"must be a mapping with keys among {sorted(DATABASE_KEYS)}.")
@@ -231,7 +244,7 @@ class _Parser:
     def keys(self, entry: dict[str, Any], allowed: set[str], where: str, required: tuple[str, ...] = ()) -> None:
         unknown = set(entry) - allowed
         if unknown:
-            raise self.fail(where, f"unknown key(s) {sorted(unknown)}; allowed: {sorted(allowed)}.")
+            raise self.fail(where, f"unknown key(s) {sorted(unknown, key=str)}; allowed: {sorted(allowed)}.")
         for key in required:
             if entry.get(key) in (None, ""):
                 raise self.fail(where, f"the key '{key}' is required.")
@@ -266,13 +279,27 @@ class _Parser:
         return value.strip().rstrip(";").strip()
 
     def number(self, value: Any, where: str, low: float | None = None, high: float | None = None, open_low: bool = False) -> float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not _finite(value):
             raise self.fail(where, f"must be a number, not {shown(value)}.")
         if low is not None and (value < low or (open_low and value == low)):
             raise self.fail(where, f"must be {'>' if open_low else '≥'} {low}, not {value}.")
         if high is not None and value > high:
             raise self.fail(where, f"must be ≤ {high}, not {value}.")
         return float(value)
+
+    def listed(self, value: Any, where: str) -> list[Any]:
+        """``value`` as a list (absent or empty: ``[]``)."""
+        if value is None or value == "":
+            return []
+        if not isinstance(value, list):
+            raise self.fail(where, f"must be a list such as [\"0\", \"1\"], not {shown(value)}.")
+        return value
+
+    def variation_id(self, value: Any, where: str) -> str:
+        """A variation id as text (numbers are written as text, e.g. 1 → "1")."""
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)) or str(value) == "":
+            raise self.fail(where, f"a variation id must be text or a number such as \"0\", not {shown(value)}.")
+        return str(value)
 
     def unique(self, items: list[Any], section: str, attr: str) -> dict[str, Any]:
         seen: dict[str, Any] = {}
@@ -424,7 +451,7 @@ class _Parser:
             raise self.fail(f"{where}.filter", "must be a SQL condition such as \"event = 'Search'\".")
         try:
             sqlglot.parse_one(f"SELECT 1 FROM t WHERE {value}", read="postgres")
-        except sqlglot.errors.ParseError:
+        except sqlglot.errors.SqlglotError:
             raise self.fail(f"{where}.filter", f"{shown(value)} is not a SQL condition; write e.g. \"event = 'Search'\".") from None
         if ";" in value:
             raise self.fail(f"{where}.filter", "must be one condition without ';'.")
@@ -468,13 +495,13 @@ class _Parser:
             groups[group] = names
         activation = entry.get("activation_metric")
         if activation is not None:
-            if activation not in self.metrics_known or self.metrics_known[activation].type == "ratio":
+            if not isinstance(activation, str) or activation not in self.metrics_known or self.metrics_known[activation].type == "ratio":
                 raise self.fail(f"{where}.activation_metric", f"{shown(activation)} must name a defined metric that is not a ratio.")
-        variations = tuple(str(v) for v in entry.get("variations") or [])
+        variations = tuple(self.variation_id(v, f"{where}.variations") for v in self.listed(entry.get("variations"), f"{where}.variations"))
         if len(set(variations)) != len(variations) or "__multiple__" in variations:
             raise self.fail(f"{where}.variations", f"lists a variation twice or uses the reserved id '__multiple__': {list(variations)}.")
         control = entry.get("control")
-        control = None if control is None else str(control)
+        control = None if control is None else self.variation_id(control, f"{where}.control")
         if control is not None and variations and control not in variations:
             raise self.fail(f"{where}.control", f"{shown(control)} is not one of its variations {list(variations)}.")
         weights = entry.get("weights") or []
@@ -504,14 +531,16 @@ class _Parser:
         """A naive UTC timestamp; a bare date as an end means the whole day (inclusive)."""
         if value is None:
             return None
-        if isinstance(value, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", value.strip()):
-            value = dt.date.fromisoformat(value.strip())
-        if isinstance(value, dt.datetime):
-            return value.replace(tzinfo=None)
-        if isinstance(value, dt.date):
-            day = dt.datetime(value.year, value.month, value.day)
-            return day + dt.timedelta(days=1, microseconds=-1) if end_of_day else day
         try:
-            return dt.datetime.fromisoformat(str(value)).replace(tzinfo=None)
-        except ValueError:
+            if isinstance(value, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", value.strip()):
+                value = dt.date.fromisoformat(value.strip())
+            if isinstance(value, dt.datetime):
+                return _naive_utc(value)
+            if isinstance(value, dt.date):
+                day = dt.datetime(value.year, value.month, value.day)
+                return day + dt.timedelta(days=1, microseconds=-1) if end_of_day else day
+            if not isinstance(value, str):
+                raise ValueError(value)
+            return _naive_utc(dt.datetime.fromisoformat(value))
+        except (ValueError, OverflowError):
             raise self.fail(where, f"{shown(value)} is not a date or timestamp; write 2026-09-25 or 2026-09-25 13:00:00 (UTC).") from None

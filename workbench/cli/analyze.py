@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from enum import Enum
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -28,17 +29,22 @@ def analyze_command(
     cuped: Annotated[bool | None, typer.Option("--cuped/--no-cuped", help="Regression adjustment where covariate sums exist (default on).")] = None,
     correction: Annotated[str | None, typer.Option(help="Multiple-testing correction: none, holm or bh.")] = None,
     database: DatabaseOption = None,
+    config: Annotated[Path | None, typer.Option("--config", help="Config file (default: $WORKBENCH_CONFIG, then workbench.yml).")] = None,
 ) -> None:
     """Show an experiment's health (sample ratio, multiple exposures) and then its effects."""
     import json
 
     from workbench.analysis import analyze
+    from workbench.config import load_config
     from workbench.connection import connect
+    from workbench.experiment import experiment
 
     try:
-        db = connect(database)
+        cfg = load_config(config)
+        exp = experiment(key, cfg)
+        db = connect(database, config_path=cfg.path)
         dimensions = () if overall_only else dimension or None
-        results = analyze(key, db, dimensions=dimensions, engine=engine, alpha=alpha, difference_type=difference_type,
+        results = analyze(exp, db, dimensions=dimensions, engine=engine, alpha=alpha, difference_type=difference_type,
                           sequential=sequential, cuped=cuped, correction=correction)  # fmt: skip
         db.dispose()
     except WorkbenchError as exc:
