@@ -595,3 +595,107 @@ def test_participant_codes_and_dates_of_the_study(engine, study, ledger):
            "participants_report, daily_activity and participant_summary, one by one and all at once; the corpus as start, end and schema",
            f"each of {len(study)} codes selected exactly its own participant; {nul_refused} NUL code refused by the database in one sentence; "
            f"{refused:,} dates and schemas refused in one sentence naming the argument with 0 statements run; {len(keywords)} keyword schemas ({', '.join(keywords)}) set as quoted names and reported missing; {where}; tables unchanged")
+
+
+# ------------------------------------------------------------------ event payloads (Grouparoo ingestion)
+
+PRODUCER_KEY = "k-injection-producer-0001"
+
+
+def event_records(values: list[str], prefix: str) -> list[dict]:
+    """Six records per value: it as the type, the userId, the anonymousId, the messageId, a
+    payload key and a payload value; every other field plain and unique."""
+    records = []
+    for i, v in enumerate(values):
+        records += [
+            {"type": v, "userId": f"user-{i}", "messageId": f"{prefix}type-{i}", "data": {"k": f"v{i}"}},
+            {"type": "probe", "userId": v, "messageId": f"{prefix}user-{i}"},
+            {"type": "probe", "anonymousId": v, "messageId": f"{prefix}anon-{i}"},
+            {"type": "probe", "userId": f"user-{i}", "messageId": v},
+            {"type": "probe", "userId": f"user-{i}", "messageId": f"{prefix}key-{i}", "data": {v: "x"}},
+            {"type": "probe", "userId": f"user-{i}", "messageId": f"{prefix}value-{i}", "data": {"k": v}},
+        ]
+    return records
+
+
+def expected_rows(records: list[dict]) -> tuple[set[tuple], int]:
+    """(stored rows as (message_id, type, user_id, anonymous_id, key, value), quarantined count),
+    from the ingestion rules of docs/events.md: NUL anywhere, a blank type, no id, or an empty
+    payload key quarantine the record; empty ids are absent; payload values are kept as text."""
+    rows, quarantined = set(), 0
+    for r in records:
+        texts = [r["type"], r.get("userId") or "", r.get("anonymousId") or "", r["messageId"], *r.get("data", {}), *r.get("data", {}).values()]
+        if any(NUL in t for t in texts) or not r["type"].strip() or not (r.get("userId") or r.get("anonymousId")) or "" in r.get("data", {}):
+            quarantined += 1
+            continue
+        base = (r["messageId"] or None, r["type"], r.get("userId") or None, r.get("anonymousId") or None)
+        rows |= {(*base, k, v) for k, v in r["data"].items()} if r.get("data") else {(*base, None, None)}
+    return rows, quarantined
+
+
+def test_event_payloads_are_stored_as_sent(engine, tmp_path, ledger):
+    """Hostile event types, ids, payload keys and values are stored exactly as sent or
+    quarantined by the documented rules; the statements of the ingestion are those of a benign
+    file; the exploration functions take them back as bound values."""
+    from workbench.events.explore import event_counts, profile_stream
+    from workbench.events.ingest import ingest
+    from workbench.events.settings import EventSettings
+
+    settings = EventSettings(schema="grouparoo", api_keys={"web": PRODUCER_KEY})
+    values = [v for _, v in ITEMS]
+    files = {}
+    for name, batch in (("benign", [f"benign-{i}" for i in range(len(values))]), ("hostile", values)):
+        files[name] = tmp_path / f"{name}.jsonl"
+        files[name].write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in event_records(batch, name[0] + "-")), encoding="utf-8")
+    with engine.writable() as writer:
+        with engine.phase() as benign_phase:
+            ingest(writer, files["benign"], PRODUCER_KEY, settings=settings, quarantine_file=tmp_path / "benign-quarantine.jsonl")
+        before = table_counts(writer)
+        with engine.phase() as hostile_phase:
+            counts = ingest(writer, files["hostile"], PRODUCER_KEY, settings=settings, quarantine_file=tmp_path / "hostile-quarantine.jsonl")
+    records = event_records(values, "h-")
+    expected, quarantined = expected_rows(records)
+    assert (counts.received, counts.quarantined, counts.duplicates) == (len(records), quarantined, 0)
+    assert counts.stored == len(records) - quarantined
+    db = engine.db
+    stored = db.sql(
+        "SELECT e.message_id, e.type, e.user_id, e.anonymous_id, d.key, d.value FROM grouparoo.events e "
+        "LEFT JOIN grouparoo.event_data d ON d.event_id = e.id", limit=None)
+    rows = {tuple(None if pd.isna(x) else x for x in row) for row in stored.itertuples(index=False)}
+    got = {row for row in rows if not (row[0] and (row[0].startswith("b-") or re.fullmatch(r"benign-\d+", row[0])))}  # the benign file's
+    assert got == expected
+    after = table_counts(db)
+    grown = {t: after[t] - before[t] for t in before if after[t] != before[t]}
+    assert grown == {"grouparoo.events": counts.stored, "grouparoo.event_data": sum(1 for row in expected if row[4] is not None)}
+    assert set(after) == set(before)
+    assert_same_statements(engine, benign_phase, hostile_phase, writes=True)
+    types = sorted({row[1] for row in expected} - {"probe"})
+    with engine.phase() as benign_explore:
+        event_counts(db, types=[f"benign-{i}" for i in range(len(types))], settings=settings)
+        with pytest.raises(WorkbenchError):
+            profile_stream(db, user_id="benign-0", settings=settings)
+    with engine.phase() as hostile_explore:
+        per_type = event_counts(db, types=types, settings=settings)
+        for value in values:
+            if engine.storable(value):
+                with pytest.raises(WorkbenchError) as err:  # no identity resolution has run: no profile holds any id yet
+                    profile_stream(db, user_id=value, settings=settings)
+                assert_one_sentence(str(err.value), "user_id")
+    assert per_type.groupby("type")["events"].sum().to_dict() == {t: 1 for t in types}
+    assert_same_statements(engine, benign_explore, hostile_explore)
+    with engine.phase() as dates_phase:
+        for value in values:
+            if value:
+                with pytest.raises(WorkbenchError) as err:
+                    event_counts(db, start=value, settings=settings)
+                assert_one_sentence(str(err.value), "start")
+    assert not dates_phase.in_process and not dates_phase.logged
+    assert table_counts(db) == after
+    bound = sum(logged_as_parameter(hostile_explore, t) for t in types) if engine.log else 0
+    where = (f"the server logged {len(hostile_phase.logged):,} ingestion and {len(hostile_explore.logged):,} exploration statements, each also run "
+             f"for a benign file, {bound} types only among the bound parameters" if engine.log else "the statements of a benign file")
+    ledger("Injection", f"{engine.name}: {len(records)} events carrying the {len(values)} hostile values as type, userId, anonymousId, "
+           "messageId, payload key and payload value; the types and user ids back through event_counts and profile_stream; the corpus as start",
+           f"{counts.stored} events stored exactly as sent, {counts.quarantined} quarantined by the documented rules (NUL, blank type, no id, "
+           f"empty key), received = stored + quarantined; {len(types)} hostile types counted once each; {where}; only the event tables grew, "
+           "by the events stored")

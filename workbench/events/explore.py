@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from workbench.connection import Database
-from workbench.errors import WorkbenchError
+from workbench.errors import WorkbenchError, shown
 from workbench.events.settings import EventSettings, event_settings
 from workbench.events.sql_builder import (
     TIME_BUCKETS,
@@ -69,7 +69,7 @@ def profile_stream(db: Database, *, profile_id: str | None = None, user_id: str 
     if profile_id is None:
         found = db.sql(profile_of_identity(schema), kind=given[0][0], value=str(given[0][1]))
         if found.empty:
-            raise WorkbenchError(f"No profile holds {given[0][0]} {given[0][1]!r} yet: run `workbench identities resolve` first.")
+            raise WorkbenchError(f"No profile holds {given[0][0]} {shown(given[0][1])} yet: run `workbench identities resolve` first.")
         profile_id = found.iloc[0, 0]
     rows = db.sql(profile_stream_query(schema), limit=None, profile_id=profile_id)
     columns = ["id", "type", "occurred_at", "user_id", "anonymous_id", "producer_id"]
@@ -98,4 +98,4 @@ def _moment(value: str | datetime | None, name: str) -> datetime | None:
     try:
         return datetime.fromisoformat(value)
     except ValueError:
-        raise WorkbenchError(f"{name} must be an ISO 8601 date or time like 2026-01-31, not {value!r}.") from None
+        raise WorkbenchError(f"{name} must be an ISO 8601 date or time like 2026-01-31, not {shown(value)}.") from None
