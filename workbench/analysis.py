@@ -36,7 +36,7 @@ def analysis_settings(experiment: Experiment, **overrides: Any) -> AnalysisSetti
     )
     try:
         configured = base.with_overrides(**experiment.analysis)
-    except (ConfigError, TypeError) as exc:
+    except (ConfigError, TypeError, ValueError) as exc:  # ValueError: a bad prior (GaussianPrior's own check)
         raise ConfigError(f"{experiment.config.path}: experiments[{experiment.key}].analysis: {exc}") from None
     return configured.with_overrides(**overrides)
 
