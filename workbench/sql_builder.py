@@ -212,7 +212,7 @@ def _metric_ctes(plan: _Plan) -> list[str]:
     end_bound = plan.experiment.end is not None
     ctes, joins, raw_cols = [], [], []
     for k, (sql, column, identity, metrics) in enumerate(plan.sources()):
-        aggregates, lows, highs = [], [], []
+        aggregates = []
         for metric in metrics:
             i = plan.index[metric.name]
             counted = _in_window(metric, end_bound)
@@ -225,22 +225,11 @@ def _metric_ctes(plan: _Plan) -> list[str]:
                     aggregates.append(f"SUM(CASE WHEN {pre} THEN CAST(s.value AS DOUBLE PRECISION) END) AS m{i}_pre")
                 else:
                     aggregates.append(f"SUM(CASE WHEN {pre} THEN 1 ELSE 0 END) AS m{i}_pre")
-                lows.append(-metric.cuped_lookback_days * 24)
-            else:
-                lows.append(metric.window.delay_hours)
-            highs.append(None if metric.window.hours is None else metric.window.delay_hours + metric.window.hours)
-        low = min(lows)
-        bounds = [f"s.timestamp >= u.wb_first_exposure {'-' if low < 0 else '+'} {_seconds(abs(low))}"]
-        if all(h is not None for h in highs):
-            bounds.append(f"s.timestamp <= u.wb_first_exposure + {_seconds(max(highs))}")
-        elif end_bound:
-            windowed = [h for h in highs if h is not None]
-            bounds.append(
-                f"(s.timestamp <= :end OR s.timestamp <= u.wb_first_exposure + {_seconds(max(windowed))})" if windowed else "s.timestamp <= :end"
-            )
+        # No WHERE on the time windows: the CASEs above hold them, and a window condition in WHERE
+        # becomes a non-equi join condition that doubles DuckDB's join cost (benchmarks/experiment_query.py).
         ctes.append(
             f"source_{k} AS (\n  SELECT u.wb_unit,\n    " + ",\n    ".join(aggregates)
-            + f"\n  FROM {_source_join(plan, sql, column, identity)}\n  WHERE {' AND '.join(bounds)}\n  GROUP BY u.wb_unit\n)"
+            + f"\n  FROM {_source_join(plan, sql, column, identity)}\n  GROUP BY u.wb_unit\n)"
         )
         joins.append(f"LEFT JOIN source_{k} ON source_{k}.wb_unit = u.wb_unit")
         for metric in metrics:
