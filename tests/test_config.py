@@ -77,7 +77,7 @@ CASES = [
     (lambda d: d["experiments"][0].update(start="last monday"), "experiment 'checkout-layout'.start: 'last monday' is not a date or timestamp"),
     (lambda d: d["experiments"][0].update(dimensions=["os"]), "experiment 'checkout-layout'.dimensions: 'os' is not a dimension of assignment query 'logged_in'"),
     (lambda d: metric(d, "session_duration").update(capping={"type": "percentile", "value": 99}), "metric 'session_duration'.capping.value: must be ≤ 1, not 99."),
-    (lambda d: metric(d, "purchased").update(name="1purchased"), "metric '1purchased': 'name' must be a plain name (letters, digits and _), not '1purchased'."),
+    (lambda d: metric(d, "purchased").update(name="1purchased"), "metric '1purchased': 'name' must be a plain name (letters, digits and _, at most 63 characters), not '1purchased'."),
 ]
 
 
