@@ -171,12 +171,28 @@ def _summary(value: object) -> str:
     return doc.strip().split("\n\n")[0].replace("\n", " ")
 
 
+class _Annotation(str):
+    """A string annotation (``from __future__ import annotations``) shown without quotes."""
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
 def _signature(name: str, value: object) -> str:
     try:
-        signature = str(inspect.signature(value))
+        signature = inspect.signature(value)
     except (TypeError, ValueError):
         return name
+    unquoted = [p.replace(annotation=_Annotation(p.annotation)) if isinstance(p.annotation, str) else p for p in signature.parameters.values()]
+    returns = signature.return_annotation
+    signature = signature.replace(parameters=unquoted, return_annotation=_Annotation(returns) if isinstance(returns, str) else returns)
     return f"{name}{signature}"
+
+
+def _methods(cls: type) -> list[tuple[str, object]]:
+    """The public methods and properties a class defines itself (not inherited ones)."""
+    return [(name, value) for name, value in vars(cls).items()
+            if not name.startswith("_") and (inspect.isfunction(value) or isinstance(value, (property, classmethod, staticmethod)))]
 
 
 def python_api_page() -> str:
@@ -197,6 +213,12 @@ def python_api_page() -> str:
             lines += [f"### `{module_name}.{name}`", "", "```text", f"{kind} {_signature(name, value)}" if kind != "value" else f"{name} = {value!r}", "```", ""]
             if kind != "value" and (summary := _summary(value)):
                 lines += [summary, ""]
+            if kind == "class" and (methods := _methods(value)):
+                for method_name, method in methods:
+                    function = method.fget if isinstance(method, property) else getattr(method, "__func__", method)
+                    shown = f"`.{method_name}` (property)" if isinstance(method, property) else f"`.{_signature(method_name, function)}`"
+                    lines.append(f"- {shown}" + (f": {text}" if (text := _summary(function)) else ""))
+                lines.append("")
     text = "\n".join(lines).rstrip() + "\n"
     return text.replace(str(paths.source_root()), "<checkout>")
 
