@@ -564,5 +564,5 @@ def test_all_discovered_adds_unconfigured_experiments_from_a_copy_of_the_config(
     assert keys[:2] == ["price-display", "add-to-cart-cta"] and sorted(keys) == found
     assert duck[1].read_text() == before and config_path != duck[1]
     copy = load_config(config_path)
-    assert set(copy.experiments) == set(found) and copy.experiments["homepage-nav"].goal_metrics == ()
+    assert set(copy.experiments) == set(found) and copy.experiments["homepage-nav-ios"].goal_metrics == ()
     assert report_keys(["price-display"], duck[1]) == (["price-display"], duck[1])

@@ -30,9 +30,10 @@ BEHAVIOURS_AFTER = {
 class PlantedExperiment:
     """One planted experiment: variation ``i`` has weight ``weights[i]`` and effect ``effects[i]``.
 
-    ``starts`` is the fraction of the period before which nobody is exposed. ``extra_exposure_share``
-    is the share of exposed users who, by a planted bug, also get one exposure to variation 0 at
-    their first exposure (only users of other variations, so dropping them skews the split).
+    Exposures happen in sessions starting within ``[starts, ends)``, as fractions of the period,
+    and, when ``browser`` is set, only in sessions on that browser. ``extra_exposure_share`` is the
+    share of exposed users who, by a planted bug, also get one exposure to variation 0 at their
+    first exposure (only users of other variations, so dropping them skews the split).
     """
 
     key: str
@@ -42,6 +43,8 @@ class PlantedExperiment:
     effects: tuple[float, ...]
     notes: str
     starts: float = 0.0
+    ends: float = 1.0
+    browser: str | None = None
     extra_exposure_share: float = 0.0
 
     def __post_init__(self) -> None:
@@ -56,8 +59,8 @@ class PlantedExperiment:
             raise ValueError(f"{where}: effects need acts_on naming the behaviour they change.")
         if self.acts_on is not None and self.acts_on not in BEHAVIOURS_AFTER[self.exposed_on]:
             raise ValueError(f"{where}: an exposure on {self.exposed_on} can only act on {BEHAVIOURS_AFTER[self.exposed_on]}.")
-        if not 0 <= self.starts < 1:
-            raise ValueError(f"{where}: starts is a fraction of the period in [0, 1).")
+        if not 0 <= self.starts < self.ends <= 1:
+            raise ValueError(f"{where}: starts and ends are fractions of the period with 0 <= starts < ends <= 1.")
         if not 0 <= self.extra_exposure_share <= 1 - self.weights[0]:
             raise ValueError(f"{where}: extra_exposure_share must be within [0, 1 - weights[0]].")
 
@@ -67,10 +70,13 @@ class PlantedExperiment:
         return self.extra_exposure_share / (1 - self.weights[0])
 
 
+# The designs of GrowthBook's sample data (same keys, arms, weights and dates over the default
+# 60-day period from 2026-09-25), so that workbench.yml analyses generated data as it does the sample.
 PLANTED_EXPERIMENTS: tuple[PlantedExperiment, ...] = (
     PlantedExperiment(
-        "homepage-nav", (0.5, 0.5), "home", None, (0.0, 0.0),
-        "A/A test: both variations behave identically; any difference is noise.",
+        "homepage-nav-ios", (0.5, 0.25, 0.25), "home", None, (0.0, 0.0, 0.0),
+        "A/A test with unequal weights (50/25/25), shown to Safari users only: any difference is noise.",
+        browser="Safari",
     ),
     PlantedExperiment(
         "add-to-cart-cta", (0.5, 0.5), "item", "add_to_cart", (0.0, 0.30),
@@ -78,22 +84,26 @@ PLANTED_EXPERIMENTS: tuple[PlantedExperiment, ...] = (
     ),
     PlantedExperiment(
         "price-display", (0.5, 0.5), "item", "purchase", (0.0, -0.25),
-        "Loser: variation 1 makes fewer checkouts end in a purchase.",
+        "Loser: variation 1 makes fewer checkouts end in a purchase. Exposures stop on 2026-11-17.",
+        ends=53 / 60,
     ),
     PlantedExperiment(
-        "results-order", (0.5, 0.25, 0.25), "search", "add_to_cart", (0.0, 0.25, -0.20),
-        "Multi-arm test with unequal weights, starting a quarter into the period: variation 1 wins, variation 2 loses.",
-        starts=0.25,
+        "results-order", (0.5, 0.5), "search", "add_to_cart", (0.0, 0.25),
+        "Short test (2026-09-27 to 2026-10-15): variation 1 adds more searched items to carts.",
+        starts=2 / 60, ends=20.5 / 60,
     ),
     PlantedExperiment(
-        "checkout-layout", (0.5, 0.5), "checkout", "purchase", (0.0, 0.10),
-        "Multiple exposures: 10% of exposed users (all from variation 1) also see variation 0 once; "
-        "dropping them as __multiple__ leaves a sample-ratio mismatch. Starts a third into the period.",
-        starts=1 / 3, extra_exposure_share=0.10,
+        "checkout-layout", (1 / 3, 1 / 3, 1 / 3), "checkout", "purchase", (0.0, -0.10, 0.10),
+        "Three arms: variation 1 loses, variation 2 wins on purchases. Multiple exposures: 9% of exposed "
+        "users (all from variations 1 and 2) also see variation 0 once; dropping them as __multiple__ "
+        "leaves a sample-ratio mismatch.",
+        extra_exposure_share=0.09,
     ),
     PlantedExperiment(
-        "welcome-email", (0.5, 0.5), "first_session_end", "return_visit", (0.0, 0.20),
-        "Winner on retention: exposed at the end of the first session; variation 1 brings users back more often.",
+        "confirmation-email", (0.5, 0.5), "first_session_end", "return_visit", (0.0, 0.20),
+        "Winner on retention: sent at the end of a first session between 2026-11-05 and 2026-11-17; "
+        "variation 1 brings users back more often.",
+        starts=41 / 60, ends=53 / 60,
     ),
 )
 

@@ -104,7 +104,7 @@ def simulate_chunk(
     return_multiplier = np.ones(users)
     for i, e in enumerate(experiments):
         if e.acts_on == "return_visit":  # exposed at the end of the first session, so before any return
-            exposed = start[:, 0] >= e.starts * period_s
+            exposed = (start[:, 0] >= e.starts * period_s) & (start[:, 0] < e.ends * period_s)
             return_multiplier *= np.where(exposed, 1 + np.asarray(e.effects)[variation[i]], 1.0)
     return_p = return_p[:, None] * RETURN_DECAY ** np.arange(MAX_SESSIONS - 1) * return_multiplier[:, None]
     returned = np.cumprod(rng.random(return_p.shape) < return_p, axis=1).astype(bool)
@@ -127,7 +127,11 @@ def simulate_chunk(
     item_id = 1 + _draw(rng, np.asarray(ITEM_WEIGHTS) / sum(ITEM_WEIGHTS), (sessions, ITEM_SLOTS))
     dwell = DWELL_MIN_S + np.floor(rng.exponential(DWELL_MEAN_S, (sessions, PAGE_SLOTS))).astype(np.int64)
 
-    active = np.stack([session_start >= e.starts * period_s for e in experiments])
+    active = np.stack([
+        (session_start >= e.starts * period_s) & (session_start < e.ends * period_s)
+        & (True if e.browser is None else browser == BROWSERS.index(e.browser))
+        for e in experiments
+    ])
     shown = {"home": np.ones(sessions, bool), "search": searched, "item": item_count > 0,
              "first_session_end": first_of_user}
     exposed_in = {i: active[i] & shown[e.exposed_on] for i, e in enumerate(experiments) if e.exposed_on != "checkout"}
