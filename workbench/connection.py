@@ -184,9 +184,11 @@ def _duckdb_engine(settings: DatabaseSettings, read_only: bool) -> sa.Engine:
     engine = sa.create_engine(settings.url, connect_args=connect_args)
 
     @event.listens_for(engine, "connect")
-    def _no_duckdb_progress_bar(dbapi_connection, connection_record):  # noqa: ANN001
+    def _session_settings(dbapi_connection, connection_record):  # noqa: ANN001
         # DuckDB draws its own bars on stdout for statements over 2 s; ours (tqdm) are enough
         dbapi_connection.execute("SET enable_progress_bar = false")
+        # config dates are UTC: a naive bound start/end meets TIMESTAMPTZ columns as UTC, whatever $TZ says
+        dbapi_connection.execute("SET TimeZone = 'UTC'")
 
     return engine
 
@@ -218,7 +220,8 @@ def _install_duckdb_timeout(engine: sa.Engine, timeout_s: float) -> None:
 
 
 def _postgresql_engine(settings: DatabaseSettings, read_only: bool, timeout_s: float) -> sa.Engine:
-    options = [f"-c statement_timeout={int(max(timeout_s, 0) * 1000)}"]
+    # config dates are UTC: naive bound start/end meet TIMESTAMPTZ columns as UTC, whatever the server's TimeZone
+    options = [f"-c statement_timeout={int(max(timeout_s, 0) * 1000)}", "-c TimeZone=UTC"]
     if read_only:
         options.append("-c default_transaction_read_only=on")
     connect_args = {"options": " ".join(options), "connect_timeout": 10, "application_name": "workbench"}

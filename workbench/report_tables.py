@@ -48,6 +48,9 @@ def verdict(data: ReportData) -> str:
     bayesian = settings["engine"] == "bayesian"
     level = f"{1 - settings['alpha']:.0%}"
     t = data.results[data.results["dimension"] == "overall"]
+    if len(t) and not (t["units"].sum() + t["baseline_units"].sum()):
+        return ("**No data yet**: no unit has been exposed to this experiment between its start and end, so there is nothing "
+                "to compare; the results fill in once traffic arrives (check the dates and the experiment key if it should have).")
     lines = []
     winners: dict[str, int] = {}
     losers: set[str] = set()

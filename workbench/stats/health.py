@@ -79,11 +79,16 @@ def health_checks(unit_counts: pd.DataFrame, variations: Sequence[str], weights:
         row.update({f"users_{v}": int(users[v]) for v in variations})
         row.update(srm_p_value=p, srm_flagged=srm_flagged(p, users.tolist()))
         rows.append(row)
-    srm = pd.DataFrame(rows)
+    srm = pd.DataFrame(rows, columns=["dimension", "dimension_value", *[f"users_{v}" for v in variations], "srm_p_value", "srm_flagged"])
     overall_rows = srm[srm["dimension"] == "overall"] if len(srm) else srm
     overall_p = float(overall_rows["srm_p_value"].iloc[0]) if len(overall_rows) else 1.0
 
     warnings = []
+    if total == 0:
+        warnings.append("No data yet: no unit was exposed to this experiment between its start and end; check the dates, the key and the assignment query, or wait for traffic.")
+    empty = [v for v in variations if total and not overall.loc[overall["variation"] == v, "users"].sum()]
+    if empty:
+        warnings.append(f"Variation(s) {', '.join(empty)} have no units: their results are empty; check the assignment (weights, rollout) or the configured variation ids.")
     if len(overall_rows) and bool(overall_rows["srm_flagged"].iloc[0]):
         split = ", ".join(f"{v}: {int(overall_rows[f'users_{v}'].iloc[0]):,}" for v in variations)
         warnings.append(

@@ -244,6 +244,11 @@ def _slices(table: pd.DataFrame, settings: AnalysisSettings):
         yield key, {v: arms.get(v) or _zero_row(template, v) for v in variations}
 
 
+def _arm_mean(arm: ArmMoments) -> float:
+    """The arm's mean, NaN (shown blank) for an arm without units rather than a made-up 0."""
+    return arm.mean if arm.n else math.nan
+
+
 def _one_arm_note(dimension: str, value: str, control: ArmMoments, treatment: ArmMoments) -> str | None:
     if dimension != "overall" and (control.n == 0) != (treatment.n == 0):
         arm = "the control" if treatment.n == 0 else "this variation"
@@ -350,7 +355,7 @@ def experiment_results(
                 if theta != 0:
                     control, treatment = cuped_moments(cuped_sums(control_row), theta), cuped_moments(cuped_sums(row), theta)
             record = {**base, "variation": variation, "units": int(row["users"]), "baseline_units": int(control_row["users"]),
-                      "mean": treatment_raw.mean, "baseline_mean": control_raw.mean}  # fmt: skip
+                      "mean": _arm_mean(treatment_raw), "baseline_mean": _arm_mean(control_raw)}  # fmt: skip
             record.update(_compare(control, treatment, settings, guardrail, inverse))
             one_arm = _one_arm_note(dimension, value, control_raw, treatment_raw)
             if one_arm:
