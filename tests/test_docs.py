@@ -221,12 +221,12 @@ def check_sql(block: Block, shell) -> None:
     assert statements, "an empty sql block"
 
 
-@pytest.mark.parametrize("path", DOC_FILES, ids=[str(p.relative_to(ROOT)) for p in DOC_FILES])
-def test_code_blocks_run(path: Path, project: Path, ipython, tmp_path: Path) -> None:
-    """Each block of the file runs (or parses) in document order; failures name file and line."""
+def block_failures(path: Path, project: Path, shell, tmp_path: Path) -> list[str]:
+    """Run each block of ``path`` in document order; one line per failure, naming file and line."""
     failures = []
+    name = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path.name
     for block in code_blocks(path.read_text(encoding="utf-8")):
-        where = f"{path.relative_to(ROOT)}:{block.line} ({block.language or 'unlabelled'})"
+        where = f"{name}:{block.line} ({block.language or 'unlabelled'})"
         if block.marker == "skip":
             if not block.reason:
                 failures.append(f"{where}: a docs-test skip marker needs a reason: <!-- docs-test: skip (why) -->")
@@ -239,7 +239,7 @@ def test_code_blocks_run(path: Path, project: Path, ipython, tmp_path: Path) -> 
         started = time.perf_counter()
         try:
             if block.language == "python":
-                run_cell(ipython, block.text)
+                run_cell(shell, block.text)
             elif block.language == "console":
                 check_console(block, project)
             elif block.language == "yaml":
@@ -247,13 +247,41 @@ def test_code_blocks_run(path: Path, project: Path, ipython, tmp_path: Path) -> 
             elif block.language == "json":
                 json.loads(block.text)
             else:
-                check_sql(block, ipython)
+                check_sql(block, shell)
         except Exception as exc:  # every block is tried; all failures are reported together
             failures.append(f"{where}: {type(exc).__name__}: {exc}")
-        elapsed = time.perf_counter() - started
-        if elapsed > 30:
-            print(f"{where} took {elapsed:.1f} s")
+        if (elapsed := time.perf_counter() - started) > 10:
+            print(f"{where} took {elapsed:.1f} s (keep blocks under 5 s)")
+    return failures
+
+
+@pytest.mark.parametrize("path", DOC_FILES, ids=[str(p.relative_to(ROOT)) for p in DOC_FILES])
+def test_code_blocks_run(path: Path, project: Path, ipython, tmp_path: Path) -> None:
+    """Each block of the file runs (or parses) in document order."""
+    failures = block_failures(path, project, ipython, tmp_path)
     assert not failures, "\n".join(failures)
+
+
+def test_the_runner_reports_every_kind_of_failure(project: Path, ipython, tmp_path: Path) -> None:
+    """A page with one broken block of each kind yields one failure each, at the right line; a
+    skipped block and a fragment are not run, and names defined by one block reach the next."""
+    page = tmp_path / "broken.md"
+    page.write_text(
+        "```python\nn = 3\n```\n"                                     # 1: defines n
+        "```python\nassert n == 4, 'n is 3'\n```\n"                   # 4: fails
+        "```console\n$ test -f workbench.yml -a -f data/workbench.duckdb\n$ workbench no-such-command\n```\n"  # 7: second line fails
+        "```yaml\nmetrics:\n  - name: x\n    type: sum\n```\n"          # 11: not a metric type
+        "<!-- docs-test: fragment -->\n```yaml\nmetrics: [{type: sum}]\n```\n"
+        "```sql\nSELECT FROM WHERE\n```\n"                                # 20: does not parse
+        "<!-- docs-test: skip (a server) -->\n```console\n$ false\n```\n"
+        "<!-- docs-test: skip -->\n```console\n$ false\n```\n"          # 28: skip without a reason
+        "```bash\nfalse\n```\n",                                          # 31: unknown label
+        encoding="utf-8",
+    )
+    failures = block_failures(page, project, ipython, tmp_path)
+    assert [f.split(":")[1].split()[0] for f in failures] == ["4", "7", "11", "20", "28", "31"], failures
+    assert "n is 3" in failures[0] and "`workbench no-such-command` exited 2" in failures[1]
+    assert "type 'sum' is not one of" in failures[2] and "ParseError" in failures[3]
 
 
 @pytest.mark.parametrize("path", DOC_FILES, ids=[str(p.relative_to(ROOT)) for p in DOC_FILES])
