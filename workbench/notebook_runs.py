@@ -8,6 +8,7 @@ The database URL never travels as a notebook parameter: the kernel inherits it t
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import os
 import platform
 import tempfile
@@ -23,8 +24,10 @@ from workbench.settings import URL_ENV
 
 KERNEL_NAME = "python3"
 # The kernel talks to us over loopback only; its "running over TCP without encryption" warning
-# would otherwise print on every report run.
-KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=ERROR"]
+# would otherwise print on every report run, and its "KeyboardInterrupt caught in kernel" whenever
+# a run is aborted while a cell executes (jupyter_client interrupts the kernel it shuts down).
+# Cell errors reach us through papermill, not this log.
+KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=CRITICAL"]
 REPORT_ENV = {
     "PLOTLY_RENDERER": "plotly_mimetype+notebook",  # nbconvert keeps the figures; plotly.js is inlined once
     "WORKBENCH_PROGRESS": "0",  # no progress widgets in executed reports
@@ -60,7 +63,16 @@ def _default_file_mode() -> int:
     return 0o666 & ~umask
 
 
-def _atomic_write(path: Path, data: str) -> None:
+def output_error(exc: OSError, folder: Path) -> WorkbenchError:
+    """One sentence for an output that could not be written to ``folder`` (a full disk says so)."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return WorkbenchError(f"No space left on device for {folder}: free some space there, then run again (the last good report is kept).")
+    return WorkbenchError(f"Writing to {folder} failed ({exc.strerror or exc}): check that folder, then run again (the last good report is kept).")
+
+
+def atomic_write(path: Path, data: str) -> None:
+    """Write ``data`` to ``path`` through a temporary file and a rename: readers see the old file
+    or the whole new one, and a failure (a full disk) leaves no temporary file behind."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     os.chmod(tmp, _default_file_mode())
@@ -98,7 +110,7 @@ def export_html(notebook_path: Path, html_path: Path, footer: str = "", title: s
     title = title or nb.metadata.get("title") or notebook_path.stem.replace("_", " ")
     nb.metadata["title"] = title  # the lab template prefers the notebook's own title
     body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": title}, "workbench": {"footer": footer}})
-    _atomic_write(html_path, body)
+    atomic_write(html_path, body)
     return html_path
 
 
@@ -139,7 +151,13 @@ def run_notebook(
         raise WorkbenchError(f"{name} failed in cell {exc.exec_count} ({exc.ename}: {redact(exc.evalue)}); the failed notebook is kept at {failed}.") from None
     except Exception as exc:
         tmp_nb.unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise output_error(exc, output_dir) from None
         raise WorkbenchError(f"{name} could not be executed: {redact(exc)}") from None
     os.replace(tmp_nb, final_nb)
-    export_html(final_nb, final_html, footer=provenance_footer(name, parameters or {}), title=title)
+    try:
+        export_html(final_nb, final_html, footer=provenance_footer(name, parameters or {}), title=title)
+    except OSError as exc:
+        final_nb.unlink()  # no notebook without its report
+        raise output_error(exc, output_dir) from None
     return NotebookRun(final_nb, final_html)

@@ -3,8 +3,9 @@
 (``reports/<key>/cache/``), a ``status.json`` per experiment and ``reports/index.html``.
 
 Each report runs in its own kernel (papermill); a failure in one never stops the others, and
-outputs are replaced by rename only after success, so a failed run leaves the last good report
-(and its cache) in place and keeps ``<timestamp>.failed.ipynb`` for debugging.
+outputs are replaced by rename only after success, so a failed run (a query error, a database
+gone, a full disk) leaves the last good report (and its cache) in place, no half-written or
+temporary file, and keeps ``<timestamp>.failed.ipynb`` for debugging when the notebook failed.
 """
 from __future__ import annotations
 
@@ -43,7 +44,7 @@ def _replace_copy(source: Path, target: Path) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
     os.close(fd)
     try:
-        shutil.copyfile(source, tmp)
+        shutil.copy(source, tmp)  # with the source's file mode: mkstemp's is owner-only
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -51,10 +52,9 @@ def _replace_copy(source: Path, target: Path) -> None:
 
 
 def _write_json(path: Path, payload: dict) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(payload, handle, indent=1, default=str)
-    os.replace(tmp, path)
+    from workbench.notebook_runs import atomic_write
+
+    atomic_write(path, json.dumps(payload, indent=1, default=str))
 
 
 def timestamp_stem(now: dt.datetime | None = None) -> str:
@@ -75,7 +75,7 @@ def run_report(
     the cache and ``status.json``; never raises for a failed notebook (the run says ``failed``)."""
     import time
 
-    from workbench.notebook_runs import run_notebook
+    from workbench.notebook_runs import output_error, run_notebook
     from workbench.report_data import cache_dir
 
     started = time.perf_counter()
@@ -96,19 +96,28 @@ def run_report(
         failed = folder / f"{stem}.failed.ipynb"
         error = redact(str(exc))
         status.update(status="failed", error=error, failed_notebook=failed.name if failed.exists() else None)
-        _write_json(folder / "status.json", status)
+        try:
+            _write_json(folder / "status.json", status)
+        except OSError:
+            pass  # a full disk: the error is returned all the same, the old status stays whole
         return ReportRun(key, "failed", failed_notebook=failed if failed.exists() else None, error=error, seconds=time.perf_counter() - started)
     latest = folder / "latest.html"
-    _replace_copy(run.html, latest)
-    final_cache = cache_dir(key, root)
-    if staging_cache.is_dir():
-        old = folder / f".cache-old-{stem}"
-        if final_cache.exists():
-            os.replace(final_cache, old)
-        os.replace(staging_cache, final_cache)
-        shutil.rmtree(old, ignore_errors=True)
-    status.update(status="ok", error="", failed_notebook=None, last_good_run=stem, last_good_html=run.html.name)
-    _write_json(folder / "status.json", status)
+    try:
+        _replace_copy(run.html, latest)
+        final_cache = cache_dir(key, root)
+        if staging_cache.is_dir():
+            old = folder / f".cache-old-{stem}"
+            if final_cache.exists():
+                os.replace(final_cache, old)
+            os.replace(staging_cache, final_cache)
+            shutil.rmtree(old, ignore_errors=True)
+        status.update(status="ok", error="", failed_notebook=None, last_good_run=stem, last_good_html=run.html.name)
+        _write_json(folder / "status.json", status)
+    except OSError as exc:  # a full disk: drop this run's files, the last good report stays
+        shutil.rmtree(staging_cache, ignore_errors=True)
+        run.notebook.unlink(missing_ok=True)
+        run.html.unlink(missing_ok=True)
+        return ReportRun(key, "failed", error=str(output_error(exc, folder)), seconds=time.perf_counter() - started)
     return ReportRun(key, "ok", run.notebook, run.html, latest, seconds=time.perf_counter() - started)
 
 
@@ -184,7 +193,10 @@ def _key_results(folder: Path) -> tuple[str, bool | None]:
 
 def write_index(reports_dir: Path | None = None, keys: list[str] | None = None) -> Path:
     """``reports/index.html``: every experiment with a report folder (and every key in ``keys``):
-    status of the last run, last good run (linked), key results and the SRM flag."""
+    status of the last run, last good run (linked), key results and the SRM flag; a write that
+    fails (a full disk) leaves the old index whole and raises one sentence."""
+    from workbench.notebook_runs import atomic_write, output_error
+
     root = Path(reports_dir or paths.reports_dir())
     root.mkdir(parents=True, exist_ok=True)
     names = sorted({p.parent.name for p in root.glob("*/status.json")} | set(keys or []))
@@ -205,9 +217,8 @@ def write_index(reports_dir: Path | None = None, keys: list[str] | None = None) 
             f"<h1>Experiment reports</h1><p>Updated {stamp}.</p><table><thead><tr><th>experiment</th><th>status</th><th>last run</th>"
             f"<th>last good report</th><th>key results (goal metrics, overall)</th><th>SRM</th><th>error</th></tr></thead><tbody>{''.join(rows)}</tbody></table></body></html>")
     index = root / "index.html"
-    fd, tmp = tempfile.mkstemp(prefix=".index.html.", dir=root)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(page)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, index)
+    try:
+        atomic_write(index, page)
+    except OSError as exc:
+        raise output_error(exc, root) from None
     return index

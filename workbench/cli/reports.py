@@ -2,6 +2,7 @@
 (Voila), and ``new experiment`` / ``new analysis`` (from the templates in ``templates/``)."""
 from __future__ import annotations
 
+from contextlib import suppress
 from pathlib import Path
 from typing import Annotated
 
@@ -29,10 +30,13 @@ def report_command(
     try:
         report_keys([key], config)
         run = run_report(key, database_url=database, config_path=config, dimension=dimension)
-        write_index()
+        if run.status == "ok":
+            write_index()
     except WorkbenchError as exc:
         fail(exc)
     if run.status != "ok":
+        with suppress(WorkbenchError):
+            write_index()  # shows the failure when the disk has room; the run's error comes first
         fail(run.error)
     say(f"Executed notebook: {run.notebook}")
     say(f"HTML report:       {run.html}")
@@ -56,7 +60,10 @@ def run_reports_command(
         chosen, config_path = report_keys(list(keys or []), config, all_discovered, database)
     except WorkbenchError as exc:
         fail(exc)
-    runs = run_reports(chosen, database_url=database, config_path=config_path, dimension=dimension)
+    try:
+        runs = run_reports(chosen, database_url=database, config_path=config_path, dimension=dimension)
+    except WorkbenchError as exc:  # the index could not be written (a full disk)
+        fail(exc)
     for run in runs:
         say(f"{'ok    ' if run.status == 'ok' else 'FAILED'} {run.key}: {run.latest if run.status == 'ok' else run.error} ({run.seconds:.1f} s)")
     say(f"Index: {paths.reports_dir() / 'index.html'}")
