@@ -13,6 +13,8 @@ PostgreSQL both run; :func:`transpile` turns it into Spark SQL, BigQuery, Snowfl
 """
 from __future__ import annotations
 
+import datetime as dt
+
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -207,6 +209,23 @@ def _identity_cte_if_new(plan: _Plan, identity: str | None) -> str:
     )
 
 
+def _date_bounds(plan: _Plan, k: int, metrics: list[Metric]) -> str:
+    """``WHERE`` on ``s.timestamp`` with the constant bounds of any row the metrics of source ``k``
+    can count: from the experiment's start minus the longest CUPED lookback (or plus the smallest
+    delay), to its end plus the longest conversion window. Empty when the experiment has no dates."""
+    start, end = plan.experiment.start, plan.experiment.end
+    bounds = []
+    if start is not None:
+        low_hours = min(-m.cuped_lookback_days * 24 if m.cuped_lookback_days else m.window.delay_hours for m in metrics)
+        plan.params[f"rows_from_{k}"] = start + dt.timedelta(hours=low_hours)
+        bounds.append(f"s.timestamp >= :rows_from_{k}")
+    if end is not None:
+        high_hours = max([0.0] + [m.window.delay_hours + m.window.hours for m in metrics if m.window.hours is not None])
+        plan.params[f"rows_to_{k}"] = end + dt.timedelta(hours=high_hours)
+        bounds.append(f"s.timestamp <= :rows_to_{k}")
+    return f"\n  WHERE {' AND '.join(bounds)}" if bounds else ""
+
+
 def _metric_ctes(plan: _Plan) -> list[str]:
     """One aggregate per source (per unit), then ``raw_per_unit``, percentile caps and ``per_unit``."""
     end_bound = plan.experiment.end is not None
@@ -225,11 +244,12 @@ def _metric_ctes(plan: _Plan) -> list[str]:
                     aggregates.append(f"SUM(CASE WHEN {pre} THEN CAST(s.value AS DOUBLE PRECISION) END) AS m{i}_pre")
                 else:
                     aggregates.append(f"SUM(CASE WHEN {pre} THEN 1 ELSE 0 END) AS m{i}_pre")
-        # No WHERE on the time windows: the CASEs above hold them, and a window condition in WHERE
-        # becomes a non-equi join condition that doubles DuckDB's join cost (benchmarks/experiment_query.py).
+        # The per-unit windows live in the CASEs above only: in WHERE they would become a non-equi
+        # join condition that doubles DuckDB's join cost. WHERE holds constant date bounds instead,
+        # which engines push into the scan (zone maps, date partitions).
         ctes.append(
             f"source_{k} AS (\n  SELECT u.wb_unit,\n    " + ",\n    ".join(aggregates)
-            + f"\n  FROM {_source_join(plan, sql, column, identity)}\n  GROUP BY u.wb_unit\n)"
+            + f"\n  FROM {_source_join(plan, sql, column, identity)}{_date_bounds(plan, k, metrics)}\n  GROUP BY u.wb_unit\n)"
         )
         joins.append(f"LEFT JOIN source_{k} ON source_{k}.wb_unit = u.wb_unit")
         for metric in metrics:
