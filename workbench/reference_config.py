@@ -298,13 +298,13 @@ def configuration_page() -> str:
         raise ValueError(f"reference_config.BASE_CONFIG does not validate: {problem}")
     lines = [
         "# Configuration reference: `workbench.yml`", "", GENERATED, "",
-        "The file is found at `--config`, else `$WORKBENCH_CONFIG`, else `workbench.yml` in the project root. "
+        ("The file is found at `--config`, else `$WORKBENCH_CONFIG`, else `workbench.yml` in the project root. "
         "Every mistake is one sentence naming the file and the entry, raised before any query runs "
         "(`workbench.config_check.validate_config_file(path)` checks every section at once). The examples "
         "below are each merged into the base config at the end of this page and pass that check; the error "
         "column is what the check says when the example's value is replaced by the bad value shown. "
         "Semantics: [experiment engine](../experiment-engine.md), [metric types](metric-types.md), "
-        "[statistics](../statistics.md), [events](../events.md), [toolkit](../toolkit.md).", "",
+        "[statistics](../statistics.md), [events](../events.md), [toolkit](../toolkit.md)."), "",
     ]
     for section, at in SECTIONS.items():
         lines += [f"## {section}", "", "| key | type | default | meaning | example | bad value → error |", "|---|---|---|---|---|---|"]

@@ -110,8 +110,8 @@ def cli_page() -> str:
     root = typer.main.get_command(app)
     lines = [
         "# Command line reference", "", GENERATED, "",
-        "Every command prints one sentence on stderr and exits with status 1 when something is wrong "
-        "(never a traceback); `--help` on any command shows the same text as below.", "",
+        ("Every command prints one sentence on stderr and exits with status 1 when something is wrong "
+        "(never a traceback); `--help` on any command shows the same text as below."), "",
     ]
     listing, sections = [], []
     for command, context in _commands(root, root.make_context("workbench", [], resilient_parsing=True)):
@@ -139,10 +139,10 @@ def notebooks_page() -> str:
 
     lines = [
         "# Notebook reference", "", GENERATED, "",
-        "Each notebook in `notebooks/` has one cell tagged `parameters`; papermill replaces those values "
+        ("Each notebook in `notebooks/` has one cell tagged `parameters`; papermill replaces those values "
         "(`papermill --help-notebook notebooks/NAME.ipynb` prints the same list, "
         "`workbench.notebook_runs.run_notebook(name, output_dir, parameters)` runs one). "
-        "Connections never travel as parameters: the notebook opens its own from the environment.", "",
+        "Connections never travel as parameters: the notebook opens its own from the environment."), "",
     ]
     for path in sorted(paths.notebooks_dir().glob("*.ipynb")):
         notebook = nbformat.read(path, as_version=4)
@@ -201,9 +201,9 @@ def python_api_page() -> str:
 
     lines = [
         "# Python API reference", "", GENERATED, "",
-        "`import workbench as wb` gives the names below; heavy modules load on first use. The modules "
+        ("`import workbench as wb` gives the names below; heavy modules load on first use. The modules "
         "after it are the documented ones: their public functions and classes, each with its signature "
-        "and the first paragraph of its docstring.", "",
+        "and the first paragraph of its docstring."), "",
     ]
     for module_name in ("workbench", *API_MODULES):
         module = workbench if module_name == "workbench" else importlib.import_module(module_name)

@@ -79,11 +79,11 @@ def metric_types_page() -> str:
     compiled = {name: sufficient_stats_query(config, experiment, metrics=(name,)) for name in config.metrics}
     lines = [
         "# Metric types", "", GENERATED, "",
-        "A metric's SQL returns rows; the experiment query turns them into one value per unit (from the unit's "
+        ("A metric's SQL returns rows; the experiment query turns them into one value per unit (from the unit's "
         "first exposure, within the metric's `window`, where its `filter` holds), caps it, and sums it per "
         "variation into the sufficient statistics of [the contract](../sufficient-statistics.md). Rules common "
         "to all types (windows, capping, CUPED, identity joins) are in [the experiment engine](../experiment-engine.md); "
-        "the statistics are in [statistics](../statistics.md).", "",
+        "the statistics are in [statistics](../statistics.md)."), "",
         "| type | the SQL returns | per-unit value | sufficient statistics (columns) | statistics |", "|---|---|---|---|---|",
     ]
     for kind in METRIC_TYPES:
@@ -92,22 +92,22 @@ def metric_types_page() -> str:
         returns, per_unit, statistic = CONTRACTS[kind]
         lines.append(f"| `{kind}` | {cell(returns)} | {cell(per_unit)} | {stats} | {cell(statistic)} |")
     lines += [
-        "", "With `cuped: {lookback_days: N}` (binomial, count, mean, duration) the same per-unit value over "
+        "", ("With `cuped: {lookback_days: N}` (binomial, count, mean, duration) the same per-unit value over "
         "`[first exposure − N days, first exposure)` adds `covariate_sum`, `covariate_sum_squares` and "
-        "`main_covariate_sum_product`.", "",
+        "`main_covariate_sum_product`."), "",
         "## The example config", "",
-        "Every SQL below is what `workbench.sql_builder.sufficient_stats_query(config, experiment, metrics=(name,))` "
+        ("Every SQL below is what `workbench.sql_builder.sufficient_stats_query(config, experiment, metrics=(name,))` "
         "returns for this config (`workbench stats KEY --show-sql` prints the same for a real experiment). "
         "Values are bound parameters (`:experiment_key`, `:start`, `:end`, `:variation_0` …); names come "
-        "only from the validated config.", "",
+        "only from the validated config."), "",
         "```yaml", EXAMPLE_CONFIG.rstrip(), "```", "",
     ]
     for name, metric in config.metrics.items():
         query = compiled[name]
         lines += [
             f"## {name} ({metric.type})", "",
-            f"Parameters: {', '.join(f'`:{k}` = `{v}`' for k, v in query.params.items())}. "
-            f"Result columns: {', '.join(f'`{c}` ({s})' for s, c in query.columns[name].items())}.", "",
+            (f"Parameters: {', '.join(f'`:{k}` = `{v}`' for k, v in query.params.items())}. "
+            f"Result columns: {', '.join(f'`{c}` ({s})' for s, c in query.columns[name].items())}."), "",
             "```sql", query.sql, "```", "",
         ]
     return "\n".join(lines).rstrip() + "\n"
