@@ -195,6 +195,14 @@ def _methods(cls: type) -> list[tuple[str, object]]:
             if not name.startswith("_") and (inspect.isfunction(value) or isinstance(value, (property, classmethod, staticmethod)))]
 
 
+def _value(name: str, value: object) -> str:
+    """``name = repr`` for a short value, else its type and length (the value itself would churn)."""
+    shown = repr(value)
+    if len(shown) <= 100:
+        return f"{name} = {shown}"
+    return f"{name}: {type(value).__name__}" + (f" of {len(value)} items" if hasattr(value, "__len__") else "")
+
+
 def python_api_page() -> str:
     """``workbench``'s exports and the documented modules' public names, signatures and summaries."""
     import workbench
@@ -210,7 +218,7 @@ def python_api_page() -> str:
         lines += [f"## {module_name}", "", _summary(module), ""]
         for name, value in _public(module):
             kind = "class" if inspect.isclass(value) else "function" if callable(value) else "value"
-            lines += [f"### `{module_name}.{name}`", "", "```text", f"{kind} {_signature(name, value)}" if kind != "value" else f"{name} = {value!r}", "```", ""]
+            lines += [f"### `{module_name}.{name}`", "", "```text", f"{kind} {_signature(name, value)}" if kind != "value" else _value(name, value), "```", ""]
             if kind != "value" and (summary := _summary(value)):
                 lines += [summary, ""]
             if kind == "class" and (methods := _methods(value)):
