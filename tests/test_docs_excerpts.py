@@ -1,14 +1,15 @@
-"""The GrowthBook guide quotes the repository's workbench.yml step by step: each of its config
-fragments must still be an excerpt of that file, entry for entry."""
+"""The GrowthBook guide and the getting-started tour quote the repository's workbench.yml: each of
+their config fragments must still be an excerpt of that file, entry for entry."""
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
+import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-GUIDE = ROOT / "docs" / "guides" / "growthbook.md"
+QUOTING = {"docs/guides/growthbook.md": 6, "docs/getting-started.md": 1}  # file -> entries it quotes at least
 MODEL_KEYS = ("identifier_types", "identity_joins", "assignment_queries", "metrics", "experiments")
 YAML_BLOCK = re.compile(r"^```yaml\n(.*?)^```", re.DOTALL | re.MULTILINE)
 
@@ -18,10 +19,11 @@ def entry_id(entry):
     return (entry.get("name") or entry.get("key") or yaml.safe_dump(entry)) if isinstance(entry, dict) else entry
 
 
-def test_guide_fragments_are_excerpts_of_the_repository_config():
+@pytest.mark.parametrize("doc", sorted(QUOTING))
+def test_config_fragments_are_excerpts_of_the_repository_config(doc):
     config = yaml.safe_load((ROOT / "workbench.yml").read_text(encoding="utf-8"))
     quoted = 0
-    for block in YAML_BLOCK.findall(GUIDE.read_text(encoding="utf-8")):
+    for block in YAML_BLOCK.findall((ROOT / doc).read_text(encoding="utf-8")):
         fragment = yaml.safe_load(block)
         for key in set(fragment) & set(MODEL_KEYS):
             if not isinstance(fragment[key], list) or not fragment[key] or not isinstance(fragment[key][0], dict):
@@ -33,4 +35,4 @@ def test_guide_fragments_are_excerpts_of_the_repository_config():
                 assert entry_id(entry) in entries, f"{key}: {entry_id(entry)!r} is not in workbench.yml"
                 assert entry == entries[entry_id(entry)], f"{key}: {entry_id(entry)!r} differs from workbench.yml"
                 quoted += 1
-    assert quoted >= 6  # identifier types, the join, two assignment queries, purchased, an experiment
+    assert quoted >= QUOTING[doc]  # growthbook.md: identifier types, the join, two assignment queries, purchased, an experiment
