@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import html
 import math
+import re
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -15,6 +16,16 @@ if TYPE_CHECKING:
 
 GROUPS = ("goal", "secondary", "guardrail")
 ROW_COLOURS = {"better": "#dafbe1", "worse": "#ffebe9"}
+
+
+_MARKDOWN_PUNCTUATION = re.compile(r"([\\`*_{}\[\]()#+\-.!|~])")
+
+
+def markdown_text(value: object) -> str:
+    """``value`` (a variation id, a dimension value, a warning) as literal Markdown text: HTML
+    special characters as entities, Markdown punctuation backslash-escaped, so data never becomes
+    markup or script in a report."""
+    return _MARKDOWN_PUNCTUATION.sub(r"\\\1", html.escape(str(value), quote=False))
 
 
 def _pct(x: float) -> str:
@@ -57,27 +68,28 @@ def verdict(data: ReportData) -> str:
     for row in t[t["metric_group"] == "goal"].to_dict("records"):
         if row["variation"] == data.control:
             continue
+        shown = markdown_text(row["variation"])
         ci = f"{level} interval {_pct(row['ci_lower'])} to {_pct(row['ci_upper'])}" if settings["difference_type"] == "relative" else f"{level} interval {_num(row['ci_lower'])} to {_num(row['ci_upper'])}"
         effect = f"{_pct(row['relative_effect'])} ({_num(row['baseline_mean'])} → {_num(row['mean'])})"
         if _missing(row["ci_lower"]) and isinstance(row["note"], str) and row["note"]:
-            lines.append(f"- Variation {row['variation']} on {row['metric']}: cannot be compared ({row['note']}).")
+            lines.append(f"- Variation {shown} on {row['metric']}: cannot be compared ({row['note']}).")
         elif row["significance"] == "better":
             winners[row["variation"]] = winners.get(row["variation"], 0) + 1
-            lines.append(f"- **Variation {row['variation']} is better on {row['metric']}**: {effect}, {ci}, {_certainty(row, bayesian)}.")
+            lines.append(f"- **Variation {shown} is better on {row['metric']}**: {effect}, {ci}, {_certainty(row, bayesian)}.")
         elif row["significance"] == "worse":
             losers.add(row["variation"])
-            lines.append(f"- **Variation {row['variation']} is worse on {row['metric']}**: {effect}, {ci}, {_certainty(row, bayesian)}.")
+            lines.append(f"- **Variation {shown} is worse on {row['metric']}**: {effect}, {ci}, {_certainty(row, bayesian)}.")
         else:
-            lines.append(f"- Variation {row['variation']} on {row['metric']}: no clear difference yet ({effect}, {ci}, {_certainty(row, bayesian)}).")
+            lines.append(f"- Variation {shown} on {row['metric']}: no clear difference yet ({effect}, {ci}, {_certainty(row, bayesian)}).")
     harmed = t[(t["metric_group"] == "guardrail") & (t["significance"] == "worse")]
     for row in harmed.to_dict("records"):
         losers.add(row["variation"])
-        lines.append(f"- Guardrail **{row['metric']}** is worse in variation {row['variation']} ({_pct(row['relative_effect'])}, {_certainty(row, bayesian)}).")
+        lines.append(f"- Guardrail **{row['metric']}** is worse in variation {markdown_text(row['variation'])} ({_pct(row['relative_effect'])}, {_certainty(row, bayesian)}).")
     candidates = sorted((v for v in winners if v not in losers), key=lambda v: -winners[v])
     if candidates:
-        call = f"**Variation {candidates[0]} won**: significantly better than the control on {winners[candidates[0]]} goal metric(s) with no goal or guardrail metric worse."
+        call = f"**Variation {markdown_text(candidates[0])} won**: significantly better than the control on {winners[candidates[0]]} goal metric(s) with no goal or guardrail metric worse."
     elif losers and not winners:
-        call = f"**No variation beat the control**; variation(s) {', '.join(sorted(losers))} did worse. Keep the control."
+        call = f"**No variation beat the control**; variation(s) {', '.join(markdown_text(v) for v in sorted(losers))} did worse. Keep the control."
     elif not lines:
         call = "This experiment has no goal metrics configured: add `goal_metrics` to its entry in workbench.yml."
     else:
@@ -95,7 +107,7 @@ def health_summary(data: ReportData) -> str:
              f"({share:.1%}) saw more than one variation and are left out")
     if not data.warnings:
         return f"✅ **Healthy**: {facts}."
-    return "\n".join([f"⚠️ **Not healthy**: {facts}.", "", *[f"- {w}" for w in data.warnings]])
+    return "\n".join([f"⚠️ **Not healthy**: {facts}.", "", *[f"- {markdown_text(w)}" for w in data.warnings]])
 
 
 def results_rows(data_results: pd.DataFrame, group: str, dimension_value: str = "all") -> pd.DataFrame:
