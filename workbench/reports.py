@@ -169,7 +169,11 @@ def run_reports(keys: list[str], *, database_url: str | None = None, config_path
             runs.append(run_report(key, database_url=database_url, config_path=config_path, dimension=dimension, reports_dir=reports_dir))
         except Exception as exc:  # noqa: BLE001 - one experiment's failure must never stop the others
             runs.append(ReportRun(key, "failed", error=redact(f"{type(exc).__name__}: {exc}")))
-    write_index(reports_dir, keys)
+    try:
+        write_index(reports_dir, keys)
+    except WorkbenchError:  # a full disk: the old index stays whole
+        if all(run.status == "ok" for run in runs):
+            raise  # else the failed runs already say why, one line each
     return runs
 
 

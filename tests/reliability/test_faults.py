@@ -355,13 +355,19 @@ def test_full_disk_leaves_the_good_report_in_place(small_disk, tmp_path, ledger)
     report_mb = sum(len(v) for v in good.values()) / 1e6
 
     trials = []
-    for leave, what in ((7_000_000, "room for the executed notebook but not its HTML"), (0, "no byte free")):
+    for leave, command, what in ((7_000_000, "report", "room for the executed notebook but not its HTML"), (0, "run-reports", "no byte free")):
         time.sleep(1.1)  # a new timestamp
         filler = fill(reports, leave)
-        run = subprocess.run([WORKBENCH, "report", key], capture_output=True, text=True, env=env, timeout=300)
-        lines = run.stderr.strip().splitlines()
-        assert run.returncode == 1 and "Traceback" not in run.stderr and len(lines) == 1, run.stderr
-        assert "no space left on device" in lines[0].lower() and str(folder) in lines[0] and "free" in lines[0], lines[0]
+        run = subprocess.run([WORKBENCH, command, key], capture_output=True, text=True, env=env, timeout=300)
+        assert run.returncode == 1 and "Traceback" not in run.stderr, run.stderr
+        if command == "report":
+            lines = run.stderr.strip().splitlines()
+            assert len(lines) == 1 and lines[0].startswith("error: "), run.stderr
+            reason = lines[0]
+        else:
+            assert "error: 1 of 1 report(s) failed:" in run.stderr and list(failure_lines(run.stderr)) == [key], run.stderr
+            reason = failure_lines(run.stderr)[key]
+        assert "no space left on device" in reason.lower() and str(folder) in reason and "free" in reason, reason
         now = folder_bytes(folder)
         assert {name: data for name, data in now.items() if name != "status.json"} == {n: d for n, d in good.items() if n != "status.json"}, what
         assert set(now) == set(good), what
@@ -372,6 +378,6 @@ def test_full_disk_leaves_the_good_report_in_place(small_disk, tmp_path, ledger)
         (reports / "filler").unlink()
     assert f"purchased v1: {lifts[key]:+.1%}" in index.decode()
     ledger("Faults", f"full disk while writing a report: a 24 MB tmpfs holding a good {report_mb:.1f} MB report, filled to "
-           + " and to ".join(trials) + ", then `workbench report` again",
-           f"exit 1 with one 'no space left on device' sentence each time; the good report's {len(good)} files "
+           + " and to ".join(trials) + ", then `workbench report` and `workbench run-reports` again",
+           f"exit 1 with one 'no space left on device' sentence naming the folder each time; the good report's {len(good)} files "
            "byte-identical, index.html whole and linking it; no temporary or half-written file left")
