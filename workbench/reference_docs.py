@@ -94,7 +94,7 @@ def _default(param) -> str:
     if param.required:
         return "required"
     default = param.default
-    if getattr(param, "is_flag", False) and param.secondary_opts:
+    if getattr(param, "is_flag", False) and param.secondary_opts and default is not None:
         return code(param.opts[0] if default else param.secondary_opts[0])
     if default is None or default == "" or default == () or default is False:
         return "—"
