@@ -8,7 +8,7 @@ Per Markdown file, in document order, in a temporary project holding the reposit
 - ```sql blocks starting with ``%%sql`` run as a cell in that namespace; others parse with sqlglot;
 - ```console lines starting with ``$ `` run with bash and must exit 0 (other lines are output);
 - ```yaml blocks parse; one holding workbench.yml top-level keys passes ``validate_config_file``;
-- ```json blocks parse; ```text, ```mermaid, ```ini, ```cron and unlabelled blocks are not run.
+- ```json blocks parse; ```text, ```mermaid, ```ini, ```cron, ```markdown and unlabelled blocks are not run.
 
 ``<!-- docs-test: skip (reason) -->`` on the line before a block skips it (a reason is required);
 ``<!-- docs-test: fragment -->`` before a yaml block means "parse only". Any other label fails, so a
@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 DOC_FILES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
 RUN = {"python", "console", "sql", "yaml", "json"}
-NOT_RUN = {"", "text", "mermaid", "ini", "cron"}
+NOT_RUN = {"", "text", "mermaid", "ini", "cron", "markdown"}
 CONFIG_TOP_KEYS = {"database", "identifier_types", "identity_joins", "assignment_queries", "metrics", "experiments", "events", "event_sources"}
 FENCE = re.compile(r"^(?P<indent>\s*)(?P<fence>`{3,}|~{3,})\s*(?P<info>[^`\s]*)")
 MARKER = re.compile(r"^\s*<!--\s*docs-test:\s*(?P<what>skip|fragment)\b\s*(?P<rest>.*?)\s*-->\s*$")
