@@ -29,9 +29,10 @@ ROOT = Path(__file__).resolve().parents[2]
 BASE_TEXT = (ROOT / "workbench.yml").read_text(encoding="utf-8")
 BASE = yaml.safe_load(BASE_TEXT)
 SECTIONS = ("identifier_types", "identity_joins", "assignment_queries", "metrics", "experiments")
-# Reproducible in CI: a fixed number of examples, derived from the test's name, no example database.
-FUZZ = settings(max_examples=300, deadline=None, derandomize=True, database=None, suppress_health_check=[HealthCheck.too_slow])
-CLI_FUZZ = settings(FUZZ, max_examples=40)
+# Reproducible in CI: a fixed number of examples derived from each test's name, no example database.
+settings.register_profile("config-fuzzing", max_examples=300, deadline=None, derandomize=True, database=None, suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings.get_profile("config-fuzzing")
+CLI_FUZZ = settings(FUZZ, max_examples=40)  # each example runs a CLI command
 
 # One value of each YAML type, to replace a value of another type (list <-> dict <-> str <-> int <-> null).
 TYPED = {"list": ["x"], "dict": {"x": 1}, "str": "x", "int": 7, "float": 0.5, "bool": True, "null": None, "date": dt.date(2026, 1, 1)}
@@ -394,8 +395,8 @@ def test_what_the_fuzzer_found_stays_fixed(tmp_path, ledger):
         assert expected in messages[-1], (name, messages[-1])
     ledger(
         "Config fuzzing",
-        f"the {len(FOUND) + len(FOUND_BYTES)} crashes the fuzzer found (unclosed SQL quotes, variations/control/activation_metric of the wrong type, "
-        "unknown keys of mixed types, 10**400, impossible dates, a name with a trailing newline, non-UTF-8 byte, NUL), replayed",
+        f"{len(FOUND) + len(FOUND_BYTES)} fixed cases replaying the crashes the fuzzer found (unclosed SQL quotes, variations/control/activation_metric of the wrong type, "
+        "unknown keys of mixed types, 10**400, impossible dates, a name with a trailing newline, non-UTF-8 byte, NUL)",
         f"{len(messages)} of {len(messages)} now one ConfigError line naming the file and the entry or line (before the fix: TypeError, ValueError, "
         "OverflowError, UnicodeDecodeError, sqlglot TokenError tracebacks)",
     )

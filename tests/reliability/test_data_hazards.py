@@ -46,19 +46,20 @@ METRICS = [m["name"] for m in CONFIG["metrics"]]
 CAPS = {"revenue_capped": ("absolute", 500.0), "revenue_p90": ("percentile", 0.9)}
 
 
-def create_tables(db, exposures: pd.DataFrame, purchases: pd.DataFrame, ts_type: str = "TIMESTAMP") -> None:
-    """The two tables, written with ``workbench.bulk_write`` in one transaction."""
+def create_tables(db, exposures: pd.DataFrame, purchases: pd.DataFrame, ts_types: tuple[str, str] = ("TIMESTAMP", "TIMESTAMP")) -> None:
+    """The two tables, written with ``workbench.bulk_write`` in one transaction; ``ts_types``: the
+    SQL types of their ``ts`` columns (TIMESTAMP or TIMESTAMPTZ)."""
     import pyarrow as pa
 
     from workbench.bulk_write import write_tables
     from workbench.sql_files import TableDefinition
 
     tables = [
-        (TableDefinition("exposures", (("user_id", "VARCHAR"), ("ts", ts_type), ("experiment_id", "VARCHAR"), ("variation_id", "VARCHAR"), ("country", "VARCHAR"))), exposures),
-        (TableDefinition("purchases", (("user_id", "VARCHAR"), ("ts", ts_type), ("amount", "DOUBLE PRECISION"))), purchases),
+        (TableDefinition("exposures", (("user_id", "VARCHAR"), ("ts", ts_types[0]), ("experiment_id", "VARCHAR"), ("variation_id", "VARCHAR"), ("country", "VARCHAR"))), exposures),
+        (TableDefinition("purchases", (("user_id", "VARCHAR"), ("ts", ts_types[1]), ("amount", "DOUBLE PRECISION"))), purchases),
     ]
     batches = []
-    for table, frame in tables:
+    for (table, frame), ts_type in zip(tables, ts_types):
         columns = {"user_id": pa.string(), "experiment_id": pa.string(), "variation_id": pa.string(), "country": pa.string(), "amount": pa.float64(),
                    "ts": pa.timestamp("us", tz="UTC" if ts_type == "TIMESTAMPTZ" else None)}
         schema = pa.schema([(c, columns[c]) for c in table.column_names])
@@ -76,10 +77,10 @@ def project(tmp_path, **experiment_changes):
     return load_config(path)
 
 
-def database(backend, label, exposures, purchases, ts_type="TIMESTAMP"):
+def database(backend, label, exposures, purchases):
     url = backend.new_url(label)
     writer = wb.connect(url, read_only=False)
-    create_tables(writer, exposures, purchases, ts_type)
+    create_tables(writer, exposures, purchases)
     writer.dispose()
     return wb.connect(url)
 
@@ -226,34 +227,41 @@ def test_time_zone_aware_columns_and_dates_with_offsets_mean_utc(backend, tmp_pa
                                    {"user_id": "late", "ts": END - dt.timedelta(hours=1), "amount": 20.0}])
     purchases = pd.concat([purchases, edge_purchases], ignore_index=True)
     expected = expected_stats(exposures, purchases, ["0", "1"])
-    aware = [frame.assign(ts=frame["ts"].dt.tz_localize("UTC")) for frame in (exposures, purchases)]
-    url = backend.new_url("time_zones")
-    writer = wb.connect(url, read_only=False)
-    create_tables(writer, *aware, ts_type="TIMESTAMPTZ")
-    if backend.name == "postgresql":  # sessions start in New York time unless workbench pins UTC
-        with writer.begin() as conn:
-            conn.execute(sa.text(f'ALTER DATABASE "{sa.make_url(url).database}" SET timezone TO \'America/New_York\''))
-    writer.dispose()
+    def aware(frame):
+        return frame.assign(ts=frame["ts"].dt.tz_localize("UTC"))
+
+    urls = []
+    for label, ts_types, frames in (("tz_both", ("TIMESTAMPTZ", "TIMESTAMPTZ"), (aware(exposures), aware(purchases))),
+                                    ("tz_mixed", ("TIMESTAMP", "TIMESTAMPTZ"), (exposures, aware(purchases)))):
+        urls.append(backend.new_url(label))
+        writer = wb.connect(urls[-1], read_only=False)
+        create_tables(writer, *frames, ts_types=ts_types)
+        if backend.name == "postgresql":  # sessions start in New York time unless workbench pins UTC
+            with writer.begin() as conn:
+                conn.execute(sa.text(f'ALTER DATABASE "{sa.make_url(urls[-1]).database}" SET timezone TO \'America/New_York\''))
+        writer.dispose()
     monkeypatch.setenv("TZ", "America/New_York")  # DuckDB's sessions start in the process's time zone
     time.tzset()
     try:
-        db = wb.connect(url)
         cases = {
             "bare dates": project(tmp_path),
             "offsets": project(tmp_path, start="2026-01-01T03:00:00+03:00", end="2026-01-31T18:59:59.999999-05:00"),
             "UTC datetimes": project(tmp_path, start=dt.datetime(2026, 1, 1, tzinfo=dt.UTC), end="2026-02-01T00:59:59.999999+01:00"),
         }
-        for name, cfg in cases.items():
-            assert (cfg.experiments["hazard"].start, cfg.experiments["hazard"].end) == (START, END), name
-            check_against(wb.analyze(experiment("hazard", cfg), db, dimensions=()), expected)
-        db.dispose()
+        for url in urls:
+            db = wb.connect(url)
+            for name, cfg in cases.items():
+                assert (cfg.experiments["hazard"].start, cfg.experiments["hazard"].end) == (START, END), name
+                check_against(wb.analyze(experiment("hazard", cfg), db, dimensions=()), expected)
+            db.dispose()
     finally:
         monkeypatch.delenv("TZ")
         time.tzset()
     assert expected.loc[("converted", "0"), "users"] + expected.loc[("converted", "1"), "users"] == len(exposures) - 2
-    ledger("Data hazards", f"time zones ({backend.name}): TIMESTAMPTZ columns read by a session whose zone is America/New_York "
-           "(PostgreSQL database default / DuckDB from $TZ); start/end as bare dates, with +03:00/-05:00 offsets and as UTC datetimes",
-           f"all 3 spellings resolve to the same UTC range and give the pandas (UTC) answer; the 2 units just inside and 2 just outside the range "
+    ledger("Data hazards", f"time zones ({backend.name}): TIMESTAMPTZ columns (both tables, or exposures TIMESTAMP and purchases TIMESTAMPTZ) read by a "
+           "session whose zone is America/New_York (PostgreSQL database default / DuckDB from $TZ); start/end as bare dates, with +03:00/-05:00 offsets "
+           "and as UTC datetimes",
+           f"all 3 spellings resolve to the same UTC range and, on both column layouts, give the pandas (UTC) answer; the 2 units just inside and 2 just outside the range "
            "are placed right (before the fix: offsets were dropped and New-York sessions shifted the range by 5 hours)")
 
 
