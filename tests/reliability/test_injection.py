@@ -13,6 +13,7 @@ and the database's tables and row counts are the same afterwards.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import re
 from collections.abc import Iterator
@@ -208,7 +209,8 @@ def hostile_frames(values: list[str], storable) -> tuple[pd.DataFrame, pd.DataFr
     rows, buys = [], []
     t0 = dt.datetime(2026, 1, 5, 12)
     stored = [v for v in values if storable(v)]
-    for key, variations in zip(("allvars", "allvars_benign"), batch_variations(stored)):
+    notebook = ["control", *(HOSTILE[label] for label in NOTEBOOK_SUBSET if HOSTILE[label] in stored)]
+    for key, variations in (*zip(("allvars", "allvars_benign"), batch_variations(stored)), ("nbvars", notebook)):
         for i, variation in enumerate(variations):
             for j in range(3):
                 user = f"{key}_{i}_{j}"
@@ -256,7 +258,8 @@ def config_mapping(accepted=lambda value: True, batched: list[str] | None = None
          "goal_metrics": ["purchased", "revenue"]},
     ]
     if batched is not None:
-        for key, variations in zip(("allvars", "allvars_benign"), batch_variations(batched)):
+        notebook = ["control", *(HOSTILE[label] for label in NOTEBOOK_SUBSET if HOSTILE[label] in batched)]
+        for key, variations in (*zip(("allvars", "allvars_benign"), batch_variations(batched)), ("nbvars", notebook)):
             experiments.append({"key": key, "variations": variations, "control": "control", "start": START, "end": END,
                                 "goal_metrics": ["purchased", "revenue"]})
     for i, (_, value) in enumerate(ITEMS):
@@ -343,8 +346,9 @@ def pandas_purchases(engine: Engine, experiment_id: str) -> dict[str, tuple[int,
     return out
 
 
-def assert_one_sentence(message: str, *names: str, limit: int = 600) -> None:
-    """One line, short enough to read, naming each of ``names`` (file, entry, argument)."""
+def assert_one_sentence(message: str, *names: str, limit: int = 2_000) -> None:
+    """One line, naming each of ``names`` (file, entry, argument), never swollen by the value it
+    refuses (the corpus holds 100,000-character values; lists of configured names may be long)."""
     assert "\n" not in message and "Traceback" not in message, f"not one line: {preview(message, 300)}"
     assert len(message) <= limit, f"{len(message):,} characters: {preview(message, 300)}"
     for name in names:
@@ -699,3 +703,158 @@ def test_event_payloads_are_stored_as_sent(engine, tmp_path, ledger):
            f"{counts.stored} events stored exactly as sent, {counts.quarantined} quarantined by the documented rules (NUL, blank type, no id, "
            f"empty key), received = stored + quarantined; {len(types)} hostile types counted once each; {where}; only the event tables grew, "
            "by the events stored")
+
+
+# ------------------------------------------------------------------ command-line arguments
+
+@functools.cache
+def cli_command():
+    """The click command of ``workbench``, built once (typer rebuilds it on every invoke)."""
+    from typer.main import get_command
+
+    from workbench.cli import app
+
+    return get_command(app)
+
+
+def cli_run(args: list[str]):
+    import typer.testing
+
+    from workbench.cli import app
+
+    built = typer.testing._get_command
+    typer.testing._get_command = lambda _: cli_command()
+    try:
+        return typer.testing.CliRunner().invoke(app, args, catch_exceptions=False)
+    finally:
+        typer.testing._get_command = built
+
+
+def assert_cli_refused(result, *names: str) -> None:
+    """Exit status 1 and one ``error:`` sentence on stderr naming ``names``; no traceback."""
+    assert result.exit_code == 1, (result.exit_code, preview(result.output, 300))
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), preview(result.stderr, 300)
+    assert_one_sentence(lines[0], *names)
+
+
+def test_cli_arguments(engine, study, monkeypatch, ledger):
+    """``workbench analyze KEY``, ``stats --dimension``, ``report KEY`` and ``study check
+    --schema`` with every hostile value: exit 1 with one sentence, no traceback, no statement
+    beyond a benign argument's; ``analyze --format json`` and ``experiments`` print hostile
+    variation and experiment ids intact."""
+    full = str(engine.config_path)
+    small = engine.tmp / "cli-workbench.yml"  # the benign entries only: each command reads its config once
+    mapping = config_mapping(lambda v: False)
+    small.write_text(yaml.safe_dump(mapping, sort_keys=False), encoding="utf-8")
+    path = str(small)
+    monkeypatch.setenv("WORKBENCH_CONFIG", path)
+    url = engine.url
+
+    def commands(value: str) -> list[tuple[list[str], tuple[str, ...]]]:
+        out = [
+            (["analyze", "--database", url, "--", value], (path, "experiment")),
+            (["stats", "dims", f"--dimension={value}", "--config", path, "--database", url], (path, "dimension")),
+            (["report", "--config", path, "--", value], (path, "experiment")),
+        ]
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,62}", value):  # plain names are schema names (see the study test)
+            out.append((["study", "check", f"--schema={value}", "--database", url], ("schema=",)))
+        return out
+
+    with engine.phase() as benign_phase:
+        for args, names in commands("benign_missing"):
+            result = cli_run(args)
+            assert result.exit_code == 1 and "Traceback" not in result.output
+    refused = 0
+    with engine.phase() as hostile_phase:
+        for label, value in ITEMS:
+            for args, names in commands(value):
+                assert_cli_refused(cli_run(args), *names)
+                refused += 1
+    assert_same_statements(engine, benign_phase, hostile_phase)
+    monkeypatch.setenv("WORKBENCH_CONFIG", full)
+    shown = cli_run(["analyze", "allvars", "--format", "json", "--overall-only", "--database", url])
+    assert shown.exit_code == 0, preview(shown.output, 300)
+    variations = {r["variation"] for r in json.loads(shown.stdout)["results"]}
+    assert variations == set(engine.config.experiments["allvars"].variations) - {"control"}
+    listed = cli_run(["experiments", "--config", full, "--database", url])
+    assert listed.exit_code == 0, preview(listed.output, 300)
+    ids = set(engine.assignments["experiment_id"])
+    # click drops ANSI styles when output is not a terminal, and the runner reads \r\n as \n
+    missing = [preview(v) for v in ids if v not in listed.stdout and re.sub(r"\x1b\[[0-9;]*m", "", v).replace("\r\n", "\n") not in listed.stdout]
+    assert not missing, missing
+    ledger("Injection", f"{engine.name}: the {len(ITEMS)} hostile values as `workbench analyze KEY`, `stats --dimension`, `report KEY`, "
+           "`study check --schema` (typer CliRunner); `analyze --format json` and `experiments` over hostile data",
+           f"{refused} invocations exit 1 with one `error:` sentence naming the file or argument, no traceback, no statement beyond "
+           f"a benign argument's; {len(variations)} hostile variation ids intact in the JSON; {len(ids)} experiment ids, hostile ones "
+           "included, listed intact")
+
+
+# ------------------------------------------------------------------ notebook parameters (real papermill runs)
+
+def injected_parameters(notebook: Path) -> dict:
+    """The values papermill wrote into the executed notebook's injected-parameters cell, read back
+    by executing that cell's source on its own."""
+    cells = json.loads(notebook.read_text(encoding="utf-8"))["cells"]
+    source = next("".join(c["source"]) for c in cells if "injected-parameters" in c.get("metadata", {}).get("tags", []))
+    namespace: dict = {}
+    exec(compile(source, "injected-parameters", "exec"), namespace)  # noqa: S102 - our own test output
+    return {k: v for k, v in namespace.items() if not k.startswith("__")}
+
+
+@pytest.mark.notebook
+def test_notebook_parameters(engine, study, tmp_path, ledger):
+    """Real papermill runs with hostile parameters: the experiment report over hostile variation
+    ids, the study report over hostile participant codes and dates, and an experiment report
+    with a hostile dimension. Values round-trip through papermill's parameter cell exactly, reach
+    the database only as bound values, and reach the HTML only escaped."""
+    import html as html_module
+
+    from workbench.notebook_runs import run_notebook
+    from workbench.reports import run_report
+
+    values = [HOSTILE[label] for label in NOTEBOOK_SUBSET]
+    stored = [v for v in values if engine.storable(v)]
+    before = table_counts(engine.db)
+    script = HOSTILE["script tag"]
+    runs = []
+    with engine.phase() as phase:
+        good = run_report("nbvars", database_url=engine.url, config_path=engine.config_path, dimension="none", reports_dir=tmp_path / "reports")
+        runs.append(good)
+        assert good.status == "ok", good.error
+        page = good.html.read_text(encoding="utf-8")
+        for value in stored:
+            assert html_module.escape(value, quote=False)[:200] in page or json.dumps(value)[1:-1][:200] in page, preview(value)
+        if engine.log is not None:  # one more kernel per run: the study report and a refused dimension run on PostgreSQL only
+            generated = engine.db.sql("SELECT code FROM ytdpnl.participant WHERE id < :first ORDER BY id LIMIT 1", first=STUDY_ID0).iloc[0, 0]
+            codes = [*stored, generated]
+            study_run = run_notebook("ytdpnl_study_report.ipynb", tmp_path / "study", parameters={"codes": codes, "start": "", "end": ""},
+                                     database_url=engine.url)
+            assert injected_parameters(study_run.notebook)["codes"] == codes
+            study_page = study_run.html.read_text(encoding="utf-8")
+            assert script not in study_page.replace(html_module.escape(script), ""), "a parameter reached the HTML unescaped"
+            bad = run_report("nbvars", database_url=engine.url, config_path=engine.config_path, dimension=HOSTILE["newline statement"],
+                             reports_dir=tmp_path / "reports")
+            runs.append(bad)
+            assert bad.status == "failed" and bad.failed_notebook is not None
+            assert_one_sentence(bad.error, "dimension")
+            assert injected_parameters(bad.failed_notebook)["dimension"] == HOSTILE["newline statement"]
+    assert injected_parameters(good.notebook)["experiment"] == "nbvars"
+    assert table_counts(engine.db) == before
+    assert script not in page.replace(html_module.escape(script), ""), "a variation id reached the HTML unescaped"
+    written = phase.in_process + phase.logged
+    for statement in written:
+        first = statement.lstrip().split(None, 1)[0].upper() if statement.strip() else ""
+        assert first not in WRITE_VERBS, preview(statement, 200)
+        for value in values:
+            assert value not in statement, f"{preview(value)} in the text of {preview(statement, 200)}"
+    bound = sum(logged_as_parameter(phase, v) for v in stored) if engine.log else 0
+    if engine.log is not None:
+        assert bound == len(stored)
+    kernels = 1 + 2 * (engine.log is not None)
+    ledger("Injection", f"{engine.name}: {kernels} papermill run(s) with hostile parameters ({', '.join(NOTEBOOK_SUBSET)}): experiment "
+           "report over hostile variation ids" + (", study report over hostile participant codes, a hostile report dimension" if engine.log else ""),
+           f"parameters read back from the executed notebooks equal to what was passed; HTML holds the values escaped, never a raw <script>; "
+           + (f"the server logged {len(phase.logged):,} statements, none a write, none holding a hostile value in its text, "
+              f"all {bound} values among the bound parameters; " if engine.log else "")
+           + ("the refused dimension failed in one sentence with the failed notebook kept" if engine.log else "the database file's tables and row counts unchanged"))
