@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from workbench import paths
-from workbench.errors import WorkbenchError
+from workbench.config import EXPERIMENT_KEY
+from workbench.errors import ConfigError, WorkbenchError, shown
 from workbench.redaction import redact
 
 REPORT_NOTEBOOK = "experiment_report.ipynb"
@@ -79,6 +80,8 @@ def run_report(
     from workbench.report_data import cache_dir
 
     started = time.perf_counter()
+    if not isinstance(key, str) or not EXPERIMENT_KEY.match(key):  # the key names a folder: never ../ or /
+        raise ConfigError(f"{shown(key)} is not an experiment key (letters, digits and _ . : -, at most 100 characters); reports go to reports/<key>/.")
     root = Path(reports_dir or paths.reports_dir())
     folder = root / key
     folder.mkdir(parents=True, exist_ok=True)
