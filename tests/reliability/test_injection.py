@@ -858,3 +858,20 @@ def test_notebook_parameters(engine, study, tmp_path, ledger):
            + (f"the server logged {len(phase.logged):,} statements, none a write, none holding a hostile value in its text, "
               f"all {bound} values among the bound parameters; " if engine.log else "")
            + ("the refused dimension failed in one sentence with the failed notebook kept" if engine.log else "the database file's tables and row counts unchanged"))
+
+
+def test_report_keys_never_leave_the_reports_folder(tmp_path, ledger):
+    """``run_report`` names a folder after the experiment key: a hostile key (``../``, ``/``,
+    NUL, 100,000 characters) is refused in one sentence before anything is written."""
+    from workbench.reports import run_report
+
+    reports = tmp_path / "reports"
+    keys = [value for _, value in ITEMS if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.:-]{0,99}", value)]
+    for value in keys:
+        with pytest.raises(ConfigError) as err:
+            run_report(value, reports_dir=reports)
+        assert_one_sentence(str(err.value), "experiment key")
+    assert not any(tmp_path.rglob("*")), sorted(str(p) for p in tmp_path.rglob("*"))[:5]
+    ledger("Injection", f"{len(keys)} hostile experiment keys (path traversal, absolute paths, NUL, 100,000 characters) passed to "
+           "workbench.reports.run_report, which names a folder after the key",
+           f"{len(keys)} refused in one sentence; 0 files or folders written anywhere")
