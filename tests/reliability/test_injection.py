@@ -51,7 +51,7 @@ class StatementRecorder:
     def __init__(self) -> None:
         self.statements: list[str] = []
 
-    def __call__(self, conn, cursor, statement, parameters, context, executemany):  # noqa: ANN001
+    def __call__(self, conn, cursor, statement, parameters, context, executemany):
         self.statements.append(statement)
 
     @contextmanager
@@ -138,7 +138,7 @@ class Engine:
             self.db = wb.connect(self.url)
 
     @contextmanager
-    def phase(self, benign: bool = False) -> Iterator["Phase"]:
+    def phase(self, benign: bool = False) -> Iterator[Phase]:
         """Statements run inside the block: in process (both engines) and logged by the server."""
         if self.log is not None:
             self.log.mark()
@@ -379,14 +379,14 @@ def test_config_entries_refuse_hostile_names_and_dates(tmp_path, ledger):
             assert list(config.experiments) == [value]  # kept as given: letters, digits, _ . : - only
             assert re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.:-]{0,99}", value), label
             kept_keys.append(label)
-        entries = {
-            "dimensions": (dict(dimensions=[value]), "dimensions"),
-            "start": (dict(start=value), "start"),
-            "end": (dict(end=value), "end"),
-            "goal_metrics": (dict(goal_metrics=[value]), "goal_metrics"),
-            "assignment_query": (dict(assignment_query=value), "assignment"),
-        }
-        for entry, (change, named) in entries.items():
+        entries = (
+            ({"dimensions": [value]}, "dimensions"),
+            ({"start": value}, "start"),
+            ({"end": value}, "end"),
+            ({"goal_metrics": [value]}, "goal_metrics"),
+            ({"assignment_query": value}, "assignment"),
+        )
+        for change, named in entries:
             with pytest.raises(ConfigError) as err:
                 parse_config(minimal_mapping(**change), path)
             assert_one_sentence(str(err.value), str(path), "exp_benign", named)
@@ -854,7 +854,7 @@ def test_notebook_parameters(engine, study, tmp_path, ledger):
     kernels = 1 + 2 * (engine.log is not None)
     ledger("Injection", f"{engine.name}: {kernels} papermill run(s) with hostile parameters ({', '.join(NOTEBOOK_SUBSET)}): experiment "
            "report over hostile variation ids" + (", study report over hostile participant codes, a hostile report dimension" if engine.log else ""),
-           f"parameters read back from the executed notebooks equal to what was passed; HTML holds the values escaped, never a raw <script>; "
+           "parameters read back from the executed notebooks equal to what was passed; HTML holds the values escaped, never a raw <script>; "
            + (f"the server logged {len(phase.logged):,} statements, none a write, none holding a hostile value in its text, "
               f"all {bound} values among the bound parameters; " if engine.log else "")
            + ("the refused dimension failed in one sentence with the failed notebook kept" if engine.log else "the database file's tables and row counts unchanged"))
