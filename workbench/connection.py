@@ -225,7 +225,26 @@ def _postgresql_engine(settings: DatabaseSettings, read_only: bool, timeout_s: f
     if read_only:
         options.append("-c default_transaction_read_only=on")
     connect_args = {"options": " ".join(options), "connect_timeout": 10, "application_name": "workbench"}
-    return sa.create_engine(settings.url, connect_args=connect_args, pool_pre_ping=True)
+    engine = sa.create_engine(settings.url, connect_args=connect_args, pool_pre_ping=True)
+    if read_only:
+        _refuse_read_write_switches(engine, settings)
+    return engine
+
+
+# SET [default_]transaction_read_only, set_config(...), SET [SESSION CHARACTERISTICS AS] TRANSACTION READ WRITE,
+# BEGIN/START TRANSACTION READ WRITE: statements that would turn a read-only PostgreSQL session writable
+_READ_WRITE_SWITCH = re.compile(r"transaction_read_only|\b(?:transaction|begin|start)\b.*?\bread\s+write\b", re.IGNORECASE | re.DOTALL)
+
+
+def _refuse_read_write_switches(engine: sa.Engine, settings: DatabaseSettings) -> None:
+    """PostgreSQL lets any session turn ``default_transaction_read_only`` off again (and the pool
+    would keep it so for later queries): refuse such statements on read-only engines."""
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _refuse(conn, cursor, statement, parameters, context, executemany):  # noqa: ANN001
+        if _READ_WRITE_SWITCH.search(statement):
+            raise DatabaseError(f"This analysis session on {settings.display_url} is read-only and stays so: writes go through "
+                                "the loaders, the generator or ingestion (connect(read_only=False)).")
 
 
 _CONNECTION_LOST = ("server closed the connection", "terminating connection", "connection is lost", "connection is closed",

@@ -22,8 +22,9 @@ def _query(db: Database, name: str, **params) -> pd.DataFrame:
 
 
 def table_row_counts(db: Database) -> pd.DataFrame:
-    """One row per table of the database: ``table``, ``rows``."""
-    names = sorted(sa.inspect(db).get_table_names())
+    """One row per table of the database's default schema (``main``, ``public``): ``table``, ``rows``."""
+    inspector = sa.inspect(db)  # DuckDB's dialect lists every schema's tables unless asked for one
+    names = sorted(inspector.get_table_names(schema=inspector.default_schema_name))
     if not names:
         return pd.DataFrame({"table": pd.Series(dtype=str), "rows": pd.Series(dtype="int64")})
     quote = db.dialect.identifier_preparer.quote
