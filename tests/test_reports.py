@@ -450,14 +450,14 @@ def free_port() -> int:
 def test_dashboard_in_voila_answers_each_interaction(scheduled, artifacts_dir):
     from playwright.sync_api import sync_playwright
 
-    from workbench.dashboard import voila_command
+    from workbench.dashboard import voila_command, voila_environment
 
     home = scheduled[0]
     port = free_port()
     command = voila_command(port)
     assert "--Voila.ip=127.0.0.1" in command and "--strip_sources=True" in command
     log = (home / "voila.log").open("w")  # closed after the server stops
-    server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "WORKBENCH_HOME": str(home)})
+    server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env={**voila_environment(), "WORKBENCH_HOME": str(home)})
     try:
         deadline = time.time() + 60
         while time.time() < deadline:

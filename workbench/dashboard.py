@@ -10,7 +10,9 @@ an ``Output`` redrawn on every change (an empty FigureWidget filled later render
 from __future__ import annotations
 
 import html
+import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 from workbench import paths
@@ -19,6 +21,9 @@ from workbench.report_tables import GROUPS
 
 DEFAULT_PORT = 8866
 CULL_IDLE_SECONDS = 600
+CULL_INTERVAL_SECONDS = 60
+# templates/voila/templates/workbench_dashboard: Voila's lab template without its CDN stylesheet links
+TEMPLATE = "workbench_dashboard"
 
 
 def cached_keys(reports_dir: Path | None = None) -> list[str]:
@@ -27,17 +32,29 @@ def cached_keys(reports_dir: Path | None = None) -> list[str]:
     return sorted(p.parent.parent.name for p in root.glob("*/cache/results.json"))
 
 
-def voila_command(port: int = DEFAULT_PORT, ip: str = "127.0.0.1") -> list[str]:
+def voila_command(port: int = DEFAULT_PORT, ip: str = "127.0.0.1", cull_idle_seconds: int = CULL_IDLE_SECONDS,
+                  cull_interval_seconds: int = CULL_INTERVAL_SECONDS) -> list[str]:
     """The Voila command line serving only ``notebooks/dashboard.ipynb``: bound to ``ip``
-    (``--Voila.ip``; a bare ``--ip`` is ignored), sources stripped, tracebacks hidden, idle kernels
-    culled after ten minutes."""
+    (``--Voila.ip``; a bare ``--ip`` is ignored), sources stripped, tracebacks hidden, the page
+    loading nothing from outside the server (:data:`TEMPLATE`; run it with
+    :func:`voila_environment`), each viewer's kernel shut down once idle ``cull_idle_seconds``
+    (checked every ``cull_interval_seconds``), even while its page is still open."""
     voila = str(Path(sys.executable).with_name("voila"))
     return [
         voila, str(paths.notebooks_dir() / "dashboard.ipynb"), f"--port={int(port)}", f"--Voila.ip={ip}", "--no-browser",
-        "--strip_sources=True", "--show_tracebacks=False",
-        f"--MappingKernelManager.cull_idle_timeout={CULL_IDLE_SECONDS}", "--MappingKernelManager.cull_interval=60",
+        f"--template={TEMPLATE}", "--strip_sources=True", "--show_tracebacks=False",
+        f"--MappingKernelManager.cull_idle_timeout={int(cull_idle_seconds)}",
+        f"--MappingKernelManager.cull_interval={int(cull_interval_seconds)}",
         "--MappingKernelManager.cull_connected=True",
     ]
+
+
+def voila_environment(base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """``base`` (default: this process's environment) with ``templates/`` first on ``JUPYTER_PATH``,
+    where Voila finds :data:`TEMPLATE`."""
+    env = dict(os.environ if base is None else base)
+    env["JUPYTER_PATH"] = os.pathsep.join(p for p in (str(paths.templates_dir()), env.get("JUPYTER_PATH", "")) if p)
+    return env
 
 
 def banner_html(data: ReportData) -> str:

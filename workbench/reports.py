@@ -89,7 +89,7 @@ def run_report(
     staging_cache = folder / f".cache-{stem}"
     params = {"experiment": key, "dimension": dimension, "cache_dir": str(staging_cache), **(parameters or {})}
     if config_path:
-        params["config_path"] = str(config_path)
+        params["config_path"] = str(Path(config_path).absolute())  # the kernel runs in the project root, not here
     status = _read_status(folder)
     status.update(key=key, last_run=stem)
     try:
@@ -161,23 +161,36 @@ def report_keys(keys: list[str], config_path: Path | None = None, all_discovered
     return chosen + [k for k in extra if k not in chosen], copy
 
 
-def run_reports(keys: list[str], *, database_url: str | None = None, config_path: Path | None = None, reports_dir: Path | None = None, dimension: str = "") -> list[ReportRun]:
-    """Run :func:`run_report` for each key in turn (each its own kernel; failures recorded, never
-    raised), then write ``reports/index.html``."""
+def run_reports(keys: list[str], *, database_url: str | None = None, config_path: Path | None = None, reports_dir: Path | None = None, dimension: str = "",
+                jobs: int = 1) -> list[ReportRun]:
+    """Run :func:`run_report` for each key (each its own kernel; failures recorded, never raised),
+    ``jobs`` at a time (each in a worker process of its own when above 1), then write
+    ``reports/index.html``; the runs come back in the order of ``keys``."""
     from workbench.progress import progress
 
-    runs = []
-    for key in progress(keys, desc="Experiment reports", unit="report"):
-        try:
-            runs.append(run_report(key, database_url=database_url, config_path=config_path, dimension=dimension, reports_dir=reports_dir))
-        except Exception as exc:  # noqa: BLE001 - one experiment's failure must never stop the others
-            runs.append(ReportRun(key, "failed", error=redact(f"{type(exc).__name__}: {exc}")))
+    options = {"database_url": database_url, "config_path": config_path, "dimension": dimension, "reports_dir": reports_dir}
+    if jobs > 1 and len(keys) > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(max_workers=min(jobs, len(keys)), mp_context=multiprocessing.get_context("spawn")) as pool:
+            runs = list(progress(pool.map(_guarded_run, keys, [options] * len(keys)), total=len(keys), desc="Experiment reports", unit="report"))
+    else:
+        runs = [_guarded_run(key, options) for key in progress(keys, desc="Experiment reports", unit="report")]
     try:
         write_index(reports_dir, keys)
     except WorkbenchError:  # a full disk: the old index stays whole
         if all(run.status == "ok" for run in runs):
             raise  # else the failed runs already say why, one line each
     return runs
+
+
+def _guarded_run(key: str, options: dict) -> ReportRun:
+    """:func:`run_report`, with any exception turned into a failed run."""
+    try:
+        return run_report(key, **options)
+    except Exception as exc:  # noqa: BLE001 - one experiment's failure must never stop the others
+        return ReportRun(key, "failed", error=redact(f"{type(exc).__name__}: {exc}"))
 
 
 def _key_results(folder: Path) -> tuple[str, bool | None]:

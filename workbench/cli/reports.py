@@ -51,6 +51,7 @@ def run_reports_command(
     dimension: DimensionOption = "",
     config: ConfigOption = None,
     database: DatabaseOption = None,
+    jobs: Annotated[int, typer.Option("--jobs", min=1, help="Reports run at once, each in its own process and kernel (up to one per core).")] = 1,
 ) -> None:
     """Run every experiment's report (for cron or a systemd timer); exit 1 if any failed, with one line per failure."""
     from workbench import paths
@@ -61,7 +62,7 @@ def run_reports_command(
     except WorkbenchError as exc:
         fail(exc)
     try:
-        runs = run_reports(chosen, database_url=database, config_path=config_path, dimension=dimension)
+        runs = run_reports(chosen, database_url=database, config_path=config_path, dimension=dimension, jobs=jobs)
     except WorkbenchError as exc:  # the index could not be written (a full disk)
         fail(exc)
     for run in runs:
@@ -84,13 +85,13 @@ def dashboard_command(
     """Serve the experiment dashboard (Voila, sources hidden) from the cached report results."""
     import os
 
-    from workbench.dashboard import voila_command
+    from workbench.dashboard import voila_command, voila_environment
 
     if database:
         os.environ["WORKBENCH_DATABASE_URL"] = database
     command = voila_command(port, ip)
     say(f"Dashboard: http://{ip}:{port}/ (Ctrl-C to stop)")
-    os.execvp(command[0], command)
+    os.execvpe(command[0], command, voila_environment())
 
 
 @new_app.command("experiment")
