@@ -117,7 +117,7 @@ def test_server_stopped_mid_batch_keeps_the_last_good_reports(own_server, tmp_pa
     (home / "workbench.yml").write_text(CONFIG, encoding="utf-8")
     env = {**os.environ, "WORKBENCH_HOME": str(home), "WORKBENCH_DATABASE_URL": url}
     command = [WORKBENCH, "run-reports", *BATCH]
-    first = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+    first = subprocess.run(command, check=False, capture_output=True, text=True, env=env, timeout=600)
     assert first.returncode == 0, first.stderr
     reports = home / "reports"
     good = {key: folder_bytes(reports / key) for key in BATCH}
@@ -135,7 +135,7 @@ def test_server_stopped_mid_batch_keeps_the_last_good_reports(own_server, tmp_pa
 
     assert second.returncode == 1 and "Traceback" not in stderr + stdout, stderr
     assert own_server.password not in stderr + stdout
-    assert f"error: 2 of 3 report(s) failed:" in stderr, stderr
+    assert "error: 2 of 3 report(s) failed:" in stderr, stderr
     failures = failure_lines(stderr)
     assert sorted(failures) == sorted(BATCH[1:]), stderr
     for key, reason in failures.items():
@@ -254,7 +254,7 @@ def test_server_stopped_mid_ingestion_then_resent_loses_and_duplicates_nothing(o
     own_server.restart()
     rows, (events_after_fault, _) = stored_events(own_server, "faults_events")
     assert events_after_fault == kept and 3000 <= kept < len(source["expected"])
-    second = subprocess.run([*command, "--quarantine", str(tmp_path / "q2.jsonl")], capture_output=True, text=True, env=env, timeout=300)
+    second = subprocess.run([*command, "--quarantine", str(tmp_path / "q2.jsonl")], check=False, capture_output=True, text=True, env=env, timeout=300)
     assert second.returncode == 0, second.stderr
     counts = counts_line(second.stdout)
     expected = source["expected"]
@@ -302,7 +302,7 @@ def test_statement_timeout_stops_a_runaway_query_with_one_sentence(backend, tmp_
     (home / "workbench.yml").write_text(runaway_config + "database:\n  statement_timeout_seconds: 1\n", encoding="utf-8")
     env = {**os.environ, "WORKBENCH_HOME": str(home), "WORKBENCH_DATABASE_URL": url}
     started = time.perf_counter()
-    run = subprocess.run([WORKBENCH, "analyze", BATCH[0], "--overall-only"], capture_output=True, text=True, env=env, timeout=120)
+    run = subprocess.run([WORKBENCH, "analyze", BATCH[0], "--overall-only"], check=False, capture_output=True, text=True, env=env, timeout=120)
     cli_seconds = time.perf_counter() - started
     assert run.returncode == 1 and run.stdout == "", run.stdout
     lines = run.stderr.strip().splitlines()
@@ -334,7 +334,7 @@ def small_disk(tmp_path):
         pytest.skip("mounting a tmpfs needs root")
     home = tmp_path / "home"
     (home / "reports").mkdir(parents=True)
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=24m", "tmpfs", str(home / "reports")], capture_output=True, text=True)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=24m", "tmpfs", str(home / "reports")], check=False, capture_output=True, text=True)
     if mounted.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
     yield home
@@ -349,7 +349,7 @@ def test_full_disk_leaves_the_good_report_in_place(small_disk, tmp_path, ledger)
     (home / "workbench.yml").write_text(CONFIG, encoding="utf-8")
     env = {**os.environ, "WORKBENCH_HOME": str(home), "WORKBENCH_DATABASE_URL": url}
     reports, folder = home / "reports", home / "reports" / key
-    first = subprocess.run([WORKBENCH, "report", key], capture_output=True, text=True, env=env, timeout=300)
+    first = subprocess.run([WORKBENCH, "report", key], check=False, capture_output=True, text=True, env=env, timeout=300)
     assert first.returncode == 0, first.stderr
     good, index = folder_bytes(folder), (reports / "index.html").read_bytes()
     report_mb = sum(len(v) for v in good.values()) / 1e6
@@ -358,7 +358,7 @@ def test_full_disk_leaves_the_good_report_in_place(small_disk, tmp_path, ledger)
     for leave, command, what in ((7_000_000, "report", "room for the executed notebook but not its HTML"), (0, "run-reports", "no byte free")):
         time.sleep(1.1)  # a new timestamp
         filler = fill(reports, leave)
-        run = subprocess.run([WORKBENCH, command, key], capture_output=True, text=True, env=env, timeout=300)
+        run = subprocess.run([WORKBENCH, command, key], check=False, capture_output=True, text=True, env=env, timeout=300)
         assert run.returncode == 1 and "Traceback" not in run.stderr, run.stderr
         if command == "report":
             lines = run.stderr.strip().splitlines()
