@@ -173,7 +173,8 @@ def _units_ctes(plan: _Plan, dimension: str | None, include_all_variations: bool
         column, identity = plan.key_for(metric)
         ctes.append(_identity_cte_if_new(plan, identity))
         join = _source_join(plan, metric.sql or "", column, identity).replace("eligible u", "units u", 1)
-        ctes.append(f"activated AS (\n  SELECT DISTINCT u.wb_unit FROM {join}\n  WHERE {_in_window(metric, exp_cfg.end is not None)}\n)")
+        conditions = [_in_window(metric, exp_cfg.end is not None), *_date_bounds(plan, "activation", [metric])]
+        ctes.append(f"activated AS (\n  SELECT DISTINCT u.wb_unit FROM {join}\n  WHERE {' AND '.join(conditions)}\n)")
         ctes.append("assigned AS (\n  SELECT * FROM units WHERE wb_unit IN (SELECT wb_unit FROM activated)\n)")
     else:
         ctes.append("assigned AS (\n  SELECT * FROM units\n)")
@@ -209,21 +210,22 @@ def _identity_cte_if_new(plan: _Plan, identity: str | None) -> str:
     )
 
 
-def _date_bounds(plan: _Plan, k: int, metrics: list[Metric]) -> str:
-    """``WHERE`` on ``s.timestamp`` with the constant bounds of any row the metrics of source ``k``
-    can count: from the experiment's start minus the longest CUPED lookback (or plus the smallest
-    delay), to its end plus the longest conversion window. Empty when the experiment has no dates."""
+def _date_bounds(plan: _Plan, name: str, metrics: list[Metric]) -> list[str]:
+    """Conditions on ``s.timestamp`` with the constant bounds of any row ``metrics`` can count, bound
+    as ``:rows_from_<name>`` and ``:rows_to_<name>``: from the experiment's start minus the longest
+    CUPED lookback (or plus the smallest delay), to its end plus the longest conversion window. None
+    when the experiment has no dates. Engines push them into the scan (zone maps, date partitions)."""
     start, end = plan.experiment.start, plan.experiment.end
     bounds = []
     if start is not None:
         low_hours = min(-m.cuped_lookback_days * 24 if m.cuped_lookback_days else m.window.delay_hours for m in metrics)
-        plan.params[f"rows_from_{k}"] = start + dt.timedelta(hours=low_hours)
-        bounds.append(f"s.timestamp >= :rows_from_{k}")
+        plan.params[f"rows_from_{name}"] = start + dt.timedelta(hours=low_hours)
+        bounds.append(f"s.timestamp >= :rows_from_{name}")
     if end is not None:
         high_hours = max([0.0] + [m.window.delay_hours + m.window.hours for m in metrics if m.window.hours is not None])
-        plan.params[f"rows_to_{k}"] = end + dt.timedelta(hours=high_hours)
-        bounds.append(f"s.timestamp <= :rows_to_{k}")
-    return f"\n  WHERE {' AND '.join(bounds)}" if bounds else ""
+        plan.params[f"rows_to_{name}"] = end + dt.timedelta(hours=high_hours)
+        bounds.append(f"s.timestamp <= :rows_to_{name}")
+    return bounds
 
 
 def _metric_ctes(plan: _Plan) -> list[str]:
@@ -245,11 +247,12 @@ def _metric_ctes(plan: _Plan) -> list[str]:
                 else:
                     aggregates.append(f"SUM(CASE WHEN {pre} THEN 1 ELSE 0 END) AS m{i}_pre")
         # The per-unit windows live in the CASEs above only: in WHERE they would become a non-equi
-        # join condition that doubles DuckDB's join cost. WHERE holds constant date bounds instead,
-        # which engines push into the scan (zone maps, date partitions).
+        # join condition that doubles DuckDB's join cost. WHERE holds the constant date bounds.
+        bounds = _date_bounds(plan, str(k), metrics)
+        where = f"\n  WHERE {' AND '.join(bounds)}" if bounds else ""
         ctes.append(
             f"source_{k} AS (\n  SELECT u.wb_unit,\n    " + ",\n    ".join(aggregates)
-            + f"\n  FROM {_source_join(plan, sql, column, identity)}{_date_bounds(plan, k, metrics)}\n  GROUP BY u.wb_unit\n)"
+            + f"\n  FROM {_source_join(plan, sql, column, identity)}{where}\n  GROUP BY u.wb_unit\n)"
         )
         joins.append(f"LEFT JOIN source_{k} ON source_{k}.wb_unit = u.wb_unit")
         for metric in metrics:
@@ -305,7 +308,8 @@ def _quantile_ctes(plan: _Plan, dimension: str | None) -> list[str]:
         q = metric.quantile or 0.5
         ctes.append(
             f"quantile_rows_{j} AS (\n  SELECT u.wb_variation, u.wb_dim, CAST(s.value AS DOUBLE PRECISION) AS wb_value\n"
-            f"  FROM {_source_join(plan, metric.sql or '', column, identity)}\n  WHERE {_in_window(metric, end_bound)} AND s.value IS NOT NULL\n)"
+            f"  FROM {_source_join(plan, metric.sql or '', column, identity)}\n"
+            f"  WHERE {' AND '.join([_in_window(metric, end_bound), *_date_bounds(plan, f'q{j}', [metric])])} AND s.value IS NOT NULL\n)"
         )
         windows = [
             "ROW_NUMBER() OVER (PARTITION BY wb_variation ORDER BY wb_value) AS wb_rank_all",
