@@ -106,8 +106,8 @@ def health_summary(data: ReportData) -> str:
     facts = (f"sample-ratio check p = {srm_p:.3g} (flagged below 0.001), {health['multiple_exposure_units']:,} units "
              f"({share:.1%}) saw more than one variation and are left out")
     if not data.warnings:
-        return f"✅ **Healthy**: {facts}."
-    return "\n".join([f"⚠️ **Not healthy**: {facts}.", "", *[f"- {markdown_text(w)}" for w in data.warnings]])
+        return f"✔ **Healthy**: {facts}."
+    return "\n".join([f"⚠ **Not healthy**: {facts}.", "", *[f"- {markdown_text(w)}" for w in data.warnings]])
 
 
 def results_rows(data_results: pd.DataFrame, group: str, dimension_value: str = "all") -> pd.DataFrame:
