@@ -16,12 +16,13 @@ PIP_LOG := $(VENV)/pip-install.log
 PIP = $(BIN)/python -m pip --disable-pip-version-check -q
 QUIET_PIP = >>$(PIP_LOG) 2>&1 || { cat $(PIP_LOG) >&2; echo "error: pip failed (log: $(PIP_LOG))" >&2; exit 1; }
 
-.PHONY: help setup system-deps demo test reliability lab lint bench clean
+.PHONY: help setup system-deps demo test reliability docs lab lint bench clean
 
 help:
 	@echo "make demo   - set up, load sample data into data/workbench.duckdb, run the reports, print where they are"
 	@echo "make test   - set up (PostgreSQL server and Chromium included) and run the test suite"
 	@echo "make reliability - run the reliability and security suite; rewrites the table in docs/reliability.md"
+	@echo "make docs   - regenerate docs/reference/ from the code and docs/images/ from the browser tests"
 	@echo "make lab    - start JupyterLab on 127.0.0.1 with the project's kernel"
 	@echo "make bench  - run the benchmarks in benchmarks/ (minutes; prints tables)"
 
@@ -84,6 +85,12 @@ test: $(KERNEL) system-deps
 
 reliability: $(KERNEL) system-deps
 	WORKBENCH_RELIABILITY_DOC=docs/reliability.md $(BIN)/python -m pytest tests/reliability $(PYTEST_ARGS)
+
+# The reference pages are generated from the code (a test fails when they drift); the pictures are
+# screenshots the browser tests take.
+docs: $(KERNEL) system-deps
+	$(BIN)/python -m workbench.reference_docs
+	WORKBENCH_UPDATE_SCREENSHOTS=1 $(BIN)/python -m pytest tests/test_reports.py -q -k "renders_every_chart or in_voila"
 
 lab: $(KERNEL)
 	$(BIN)/workbench lab
