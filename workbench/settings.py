@@ -8,6 +8,7 @@ in the environment or from ``$WORKBENCH_DATABASE_PASSWORD`` (environment or the 
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from dotenv import dotenv_values
 
 from workbench import paths
 from workbench.config_file import database_section
-from workbench.errors import ConfigError
+from workbench.errors import ConfigError, shown
 from workbench.redaction import register_secret
 
 URL_ENV = "WORKBENCH_DATABASE_URL"
@@ -24,6 +25,7 @@ PASSWORD_ENV = "WORKBENCH_DATABASE_PASSWORD"
 DEFAULT_STATEMENT_TIMEOUT_S = 600.0
 DEFAULT_DUCKDB_MEMORY_LIMIT = "4GB"
 DEFAULT_DUCKDB_THREADS = 2
+MEMORY_LIMIT = re.compile(r"^\s*\d+(\.\d+)?\s*([KMGT]i?B|B)\s*\Z", re.IGNORECASE)  # DuckDB's sizes: 512MB, 4GB, 1.5GiB
 _URL_HELP = "use duckdb:///path/to/file.duckdb or postgresql+psycopg://user@host:5432/dbname"
 
 
@@ -100,15 +102,19 @@ def resolve_database(url: str | None = None, config_path: Path | None = None) ->
             parsed = parsed.set(password=password)
     if parsed.get_backend_name() == "duckdb" and parsed.database not in (None, "", ":memory:"):
         parsed = parsed.set(database=str(Path(parsed.database).expanduser().resolve()))
-    try:
-        timeout = float(section.get("statement_timeout_seconds", DEFAULT_STATEMENT_TIMEOUT_S))
-        threads = int(section.get("duckdb_threads", DEFAULT_DUCKDB_THREADS))
-    except (TypeError, ValueError):
-        raise ConfigError(f"{cfg_path}: database.statement_timeout_seconds and database.duckdb_threads must be numbers.") from None
+    timeout = section.get("statement_timeout_seconds", DEFAULT_STATEMENT_TIMEOUT_S)
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 <= timeout < 10**9:
+        raise ConfigError(f"{cfg_path}: database.statement_timeout_seconds must be a number of seconds ≥ 0 (0: no limit), not {shown(timeout)}.")
+    threads = section.get("duckdb_threads", DEFAULT_DUCKDB_THREADS)
+    if isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= 1024:
+        raise ConfigError(f"{cfg_path}: database.duckdb_threads must be a whole number of threads ≥ 1, such as 2, not {shown(threads)}.")
+    memory = section.get("duckdb_memory_limit", DEFAULT_DUCKDB_MEMORY_LIMIT)
+    if not isinstance(memory, str) or not MEMORY_LIMIT.match(memory):
+        raise ConfigError(f"{cfg_path}: database.duckdb_memory_limit must be a size such as 4GB or 512MB, not {shown(memory)}.")
     return DatabaseSettings(
         url=parsed,
         source=source,
-        statement_timeout_s=timeout,
-        duckdb_memory_limit=str(section.get("duckdb_memory_limit", DEFAULT_DUCKDB_MEMORY_LIMIT)),
+        statement_timeout_s=float(timeout),
+        duckdb_memory_limit=memory.strip(),
         duckdb_threads=threads,
     )

@@ -400,3 +400,36 @@ def test_what_the_fuzzer_found_stays_fixed(tmp_path, ledger):
         f"{len(messages)} of {len(messages)} now one ConfigError line naming the file and the entry or line (before the fix: TypeError, ValueError, "
         "OverflowError, UnicodeDecodeError, sqlglot TokenError tracebacks)",
     )
+
+
+DATABASE_MISTAKES = [  # (key, value, what the message must name); before the fix the last four ran or failed in DuckDB
+    ("statement_timeout_seconds", "ten", "database.statement_timeout_seconds"),
+    ("statement_timeout_seconds", [1], "database.statement_timeout_seconds"),
+    ("duckdb_threads", None, "database.duckdb_threads"),
+    ("duckdb_threads", {"a": 1}, "database.duckdb_threads"),
+    ("statement_timeout_seconds", -5, "database.statement_timeout_seconds"),
+    ("duckdb_threads", -5, "database.duckdb_threads"),
+    ("duckdb_memory_limit", "lots", "database.duckdb_memory_limit"),
+    ("duckdb_memory_limit", 4, "database.duckdb_memory_limit"),
+]
+
+
+def test_database_section_mistakes_name_their_key_through_the_cli(tmp_path, ledger):
+    from typer.testing import CliRunner
+
+    from workbench.cli import app
+
+    path, runner = tmp_path / "workbench.yml", CliRunner()
+    for key, value, named in DATABASE_MISTAKES:
+        write(path, BASE | {"database": {"url": f"duckdb:///{tmp_path / 'absent.duckdb'}", key: value}})
+        result = runner.invoke(app, ["analyze", "checkout-layout", "--config", str(path)])
+        lines = cli_lines(result.stderr)
+        assert result.exit_code == 1 and len(lines) == 1, (key, value, result.stderr, result.exception)
+        assert lines[0].startswith(f"error: {path}: {named} must be ") and "Traceback" not in result.output, lines[0]
+    ledger(
+        "Config fuzzing",
+        f"{len(DATABASE_MISTAKES)} bad `database:` settings (timeout 'ten', [1] or -5; threads null, a mapping or -5; memory limit 'lots' or 4) "
+        "through `workbench analyze --config`",
+        f"{len(DATABASE_MISTAKES)} of {len(DATABASE_MISTAKES)}: exit 1, one line naming the file and the key (before the fix: one message for two keys, "
+        "and -5 threads / 'lots' of memory reached DuckDB, whose error named the database, not the setting; -5 s ran without a limit)",
+    )
