@@ -190,7 +190,7 @@ def select_columns(sql: str) -> tuple[str, ...] | None:
     return names if all(names) else None
 
 
-def _finite(x: int | float) -> bool:
+def _finite(x: float) -> bool:
     """Whether ``x`` is a finite number a float can hold (``10**400`` is not)."""
     try:
         return math.isfinite(x)
@@ -200,7 +200,7 @@ def _finite(x: int | float) -> bool:
 
 def _naive_utc(value: dt.datetime) -> dt.datetime:
     """``value`` as a naive UTC timestamp: one with an offset (``+02:00``) is converted to UTC."""
-    return value if value.tzinfo is None else value.astimezone(dt.timezone.utc).replace(tzinfo=None)
+    return value if value.tzinfo is None else value.astimezone(dt.UTC).replace(tzinfo=None)
 
 
 class _Parser:
@@ -494,9 +494,8 @@ class _Parser:
                     raise self.fail(f"{where}.{group}", f"{shown(name)} is not a defined metric; define it under 'metrics' or fix the name (defined: {sorted(self.metrics_known)}).")
             groups[group] = names
         activation = entry.get("activation_metric")
-        if activation is not None:
-            if not isinstance(activation, str) or activation not in self.metrics_known or self.metrics_known[activation].type == "ratio":
-                raise self.fail(f"{where}.activation_metric", f"{shown(activation)} must name a defined metric that is not a ratio.")
+        if activation is not None and (not isinstance(activation, str) or activation not in self.metrics_known or self.metrics_known[activation].type == "ratio"):
+            raise self.fail(f"{where}.activation_metric", f"{shown(activation)} must name a defined metric that is not a ratio.")
         variations = tuple(self.variation_id(v, f"{where}.variations") for v in self.listed(entry.get("variations"), f"{where}.variations"))
         if len(set(variations)) != len(variations) or "__multiple__" in variations:
             raise self.fail(f"{where}.variations", f"lists a variation twice or uses the reserved id '__multiple__': {list(variations)}.")
@@ -539,8 +538,6 @@ class _Parser:
             if isinstance(value, dt.date):
                 day = dt.datetime(value.year, value.month, value.day)
                 return day + dt.timedelta(days=1, microseconds=-1) if end_of_day else day
-            if not isinstance(value, str):
-                raise ValueError(value)
-            return _naive_utc(dt.datetime.fromisoformat(value))
-        except (ValueError, OverflowError):
+            return _naive_utc(dt.datetime.fromisoformat(value))  # a non-string: TypeError
+        except (ValueError, OverflowError, TypeError):
             raise self.fail(where, f"{shown(value)} is not a date or timestamp; write 2026-09-25 or 2026-09-25 13:00:00 (UTC).") from None

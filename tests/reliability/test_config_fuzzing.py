@@ -11,7 +11,6 @@ import os
 import re
 import subprocess
 import sys
-import tempfile
 from collections import Counter
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from workbench import sql_builder
 from workbench.config import NAME, load_config
 from workbench.errors import ConfigError
 
@@ -190,7 +190,8 @@ def check_rejection(error: ConfigError, path: Path) -> str:
 
 
 def check_consistent(cfg) -> None:
-    """A config that loads is usable: references resolve, ratios are of base metrics, names are plain."""
+    """A config that loads is usable: references resolve, ratios are of base metrics, names are plain,
+    and every experiment's queries compile."""
     assert all(NAME.match(t) for t in cfg.identifier_types)
     for metric in cfg.metrics.values():
         if metric.type == "ratio":
@@ -200,6 +201,12 @@ def check_consistent(cfg) -> None:
         assert set(exp.metrics) <= set(cfg.metrics)
         assert not exp.variations or exp.control is None or exp.control in exp.variations
         assert all(isinstance(v, str) for v in exp.variations)
+        for dimension in (None, *exp.dimensions):  # it compiles, or says in one line why not (e.g. no identity join)
+            try:
+                sql_builder.sufficient_stats_query(cfg, exp, dimension)
+                sql_builder.health_query(cfg, exp, dimension)
+            except ConfigError as error:
+                check_rejection(error, cfg.path)
 
 
 def load_outcome(path: Path, tally: Counter):
@@ -235,7 +242,7 @@ def test_structural_mutations_end_in_one_line_naming_file_and_entry(tmp_path, le
         "Config fuzzing",
         "hypothesis: 1–3 random edits of workbench.yml (delete keys/items, list↔dict↔str↔int↔null↔date, odd values such as 10**400, NaN, '', unclosed SQL quotes, unknown keys, empty lists, duplicated items)",
         f"{tally['generated']:,} generated configs: {tally['rejected']:,} rejected, each with one line naming the file and the entry; "
-        f"{tally['loaded']:,} loaded and consistent; 0 other exceptions",
+        f"{tally['loaded']:,} loaded, consistent and compiling to SQL; 0 other exceptions",
     )
 
 
@@ -331,7 +338,7 @@ def test_cli_turns_bad_configs_into_one_error_line(tmp_path, ledger):
     for name, raw in cases.items():
         path.write_bytes(raw)
         run = subprocess.run([str(script), "analyze", "checkout-layout", "--config", str(path), "--database", f"duckdb:///{empty_db}"],
-                             capture_output=True, text=True, timeout=120, env=os.environ | {"WORKBENCH_CONFIG": ""})
+                             capture_output=True, text=True, timeout=120, check=False, env=os.environ | {"WORKBENCH_CONFIG": ""})
         assert run.returncode == 1, (name, run.stderr)
         assert "Traceback" not in run.stderr + run.stdout, (name, run.stderr)
         lines = cli_lines(run.stderr)

@@ -16,7 +16,7 @@ import yaml
 
 import workbench as wb
 from workbench.config import load_config
-from workbench.experiment import experiment, sufficient_stats
+from workbench.experiment import experiment
 
 pytestmark = pytest.mark.reliability
 
@@ -261,7 +261,7 @@ def test_time_zone_aware_columns_and_dates_with_offsets_mean_utc(backend, tmp_pa
     ledger("Data hazards", f"time zones ({backend.name}): TIMESTAMPTZ columns (both tables, or exposures TIMESTAMP and purchases TIMESTAMPTZ) read by a "
            "session whose zone is America/New_York (PostgreSQL database default / DuckDB from $TZ); start/end as bare dates, with +03:00/-05:00 offsets "
            "and as UTC datetimes",
-           f"all 3 spellings resolve to the same UTC range and, on both column layouts, give the pandas (UTC) answer; the 2 units just inside and 2 just outside the range "
+           "all 3 spellings resolve to the same UTC range and, on both column layouts, give the pandas (UTC) answer; the 2 units just inside and 2 just outside the range "
            "are placed right (before the fix: offsets were dropped and New-York sessions shifted the range by 5 hours)")
 
 
