@@ -38,7 +38,6 @@ NUL = "\x00"
 START, END = "2026-01-01", "2026-01-31"
 BENIGN = "treatment"
 WRITE_VERBS = ("DROP", "DELETE", "INSERT", "COPY", "UPDATE", "ALTER", "TRUNCATE", "CREATE", "ATTACH", "INSTALL", "LOAD", "GRANT")
-SEED_TABLES = ("wb_assignments", "wb_purchases")
 # after a statement fails, the transaction rolls back and psycopg checks whether its server cursor survived
 ERROR_HOUSEKEEPING = {"ROLLBACK", "SELECT 1 FROM pg_catalog.pg_cursors WHERE name = 'c_'"}
 
@@ -117,8 +116,6 @@ class Engine:
     log: ServerLog | None = None
     db: object = None
     recorder: StatementRecorder = field(default_factory=StatementRecorder)
-    tables_before: dict[str, int] = field(default_factory=dict)
-    ledger_counts: dict[str, int] = field(default_factory=dict)
     refused_variations: set[str] = field(default_factory=set)
 
     def storable(self, value: str) -> bool:
@@ -138,7 +135,7 @@ class Engine:
             self.db = wb.connect(self.url)
 
     @contextmanager
-    def phase(self, benign: bool = False) -> Iterator[Phase]:
+    def phase(self) -> Iterator[Phase]:
         """Statements run inside the block: in process (both engines) and logged by the server."""
         if self.log is not None:
             self.log.mark()
@@ -166,8 +163,6 @@ def assert_same_statements(engine: Engine, benign: Phase, hostile: Phase, writes
         allowed_logged = {shape(s) for s in benign.logged} | ERROR_HOUSEKEEPING
         extra = {shape(s) for s in hostile.logged} - allowed_logged
         assert not extra, f"statements only the hostile values ran (server log): {[preview(s, 200) for s in sorted(extra)[:5]]}"
-        engine.ledger_counts["logged"] = engine.ledger_counts.get("logged", 0) + len(hostile.logged)
-    engine.ledger_counts["in_process"] = engine.ledger_counts.get("in_process", 0) + len(hostile.in_process)
     if not writes:
         for statement in hostile.in_process + hostile.logged:
             first = statement.lstrip().split(None, 1)[0].upper() if statement.strip() else ""
@@ -321,7 +316,6 @@ def engine(request, tmp_path_factory) -> Iterator[Engine]:
     engine = Engine(request.param, url, config, config_path, assignments, purchases, tmp,
                     log=ServerLog(server.log_file) if server else None, refused_variations=refused)
     engine.db = wb.connect(url)
-    engine.tables_before = table_counts(engine.db)
     yield engine
     engine.db.dispose()
     if server is not None:
