@@ -461,12 +461,12 @@ class _Parser:
         for metric in metrics.values():
             if metric.type != "ratio":
                 continue
-            for part in (metric.numerator, metric.denominator):
+            for key, part in (("numerator", metric.numerator), ("denominator", metric.denominator)):
                 if part not in metrics:
-                    raise self.fail(f"metric {metric.name!r}", f"its numerator/denominator {shown(part)} is not a defined metric; define it or fix the name.")
+                    raise self.fail(f"metric {metric.name!r}.{key}", f"{shown(part)} is not a defined metric; define it or fix the name.")
                 if metrics[part].type in ("ratio", "quantile"):
                     raise self.fail(
-                        f"metric {metric.name!r}",
+                        f"metric {metric.name!r}.{key}",
                         f"{part!r} is a {metrics[part].type} metric, which cannot be a numerator or denominator (a ratio of ratios is a cycle of definitions); use a binomial, count, mean or duration metric.",
                     )
 

@@ -121,7 +121,7 @@ def semantic_mistakes(draw):
         part = draw(st.sampled_from(["numerator", "denominator"]))
         target = ratio["name"] if kind == "ratio_self" else draw(st.sampled_from([r["name"] for r in ratios if r is not ratio]))
         ratio[part] = target
-        return data, [f"metric {ratio['name']!r}", quoted(target)]
+        return data, [f"metric {ratio['name']!r}.{part}: ", quoted(target)]
     if kind == "ratio_cycle":  # a -> b -> a
         a, b = draw(st.lists(st.from_regex(NAME, fullmatch=True).filter(lambda n: n not in {m["name"] for m in data["metrics"]}), min_size=2, max_size=2, unique=True))
         at = draw(st.integers(0, len(data["metrics"])))
