@@ -241,7 +241,7 @@ def _refuse_read_write_switches(engine: sa.Engine, settings: DatabaseSettings) -
     would keep it so for later queries): refuse such statements on read-only engines."""
 
     @event.listens_for(engine, "before_cursor_execute")
-    def _refuse(conn, cursor, statement, parameters, context, executemany):  # noqa: ANN001
+    def _refuse(conn, cursor, statement, parameters, context, executemany):
         if _READ_WRITE_SWITCH.search(statement):
             raise DatabaseError(f"This analysis session on {settings.display_url} is read-only and stays so: writes go through "
                                 "the loaders, the generator or ingestion (connect(read_only=False)).")

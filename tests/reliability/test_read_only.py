@@ -216,12 +216,19 @@ def opened(monkeypatch):
 def own_session_entry_points(project) -> dict:
     """Entry points that open the project's database themselves when not given one."""
     from workbench.analysis import analyze
-    from workbench.experiment import discover_experiments, experiment, health_facts, sufficient_stats, unit_metrics
+    from workbench.experiment import (
+        discover_experiments,
+        experiment,
+        health_facts,
+        sufficient_stats,
+        unit_metrics,
+    )
     from workbench.magics import SqlMagic
     from workbench.report_data import report_data
 
     class Shell:
-        user_ns: dict = {}
+        def __init__(self) -> None:
+            self.user_ns: dict = {}
 
     return {
         "analyze": lambda: analyze("price-display"),
@@ -382,10 +389,9 @@ def test_a_read_only_session_cannot_be_switched_to_read_write(project, ledger):
             refused_switches += 1
         refused = refused_writes(db)  # on the pooled connection the switch ran on, in later transactions
         assert all("read-only" in m for m in refused.values()), (switch, refused)
-        with pytest.raises((DatabaseError, sa.exc.DBAPIError)) as caught, db.connect() as conn:  # switch and write in one transaction
-            with conn.begin():
-                conn.exec_driver_sql(switch)
-                conn.exec_driver_sql(WRITES["INSERT"])
+        with pytest.raises((DatabaseError, sa.exc.DBAPIError)) as caught, db.connect() as conn, conn.begin():  # switch and write in one transaction
+            conn.exec_driver_sql(switch)
+            conn.exec_driver_sql(WRITES["INSERT"])
         assert re.search(r"read[- _]only|access_mode|file handle conflict", str(caught.value), re.IGNORECASE), (switch, str(caught.value))
     db.dispose()
     assert table_counts(project["url"]) == before
