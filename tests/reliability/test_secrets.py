@@ -297,23 +297,6 @@ def test_postgres_server_log_holds_no_canary(project, ledger):
            f"canary absent from {len(log.splitlines())} log lines ({log.count('password authentication failed')} refused logins)")
 
 
-def test_analysis_sessions_in_commands_and_kernels_refused_writes_on_postgresql(project, ledger):
-    entries = audit_entries(project["audit_log"])  # the dashboard's kernel too, when it ran first
-    readers = [e for e in entries if e["read_only"]]
-    writers = [e for e in entries if not e["read_only"]]
-    assert readers and all(e["dialect"] == "postgresql" for e in entries)
-    assert all(e["write"] == "refused" and "read-only transaction" in e["error"] for e in readers), [e for e in readers if e["write"] != "refused"]
-    kernels = {e["pid"] for e in readers if e["argv"][:2] == ["-m", "ipykernel_launcher"] or "ipykernel_launcher" in " ".join(e["argv"])}
-    assert len(kernels) >= 4  # report, run-reports, overview, study report (kernels that reached the database)
-    assert {(e["module"], e["function"]) for e in writers} == {
-        ("workbench.cli.generate", "generate_command"), ("workbench.cli.study", "generate_command"),
-        ("workbench.cli.events", "ingest_events_command"), ("workbench.cli.events", "resolve_identities_command")}
-    ledger("Read-only", "a CREATE TABLE through every session the commands and notebook kernels opened on PostgreSQL "
-           "(audited in each process via sitecustomize)",
-           f"{len(readers)} read-only sessions in {len({e['pid'] for e in readers})} processes ({len(kernels)} kernels): every write refused; "
-           f"the {len(writers)} writable sessions came only from generate, study generate, ingest events and identities resolve")
-
-
 # ------------------------------------------------------------------ in-process: exceptions, logs, reprs
 def exception_texts(exc: BaseException) -> str:
     """str and repr of ``exc`` and of every exception chained to it, and the formatted traceback."""
@@ -405,3 +388,22 @@ def test_study_api_client_hides_the_token(project, ledger):
     assert not [t for t in texts if leaks(t)], [t for t in texts if leaks(t)]
     ledger("Secrets", "the study API client with the canary token: a good call, a wrong token (401), a closed port; repr, vars, pickling",
            f"canary absent from {len(texts)} texts (repr, str, vars, 2 exceptions with their chains and tracebacks); pickling refused")
+
+
+@pytest.mark.browser
+def test_analysis_sessions_in_commands_and_kernels_refused_writes_on_postgresql(project, dashboard, ledger):
+    entries = audit_entries(project["audit_log"])  # commands, report kernels and the dashboard's Voila kernel (its refresh)
+    readers = [e for e in entries if e["read_only"]]
+    writers = [e for e in entries if not e["read_only"]]
+    assert readers and all(e["dialect"] == "postgresql" for e in entries)
+    assert all(e["write"] == "refused" and "read-only transaction" in e["error"] for e in readers), [e for e in readers if e["write"] != "refused"]
+    kernels = {e["pid"] for e in readers if "ipykernel_launcher" in " ".join(e["argv"])}
+    assert len(kernels) >= 5  # report, run-reports, overview, study report, the dashboard (kernels that reached the database)
+    assert any("voila_" in " ".join(e["argv"]) for e in readers)  # the dashboard's refresh ran in a Voila kernel
+    assert {(e["module"], e["function"]) for e in writers} == {
+        ("workbench.cli.generate", "generate_command"), ("workbench.cli.study", "generate_command"),
+        ("workbench.cli.events", "ingest_events_command"), ("workbench.cli.events", "resolve_identities_command")}
+    ledger("Read-only", "a CREATE TABLE through every session the commands and notebook kernels opened on PostgreSQL "
+           "(the dashboard's refresh included; audited in each process via sitecustomize)",
+           f"{len(readers)} read-only sessions in {len({e['pid'] for e in readers})} processes ({len(kernels)} kernels): every write refused; "
+           f"the {len(writers)} writable sessions came only from generate, study generate, ingest events and identities resolve")
