@@ -233,7 +233,8 @@ def _postgresql_engine(settings: DatabaseSettings, read_only: bool, timeout_s: f
 
 # SET [default_]transaction_read_only, set_config(...), SET [SESSION CHARACTERISTICS AS] TRANSACTION READ WRITE,
 # BEGIN/START TRANSACTION READ WRITE: statements that would turn a read-only PostgreSQL session writable
-_READ_WRITE_SWITCH = re.compile(r"transaction_read_only|\b(?:transaction|begin|start)\b.*?\bread\s+write\b", re.IGNORECASE | re.DOTALL)
+_READ_WRITE_SWITCH = re.compile(r"\bset(?:_config)?\b[^;]*?transaction_read_only|\b(?:transaction|begin|start)\b.*?\bread\s+write\b",
+                                re.IGNORECASE | re.DOTALL)
 
 
 def _refuse_read_write_switches(engine: sa.Engine, settings: DatabaseSettings) -> None:

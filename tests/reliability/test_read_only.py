@@ -393,6 +393,8 @@ def test_a_read_only_session_cannot_be_switched_to_read_write(project, ledger):
             conn.exec_driver_sql(switch)
             conn.exec_driver_sql(WRITES["INSERT"])
         assert re.search(r"read[- _]only|access_mode|file handle conflict", str(caught.value), re.IGNORECASE), (switch, str(caught.value))
+    if project["backend"].name == "postgresql":  # reading the setting stays allowed, and it still says on
+        assert db.sql("SELECT current_setting('default_transaction_read_only') AS ro")["ro"].iloc[0] == "on"
     db.dispose()
     assert table_counts(project["url"]) == before
     kinds = {"postgresql": "SET [default_]transaction_read_only, set_config, SET SESSION CHARACTERISTICS, SET TRANSACTION/BEGIN/START READ WRITE",
