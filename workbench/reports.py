@@ -135,7 +135,7 @@ def report_keys(keys: list[str], config_path: Path | None = None, all_discovered
     """The experiments to report on and the config to use: ``keys`` (checked against the config),
     else every configured experiment; with ``all_discovered`` also every experiment found in the
     assignment queries, reported from a copy of the config with stub entries (health and units,
-    no metrics) written under ``reports/``."""
+    no metrics) written under ``data/``."""
     from workbench.config import load_config
 
     config = load_config(config_path)
@@ -154,8 +154,8 @@ def report_keys(keys: list[str], config_path: Path | None = None, all_discovered
         found = discover_experiments(db, config)
     finally:
         db.dispose()
-    paths.reports_dir().mkdir(parents=True, exist_ok=True)
-    copy = paths.reports_dir() / ".discovered-workbench.yml"
+    paths.data_dir().mkdir(parents=True, exist_ok=True)
+    copy = paths.data_dir() / ".discovered-workbench.yml"  # not reports/, which readers get: it holds events.api_keys
     shutil.copyfile(config.path, copy)
     extra = write_experiment_stubs(load_config(copy), found)
     return chosen + [k for k in extra if k not in chosen], copy

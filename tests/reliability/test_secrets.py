@@ -407,3 +407,24 @@ def test_analysis_sessions_in_commands_and_kernels_refused_writes_on_postgresql(
            "(the dashboard's refresh included; audited in each process via sitecustomize)",
            f"{len(readers)} read-only sessions in {len({e['pid'] for e in readers})} processes ({len(kernels)} kernels): every write refused; "
            f"the {len(writers)} writable sessions came only from generate, study generate, ingest events and identities resolve")
+
+
+def test_the_config_copy_for_discovered_experiments_stays_out_of_the_reports(project, monkeypatch, ledger):
+    """run-reports --all-discovered reports from a copy of workbench.yml, which holds events.api_keys."""
+    from workbench import paths
+    from workbench.reports import report_keys
+
+    monkeypatch.setenv("WORKBENCH_HOME", str(project["home"]))
+    keys, copy = report_keys([], project["home"] / "workbench.yml", all_discovered=True, database_url=project["url"])
+    db = wb.connect(project["url"])
+    logged = set(db.sql("SELECT DISTINCT experimentId AS e FROM experiment_viewed")["e"])
+    db.dispose()
+    assert logged <= set(keys) and "price-display" in keys  # every experiment in the data, plus the configured one
+    assert copy.is_file() and PRODUCER_KEY in copy.read_text()  # the copy is the whole config, secrets included
+    reports = paths.reports_dir()
+    assert reports not in copy.parents, copy
+    files = [p for p in reports.rglob("*") if p.is_file()]
+    assert not {str(p): leaks(p.read_bytes()) for p in files if leaks(p.read_bytes())}
+    ledger("Secrets", "the config copy that run-reports --all-discovered writes (workbench.yml with events.api_keys, plus stub entries)",
+           f"kept in data/, beside the database, not in reports/: {len(files)} files under reports/ hold no canary; "
+           f"{len(keys)} experiments to report")
