@@ -62,9 +62,9 @@ def banner_html(data: ReportData) -> str:
     s = data.summary
     facts = f"SRM p = {s['srm_p_value']:.3g}; {s['multiple_exposure_units']:,} units saw several variations"
     if not data.warnings:
-        return f'<div class="wb-banner wb-healthy" style="background:#dafbe1;padding:6px 10px;border-radius:4px">✅ Healthy: {html.escape(facts)}</div>'
+        return f'<div class="wb-banner wb-healthy" style="background:#dafbe1;padding:6px 10px;border-radius:4px">✔ Healthy: {html.escape(facts)}</div>'
     items = "".join(f"<li>{html.escape(w)}</li>" for w in data.warnings)
-    return (f'<div class="wb-banner wb-unhealthy" style="background:#ffebe9;padding:6px 10px;border-radius:4px">⚠️ Not healthy: {html.escape(facts)}'
+    return (f'<div class="wb-banner wb-unhealthy" style="background:#ffebe9;padding:6px 10px;border-radius:4px">⚠ Not healthy: {html.escape(facts)}'
             f"<ul style='margin:4px 0'>{items}</ul></div>")
 
 
