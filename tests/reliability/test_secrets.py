@@ -15,6 +15,8 @@ import subprocess
 import sys
 import time
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import quote, quote_plus
 
@@ -107,12 +109,12 @@ class Runs:
         return proc
 
 
-def start_study_api(db_url: str, token: str):
+@contextmanager
+def study_api(db_url: str, token: str) -> Iterator[object]:
     """The study API test server of tests/test_ytdpnl_api.py, answering from the study tables and
-    accepting only ``token``."""
+    accepting only ``token`` (that module's TOKEN, restored on exit)."""
     import test_ytdpnl_api as api_test
 
-    api_test.TOKEN = token  # the handler compares with the module's TOKEN at request time
     db = wb.connect(db_url)
     tables = ("participant", "session", "event", "watch_time", "video", "video_list_item", "transition_event")
     raw = {t: db.sql(f"SELECT * FROM ytdpnl.{t}", limit=None) for t in tables}
@@ -121,7 +123,13 @@ def start_study_api(db_url: str, token: str):
         for column in ("arm", "type", "list_type", "video_type", "reason", "session_uuid", "uuid"):
             if column in frame:
                 frame[column] = frame[column].map(lambda v: None if v is None else str(v))
-    return api_test.StudyServer(raw)
+    saved, api_test.TOKEN = api_test.TOKEN, token  # the handler compares with the module's TOKEN at request time
+    server = api_test.StudyServer(raw)
+    try:
+        yield server
+    finally:
+        server.close()
+        api_test.TOKEN = saved
 
 
 @pytest.fixture(scope="module")
@@ -153,8 +161,7 @@ def project(pg_server, tmp_path_factory):
     assert run("study generate", "study", "generate", "--size", "tiny", "--seed", "3").returncode == 0, run.done[-1][1].stderr
     assert run("ingest", "ingest", "events", str(home / "events.jsonl")).returncode == 0, run.done[-1][1].stderr
     assert run("identities", "identities", "resolve").returncode == 0, run.done[-1][1].stderr
-    api = start_study_api(pg_url(pg_server.port, PASSWORD), TOKEN)
-    try:
+    with study_api(pg_url(pg_server.port, PASSWORD), TOKEN) as api:
         # analysis against the live server: password from .env, then in the --database URL
         for label, args in (("info", ["info"]), ("experiments", ["experiments"]), ("stats", ["stats", "price-display"]),
                             ("analyze", ["analyze", "price-display"]), ("study check", ["study", "check"]),
@@ -166,8 +173,6 @@ def project(pg_server, tmp_path_factory):
         for label, token in (("study report api", TOKEN), ("study report api, wrong token", WRONG_TOKEN)):
             proc = run(label, "study", "report", "--source", "api", env={"YTDPNL_API_URL": api.url, "YTDPNL_API_TOKEN": token})
             assert (proc.returncode == 0) == (token == TOKEN), (label, proc.stderr)
-    finally:
-        api.close()
     # refusing servers: a closed port (password in the URL) and the live server with a wrong password (.env)
     refusing = {"closed port": {"WORKBENCH_DATABASE_URL": pg_url(closed_port(), PASSWORD)},
                 "wrong password": {"WORKBENCH_DATABASE_PASSWORD": WRONG_PASSWORD}}
@@ -213,9 +218,10 @@ def serve_dashboard(home: Path, env: dict[str, str]) -> tuple[str, str]:
                 browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
                 page = browser.new_page()
                 page.route("**/*", lambda route: route.continue_() if route.request.url.startswith(f"http://127.0.0.1:{port}/") else route.abort())
-                response = page.goto(f"http://127.0.0.1:{port}/", timeout=180_000)
+                # Voila streams the page while the kernel runs the notebook: wait for the chart, not for "load"
+                response = page.goto(f"http://127.0.0.1:{port}/", timeout=180_000, wait_until="commit")
                 assert response is not None and response.ok, f"Voila answered {response and response.status}: see {log_path}"
-                page.wait_for_selector(".js-plotly-plot .main-svg", timeout=180_000)
+                page.wait_for_selector(".js-plotly-plot .main-svg", timeout=240_000)
                 page.get_by_role("button", name="Refresh from database").click()
                 page.wait_for_function("() => !document.body.innerText.includes('Recomputing')", timeout=180_000)
                 html = page.content() + "\n" + page.evaluate("() => document.body.innerText")
@@ -365,9 +371,8 @@ def test_study_api_client_hides_the_token(project, ledger):
     from workbench.studies import ytdpnl
     from workbench.studies.ytdpnl.api_client import ApiError
 
-    api = start_study_api(project["url"], TOKEN)
     texts = []
-    try:
+    with study_api(project["url"], TOKEN) as api:
         client = ytdpnl.ApiClient(api.url, TOKEN)
         frame = client.participants()
         db = wb.connect(project["url"])
@@ -383,8 +388,6 @@ def test_study_api_client_hides_the_token(project, ledger):
             import pickle
 
             pickle.dumps(client)
-    finally:
-        api.close()
     assert not [t for t in texts if leaks(t)], [t for t in texts if leaks(t)]
     ledger("Secrets", "the study API client with the canary token: a good call, a wrong token (401), a closed port; repr, vars, pickling",
            f"canary absent from {len(texts)} texts (repr, str, vars, 2 exceptions with their chains and tracebacks); pickling refused")
