@@ -222,8 +222,12 @@ def serve_dashboard(home: Path, env: dict[str, str]) -> tuple[str, str]:
                 response = page.goto(f"http://127.0.0.1:{port}/", timeout=180_000, wait_until="commit")
                 assert response is not None and response.ok, f"Voila answered {response and response.status}: see {log_path}"
                 page.wait_for_selector(".js-plotly-plot .main-svg", timeout=240_000)
+                computed = "() => (document.body.innerText.match(/computed [^\\n·<]*/) || [''])[0]"  # the status line's stamp
+                before = page.evaluate(computed)
+                assert before, "the dashboard shows no computed time"
                 page.get_by_role("button", name="Refresh from database").click()
-                page.wait_for_function("() => !document.body.innerText.includes('Recomputing')", timeout=180_000)
+                page.wait_for_function(f"(b) => document.body.innerText.includes('Refresh failed') || "
+                                       f"(!document.body.innerText.includes('Recomputing') && ![b, ''].includes(({computed})()))", arg=before, timeout=180_000)
                 html = page.content() + "\n" + page.evaluate("() => document.body.innerText")
                 browser.close()
         finally:
