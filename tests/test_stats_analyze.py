@@ -77,3 +77,24 @@ def test_cli_errors_are_one_sentence(growthbook_url, monkeypatch):
     result = CliRunner().invoke(app, ["analyze", "checkout-layout", "--engine", "bayes", "--database", growthbook_url])
     assert result.exit_code == 1
     assert "engine 'bayes' is not one of frequentist, bayesian" in result.output and "Traceback" not in result.output
+
+
+def test_analyze_and_report_data_close_the_session_they_open(tmp_path, monkeypatch):
+    """Without ``db``, they open the project's database and close it again: a writer in the same
+    process can then open the DuckDB file, which DuckDB refuses while a read-only handle is open."""
+    from workbench.generator import generate
+    from workbench.report_data import report_data
+
+    url = f"duckdb:///{tmp_path / 'own.duckdb'}"
+    writer = wb.connect(url, read_only=False)
+    generate(writer, users=500, seed=3)
+    writer.dispose()
+    monkeypatch.setenv("WORKBENCH_DATABASE_URL", url)
+    results = analyze(experiment("add-to-cart-cta", load_config(CONFIG)))
+    data = report_data("price-display", config_path=CONFIG)
+    assert len(results.to_pandas()) and len(data.results)
+    writer = wb.connect(url, read_only=False)
+    with writer.begin() as connection:
+        connection.exec_driver_sql("CREATE TABLE written_after (x INTEGER)")
+    assert "written_after" in set(writer.sql("SELECT table_name FROM information_schema.tables")["table_name"])
+    writer.dispose()

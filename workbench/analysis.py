@@ -60,20 +60,25 @@ def analyze(
 
     exp = load_experiment(experiment_or_key) if isinstance(experiment_or_key, str) else experiment_or_key
     settings = analysis_settings(exp, **setting_overrides)
-    if db is None:
+    own_db = db is None
+    if own_db:
         from workbench.connection import connect
 
         db = connect()
     dims = list(exp.settings.dimensions if dimensions is None else dimensions)
     stats_frames, unit_frames, sql = [], [], []
-    for dimension in [None, *dims]:
-        stats = sufficient_stats(exp, dimension, db)
-        units, _days = health_facts(exp, dimension, db)
-        sql.append(stats.attrs.get("sql", ""))
-        if dimension is not None:  # overall rows come once, from the overall query
-            stats, units = stats[stats["dimension"] != "overall"], units[units["dimension"] != "overall"]
-        stats_frames.append(stats)
-        unit_frames.append(units)
+    try:
+        for dimension in [None, *dims]:
+            stats = sufficient_stats(exp, dimension, db)
+            units, _days = health_facts(exp, dimension, db)
+            sql.append(stats.attrs.get("sql", ""))
+            if dimension is not None:  # overall rows come once, from the overall query
+                stats, units = stats[stats["dimension"] != "overall"], units[units["dimension"] != "overall"]
+            stats_frames.append(stats)
+            unit_frames.append(units)
+    finally:
+        if own_db:  # the session analyze opened is closed, so it holds no DuckDB file open
+            db.dispose()
     table = pd.concat(stats_frames, ignore_index=True)
     table.attrs = {"sql": sql, "experiment": exp.key}
     return experiment_results(table, settings, pd.concat(unit_frames, ignore_index=True), experiment=exp.key)

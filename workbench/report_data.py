@@ -103,10 +103,15 @@ def report_data(
         dimension = None
     if dimension and dimension not in config.assignment_query(exp.settings.assignment_query).dimensions:
         raise WorkbenchError(f"dimension {dimension!r} is not a column of experiment {key!r}'s assignment query; use one of {list(config.assignment_query(exp.settings.assignment_query).dimensions)}.")
-    if db is None:
+    if db is None:  # a session of its own, closed afterwards so it holds no DuckDB file open
         from workbench.connection import connect
 
         db = connect()
+        try:
+            return report_data(key, db, config_path=config_path, dimension=dimension or "none",
+                               cumulative_points=cumulative_points, **setting_overrides)
+        finally:
+            db.dispose()
     results = analyze(exp, db, dimensions=[dimension] if dimension else [], **setting_overrides)
     _units, days = health_facts(exp, None, db)
     days = days[days["variation"].isin(list(exp.variations) or days["variation"].unique())].reset_index(drop=True)
