@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from generated_project import generated
 from offline_browser import CHROMIUM, offline_page
 from scipy.stats import norm
 from screenshots import save_screenshot
@@ -68,15 +69,6 @@ experiments:
 def write_config(path: Path, broken: bool = False) -> Path:
     path.write_text(CONFIG.replace("GOAL", "broken" if broken else "purchased"), encoding="utf-8")
     return path
-
-
-def generated(url: str) -> str:
-    from workbench.generator import generate
-
-    db = wb.connect(url, read_only=False)
-    generate(db, users=3000, seed=5)
-    db.dispose()
-    return url
 
 
 @pytest.fixture(scope="module")

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from generated_project import SETUP, experiment_entry, generated
 
 import workbench as wb
 
@@ -29,41 +30,12 @@ START, END = pd.Timestamp("2026-09-25"), pd.Timestamp("2026-11-23 23:59:59.99999
 BATCH = ["add-to-cart-cta", "price-display", "results-order"]  # run-reports runs them in config order
 RUNAWAY_SQL = ("SELECT o.userId AS user_id, o.timestamp FROM orders o, sessions s1, sessions s2 "
                "WHERE (s1.duration * 31 + s2.duration * 7 + o.amount) % 997 = 5")  # ~10^11 rows, no index helps
-CONFIG = """
-# fault tests: one assignment query, two metrics, the planted experiments of the generator
-identifier_types: [user_id]
-assignment_queries:
-  - name: users
-    identifier_type: user_id
-    sql: SELECT userId AS user_id, timestamp, experimentId AS experiment_id, variationId AS variation_id, browser FROM experiment_viewed
-    dimensions: [browser]
-metrics:
-  - name: purchased
+CONFIG = ("# fault tests: one assignment query, two metrics and a runaway one, the planted experiments of the generator"
+          + SETUP + f"""  - name: runaway
     type: binomial
-    sql: SELECT userId AS user_id, timestamp FROM orders
-  - name: revenue
-    type: mean
-    sql: SELECT userId AS user_id, timestamp, amount AS value FROM orders
-  - name: runaway
-    type: binomial
-    sql: RUNAWAY
+    sql: {RUNAWAY_SQL}
 experiments:
-""".replace("RUNAWAY", RUNAWAY_SQL) + "".join(f"""  - key: {key}
-    start: 2026-09-25
-    end: 2026-11-23
-    variations: ["0", "1"]
-    goal_metrics: [purchased]
-    secondary_metrics: [revenue]
-""" for key in BATCH)
-
-
-def generated(url: str) -> str:
-    from workbench.generator import generate
-
-    db = wb.connect(url, read_only=False)
-    generate(db, users=3000, seed=5)
-    db.dispose()
-    return url
+""" + "".join(experiment_entry(key) for key in BATCH))
 
 
 def purchase_lifts(url: str) -> dict[str, float]:

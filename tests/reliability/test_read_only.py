@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from connect_audit import audit_entries, audit_env
+from generated_project import SETUP, experiment_entry
 from typer.testing import CliRunner
 
 import workbench as wb
@@ -29,28 +30,7 @@ ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "workbench"
 WORKBENCH = str(Path(sys.executable).with_name("workbench"))
 KEY = "ro-producer-key-1234"
-CONFIG = f"""
-identifier_types: [user_id]
-assignment_queries:
-  - name: users
-    identifier_type: user_id
-    sql: SELECT userId AS user_id, timestamp, experimentId AS experiment_id, variationId AS variation_id, browser FROM experiment_viewed
-    dimensions: [browser]
-metrics:
-  - name: purchased
-    type: binomial
-    sql: SELECT userId AS user_id, timestamp FROM orders
-  - name: revenue
-    type: mean
-    sql: SELECT userId AS user_id, timestamp, amount AS value FROM orders
-experiments:
-  - key: price-display
-    start: 2026-09-25
-    end: 2026-11-23
-    variations: ["0", "1"]
-    goal_metrics: [purchased]
-    secondary_metrics: [revenue]
-events:
+CONFIG = SETUP + "experiments:\n" + experiment_entry("price-display") + f"""events:
   api_keys:
     web: {KEY}
   properties:

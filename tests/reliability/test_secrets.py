@@ -22,6 +22,7 @@ from urllib.parse import quote, quote_plus
 
 import pytest
 from connect_audit import audit_entries, audit_env
+from generated_project import SETUP, experiment_entry
 
 import workbench as wb
 from workbench.errors import DatabaseError
@@ -37,28 +38,7 @@ TOKEN = "c4nary-token-3d1e5a77"
 WRONG_TOKEN = "c4nary-badtoken-0c2f"
 PRODUCER_KEY = "c4nary-producer-88aa"
 ROLE, DATABASE = "analyst", "secrets_db"
-CONFIG = """
-identifier_types: [user_id]
-assignment_queries:
-  - name: users
-    identifier_type: user_id
-    sql: SELECT userId AS user_id, timestamp, experimentId AS experiment_id, variationId AS variation_id, browser FROM experiment_viewed
-    dimensions: [browser]
-metrics:
-  - name: purchased
-    type: binomial
-    sql: SELECT userId AS user_id, timestamp FROM orders
-  - name: revenue
-    type: mean
-    sql: SELECT userId AS user_id, timestamp, amount AS value FROM orders
-experiments:
-  - key: price-display
-    start: 2026-09-25
-    end: 2026-11-23
-    variations: ["0", "1"]
-    goal_metrics: [purchased]
-    secondary_metrics: [revenue]
-events:
+CONFIG = SETUP + "experiments:\n" + experiment_entry("price-display") + """events:
   api_keys:
     web: PRODUCER
 """
