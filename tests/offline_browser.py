@@ -1,6 +1,9 @@
-"""Open a report file in Debian's headless Chromium with the network cut, as a reader offline would."""
+"""Open a report file in Debian's headless Chromium with the network cut, as a reader offline would,
+and wait for a local server (Voila) a browser test is about to open."""
 from __future__ import annotations
 
+import socket
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,3 +28,15 @@ def offline_page(html: Path) -> Iterator[tuple[object, list[str]]]:
             yield page, refused
         finally:
             browser.close()
+
+
+def wait_for_port(port: int, seconds: float = 90) -> None:
+    """Return once something listens on 127.0.0.1:``port``; fail after ``seconds``."""
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.3)
+    raise AssertionError(f"nothing listened on port {port} within {seconds} s")

@@ -8,7 +8,6 @@ import json
 import math
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -18,12 +17,13 @@ import numpy as np
 import pandas as pd
 import pytest
 from generated_project import generated
-from offline_browser import CHROMIUM, offline_page
+from offline_browser import CHROMIUM, offline_page, wait_for_port
 from scipy.stats import norm
 from screenshots import save_screenshot
 
 import workbench as wb
 from workbench.config import load_config
+from workbench.pg_server import free_port
 
 WORKBENCH = str(Path(sys.executable).with_name("workbench"))
 START, END = pd.Timestamp("2026-09-25"), pd.Timestamp("2026-11-23 23:59:59.999999")
@@ -431,12 +431,6 @@ def test_dashboard_widgets_follow_the_selection_and_refresh(scheduled, monkeypat
     assert dash.data("price-display").provenance["computed_at"] > before
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.browser
 @pytest.mark.postgres
 def test_dashboard_in_voila_answers_each_interaction(scheduled, artifacts_dir):
@@ -451,13 +445,7 @@ def test_dashboard_in_voila_answers_each_interaction(scheduled, artifacts_dir):
     log = (home / "voila.log").open("w")  # closed after the server stops
     server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env={**voila_environment(), "WORKBENCH_HOME": str(home)})
     try:
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.3)
+        wait_for_port(port, 60)
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
             page = browser.new_page(viewport={"width": 1280, "height": 1300})

@@ -8,7 +8,6 @@ import asyncio
 import json
 import os
 import random
-import socket
 import subprocess
 import sys
 import threading
@@ -19,9 +18,10 @@ from pathlib import Path
 import pandas as pd
 import psutil
 import pytest
-from offline_browser import CHROMIUM
+from offline_browser import CHROMIUM, wait_for_port
 
 import workbench as wb
+from workbench.pg_server import free_port
 
 pytestmark = pytest.mark.reliability
 
@@ -243,23 +243,6 @@ RENDER_SECONDS, RELOADS = 100, 3
 # voila-dashboards/voila#1446. Here 1-2 pages in 10, and 1 of 2 reloaded at the same time. A
 # reader reloads; so does the test, counting every reload in the ledger.
 HANG = "https://github.com/voila-dashboards/voila/issues/1446"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for_port(port: int, seconds: float = 90) -> None:
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.3)
-    raise AssertionError(f"Voila did not listen on port {port} within {seconds} s")
 
 
 async def viewers(base_url: str, picks: list[str]) -> tuple[list[dict], list[str]]:

@@ -10,7 +10,6 @@ import json
 import logging
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -26,6 +25,7 @@ from generated_project import SETUP, experiment_entry
 
 import workbench as wb
 from workbench.errors import DatabaseError
+from workbench.pg_server import free_port
 
 pytestmark = [pytest.mark.reliability, pytest.mark.postgres, pytest.mark.notebook]
 
@@ -62,12 +62,6 @@ def leaks(text: str | bytes) -> list[str]:
         text = text.decode("utf-8", "replace")
     found = [form for form in secret_forms() if form in text]
     return found or ([MARK] if MARK in text.lower() else [])
-
-
-def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def pg_url(port: int, password: str | None = None) -> str:
@@ -154,7 +148,7 @@ def project(pg_server, tmp_path_factory):
             proc = run(label, "study", "report", "--source", "api", env={"YTDPNL_API_URL": api.url, "YTDPNL_API_TOKEN": token})
             assert (proc.returncode == 0) == (token == TOKEN), (label, proc.stderr)
     # refusing servers: a closed port (password in the URL) and the live server with a wrong password (.env)
-    refusing = {"closed port": {"WORKBENCH_DATABASE_URL": pg_url(closed_port(), PASSWORD)},
+    refusing = {"closed port": {"WORKBENCH_DATABASE_URL": pg_url(free_port(), PASSWORD)},
                 "wrong password": {"WORKBENCH_DATABASE_PASSWORD": WRONG_PASSWORD}}
     notebooks = {"closed port": [["report", "price-display"], ["study", "report"]], "wrong password": [["overview"], ["run-reports"]]}
     for kind, extra in refusing.items():
@@ -193,23 +187,17 @@ def serve_dashboard(home: Path, env: dict[str, str]) -> tuple[str, str]:
     """The dashboard page as Voila serves it to a browser (the notebook executed in a Voila kernel
     whose environment holds the database URL and the .env password), after a click on "Refresh from
     database", and Voila's log."""
-    from offline_browser import CHROMIUM
+    from offline_browser import CHROMIUM, wait_for_port
     from playwright.sync_api import sync_playwright
 
     from workbench.dashboard import voila_command, voila_environment
 
-    port = closed_port()
+    port = free_port()
     log_path = home.parent / f"{home.name}-voila.log"
     with log_path.open("w") as log:
         server = subprocess.Popen(voila_command(port), stdout=log, stderr=subprocess.STDOUT, env=voila_environment(env))
         try:
-            deadline = time.time() + 90
-            while time.time() < deadline:
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                    break
-                except OSError:
-                    time.sleep(0.3)
+            wait_for_port(port)
             with sync_playwright() as p:
                 browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
                 page = browser.new_page()
@@ -319,7 +307,7 @@ def test_refused_connections_raise_and_log_no_canary(project, monkeypatch, caplo
     server = project["server"]
     caplog.set_level(logging.DEBUG)
     caplog.set_level(logging.DEBUG, logger="sqlalchemy")  # SQLAlchemy caps its loggers at WARNING unless asked
-    cases = {"closed port, password in the URL": (pg_url(closed_port(), PASSWORD), None),
+    cases = {"closed port, password in the URL": (pg_url(free_port(), PASSWORD), None),
              "wrong password in the URL": (pg_url(server.port, WRONG_PASSWORD), None),
              "wrong password in $WORKBENCH_DATABASE_PASSWORD": (pg_url(server.port), WRONG_PASSWORD)}
     checked = 0
@@ -379,7 +367,7 @@ def test_study_api_client_hides_the_token(project, ledger):
         assert len(frame) == int(db.sql("SELECT count(*) AS n FROM ytdpnl.participant").iloc[0, 0])  # the token worked
         db.dispose()
         texts += [repr(client), str(client), repr(vars(client) if hasattr(client, "__dict__") else client), repr(client._token)]
-        for label, base_url, token in (("wrong token", api.url, WRONG_TOKEN), ("closed port", f"http://127.0.0.1:{closed_port()}", TOKEN)):
+        for label, base_url, token in (("wrong token", api.url, WRONG_TOKEN), ("closed port", f"http://127.0.0.1:{free_port()}", TOKEN)):
             with pytest.raises(ApiError) as caught:
                 ytdpnl.ApiClient(base_url, token).participants()
             texts.append(exception_texts(caught.value))
