@@ -104,7 +104,7 @@ CONFIG_KEYS: tuple[Key, ...] = (
     K("(top level)", "events", "mapping", "{}", "the Grouparoo-style event store ([events](../events.md))", None, "{events: [x]}"),
     K("(top level)", "event_sources", "mapping of name → mapping", "{}", "more tables of events for the toolkit ([toolkit](../toolkit.md))", None, "{event_sources: [x]}"),
 
-    K("database", "url", "URL", "`$WORKBENCH_DATABASE_URL`, else `data/workbench.duckdb`", "the database; never with a password (use `$WORKBENCH_DATABASE_PASSWORD` or `.env`)", "{url: postgresql+psycopg://analyst@db-host:5432/analytics}", "{url: 'postgresql+psycopg://analyst:pw-in-the-file@db-host/analytics'}"),
+    K("database", "url", "URL", "`$WORKBENCH_DATABASE_URL`, else `data/workbench.duckdb`", "the database; never with a password (use `$WORKBENCH_DATABASE_PASSWORD` or `.env`)", "{url: postgresql+psycopg://analyst@db-host:5432/analytics}", "{url: 'db-host:5432/analytics'}"),
     K("database", "statement_timeout_seconds", "number", "600", "queries running longer are stopped", "{statement_timeout_seconds: 300}", "{statement_timeout_seconds: ten}"),
     K("database", "duckdb_memory_limit", "text", "4GB", "DuckDB's `memory_limit`; DuckDB checks the value when it connects", "{duckdb_memory_limit: 8GB}", None),
     K("database", "duckdb_threads", "integer", "2", "DuckDB's `threads`", "{duckdb_threads: 4}", "{duckdb_threads: many}"),
