@@ -34,14 +34,14 @@ def cached_keys(reports_dir: Path | None = None) -> list[str]:
 
 def voila_command(port: int = DEFAULT_PORT, ip: str = "127.0.0.1", cull_idle_seconds: int = CULL_IDLE_SECONDS,
                   cull_interval_seconds: int = CULL_INTERVAL_SECONDS) -> list[str]:
-    """The Voila command line serving only ``notebooks/dashboard.ipynb``: bound to ``ip``
+    """The Voila command line (through :mod:`workbench.voila_server`, which stops pages hanging on a
+    missed execute reply) serving only ``notebooks/dashboard.ipynb``: bound to ``ip``
     (``--Voila.ip``; a bare ``--ip`` is ignored), sources stripped, tracebacks hidden, the page
     loading nothing from outside the server (:data:`TEMPLATE`; run it with
     :func:`voila_environment`), each viewer's kernel shut down once idle ``cull_idle_seconds``
     (checked every ``cull_interval_seconds``), even while its page is still open."""
-    voila = str(Path(sys.executable).with_name("voila"))
     return [
-        voila, str(paths.notebooks_dir() / "dashboard.ipynb"), f"--port={int(port)}", f"--Voila.ip={ip}", "--no-browser",
+        sys.executable, "-m", "workbench.voila_server", str(paths.notebooks_dir() / "dashboard.ipynb"), f"--port={int(port)}", f"--Voila.ip={ip}", "--no-browser",
         f"--template={TEMPLATE}", "--strip_sources=True", "--show_tracebacks=False",
         f"--MappingKernelManager.cull_idle_timeout={int(cull_idle_seconds)}",
         f"--MappingKernelManager.cull_interval={int(cull_interval_seconds)}",
