@@ -167,22 +167,6 @@ def dashboard(project) -> tuple[str, str]:
     return serve_dashboard(project["home"], project["env"])
 
 
-def wait_for_chart(page, attempts: int = 3) -> None:
-    """Wait for the dashboard's chart, reloading a page Voila left hanging: now and then it never
-    receives a cell's execute reply (voila-dashboards/voila#1446; tests/reliability/test_load.py
-    counts how often), and a reader's reload gets a fresh kernel."""
-    from playwright.sync_api import TimeoutError as PlaywrightTimeout
-
-    for attempt in range(attempts):
-        try:
-            page.wait_for_selector(".js-plotly-plot .main-svg", timeout=120_000)
-            return
-        except PlaywrightTimeout:
-            if attempt == attempts - 1:
-                raise
-            page.reload(timeout=180_000, wait_until="commit")
-
-
 def serve_dashboard(home: Path, env: dict[str, str]) -> tuple[str, str]:
     """The dashboard page as Voila serves it to a browser (the notebook executed in a Voila kernel
     whose environment holds the database URL and the .env password), after a click on "Refresh from
@@ -205,7 +189,7 @@ def serve_dashboard(home: Path, env: dict[str, str]) -> tuple[str, str]:
                 # Voila streams the page while the kernel runs the notebook: wait for the chart, not for "load"
                 response = page.goto(f"http://127.0.0.1:{port}/", timeout=180_000, wait_until="commit")
                 assert response is not None and response.ok, f"Voila answered {response and response.status}: see {log_path}"
-                wait_for_chart(page)
+                page.wait_for_selector(".js-plotly-plot .main-svg", timeout=180_000)
                 computed = "() => (document.body.innerText.match(/computed [^\\n·<]*/) || [''])[0]"  # the status line's stamp
                 before = page.evaluate(computed)
                 assert before, "the dashboard shows no computed time"
