@@ -49,10 +49,6 @@ def _double(x: float) -> str:
     return f"CAST({float(x)!r} AS DOUBLE PRECISION)"
 
 
-def _seconds(hours: float) -> str:
-    return f"INTERVAL '{int(round(hours * 3600))}' SECOND"
-
-
 class _Plan:
     """What one experiment needs: units, base metrics (per source), ratios and quantiles."""
 
@@ -73,6 +69,7 @@ class _Plan:
         self.params: dict[str, Any] = {"experiment_key": experiment.key}
         self.identity: dict[tuple[int, str], str] = {}  # (join index, other type) -> CTE name
         self.identity_written: set[str] = set()  # identity-map CTEs already in the query
+        self.shift_columns: dict[int, str] = {}  # seconds after first exposure -> column of eligible
         self.top_n = DEFAULT_TOP_N
 
     def key_for(self, metric: Metric) -> tuple[str, str | None]:
@@ -97,12 +94,37 @@ class _Plan:
         return [(sql, column, identity, metrics) for (sql, column, identity), metrics in groups.items()]
 
 
-def _in_window(metric: Metric, end_bound: bool) -> str:
+def _exposure_shift(hours: float, columns: dict[int, str] | None = None, unit: str = "u.") -> str:
+    """First exposure moved by ``hours``: the ``eligible`` column that holds it when ``columns``
+    (seconds -> column) has one, computed once per unit instead of on every joined row; else the
+    arithmetic."""
+    seconds = round(hours * 3600)
+    if not seconds:
+        return f"{unit}wb_first_exposure"
+    if columns and seconds in columns:
+        return f"{unit}{columns[seconds]}"
+    return f"{unit}wb_first_exposure {'+' if seconds > 0 else '-'} INTERVAL '{abs(seconds)}' SECOND"
+
+
+def _shift_columns(plan: _Plan) -> dict[int, str]:
+    """The first-exposure shifts (seconds, not 0) that the windows and CUPED lookbacks of the plan's
+    metrics compare with, each named as a column of ``eligible``."""
+    hours = set()
+    for metric in plan.base + plan.quantiles:
+        hours.add(metric.window.delay_hours)
+        if metric.window.hours is not None:
+            hours.add(metric.window.delay_hours + metric.window.hours)
+        if metric.cuped_lookback_days:
+            hours.add(-metric.cuped_lookback_days * 24)
+    seconds = sorted({round(h * 3600) for h in hours} - {0})
+    return {value: f"wb_shift_{i}" for i, value in enumerate(seconds)}
+
+
+def _in_window(metric: Metric, end_bound: bool, columns: dict[int, str] | None = None) -> str:
     """Condition on ``s.timestamp`` for a metric row to count after first exposure ``u.wb_first_exposure``."""
-    low = "u.wb_first_exposure" if not metric.window.delay_hours else f"u.wb_first_exposure + {_seconds(metric.window.delay_hours)}"
-    parts = [f"s.timestamp >= {low}"]
+    parts = [f"s.timestamp >= {_exposure_shift(metric.window.delay_hours, columns)}"]
     if metric.window.hours is not None:
-        parts.append(f"s.timestamp <= u.wb_first_exposure + {_seconds(metric.window.delay_hours + metric.window.hours)}")
+        parts.append(f"s.timestamp <= {_exposure_shift(metric.window.delay_hours + metric.window.hours, columns)}")
     elif end_bound:
         parts.append("s.timestamp <= :end")
     if metric.filter:
@@ -110,10 +132,10 @@ def _in_window(metric: Metric, end_bound: bool) -> str:
     return " AND ".join(parts)
 
 
-def _pre_window(metric: Metric) -> str:
+def _pre_window(metric: Metric, columns: dict[int, str] | None = None) -> str:
     """Condition for the CUPED covariate: [first exposure − lookback, first exposure)."""
     hours = (metric.cuped_lookback_days or 0) * 24
-    parts = [f"s.timestamp >= u.wb_first_exposure - {_seconds(hours)}", "s.timestamp < u.wb_first_exposure"]
+    parts = [f"s.timestamp >= {_exposure_shift(-hours, columns)}", "s.timestamp < u.wb_first_exposure"]
     if metric.filter:
         parts.append(f"({metric.filter})")
     return " AND ".join(parts)
@@ -178,14 +200,19 @@ def _units_ctes(plan: _Plan, dimension: str | None, include_all_variations: bool
         ctes.append("assigned AS (\n  SELECT * FROM units WHERE wb_unit IN (SELECT wb_unit FROM activated)\n)")
     else:
         ctes.append("assigned AS (\n  SELECT * FROM units\n)")
+    plan.shift_columns = _shift_columns(plan)
+    shifted = "".join(f", {_exposure_shift(sec / 3600, unit='')} AS {col}" for sec, col in plan.shift_columns.items())
     if include_all_variations or not exp_cfg.variations:
-        ctes.append(f"eligible AS (\n  SELECT * FROM assigned WHERE wb_variation <> '{MULTIPLE}'\n)")
+        ctes.append(f"eligible AS (\n  SELECT *{shifted} FROM assigned WHERE wb_variation <> '{MULTIPLE}'\n)")
     else:
         names = []
         for i, v in enumerate(exp_cfg.variations):
             plan.params[f"variation_{i}"] = v
             names.append(f":variation_{i}")
-        ctes.append(f"eligible AS (\n  SELECT * FROM assigned WHERE wb_variation IN ({', '.join(names)})\n)")
+        # A CASE, not a bare IN: PostgreSQL guesses 0.5% of units pass an IN on a computed column
+        # (and then hashes the big metric tables); for a boolean expression it guesses half.
+        ctes.append(f"eligible AS (\n  SELECT *{shifted} FROM assigned\n"
+                    f"  WHERE CASE WHEN wb_variation IN ({', '.join(names)}) THEN TRUE ELSE FALSE END\n)")
     return [c for c in ctes if c]
 
 
@@ -236,12 +263,12 @@ def _metric_ctes(plan: _Plan) -> list[str]:
         aggregates = []
         for metric in metrics:
             i = plan.index[metric.name]
-            counted = _in_window(metric, end_bound)
+            counted = _in_window(metric, end_bound, plan.shift_columns)
             aggregates.append(f"SUM(CASE WHEN {counted} THEN 1 ELSE 0 END) AS m{i}_rows")
             if metric.type in ("mean", "duration"):
                 aggregates.append(f"SUM(CASE WHEN {counted} THEN CAST(s.value AS DOUBLE PRECISION) END) AS m{i}_value")
             if metric.cuped_lookback_days:
-                pre = _pre_window(metric)
+                pre = _pre_window(metric, plan.shift_columns)
                 if metric.type in ("mean", "duration"):
                     aggregates.append(f"SUM(CASE WHEN {pre} THEN CAST(s.value AS DOUBLE PRECISION) END) AS m{i}_pre")
                 else:
@@ -309,7 +336,7 @@ def _quantile_ctes(plan: _Plan, dimension: str | None) -> list[str]:
         ctes.append(
             f"quantile_rows_{j} AS (\n  SELECT u.wb_variation, u.wb_dim, CAST(s.value AS DOUBLE PRECISION) AS wb_value\n"
             f"  FROM {_source_join(plan, metric.sql or '', column, identity)}\n"
-            f"  WHERE {' AND '.join([_in_window(metric, end_bound), *_date_bounds(plan, f'q{j}', [metric])])} AND s.value IS NOT NULL\n)"
+            f"  WHERE {' AND '.join([_in_window(metric, end_bound, plan.shift_columns), *_date_bounds(plan, f'q{j}', [metric])])} AND s.value IS NOT NULL\n)"
         )
         windows = [
             "ROW_NUMBER() OVER (PARTITION BY wb_variation ORDER BY wb_value) AS wb_rank_all",
