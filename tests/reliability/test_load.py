@@ -80,7 +80,7 @@ class TreeSampler:
                 continue
             kernel = any("ipykernel" in part for part in cmdline)
             if kernel:
-                kernels.add(cmdline[-1])
+                kernels.add(next((part for part in cmdline if part.endswith(".json")), " ".join(cmdline)))
             total, host = total + rss, host + (0 if kernel else rss)
         return Sample(time.perf_counter() - self._started, total / MB, host / MB, len(kernels), self.progress())
 
