@@ -5,7 +5,7 @@ Voila 0.5 waits for each cell's ``execute_reply`` with ``await socket.poll()`` a
 pages rendering at once that poll sometimes misses the socket's edge-triggered wake-up: the reply
 sits in the socket (``zmq.EVENTS`` says POLLIN), the page spins until its kernel is culled
 (voila-dashboards/voila#1446). Measured here with 10 viewers at once on 2 cores: 14 pages in 130 hung
-with the stock wait (ipykernel 6 and 7, pyzmq 26 and 27 alike), 0 in 140 with sliced waits.
+with the stock wait (ipykernel 6 and 7, pyzmq 26 and 27 alike), 0 in 180 with sliced waits.
 
 :func:`sliced_get_msg` replaces ``get_msg``: the same contract (a message, or ``queue.Empty`` once
 ``timeout`` seconds pass; ``None`` waits for ever), built from polls of at most
