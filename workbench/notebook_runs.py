@@ -11,6 +11,7 @@ import datetime as dt
 import errno
 import os
 import platform
+import shutil
 import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -34,6 +35,11 @@ REPORT_ENV = {
 }
 
 
+# A Unix socket's path must fit in 108 bytes: the kernel's sockets go under /tmp when the temporary
+# folder's own path is longer than this.
+SOCKET_FOLDER_MAX_CHARS = 80
+
+
 @dataclass(frozen=True)
 class NotebookRun:
     """Where an executed notebook and its HTML report were written."""
@@ -54,6 +60,27 @@ def _environment(values: dict[str, str]) -> Iterator[None]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = old
+
+
+@contextmanager
+def kernel_sockets() -> Iterator[dict[str, Any]]:
+    """papermill engine options that connect the report kernel through Unix sockets (ZeroMQ
+    ``ipc``) in a private folder, removed afterwards, instead of TCP ports.
+
+    jupyter_client picks "free" TCP ports by binding port 0 and closing the socket before the
+    kernel binds it, so a kernel started at the same moment by another process
+    (``run-reports --jobs N``) could take the same port, and one of them died with "Address already
+    in use". A folder of its own holds each kernel's sockets, so no other process can take them."""
+    from traitlets.config import Config
+
+    parent = tempfile.gettempdir()
+    if len(parent) > SOCKET_FOLDER_MAX_CHARS:
+        parent = "/tmp"
+    folder = tempfile.mkdtemp(prefix="wb-kernel-", dir=parent)
+    try:
+        yield {"config": Config({"KernelManager": {"transport": "ipc", "ip": os.path.join(folder, "kernel")}})}
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _default_file_mode() -> int:
@@ -140,11 +167,11 @@ def run_notebook(
     if database_url:
         env[URL_ENV] = database_url
     try:
-        with _environment(env):
+        with _environment(env), kernel_sockets() as sockets:
             pm.execute_notebook(str(source), str(tmp_nb), parameters=parameters or {}, kernel_name=KERNEL_NAME,
                                 progress_bar=False, cwd=str(paths.project_root()), log_output=False,
                                 request_save_on_cell_execute=False,  # one write at the end, not one per cell
-                                extra_arguments=KERNEL_ARGUMENTS)
+                                extra_arguments=KERNEL_ARGUMENTS, **sockets)
     except pm.PapermillExecutionError as exc:
         failed = output_dir / f"{stem}.failed.ipynb"
         os.replace(tmp_nb, failed)
