@@ -64,4 +64,4 @@ def test_kernels_started_at_once_by_separate_processes_each_get_their_own_socket
         lines = pool.map(_run_in_child, jobs)
     addresses = [line.split(" ", 1)[1] for line in lines]
     assert all(line.startswith("ipc ") for line in lines)
-    assert len(set(os.path.dirname(a) for a in addresses)) == 4
+    assert len({os.path.dirname(a) for a in addresses}) == 4
