@@ -147,8 +147,25 @@ def _source_join(plan: _Plan, sql: str, column: str, identity: str | None) -> st
     return f"eligible u\n  JOIN {identity} m ON m.wb_unit = u.wb_unit\n  JOIN ({sql}) s ON s.{column} = m.wb_other"
 
 
-def _units_ctes(plan: _Plan, dimension: str | None, include_all_variations: bool = False) -> list[str]:
-    """CTEs ``exposures``, ``units`` (all variations), ``assigned`` (after activation), ``eligible``."""
+def _included(plan: _Plan, variation: str) -> str:
+    """Condition that the unit variation ``variation`` (an SQL expression) is analysed: one of the
+    configured variations, else any but ``__multiple__``."""
+    if not plan.experiment.variations:
+        return f"{variation} <> '{MULTIPLE}'"
+    names = []
+    for i, v in enumerate(plan.experiment.variations):
+        plan.params[f"variation_{i}"] = v
+        names.append(f":variation_{i}")
+    # A CASE, not a bare IN: PostgreSQL guesses 0.5% of units pass an IN on a computed column
+    # (and then hashes the big metric tables); for a boolean expression it guesses half.
+    return f"CASE WHEN {variation} IN ({', '.join(names)}) THEN TRUE ELSE FALSE END"
+
+
+def _units_ctes(plan: _Plan, dimension: str | None, included_only: bool) -> list[str]:
+    """CTEs ``exposures``, ``units``, ``assigned`` (after activation) and, with ``included_only``,
+    ``eligible`` (with the first-exposure shifts). ``units`` holds every variation for the health
+    facts, and only the analysed ones with ``included_only``: filtered once, where they are built,
+    instead of in every metric scan that reads ``eligible``."""
     aq, exp_cfg, unit = plan.assignment, plan.experiment, plan.unit_type
     where = [f"e.experiment_id = :experiment_key", f"e.{unit} IS NOT NULL", "e.timestamp IS NOT NULL", "e.variation_id IS NOT NULL"]
     if exp_cfg.start is not None:
@@ -176,13 +193,15 @@ def _units_ctes(plan: _Plan, dimension: str | None, include_all_variations: bool
             "  FROM first_exposures GROUP BY wb_raw_dim\n)",
             "units AS (\n  SELECT f.wb_unit, f.wb_first_exposure, f.wb_variation,\n"
             f"    CASE WHEN r.wb_value_rank <= :top_n THEN f.wb_raw_dim ELSE '{OTHER}' END AS wb_dim\n"
-            "  FROM first_exposures f JOIN dimension_ranks r ON r.wb_raw_dim = f.wb_raw_dim\n)",
+            "  FROM first_exposures f JOIN dimension_ranks r ON r.wb_raw_dim = f.wb_raw_dim"
+            + (f"\n  WHERE {_included(plan, 'f.wb_variation')}" if included_only else "") + "\n)",
         ]
     else:
+        variation = f"CASE WHEN MIN(wb_variation) = MAX(wb_variation) THEN MIN(wb_variation) ELSE '{MULTIPLE}' END"
         ctes.append(
-            "units AS (\n  SELECT wb_unit, MIN(wb_ts) AS wb_first_exposure,\n"
-            f"    CASE WHEN MIN(wb_variation) = MAX(wb_variation) THEN MIN(wb_variation) ELSE '{MULTIPLE}' END AS wb_variation,\n"
-            "    CAST(NULL AS VARCHAR) AS wb_dim\n  FROM exposures GROUP BY wb_unit\n)"
+            f"units AS (\n  SELECT wb_unit, MIN(wb_ts) AS wb_first_exposure,\n    {variation} AS wb_variation,\n"
+            "    CAST(NULL AS VARCHAR) AS wb_dim\n  FROM exposures GROUP BY wb_unit"
+            + (f"\n  HAVING {_included(plan, variation)}" if included_only else "") + "\n)"
         )
     for (j, other), name in _identity_maps(plan).items():
         join = plan.config.identity_joins[j]
@@ -200,19 +219,10 @@ def _units_ctes(plan: _Plan, dimension: str | None, include_all_variations: bool
         ctes.append("assigned AS (\n  SELECT * FROM units WHERE wb_unit IN (SELECT wb_unit FROM activated)\n)")
     else:
         ctes.append("assigned AS (\n  SELECT * FROM units\n)")
-    plan.shift_columns = _shift_columns(plan)
-    shifted = "".join(f", {_exposure_shift(sec / 3600, unit='')} AS {col}" for sec, col in plan.shift_columns.items())
-    if include_all_variations or not exp_cfg.variations:
-        ctes.append(f"eligible AS (\n  SELECT *{shifted} FROM assigned WHERE wb_variation <> '{MULTIPLE}'\n)")
-    else:
-        names = []
-        for i, v in enumerate(exp_cfg.variations):
-            plan.params[f"variation_{i}"] = v
-            names.append(f":variation_{i}")
-        # A CASE, not a bare IN: PostgreSQL guesses 0.5% of units pass an IN on a computed column
-        # (and then hashes the big metric tables); for a boolean expression it guesses half.
-        ctes.append(f"eligible AS (\n  SELECT *{shifted} FROM assigned\n"
-                    f"  WHERE CASE WHEN wb_variation IN ({', '.join(names)}) THEN TRUE ELSE FALSE END\n)")
+    if included_only:
+        plan.shift_columns = _shift_columns(plan)
+        shifted = "".join(f", {_exposure_shift(sec / 3600, unit='')} AS {col}" for sec, col in plan.shift_columns.items())
+        ctes.append(f"eligible AS (\n  SELECT *{shifted} FROM assigned\n)")
     return [c for c in ctes if c]
 
 
@@ -375,7 +385,7 @@ def sufficient_stats_query(
     """One query returning, per variation and dimension value (``__overall__`` for the whole
     experiment), ``users`` and the sufficient statistics of every metric of ``experiment``."""
     plan = _plan(config, experiment, dimension, top_n, metrics)
-    ctes = _units_ctes(plan, dimension) + _metric_ctes(plan) + _quantile_ctes(plan, dimension)
+    ctes = _units_ctes(plan, dimension, included_only=True) + _metric_ctes(plan) + _quantile_ctes(plan, dimension)
     selects = ["CAST(wb_variation AS VARCHAR) AS variation", f"COALESCE(wb_dim, '{OVERALL}') AS dimension_value", "COUNT(*) AS users"]
     columns: dict[str, dict[str, str]] = {}
     for j, metric in enumerate(plan.outputs):
@@ -416,7 +426,7 @@ def health_query(config: Config, experiment: ExperimentConfig, dimension: str | 
     """Units per variation (``__multiple__`` and unknown ones included) overall, per dimension
     value and per first-exposure day, in one grouped query over the units."""
     plan = _plan(config, experiment, dimension, top_n, metrics=())
-    ctes = _units_ctes(plan, dimension)
+    ctes = _units_ctes(plan, dimension, included_only=False)
     sets = ["(wb_variation)", "(wb_variation, wb_day)"] + (["(wb_variation, wb_dim)"] if dimension else [])
     body = (
         f"SELECT wb_variation AS variation, {'wb_dim' if dimension else 'CAST(NULL AS VARCHAR)'} AS dimension_value, wb_day AS day, COUNT(*) AS users\n"
@@ -430,7 +440,7 @@ def unit_metrics_query(config: Config, experiment: ExperimentConfig, metrics: tu
     """One row per included unit: ``unit, variation, first_exposure`` and per base metric
     ``n_<metric>`` (per-unit value after capping) and ``pct_<metric>`` (1 if any row counted)."""
     plan = _plan(config, experiment, None, DEFAULT_TOP_N, metrics)
-    ctes = _units_ctes(plan, None) + _metric_ctes(plan)
+    ctes = _units_ctes(plan, None, included_only=True) + _metric_ctes(plan)
     cols = ["wb_unit AS unit", "wb_variation AS variation", "wb_first_exposure AS first_exposure"]
     for metric in plan.base:
         i = plan.index[metric.name]
