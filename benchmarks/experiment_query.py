@@ -7,11 +7,13 @@ data from our generator (1M, 10M, 50M rows over the five tables).
 Per engine and size it prints: our query's seconds (``sufficient_stats``), the floor's seconds
 (one plain ``SELECT user_id, count(*), sum(value) … GROUP BY user_id`` over each source table the
 metrics read, summed), their ratio, the floor plus the same aggregate over the assignment source
-(``experiment_viewed``, which any experiment query must read too) and that ratio, the peak RSS of the process running our query, and the same
-computation done naively in pandas (tables read whole into DataFrames, merged, grouped). Each
+(``experiment_viewed``, which any experiment query must read too) and that ratio, the bound (the
+least an exact answer needs: the units, then every source row joined to its unit and compared
+with that unit's first exposure, counted per unit) against the floor, the peak RSS of the process
+running our query, and the same computation done naively in pandas (tables read whole into DataFrames, merged, grouped). Each
 measurement runs in its own child process, so peak RSS is that measurement's own; the PostgreSQL
 server's memory is not included. DuckDB runs with the workbench defaults (2 threads, 4GB
-``memory_limit``); the best of 3 runs is reported for the query and the floor. Spark (``--spark-rows``,
+``memory_limit``); the best of 3 runs is reported for the query, the floor and the bound. Spark (``--spark-rows``,
 none by default) runs the same compiled SQL through ``workbench.spark`` on a local 2-core
 SparkSession over Parquet copies of the generated DuckDB tables; its peak RSS is the Python
 driver's, not the JVM's.
@@ -19,6 +21,7 @@ driver's, not the JVM's.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import multiprocessing
 import queue
 import resource
@@ -74,6 +77,21 @@ FLOOR = [
 ]
 # the same plain aggregate over the assignment source, which every experiment query must also read
 EXPOSURES_FLOOR = "SELECT userId AS user_id, COUNT(*) AS n, MIN(timestamp) AS v FROM experiment_viewed GROUP BY userId"
+# The least an exact answer needs: the units (first exposure of each single-variation unit), then
+# every row of each source table next to its unit's first exposure, compared with it and counted
+# per unit. No CUPED, no values, no statistics: our query does all of this and more.
+BOUND = """
+WITH units AS (
+  SELECT userId AS unit, MIN(timestamp) AS first_exposure FROM experiment_viewed
+  WHERE experimentId = :key AND timestamp >= :start AND timestamp <= :end
+  GROUP BY userId HAVING MIN(variationId) = MAX(variationId)
+)
+SELECT """ + ",\n  ".join(
+    f"(SELECT SUM(n) FROM (SELECT u.unit, SUM(CASE WHEN s.{ts} >= u.first_exposure THEN 1 ELSE 0 END) AS n"
+    f" FROM units u JOIN {table} s ON s.userId = u.unit GROUP BY u.unit) per_unit) AS {table}"
+    for table, ts in (("orders", "timestamp"), ("pages", "timestamp"), ("sessions", "sessionStart"))
+)
+BOUND_PARAMS = {"key": "checkout-layout", "start": dt.datetime(2026, 9, 25), "end": dt.datetime(2026, 11, 22, 23, 59, 59, 999999)}
 
 
 def peak_rss_mb() -> float:
@@ -97,22 +115,24 @@ def measure_query(url: str, config_path: str, out: multiprocessing.Queue) -> Non
 
 
 def measure_floor(url: str, out: multiprocessing.Queue) -> None:
-    """Child: best of 3 runs of the floor (each metric source table aggregated once per user), and
-    best of 3 of the same aggregate over the assignment source (seconds)."""
+    """Child: best of 3 runs (seconds) of the floor (each metric source table aggregated once per
+    user), of the same aggregate over the assignment source, and of the exact answer's bound."""
     import workbench as wb
 
     db = wb.connect(url, statement_timeout_s=3600)
 
-    def best_of_3(queries: list[str]) -> float:
+    def best_of_3(queries: list[str], **params) -> float:
         times = []
         for _ in range(3):
             started = time.perf_counter()
             for sql in queries:
-                db.sql(f"SELECT COUNT(*) AS users, SUM(n) AS n, COUNT(v) AS v FROM ({sql}) f")
+                db.sql(sql, **params)
             times.append(time.perf_counter() - started)
         return min(times)
 
-    out.put((best_of_3(FLOOR), best_of_3([EXPOSURES_FLOOR]), 0))
+    floors = [f"SELECT COUNT(*) AS users, SUM(n) AS n, COUNT(v) AS v FROM ({sql}) f" for sql in FLOOR]
+    exposures = [f"SELECT COUNT(*) AS users, SUM(n) AS n, COUNT(v) AS v FROM ({EXPOSURES_FLOOR}) f"]
+    out.put((best_of_3(floors), best_of_3(exposures), best_of_3([BOUND], **BOUND_PARAMS)))
 
 
 def measure_spark(parquet_dir: str, config_path: str, out: multiprocessing.Queue) -> None:
@@ -237,7 +257,7 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     config_path = work / "workbench.yml"
     config_path.write_text(CONFIG)
-    print(f"{'engine':<10} {'rows':>11} {'query s':>8} {'floor s':>8} {'ratio':>6} {'+exp. s':>8} {'ratio':>6} "
+    print(f"{'engine':<10} {'rows':>11} {'query s':>8} {'floor s':>8} {'ratio':>6} {'+exp. s':>8} {'ratio':>6} {'bound s':>8} {'ratio':>6} "
           f"{'peak RSS MB':>11} {'pandas s':>9} {'pandas RSS MB':>13}", flush=True)
     runs = [("duckdb", n) for n in args.rows] + [("postgresql", n) for n in args.postgres_rows]
     server = None
@@ -263,7 +283,7 @@ def main() -> None:
                 url = server.url_with_password(name)
                 rows = generate_into(url, target)
             query_s, query_rss, _ = in_child(measure_query, url, str(config_path))
-            floor_s, exposures_s, _ = in_child(measure_floor, url)
+            floor_s, exposures_s, bound_s = in_child(measure_floor, url)
             with_exposures = floor_s + exposures_s
             if target <= args.pandas_max_rows:
                 pandas_s, pandas_rss, _ = in_child(measure_pandas, url)
@@ -271,7 +291,7 @@ def main() -> None:
             else:
                 pandas = f"{'skipped':>9} {'':>13}"
             print(f"{engine:<10} {rows:>11,} {query_s:>8.2f} {floor_s:>8.2f} {query_s / floor_s:>6.2f} {with_exposures:>8.2f} "
-                  f"{query_s / with_exposures:>6.2f} {query_rss:>11,.0f} {pandas}", flush=True)
+                  f"{query_s / with_exposures:>6.2f} {bound_s:>8.2f} {bound_s / floor_s:>6.2f} {query_rss:>11,.0f} {pandas}", flush=True)
     finally:
         if server is not None:
             server.cleanup()
