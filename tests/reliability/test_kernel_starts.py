@@ -1,0 +1,89 @@
+"""Kernels started at the same moment (issue 9): ``run-reports --jobs 2`` once lost a report when two
+kernels took the same TCP port ("Address already in use"). Report kernels now connect through Unix
+sockets in a folder of their own; these runs start them together for real, in separate processes."""
+from __future__ import annotations
+
+import multiprocessing
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+
+pytestmark = [pytest.mark.reliability, pytest.mark.notebook]
+
+KERNELS = 6
+# A purpose-built notebook: the kernel prints the transport and address of its own connection file.
+CONNECTION_CELL = (
+    "import json, ipykernel.connect\n"
+    "info = json.load(open(ipykernel.connect.get_connection_file()))\n"
+    "print(info['transport'], info['ip'])"
+)
+
+
+def connection_notebook(path: Path) -> Path:
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.cells = [nbformat.v4.new_code_cell(CONNECTION_CELL)]
+    nbformat.write(nb, path)
+    return path
+
+
+def run_with_kernel_sockets(source: str, output: str) -> tuple[str, bool]:
+    """Execute ``source`` as the report runner does: the kernel's printed line, and whether the
+    socket folder existed while the run's context was open."""
+    import papermill as pm
+
+    from workbench.notebook_runs import KERNEL_ARGUMENTS, KERNEL_NAME, kernel_sockets
+
+    with kernel_sockets() as sockets:
+        folder = Path(sockets["config"]["KernelManager"]["ip"]).parent
+        nb = pm.execute_notebook(source, output, kernel_name=KERNEL_NAME, progress_bar=False,
+                                 extra_arguments=KERNEL_ARGUMENTS, **sockets)
+        existed = folder.is_dir()
+    return nb.cells[0].outputs[0]["text"].strip(), existed
+
+
+def test_a_report_kernel_uses_unix_sockets_in_a_private_folder_removed_afterwards(tmp_path):
+    source = connection_notebook(tmp_path / "connection.ipynb")
+    line, existed = run_with_kernel_sockets(str(source), str(tmp_path / "out.ipynb"))
+    transport, address = line.split(" ", 1)
+    folder = Path(address).parent
+    assert transport == "ipc"
+    assert existed and folder.name.startswith("wb-kernel-")
+    assert len(address) < 100  # a Unix socket path must fit in 108 bytes
+    assert not folder.exists()
+
+
+def _start_together(barrier, source: str, output: str, results) -> None:
+    barrier.wait()
+    try:
+        results.put(("ok", *run_with_kernel_sockets(source, output)))
+    except Exception as exc:  # noqa: BLE001  (the parent reports what failed)
+        results.put(("failed", f"{type(exc).__name__}: {exc}", False))
+
+
+def test_kernels_started_at_once_by_separate_processes_all_run(tmp_path, ledger):
+    source = str(connection_notebook(tmp_path / "connection.ipynb"))
+    context = multiprocessing.get_context("spawn")
+    barrier, results = context.Barrier(KERNELS), context.Queue()
+    workers = [context.Process(target=_start_together, args=(barrier, source, str(tmp_path / f"out-{i}.ipynb"), results))
+               for i in range(KERNELS)]
+    started = time.perf_counter()
+    for worker in workers:
+        worker.start()
+    outcomes = [results.get(timeout=300) for _ in workers]
+    for worker in workers:
+        worker.join(timeout=60)
+    seconds = time.perf_counter() - started
+    failures = [detail for status, detail, _ in outcomes if status != "ok"]
+    assert not failures
+    addresses = [detail.split(" ", 1)[1] for _, detail, _ in outcomes]
+    assert all(detail.startswith("ipc ") for _, detail, _ in outcomes)
+    assert len({str(Path(a).parent) for a in addresses}) == KERNELS
+    assert not any(Path(a).parent.exists() for a in addresses)
+    ledger("Load", f"{KERNELS} report kernels started at the same moment by {KERNELS} processes (a barrier before papermill), "
+           "as `run-reports --jobs N` starts them; once 1 report in 50 died with 'Address already in use' when two kernels "
+           "took the same TCP port",
+           f"all {KERNELS} ran ({seconds:.0f} s): each connected over Unix sockets (ZeroMQ ipc) in a folder of its own, "
+           "no TCP port picked; every folder removed afterwards")
