@@ -267,7 +267,7 @@ def main() -> None:
             rows = generate_into(f"duckdb:///{file}", target) if not file.exists() else table_rows(f"duckdb:///{file}")
             parquet = parquet_copy(f"duckdb:///{file}", work / f"parquet_{target}")
             query_s, floor_s, startup_s, cold_s, rss, _ = in_child(measure_spark, str(parquet), str(config_path))
-            print(f"{'spark':<10} {rows:>11,} {query_s:>8.2f} {floor_s:>8.2f} {query_s / floor_s:>6.2f} {'':>8} {'':>6} {rss:>11,.0f} "
+            print(f"{'spark':<10} {rows:>11,} {query_s:>8.2f} {floor_s:>8.2f} {query_s / floor_s:>6.2f} {'':>8} {'':>6} {'':>8} {'':>6} {rss:>11,.0f} "
                   f"{'skipped':>9} {'':>13}  (session start {startup_s:.1f} s, first query {cold_s:.1f} s)", flush=True)
         for engine, target in runs:
             if engine == "duckdb":
