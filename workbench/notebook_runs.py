@@ -141,6 +141,19 @@ def export_html(notebook_path: Path, html_path: Path, footer: str = "", title: s
     return html_path
 
 
+def execute_notebook(source: Path, output: Path, parameters: dict[str, Any], env: dict[str, str]) -> None:
+    """Execute ``source`` into ``output`` with papermill as every report run does: the kernel gets
+    :data:`REPORT_ENV` and ``env`` in its environment, the project root as its working directory and
+    sockets of its own (:func:`kernel_sockets`); papermill's errors propagate."""
+    import papermill as pm
+
+    with _environment({**REPORT_ENV, **env}), kernel_sockets() as sockets:
+        pm.execute_notebook(str(source), str(output), parameters=parameters, kernel_name=KERNEL_NAME,
+                            progress_bar=False, cwd=str(paths.project_root()), log_output=False,
+                            request_save_on_cell_execute=False,  # one write at the end, not one per cell
+                            extra_arguments=KERNEL_ARGUMENTS, **sockets)
+
+
 def run_notebook(
     name: str,
     output_dir: Path,
@@ -163,15 +176,8 @@ def run_notebook(
     os.close(fd)
     os.chmod(tmp_name, _default_file_mode())
     tmp_nb = Path(tmp_name)
-    env = dict(REPORT_ENV)
-    if database_url:
-        env[URL_ENV] = database_url
     try:
-        with _environment(env), kernel_sockets() as sockets:
-            pm.execute_notebook(str(source), str(tmp_nb), parameters=parameters or {}, kernel_name=KERNEL_NAME,
-                                progress_bar=False, cwd=str(paths.project_root()), log_output=False,
-                                request_save_on_cell_execute=False,  # one write at the end, not one per cell
-                                extra_arguments=KERNEL_ARGUMENTS, **sockets)
+        execute_notebook(source, tmp_nb, parameters or {}, {URL_ENV: database_url} if database_url else {})
     except pm.PapermillExecutionError as exc:
         failed = output_dir / f"{stem}.failed.ipynb"
         os.replace(tmp_nb, failed)
