@@ -21,7 +21,6 @@ driver's, not the JVM's.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import multiprocessing
 import queue
 import resource
@@ -91,7 +90,6 @@ SELECT """ + ",\n  ".join(
     f" FROM units u JOIN {table} s ON s.userId = u.unit GROUP BY u.unit) per_unit) AS {table}"
     for table, ts in (("orders", "timestamp"), ("pages", "timestamp"), ("sessions", "sessionStart"))
 )
-BOUND_PARAMS = {"key": "checkout-layout", "start": dt.datetime(2026, 9, 25), "end": dt.datetime(2026, 11, 22, 23, 59, 59, 999999)}
 
 
 def peak_rss_mb() -> float:
@@ -114,12 +112,16 @@ def measure_query(url: str, config_path: str, out: multiprocessing.Queue) -> Non
     out.put((min(times), peak_rss_mb(), int(stats["users"].sum())))
 
 
-def measure_floor(url: str, out: multiprocessing.Queue) -> None:
+def measure_floor(url: str, config_path: str, out: multiprocessing.Queue) -> None:
     """Child: best of 3 runs (seconds) of the floor (each metric source table aggregated once per
-    user), of the same aggregate over the assignment source, and of the exact answer's bound."""
+    user), of the same aggregate over the assignment source, and of the exact answer's bound over
+    the experiment's dates in ``config_path``."""
     import workbench as wb
+    from workbench.config import load_config
+    from workbench.experiment import experiment
 
     db = wb.connect(url, statement_timeout_s=3600)
+    exp = experiment("checkout-layout", load_config(Path(config_path)))
 
     def best_of_3(queries: list[str], **params) -> float:
         times = []
@@ -130,9 +132,11 @@ def measure_floor(url: str, out: multiprocessing.Queue) -> None:
             times.append(time.perf_counter() - started)
         return min(times)
 
-    floors = [f"SELECT COUNT(*) AS users, SUM(n) AS n, COUNT(v) AS v FROM ({sql}) f" for sql in FLOOR]
-    exposures = [f"SELECT COUNT(*) AS users, SUM(n) AS n, COUNT(v) AS v FROM ({EXPOSURES_FLOOR}) f"]
-    out.put((best_of_3(floors), best_of_3(exposures), best_of_3([BOUND], **BOUND_PARAMS)))
+    def summed(queries: list[str]) -> list[str]:
+        return [f"SELECT COUNT(*) AS users, SUM(n) AS n, COUNT(v) AS v FROM ({sql}) f" for sql in queries]
+
+    dates = {"key": exp.key, "start": exp.settings.start, "end": exp.settings.end}
+    out.put((best_of_3(summed(FLOOR)), best_of_3(summed([EXPOSURES_FLOOR])), best_of_3([BOUND], **dates)))
 
 
 def measure_spark(parquet_dir: str, config_path: str, out: multiprocessing.Queue) -> None:
@@ -283,7 +287,7 @@ def main() -> None:
                 url = server.url_with_password(name)
                 rows = generate_into(url, target)
             query_s, query_rss, _ = in_child(measure_query, url, str(config_path))
-            floor_s, exposures_s, bound_s = in_child(measure_floor, url)
+            floor_s, exposures_s, bound_s = in_child(measure_floor, url, str(config_path))
             with_exposures = floor_s + exposures_s
             if target <= args.pandas_max_rows:
                 pandas_s, pandas_rss, _ = in_child(measure_pandas, url)
