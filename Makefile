@@ -89,7 +89,7 @@ reliability: $(KERNEL) system-deps
 # The reference pages are generated from the code (a test fails when they drift); the pictures are
 # screenshots the browser tests take.
 docs: $(KERNEL) system-deps
-	$(BIN)/python -m workbench.reference_docs
+	$(BIN)/python -m tools.reference_docs
 	WORKBENCH_UPDATE_SCREENSHOTS=1 $(BIN)/python -m pytest tests/test_reports.py -q -k "renders_every_chart or in_voila"
 
 lab: $(KERNEL)

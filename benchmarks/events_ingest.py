@@ -69,7 +69,7 @@ def main() -> None:
         print("|------------|-----------:|-----------:|---------:|---------:|-----------:|")
         run(f"duckdb:///{folder / 'bench.duckdb'}", path, good, bad, args.batch_size, "duckdb")
         if args.postgres:
-            from workbench.pg_server import start_postgres
+            from tests.support.pg_server import start_postgres
 
             server = start_postgres()
             try:

@@ -14,7 +14,7 @@ running our query, and the same computation done naively in pandas (tables read 
 measurement runs in its own child process, so peak RSS is that measurement's own; the PostgreSQL
 server's memory is not included. DuckDB runs with the workbench defaults (2 threads, 4GB
 ``memory_limit``); the best of 3 runs is reported for the query, the floor and the bound. Spark (``--spark-rows``,
-none by default) runs the same compiled SQL through ``workbench.spark`` on a local 2-core
+none by default) runs the same compiled SQL through ``workbench.db.spark`` on a local 2-core
 SparkSession over Parquet copies of the generated DuckDB tables; its peak RSS is the Python
 driver's, not the JVM's.
 """
@@ -99,8 +99,8 @@ def peak_rss_mb() -> float:
 def measure_query(url: str, config_path: str, out: multiprocessing.Queue) -> None:
     """Child: best of 3 runs of sufficient_stats, and this process's peak RSS."""
     import workbench as wb
-    from workbench.config import load_config
-    from workbench.experiment import experiment, sufficient_stats
+    from workbench.experiments.config import load_config
+    from workbench.experiments.engine import experiment, sufficient_stats
 
     db = wb.connect(url, statement_timeout_s=3600)
     exp = experiment("checkout-layout", load_config(Path(config_path)))
@@ -117,8 +117,8 @@ def measure_floor(url: str, config_path: str, out: multiprocessing.Queue) -> Non
     user), of the same aggregate over the assignment source, and of the exact answer's bound over
     the experiment's dates in ``config_path``."""
     import workbench as wb
-    from workbench.config import load_config
-    from workbench.experiment import experiment
+    from workbench.experiments.config import load_config
+    from workbench.experiments.engine import experiment
 
     db = wb.connect(url, statement_timeout_s=3600)
     exp = experiment("checkout-layout", load_config(Path(config_path)))
@@ -144,9 +144,9 @@ def measure_spark(parquet_dir: str, config_path: str, out: multiprocessing.Queue
     the Parquet files in ``parquet_dir``; also the session start-up and the first (cold) query."""
     import warnings
 
-    from workbench.config import load_config
-    from workbench.experiment import experiment, sufficient_stats
-    from workbench.spark import SparkDatabase, local_spark_session
+    from workbench.experiments.config import load_config
+    from workbench.experiments.engine import experiment, sufficient_stats
+    from workbench.db.spark import SparkDatabase, local_spark_session
 
     warnings.filterwarnings("ignore", category=FutureWarning)  # PySpark's note about pandas 3
     started = time.perf_counter()
@@ -279,7 +279,7 @@ def main() -> None:
                 url = f"duckdb:///{file}"
                 rows = generate_into(url, target) if not file.exists() else table_rows(url)
             else:
-                from workbench.pg_server import start_postgres
+                from tests.support.pg_server import start_postgres
 
                 server = server or start_postgres()
                 name = f"bench_{target}"

@@ -65,7 +65,7 @@ def main() -> None:
             timed_run("duckdb", f"duckdb:///{path}", users, args.seed)
             path.unlink()
         if args.postgres:
-            from workbench.pg_server import start_postgres
+            from tests.support.pg_server import start_postgres
 
             server = start_postgres()
             for users in args.users:

@@ -22,13 +22,13 @@ sys.path.insert(0, str(ROOT))
 import pyarrow as pa
 
 import workbench as wb
-from workbench.bulk_write import write_transaction
+from workbench.db.bulk_write import write_transaction
 from workbench.events.identities import resolve_identities
 from workbench.events.settings import EventSettings
 from workbench.events.simulate import simulate_stream
-from workbench.events.sql_builder import event_tables
+from workbench.events.statements import event_tables
 from workbench.events.store import ensure_event_store
-from workbench.sql_files import TableDefinition
+from workbench.db.sql_files import TableDefinition
 
 SETTINGS = EventSettings(schema="grouparoo", source="the benchmark")
 USERS_PER_CHUNK = 50_000
@@ -89,7 +89,7 @@ def main() -> None:
     print("| engine     |      events |     batch | load s | resolve s |  events/s |  profiles |    merges | = truth |")
     print("|------------|------------:|----------:|-------:|---------:|----------:|----------:|----------:|---------|")
     if args.postgres:
-        from workbench.pg_server import start_postgres
+        from tests.support.pg_server import start_postgres
 
         server = start_postgres()
         try:

@@ -30,7 +30,7 @@ def timed_report(env: dict, key: str) -> float:
 def dashboard_timings(env: dict) -> list[tuple[str, float]]:
     from playwright.sync_api import sync_playwright
 
-    from workbench.dashboard import voila_command
+    from workbench.reports.dashboard import voila_command
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

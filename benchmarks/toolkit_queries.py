@@ -24,9 +24,9 @@ sys.path.insert(0, str(ROOT))
 import pyarrow as pa
 
 import workbench as wb
-from workbench.bulk_write import write_tables
-from workbench.connection import RowLimitWarning
-from workbench.sql_files import TableDefinition
+from workbench.db.bulk_write import write_tables
+from workbench.db.connection import RowLimitWarning
+from workbench.db.sql_files import TableDefinition
 from workbench.toolkit import Toolkit, event_source
 
 TABLE = TableDefinition("bench_events", (("user_id", "TEXT"), ("ts", "TIMESTAMP"), ("type", "TEXT"), ("value", "DOUBLE PRECISION")))
@@ -118,7 +118,7 @@ def main() -> None:
         results[label] = timed_queries(db)
         db.dispose()
         if not args.no_postgres:
-            from workbench.pg_server import start_postgres
+            from tests.support.pg_server import start_postgres
 
             server = start_postgres()
             try:

@@ -9,6 +9,9 @@ import sys
 import tempfile
 from pathlib import Path
 
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # tests.support.pg_server
+
 import workbench as wb
 from workbench.studies.ytdpnl import generate_study, sanity_checks
 from workbench.studies.ytdpnl.generator import SIZES
@@ -26,7 +29,7 @@ def main(argv: list[str]) -> None:
                     url = f"duckdb:///{Path(tmp) / f'{size}.duckdb'}"
                 else:
                     if server is None:
-                        from workbench.pg_server import start_postgres
+                        from tests.support.pg_server import start_postgres
 
                         server = start_postgres()
                     server.create_database(f"ytdpnl_{size}")

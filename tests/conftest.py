@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from reliability_ledger import ledger, pytest_terminal_summary  # noqa: F401  (the reliability table)
+from support.reliability_ledger import ledger, pytest_terminal_summary  # noqa: F401  (the reliability table)
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_DIR = Path(os.environ.get("WORKBENCH_SAMPLE_DIR", ROOT.parent / "shared" / "data" / "growthbook-sample"))
@@ -33,7 +33,7 @@ def isolated_home(tmp_path_factory: pytest.TempPathFactory):
 @pytest.fixture(scope="session")
 def pg_server():
     """A PostgreSQL server started for this test session (as ``nobody`` when root), stopped after."""
-    from workbench.pg_server import start_postgres
+    from support.pg_server import start_postgres
 
     server = start_postgres()
     yield server

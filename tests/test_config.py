@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from workbench import paths
-from workbench.config import load_config, parse_config
+from workbench.experiments.config import load_config, parse_config
 from workbench.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -93,7 +93,7 @@ def test_each_mistake_is_one_sentence_naming_file_and_entry(change, message, tmp
 
 def test_star_sql_columns_are_probed_on_the_database_before_the_query(growthbook_url, tmp_path):
     import workbench as wb
-    from workbench.experiment import experiment, sufficient_stats
+    from workbench.experiments.engine import experiment, sufficient_stats
 
     data = edited(lambda d: d["metrics"].append({"name": "views_star", "type": "count", "identifier_types": ["user_id"], "sql": "SELECT * FROM pages"}))
     data["experiments"][0]["goal_metrics"] = ["views_star"]

@@ -115,7 +115,7 @@ def test_wrong_password_and_missing_database_are_explained(pg_server):
 
 
 def test_server_down_gives_one_sentence_without_password(isolated_home):
-    from workbench.pg_server import free_port
+    from support.pg_server import free_port
 
     url = f"postgresql://analyst:{CANARY}@127.0.0.1:{free_port()}/experiments"
     with pytest.raises(DatabaseError) as caught:

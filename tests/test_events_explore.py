@@ -10,12 +10,12 @@ import pytest
 
 import workbench as wb
 from workbench import paths
-from workbench.bulk_write import write_transaction
+from workbench.db.bulk_write import write_transaction
 from workbench.events import event_catalogue, event_counts, resolve_identities
 from workbench.events.explore import busiest_profiles, profile_stream, unassociated_events
 from workbench.events.settings import EventSettings
 from workbench.events.simulate import simulate_stream
-from workbench.events.sql_builder import event_tables
+from workbench.events.statements import event_tables
 from workbench.events.store import ensure_event_store
 
 SETTINGS = EventSettings(schema="grouparoo", source="the test settings")
@@ -100,7 +100,7 @@ def test_unassociated_events_are_the_ones_written_after_resolution(explored, str
 def test_the_events_overview_notebook_runs(explored, tmp_path, backend):
     if backend.name != "duckdb":
         pytest.skip("one engine is enough to prove the notebook runs")
-    from workbench.notebook_runs import run_notebook
+    from workbench.reports.notebooks import run_notebook
 
     url, _ = explored
     result = run_notebook("events_overview.ipynb", tmp_path, parameters={"by": "hour", "types": ["purchase"]}, database_url=url)

@@ -16,11 +16,11 @@ import pandas as pd
 import pytest
 
 import workbench as wb
-from workbench.bulk_write import write_transaction
+from workbench.db.bulk_write import write_transaction
 from workbench.events import ingest, resolve_identities
 from workbench.events.settings import EventSettings
 from workbench.events.simulate import simulate_stream
-from workbench.events.sql_builder import event_tables
+from workbench.events.statements import event_tables
 from workbench.events.store import ensure_event_store
 
 KEY = "test-web-key-0123"

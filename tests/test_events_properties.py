@@ -9,13 +9,13 @@ import pandas as pd
 import pytest
 
 import workbench as wb
-from workbench.bulk_write import write_transaction
+from workbench.db.bulk_write import write_transaction
 from workbench.errors import ConfigError
 from workbench.events import profile_properties, resolve_identities
 from workbench.events.properties import property_spec
 from workbench.events.settings import EventSettings
 from workbench.events.simulate import simulate_stream
-from workbench.events.sql_builder import event_tables
+from workbench.events.statements import event_tables
 from workbench.events.store import ensure_event_store
 
 SETTINGS = EventSettings(schema="grouparoo", api_keys={}, source="the test settings",

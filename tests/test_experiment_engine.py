@@ -11,10 +11,11 @@ import pytest
 import yaml
 
 import workbench as wb
-from workbench.config import load_config, parse_config
-from workbench.experiment import discover_experiments, experiment, health_facts, sufficient_stats, unit_metrics
+from workbench.experiments.config import load_config, parse_config
+from workbench.experiments.discovery import discover_experiments
+from workbench.experiments.engine import experiment, health_facts, sufficient_stats, unit_metrics
 
-import experiment_reference as ref
+from support import experiment_reference as ref
 
 ROOT = Path(__file__).resolve().parents[1]
 START, END = dt.datetime(2026, 9, 25), dt.datetime(2026, 11, 22, 23, 59, 59, 999999)

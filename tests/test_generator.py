@@ -11,7 +11,7 @@ from scipy import stats
 from typer.testing import CliRunner
 
 import workbench as wb
-from seed000 import ASSIGNMENT_SQL as SEED_ASSIGNMENT_SQL
+from support.seed000 import ASSIGNMENT_SQL as SEED_ASSIGNMENT_SQL
 from workbench import generator
 from workbench.errors import WorkbenchError
 from workbench.generator import PLANTED_EXPERIMENTS, generate, users_for_rows

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 import workbench as wb
-from seed000 import ASSIGNMENT_SQL as SEED_ASSIGNMENT_SQL
+from support.seed000 import ASSIGNMENT_SQL as SEED_ASSIGNMENT_SQL
 from workbench.errors import DataFileError
 from workbench.growthbook_sample import FILE_TABLES, load_growthbook_sample
 
@@ -116,7 +116,7 @@ def test_a_missing_file_is_named(tmp_path, sample_dir):
 
 
 def test_a_failure_mid_transaction_keeps_the_previous_tables(backend, tmp_path, sample_dir, monkeypatch):
-    from workbench import bulk_write
+    from workbench.db import bulk_write
 
     db = wb.connect(backend.new_url("mid_failure"), read_only=False)
     load_growthbook_sample(db, sample_dir)

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from offline_browser import offline_page
+from support.offline_browser import offline_page
 
 import workbench as wb
-from workbench import overview
+from workbench.reports import overview
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKBENCH = str(Path(sys.executable).with_name("workbench"))

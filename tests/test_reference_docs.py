@@ -16,15 +16,15 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_committed_reference_pages_are_what_the_generator_writes_now():
-    from workbench.reference_docs import reference_pages
+    from tools.reference_docs import reference_pages
 
     stale = [relative for relative, text in reference_pages().items()
              if not (ROOT / relative).exists() or (ROOT / relative).read_text(encoding="utf-8") != text]
-    assert not stale, f"{stale} differ from the code: run `python -m workbench.reference_docs` and commit them."
+    assert not stale, f"{stale} differ from the code: run `python -m tools.reference_docs` and commit them."
 
 
 def test_every_key_the_loaders_accept_is_documented_and_nothing_else():
-    from workbench.reference_config import accepted_keys, documented_keys
+    from tools.reference_config import accepted_keys, documented_keys
 
     assert accepted_keys() == documented_keys()
 
@@ -46,7 +46,7 @@ def test_papermill_sees_every_parameter_of_every_notebook(path: Path):
 
 def test_a_bad_bayesian_prior_is_a_config_error_naming_the_file(tmp_path: Path):
     from workbench.config_check import validate_config_file
-    from workbench.reference_config import BASE_CONFIG
+    from tools.reference_config import BASE_CONFIG
 
     data = yaml.safe_load(BASE_CONFIG)
     data["experiments"][0]["analysis"] = {"engine": "bayesian", "prior": {"sd": 0, "proper": True}}

@@ -16,14 +16,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from generated_project import generated
-from offline_browser import CHROMIUM, offline_page, wait_for_port
+from support.generated_project import generated
+from support.offline_browser import CHROMIUM, offline_page, wait_for_port
 from scipy.stats import norm
-from screenshots import save_screenshot
+from support.screenshots import save_screenshot
 
 import workbench as wb
-from workbench.config import load_config
-from workbench.pg_server import free_port
+from workbench.experiments.config import load_config
+from support.pg_server import free_port
 
 WORKBENCH = str(Path(sys.executable).with_name("workbench"))
 START, END = pd.Timestamp("2026-09-25"), pd.Timestamp("2026-11-23 23:59:59.999999")
@@ -110,7 +110,7 @@ def pandas_relative(units: pd.DataFrame, metric: str) -> tuple[float, float, flo
 # --- the report's numbers -----------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def data(duck):
-    from workbench.report_data import report_data
+    from workbench.reports.data import report_data
 
     db = wb.connect(duck[0])
     result = report_data("price-display", db, config_path=duck[1], dimension="browser", cumulative_points=4)
@@ -145,7 +145,7 @@ def test_results_and_intervals_match_pandas(data, raw):
 
 
 def test_cumulative_effect_is_the_result_as_of_each_day(data, raw):
-    from workbench.cumulative import end_days
+    from workbench.experiments.cumulative import end_days
 
     days = sorted(data.cumulative["day"].unique())
     assert len(days) == 4 and [pd.Timestamp(d) for d in end_days(days[0].date(), days[-1].date(), 4)] == days
@@ -160,7 +160,7 @@ def test_cumulative_effect_is_the_result_as_of_each_day(data, raw):
 def test_end_days_spacing():
     from datetime import date
 
-    from workbench.cumulative import end_days
+    from workbench.experiments.cumulative import end_days
 
     assert end_days(date(2026, 1, 1), date(2026, 1, 3), 14) == [date(2026, 1, 1), date(2026, 1, 2), date(2026, 1, 3)]
     spaced = end_days(date(2026, 1, 1), date(2026, 3, 1), 5)
@@ -169,8 +169,8 @@ def test_end_days_spacing():
 
 
 def test_tables_charts_and_verdict_follow_the_results(data, tmp_path):
-    from workbench import report_charts, report_tables
-    from workbench.report_data import load_report_cache, save_report_cache
+    from workbench.reports import charts as report_charts, tables as report_tables
+    from workbench.reports.data import load_report_cache, save_report_cache
 
     overall = data.results[data.results["dimension"] == "overall"]
     html = report_tables.results_table_html(data.results, "goal")
@@ -197,7 +197,7 @@ def test_tables_charts_and_verdict_follow_the_results(data, tmp_path):
 
 
 def test_baseline_from_the_database_matches_pandas(duck, raw):
-    from workbench.baselines import metric_baseline
+    from workbench.experiments.baselines import metric_baseline
 
     db = wb.connect(duck[0])
     config = load_config(duck[1])
@@ -220,7 +220,7 @@ def test_baseline_from_the_database_matches_pandas(duck, raw):
 
 
 def test_data_quality_checks_match_pandas(duck, raw):
-    from workbench import data_quality
+    from workbench.experiments import data_quality
 
     db = wb.connect(duck[0])
     config = load_config(duck[1])
@@ -308,7 +308,7 @@ def test_report_html_renders_every_chart_offline(cli_report, artifacts_dir, raw)
 
 @pytest.mark.notebook
 def test_data_quality_and_power_notebooks_execute(duck, raw, tmp_path):
-    from workbench.notebook_runs import run_notebook
+    from workbench.reports.notebooks import run_notebook
 
     run = run_notebook("data_quality.ipynb", tmp_path, {"config_path": str(duck[1])}, database_url=duck[0])
     nb = json.loads(run.notebook.read_text())
@@ -403,7 +403,7 @@ def test_no_password_in_any_notebook_html_cache_or_output(scheduled):
 # --- the dashboard ------------------------------------------------------------------------------
 @pytest.mark.postgres
 def test_dashboard_widgets_follow_the_selection_and_refresh(scheduled, monkeypatch):
-    from workbench.dashboard import Dashboard, cached_keys
+    from workbench.reports.dashboard import Dashboard, cached_keys
 
     home, url, _password, *_ = scheduled
     reports = home / "reports"
@@ -436,7 +436,7 @@ def test_dashboard_widgets_follow_the_selection_and_refresh(scheduled, monkeypat
 def test_dashboard_in_voila_answers_each_interaction(scheduled, artifacts_dir):
     from playwright.sync_api import sync_playwright
 
-    from workbench.dashboard import voila_command, voila_environment
+    from workbench.reports.dashboard import voila_command, voila_environment
 
     home = scheduled[0]
     port = free_port()
@@ -536,7 +536,7 @@ def test_cli_report_errors_are_one_sentence(tmp_path):
 
 
 def test_all_discovered_adds_unconfigured_experiments_from_a_copy_of_the_config(duck, raw):
-    from workbench.reports import report_keys
+    from workbench.reports.runs import report_keys
 
     before = duck[1].read_text()
     keys, config_path = report_keys([], duck[1], all_discovered=True, database_url=duck[0])

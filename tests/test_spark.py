@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-import experiment_reference as ref
+from support import experiment_reference as ref
 from test_experiment_engine import END, START, assert_matches_reference
 
 pytestmark = [
@@ -25,7 +25,7 @@ def spark_db(tmp_path_factory, sample_dir):
     pytest.importorskip("pyspark")
     import workbench as wb
     from workbench.growthbook_sample import load_growthbook_sample
-    from workbench.spark import SparkDatabase, local_spark_session
+    from workbench.db.spark import SparkDatabase, local_spark_session
 
     tmp = tmp_path_factory.mktemp("spark")
     writer = wb.connect(f"duckdb:///{tmp / 'gb.duckdb'}", read_only=False)
@@ -45,8 +45,8 @@ def spark_db(tmp_path_factory, sample_dir):
 
 
 def test_spark_statistics_equal_pandas(spark_db, sample_dir):
-    from workbench.config import load_config
-    from workbench.experiment import experiment, sufficient_stats
+    from workbench.experiments.config import load_config
+    from workbench.experiments.engine import experiment, sufficient_stats
 
     exp = experiment("checkout-layout", load_config(ROOT / "workbench.yml"))
     # binomial, ratio, capped mean with CUPED, quantile, identity-joined count, percentile-capped duration
@@ -57,8 +57,8 @@ def test_spark_statistics_equal_pandas(spark_db, sample_dir):
 
 
 def test_spark_dimension_statistics_and_multiple_exposures(spark_db, sample_dir):
-    from workbench.config import load_config
-    from workbench.experiment import experiment, health_facts, sufficient_stats
+    from workbench.experiments.config import load_config
+    from workbench.experiments.engine import experiment, health_facts, sufficient_stats
 
     exp = experiment("checkout-layout", load_config(ROOT / "workbench.yml"))
     units, _ = health_facts(exp, db=spark_db)
@@ -71,7 +71,7 @@ def test_spark_dimension_statistics_and_multiple_exposures(spark_db, sample_dir)
 
 
 def test_parameters_are_inlined_as_typed_literals():
-    from workbench.sql_builder import transpile
+    from workbench.experiments.sql import transpile
 
     sql = transpile("SELECT * FROM t WHERE k = :key AND ts >= :start AND n <= :n", "spark",
                     {"key": "it's", "start": dt.datetime(2026, 9, 25, 1, 2, 3), "n": 20})

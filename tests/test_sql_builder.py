@@ -8,8 +8,8 @@ import pytest
 import sqlglot
 import yaml
 
-from workbench import sql_builder
-from workbench.config import load_config, parse_config
+from workbench.experiments import sql as sql_builder
+from workbench.experiments.config import load_config, parse_config
 from workbench.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]

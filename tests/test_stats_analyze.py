@@ -12,10 +12,10 @@ from statsmodels.stats import proportion as sm_proportion
 from typer.testing import CliRunner
 
 import workbench as wb
-from workbench.analysis import analyze
+from workbench.experiments.analysis import analyze
 from workbench.cli import app
-from workbench.config import load_config
-from workbench.experiment import experiment, unit_metrics
+from workbench.experiments.config import load_config
+from workbench.experiments.engine import experiment, unit_metrics
 
 CONFIG = Path(__file__).resolve().parents[1] / "workbench.yml"
 
@@ -83,7 +83,7 @@ def test_analyze_and_report_data_close_the_session_they_open(tmp_path, monkeypat
     """Without ``db``, they open the project's database and close it again: a writer in the same
     process can then open the DuckDB file, which DuckDB refuses while a read-only handle is open."""
     from workbench.generator import generate
-    from workbench.report_data import report_data
+    from workbench.reports.data import report_data
 
     url = f"duckdb:///{tmp_path / 'own.duckdb'}"
     writer = wb.connect(url, read_only=False)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import scipy.stats
 import statsmodels.api as sm
-from stats_oracle import gb_statistic, sums_row
+from support.stats_oracle import gb_statistic, sums_row
 from statsmodels.stats import proportion as sm_proportion
 
 from workbench.stats.frequentist import difference, t_test, welch_dof

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import scipy.stats
 import statsmodels.api as sm
-from stats_oracle import sums_row
+from support.stats_oracle import sums_row
 from statsmodels.stats.multitest import multipletests
 
 from workbench.errors import ConfigError

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from workbench import paths
-from workbench.pg_server import free_port
+from support.pg_server import free_port
 
 WORKBENCH = Path(sys.executable).parent / "workbench"
 
@@ -74,7 +74,7 @@ def test_starter_notebook_has_the_house_shape():
 @pytest.mark.notebook
 @pytest.mark.parametrize("backend", ["duckdb"], indirect=True)  # the queries themselves run on both engines elsewhere
 def test_starter_notebook_runs_on_the_growthbook_sample(growthbook_url, sample_dir, tmp_path):
-    from workbench.notebook_runs import run_notebook
+    from workbench.reports.notebooks import run_notebook
 
     run = run_notebook("explore_events.ipynb", tmp_path, {"inactivity": "45min", "funnel_by": "browser"}, database_url=growthbook_url)
     nb = nbformat.read(run.notebook, as_version=4)

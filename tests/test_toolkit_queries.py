@@ -14,9 +14,9 @@ import pyarrow as pa
 import pytest
 
 import workbench as wb
-from workbench.bulk_write import write_tables
+from workbench.db.bulk_write import write_tables
 from workbench.errors import ConfigError
-from workbench.sql_files import TableDefinition
+from workbench.db.sql_files import TableDefinition
 from workbench.toolkit import Toolkit, event_source
 
 CLICKS = TableDefinition("clicks", (("uid", "TEXT"), ("ts", "TIMESTAMP"), ("kind", "TEXT"), ("amount", "DOUBLE PRECISION"), ("country", "TEXT")))

@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 
 import workbench as wb
-from workbench import connection
-from workbench.connection import RowLimitWarning
+from workbench.db import connection
+from workbench.db.connection import RowLimitWarning
 from workbench.errors import DatabaseError
 
 NAMES = ["Ann", "O'Brien", "Zoë", "Bob", "Eve"]
@@ -70,7 +70,7 @@ def shell(people):
     from IPython.testing.globalipapp import get_ipython
 
     ip = get_ipython()
-    ip.run_line_magic("load_ext", "workbench.magics")
+    ip.run_line_magic("load_ext", "workbench.toolkit.magics")
     ip.user_ns["db"] = people
     yield ip
     for name in ("db", "who", "low", "top", "found", "mine"):
@@ -87,7 +87,7 @@ def test_sql_magic_binds_notebook_variables(shell):
 
 
 def test_braces_inside_quoted_literals_stay_text():
-    from workbench.magics import bound_sql
+    from workbench.toolkit.magics import bound_sql
 
     assert bound_sql("SELECT '{who}' AS a, {who} AS b, 'it''s {x}' AS c") == "SELECT '{who}' AS a, :who AS b, 'it''s {x}' AS c"
 

@@ -1,4 +1,4 @@
-"""The Voila entry point's sliced kernel-channel waits (workbench.voila_server): a wake-up the
+"""The Voila entry point's sliced kernel-channel waits (workbench.reports.voila_server): a wake-up the
 event loop never delivers costs at most a slice, where the stock wait hangs for ever; the
 ``get_msg`` contract is unchanged on real zmq sockets. The 10-viewer load test
 (tests/reliability/test_load.py) shows the effect on the served dashboard."""
@@ -16,8 +16,8 @@ import zmq.asyncio
 from jupyter_client.channels import AsyncZMQSocketChannel
 from jupyter_client.session import Session
 
-from workbench import voila_server
-from workbench.dashboard import voila_command
+from workbench.reports import voila_server
+from workbench.reports.dashboard import voila_command
 
 
 class MissedWakeupSocket:
@@ -107,6 +107,6 @@ def test_sliced_wait_keeps_get_msg_contract_on_real_sockets():
 
 def test_the_dashboard_command_runs_voila_through_the_repair():
     command = voila_command(8899)
-    assert command[:3] == [sys.executable, "-m", "workbench.voila_server"]
+    assert command[:3] == [sys.executable, "-m", "workbench.reports.voila_server"]
     shown = subprocess.run([*command[:3], "--help"], check=False, capture_output=True, text=True, timeout=120)
     assert shown.returncode == 0 and shown.stdout.startswith("voila [OPTIONS] NOTEBOOK_FILENAME"), shown.stderr[-2000:]

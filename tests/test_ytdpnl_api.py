@@ -216,7 +216,7 @@ def test_a_wrong_token_is_rejected_and_the_token_never_shows(served):
 
 @pytest.mark.notebook
 def test_report_notebook_reads_the_api(served, tmp_path, monkeypatch):
-    from workbench.notebook_runs import run_notebook
+    from workbench.reports.notebooks import run_notebook
 
     db, server, raw = served
     if db.dialect_name != "duckdb":

@@ -7,7 +7,7 @@ from typer.testing import CliRunner
 
 import workbench as wb
 from workbench.cli import app
-from workbench.notebook_runs import run_notebook
+from workbench.reports.notebooks import run_notebook
 
 
 @pytest.fixture(scope="module")

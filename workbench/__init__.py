@@ -8,11 +8,11 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Any
 
-from workbench.connection import Database, connect
+from workbench.db.connection import Database, connect
 from workbench.errors import WorkbenchError
 
 # name -> module that defines it, imported on first use
-_LAZY = {"analyze": "workbench.analysis", "load_config": "workbench.config"}
+_LAZY = {"analyze": "workbench.experiments.analysis", "load_config": "workbench.experiments.config"}
 
 __all__ = ["Database", "WorkbenchError", "connect", *_LAZY]
 __version__ = "0.1.0"

@@ -1,7 +1,7 @@
 """Read the project config file (``workbench.yml``) as plain data, with errors naming the file.
 
-The experiment model built from it lives in :mod:`workbench.config`; this module only parses YAML
-and reads the ``database`` section, which :mod:`workbench.settings` needs before anything else.
+The experiment model built from it lives in :mod:`workbench.experiments.config`; this module only parses YAML
+and reads the ``database`` section, which :mod:`workbench.db.settings` needs before anything else.
 """
 from __future__ import annotations
 

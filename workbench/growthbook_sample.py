@@ -12,11 +12,11 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 
-from workbench.bulk_write import write_tables
-from workbench.connection import Database
+from workbench.db.bulk_write import write_tables
+from workbench.db.connection import Database
 from workbench.errors import DataFileError
 from workbench.progress import progress
-from workbench.sql_files import TableDefinition, table_definitions
+from workbench.db.sql_files import TableDefinition, table_definitions
 
 SCHEMA = "growthbook/schema.sql"
 # CSV file stem (as GrowthBook's generator names it) -> table name (as the seed's SQL reads it)

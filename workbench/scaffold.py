@@ -23,7 +23,7 @@ def new_experiment(key: str, config_path: Path | None = None, today: dt.date | N
     """Append an entry for ``key`` (first assignment query, starting ``today``, four weeks long) to
     the config file, keeping its comments; the file is checked with the entry and left unchanged
     if the result is invalid. Returns the config path."""
-    from workbench.config import EXPERIMENT_KEY, load_config
+    from workbench.experiments.config import EXPERIMENT_KEY, load_config
 
     config = load_config(config_path)
     if not EXPERIMENT_KEY.match(key):

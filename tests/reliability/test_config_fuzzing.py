@@ -19,8 +19,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from workbench import sql_builder
-from workbench.config import NAME, load_config
+from workbench.experiments import sql as sql_builder
+from workbench.experiments.config import NAME, load_config
 from workbench.errors import ConfigError
 
 pytestmark = pytest.mark.reliability

@@ -15,8 +15,8 @@ import sqlalchemy as sa
 import yaml
 
 import workbench as wb
-from workbench.config import load_config
-from workbench.experiment import experiment
+from workbench.experiments.config import load_config
+from workbench.experiments.engine import experiment
 
 pytestmark = pytest.mark.reliability
 
@@ -47,12 +47,12 @@ CAPS = {"revenue_capped": ("absolute", 500.0), "revenue_p90": ("percentile", 0.9
 
 
 def create_tables(db, exposures: pd.DataFrame, purchases: pd.DataFrame, ts_types: tuple[str, str] = ("TIMESTAMP", "TIMESTAMP")) -> None:
-    """The two tables, written with ``workbench.bulk_write`` in one transaction; ``ts_types``: the
+    """The two tables, written with ``workbench.db.bulk_write`` in one transaction; ``ts_types``: the
     SQL types of their ``ts`` columns (TIMESTAMP or TIMESTAMPTZ)."""
     import pyarrow as pa
 
-    from workbench.bulk_write import write_tables
-    from workbench.sql_files import TableDefinition
+    from workbench.db.bulk_write import write_tables
+    from workbench.db.sql_files import TableDefinition
 
     tables = [
         (TableDefinition("exposures", (("user_id", "VARCHAR"), ("ts", ts_types[0]), ("experiment_id", "VARCHAR"), ("variation_id", "VARCHAR"), ("country", "VARCHAR"))), exposures),
@@ -268,8 +268,8 @@ def test_time_zone_aware_columns_and_dates_with_offsets_mean_utc(backend, tmp_pa
 def test_experiment_without_traffic_says_no_data_yet(backend, tmp_path, ledger):
     import warnings
 
-    from workbench import report_tables
-    from workbench.report_data import report_data
+    from workbench.reports import tables as report_tables
+    from workbench.reports.data import report_data
 
     exposures, purchases = base_rows(seed=19)
     cfg = project(tmp_path)
@@ -293,7 +293,7 @@ def test_experiment_without_traffic_says_no_data_yet(backend, tmp_path, ledger):
     assert "0 / 0" in html
     rendered = ""
     if backend.name == "duckdb":  # the whole papermill report once (16 s): it renders, saying so
-        from workbench.reports import run_report
+        from workbench.reports.runs import run_report
 
         run = run_report("hazard", database_url=db.url.render_as_string(hide_password=False), config_path=cfg.path, reports_dir=tmp_path / "reports")
         assert run.status == "ok", run.error
@@ -349,7 +349,7 @@ def test_very_large_values_are_capped_as_configured(backend, tmp_path, ledger):
 
 
 def test_dimension_with_ten_thousand_values_keeps_top_20_and_other(backend, tmp_path, ledger):
-    from workbench.sql_builder import DEFAULT_TOP_N, OTHER
+    from workbench.experiments.sql import DEFAULT_TOP_N, OTHER
 
     n_common = 2000
     countries = [f"c{int(math.sqrt(i)):03d}" for i in range(n_common)] + [f"z{i:05d}" for i in range(10_000)]

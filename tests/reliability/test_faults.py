@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from generated_project import SETUP, experiment_entry, generated
+from support.generated_project import SETUP, experiment_entry, generated
 
 import workbench as wb
 
@@ -70,7 +70,7 @@ def failure_lines(stderr: str) -> dict[str, str]:
 @pytest.fixture
 def own_server():
     """A PostgreSQL server of this test alone, which it may stop and restart."""
-    from workbench.pg_server import start_postgres
+    from support.pg_server import start_postgres
 
     server = start_postgres()
     yield server

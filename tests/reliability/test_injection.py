@@ -28,7 +28,7 @@ import yaml
 from hostile_values import HOSTILE, NOTEBOOK_SUBSET, hostile_items, preview
 
 import workbench as wb
-from workbench.config import load_config, parse_config
+from workbench.experiments.config import load_config, parse_config
 from workbench.errors import ConfigError, WorkbenchError
 
 pytestmark = pytest.mark.reliability
@@ -295,7 +295,7 @@ def engine(request, tmp_path_factory) -> Iterator[Engine]:
     if request.param == "duckdb":
         url = f"duckdb:///{tmp / 'injection.duckdb'}"
     else:
-        from workbench.pg_server import start_postgres
+        from support.pg_server import start_postgres
 
         server = start_postgres(log_statements=True)
         server.create_database("injection")
@@ -405,10 +405,10 @@ def test_variation_ids_are_bound_and_come_back_intact(engine, ledger):
     values differ); all of them at once, as the variations of one experiment, come back intact
     through analyze() and unit_metrics() with the units, conversion and means pandas computes
     from the raw rows, and the statements that ran are those of a benign twin experiment."""
-    from workbench import sql_builder
-    from workbench.analysis import analyze
+    from workbench.experiments import sql as sql_builder
+    from workbench.experiments.analysis import analyze
     from workbench.errors import DatabaseError
-    from workbench.experiment import Experiment, unit_metrics
+    from workbench.experiments.engine import Experiment, unit_metrics
 
     cfg, db = engine.config, engine.db
     before = table_counts(db)
@@ -470,7 +470,7 @@ def test_variation_ids_are_bound_and_come_back_intact(engine, ledger):
 def test_dimension_values_are_data_and_dimension_names_are_refused(engine, ledger):
     """Hostile values in a dimension column come back intact, per value and variation, with the
     users pandas counts; hostile dimension names are refused before any statement runs."""
-    from workbench.experiment import Experiment, health_facts, sufficient_stats
+    from workbench.experiments.engine import Experiment, health_facts, sufficient_stats
 
     cfg, db = engine.config, engine.db
     before = table_counts(db)
@@ -804,8 +804,8 @@ def test_notebook_parameters(engine, study, tmp_path, ledger):
     the database only as bound values, and reach the HTML only escaped."""
     import html as html_module
 
-    from workbench.notebook_runs import run_notebook
-    from workbench.reports import run_report
+    from workbench.reports.notebooks import run_notebook
+    from workbench.reports.runs import run_report
 
     values = [HOSTILE[label] for label in NOTEBOOK_SUBSET]
     stored = [v for v in values if engine.storable(v)]
@@ -857,7 +857,7 @@ def test_notebook_parameters(engine, study, tmp_path, ledger):
 def test_report_keys_never_leave_the_reports_folder(tmp_path, ledger):
     """``run_report`` names a folder after the experiment key: a hostile key (``../``, ``/``,
     NUL, 100,000 characters) is refused in one sentence before anything is written."""
-    from workbench.reports import run_report
+    from workbench.reports.runs import run_report
 
     reports = tmp_path / "reports"
     keys = [value for _, value in ITEMS if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.:-]{0,99}", value)]

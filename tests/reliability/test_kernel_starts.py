@@ -33,7 +33,7 @@ def connection_notebook(path: Path) -> Path:
 def run_with_kernel_sockets(source: str, output: str) -> tuple[str, bool]:
     """Execute ``source`` as the report runner does: ``transport address`` from the kernel's own
     connection file, and whether the address's folder existed while the kernel ran."""
-    from workbench.notebook_runs import execute_notebook
+    from workbench.reports.notebooks import execute_notebook
 
     execute_notebook(Path(source), Path(output), {}, {})
     transport, existed, address = nbformat.read(output, as_version=4).cells[0].outputs[0]["text"].split()

@@ -18,10 +18,10 @@ from pathlib import Path
 import pandas as pd
 import psutil
 import pytest
-from offline_browser import CHROMIUM, wait_for_port
+from support.offline_browser import CHROMIUM, wait_for_port
 
 import workbench as wb
-from workbench.pg_server import free_port
+from support.pg_server import free_port
 
 pytestmark = pytest.mark.reliability
 
@@ -242,7 +242,7 @@ CHART = "() => { const e = document.querySelector('.js-plotly-plot'); return e ?
 TABLE = "() => { const e = document.querySelector('.wb-results'); return e ? e.innerText : ''; }"
 CULL_IDLE_SECONDS, CULL_INTERVAL_SECONDS = 60, 2  # above the slowest first render seen (≈80 s for 10 at once at load 10, of which ≈20 s before the page connects)
 RENDER_SECONDS = 180  # no reloads: a page Voila left waiting for a lost execute reply (voila#1446) fails the test
-# (workbench.voila_server is the repair; before it, 1-3 pages in 10 hung here)
+# (workbench.reports.voila_server is the repair; before it, 1-3 pages in 10 hung here)
 HANG = "https://github.com/voila-dashboards/voila/issues/1446"
 
 
@@ -294,7 +294,7 @@ async def viewers(base_url: str, picks: list[str]) -> tuple[list[dict], list[str
 @pytest.mark.browser
 @pytest.mark.notebook
 def test_dashboard_serves_10_viewers_at_once_and_culls_their_kernels(batch, ledger):
-    from workbench.dashboard import voila_command, voila_environment
+    from workbench.reports.dashboard import voila_command, voila_environment
 
     home, plans, _result, _sampler, _seconds, views, orders = batch
     port = free_port()
@@ -348,7 +348,7 @@ def test_dashboard_serves_10_viewers_at_once_and_culls_their_kernels(batch, ledg
            f"{peak_kernels} kernels at most; Voila + kernels {idle_mb:.0f} MB idle, {peak_mb:.0f} MB peak "
            f"({(peak_mb - idle_mb) / VIEWERS:.0f} MB per viewer), {after_mb:.0f} MB after every kernel was culled "
            f"({culled} culled, the last {culled_after:.0f} s after the viewers closed); 0 external requests (the CDN Font Awesome links are gone); "
-           f"no page hung on a lost execute reply ({HANG}; before workbench.voila_server's sliced waits 1-3 pages in 10 did)")
+           f"no page hung on a lost execute reply ({HANG}; before workbench.reports.voila_server's sliced waits 1-3 pages in 10 did)")
 
 
 # --- ingestion of 1,000,000 lines, 1% malformed ----------------------------------------------------

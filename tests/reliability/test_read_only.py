@@ -17,11 +17,12 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from connect_audit import audit_entries, audit_env
-from generated_project import SETUP, experiment_entry
+from support.generated_project import SETUP, experiment_entry
 from typer.testing import CliRunner
 
 import workbench as wb
-from workbench import connection, magics
+from workbench.db import connection
+from workbench.toolkit import magics
 from workbench.errors import DatabaseError
 
 pytestmark = pytest.mark.reliability
@@ -63,7 +64,7 @@ WRITERS = {
 # the one helper that passes its caller's mode on; its callers are audited instead
 PASS_THROUGH = {("workbench/cli/app.py", "opened_database")}
 # where engines may be created at all: everything else goes through connect()
-ENGINE_MAKERS = {"workbench/connection.py", "workbench/pg_server.py"}
+ENGINE_MAKERS = {"workbench/db/connection.py", "tests/support/pg_server.py"}
 
 
 # ------------------------------------------------------------------ the audit of the source
@@ -106,7 +107,7 @@ def source_audit() -> tuple[dict, list, list, int]:
             if makes_engine and rel not in ENGINE_MAKERS:
                 engines.append((rel, function, ast.unparse(call)))
         for node in ast.walk(tree):
-            if isinstance(node, ast.Constant) and isinstance(node.value, str) and rel != "workbench/connection.py":
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and rel != "workbench/db/connection.py":
                 low = node.value.lower()
                 if "default_transaction_read_only" in low or "read write" in low or "access_mode" in low:
                     switches.append((rel, node.value[:80]))
@@ -195,16 +196,16 @@ def opened(monkeypatch):
 
 def own_session_entry_points(project) -> dict:
     """Entry points that open the project's database themselves when not given one."""
-    from workbench.analysis import analyze
-    from workbench.experiment import (
+    from workbench.experiments.analysis import analyze
+    from workbench.experiments.engine import (
         discover_experiments,
         experiment,
         health_facts,
         sufficient_stats,
         unit_metrics,
     )
-    from workbench.magics import SqlMagic
-    from workbench.report_data import report_data
+    from workbench.toolkit.magics import SqlMagic
+    from workbench.reports.data import report_data
 
     class Shell:
         def __init__(self) -> None:

@@ -21,11 +21,11 @@ from urllib.parse import quote, quote_plus
 
 import pytest
 from connect_audit import audit_entries, audit_env
-from generated_project import SETUP, experiment_entry
+from support.generated_project import SETUP, experiment_entry
 
 import workbench as wb
 from workbench.errors import DatabaseError
-from workbench.pg_server import free_port
+from support.pg_server import free_port
 
 pytestmark = [pytest.mark.reliability, pytest.mark.postgres, pytest.mark.notebook]
 
@@ -114,7 +114,7 @@ def project(pg_server, tmp_path_factory):
     import psycopg
     from psycopg import sql
 
-    from workbench.pg_server import SUPERUSER
+    from support.pg_server import SUPERUSER
 
     with psycopg.connect(host="127.0.0.1", port=pg_server.port, user=SUPERUSER, password=pg_server.password, dbname="postgres", autocommit=True) as conn:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(DATABASE)))
@@ -171,10 +171,10 @@ def serve_dashboard(home: Path, env: dict[str, str]) -> tuple[str, str]:
     """The dashboard page as Voila serves it to a browser (the notebook executed in a Voila kernel
     whose environment holds the database URL and the .env password), after a click on "Refresh from
     database", and Voila's log."""
-    from offline_browser import CHROMIUM, wait_for_port
+    from support.offline_browser import CHROMIUM, wait_for_port
     from playwright.sync_api import sync_playwright
 
-    from workbench.dashboard import voila_command, voila_environment
+    from workbench.reports.dashboard import voila_command, voila_environment
 
     port = free_port()
     log_path = home.parent / f"{home.name}-voila.log"
@@ -314,7 +314,7 @@ def test_refused_connections_raise_and_log_no_canary(project, monkeypatch, caplo
 
 
 def test_reprs_of_live_objects_hold_no_canary(project, caplog, ledger):
-    from workbench.settings import resolve_database
+    from workbench.db.settings import resolve_database
 
     caplog.set_level(logging.DEBUG)
     caplog.set_level(logging.DEBUG, logger="sqlalchemy")  # SQLAlchemy caps its loggers at WARNING unless asked
@@ -387,7 +387,7 @@ def test_analysis_sessions_in_commands_and_kernels_refused_writes_on_postgresql(
 def test_the_config_copy_for_discovered_experiments_stays_out_of_the_reports(project, monkeypatch, ledger):
     """run-reports --all-discovered reports from a copy of workbench.yml, which holds events.api_keys."""
     from workbench import paths
-    from workbench.reports import report_keys
+    from workbench.reports.runs import report_keys
 
     monkeypatch.setenv("WORKBENCH_HOME", str(project["home"]))
     keys, copy = report_keys([], project["home"] / "workbench.yml", all_discovered=True, database_url=project["url"])

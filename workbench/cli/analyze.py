@@ -34,10 +34,10 @@ def analyze_command(
     """Show an experiment's health (sample ratio, multiple exposures) and then its effects."""
     import json
 
-    from workbench.analysis import analyze
-    from workbench.config import load_config
-    from workbench.connection import connect
-    from workbench.experiment import experiment
+    from workbench.experiments.analysis import analyze
+    from workbench.experiments.config import load_config
+    from workbench.db.connection import connect
+    from workbench.experiments.engine import experiment
 
     try:
         cfg = load_config(config)

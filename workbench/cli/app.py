@@ -14,7 +14,7 @@ import typer
 from workbench.redaction import redact
 
 if TYPE_CHECKING:
-    from workbench.connection import Database
+    from workbench.db.connection import Database
 
 app = typer.Typer(help="Analyse experiments and product events stored in SQL databases.", no_args_is_help=True, add_completion=False)
 
@@ -39,7 +39,7 @@ def say(message: str) -> None:
 def opened_database(url: str | None, read_only: bool = True) -> Iterator["Database"]:
     """``connect(url)`` for one command, always disposed (DuckDB's bindings complain about
     connections still open at interpreter exit); a ``WorkbenchError`` ends the command cleanly."""
-    from workbench.connection import connect
+    from workbench.db.connection import connect
     from workbench.errors import WorkbenchError
 
     db = None

@@ -32,7 +32,7 @@ def load_growthbook_sample_command(
 def info_command(database: DatabaseOption = None) -> None:
     """Show which database and config the workbench uses, and the tables it holds."""
     from workbench import paths
-    from workbench.overview import table_row_counts
+    from workbench.reports.overview import table_row_counts
 
     with opened_database(database) as db:
         say(f"database: {db.settings.display_url} (from {db.settings.source})")
@@ -47,7 +47,7 @@ def overview_command(
     output_dir: Annotated[Optional[Path], typer.Option(help="Folder for the executed notebook and HTML (default: reports/overview).")] = None,
 ) -> None:
     """Run the data overview notebook with papermill and write its executed copy and HTML report."""
-    from workbench.notebook_runs import run_notebook
+    from workbench.reports.notebooks import run_notebook
     from workbench import paths
 
     try:

@@ -26,7 +26,7 @@ def ingest_events_command(
     database: DatabaseOption = None,
 ) -> None:
     """Validate and store events; bad records go to a quarantine file, re-sent messageIds are skipped."""
-    from workbench.connection import connect
+    from workbench.db.connection import connect
     from workbench.events.ingest import ingest
     from workbench.redaction import register_secret
 
@@ -46,7 +46,7 @@ def resolve_identities_command(
     database: DatabaseOption = None,
 ) -> None:
     """Associate every event without a profile with one, oldest first, merging profiles as ids link up."""
-    from workbench.connection import connect
+    from workbench.db.connection import connect
     from workbench.events.identities import resolve_identities
 
     try:

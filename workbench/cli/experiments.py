@@ -16,7 +16,7 @@ ConfigOption = Annotated[
 
 
 def _config(path: Optional[Path]):
-    from workbench.config import load_config
+    from workbench.experiments.config import load_config
 
     return load_config(path)
 
@@ -28,8 +28,8 @@ def experiments_command(
     write_stubs: Annotated[bool, typer.Option("--write-stubs", help="Append a config entry for each experiment not yet in the config file.")] = False,
 ) -> None:
     """List the experiments found in the assignment queries: variations, units, first and last exposure."""
-    from workbench.connection import connect
-    from workbench.experiment import discover_experiments
+    from workbench.db.connection import connect
+    from workbench.experiments.discovery import discover_experiments
 
     try:
         cfg = _config(config)
@@ -37,7 +37,7 @@ def experiments_command(
         found = discover_experiments(db, cfg)
         written = []
         if write_stubs:
-            from workbench.experiment import write_experiment_stubs
+            from workbench.experiments.discovery import write_experiment_stubs
 
             written = write_experiment_stubs(cfg, found)
     except WorkbenchError as exc:
@@ -61,8 +61,8 @@ def stats_command(
     """Print the experiment's sufficient statistics per metric, dimension value and variation, and its health facts."""
     import pandas as pd
 
-    from workbench.connection import connect
-    from workbench.experiment import experiment, health_facts, sufficient_stats
+    from workbench.db.connection import connect
+    from workbench.experiments.engine import experiment, health_facts, sufficient_stats
 
     try:
         cfg = _config(config)

@@ -19,7 +19,7 @@ def generate_command(
 ) -> None:
     """Write synthetic experiment_viewed, orders, pages, sessions and events (replacing them), with
     planted experiments whose true effects are in generator_truth."""
-    from workbench.connection import connect
+    from workbench.db.connection import connect
     from workbench.generator import checked_arguments, generate
 
     try:

@@ -25,7 +25,7 @@ def report_command(
     database: DatabaseOption = None,
 ) -> None:
     """Run the experiment report notebook and write reports/<key>/<timestamp>.ipynb and .html, and latest.html."""
-    from workbench.reports import report_keys, run_report, write_index
+    from workbench.reports.runs import report_keys, run_report, write_index
 
     try:
         report_keys([key], config)
@@ -55,7 +55,7 @@ def run_reports_command(
 ) -> None:
     """Run every experiment's report (for cron or a systemd timer); exit 1 if any failed, with one line per failure."""
     from workbench import paths
-    from workbench.reports import report_keys, run_reports
+    from workbench.reports.runs import report_keys, run_reports
 
     try:
         chosen, config_path = report_keys(list(keys or []), config, all_discovered, database)
@@ -85,7 +85,7 @@ def dashboard_command(
     """Serve the experiment dashboard (Voila, sources hidden) from the cached report results."""
     import os
 
-    from workbench.dashboard import voila_command, voila_environment
+    from workbench.reports.dashboard import voila_command, voila_environment
 
     if database:
         os.environ["WORKBENCH_DATABASE_URL"] = database

@@ -24,7 +24,7 @@ def generate_command(
     database: DatabaseOption = None,
 ) -> None:
     """Replace the study's tables in SCHEMA with a generated study (both arms, phases 0 → 1 → 2)."""
-    from workbench.connection import connect
+    from workbench.db.connection import connect
     from workbench.studies.ytdpnl.generator import generate_study
 
     try:
@@ -54,7 +54,7 @@ def report_command(
 ) -> None:
     """Run the study report notebook with papermill and write its executed copy and HTML report."""
     from workbench import paths
-    from workbench.notebook_runs import run_notebook
+    from workbench.reports.notebooks import run_notebook
 
     if source not in ("database", "api"):
         fail(f"--source must be 'database' or 'api', got {source!r}.")
@@ -75,7 +75,7 @@ def check_command(
     database: DatabaseOption = None,
 ) -> None:
     """Run the seed's sanity checks; exit status 1 when any check finds offending rows."""
-    from workbench.connection import connect
+    from workbench.db.connection import connect
     from workbench.studies.ytdpnl.sanity_checks import sanity_checks
 
     try:

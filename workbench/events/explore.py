@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from workbench.connection import Database
+from workbench.db.connection import Database
 from workbench.errors import WorkbenchError, shown
 from workbench.events.settings import EventSettings, event_settings
-from workbench.events.sql_builder import (
+from workbench.events.statements import (
     TIME_BUCKETS,
     busiest_profiles_query,
     catalogue_keys,

@@ -19,10 +19,10 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
-from workbench.connection import Database, explain_error
+from workbench.db.connection import Database, explain_error
 from workbench.errors import WorkbenchError
 from workbench.events.settings import EventSettings, event_settings
-from workbench.events.sql_builder import (
+from workbench.events.statements import (
     RESOLVE_TEMP_TABLES,
     drop_temp_tables,
     resolve_batch_size,

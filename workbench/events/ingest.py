@@ -29,10 +29,10 @@ from pathlib import Path
 from typing import IO, Any, NamedTuple
 
 from workbench import paths
-from workbench.connection import Database
+from workbench.db.connection import Database
 from workbench.errors import DatabaseError, DataFileError
 from workbench.events.settings import EventSettings, event_settings
-from workbench.events.sql_builder import (
+from workbench.events.statements import (
     STAGED_DATA,
     STAGED_EVENTS,
     event_tables,
@@ -40,7 +40,7 @@ from workbench.events.sql_builder import (
     store_staged_statements,
 )
 from workbench.events.store import ensure_event_store
-from workbench.sql_files import TableDefinition
+from workbench.db.sql_files import TableDefinition
 
 BATCH_ROWS = 50_000
 EPOCH = datetime(1970, 1, 1)
@@ -365,7 +365,7 @@ def _payload(data: Any, check=_check_text) -> list[tuple[str, str]]:
 
 def _store_batch(db: Database, tables: dict[str, TableDefinition], producer: str, ip_address: str | None, batch: list[Event]) -> tuple[int, int]:
     """Store ``batch`` in one transaction; (events stored, duplicates dropped)."""
-    from workbench.bulk_write import write_transaction
+    from workbench.db.bulk_write import write_transaction
 
     seen: set[str] = set()
     unique = []

@@ -28,10 +28,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from workbench.connection import Database
+from workbench.db.connection import Database
 from workbench.errors import ConfigError
 from workbench.events.settings import EventSettings, event_settings, validated_name
-from workbench.events.sql_builder import EVENT_COLUMNS, profile_properties_query
+from workbench.events.statements import EVENT_COLUMNS, profile_properties_query
 
 AGGREGATES = ("count", "sum", "avg", "min", "max", "most_recent", "least_recent", "all_values")
 OPERATORS = ("equals", "not_equals", "contains", "not_contains", "greater", "less")

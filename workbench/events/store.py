@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from workbench.connection import Database, explain_error
+from workbench.db.connection import Database, explain_error
 from workbench.errors import WorkbenchError
 from workbench.events.settings import EventSettings, event_settings
-from workbench.events.sql_builder import schema_statements
+from workbench.events.statements import schema_statements
 
 
 def ensure_event_store(db: Database, settings: EventSettings | None = None) -> str:

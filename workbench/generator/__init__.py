@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime
 
-from workbench.connection import Database
+from workbench.db.connection import Database
 from workbench.errors import WorkbenchError
 from workbench.generator.planted import PLANTED_EXPERIMENTS, PlantedExperiment, truth_table
 
@@ -47,9 +47,9 @@ def checked_arguments(users: int, seed: int, days: int, start: str | date) -> da
 def generate(db: Database, users: int = 10_000, seed: int = 1, days: int = 60, start: str | date = "2026-09-25") -> dict[str, int]:
     """Replace the five sample tables and ``generator_truth`` in ``db`` with ``users`` simulated users
     active over ``days`` days from ``start`` (UTC); return the rows written per table."""
-    from workbench.bulk_write import write_transaction
+    from workbench.db.bulk_write import write_transaction
     from workbench.progress import progress_bar
-    from workbench.sql_files import table_definitions
+    from workbench.db.sql_files import table_definitions
 
     start_us = int(checked_arguments(users, seed, days, start).timestamp()) * 1_000_000
     tables = table_definitions(SCHEMA)

@@ -21,7 +21,7 @@ from typing import Any
 
 import pandas as pd
 
-from workbench.connection import DEFAULT_ROW_LIMIT, Database
+from workbench.db.connection import DEFAULT_ROW_LIMIT, Database
 from workbench.toolkit import queries
 from workbench.toolkit.frames import (
     EventCounts,

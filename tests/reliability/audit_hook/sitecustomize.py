@@ -11,14 +11,14 @@ if _LOG:
     import sys
 
     import workbench
-    import workbench.connection as _connection
+    import workbench.db.connection as _connection
 
     _original = _connection.connect
     _PROBE = "CREATE TABLE wb_write_probe AS SELECT 1 AS x"
 
     def _caller() -> tuple[str, str]:
         frame = sys._getframe(2)
-        while frame is not None and frame.f_globals.get("__name__") in (__name__, "workbench.connection"):
+        while frame is not None and frame.f_globals.get("__name__") in (__name__, "workbench.db.connection"):
             frame = frame.f_back
         if frame is None:
             return "?", "?"

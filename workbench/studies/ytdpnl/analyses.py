@@ -1,6 +1,6 @@
 """The seed's analyses of the study, each one SQL file of ``sql/ytdpnl/`` run in the database.
 
-Every function takes a :class:`~workbench.connection.Database` first and returns a small
+Every function takes a :class:`~workbench.db.connection.Database` first and returns a small
 DataFrame whose ``attrs["sql"]`` holds what ran. Common keyword arguments: ``schema`` (where the
 study's tables are; None = the connection's search path, e.g. ``public`` on a real copy),
 ``codes`` (a participant subset; None = everyone), ``start``/``end`` (a time window, start
@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from workbench.connection import Database
+from workbench.db.connection import Database
 from workbench.errors import WorkbenchError
 from workbench.studies.ytdpnl.daily_rules import FIGURES
 from workbench.studies.ytdpnl.tables import codes_parameter, study_query, time_window

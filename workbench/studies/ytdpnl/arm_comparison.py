@@ -11,7 +11,7 @@ from typing import Any
 
 import pandas as pd
 
-from workbench.connection import Database
+from workbench.db.connection import Database
 from workbench.studies.ytdpnl.tables import codes_parameter, study_query, time_window
 
 CONTROL, TREATMENT = "control", "treatment"

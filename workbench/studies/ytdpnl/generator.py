@@ -8,7 +8,7 @@ after the recommendations they come from, the first PAGE_VIEW of a first session
 2023-02-13. Derived tables (daily_activity_time, transition_event, participant.phase,
 extension_activated_at, vouchers) follow the rules of the reference
 (/work/shared/reference/ytdpnl-schema.md). Work is vectorised per chunk of participants and
-written with :mod:`workbench.bulk_write` in one transaction.
+written with :mod:`workbench.db.bulk_write` in one transaction.
 """
 from __future__ import annotations
 
@@ -21,11 +21,11 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from workbench.bulk_write import BulkWriter, write_transaction
-from workbench.connection import Database
+from workbench.db.bulk_write import BulkWriter, write_transaction
+from workbench.db.connection import Database
 from workbench.errors import WorkbenchError
 from workbench.progress import progress_bar
-from workbench.sql_files import TableDefinition
+from workbench.db.sql_files import TableDefinition
 from workbench.studies.ytdpnl import daily_rules
 from workbench.studies.ytdpnl.faults import InjectedFaults, plant_faults
 from workbench.studies.ytdpnl.tables import (

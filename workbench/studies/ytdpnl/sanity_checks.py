@@ -9,9 +9,9 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from workbench.connection import Database
+from workbench.db.connection import Database
 from workbench.errors import WorkbenchError
-from workbench.sql_files import read_sql
+from workbench.db.sql_files import read_sql
 from workbench.studies.ytdpnl.tables import run_study_sql
 
 CHECKS = {

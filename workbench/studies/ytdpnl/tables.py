@@ -15,9 +15,9 @@ from typing import Any
 import pandas as pd
 import sqlalchemy as sa
 
-from workbench.connection import Database, explain_error
+from workbench.db.connection import Database, explain_error
 from workbench.errors import DatabaseError, WorkbenchError, shown
-from workbench.sql_files import IDENTIFIER, read_sql, statements
+from workbench.db.sql_files import IDENTIFIER, read_sql, statements
 
 WORKBENCH_SCHEMA = "ytdpnl"  # where the generator writes the workbench's own copy
 FAR_PAST, FAR_FUTURE = pd.Timestamp("1970-01-01"), pd.Timestamp("9999-12-31")

@@ -21,7 +21,7 @@ from typing import Any, Iterator
 from workbench import paths
 from workbench.errors import WorkbenchError
 from workbench.redaction import redact
-from workbench.settings import URL_ENV
+from workbench.db.settings import URL_ENV
 
 KERNEL_NAME = "python3"
 # The kernel talks to us over loopback only; its "running over TCP without encryption" warning

@@ -54,7 +54,7 @@ class SparkDatabase:
         self.session.createDataFrame(frame).createOrReplaceTempView(table)
 
     def register_from(self, db, tables: list[str]) -> None:
-        """Copy ``tables`` of a workbench :class:`~workbench.connection.Database` into views
+        """Copy ``tables`` of a workbench :class:`~workbench.db.connection.Database` into views
         (small data: the rows travel through Python as Arrow)."""
         for table in tables:
             frame = db.sql(f"SELECT * FROM {_identifier(table)}", limit=None)
@@ -63,7 +63,7 @@ class SparkDatabase:
     def sql(self, query: str, /, *, limit: int | None = None, **params: Any):
         """Run DuckDB/PostgreSQL-dialect ``query`` with ``params`` on Spark; a pandas DataFrame
         (at most ``limit`` rows when given)."""
-        from workbench.sql_builder import transpile
+        from workbench.experiments.sql import transpile
 
         spark_sql = transpile(query, "spark", params)
         views: list[str] = []
@@ -120,7 +120,7 @@ class SparkDatabase:
 
 
 def _identifier(name: str) -> str:
-    from workbench.sql_files import IDENTIFIER
+    from workbench.db.sql_files import IDENTIFIER
 
     if not IDENTIFIER.match(name):
         raise DatabaseError(f"{name!r} is not a plain table name.")

@@ -16,8 +16,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from workbench import paths
-from workbench.report_data import ReportData, cache_dir, load_report_cache
-from workbench.report_tables import GROUPS
+from workbench.reports.data import ReportData, cache_dir, load_report_cache
+from workbench.reports.tables import GROUPS
 
 DEFAULT_PORT = 8866
 CULL_IDLE_SECONDS = 600
@@ -34,14 +34,14 @@ def cached_keys(reports_dir: Path | None = None) -> list[str]:
 
 def voila_command(port: int = DEFAULT_PORT, ip: str = "127.0.0.1", cull_idle_seconds: int = CULL_IDLE_SECONDS,
                   cull_interval_seconds: int = CULL_INTERVAL_SECONDS) -> list[str]:
-    """The Voila command line (through :mod:`workbench.voila_server`, which stops pages hanging on a
+    """The Voila command line (through :mod:`workbench.reports.voila_server`, which stops pages hanging on a
     missed execute reply) serving only ``notebooks/dashboard.ipynb``: bound to ``ip``
     (``--Voila.ip``; a bare ``--ip`` is ignored), sources stripped, tracebacks hidden, the page
     loading nothing from outside the server (:data:`TEMPLATE`; run it with
     :func:`voila_environment`), each viewer's kernel shut down once idle ``cull_idle_seconds``
     (checked every ``cull_interval_seconds``), even while its page is still open."""
     return [
-        sys.executable, "-m", "workbench.voila_server", str(paths.notebooks_dir() / "dashboard.ipynb"), f"--port={int(port)}", f"--Voila.ip={ip}", "--no-browser",
+        sys.executable, "-m", "workbench.reports.voila_server", str(paths.notebooks_dir() / "dashboard.ipynb"), f"--port={int(port)}", f"--Voila.ip={ip}", "--no-browser",
         f"--template={TEMPLATE}", "--strip_sources=True", "--show_tracebacks=False",
         f"--MappingKernelManager.cull_idle_timeout={int(cull_idle_seconds)}",
         f"--MappingKernelManager.cull_interval={int(cull_interval_seconds)}",
@@ -112,7 +112,7 @@ class Dashboard:
 
     def show_experiment(self) -> None:
         """Load the picked experiment: banner, segment options, results and cumulative chart."""
-        from workbench.report_tables import dimension_values
+        from workbench.reports.tables import dimension_values
 
         data = self.data(self.experiment.value)
         p = data.provenance
@@ -130,8 +130,8 @@ class Dashboard:
         """Redraw the interval chart and the table for the current tab, segment and toggle."""
         from IPython.display import display
 
-        from workbench.report_charts import interval_chart, interval_rows
-        from workbench.report_tables import results_table_html
+        from workbench.reports.charts import interval_chart, interval_rows
+        from workbench.reports.tables import results_table_html
 
         if not self.experiment.value:
             return
@@ -148,7 +148,7 @@ class Dashboard:
     def draw_cumulative(self) -> None:
         from IPython.display import display
 
-        from workbench.report_charts import cumulative_chart
+        from workbench.reports.charts import cumulative_chart
 
         data = self.data(self.experiment.value)
         self.cumulative.clear_output(wait=True)
@@ -161,7 +161,7 @@ class Dashboard:
 
     def recompute(self) -> None:
         """Recompute the picked experiment from the database, rewrite its cache, redraw."""
-        from workbench.report_data import report_data, save_report_cache
+        from workbench.reports.data import report_data, save_report_cache
 
         key = self.experiment.value
         if not key:

@@ -28,7 +28,7 @@ PROVENANCE_PACKAGES = ("workbench", "duckdb", "pandas", "numpy", "scipy", "plotl
 class ReportData:
     """One experiment's report content. Frames: ``results`` (``ExperimentResults.to_pandas()``),
     ``intervals`` (68%/95% view), ``units_per_day`` (day, variation, users), ``cumulative``
-    (:mod:`workbench.cumulative`), ``sufficient_statistics``; ``summary`` is
+    (:mod:`workbench.experiments.cumulative`), ``sufficient_statistics``; ``summary`` is
     ``ExperimentResults.to_dict()`` without the statistics rows; ``sql`` the queries that ran."""
 
     key: str
@@ -89,10 +89,10 @@ def report_data(
     ``setting_overrides`` are ``AnalysisSettings`` fields (engine, alpha, …)."""
     import time
 
-    from workbench.analysis import analysis_settings, analyze
-    from workbench.config import load_config
-    from workbench.cumulative import cumulative_effects, end_days
-    from workbench.experiment import experiment, health_facts
+    from workbench.experiments.analysis import analysis_settings, analyze
+    from workbench.experiments.config import load_config
+    from workbench.experiments.cumulative import cumulative_effects, end_days
+    from workbench.experiments.engine import experiment, health_facts
 
     started = time.perf_counter()
     config = load_config(Path(config_path) if config_path else None)
@@ -104,7 +104,7 @@ def report_data(
     if dimension and dimension not in config.assignment_query(exp.settings.assignment_query).dimensions:
         raise WorkbenchError(f"dimension {dimension!r} is not a column of experiment {key!r}'s assignment query; use one of {list(config.assignment_query(exp.settings.assignment_query).dimensions)}.")
     if db is None:  # a session of its own, closed afterwards so it holds no DuckDB file open
-        from workbench.connection import connect
+        from workbench.db.connection import connect
 
         db = connect()
         try:

@@ -211,7 +211,7 @@ CONFIG_KEYS: tuple[Key, ...] = (
 
 def accepted_keys() -> dict[str, set[str]]:
     """Section -> the keys the loaders accept there, read from the code's own key sets."""
-    from workbench import config as cfg
+    from workbench.experiments import config as cfg
     from workbench.config_file import DATABASE_KEYS
     from workbench.events.properties import SPEC_KEYS
     from workbench.events.settings import SECTION_KEYS
@@ -268,7 +268,7 @@ def _outcome(data: dict[str, Any]) -> str | None:
     """None when ``data`` passes every check, else the error sentence (paths relative)."""
     from workbench.config_check import validate_config_file
     from workbench.errors import ConfigError
-    from workbench.reference_docs import isolated_project
+    from tools.reference_docs import isolated_project
 
     with isolated_project() as folder:
         path = folder / "workbench.yml"
@@ -286,7 +286,7 @@ def _flow(change: str) -> str:
 
 def configuration_page() -> str:
     """The Markdown page: one table per section, examples checked, errors as the code raises them."""
-    from workbench.reference_docs import GENERATED, cell, code
+    from tools.reference_docs import GENERATED, cell, code
 
     accepted, documented = accepted_keys(), documented_keys()
     if accepted != documented:

@@ -2,7 +2,7 @@
 statistics engine.
 
 ``analyze("checkout-layout")`` runs the experiment engine's two aggregate queries per dimension
-(:func:`workbench.experiment.sufficient_stats` and :func:`~workbench.experiment.health_facts`) and
+(:func:`workbench.experiments.engine.sufficient_stats` and :func:`~workbench.experiments.engine.health_facts`) and
 hands the small tables to :func:`workbench.stats.experiment_results`. Settings come from the
 experiment's config entry (variations, weights, metric groups, ``inverse`` metrics, and the
 ``analysis:`` mapping) and can be overridden by keyword arguments.
@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from workbench.errors import ConfigError
 
 if TYPE_CHECKING:
-    from workbench.experiment import Experiment
+    from workbench.experiments.engine import Experiment
     from workbench.stats import AnalysisSettings, ExperimentResults
 
 
@@ -54,15 +54,15 @@ def analyze(
     :class:`~workbench.stats.AnalysisSettings` fields, e.g. ``engine="bayesian"``."""
     import pandas as pd
 
-    from workbench.experiment import experiment as load_experiment
-    from workbench.experiment import health_facts, sufficient_stats
+    from workbench.experiments.engine import experiment as load_experiment
+    from workbench.experiments.engine import health_facts, sufficient_stats
     from workbench.stats import experiment_results
 
     exp = load_experiment(experiment_or_key) if isinstance(experiment_or_key, str) else experiment_or_key
     settings = analysis_settings(exp, **setting_overrides)
     own_db = db is None
     if own_db:
-        from workbench.connection import connect
+        from workbench.db.connection import connect
 
         db = connect()
     dims = list(exp.settings.dimensions if dimensions is None else dimensions)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import pandas as pd
 
-    from workbench.experiment import Experiment
+    from workbench.experiments.engine import Experiment
     from workbench.stats import AnalysisSettings
 
 DEFAULT_POINTS = 14
@@ -48,7 +48,7 @@ def cumulative_effects(
     of ``days`` (UTC): one row per day × metric × variation, columns ``CUMULATIVE_COLUMNS``."""
     import pandas as pd
 
-    from workbench.experiment import sufficient_stats
+    from workbench.experiments.engine import sufficient_stats
     from workbench.progress import progress
     from workbench.stats import experiment_results
 

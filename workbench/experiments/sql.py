@@ -18,7 +18,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
-from workbench.config import Config, ExperimentConfig, Metric
+from workbench.experiments.config import Config, ExperimentConfig, Metric
 from workbench.errors import ConfigError, shown
 
 OVERALL = "__overall__"

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from workbench.sql_files import TableDefinition, statements, table_definitions
+from workbench.db.sql_files import TableDefinition, statements, table_definitions
 
 SCHEMA_FILE = "events/schema.sql"
 POSTGRESQL_INDEXES_FILE = "events/indexes_postgresql.sql"

@@ -10,7 +10,7 @@ with the stock wait (ipykernel 6 and 7, pyzmq 26 and 27 alike), 0 in 180 with sl
 :func:`sliced_get_msg` replaces ``get_msg``: the same contract (a message, or ``queue.Empty`` once
 ``timeout`` seconds pass; ``None`` waits for ever), built from polls of at most
 :data:`POLL_SLICE_SECONDS`, so a missed wake-up costs at most that long. Run as
-``python -m workbench.voila_server <voila arguments>`` (what :func:`workbench.dashboard.voila_command`
+``python -m workbench.reports.voila_server <voila arguments>`` (what :func:`workbench.reports.dashboard.voila_command`
 builds).
 """
 from __future__ import annotations

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from workbench.config import Config, load_config
+from workbench.experiments.config import Config, load_config
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -18,7 +18,7 @@ def experiment_health(db, config: Config | None = None) -> pd.DataFrame:
     multiple-exposure share and the health warnings (``"; "``-joined)."""
     import pandas as pd
 
-    from workbench.experiment import experiments, health_facts
+    from workbench.experiments.engine import experiments, health_facts
     from workbench.progress import progress
     from workbench.stats.health import health_checks
 
@@ -41,7 +41,7 @@ def events_per_day(db) -> pd.DataFrame:
     """Rows of ``events`` per day (UTC) and event type: ``day, event, n``."""
     import pandas as pd
 
-    from workbench.sql_files import read_sql
+    from workbench.db.sql_files import read_sql
 
     frame = db.sql(read_sql("reports/events_per_day.sql"), limit=None)
     frame["day"] = pd.to_datetime(frame["day"])
@@ -51,7 +51,7 @@ def events_per_day(db) -> pd.DataFrame:
 
 
 def missing_days(traffic: pd.DataFrame) -> pd.DataFrame:
-    """Per series of ``traffic`` (``day, series, n``, e.g. :func:`workbench.overview.traffic_per_day`):
+    """Per series of ``traffic`` (``day, series, n``, e.g. :func:`workbench.reports.overview.traffic_per_day`):
     first and last day with rows, days without rows in between, and how many days the series ends
     before the newest day of any series (late data)."""
     import pandas as pd

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from workbench import paths
-from workbench.config import EXPERIMENT_KEY
+from workbench.experiments.config import EXPERIMENT_KEY
 from workbench.errors import ConfigError, WorkbenchError, shown
 from workbench.redaction import redact
 
@@ -53,7 +53,7 @@ def _replace_copy(source: Path, target: Path) -> None:
 
 
 def _write_json(path: Path, payload: dict) -> None:
-    from workbench.notebook_runs import atomic_write
+    from workbench.reports.notebooks import atomic_write
 
     atomic_write(path, json.dumps(payload, indent=1, default=str))
 
@@ -76,8 +76,8 @@ def run_report(
     the cache and ``status.json``; never raises for a failed notebook (the run says ``failed``)."""
     import time
 
-    from workbench.notebook_runs import output_error, run_notebook
-    from workbench.report_data import cache_dir
+    from workbench.reports.notebooks import output_error, run_notebook
+    from workbench.reports.data import cache_dir
 
     started = time.perf_counter()
     if not isinstance(key, str) or not EXPERIMENT_KEY.match(key):  # the key names a folder: never ../ or /
@@ -136,7 +136,7 @@ def report_keys(keys: list[str], config_path: Path | None = None, all_discovered
     else every configured experiment; with ``all_discovered`` also every experiment found in the
     assignment queries, reported from a copy of the config with stub entries (health and units,
     no metrics) written under ``data/``."""
-    from workbench.config import load_config
+    from workbench.experiments.config import load_config
 
     config = load_config(config_path)
     if keys:
@@ -146,8 +146,8 @@ def report_keys(keys: list[str], config_path: Path | None = None, all_discovered
     chosen = list(config.experiments)
     if not all_discovered:
         return chosen, config_path
-    from workbench.connection import connect
-    from workbench.experiment import discover_experiments, write_experiment_stubs
+    from workbench.db.connection import connect
+    from workbench.experiments.discovery import discover_experiments, write_experiment_stubs
 
     db = connect(database_url)
     try:
@@ -215,7 +215,7 @@ def write_index(reports_dir: Path | None = None, keys: list[str] | None = None) 
     """``reports/index.html``: every experiment with a report folder (and every key in ``keys``):
     status of the last run, last good run (linked), key results and the SRM flag; a write that
     fails (a full disk) leaves the old index whole and raises one sentence."""
-    from workbench.notebook_runs import atomic_write, output_error
+    from workbench.reports.notebooks import atomic_write, output_error
 
     root = Path(reports_dir or paths.reports_dir())
     root.mkdir(parents=True, exist_ok=True)

@@ -1,6 +1,6 @@
 """The data overview: what is in the database, traffic per day, and the experiments logged.
 
-Every function takes a :class:`~workbench.connection.Database`, runs SQL from ``sql/overview/``
+Every function takes a :class:`~workbench.db.connection.Database`, runs SQL from ``sql/overview/``
 (aggregated in the database) and returns a small DataFrame whose ``attrs["sql"]`` holds what ran.
 """
 from __future__ import annotations
@@ -10,8 +10,8 @@ import datetime as dt
 import pandas as pd
 import sqlalchemy as sa
 
-from workbench.connection import Database
-from workbench.sql_files import read_sql
+from workbench.db.connection import Database
+from workbench.db.sql_files import read_sql
 
 
 def _query(db: Database, name: str, **params) -> pd.DataFrame:

@@ -12,7 +12,7 @@ import datetime as dt
 import math
 from dataclasses import dataclass
 
-from workbench.config import Config, load_config
+from workbench.experiments.config import Config, load_config
 from workbench.errors import ConfigError
 
 BASELINE_TYPES = ("binomial", "count", "mean", "duration")

@@ -1,6 +1,6 @@
 """The ``%%sql`` cell magic: plain SQL in a notebook cell, run on the workbench connection.
 
-Load it once per notebook with ``%load_ext workbench.magics``, then::
+Load it once per notebook with ``%load_ext workbench.toolkit.magics``, then::
 
     %%sql recent
     SELECT path, COUNT(*) AS views FROM pages WHERE timestamp >= {since} GROUP BY path
@@ -8,7 +8,7 @@ Load it once per notebook with ``%load_ext workbench.magics``, then::
 ``{name}`` and ``:name`` are bound parameters whose values come from the notebook's variables
 (never pasted into the SQL text). The result is a DataFrame, returned (so it displays) and, when
 a name follows ``%%sql``, also stored in that variable. The connection is the notebook's ``db``
-when it is a :class:`~workbench.connection.Database`, else ``workbench.connect()`` (opened once);
+when it is a :class:`~workbench.db.connection.Database`, else ``workbench.connect()`` (opened once);
 ``--db NAME`` picks another variable and ``--limit N`` changes the row limit (``--limit 0``: all).
 """
 from __future__ import annotations
@@ -20,9 +20,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from workbench.connection import DEFAULT_ROW_LIMIT, Database, connect
+from workbench.db.connection import DEFAULT_ROW_LIMIT, Database, connect
 from workbench.errors import WorkbenchError
-from workbench.sql_files import IDENTIFIER
+from workbench.db.sql_files import IDENTIFIER
 
 _BRACE_PARAMETER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -93,7 +93,7 @@ class SqlMagic:
 
 
 def load_ipython_extension(shell: Any) -> None:
-    """Called by ``%load_ext workbench.magics``: registers ``%%sql``."""
+    """Called by ``%load_ext workbench.toolkit.magics``: registers ``%%sql``."""
     from IPython.core.error import UsageError
 
     magic = SqlMagic(shell)

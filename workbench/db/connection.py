@@ -20,7 +20,7 @@ from sqlalchemy import event
 from workbench import paths
 from workbench.errors import DatabaseError
 from workbench.redaction import redact
-from workbench.settings import DatabaseSettings, resolve_database
+from workbench.db.settings import DatabaseSettings, resolve_database
 
 
 DEFAULT_ROW_LIMIT = 100_000  # rows db.sql() returns unless asked for more (limit=None: all)
@@ -139,7 +139,7 @@ def connect(
     statement_timeout_s: float | None = None,
     check: bool = True,
 ) -> Database:
-    """Open the project database (see :mod:`workbench.settings` for where the URL comes from).
+    """Open the project database (see :mod:`workbench.db.settings` for where the URL comes from).
 
     ``read_only`` sessions refuse writes; ``statement_timeout_s`` (seconds) stops runaway
     queries; ``check`` opens one connection at once so that a wrong URL or a server that is down

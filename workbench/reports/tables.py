@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import pandas as pd
 
-    from workbench.report_data import ReportData
+    from workbench.reports.data import ReportData
 
 GROUPS = ("goal", "secondary", "guardrail")
 ROW_COLOURS = {"better": "#dafbe1", "worse": "#ffebe9"}

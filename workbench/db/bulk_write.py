@@ -13,9 +13,9 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from workbench.connection import Database, explain_error
+from workbench.db.connection import Database, explain_error
 from workbench.errors import DatabaseError, WorkbenchError
-from workbench.sql_files import TableDefinition
+from workbench.db.sql_files import TableDefinition
 
 COPY_CHUNK_ROWS = 200_000
 
