@@ -30,7 +30,7 @@ def test_seed_000_setup_is_expressed_exactly():
                  "session_duration", "pages_per_session", "sessions_with_searches"]
     assert set(suggested) <= set(cfg.metrics)
     assert cfg.metric("retention_rate").window.delay_hours == 24
-    assert cfg.metric("average_order_value").numerator == "revenue_per_user"
+    assert cfg.metric("average_order_value").numerator is cfg.metric("revenue_per_user")
     planted = {"checkout-layout", "add-to-cart-cta", "results-order", "price-display", "confirmation-email", "homepage-nav-ios"}
     assert set(cfg.experiments) == planted
     assert cfg.experiment("homepage-nav-ios").weights == (0.5, 0.25, 0.25)

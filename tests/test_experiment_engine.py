@@ -108,7 +108,7 @@ def test_anonymous_units_with_identity_join_and_unknown_variations(db, config, s
     cfg = parse_config(data, tmp_path / "workbench.yml")
     exp = experiment("homepage-nav-ios", cfg)
     ours = sufficient_stats(exp, db=db)
-    expected = ref.sufficient_stats(sample_dir, "homepage-nav-ios", START, END, ["0", "1"], exp.settings.metrics, unit_col="anonymousId")
+    expected = ref.sufficient_stats(sample_dir, "homepage-nav-ios", START, END, ["0", "1"], list(exp.metrics), unit_col="anonymousId")
     assert_matches_reference(ours, expected)
     units, _ = health_facts(exp, db=db)
     all_units = ref.units(sample_dir, "homepage-nav-ios", START, END, "anonymousId")
@@ -143,7 +143,7 @@ def test_discovery_lists_every_experiment_and_writes_stubs(db, sample_dir, tmp_p
     assert "recommended-items" not in set(found["experiment_id"])
     assert not found.set_index("experiment_id").loc["price-display", "configured"].any()
     stub = load_config(path).experiment("price-display")
-    assert stub.variations == ("0", "1") and stub.assignment_query == "logged_in"
+    assert stub.variations == ("0", "1") and stub.assignment_query.name == "logged_in"
     first = views[views["experimentId"] == "price-display"]["timestamp"].min()
     assert stub.start == first.normalize().to_pydatetime()
 
@@ -180,3 +180,60 @@ def test_cli_prints_statistics_and_discovered_experiments(growthbook_url, sample
     assert missing.exit_code == 1 and "there is no experiment 'no-such-test'" in missing.output and "Traceback" not in missing.output
     listed = runner.invoke(app, ["experiments", "--config", str(ROOT / "workbench.yml"), "--database", growthbook_url])
     assert listed.exit_code == 0 and listed.output.count("checkout-layout") == 6  # 3 variations × 2 assignment queries
+
+
+def test_a_metric_type_registered_here_is_analysed_end_to_end(db, sample_dir, tmp_path, monkeypatch):
+    """Adding a metric type is one registry entry: ``max`` (a unit's longest session, 0 without
+    sessions), declared in this test, goes through the config, the SQL, the sufficient statistics and
+    the statistics engine with CUPED, and equals pandas and scipy on the raw files."""
+    from scipy import stats as sps
+
+    from workbench import metric_types
+
+    largest = metric_types.MetricType(
+        "max", metric_types.UNIT, "sample_mean",
+        metric_types.Contract("the identifier columns, `timestamp`, `value`", "the largest `value` of the rows that count, 0 without rows",
+                              "sample mean, unbiased variance"),
+        value_aggregate="MAX", unit_value="COALESCE({value}, 0.0)", cuped=True, capping=True,
+    )
+    monkeypatch.setitem(metric_types.REGISTRY, "max", largest)
+    data = yaml.safe_load((ROOT / "workbench.yml").read_text())
+    data["metrics"].append({"name": "longest_session", "type": "max", "cuped": {"lookback_days": 7},
+                            "sql": "SELECT userId AS user_id, sessionStart AS timestamp, duration AS value FROM sessions"})
+    data["experiments"] = [{"key": "checkout-layout", "assignment_query": "logged_in", "start": "2026-09-25", "end": "2026-11-22",
+                            "variations": ["0", "1", "2"], "goal_metrics": ["longest_session"]}]
+    cfg = parse_config(data, tmp_path / "workbench.yml")
+    results = wb.analyze(experiment("checkout-layout", cfg), db, dimensions=(), difference_type="absolute")
+
+    u = ref.units(sample_dir, "checkout-layout", START, END)
+    u = u[u["variation"] != ref.MULTIPLE].set_index("unit")
+    sessions = ref.raw(sample_dir, "sessions").rename(columns={"userId": "unit", "sessionStart": "ts"})
+    rows = sessions[["unit", "ts", "duration"]].merge(u[["first_exposure"]], left_on="unit", right_index=True)
+    counted = rows[(rows["ts"] >= rows["first_exposure"]) & (rows["ts"] <= END)]
+    before = rows[(rows["ts"] >= rows["first_exposure"] - pd.Timedelta(days=7)) & (rows["ts"] < rows["first_exposure"])]
+    y = counted.groupby("unit")["duration"].max().reindex(u.index).fillna(0.0)
+    x = before.groupby("unit")["duration"].max().reindex(u.index).fillna(0.0)
+    assert (x > 0).sum() > 100 and (y != counted.groupby("unit")["duration"].sum().reindex(u.index).fillna(0.0)).sum() > 100
+
+    ours = results.sufficient_statistics.set_index("variation")
+    for variation, arm in u.groupby("variation"):
+        yv, xv = y[arm.index], x[arm.index]
+        row = ours.loc[variation]
+        assert row["metric_type"] == "max" and row["users"] == len(arm)
+        assert row["main_sum"] == pytest.approx(yv.sum(), rel=1e-12)
+        assert row["main_sum_squares"] == pytest.approx((yv * yv).sum(), rel=1e-12)
+        assert row["covariate_sum"] == pytest.approx(xv.sum(), rel=1e-12)
+        assert row["main_covariate_sum_product"] == pytest.approx((yv * xv).sum(), rel=1e-12)
+    table = results.to_pandas().set_index("variation")
+    control = u.index[u["variation"] == "0"]
+    for variation in ("1", "2"):
+        treated = u.index[u["variation"] == variation]
+        both = control.append(treated)
+        theta = np.cov(y[both], x[both])[0, 1] / x[both].var(ddof=1)  # CUPED's θ, pooled over the two arms
+        z_control, z_treated = y[control] - theta * x[control], y[treated] - theta * x[treated]
+        welch = sps.ttest_ind(z_treated, z_control, equal_var=False)
+        row = table.loc[variation]
+        assert row["cuped"] and row["theta"] == pytest.approx(theta, rel=1e-9)
+        assert row["absolute_effect"] == pytest.approx(z_treated.mean() - z_control.mean(), rel=1e-9)
+        assert row["p_value"] == pytest.approx(welch.pvalue, rel=1e-6)
+        assert row["unadjusted_absolute_effect"] == pytest.approx(y[treated].mean() - y[control].mean(), rel=1e-9)

@@ -16,13 +16,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from support.generated_project import generated
 from support.offline_browser import CHROMIUM, offline_page, wait_for_port
 from scipy.stats import norm
 from support.screenshots import save_screenshot
 
 import workbench as wb
-from workbench.experiments.config import load_config
+from workbench.experiments.config import load_config, parse_config
 from support.pg_server import free_port
 
 WORKBENCH = str(Path(sys.executable).with_name("workbench"))
@@ -200,7 +201,10 @@ def test_baseline_from_the_database_matches_pandas(duck, raw):
     from workbench.experiments.baselines import metric_baseline
 
     db = wb.connect(duck[0])
-    config = load_config(duck[1])
+    data = yaml.safe_load(duck[1].read_text())
+    # a count metric counts rows, whatever `value` holds (the experiment engine's definition)
+    data["metrics"].append({"name": "orders_per_user", "type": "count", "sql": "SELECT userId AS user_id, timestamp, amount AS value FROM orders"})
+    config = parse_config(data, duck[1])
     start, end = pd.Timestamp("2026-10-01"), pd.Timestamp("2026-10-14 23:59:59.999999")
     views = raw["experiment_viewed"].rename(columns=str.lower)
     views = views[views["userid"].notna() & (views["timestamp"] >= start) & (views["timestamp"] <= end)]
@@ -209,7 +213,8 @@ def test_baseline_from_the_database_matches_pandas(duck, raw):
     orders = orders[(orders["timestamp"] >= orders["first"]) & (orders["timestamp"] <= end)]
     purchased = pd.Series(first.index.isin(set(orders["userid"])).astype(float))
     revenue = orders.groupby("userid")["amount"].sum().reindex(first.index).fillna(0.0)
-    for name, values in (("purchased", purchased), ("revenue", revenue)):
+    counts = orders.groupby("userid").size().reindex(first.index).fillna(0).astype(float)
+    for name, values in (("purchased", purchased), ("revenue", revenue), ("orders_per_user", counts)):
         b = metric_baseline(name, db, "2026-10-01", "2026-10-14", config=config)
         assert b.units == len(first)
         assert b.mean == pytest.approx(values.mean(), rel=1e-12)
@@ -515,7 +520,7 @@ def test_new_experiment_appends_a_valid_entry_and_keeps_comments(tmp_path):
     assert after.startswith(before.rstrip("\n")) and "# test config: one assignment query" in after
     assert "# new-checkout: added by `workbench new experiment`" in after
     entry = load_config(path).experiment("new-checkout")
-    assert entry.variations == ("0", "1") and entry.assignment_query == "users"
+    assert entry.variations == ("0", "1") and entry.assignment_query.name == "users"
     with pytest.raises(ConfigError, match="already exists"):
         new_experiment("new-checkout", path)
     with pytest.raises(ConfigError, match="may hold only"):

@@ -22,13 +22,13 @@ def config():
 
 def all_queries(config):
     exp = config.experiment("checkout-layout")
-    every = tuple(config.metrics)
+    every = tuple(config.metrics.values())
     return [
         sql_builder.sufficient_stats_query(config, exp, None, 20, every),
         sql_builder.sufficient_stats_query(config, exp, "browser", 5, every),
         sql_builder.health_query(config, exp, "country"),
         sql_builder.unit_metrics_query(config, exp),
-        sql_builder.discovery_query(config, "anonymous"),
+        sql_builder.discovery_query(config.assignment_query("anonymous")),
     ]
 
 
@@ -49,8 +49,8 @@ def test_values_are_bound_not_written_into_the_sql(config):
 
 def test_metrics_sharing_sql_share_one_scan(config):
     exp = config.experiment("checkout-layout")
-    metrics = ("purchased", "revenue_per_user", "average_order_value", "revenue_per_user_cuped")
-    query = sql_builder.sufficient_stats_query(config, exp, None, 20, metrics)
+    names = ("purchased", "revenue_per_user", "average_order_value", "revenue_per_user_cuped")
+    query = sql_builder.sufficient_stats_query(config, exp, None, 20, tuple(config.metric(n) for n in names))
     orders_sql = config.metric("revenue_per_user").sql
     assert query.sql.count(orders_sql) == 1  # revenue, orders and the capped CUPED revenue: one scan
     assert query.sql.count(config.metric("purchased").sql) == 1
@@ -62,4 +62,4 @@ def test_metric_without_identity_join_is_a_config_error(config, tmp_path):
     data["identity_joins"] = []
     cfg = parse_config(data, tmp_path / "workbench.yml")
     with pytest.raises(ConfigError, match=r"metric 'page_views_per_user' is keyed by \['anonymous_id'\] but experiment 'checkout-layout' counts user_id units and no identity join links them; add an identity join\."):
-        sql_builder.sufficient_stats_query(cfg, cfg.experiment("checkout-layout"), None, 20, ("page_views_per_user",))
+        sql_builder.sufficient_stats_query(cfg, cfg.experiment("checkout-layout"), None, 20, (cfg.metric("page_views_per_user"),))

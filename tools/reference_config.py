@@ -14,6 +14,8 @@ from typing import Any
 
 import yaml
 
+from workbench import metric_types
+
 BASE_CONFIG = """\
 identifier_types: [user_id, anonymous_id]
 identity_joins:
@@ -75,6 +77,8 @@ SECTIONS: dict[str, tuple[Any, ...]] = {
     "event_sources.NAME.sessions": ("event_sources", "clicks", "sessions"),
 }
 RATIO, QUANTILE, BINOMIAL = ("metrics", 3), ("metrics", 4), ("metrics", 0)
+_per_unit = [kind.name for kind in metric_types.REGISTRY.values() if kind.per_unit]
+PER_UNIT_TYPES = f"a {', '.join(_per_unit[:-1])} or {_per_unit[-1]} metric"
 
 
 @dataclass(frozen=True)
@@ -119,7 +123,7 @@ CONFIG_KEYS: tuple[Key, ...] = (
     K("assignment_queries[]", "description", "text", "\"\"", "free text", "{description: Logged-in users}", None),
 
     K("metrics[]", "name", "name", "required", "how experiments refer to it", "{name: revenue_per_user}", "{name: revenue per user}"),
-    K("metrics[]", "type", "`binomial`, `count`, `mean`, `duration`, `ratio`, `quantile`", "required", "how rows become a per-unit value ([metric types](metric-types.md))", "{type: duration}", "{type: sum}"),
+    K("metrics[]", "type", ", ".join(f"`{name}`" for name in metric_types.names()), "required", "how rows become a per-unit value ([metric types](metric-types.md))", "{type: duration}", "{type: sum}"),
     K("metrics[]", "sql", "SQL", "required (except ratio)", "returns the identifier columns, `timestamp` and (except binomial) `value`", "{sql: 'SELECT userId AS user_id, anonymousId AS anonymous_id, timestamp, amount AS value FROM orders'}", "{sql: 'SELECT userId AS user_id, timestamp FROM orders'}"),
     K("metrics[]", "identifier_types", "list of names", "the identifier columns the SQL returns", "which id columns key the rows; needed with `SELECT *`", "{identifier_types: [anonymous_id]}", "{identifier_types: [device_id]}"),
     K("metrics[]", "window", "mapping", "from first exposure to the experiment's end", "see `metrics[].window`", "{window: {hours: 72}}", "{window: 72}"),
@@ -127,8 +131,8 @@ CONFIG_KEYS: tuple[Key, ...] = (
     K("metrics[]", "cuped", "mapping", "no covariate", "see `metrics[].cuped`", "{cuped: {lookback_days: 14}}", "{cuped: 14}"),
     K("metrics[]", "quantile", "number in (0, 1)", "required for quantile metrics", "the quantile level", "{quantile: 0.5}", "{quantile: 90}", QUANTILE),
     K("metrics[]", "filter", "SQL condition", "none", "rows count only where it holds (metrics sharing one `sql` share one scan)", "{filter: amount > 10}", "{filter: 'amount >'}"),
-    K("metrics[]", "numerator", "metric name", "required for ratio metrics", "a binomial, count, mean or duration metric", "{numerator: revenue_per_user}", "{numerator: order_amount_p90}", RATIO),
-    K("metrics[]", "denominator", "metric name", "required for ratio metrics", "a binomial, count, mean or duration metric", "{denominator: purchased}", "{denominator: no_such_metric}", RATIO),
+    K("metrics[]", "numerator", "metric name", "required for ratio metrics", PER_UNIT_TYPES, "{numerator: revenue_per_user}", "{numerator: order_amount_p90}", RATIO),
+    K("metrics[]", "denominator", "metric name", "required for ratio metrics", PER_UNIT_TYPES, "{denominator: purchased}", "{denominator: no_such_metric}", RATIO),
     K("metrics[]", "inverse", "true / false", "false", "lower is better (guardrails are then tested against increases)", "{inverse: true}", "{inverse: sometimes}"),
     K("metrics[]", "description", "text", "\"\"", "shown in reports", "{description: Revenue per user}", None),
 

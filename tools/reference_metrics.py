@@ -6,42 +6,24 @@ from pathlib import Path
 
 import yaml
 
-from workbench.experiments.config import METRIC_TYPES, parse_config
+from workbench import metric_types
+from workbench.experiments.config import parse_config
 
-# The tiny project the page compiles: one metric of each type, one more with capping and CUPED.
-EXAMPLE_CONFIG = """\
+EXAMPLE_SQL = "SELECT userId AS user_id, timestamp, amount AS value FROM orders"
+# The tiny project the page compiles, around one example metric per registered type (each type's
+# ``example`` in workbench.metric_types) and one more metric with a window, capping and CUPED.
+EXAMPLE_HEAD = """\
 identifier_types: [user_id]
 assignment_queries:
   - name: logged_in
     identifier_type: user_id
     sql: SELECT userId AS user_id, timestamp, experimentId AS experiment_id, variationId AS variation_id FROM experiment_viewed
-metrics:
-  - name: purchased
-    type: binomial
-    sql: SELECT userId AS user_id, timestamp FROM orders
-  - name: orders_per_user
-    type: count
-    sql: SELECT userId AS user_id, timestamp, amount AS value FROM orders
-  - name: revenue_per_user
-    type: mean
-    sql: SELECT userId AS user_id, timestamp, amount AS value FROM orders
-  - name: session_duration
-    type: duration
-    sql: SELECT userId AS user_id, sessionStart AS timestamp, duration AS value FROM sessions
-  - name: average_order_value
-    type: ratio
-    numerator: revenue_per_user
-    denominator: orders_per_user
-  - name: order_amount_p90
-    type: quantile
-    quantile: 0.9
-    sql: SELECT userId AS user_id, timestamp, amount AS value FROM orders
-  - name: revenue_capped_cuped
-    type: mean
-    sql: SELECT userId AS user_id, timestamp, amount AS value FROM orders
-    window: {hours: 72}
-    capping: {type: percentile, value: 0.99}
-    cuped: {lookback_days: 14}
+"""
+EXAMPLE_TAIL = [
+    {"name": "revenue_capped_cuped", "type": "mean", "sql": EXAMPLE_SQL, "window": {"hours": 72},
+     "capping": {"type": "percentile", "value": 0.99}, "cuped": {"lookback_days": 14}},
+]
+EXAMPLE_EXPERIMENTS = """\
 experiments:
   - key: checkout-layout
     start: 2026-09-25
@@ -49,22 +31,23 @@ experiments:
     variations: ["0", "1"]
 """
 
-# What each type means per unit and which statistics the engine computes from its sums.
-CONTRACTS = {
-    "binomial": ("the identifier columns, `timestamp`", "1 when the unit has at least one row that counts, else 0",
-                 "proportion `p = Σx/n`, variance `p(1−p)`"),
-    "count": ("the identifier columns, `timestamp`, `value`", "the number of rows that count (`value` is not summed)",
-              "sample mean, unbiased variance `(Σx² − (Σx)²/n)/(n−1)`"),
-    "mean": ("the identifier columns, `timestamp`, `value`", "the sum of `value` over the rows that count (NULLs ignored; 0 without rows)",
-             "sample mean, unbiased variance"),
-    "duration": ("the identifier columns, `timestamp`, `value` (seconds)", "the sum of `value` over the rows that count, as for mean",
-                 "sample mean, unbiased variance"),
-    "ratio": ("nothing: `numerator` and `denominator` name two binomial, count, mean or duration metrics",
-              "the numerator's and the denominator's per-unit values, each with its own window, filter and capping",
-              "`Σm/Σd` with the delta-method variance from `main_denominator_sum_product`"),
-    "quantile": ("the identifier columns, `timestamp`, `value`", "none: event level, over the `value`s of the rows that count (NULLs dropped)",
-                 "the value at rank `ceil(n·q)` and its order-statistic 95% interval (ranks `n·q ∓ 1.96·sqrt(n·q·(1−q))`)"),
-}
+
+def example_config() -> str:
+    """The example ``workbench.yml``: one metric per registered type, in registration order."""
+    entries = []
+    for kind in metric_types.REGISTRY.values():
+        entry = {"name": f"{kind.name}_example", "type": kind.name, **kind.example}
+        if kind.shape != metric_types.RATIO:
+            entry.setdefault("sql", EXAMPLE_SQL)
+        entries.append({"name": entry.pop("name"), "type": entry.pop("type"), **entry})
+    lines = ["metrics:"]
+    for entry in entries + EXAMPLE_TAIL:
+        first = True
+        for key, value in entry.items():
+            text = yaml.safe_dump(value, default_flow_style=True, width=10**6).strip().removesuffix("...").strip() if isinstance(value, (dict, list)) else str(value)
+            lines.append(f"  {'- ' if first else '  '}{key}: {text}")
+            first = False
+    return EXAMPLE_HEAD + "\n".join(lines) + "\n" + EXAMPLE_EXPERIMENTS
 
 
 def metric_types_page() -> str:
@@ -72,11 +55,10 @@ def metric_types_page() -> str:
     from tools.reference_docs import GENERATED, cell
     from workbench.experiments.sql import sufficient_stats_query
 
-    if set(CONTRACTS) != set(METRIC_TYPES):
-        raise ValueError(f"reference_metrics.CONTRACTS covers {sorted(CONTRACTS)} but the metric types are {sorted(METRIC_TYPES)}.")
-    config = parse_config(yaml.safe_load(EXAMPLE_CONFIG), Path("workbench.yml"))
+    text = example_config()
+    config = parse_config(yaml.safe_load(text), Path("workbench.yml"))
     experiment = config.experiment("checkout-layout")
-    compiled = {name: sufficient_stats_query(config, experiment, metrics=(name,)) for name in config.metrics}
+    compiled = {name: sufficient_stats_query(config, experiment, metrics=(metric,)) for name, metric in config.metrics.items()}
     lines = [
         "# Metric types", "", GENERATED, "",
         ("A metric's SQL returns rows; the experiment query turns them into one value per unit (from the unit's "
@@ -86,13 +68,14 @@ def metric_types_page() -> str:
         "the statistics are in [statistics](../statistics.md)."), "",
         "| type | the SQL returns | per-unit value | sufficient statistics (columns) | statistics |", "|---|---|---|---|---|",
     ]
-    for kind in METRIC_TYPES:
-        name = next(m.name for m in config.metrics.values() if m.type == kind)
+    for kind in metric_types.REGISTRY.values():
+        name = next(m.name for m in config.metrics.values() if m.kind == kind)
         stats = ", ".join(f"`{s}`" for s in compiled[name].columns[name])
-        returns, per_unit, statistic = CONTRACTS[kind]
-        lines.append(f"| `{kind}` | {cell(returns)} | {cell(per_unit)} | {stats} | {cell(statistic)} |")
+        contract = kind.contract
+        lines.append(f"| `{kind.name}` | {cell(contract.returns)} | {cell(contract.per_unit)} | {stats} | {cell(contract.statistic)} |")
+    cuped = ", ".join(kind.name for kind in metric_types.REGISTRY.values() if kind.cuped)
     lines += [
-        "", ("With `cuped: {lookback_days: N}` (binomial, count, mean, duration) the same per-unit value over "
+        "", (f"With `cuped: {{lookback_days: N}}` ({cuped}) the same per-unit value over "
         "`[first exposure − N days, first exposure)` adds `covariate_sum`, `covariate_sum_squares` and "
         "`main_covariate_sum_product`."), "",
         "## The example config", "",
@@ -100,7 +83,7 @@ def metric_types_page() -> str:
         "returns for this config (`workbench stats KEY --show-sql` prints the same for a real experiment). "
         "Values are bound parameters (`:experiment_key`, `:start`, `:end`, `:variation_0` …); names come "
         "only from the validated config."), "",
-        "```yaml", EXAMPLE_CONFIG.rstrip(), "```", "",
+        "```yaml", text.rstrip(), "```", "",
     ]
     for name, metric in config.metrics.items():
         query = compiled[name]

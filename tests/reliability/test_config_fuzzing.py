@@ -195,10 +195,11 @@ def check_consistent(cfg) -> None:
     assert all(NAME.match(t) for t in cfg.identifier_types)
     for metric in cfg.metrics.values():
         if metric.type == "ratio":
-            assert {cfg.metrics[metric.numerator].type, cfg.metrics[metric.denominator].type} <= {"binomial", "count", "mean", "duration"}
+            assert {metric.numerator.type, metric.denominator.type} <= {"binomial", "count", "mean", "duration"}
+            assert cfg.metrics[metric.numerator.name] is metric.numerator and cfg.metrics[metric.denominator.name] is metric.denominator
     for exp in cfg.experiments.values():
-        assert exp.assignment_query in cfg.assignment_queries
-        assert set(exp.metrics) <= set(cfg.metrics)
+        assert cfg.assignment_queries[exp.assignment_query.name] is exp.assignment_query
+        assert all(cfg.metrics[m.name] is m for m in exp.metrics)
         assert not exp.variations or exp.control is None or exp.control in exp.variations
         assert all(isinstance(v, str) for v in exp.variations)
         for dimension in (None, *exp.dimensions):  # it compiles, or says in one line why not (e.g. no identity join)

@@ -2,9 +2,9 @@
 variance over a date window (a binomial metric's rate), the inputs of :mod:`workbench.stats.power`.
 
 The population is every unit the assignment query logged in the window (any experiment), each from
-its first appearance; a unit's value is the metric's rows from then to the window's end (binomial:
-1 if any row; count, mean, duration: the sum of ``value``). The one query is built here; values
-are bound, identifiers and SQL come from the validated config.
+its first appearance; a unit's value is its per-unit value (:mod:`workbench.metric_types`) over the
+metric's rows from then to the window's end. The one query is built here; values are bound,
+identifiers and SQL come from the validated config.
 """
 from __future__ import annotations
 
@@ -12,10 +12,9 @@ import datetime as dt
 import math
 from dataclasses import dataclass
 
-from workbench.experiments.config import Config, load_config
+from workbench import metric_types
 from workbench.errors import ConfigError
-
-BASELINE_TYPES = ("binomial", "count", "mean", "duration")
+from workbench.experiments.config import Config, load_config
 
 
 @dataclass(frozen=True)
@@ -46,13 +45,15 @@ class Baseline:
 def baseline_query(config: Config, metric_name: str, assignment_query: str | None = None) -> str:
     """The SQL of :func:`metric_baseline` (parameters ``:start`` and ``:end``)."""
     metric = config.metric(metric_name)
-    if metric.type not in BASELINE_TYPES:
-        raise ConfigError(f"{config.path}: metric {metric_name!r} is a {metric.type} metric; a baseline needs one of {', '.join(BASELINE_TYPES)}.")
+    if not metric.kind.per_unit:
+        usable = ", ".join(kind.name for kind in metric_types.REGISTRY.values() if kind.per_unit)
+        raise ConfigError(f"{config.path}: metric {metric_name!r} is a {metric.type} metric; a baseline needs one of {usable}.")
     aq = config.assignment_query(assignment_query or next(iter(config.assignment_queries)))
     unit = aq.identifier_type
     if unit not in metric.identifier_types:
         raise ConfigError(f"{config.path}: metric {metric_name!r} has no {unit} column (it has {list(metric.identifier_types)}); pick an assignment query keyed by one of those.")
-    value = "MAX(CASE WHEN s.timestamp IS NULL THEN 0 ELSE 1 END)" if metric.type == "binomial" else "COALESCE(SUM(CAST(s.value AS DOUBLE PRECISION)), 0)"
+    aggregate = f"{metric.kind.value_aggregate}(CAST(s.value AS DOUBLE PRECISION))" if metric.kind.value_aggregate else "NULL"
+    value = metric.kind.unit_value_sql("COUNT(s.timestamp)", aggregate)
     condition = f" AND ({metric.filter})" if metric.filter else ""
     return (
         f"WITH population AS (\n  SELECT e.{unit} AS wb_unit, MIN(e.timestamp) AS wb_first_seen\n  FROM ({aq.sql}) e\n"

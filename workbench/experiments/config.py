@@ -9,6 +9,7 @@ sqlglot; SQL whose columns cannot be read that way (``SELECT *``) is probed on t
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import math
 import re
@@ -16,13 +17,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from workbench import paths
+from workbench import metric_types, paths
 from workbench.config_file import DATABASE_KEYS, read_config_file
 from workbench.errors import ConfigError, shown
+from workbench.metric_types import EVENTS, RATIO, MetricType
 
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}\Z")  # PostgreSQL cuts identifiers at 63 characters
 EXPERIMENT_KEY = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,99}\Z")  # at most 100 characters: keys name report folders
-METRIC_TYPES = ("binomial", "count", "mean", "duration", "ratio", "quantile")
 TOP_KEYS = {"database", "identifier_types", "identity_joins", "assignment_queries", "metrics", "experiments"}
 # sections other modules own and validate themselves (workbench.events.settings, workbench.toolkit.sources)
 OTHER_SECTIONS = {"events", "event_sources"}
@@ -64,11 +65,12 @@ class Capping:
 
 @dataclass(frozen=True)
 class Metric:
-    """One metric. ``sql`` returns the identifier columns, ``timestamp`` and (except binomial)
-    ``value``; ratio metrics name two other metrics instead."""
+    """One metric of type ``kind`` (the registry's entry, :mod:`workbench.metric_types`). ``sql``
+    returns the columns ``kind.required_columns(identifier_types)``; a ratio metric holds its
+    ``numerator`` and ``denominator`` metrics instead."""
 
     name: str
-    type: str
+    kind: MetricType
     sql: str | None = None
     identifier_types: tuple[str, ...] = ()
     window: Window = Window()
@@ -76,10 +78,22 @@ class Metric:
     cuped_lookback_days: float | None = None
     quantile: float | None = None
     filter: str | None = None
-    numerator: str | None = None
-    denominator: str | None = None
+    numerator: Metric | None = None
+    denominator: Metric | None = None
     inverse: bool = False
     description: str = ""
+
+    @property
+    def type(self) -> str:
+        """The type's name, as written in ``workbench.yml``."""
+        return self.kind.name
+
+    @property
+    def parts(self) -> tuple[Metric, ...]:
+        """The metrics whose rows make this one: a ratio's numerator and denominator, else itself."""
+        if self.numerator is not None and self.denominator is not None:
+            return (self.numerator, self.denominator)
+        return (self,)
 
 
 @dataclass(frozen=True)
@@ -103,30 +117,31 @@ class AssignmentQuery:
 
 @dataclass(frozen=True)
 class ExperimentConfig:
-    """One experiment entry. ``variations`` empty means "every variation found"; ``control``
-    defaults to the first variation; ``weights`` default to an equal split; ``analysis`` holds the
-    statistics settings (engine, alpha, …) the statistics engine validates."""
+    """One experiment entry, its assignment query and metrics resolved. ``variations`` empty means
+    "every variation found"; ``control`` defaults to the first variation; ``weights`` default to an
+    equal split; ``analysis`` holds the statistics settings (engine, alpha, …) the statistics
+    engine validates."""
 
     key: str
-    assignment_query: str
+    assignment_query: AssignmentQuery
     start: dt.datetime | None = None
     end: dt.datetime | None = None
     variations: tuple[str, ...] = ()
     control: str | None = None
     weights: tuple[float, ...] = ()
     dimensions: tuple[str, ...] = ()
-    activation_metric: str | None = None
-    goal_metrics: tuple[str, ...] = ()
-    secondary_metrics: tuple[str, ...] = ()
-    guardrail_metrics: tuple[str, ...] = ()
+    activation_metric: Metric | None = None
+    goal_metrics: tuple[Metric, ...] = ()
+    secondary_metrics: tuple[Metric, ...] = ()
+    guardrail_metrics: tuple[Metric, ...] = ()
     analysis: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
     name: str = ""
     description: str = ""
 
     @property
-    def metrics(self) -> tuple[str, ...]:
-        """Goal, secondary then guardrail metric names, each once."""
-        return tuple(dict.fromkeys(self.goal_metrics + self.secondary_metrics + self.guardrail_metrics))
+    def metrics(self) -> tuple[Metric, ...]:
+        """Goal, secondary then guardrail metrics, each once."""
+        return tuple({m.name: m for m in self.goal_metrics + self.secondary_metrics + self.guardrail_metrics}.values())
 
 
 @dataclass(frozen=True)
@@ -224,9 +239,9 @@ class _Parser:
         assignment = self.unique(
             [self.assignment_query(e, i) for i, e in enumerate(self.entries("assignment_queries"))], "assignment_queries", "name"
         )
-        raw_metrics = self.entries("metrics")
-        metrics = self.unique([self.metric(e, i) for i, e in enumerate(raw_metrics)], "metrics", "name")
-        self.check_ratios(metrics)
+        self.ratio_parts: dict[str, tuple[str, str]] = {}  # ratio metric -> (numerator, denominator) names
+        metrics = self.unique([self.metric(e, i) for i, e in enumerate(self.entries("metrics"))], "metrics", "name")
+        metrics = self.resolve_ratios(metrics)
         self.metrics_known, self.assignment_known = metrics, assignment
         experiments = self.unique([self.experiment(e, i) for i, e in enumerate(self.entries("experiments"))], "experiments", "key")
         return Config(self.path, self.identifier_types, identity_joins, assignment, metrics, experiments, database)
@@ -361,35 +376,34 @@ class _Parser:
         self.keys(entry, METRIC_KEYS, where, ("name", "type"))
         name = self.name(entry, "name", where)
         where = f"metric {name!r}"
-        kind = entry["type"]
-        if kind not in METRIC_TYPES:
-            raise self.fail(where, f"type {shown(kind)} is not one of {list(METRIC_TYPES)}.")
+        if not isinstance(entry["type"], str) or entry["type"] not in metric_types.REGISTRY:
+            raise self.fail(where, f"type {shown(entry['type'])} is not one of {list(metric_types.names())}.")
+        kind = metric_types.get(entry["type"])
         inverse = entry.get("inverse", False)
         if not isinstance(inverse, bool):
             raise self.fail(f"{where}.inverse", f"must be true or false, not {shown(inverse)}.")
-        if kind == "ratio":
+        if kind.shape == RATIO:
             self.keys(entry, {"name", "type", "numerator", "denominator", "inverse", "description", "capping"}, where, ("numerator", "denominator"))
             if "capping" in entry:
-                raise self.fail(where, "ratio metrics take capping from their numerator and denominator metrics; move 'capping' there.")
-            return Metric(
-                name, kind, numerator=self.name(entry, "numerator", where), denominator=self.name(entry, "denominator", where),
-                inverse=inverse, description=str(entry.get("description") or ""),
-            )
+                raise self.fail(where, f"{kind.name} metrics take capping from their numerator and denominator metrics; move 'capping' there.")
+            self.ratio_parts[name] = (self.name(entry, "numerator", where), self.name(entry, "denominator", where))
+            return Metric(name, kind, inverse=inverse, description=str(entry.get("description") or ""))
         for key in ("numerator", "denominator"):
             if key in entry:
                 raise self.fail(where, f"'{key}' belongs to ratio metrics only; remove it or set type: ratio.")
         sql = self.text(entry, "sql", where)
         quantile = None
-        if kind == "quantile":
+        if kind.shape == EVENTS:
             if "quantile" not in entry:
-                raise self.fail(where, "quantile metrics need 'quantile: 0.9' (a level between 0 and 1).")
+                raise self.fail(where, f"{kind.name} metrics need 'quantile: 0.9' (a level between 0 and 1).")
             quantile = self.number(entry["quantile"], f"{where}.quantile", 0, 1, open_low=True)
             if quantile >= 1:
                 raise self.fail(f"{where}.quantile", f"must be < 1, not {quantile}.")
-            if "cuped" in entry or "capping" in entry:
-                raise self.fail(where, "quantile metrics take neither 'cuped' nor 'capping'; remove them.")
         elif "quantile" in entry:
             raise self.fail(where, "'quantile' belongs to quantile metrics only; remove it or set type: quantile.")
+        refused = [key for key, allowed in (("cuped", kind.cuped), ("capping", kind.capping)) if key in entry and not allowed]
+        if refused:
+            raise self.fail(where, f"{kind.name} metrics take no {' and no '.join(repr(k) for k in refused)}; remove {'them' if len(refused) > 1 else 'it'}.")
         columns = select_columns(sql)
         if "identifier_types" in entry:
             types = self.names(entry["identifier_types"], f"{where}.identifier_types")
@@ -401,8 +415,7 @@ class _Parser:
             raise self.fail(where, f"the SQL returns none of the identifier types {list(self.identifier_types)}; select e.g. `userId AS user_id`.")
         for t in types:
             self.known_type(t, f"{where}.identifier_types")
-        needed = [*types, "timestamp"] + ([] if kind == "binomial" else ["value"])
-        self.sql_columns(sql, needed, where, f"a {kind} metric")
+        self.sql_columns(sql, kind.required_columns(types), where, f"a {kind.name} metric")
         return Metric(
             name, kind, sql=sql, identifier_types=types, window=self.window(entry.get("window"), where),
             capping=self.capping(entry.get("capping"), where), cuped_lookback_days=self.cuped(entry.get("cuped"), where),
@@ -457,18 +470,21 @@ class _Parser:
             raise self.fail(f"{where}.filter", "must be one condition without ';'.")
         return value.strip()
 
-    def check_ratios(self, metrics: dict[str, Metric]) -> None:
-        for metric in metrics.values():
-            if metric.type != "ratio":
-                continue
-            for key, part in (("numerator", metric.numerator), ("denominator", metric.denominator)):
+    def resolve_ratios(self, metrics: dict[str, Metric]) -> dict[str, Metric]:
+        """``metrics`` with each ratio holding its numerator and denominator metrics, which must
+        have a per-unit value (so a ratio never names a ratio: no cycle of definitions)."""
+        usable = [kind.name for kind in metric_types.REGISTRY.values() if kind.per_unit]
+        for name, (numerator, denominator) in self.ratio_parts.items():
+            for key, part in (("numerator", numerator), ("denominator", denominator)):
                 if part not in metrics:
-                    raise self.fail(f"metric {metric.name!r}.{key}", f"{shown(part)} is not a defined metric; define it or fix the name.")
-                if metrics[part].type in ("ratio", "quantile"):
+                    raise self.fail(f"metric {name!r}.{key}", f"{shown(part)} is not a defined metric; define it or fix the name.")
+                if not metrics[part].kind.per_unit:
                     raise self.fail(
-                        f"metric {metric.name!r}.{key}",
-                        f"{part!r} is a {metrics[part].type} metric, which cannot be a numerator or denominator (a ratio of ratios is a cycle of definitions); use a binomial, count, mean or duration metric.",
+                        f"metric {name!r}.{key}",
+                        f"{part!r} is a {metrics[part].type} metric, which cannot be a numerator or denominator (a ratio of ratios is a cycle of definitions); use a {', '.join(usable[:-1])} or {usable[-1]} metric.",
                     )
+            metrics[name] = dataclasses.replace(metrics[name], numerator=metrics[numerator], denominator=metrics[denominator])
+        return metrics
 
     def experiment(self, entry: dict[str, Any], i: int) -> ExperimentConfig:
         where = self.entry_name(entry, "key", f"experiments[{i}]", "experiment")
@@ -492,10 +508,11 @@ class _Parser:
             for name in names:
                 if name not in self.metrics_known:
                     raise self.fail(f"{where}.{group}", f"{shown(name)} is not a defined metric; define it under 'metrics' or fix the name (defined: {sorted(self.metrics_known)}).")
-            groups[group] = names
+            groups[group] = tuple(self.metrics_known[name] for name in names)
         activation = entry.get("activation_metric")
-        if activation is not None and (not isinstance(activation, str) or activation not in self.metrics_known or self.metrics_known[activation].type == "ratio"):
+        if activation is not None and (not isinstance(activation, str) or activation not in self.metrics_known or self.metrics_known[activation].kind.shape == RATIO):
             raise self.fail(f"{where}.activation_metric", f"{shown(activation)} must name a defined metric that is not a ratio.")
+        activation = None if activation is None else self.metrics_known[activation]
         variations = tuple(self.variation_id(v, f"{where}.variations") for v in self.listed(entry.get("variations"), f"{where}.variations"))
         if len(set(variations)) != len(variations) or "__multiple__" in variations:
             raise self.fail(f"{where}.variations", f"lists a variation twice or uses the reserved id '__multiple__': {list(variations)}.")
@@ -521,7 +538,7 @@ class _Parser:
         if not isinstance(analysis, dict):
             raise self.fail(f"{where}.analysis", "must be a mapping of statistics settings (engine, alpha, …).")
         return ExperimentConfig(
-            key, aq_name, start, end, variations, control, tuple(weights), dimensions, activation,
+            key, aq, start, end, variations, control, tuple(weights), dimensions, activation,
             groups["goal_metrics"], groups["secondary_metrics"], groups["guardrail_metrics"], analysis,
             str(entry.get("name") or ""), str(entry.get("description") or ""),
         )

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import pandas as pd
 
+    from workbench.experiments.config import Metric
     from workbench.experiments.engine import Experiment
     from workbench.stats import AnalysisSettings
 
@@ -42,7 +43,7 @@ def cumulative_effects(
     db,
     settings: AnalysisSettings,
     days: list[dt.date],
-    metrics: tuple[str, ...] | None = None,
+    metrics: tuple[Metric, ...] | None = None,
 ) -> pd.DataFrame:
     """Overall results of ``metrics`` (default: the goal metrics) with data up to the end of each
     of ``days`` (UTC): one row per day × metric × variation, columns ``CUMULATIVE_COLUMNS``."""
@@ -52,7 +53,7 @@ def cumulative_effects(
     from workbench.progress import progress
     from workbench.stats import experiment_results
 
-    metrics = tuple(metrics if metrics is not None else experiment.metric_groups["goal"])
+    metrics = tuple(metrics if metrics is not None else experiment.settings.goal_metrics)
     if not metrics or not days:
         return pd.DataFrame(columns=CUMULATIVE_COLUMNS)
     frames = []

@@ -71,7 +71,7 @@ def missing_days(traffic: pd.DataFrame) -> pd.DataFrame:
 def null_rates_query(config: Config, metric_name: str) -> tuple[str, list[str]]:
     """SQL counting rows and non-NULL values of each column ``metric_name`` reads, and those columns."""
     metric = config.metric(metric_name)
-    columns = [*metric.identifier_types, "timestamp"] + ([] if metric.type == "binomial" else ["value"])
+    columns = metric.kind.required_columns(metric.identifier_types)
     counts = ", ".join(f"COUNT(s.{c}) AS {c}" for c in columns)
     return f"SELECT COUNT(*) AS wb_rows, {counts} FROM ({metric.sql}) s", columns
 
@@ -86,7 +86,7 @@ def null_rates(db, config: Config | None = None) -> pd.DataFrame:
     config = config or load_config()
     rows, sql = [], []
     for name, metric in config.metrics.items():
-        if metric.type == "ratio":
+        if metric.sql is None:  # a ratio: its parts are checked as metrics of their own
             continue
         query, columns = null_rates_query(config, name)
         sql.append(query)

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from workbench.experiments import sql as sql_builder
-from workbench.experiments.config import Config, load_config
+from workbench.experiments.config import EXPERIMENT_KEY, Config, load_config
 from workbench.experiments.engine import _database
 
 if TYPE_CHECKING:
@@ -25,8 +25,8 @@ def discover_experiments(db=None, config: Config | None = None, *, write_stubs: 
     config = config or load_config()
     db = _database(db)
     frames = []
-    for name in config.assignment_queries:
-        query = sql_builder.discovery_query(config, name)
+    for name, aq in config.assignment_queries.items():
+        query = sql_builder.discovery_query(aq)
         found = db.sql(query.sql, limit=None)
         found.insert(0, "assignment_query", name)
         frames.append(found)
@@ -80,8 +80,6 @@ def write_experiment_stubs(config: Config, found: "pd.DataFrame") -> list[str]:
 
 def _valid_key(key: str) -> bool:
     """Whether a discovered key can be written as a config key."""
-    from workbench.experiments.config import EXPERIMENT_KEY
-
     return bool(EXPERIMENT_KEY.match(str(key)))
 
 

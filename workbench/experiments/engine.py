@@ -1,27 +1,23 @@
-"""Experiments from ``workbench.yml``, run on the database: sufficient statistics, health facts,
-per-unit metrics and discovery. Only small aggregates come back to Python.
+"""Experiments from ``workbench.yml``, run on the database: sufficient statistics, health facts
+and per-unit metrics. Only small aggregates come back to Python.
 
-``db`` is a :class:`workbench.db.connection.Database` (DuckDB, PostgreSQL) or a
-:class:`workbench.db.spark.SparkDatabase`; anything with ``dialect_name`` and ``sql(query, **params)``.
+``db`` is a :class:`workbench.db.Database`: DuckDB, PostgreSQL or Spark SQL.
 """
 from __future__ import annotations
 
-import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from workbench.errors import ConfigError
 from workbench.experiments import sql as sql_builder
 from workbench.experiments.config import Config, ExperimentConfig, Metric, load_config, select_columns
-from workbench.errors import ConfigError
+from workbench.metric_types import EVENTS, STAT_COLUMNS
 
 if TYPE_CHECKING:
     import pandas as pd
 
-STATS_COLUMNS = [
-    "metric", "metric_type", "dimension", "dimension_value", "variation", "users", "count",
-    *sql_builder.STAT_COLUMNS,
-]
+STATS_COLUMNS = ["metric", "metric_type", "dimension", "dimension_value", "variation", "users", "count", *STAT_COLUMNS]
 
 
 @dataclass(frozen=True)
@@ -52,13 +48,15 @@ class Experiment:
 
     @property
     def metrics(self) -> dict[str, Metric]:
-        return {name: self.config.metric(name) for name in self.settings.metrics}
+        """The experiment's metrics (goal, secondary, guardrail) by name."""
+        return {m.name: m for m in self.settings.metrics}
 
     @property
     def metric_groups(self) -> dict[str, tuple[str, ...]]:
-        """``{"goal": (...), "secondary": (...), "guardrail": (...)}``."""
+        """Metric names per group: ``{"goal": (...), "secondary": (...), "guardrail": (...)}``."""
         s = self.settings
-        return {"goal": s.goal_metrics, "secondary": s.secondary_metrics, "guardrail": s.guardrail_metrics}
+        return {group: tuple(m.name for m in metrics) for group, metrics in
+                (("goal", s.goal_metrics), ("secondary", s.secondary_metrics), ("guardrail", s.guardrail_metrics))}
 
     @property
     def inverse(self) -> dict[str, bool]:
@@ -71,7 +69,7 @@ class Experiment:
         return dict(self.settings.analysis)
 
     def __repr__(self) -> str:
-        return f"<Experiment {self.key!r}: variations {list(self.variations)}, metrics {list(self.settings.metrics)}>"
+        return f"<Experiment {self.key!r}: variations {list(self.variations)}, metrics {list(self.metrics)}>"
 
 
 def experiment(key: str, config: Config | None = None) -> Experiment:
@@ -86,6 +84,14 @@ def experiments(config: Config | None = None) -> list[Experiment]:
     return [Experiment(config, e) for e in config.experiments.values()]
 
 
+def chosen_metrics(experiment: Experiment, metrics: Sequence[Metric | str] | None) -> tuple[Metric, ...]:
+    """``metrics`` (metric objects or names of the experiment's config) as metric objects, default
+    the experiment's own: names given by a caller are resolved here, once."""
+    if metrics is None:
+        return experiment.settings.metrics
+    return tuple(m if isinstance(m, Metric) else experiment.config.metric(m) for m in metrics)
+
+
 def _database(db):
     if db is None:
         from workbench.db.connection import connect
@@ -98,15 +104,11 @@ def check_columns(experiment: Experiment, db) -> None:
     """Probe (``WHERE 1 = 0``) every SQL whose columns sqlglot could not read, and raise a
     :class:`ConfigError` naming the entry and the missing columns before the real query runs."""
     cfg, s = experiment.config, experiment.settings
-    aq = cfg.assignment_query(s.assignment_query)
+    aq = s.assignment_query
     checks: list[tuple[str, str, list[str]]] = [(f"assignment query {aq.name!r}", aq.sql, [aq.identifier_type, "timestamp", "experiment_id", "variation_id", *aq.dimensions])]
-    names = list(s.metrics) + ([s.activation_metric] if s.activation_metric else [])
-    for name in names:
-        metric = cfg.metric(name)
-        parts = [metric.numerator, metric.denominator] if metric.type == "ratio" else [name]
-        for part in parts:
-            m = cfg.metric(part)
-            checks.append((f"metric {m.name!r}", m.sql or "", [*m.identifier_types, "timestamp"] + ([] if m.type == "binomial" else ["value"])))
+    for metric in s.metrics + ((s.activation_metric,) if s.activation_metric else ()):
+        for m in metric.parts:
+            checks.append((f"metric {m.name!r}", m.sql or "", m.kind.required_columns(m.identifier_types)))
     checks += [(f"identity_joins[{i}]", j.sql, list(j.identifier_types)) for i, j in enumerate(cfg.identity_joins)]
     for where, sql, needed in checks:
         if select_columns(sql) is not None:
@@ -129,7 +131,7 @@ def _run(query: sql_builder.CompiledQuery, db, show_sql: bool):
 
 def sufficient_stats(
     experiment: Experiment, dimension: str | None = None, db=None, *, top_n: int = sql_builder.DEFAULT_TOP_N,
-    show_sql: bool = False, metrics: tuple[str, ...] | None = None,
+    show_sql: bool = False, metrics: Sequence[Metric | str] | None = None,
 ) -> "pd.DataFrame":
     """The sufficient-statistics table of ``docs/sufficient-statistics.md``: one row per
     (metric, dimension, dimension_value, variation), overall rows always, ``dimension`` rows (top
@@ -139,6 +141,7 @@ def sufficient_stats(
 
     db = _database(db)
     check_columns(experiment, db)
+    metrics = chosen_metrics(experiment, metrics)
     query = sql_builder.sufficient_stats_query(experiment.config, experiment.settings, dimension, top_n, metrics)
     wide = _run(query, db, show_sql)
     variations = list(experiment.variations) or sorted(set(wide["variation"]))
@@ -148,17 +151,17 @@ def sufficient_stats(
     wide = wide.set_index(["dimension_value", "variation"]).reindex(index).reset_index()
     wide["users"] = wide["users"].fillna(0).astype("int64")
     frames = []
-    for name, cols in query.columns.items():
-        metric = experiment.config.metric(name)
+    for metric in metrics:
+        cols = query.columns[metric.name]
         part = pd.DataFrame({
-            "metric": name, "metric_type": metric.type,
+            "metric": metric.name, "metric_type": metric.type,
             "dimension": np.where(wide["dimension_value"] == sql_builder.OVERALL, "overall", dimension or "overall"),
             "dimension_value": wide["dimension_value"].replace(sql_builder.OVERALL, "all"),
             "variation": wide["variation"].astype(str), "users": wide["users"],
         })
-        for stat in sql_builder.STAT_COLUMNS:
+        for stat in STAT_COLUMNS:
             part[stat] = pd.to_numeric(wide[cols[stat]], errors="coerce").astype("float64") if stat in cols else np.nan
-        if metric.type == "quantile":
+        if metric.kind.shape == EVENTS:
             part["quantile_n"] = part["quantile_n"].fillna(0)
             part["count"] = part["quantile_n"].astype("int64")
         else:
@@ -204,12 +207,12 @@ def health_facts(experiment: Experiment, dimension: str | None = None, db=None, 
     return units, days
 
 
-def unit_metrics(experiment: Experiment, db=None, *, show_sql: bool = False, metrics: tuple[str, ...] | None = None) -> "pd.DataFrame":
+def unit_metrics(experiment: Experiment, db=None, *, show_sql: bool = False, metrics: Sequence[Metric | str] | None = None) -> "pd.DataFrame":
     """One row per unit (``unit, variation, first_exposure``) with ``n_<metric>`` (per-unit value)
     and ``pct_<metric>`` (1 if any row counted) per metric, zero-filled; for small data only."""
     db = _database(db)
     check_columns(experiment, db)
-    query = sql_builder.unit_metrics_query(experiment.config, experiment.settings, metrics)
+    query = sql_builder.unit_metrics_query(experiment.config, experiment.settings, chosen_metrics(experiment, metrics))
     frame = _run(query, db, show_sql)
     frame["variation"] = frame["variation"].astype(str)
     frame = frame.sort_values("unit", kind="stable").reset_index(drop=True)

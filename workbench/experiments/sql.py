@@ -18,8 +18,9 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
-from workbench.experiments.config import Config, ExperimentConfig, Metric
 from workbench.errors import ConfigError, shown
+from workbench.experiments.config import AssignmentQuery, Config, ExperimentConfig, Metric
+from workbench.metric_types import EVENTS, RATIO
 
 OVERALL = "__overall__"
 MULTIPLE = "__multiple__"
@@ -27,12 +28,6 @@ OTHER = "(other)"
 NULL_VALUE = "(null)"
 DEFAULT_TOP_N = 20
 SOURCE_DIALECT = "postgres"
-# per output metric: the sufficient-statistics columns and their SQL column alias suffix
-STAT_COLUMNS = (
-    "main_sum", "main_sum_squares", "denominator_sum", "denominator_sum_squares",
-    "main_denominator_sum_product", "covariate_sum", "covariate_sum_squares",
-    "main_covariate_sum_product", "quantile", "quantile_n", "quantile_lower", "quantile_upper",
-)
 
 
 @dataclass(frozen=True)
@@ -52,20 +47,19 @@ def _double(x: float) -> str:
 class _Plan:
     """What one experiment needs: units, base metrics (per source), ratios and quantiles."""
 
-    def __init__(self, config: Config, experiment: ExperimentConfig, metrics: tuple[str, ...] | None) -> None:
+    def __init__(self, config: Config, experiment: ExperimentConfig, metrics: tuple[Metric, ...] | None) -> None:
         self.config, self.experiment = config, experiment
-        self.assignment = config.assignment_query(experiment.assignment_query)
+        self.assignment = experiment.assignment_query
         self.unit_type = self.assignment.identifier_type
-        self.outputs = [config.metric(m) for m in (metrics if metrics is not None else experiment.metrics)]
+        self.outputs = list(metrics if metrics is not None else experiment.metrics)
         base: dict[str, Metric] = {}
         for metric in self.outputs:
-            parts = [metric.numerator, metric.denominator] if metric.type == "ratio" else [metric.name]
-            for part in parts:
-                if config.metric(part).type != "quantile":
-                    base.setdefault(part, config.metric(part))
+            for part in metric.parts:
+                if part.kind.per_unit:
+                    base.setdefault(part.name, part)
         self.base = list(base.values())
         self.index = {m.name: i for i, m in enumerate(self.base)}
-        self.quantiles = [m for m in self.outputs if m.type == "quantile"]
+        self.quantiles = [m for m in self.outputs if m.kind.shape == EVENTS]
         self.params: dict[str, Any] = {"experiment_key": experiment.key}
         self.identity: dict[tuple[int, str], str] = {}  # (join index, other type) -> CTE name
         self.identity_written: set[str] = set()  # identity-map CTEs already in the query
@@ -210,7 +204,7 @@ def _units_ctes(plan: _Plan, dimension: str | None, included_only: bool) -> list
             f"  WHERE j.{plan.unit_type} IS NOT NULL AND j.{other} IS NOT NULL\n)"
         )
     if exp_cfg.activation_metric:
-        metric = plan.config.metric(exp_cfg.activation_metric)
+        metric = exp_cfg.activation_metric
         column, identity = plan.key_for(metric)
         ctes.append(_identity_cte_if_new(plan, identity))
         join = _source_join(plan, metric.sql or "", column, identity).replace("eligible u", "units u", 1)
@@ -272,15 +266,15 @@ def _metric_ctes(plan: _Plan) -> list[str]:
     for k, (sql, column, identity, metrics) in enumerate(plan.sources()):
         aggregates = []
         for metric in metrics:
-            i = plan.index[metric.name]
+            i, kind = plan.index[metric.name], metric.kind
             counted = _in_window(metric, end_bound, plan.shift_columns)
             aggregates.append(f"SUM(CASE WHEN {counted} THEN 1 ELSE 0 END) AS m{i}_rows")
-            if metric.type in ("mean", "duration"):
-                aggregates.append(f"SUM(CASE WHEN {counted} THEN CAST(s.value AS DOUBLE PRECISION) END) AS m{i}_value")
+            if kind.value_aggregate:
+                aggregates.append(f"{kind.value_aggregate}(CASE WHEN {counted} THEN CAST(s.value AS DOUBLE PRECISION) END) AS m{i}_value")
             if metric.cuped_lookback_days:
                 pre = _pre_window(metric, plan.shift_columns)
-                if metric.type in ("mean", "duration"):
-                    aggregates.append(f"SUM(CASE WHEN {pre} THEN CAST(s.value AS DOUBLE PRECISION) END) AS m{i}_pre")
+                if kind.value_aggregate:
+                    aggregates.append(f"{kind.value_aggregate}(CASE WHEN {pre} THEN CAST(s.value AS DOUBLE PRECISION) END) AS m{i}_pre")
                 else:
                     aggregates.append(f"SUM(CASE WHEN {pre} THEN 1 ELSE 0 END) AS m{i}_pre")
         # The per-unit windows live in the CASEs above only: in WHERE they would become a non-equi
@@ -295,17 +289,10 @@ def _metric_ctes(plan: _Plan) -> list[str]:
         for metric in metrics:
             i = plan.index[metric.name]
             rows = f"COALESCE(source_{k}.m{i}_rows, 0)"
-            if metric.type == "binomial":
-                main = f"CASE WHEN {rows} > 0 THEN 1.0 ELSE 0.0 END"
-            elif metric.type == "count":
-                main = f"CAST({rows} AS DOUBLE PRECISION)"
-            else:
-                main = f"COALESCE(source_{k}.m{i}_value, 0.0)"
+            main = metric.kind.unit_value_sql(rows, f"source_{k}.m{i}_value")
             raw_cols += [f"CAST({main} AS DOUBLE PRECISION) AS m{i}_main", f"{rows} AS m{i}_rows"]
             if metric.cuped_lookback_days:
-                pre = f"COALESCE(source_{k}.m{i}_pre, 0)"
-                if metric.type == "binomial":
-                    pre = f"CASE WHEN {pre} > 0 THEN 1.0 ELSE 0.0 END"
+                pre = metric.kind.unit_value_sql(f"COALESCE(source_{k}.m{i}_pre, 0)", f"source_{k}.m{i}_pre")
                 raw_cols.append(f"CAST({pre} AS DOUBLE PRECISION) AS m{i}_pre")
     ctes.append(
         "raw_per_unit AS (\n  SELECT u.wb_unit, u.wb_first_exposure, u.wb_variation, u.wb_dim"
@@ -380,7 +367,7 @@ def _order_statistics(level: str, q: float) -> str:
 
 def sufficient_stats_query(
     config: Config, experiment: ExperimentConfig, dimension: str | None = None,
-    top_n: int = DEFAULT_TOP_N, metrics: tuple[str, ...] | None = None,
+    top_n: int = DEFAULT_TOP_N, metrics: tuple[Metric, ...] | None = None,
 ) -> CompiledQuery:
     """One query returning, per variation and dimension value (``__overall__`` for the whole
     experiment), ``users`` and the sufficient statistics of every metric of ``experiment``."""
@@ -390,10 +377,10 @@ def sufficient_stats_query(
     columns: dict[str, dict[str, str]] = {}
     for j, metric in enumerate(plan.outputs):
         cols: dict[str, str] = {}
-        if metric.type == "quantile":
+        if metric.kind.shape == EVENTS:
             columns[metric.name] = cols
             continue
-        main, den = (metric.numerator, metric.denominator) if metric.type == "ratio" else (metric.name, None)
+        main, den = (metric.numerator.name, metric.denominator.name) if metric.kind.shape == RATIO else (metric.name, None)
         a = f"m{plan.index[main]}_main"
         sums = {"main_sum": f"SUM({a})", "main_sum_squares": f"SUM({a} * {a})"}
         if den is not None:
@@ -436,7 +423,7 @@ def health_query(config: Config, experiment: ExperimentConfig, dimension: str | 
     return CompiledQuery(_with(ctes, body), dict(plan.params))
 
 
-def unit_metrics_query(config: Config, experiment: ExperimentConfig, metrics: tuple[str, ...] | None = None) -> CompiledQuery:
+def unit_metrics_query(config: Config, experiment: ExperimentConfig, metrics: tuple[Metric, ...] | None = None) -> CompiledQuery:
     """One row per included unit: ``unit, variation, first_exposure`` and per base metric
     ``n_<metric>`` (per-unit value after capping) and ``pct_<metric>`` (1 if any row counted)."""
     plan = _plan(config, experiment, None, DEFAULT_TOP_N, metrics)
@@ -448,10 +435,9 @@ def unit_metrics_query(config: Config, experiment: ExperimentConfig, metrics: tu
     return CompiledQuery(_with(ctes, "SELECT " + ",\n  ".join(cols) + "\nFROM per_unit"), dict(plan.params))
 
 
-def discovery_query(config: Config, assignment_query: str) -> CompiledQuery:
+def discovery_query(aq: AssignmentQuery) -> CompiledQuery:
     """Experiments in one assignment query: per experiment and variation, distinct units and the
     first and last exposure."""
-    aq = config.assignment_query(assignment_query)
     sql = (
         f"SELECT CAST(e.experiment_id AS VARCHAR) AS experiment_id, CAST(e.variation_id AS VARCHAR) AS variation_id,\n"
         f"  COUNT(DISTINCT e.{aq.identifier_type}) AS units, MIN(e.timestamp) AS first_exposure, MAX(e.timestamp) AS last_exposure\n"
@@ -504,8 +490,8 @@ def _literal(value: Any):
     return exp.Literal.string(str(value))
 
 
-def _plan(config: Config, experiment: ExperimentConfig, dimension: str | None, top_n: int, metrics: tuple[str, ...] | None) -> _Plan:
-    aq = config.assignment_query(experiment.assignment_query)
+def _plan(config: Config, experiment: ExperimentConfig, dimension: str | None, top_n: int, metrics: tuple[Metric, ...] | None) -> _Plan:
+    aq = experiment.assignment_query
     if dimension is not None and dimension not in aq.dimensions:
         raise ConfigError(
             f"{config.path}: {shown(dimension)} is not a dimension of assignment query {aq.name!r} used by experiment "

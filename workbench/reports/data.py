@@ -101,8 +101,8 @@ def report_data(
         dimension = exp.settings.dimensions[0] if exp.settings.dimensions else None
     elif dimension == "none":
         dimension = None
-    if dimension and dimension not in config.assignment_query(exp.settings.assignment_query).dimensions:
-        raise WorkbenchError(f"dimension {dimension!r} is not a column of experiment {key!r}'s assignment query; use one of {list(config.assignment_query(exp.settings.assignment_query).dimensions)}.")
+    if dimension and dimension not in exp.settings.assignment_query.dimensions:
+        raise WorkbenchError(f"dimension {dimension!r} is not a column of experiment {key!r}'s assignment query; use one of {list(exp.settings.assignment_query.dimensions)}.")
     if db is None:  # a session of its own, closed afterwards so it holds no DuckDB file open
         from workbench.db.connection import connect
 

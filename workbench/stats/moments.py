@@ -1,10 +1,11 @@
 """Per-arm moments (units, mean, per-unit variance) from the sums of the sufficient-statistics table.
 
-One :class:`ArmMoments` per variation and metric is all the tests need. The formulas are
-GrowthBook's (gbstats 0.8.0 ``models/statistics.py``), so our numbers match its engine:
+One :class:`ArmMoments` per variation and metric is all the tests need. A row's metric type (the
+registry, :mod:`workbench.metric_types`) names the statistic computed from its sums; the formulas
+are GrowthBook's (gbstats 0.8.0 ``models/statistics.py``), so our numbers match its engine:
 
-* binomial: Bernoulli mean ``p = Σx/n`` and variance ``p(1-p)``;
-* count / mean / duration: sample mean and unbiased sample variance
+* proportion (binomial): Bernoulli mean ``p = Σx/n`` and variance ``p(1-p)``;
+* sample mean (count, mean, duration): sample mean and unbiased sample variance
   ``(Σx² - (Σx)²/n) / (n-1)``;
 * ratio: ``Σm/Σd`` with the delta-method variance using the numerator–denominator covariance
   (Deng, Knoblich & Lu 2018, "Applying the Delta Method in Metric Analytics");
@@ -15,12 +16,12 @@ GrowthBook's (gbstats 0.8.0 ``models/statistics.py``), so our numbers match its 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-Z_95 = 1.959963984540054  # scipy.stats.norm.ppf(0.975), the width of the table's quantile interval
+from workbench import metric_types
 
-METRIC_TYPES = ("binomial", "count", "mean", "duration", "ratio", "quantile")
+Z_95 = 1.959963984540054  # scipy.stats.norm.ppf(0.975), the width of the table's quantile interval
 
 
 @dataclass(frozen=True)
@@ -174,32 +175,36 @@ def cuped_sums(row: Mapping) -> CupedSums:
         _value(row, "covariate_sum"),
         _value(row, "covariate_sum_squares"),
         _value(row, "main_covariate_sum_product"),
-        binomial=row["metric_type"] == "binomial",
+        binomial=metric_types.get(row["metric_type"]).statistic == "proportion",
     )
 
 
+# Each statistic of workbench.metric_types.STATISTIC_COLUMNS, from one sufficient-statistics row.
+STATISTICS: dict[str, Callable[[Mapping], ArmMoments]] = {
+    "proportion": lambda row: proportion_moments(int(_value(row, "count")), _value(row, "main_sum")),
+    "sample_mean": lambda row: sample_mean_moments(int(_value(row, "count")), _value(row, "main_sum"), _value(row, "main_sum_squares")),
+    "ratio": lambda row: ratio_moments(
+        int(_value(row, "users")),
+        _value(row, "main_sum"),
+        _value(row, "main_sum_squares"),
+        _value(row, "denominator_sum"),
+        _value(row, "denominator_sum_squares"),
+        _value(row, "main_denominator_sum_product"),
+    ),
+    "quantile": lambda row: quantile_moments(
+        int(_value(row, "quantile_n")), _value(row, "quantile"), _value(row, "quantile_lower"), _value(row, "quantile_upper")
+    ),
+}
+
+
 def row_moments(row: Mapping) -> ArmMoments:
-    """Unadjusted :class:`ArmMoments` of one sufficient-statistics row, by its ``metric_type``
-    (see docs/sufficient-statistics.md for the columns)."""
-    metric_type = row["metric_type"]
-    if metric_type == "binomial":
-        return proportion_moments(int(_value(row, "count")), _value(row, "main_sum"))
-    if metric_type in ("count", "mean", "duration"):
-        return sample_mean_moments(int(_value(row, "count")), _value(row, "main_sum"), _value(row, "main_sum_squares"))
-    if metric_type == "ratio":
-        return ratio_moments(
-            int(_value(row, "users")),
-            _value(row, "main_sum"),
-            _value(row, "main_sum_squares"),
-            _value(row, "denominator_sum"),
-            _value(row, "denominator_sum_squares"),
-            _value(row, "main_denominator_sum_product"),
-        )
-    if metric_type == "quantile":
-        return quantile_moments(
-            int(_value(row, "quantile_n")), _value(row, "quantile"), _value(row, "quantile_lower"), _value(row, "quantile_upper")
-        )
-    raise ValueError(f"metric_type {metric_type!r} is not one of {', '.join(METRIC_TYPES)}; fix the sufficient-statistics row.")
+    """Unadjusted :class:`ArmMoments` of one sufficient-statistics row: the statistic its
+    ``metric_type`` names (see docs/sufficient-statistics.md for the columns)."""
+    try:
+        kind = metric_types.get(row["metric_type"])
+    except ValueError as exc:
+        raise ValueError(f"{exc.args[0].rstrip('.')}; fix the sufficient-statistics row.") from None
+    return STATISTICS[kind.statistic](row)
 
 
 def comparison_note(control: ArmMoments, treatment: ArmMoments, relative: bool) -> str | None:

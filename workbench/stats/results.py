@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from workbench import metric_types
 from workbench.errors import WorkbenchError
 from workbench.stats.analysis_settings import AnalysisSettings
 from workbench.stats.bayesian import bayesian_test
@@ -36,7 +37,6 @@ from workbench.stats.moments import (
 from workbench.stats.sequential import sequential_test
 
 REQUIRED_COLUMNS = ("metric", "metric_type", "dimension", "dimension_value", "variation", "users", "count", "main_sum", "main_sum_squares")
-CUPED_TYPES = ("binomial", "count", "mean", "duration")
 ROW_FIELDS = (
     "metric", "dimension", "dimension_value", "variation", "baseline", "units", "baseline_units",
     "mean", "baseline_mean", "absolute_effect", "relative_effect", "ci_lower", "ci_upper",
@@ -59,10 +59,10 @@ def _json_value(value: Any) -> Any:
 def _zero_row(template: Mapping, variation: str) -> dict:
     row = dict(template)
     row.update(variation=variation, users=0, count=0, main_sum=0.0, main_sum_squares=0.0, quantile_n=0)
-    for column in ("denominator_sum", "denominator_sum_squares", "main_denominator_sum_product",
-                   "covariate_sum", "covariate_sum_squares", "main_covariate_sum_product"):  # fmt: skip
+    for column in metric_types.STAT_COLUMNS:
         if column in row and not pd.isna(row[column]):
             row[column] = 0.0
+    row["quantile_n"] = 0
     return row
 
 
@@ -349,7 +349,7 @@ def experiment_results(
                 continue
             treatment_raw = row_moments(row)
             control, treatment, theta = control_raw, treatment_raw, math.nan
-            use_cuped = settings.cuped is not False and metric_type in CUPED_TYPES and has_covariate(control_row) and has_covariate(row)
+            use_cuped = settings.cuped is not False and metric_types.get(metric_type).cuped and has_covariate(control_row) and has_covariate(row)
             if use_cuped:
                 theta = pooled_theta(cuped_sums(control_row), cuped_sums(row))
                 if theta != 0:
