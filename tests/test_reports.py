@@ -121,7 +121,8 @@ def data(duck):
 
 def test_results_and_intervals_match_pandas(data, raw):
     units = pandas_units(raw, "price-display")
-    overall = data.results[(data.results["dimension"] == "overall")].set_index("metric")
+    table = data.results.table
+    overall = table[(table["dimension"] == "overall")].set_index("metric")
     for metric in ("purchased", "revenue"):
         rel, m0, m1, n0, n1 = pandas_relative(units, metric)
         row = overall.loc[metric]
@@ -140,7 +141,7 @@ def test_results_and_intervals_match_pandas(data, raw):
     views = views[(views["experimentid"] == "price-display") & views["userid"].notna()].sort_values(["timestamp", "variationid", "browser"])
     browser = views.groupby("userid")["browser"].first().reindex(units.index)
     expected = units.assign(browser=browser).groupby(["browser", "variation"]).size()
-    got = data.results[(data.results["dimension"] == "browser") & (data.results["metric"] == "purchased")]
+    got = table[(table["dimension"] == "browser") & (table["metric"] == "purchased")]
     for r in got.itertuples():
         assert r.units == expected[(r.dimension_value, r.variation)]
 
@@ -173,8 +174,8 @@ def test_tables_charts_and_verdict_follow_the_results(data, tmp_path):
     from workbench.reports import charts as report_charts, tables as report_tables
     from workbench.reports.data import load_report_cache, save_report_cache
 
-    overall = data.results[data.results["dimension"] == "overall"]
-    html = report_tables.results_table_html(data.results, "goal")
+    overall = data.results.table[data.results.table["dimension"] == "overall"]
+    html = report_tables.group_table_html(data.results, "goal")
     purchased = overall[overall["metric"] == "purchased"].iloc[0]
     assert html.count('class="wb-row') == 1 and f'wb-{purchased["significance"] or "neutral"}' in html
     verdict = report_tables.verdict(data)
@@ -193,8 +194,12 @@ def test_tables_charts_and_verdict_follow_the_results(data, tmp_path):
     assert plain.layout.shapes[0].line.dash == "dash" and plain.layout.shapes[0].x0 == 0
     save_report_cache(data, tmp_path / "cache")
     again = load_report_cache(tmp_path / "cache")
-    pd.testing.assert_frame_equal(again.results, data.results.reset_index(drop=True), check_dtype=False)
-    assert again.summary == json.loads(json.dumps(data.summary, default=str))
+    pd.testing.assert_frame_equal(again.results.table, data.results.table.reset_index(drop=True), check_dtype=False)
+    pd.testing.assert_frame_equal(again.results.sufficient_statistics, data.results.sufficient_statistics.reset_index(drop=True), check_dtype=False)
+    pd.testing.assert_frame_equal(again.units_per_day, data.units_per_day.reset_index(drop=True), check_dtype=False)
+    assert again.results.settings == data.results.settings and again.results.experiment == data.results.experiment
+    assert again.results.to_dict() == json.loads(json.dumps(data.results.to_dict(), default=str))
+    assert str(again.results) == str(data.results) and again.results.health.srm_flagged == data.results.health.srm_flagged
 
 
 def test_baseline_from_the_database_matches_pandas(duck, raw):

@@ -92,7 +92,7 @@ def test_analyze_and_report_data_close_the_session_they_open(tmp_path, monkeypat
     monkeypatch.setenv("WORKBENCH_DATABASE_URL", url)
     results = analyze(experiment("add-to-cart-cta", load_config(CONFIG)))
     data = report_data("price-display", config_path=CONFIG)
-    assert len(results.to_pandas()) and len(data.results)
+    assert len(results.to_pandas()) and len(data.results.table)
     writer = wb.connect(url, read_only=False)
     with writer.begin() as connection:
         connection.exec_driver_sql("CREATE TABLE written_after (x INTEGER)")

@@ -14,6 +14,7 @@ import statsmodels.api as sm
 from support.stats_oracle import sums_row
 from statsmodels.stats.multitest import multipletests
 
+from workbench.display import BACKGROUNDS
 from workbench.errors import ConfigError
 from workbench.stats import AnalysisSettings, GaussianPrior, experiment_results
 
@@ -199,7 +200,7 @@ def test_health_is_shown_before_any_lift(experiment_table):
     assert text.index("Sample ratio mismatch") < text.index("converted") and "700 units" in text
     page = results._repr_html_()
     assert page.index("Sample ratio mismatch") < page.index("<table")
-    assert "background:#d4f4dd" in page or "background:#fbd5d5" in page  # significant rows highlighted
+    assert f"background:{BACKGROUNDS['better']}" in page or f"background:{BACKGROUNDS['worse']}" in page  # significant rows highlighted
 
 
 def test_settings_are_validated_with_the_setting_named():

@@ -268,6 +268,7 @@ def test_time_zone_aware_columns_and_dates_with_offsets_mean_utc(backend, tmp_pa
 def test_experiment_without_traffic_says_no_data_yet(backend, tmp_path, ledger):
     import warnings
 
+    from workbench.display import health_banner_html
     from workbench.reports import tables as report_tables
     from workbench.reports.data import report_data
 
@@ -288,8 +289,8 @@ def test_experiment_without_traffic_says_no_data_yet(backend, tmp_path, ledger):
     assert "No data yet" in text and "no units in either variation" in text
     verdict = report_tables.verdict(data)
     assert verdict.startswith("**No data yet**")
-    assert "No data yet" in report_tables.health_summary(data)
-    html = report_tables.results_table_html(data.results, "goal")
+    assert "No data yet" in health_banner_html(data.results.health)
+    html = report_tables.group_table_html(data.results, "goal")
     assert "0 / 0" in html
     rendered = ""
     if backend.name == "duckdb":  # the whole papermill report once (16 s): it renders, saying so

@@ -2,12 +2,11 @@
 from __future__ import annotations
 
 from enum import Enum
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from workbench.cli.app import DatabaseOption, app, fail, say
+from workbench.cli.app import ConfigOption, DatabaseOption, app, fail, say
 from workbench.errors import WorkbenchError
 
 
@@ -29,7 +28,7 @@ def analyze_command(
     cuped: Annotated[bool | None, typer.Option("--cuped/--no-cuped", help="Regression adjustment where covariate sums exist (default on).")] = None,
     correction: Annotated[str | None, typer.Option(help="Multiple-testing correction: none, holm or bh.")] = None,
     database: DatabaseOption = None,
-    config: Annotated[Path | None, typer.Option("--config", help="Config file (default: $WORKBENCH_CONFIG, then workbench.yml).")] = None,
+    config: ConfigOption = None,
 ) -> None:
     """Show an experiment's health (sample ratio, multiple exposures) and then its effects."""
     import json

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn, Optional
 
 import typer
@@ -18,9 +19,14 @@ if TYPE_CHECKING:
 
 app = typer.Typer(help="Analyse experiments and product events stored in SQL databases.", no_args_is_help=True, add_completion=False)
 
+# Options several commands take, declared once.
 DatabaseOption = Annotated[
     Optional[str],
     typer.Option("--database", help="Database URL (default: $WORKBENCH_DATABASE_URL, workbench.yml, then data/workbench.duckdb)."),
+]
+ConfigOption = Annotated[
+    Optional[Path],
+    typer.Option("--config", help="Project config file (default: $WORKBENCH_CONFIG, then workbench.yml in the project root)."),
 ]
 
 

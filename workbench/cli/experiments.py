@@ -1,25 +1,12 @@
 """Commands of the experiment engine: ``experiments`` (discovery) and ``stats`` (sufficient statistics)."""
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from workbench.cli.app import DatabaseOption, app, fail, say
+from workbench.cli.app import ConfigOption, DatabaseOption, app, fail, say
 from workbench.errors import WorkbenchError
-
-ConfigOption = Annotated[
-    Optional[Path],
-    typer.Option("--config", help="Project config file (default: $WORKBENCH_CONFIG, then workbench.yml in the project root)."),
-]
-
-
-def _config(path: Optional[Path]):
-    from workbench.experiments.config import load_config
-
-    return load_config(path)
-
 
 @app.command("experiments")
 def experiments_command(
@@ -29,10 +16,11 @@ def experiments_command(
 ) -> None:
     """List the experiments found in the assignment queries: variations, units, first and last exposure."""
     from workbench.db.connection import connect
+    from workbench.experiments.config import load_config
     from workbench.experiments.discovery import discover_experiments
 
     try:
-        cfg = _config(config)
+        cfg = load_config(config)
         db = connect(database, config_path=cfg.path)
         found = discover_experiments(db, cfg)
         written = []
@@ -62,10 +50,11 @@ def stats_command(
     import pandas as pd
 
     from workbench.db.connection import connect
+    from workbench.experiments.config import load_config
     from workbench.experiments.engine import experiment, health_facts, sufficient_stats
 
     try:
-        cfg = _config(config)
+        cfg = load_config(config)
         exp = experiment(key, cfg)
         db = connect(database, config_path=cfg.path)
         units, _ = health_facts(exp, dimension, db=db, top_n=top)

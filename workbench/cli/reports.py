@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 from contextlib import suppress
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from workbench.cli.app import DatabaseOption, app, fail, say
+from workbench.cli.app import ConfigOption, DatabaseOption, app, fail, say
 from workbench.errors import WorkbenchError
 
-ConfigOption = Annotated[Path | None, typer.Option("--config", help="Config file (default: $WORKBENCH_CONFIG, then workbench.yml).")]
 DimensionOption = Annotated[str, typer.Option("--dimension", help="Break results down by this assignment-query column (default: the experiment's first configured dimension; none: overall only).")]
 new_app = typer.Typer(help="Start a new experiment entry or analysis notebook from the templates.", no_args_is_help=True)
 app.add_typer(new_app, name="new")

@@ -2,8 +2,10 @@
 statistics engine.
 
 ``analyze("checkout-layout")`` runs the experiment engine's two aggregate queries per dimension
-(:func:`workbench.experiments.engine.sufficient_stats` and :func:`~workbench.experiments.engine.health_facts`) and
-hands the small tables to :func:`workbench.stats.experiment_results`. Settings come from the
+(:func:`workbench.experiments.engine.sufficient_stats` and
+:func:`~workbench.experiments.engine.health_facts`) and hands the small tables to
+:func:`workbench.stats.experiment_results`; the results keep the settings they were computed with
+and the health facts, new units per day included. Settings come from the
 experiment's config entry (variations, weights, metric groups, ``inverse`` metrics, and the
 ``analysis:`` mapping) and can be overridden by keyword arguments.
 """
@@ -70,9 +72,11 @@ def analyze(
     try:
         for dimension in [None, *dims]:
             stats = sufficient_stats(exp, dimension, db)
-            units, _days = health_facts(exp, dimension, db)
-            sql.append(stats.attrs.get("sql", ""))
-            if dimension is not None:  # overall rows come once, from the overall query
+            units, days = health_facts(exp, dimension, db)
+            sql += [stats.attrs.get("sql", ""), units.attrs.get("sql", "")]
+            if dimension is None:
+                per_day = days[days["variation"].isin(list(exp.variations) or days["variation"].unique())].reset_index(drop=True)
+            else:  # overall rows come once, from the overall query
                 stats, units = stats[stats["dimension"] != "overall"], units[units["dimension"] != "overall"]
             stats_frames.append(stats)
             unit_frames.append(units)
@@ -81,4 +85,4 @@ def analyze(
             db.dispose()
     table = pd.concat(stats_frames, ignore_index=True)
     table.attrs = {"sql": sql, "experiment": exp.key}
-    return experiment_results(table, settings, pd.concat(unit_frames, ignore_index=True), experiment=exp.key)
+    return experiment_results(table, settings, pd.concat(unit_frames, ignore_index=True), experiment=exp.key, units_per_day=per_day)

@@ -31,7 +31,7 @@ def experiment_health(db, config: Config | None = None) -> pd.DataFrame:
         split = overall[overall["variation"].isin(variations)].set_index("variation")["users"].reindex(variations, fill_value=0)
         rows.append({
             "experiment": exp.key, "units": int(split.sum()), "units_per_variation": ", ".join(f"{v}: {int(n):,}" for v, n in split.items()),
-            "srm_p_value": checks.srm_p_value, "srm_flagged": bool(checks.srm["srm_flagged"].iloc[0]) if len(checks.srm) else False,
+            "srm_p_value": checks.srm_p_value, "srm_flagged": checks.srm_flagged,
             "multiple_exposure_share": checks.multiple_exposure_share, "warnings": "; ".join(checks.warnings),
         })
     return pd.DataFrame(rows)

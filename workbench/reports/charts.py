@@ -7,15 +7,18 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from workbench.display import BETTER, MUTED, NEUTRAL, SERIES, WORSE
+
 if TYPE_CHECKING:
     import pandas as pd
     import plotly.graph_objects as go
 
-BETTER, WORSE, NEUTRAL, MUTED = "#1a7f37", "#cf222e", "#57606a", "#d0d7de"
+    from workbench.stats import ExperimentResults
+
 INTERVAL_AXIS = "relative difference of variation vs control (%)"
 
 
-def interval_rows(data_results: pd.DataFrame, intervals: pd.DataFrame, group: str, dimension_value: str = "all") -> pd.DataFrame:
+def interval_rows(results: ExperimentResults, intervals: pd.DataFrame, group: str, dimension_value: str = "all") -> pd.DataFrame:
     """The rows of one interval chart: ``intervals`` of the metrics of ``group`` at
     ``dimension_value`` (``"all"``: overall), with the results' significance, means and units;
     relative figures in percent."""
@@ -24,7 +27,7 @@ def interval_rows(data_results: pd.DataFrame, intervals: pd.DataFrame, group: st
     keys = ["metric", "dimension", "dimension_value", "variation"]
     if intervals.empty or "relative" not in intervals:
         return pd.DataFrame()
-    res = data_results[data_results["metric_group"] == group]
+    res = results.table[results.table["metric_group"] == group]
     res = res[res["dimension_value"] == dimension_value]
     p_column = "p_value_adjusted" if res["p_value_adjusted"].notna().any() else "p_value"
     extra = res[keys + ["metric_group", "significance", "mean", "baseline_mean", "units", "baseline_units", p_column, "chance_to_win"]]
@@ -89,9 +92,8 @@ def cumulative_chart(cumulative: pd.DataFrame, metric: str, relative: bool = Tru
     scale = 100 if relative else 1
     effect = "relative_effect" if relative else "absolute_effect"
     fig = go.Figure()
-    palette = ["#0969da", "#bf3989", "#9a6700", "#1a7f37", "#8250df"]
     for i, (variation, part) in enumerate(rows.groupby("variation", sort=True)):
-        colour = palette[i % len(palette)]
+        colour = SERIES[i % len(SERIES)]
         lower, upper = part["ci_lower"].clip(lower=-1e9) * scale, part["ci_upper"].clip(upper=1e9) * scale
         fig.add_trace(go.Scatter(x=list(part["day"]) + list(part["day"])[::-1], y=list(upper) + list(lower)[::-1],
                                  fill="toself", fillcolor=colour, opacity=0.15, line_width=0, hoverinfo="skip", showlegend=False))
@@ -110,8 +112,9 @@ def units_per_day_chart(units_per_day: pd.DataFrame) -> go.Figure:
     drifting away from its share point to logging problems."""
     import plotly.graph_objects as go
 
-    fig = go.Figure([go.Bar(x=part["day"], y=part["users"], name=f"variation {variation}")
-                     for variation, part in units_per_day.groupby(units_per_day["variation"].astype(str), sort=True)])
+    parts = units_per_day.groupby(units_per_day["variation"].astype(str), sort=True)
+    fig = go.Figure([go.Bar(x=part["day"], y=part["users"], name=f"variation {variation}", marker_color=SERIES[i % len(SERIES)])
+                     for i, (variation, part) in enumerate(parts)])
     fig.update_layout(title="Units per day", barmode="stack", height=320, margin={"l": 40, "r": 20, "t": 50, "b": 40}, plot_bgcolor="white",
                       xaxis_title="first exposure day (UTC)", yaxis_title="new units")
     return fig

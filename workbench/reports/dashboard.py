@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from workbench import paths
+from workbench.display import NEUTRAL, WORSE, health_banner_html
 from workbench.reports.data import ReportData, cache_dir, load_report_cache
 from workbench.reports.tables import GROUPS
 
@@ -55,17 +56,6 @@ def voila_environment(base: Mapping[str, str] | None = None) -> dict[str, str]:
     env = dict(os.environ if base is None else base)
     env["JUPYTER_PATH"] = os.pathsep.join(p for p in (str(paths.templates_dir()), env.get("JUPYTER_PATH", "")) if p)
     return env
-
-
-def banner_html(data: ReportData) -> str:
-    """The health banner: green when healthy, red with every warning otherwise."""
-    s = data.summary
-    facts = f"SRM p = {s['srm_p_value']:.3g}; {s['multiple_exposure_units']:,} units saw several variations"
-    if not data.warnings:
-        return f'<div class="wb-banner wb-healthy" style="background:#dafbe1;padding:6px 10px;border-radius:4px">✔ Healthy: {html.escape(facts)}</div>'
-    items = "".join(f"<li>{html.escape(w)}</li>" for w in data.warnings)
-    return (f'<div class="wb-banner wb-unhealthy" style="background:#ffebe9;padding:6px 10px;border-radius:4px">⚠ Not healthy: {html.escape(facts)}'
-            f"<ul style='margin:4px 0'>{items}</ul></div>")
 
 
 class Dashboard:
@@ -116,9 +106,9 @@ class Dashboard:
 
         data = self.data(self.experiment.value)
         p = data.provenance
-        self.status.value = (f"<span style='color:#57606a'>Control: variation {html.escape(data.control)} · computed {html.escape(str(p.get('computed_at')))}"
+        self.status.value = (f"<span style='color:{NEUTRAL}'>Control: variation {html.escape(data.control)} · computed {html.escape(str(p.get('computed_at')))}"
                              f" · data {html.escape(str(p.get('data_window', {}).get('first_exposure_day')))} to {html.escape(str(p.get('data_window', {}).get('last_exposure_day')))}</span>")
-        self.banner.value = banner_html(data)
+        self.banner.value = health_banner_html(data.results.health)
         options = [("all units" if dim == "overall" else f"{dim} = {value}", value) for dim, value in dimension_values(data.results)]
         with self.segment.hold_trait_notifications():
             self.segment.options = options
@@ -131,7 +121,7 @@ class Dashboard:
         from IPython.display import display
 
         from workbench.reports.charts import interval_chart, interval_rows
-        from workbench.reports.tables import results_table_html
+        from workbench.reports.tables import group_table_html
 
         if not self.experiment.value:
             return
@@ -140,7 +130,7 @@ class Dashboard:
         self.chart_rows = rows
         figure = interval_chart(rows, f"{self.group.value.capitalize()} metrics — {self.segment.label}", self.highlight.value)
         self.figure = figure
-        self.table.value = results_table_html(data.results, self.group.value, self.segment.value, data.summary["settings"]["engine"])
+        self.table.value = group_table_html(data.results, self.group.value, self.segment.value)
         self.chart.clear_output(wait=True)
         with self.chart:
             display(_figure_widget(figure))
@@ -174,7 +164,7 @@ class Dashboard:
         except Exception as exc:  # noqa: BLE001 - shown to the user, the dashboard keeps the cached results
             from workbench.redaction import redact
 
-            self.status.value = f"<span style='color:#cf222e'>Refresh failed: {html.escape(redact(str(exc)))}</span>"
+            self.status.value = f"<span style='color:{WORSE}'>Refresh failed: {html.escape(redact(str(exc)))}</span>"
             return
         self._data[key] = fresh
         self.show_experiment()

@@ -8,8 +8,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,40 +17,36 @@ from workbench.errors import WorkbenchError
 if TYPE_CHECKING:
     import pandas as pd
 
+    from workbench.stats import ExperimentResults
 
-CACHE_FRAMES = ("sufficient_statistics", "results", "intervals", "units_per_day", "cumulative")
+
 PROVENANCE_PACKAGES = ("workbench", "duckdb", "pandas", "numpy", "scipy", "plotly", "sqlalchemy", "psycopg")
+# Parquet files of a cache: a name and how to read it from / put it back into a ReportData
+CACHE_FRAMES = ("results", "sufficient_statistics", "srm", "units_per_day", "intervals", "cumulative")
+CACHE_VERSION = 2  # version 1 (before results were cached as objects) is refused with a sentence
 
 
 @dataclass
 class ReportData:
-    """One experiment's report content. Frames: ``results`` (``ExperimentResults.to_pandas()``),
-    ``intervals`` (68%/95% view), ``units_per_day`` (day, variation, users), ``cumulative``
-    (:mod:`workbench.experiments.cumulative`), ``sufficient_statistics``; ``summary`` is
-    ``ExperimentResults.to_dict()`` without the statistics rows; ``sql`` the queries that ran."""
+    """One experiment's report content: ``results`` (the :class:`~workbench.stats.ExperimentResults`
+    of :func:`workbench.experiments.analysis.analyze`: table, health with new units per day,
+    settings, sufficient statistics), ``intervals`` (the 68%/95% view), ``cumulative``
+    (:mod:`workbench.experiments.cumulative`), the ``sql`` that ran and the run's ``provenance``."""
 
     key: str
-    results: pd.DataFrame
+    results: ExperimentResults
     intervals: pd.DataFrame
-    units_per_day: pd.DataFrame
     cumulative: pd.DataFrame
-    sufficient_statistics: pd.DataFrame
-    summary: dict[str, Any]
     sql: list[str] = field(default_factory=list)
     provenance: dict[str, Any] = field(default_factory=dict)
 
     @property
     def control(self) -> str:
-        return str(self.summary["settings"]["control"])
+        return self.results.settings.control
 
     @property
-    def warnings(self) -> list[str]:
-        return list(self.summary["health"]["warnings"])
-
-    @property
-    def srm_flagged(self) -> bool:
-        srm = [r for r in self.summary["health"]["srm"] if r.get("dimension") == "overall"]
-        return bool(srm and srm[0].get("srm_flagged"))
+    def units_per_day(self) -> pd.DataFrame:
+        return self.results.health.units_per_day
 
 
 def config_hash(path: Path) -> str:
@@ -89,10 +83,10 @@ def report_data(
     ``setting_overrides`` are ``AnalysisSettings`` fields (engine, alpha, …)."""
     import time
 
-    from workbench.experiments.analysis import analysis_settings, analyze
+    from workbench.experiments.analysis import analyze
     from workbench.experiments.config import load_config
     from workbench.experiments.cumulative import cumulative_effects, end_days
-    from workbench.experiments.engine import experiment, health_facts
+    from workbench.experiments.engine import experiment
 
     started = time.perf_counter()
     config = load_config(Path(config_path) if config_path else None)
@@ -113,12 +107,9 @@ def report_data(
         finally:
             db.dispose()
     results = analyze(exp, db, dimensions=[dimension] if dimension else [], **setting_overrides)
-    _units, days = health_facts(exp, None, db)
-    days = days[days["variation"].isin(list(exp.variations) or days["variation"].unique())].reset_index(drop=True)
+    days = results.health.units_per_day
     points = end_days(days["day"].min().date(), days["day"].max().date(), cumulative_points) if len(days) else []
-    settings = analysis_settings(exp, **setting_overrides)
-    cumulative = cumulative_effects(exp, db, settings, points)
-    sql = [*results.sufficient_statistics.attrs.get("sql", []), days.attrs.get("sql", "")]
+    cumulative = cumulative_effects(exp, db, results.settings, points)
     provenance = {
         "experiment": key,
         "config_file": str(config.path),
@@ -130,10 +121,8 @@ def report_data(
         "seconds": round(time.perf_counter() - started, 2),
         "packages": package_versions(),
     }
-    summary = results.to_dict()
-    summary.pop("sufficient_statistics")
-    return ReportData(key, results.to_pandas(), results.intervals(), days, cumulative,
-                      results.sufficient_statistics, summary, [s for s in sql if s], provenance)
+    sql = [s for s in dict.fromkeys(results.sufficient_statistics.attrs.get("sql", [])) if s]
+    return ReportData(key, results, results.intervals(), cumulative, sql, provenance)
 
 
 def _data_window(exp, days: pd.DataFrame) -> dict[str, str | None]:
@@ -157,36 +146,48 @@ def cache_dir(key: str, reports_dir: Path | None = None) -> Path:
 def save_report_cache(data: ReportData, directory: Path) -> Path:
     """Write ``data`` into ``directory`` (one Parquet file per frame and ``results.json``); the
     folder is replaced in one rename, so readers never see half a cache."""
-    import shutil
+    from workbench.files import replace_directory
 
-    directory = Path(directory)
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
-    try:
-        for name in CACHE_FRAMES:
-            frame = getattr(data, name).copy()
+    results, health = data.results, data.results.health
+    frames = {"results": results.table, "sufficient_statistics": results.sufficient_statistics, "srm": health.srm,
+              "units_per_day": health.units_per_day, "intervals": data.intervals, "cumulative": data.cumulative}
+    payload = {
+        "version": CACHE_VERSION, "key": data.key, "experiment": results.experiment, "settings": results.settings.to_dict(),
+        "health": {"srm_p_value": health.srm_p_value, "multiple_exposure_units": health.multiple_exposure_units,
+                   "multiple_exposure_share": health.multiple_exposure_share, "unknown_variations": list(health.unknown_variations),
+                   "warnings": list(health.warnings)},
+        "sql": data.sql, "provenance": data.provenance,
+    }
+
+    def write(staging: Path) -> None:
+        for name, frame in frames.items():
+            frame = frame.copy()
             frame.attrs = {}  # the SQL and its parameters go to results.json, not Parquet metadata
             frame.to_parquet(staging / f"{name}.parquet", index=False)
-        payload = {"key": data.key, "summary": data.summary, "sql": data.sql, "provenance": data.provenance}
         (staging / "results.json").write_text(json.dumps(payload, indent=1, default=str), encoding="utf-8")
-        old = directory.with_name(f".{directory.name}.old")
-        if directory.exists():
-            os.replace(directory, old)
-        os.replace(staging, directory)
-        shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return directory
+
+    return replace_directory(Path(directory), write)
 
 
 def load_report_cache(directory: Path) -> ReportData:
     """The :class:`ReportData` saved by :func:`save_report_cache` in ``directory``."""
     import pandas as pd
 
+    from workbench.stats import AnalysisSettings, ExperimentResults
+    from workbench.stats.health import HealthChecks
+
     directory = Path(directory)
     if not (directory / "results.json").is_file():
         raise WorkbenchError(f"No cached results in {directory}: run `workbench report <key>` or `workbench run-reports` first.")
     payload = json.loads((directory / "results.json").read_text(encoding="utf-8"))
+    if payload.get("version") != CACHE_VERSION:
+        raise WorkbenchError(f"The cached results in {directory} were written by an older workbench: run `workbench report {payload.get('key', '<key>')}` again.")
     frames = {name: pd.read_parquet(directory / f"{name}.parquet") for name in CACHE_FRAMES}
-    return ReportData(payload["key"], summary=payload["summary"], sql=payload["sql"], provenance=payload["provenance"], **frames)
+    health = HealthChecks(frames["srm"], srm_p_value=payload["health"]["srm_p_value"],
+                          multiple_exposure_units=payload["health"]["multiple_exposure_units"],
+                          multiple_exposure_share=payload["health"]["multiple_exposure_share"],
+                          unknown_variations=payload["health"]["unknown_variations"], warnings=payload["health"]["warnings"],
+                          units_per_day=frames["units_per_day"])
+    results = ExperimentResults(frames["results"], health, AnalysisSettings.from_dict(payload["settings"]),
+                                frames["sufficient_statistics"], payload["experiment"])
+    return ReportData(payload["key"], results, frames["intervals"], frames["cumulative"], payload["sql"], payload["provenance"])

@@ -20,6 +20,7 @@ from typing import Any, Iterator
 
 from workbench import paths
 from workbench.errors import WorkbenchError
+from workbench.files import atomic_write, temporary_file
 from workbench.redaction import redact
 from workbench.db.settings import URL_ENV
 
@@ -83,33 +84,11 @@ def kernel_sockets() -> Iterator[dict[str, Any]]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def _default_file_mode() -> int:
-    """0o666 less the process umask: what ``open()`` would have given the file."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
 def output_error(exc: OSError, folder: Path) -> WorkbenchError:
     """One sentence for an output that could not be written to ``folder`` (a full disk says so)."""
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return WorkbenchError(f"No space left on device for {folder}: free some space there, then run again (the last good report is kept).")
     return WorkbenchError(f"Writing to {folder} failed ({exc.strerror or exc}): check that folder, then run again (the last good report is kept).")
-
-
-def atomic_write(path: Path, data: str) -> None:
-    """Write ``data`` to ``path`` through a temporary file and a rename: readers see the old file
-    or the whole new one, and a failure (a full disk) leaves no temporary file behind."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.chmod(tmp, _default_file_mode())
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def provenance_footer(notebook_name: str, parameters: dict[str, Any]) -> str:
@@ -172,10 +151,7 @@ def run_notebook(
     output_dir.mkdir(parents=True, exist_ok=True)
     stem = stem or Path(name).stem
     final_nb, final_html = output_dir / f"{stem}.ipynb", output_dir / f"{stem}.html"
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{stem}.", suffix=".ipynb", dir=output_dir)
-    os.close(fd)
-    os.chmod(tmp_name, _default_file_mode())
-    tmp_nb = Path(tmp_name)
+    tmp_nb = temporary_file(output_dir, stem, suffix=".ipynb")
     try:
         execute_notebook(source, tmp_nb, parameters or {}, {URL_ENV: database_url} if database_url else {})
     except pm.PapermillExecutionError as exc:

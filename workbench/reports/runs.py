@@ -12,15 +12,15 @@ from __future__ import annotations
 import datetime as dt
 import html
 import json
-import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from workbench import paths
 from workbench.experiments.config import EXPERIMENT_KEY
 from workbench.errors import ConfigError, WorkbenchError, shown
+from workbench.display import BACKGROUNDS, missing
+from workbench.files import atomic_write, replace_file, swap_directory
 from workbench.redaction import redact
 
 REPORT_NOTEBOOK = "experiment_report.ipynb"
@@ -40,21 +40,7 @@ class ReportRun:
     seconds: float = 0.0
 
 
-def _replace_copy(source: Path, target: Path) -> None:
-    """Copy ``source`` over ``target`` atomically (temporary file in the same folder, then rename)."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-    os.close(fd)
-    try:
-        shutil.copy(source, tmp)  # with the source's file mode: mkstemp's is owner-only
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _write_json(path: Path, payload: dict) -> None:
-    from workbench.reports.notebooks import atomic_write
-
     atomic_write(path, json.dumps(payload, indent=1, default=str))
 
 
@@ -106,14 +92,9 @@ def run_report(
         return ReportRun(key, "failed", failed_notebook=failed if failed.exists() else None, error=error, seconds=time.perf_counter() - started)
     latest = folder / "latest.html"
     try:
-        _replace_copy(run.html, latest)
-        final_cache = cache_dir(key, root)
+        replace_file(run.html, latest)
         if staging_cache.is_dir():
-            old = folder / f".cache-old-{stem}"
-            if final_cache.exists():
-                os.replace(final_cache, old)
-            os.replace(staging_cache, final_cache)
-            shutil.rmtree(old, ignore_errors=True)
+            swap_directory(staging_cache, cache_dir(key, root))
         status.update(status="ok", error="", failed_notebook=None, last_good_run=stem, last_good_html=run.html.name)
         _write_json(folder / "status.json", status)
     except OSError as exc:  # a full disk: drop this run's files, the last good report stays
@@ -195,27 +176,27 @@ def _guarded_run(key: str, options: dict) -> ReportRun:
 
 def _key_results(folder: Path) -> tuple[str, bool | None]:
     """The goal metrics' overall effects of the cached results as one line, and the SRM flag."""
+    from workbench.reports.data import load_report_cache
+
     try:
-        payload = json.loads((folder / "cache" / "results.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        results = load_report_cache(folder / "cache").results
+    except (OSError, ValueError, WorkbenchError):
         return "", None
-    summary = payload["summary"]
-    goal = set(summary["settings"]["goal_metrics"])
+    settings, t = results.settings, results.table
+    chosen = t[t["metric"].isin(settings.goal_metrics) & (t["dimension"] == "overall") & (t["variation"] != settings.control) & t["relative_effect"].notna()]
     parts = []
-    for r in summary["results"]:
-        if r["metric"] in goal and r["dimension"] == "overall" and r["variation"] != r["baseline"] and r["relative_effect"] is not None:
-            p = r.get("p_value_adjusted", r.get("p_value"))
-            certainty = f"p {p:.2g}" if p is not None else (f"chance to win {r['chance_to_win']:.0%}" if r.get("chance_to_win") is not None else "")
-            parts.append(f"{r['metric']} v{r['variation']}: {r['relative_effect']:+.1%} ({certainty})")
-    srm = [s for s in summary["health"]["srm"] if s["dimension"] == "overall"]
-    return "; ".join(parts), bool(srm and srm[0]["srm_flagged"])
+    for r in chosen.to_dict("records"):
+        p = r["p_value_adjusted"] if settings.correction != "none" else r["p_value"]
+        sure = f"p {p:.2g}" if not missing(p) else (f"chance to win {r['chance_to_win']:.0%}" if not missing(r["chance_to_win"]) else "")
+        parts.append(f"{r['metric']} v{r['variation']}: {r['relative_effect']:+.1%} ({sure})")
+    return "; ".join(parts), results.health.srm_flagged
 
 
 def write_index(reports_dir: Path | None = None, keys: list[str] | None = None) -> Path:
     """``reports/index.html``: every experiment with a report folder (and every key in ``keys``):
     status of the last run, last good run (linked), key results and the SRM flag; a write that
     fails (a full disk) leaves the old index whole and raises one sentence."""
-    from workbench.reports.notebooks import atomic_write, output_error
+    from workbench.reports.notebooks import output_error
 
     root = Path(reports_dir or paths.reports_dir())
     root.mkdir(parents=True, exist_ok=True)
@@ -227,7 +208,7 @@ def write_index(reports_dir: Path | None = None, keys: list[str] | None = None) 
         good = status.get("last_good_html")
         link = f'<a href="{html.escape(key)}/latest.html">{html.escape(status.get("last_good_run", ""))}</a>' if good else "never"
         state = status.get("status", "not run")
-        colour = {"ok": "#dafbe1", "failed": "#ffebe9"}.get(state, "")
+        colour = {"ok": BACKGROUNDS["better"], "failed": BACKGROUNDS["worse"]}.get(state, "")
         srm_cell = "⚠ SRM" if srm else ("ok" if srm is False else "")
         rows.append(f'<tr style="background:{colour}"><td>{html.escape(key)}</td><td>{html.escape(state)}</td><td>{html.escape(status.get("last_run", ""))}</td>'
                     f"<td>{link}</td><td>{html.escape(results)}</td><td>{srm_cell}</td><td>{html.escape(status.get('error', ''))}</td></tr>")

@@ -1,21 +1,22 @@
 """The tables and plain-language sentences of experiment reports and the dashboard: the verdict
-(which variation won, how sure we are), the health summary, results tables per metric group with
-significance highlighted and hover details, and the provenance appendix.
+(which variation won, how sure we are), the results of one metric group and segment, and the
+provenance appendix. How numbers, rows and the health banner look is :mod:`workbench.display`'s.
 """
 from __future__ import annotations
 
 import html
-import math
 import re
 from typing import TYPE_CHECKING
+
+from workbench.display import certainty, effect, missing, number, results_table_html
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from workbench.reports.data import ReportData
+    from workbench.stats import ExperimentResults
 
 GROUPS = ("goal", "secondary", "guardrail")
-ROW_COLOURS = {"better": "#dafbe1", "worse": "#ffebe9"}
 
 
 _MARKDOWN_PUNCTUATION = re.compile(r"([\\`*_{}\[\]()#+\-.!|~])")
@@ -28,37 +29,14 @@ def markdown_text(value: object) -> str:
     return _MARKDOWN_PUNCTUATION.sub(r"\\\1", html.escape(str(value), quote=False))
 
 
-def _pct(x: float) -> str:
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return "n/a"
-    if math.isinf(x):
-        return "∞" if x > 0 else "-∞"
-    return f"{x:+.1%}"
-
-
-def _num(x: float) -> str:
-    return "" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.4g}"
-
-
-def _certainty(row, bayesian: bool) -> str:
-    if bayesian:
-        return f"chance to beat control {row['chance_to_win']:.1%}" if not _missing(row["chance_to_win"]) else "no chance to win computed"
-    p = row["p_value_adjusted"] if not _missing(row.get("p_value_adjusted")) else row["p_value"]
-    return f"p = {p:.2g}" if not _missing(p) else "no p-value"
-
-
-def _missing(x) -> bool:
-    return x is None or (isinstance(x, float) and math.isnan(x))
-
-
 def verdict(data: ReportData) -> str:
     """Markdown sentences a stakeholder can act on: for each goal metric which variation is
-    significantly better or worse than the control (effect, 95% interval, p-value or chance to
+    significantly better or worse than the control (effect, interval, p-value or chance to
     win), guardrails that got worse, and the overall call (with a caution when health failed)."""
-    settings = data.summary["settings"]
-    bayesian = settings["engine"] == "bayesian"
-    level = f"{1 - settings['alpha']:.0%}"
-    t = data.results[data.results["dimension"] == "overall"]
+    results = data.results
+    settings = results.settings
+    level = f"{1 - settings.alpha:.0%}"
+    t = results.table[results.table["dimension"] == "overall"]
     if len(t) and not (t["units"].sum() + t["baseline_units"].sum()):
         return ("**No data yet**: no unit has been exposed to this experiment between its start and end, so there is nothing "
                 "to compare; the results fill in once traffic arrives (check the dates and the experiment key if it should have).")
@@ -69,22 +47,25 @@ def verdict(data: ReportData) -> str:
         if row["variation"] == data.control:
             continue
         shown = markdown_text(row["variation"])
-        ci = f"{level} interval {_pct(row['ci_lower'])} to {_pct(row['ci_upper'])}" if settings["difference_type"] == "relative" else f"{level} interval {_num(row['ci_lower'])} to {_num(row['ci_upper'])}"
-        effect = f"{_pct(row['relative_effect'])} ({_num(row['baseline_mean'])} → {_num(row['mean'])})"
-        if _missing(row["ci_lower"]) and isinstance(row["note"], str) and row["note"]:
+        ci = f"{level} interval {effect(row['ci_lower'], settings.relative)} to {effect(row['ci_upper'], settings.relative)}"
+        size = effect(row["relative_effect" if settings.relative else "absolute_effect"], settings.relative)
+        change = f"{size} ({number(row['baseline_mean'])} → {number(row['mean'])})"
+        sure = certainty(row, settings.engine)
+        if missing(row["ci_lower"]) and isinstance(row["note"], str) and row["note"]:
             lines.append(f"- Variation {shown} on {row['metric']}: cannot be compared ({row['note']}).")
         elif row["significance"] == "better":
             winners[row["variation"]] = winners.get(row["variation"], 0) + 1
-            lines.append(f"- **Variation {shown} is better on {row['metric']}**: {effect}, {ci}, {_certainty(row, bayesian)}.")
+            lines.append(f"- **Variation {shown} is better on {row['metric']}**: {change}, {ci}, {sure}.")
         elif row["significance"] == "worse":
             losers.add(row["variation"])
-            lines.append(f"- **Variation {shown} is worse on {row['metric']}**: {effect}, {ci}, {_certainty(row, bayesian)}.")
+            lines.append(f"- **Variation {shown} is worse on {row['metric']}**: {change}, {ci}, {sure}.")
         else:
-            lines.append(f"- Variation {shown} on {row['metric']}: no clear difference yet ({effect}, {ci}, {_certainty(row, bayesian)}).")
+            lines.append(f"- Variation {shown} on {row['metric']}: no clear difference yet ({change}, {ci}, {sure}).")
     harmed = t[(t["metric_group"] == "guardrail") & (t["significance"] == "worse")]
     for row in harmed.to_dict("records"):
         losers.add(row["variation"])
-        lines.append(f"- Guardrail **{row['metric']}** is worse in variation {markdown_text(row['variation'])} ({_pct(row['relative_effect'])}, {_certainty(row, bayesian)}).")
+        size = effect(row["relative_effect" if settings.relative else "absolute_effect"], settings.relative)
+        lines.append(f"- Guardrail **{row['metric']}** is worse in variation {markdown_text(row['variation'])} ({size}, {certainty(row, settings.engine)}).")
     candidates = sorted((v for v in winners if v not in losers), key=lambda v: -winners[v])
     if candidates:
         call = f"**Variation {markdown_text(candidates[0])} won**: significantly better than the control on {winners[candidates[0]]} goal metric(s) with no goal or guardrail metric worse."
@@ -94,58 +75,32 @@ def verdict(data: ReportData) -> str:
         call = "This experiment has no goal metrics configured: add `goal_metrics` to its entry in workbench.yml."
     else:
         call = "**No winner yet**: no variation is significantly better on the goal metrics without harming another."
-    if data.warnings:
+    if results.health.warnings:
         call += " **Caution: the health checks below failed, so these numbers may be biased.**"
     return "\n".join([call, "", *lines])
 
 
-def health_summary(data: ReportData) -> str:
-    """Markdown: healthy or not, with SRM p-value, multiple exposures and each warning."""
-    health = data.summary
-    srm_p, share = health["srm_p_value"], health["health"]["multiple_exposure_share"] or 0.0
-    facts = (f"sample-ratio check p = {srm_p:.3g} (flagged below 0.001), {health['multiple_exposure_units']:,} units "
-             f"({share:.1%}) saw more than one variation and are left out")
-    if not data.warnings:
-        return f"✔ **Healthy**: {facts}."
-    return "\n".join([f"⚠ **Not healthy**: {facts}.", "", *[f"- {markdown_text(w)}" for w in data.warnings]])
-
-
-def results_rows(data_results: pd.DataFrame, group: str, dimension_value: str = "all") -> pd.DataFrame:
+def results_rows(results: ExperimentResults, group: str, dimension_value: str = "all") -> pd.DataFrame:
     """The results of ``group``'s metrics at ``dimension_value`` (``"all"``: overall), in order."""
-    t = data_results[(data_results["metric_group"] == group) & (data_results["dimension_value"] == dimension_value)]
+    t = results.table
+    t = t[(t["metric_group"] == group) & (t["dimension_value"] == dimension_value)]
     if dimension_value == "all":
         t = t[t["dimension"] == "overall"]
     return t.reset_index(drop=True)
 
 
-def results_table_html(data_results: pd.DataFrame, group: str, dimension_value: str = "all", engine: str = "frequentist") -> str:
-    """An HTML table of :func:`results_rows`: one row per metric × variation with the control and
-    variation means, units, effect, interval and p-value (or chance to win); significantly better
-    rows green, worse rows red; each row's ``title`` (hover) repeats the details in a sentence."""
-    rows = results_rows(data_results, group, dimension_value)
+def group_table_html(results: ExperimentResults, group: str, dimension_value: str = "all") -> str:
+    """The results table (:func:`workbench.display.results_table_html`) of ``group``'s metrics at
+    ``dimension_value``."""
+    rows = results_rows(results, group, dimension_value)
     if rows.empty:
         return f"<p><i>No {group} metrics for this selection.</i></p>"
-    bayesian = engine == "bayesian"
-    heads = ["metric", "variation", "control mean", "variation mean", "units (control / variation)", "effect", "interval", "chance to win" if bayesian else "p-value", ""]
-    body = []
-    for r in rows.to_dict("records"):
-        p = r["chance_to_win"] if bayesian else (r["p_value_adjusted"] if not _missing(r.get("p_value_adjusted")) else r["p_value"])
-        mark = {"better": "▲ better", "worse": "▼ worse"}.get(r["significance"], "")
-        cells = [r["metric"], r["variation"], _num(r["baseline_mean"]), _num(r["mean"]), f"{int(r['baseline_units']):,} / {int(r['units']):,}",
-                 _pct(r["relative_effect"]), f"[{_pct(r['ci_lower'])}, {_pct(r['ci_upper'])}]", "" if _missing(p) else (f"{p:.1%}" if bayesian else f"{p:.3g}"), mark]
-        title = (f"{r['metric']}: variation {r['variation']} mean {_num(r['mean'])} over {int(r['units']):,} units vs control {_num(r['baseline_mean'])} "
-                 f"over {int(r['baseline_units']):,} units; effect {_pct(r['relative_effect'])}, {_certainty(r, bayesian)}" + (f"; note: {r['note']}" if isinstance(r["note"], str) and r["note"] else ""))
-        colour = ROW_COLOURS.get(r["significance"], "")
-        style = f' style="background:{colour}"' if colour else ""
-        body.append(f'<tr class="wb-row wb-{r["significance"] or "neutral"}" title="{html.escape(title)}"{style}>' + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells) + "</tr>")
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in heads)
-    return (f'<table class="wb-results" data-group="{html.escape(group)}"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
-            '<p style="font-size:12px;color:#57606a">Green: significantly better than the control; red: significantly worse; hover a row for details.</p>')
+    return results_table_html(results, rows)
 
 
-def dimension_values(data_results: pd.DataFrame) -> list[tuple[str, str]]:
+def dimension_values(results: ExperimentResults) -> list[tuple[str, str]]:
     """(dimension, value) pairs present, overall first."""
-    pairs = data_results[["dimension", "dimension_value"]].drop_duplicates()
+    pairs = results.table[["dimension", "dimension_value"]].drop_duplicates()
     return [("overall", "all")] + [tuple(p) for p in pairs.itertuples(index=False) if p[0] != "overall"]
 
 

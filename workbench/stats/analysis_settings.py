@@ -95,6 +95,16 @@ class AnalysisSettings:
             return "secondary"
         return "goal"
 
+    @classmethod
+    def from_dict(cls, data: dict) -> AnalysisSettings:
+        """The settings :meth:`to_dict` wrote."""
+        values = dict(data)
+        for key in ("variations", "weights", "goal_metrics", "secondary_metrics", "guardrail_metrics"):
+            if values.get(key) is not None:
+                values[key] = tuple(values[key])
+        values["inverse_metrics"] = frozenset(values.get("inverse_metrics") or ())
+        return cls(**values)
+
     def to_dict(self) -> dict:
         """JSON-able settings."""
         out = dataclasses.asdict(self)

@@ -45,11 +45,16 @@ def srm_flagged(p_value: float, users: Sequence[float]) -> bool:
     return p_value < SRM_P_THRESHOLD and min(users, default=0) >= SRM_MIN_UNITS
 
 
+UNITS_PER_DAY_COLUMNS = ["day", "variation", "users"]
+
+
 @dataclass(frozen=True)
 class HealthChecks:
     """Health of one experiment. ``srm`` has one row per (dimension, dimension_value): units per
     configured variation (``users_<id>``), ``srm_p_value`` and ``srm_flagged``; the rest are the
-    overall facts and the ``warnings`` to show before any result."""
+    overall facts and the ``warnings`` to show before any result. ``units_per_day`` holds new
+    units per first-exposure day and variation (``day, variation, users``) when the experiment
+    engine gave them."""
 
     srm: pd.DataFrame
     srm_p_value: float
@@ -57,12 +62,21 @@ class HealthChecks:
     multiple_exposure_share: float
     unknown_variations: list[str]
     warnings: list[str] = field(default_factory=list)
+    units_per_day: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=UNITS_PER_DAY_COLUMNS))
+
+    @property
+    def srm_flagged(self) -> bool:
+        """True when the overall sample-ratio check is flagged."""
+        overall = self.srm[self.srm["dimension"] == "overall"] if len(self.srm) else self.srm
+        return bool(len(overall) and overall["srm_flagged"].iloc[0])
 
 
-def health_checks(unit_counts: pd.DataFrame, variations: Sequence[str], weights: Sequence[float]) -> HealthChecks:
+def health_checks(
+    unit_counts: pd.DataFrame, variations: Sequence[str], weights: Sequence[float], units_per_day: pd.DataFrame | None = None
+) -> HealthChecks:
     """Health checks from ``unit_counts`` (columns dimension, dimension_value, variation, users; the
     experiment engine's health facts, ``__multiple__`` and unknown ids included) against the
-    configured ``variations`` and their traffic ``weights``."""
+    configured ``variations`` and their traffic ``weights``; ``units_per_day`` is kept as given."""
     variations = [str(v) for v in variations]
     counts = unit_counts.assign(variation=unit_counts["variation"].astype(str))
     overall = counts[counts["dimension"] == "overall"]
@@ -105,4 +119,6 @@ def health_checks(unit_counts: pd.DataFrame, variations: Sequence[str], weights:
         )
     if unknown:
         warnings.append(f"Units in variations not in the configuration: {', '.join(unknown)}; add them to the config or fix the logging.")
-    return HealthChecks(srm, overall_p, multiple, share, unknown, warnings)
+    if units_per_day is None:
+        units_per_day = pd.DataFrame(columns=UNITS_PER_DAY_COLUMNS)
+    return HealthChecks(srm, overall_p, multiple, share, unknown, warnings, units_per_day)

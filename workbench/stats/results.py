@@ -1,14 +1,14 @@
 """The results of one experiment: every metric × variation × dimension value compared with the
-control, with the experiment's health shown first.
+control, with the experiment's health beside them.
 
 :func:`experiment_results` turns the sufficient-statistics table (docs/sufficient-statistics.md)
 and :class:`~workbench.stats.analysis_settings.AnalysisSettings` into an :class:`ExperimentResults`
-with ``to_pandas()``, ``to_dict()`` (JSON-able), ``_repr_html_()`` and ``str()``. Comparisons
-that cannot be made carry a sentence in ``note`` instead of raising.
+with ``to_pandas()`` and ``to_dict()`` (JSON-able); how it looks in a notebook (``_repr_html_()``)
+and as text (``str()``) is :mod:`workbench.display`'s. Comparisons that cannot be made carry a
+sentence in ``note`` instead of raising.
 """
 from __future__ import annotations
 
-import html
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -150,76 +150,15 @@ class ExperimentResults:
                 rows.append(record)
         return pd.DataFrame(rows)
 
-    def _display_frame(self) -> pd.DataFrame:
-        t = self.table
-        relative = self.settings.relative
-        effect = t["relative_effect" if relative else "absolute_effect"]
-
-        def fmt(x: float) -> str:
-            if pd.isna(x):
-                return ""
-            if math.isinf(x):
-                return "∞" if x > 0 else "-∞"
-            return f"{x:+.1%}" if relative else f"{x:+.4g}"
-
-        frame = pd.DataFrame({
-            "metric": t["metric"], "dimension": t["dimension"], "value": t["dimension_value"], "variation": t["variation"],
-            "units": t["units"].map(lambda x: f"{int(x):,}"),
-            "baseline": t["baseline_mean"].map(lambda x: "" if pd.isna(x) else f"{x:.4g}"),
-            "mean": t["mean"].map(lambda x: "" if pd.isna(x) else f"{x:.4g}"),
-            "effect": effect.map(fmt),
-            "ci": [f"[{fmt(lo)}, {fmt(hi)}]" if not (pd.isna(lo) and pd.isna(hi)) else "" for lo, hi in zip(t["ci_lower"], t["ci_upper"])],
-        })  # fmt: skip
-        if self.settings.engine == "frequentist":
-            p = t["p_value_adjusted"] if self.settings.correction != "none" else t["p_value"]
-            frame["p_adj" if self.settings.correction != "none" else "p"] = p.map(lambda x: "" if pd.isna(x) else f"{x:.3g}")
-        else:
-            frame["chance_to_win"] = t["chance_to_win"].map(lambda x: "" if pd.isna(x) else f"{x:.1%}")
-            frame["risk_treatment"] = t["risk_treatment"].map(fmt)
-        frame["note"] = t["note"].fillna("")
-        return frame
-
-    def _health_lines(self) -> list[str]:
-        h = self.health
-        lines = [f"SRM p-value {h.srm_p_value:.3g}; units seeing several variations: {h.multiple_exposure_units:,} ({h.multiple_exposure_share:.2%})"]
-        lines += [f"WARNING: {w}" for w in h.warnings]
-        return lines
-
     def __str__(self) -> str:
-        s = self.settings
-        head = f"Experiment {self.experiment or ''} — {s.engine}, {s.difference_type} difference, alpha {s.alpha}"
-        if s.sequential:
-            head += ", sequential"
-        if s.correction != "none":
-            head += f", {s.correction} correction"
-        frame = self._display_frame()
-        mark = self.table["significance"].map({"better": "▲", "worse": "▼"}).fillna("")
-        frame.insert(7, "", mark)
-        body = frame.to_string(index=False) if len(frame) else "(no comparisons)"
-        return "\n".join([head.replace("  ", " "), *self._health_lines(), "", body])
+        from workbench.display import results_text
+
+        return results_text(self)
 
     def _repr_html_(self) -> str:
-        esc = html.escape
-        warn = "".join(f'<div style="background:#fde2e1;color:#7a1510;padding:4px 8px;margin:2px 0">⚠ {esc(w)}</div>' for w in self.health.warnings)
-        h = self.health
-        health = (
-            f"<div><b>Health</b>: SRM p-value {h.srm_p_value:.3g}; units seeing several variations "
-            f"{h.multiple_exposure_units:,} ({h.multiple_exposure_share:.2%})</div>{warn}"
-        )
-        frame = self._display_frame()
-        colours = self.table["significance"].map({"better": "#d4f4dd", "worse": "#fbd5d5"}).fillna("")
-        header = "".join(f"<th>{esc(c)}</th>" for c in frame.columns)
-        rows = []
-        for colour, values in zip(colours, frame.itertuples(index=False)):
-            style = f' style="background:{colour}"' if colour else ""
-            rows.append(f"<tr{style}>" + "".join(f'<td style="white-space:nowrap">{esc(str(v))}</td>' for v in values[:-1]) + f"<td>{esc(str(values[-1]))}</td>" + "</tr>")
-        s = self.settings
-        caption = f"{esc(self.experiment or 'experiment')}: {s.engine}, {s.difference_type} difference, alpha {s.alpha}" + (
-            ", sequential" if s.sequential else "") + (f", {s.correction} correction" if s.correction != "none" else "")
-        return (
-            f"<div>{health}<table><caption style='text-align:left'>{caption}; green = significantly better, red = "
-            f"significantly worse</caption><thead><tr>{header}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>"
-        )
+        from workbench.display import results_html
+
+        return results_html(self)
 
 
 def _variations(table: pd.DataFrame, settings: AnalysisSettings) -> list[str]:
@@ -313,11 +252,13 @@ def experiment_results(
     settings: AnalysisSettings | None = None,
     unit_counts: pd.DataFrame | None = None,
     experiment: str | None = None,
+    units_per_day: pd.DataFrame | None = None,
 ) -> ExperimentResults:
     """Compare every variation with the control for every metric and dimension value of
     ``sufficient_statistics`` under ``settings``; ``unit_counts`` (the experiment engine's health
     facts: dimension, dimension_value, variation, users, ``__multiple__`` included) feeds the health
-    checks, which otherwise use the table's units."""
+    checks, which otherwise use the table's units; ``units_per_day`` (day, variation, users) is kept
+    in the health checks."""
     settings = settings or AnalysisSettings()
     missing = [c for c in REQUIRED_COLUMNS if c not in sufficient_statistics.columns]
     if missing:
@@ -328,7 +269,7 @@ def experiment_results(
     if unit_counts is None:
         first_metric = table[table["metric"] == table["metric"].iloc[0]] if len(table) else table
         unit_counts = first_metric[["dimension", "dimension_value", "variation", "users"]]
-    health = health_checks(unit_counts, variations, weights)
+    health = health_checks(unit_counts, variations, weights, units_per_day)
 
     rows = []
     for (metric, dimension, value), arms in _slices(table, settings):
