@@ -33,8 +33,8 @@ def test_default_is_an_embedded_duckdb_file_under_data(isolated_home):
     writer.sql("CREATE OR REPLACE TABLE t AS SELECT * FROM range(5) r(x)")
     writer.dispose()
     db = wb.connect()
-    assert isinstance(db, sa.Engine) and db.dialect_name == "duckdb" and db.read_only
-    assert pd.read_sql("SELECT SUM(x) AS s FROM t", db)["s"].iloc[0] == 10  # usable as a plain engine
+    assert isinstance(db.engine, sa.Engine) and db.dialect_name == "duckdb" and db.read_only
+    assert pd.read_sql("SELECT SUM(x) AS s FROM t", db.engine)["s"].iloc[0] == 10  # its engine is a plain SQLAlchemy engine
     assert db.sql("SELECT x FROM t WHERE x >= :lo ORDER BY x", lo=3)["x"].tolist() == [3, 4]
     db.dispose()
 

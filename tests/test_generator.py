@@ -39,7 +39,7 @@ def read_frame(url: str, query: str) -> pd.DataFrame:
     """All rows of ``query`` through the DBAPI cursor (several times faster than ``db.sql`` for
     hundreds of thousands of rows)."""
     db = wb.connect(url)
-    raw = db.raw_connection()
+    raw = db.engine.raw_connection()
     try:
         cursor = raw.driver_connection.cursor()
         cursor.execute(query)

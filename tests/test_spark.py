@@ -30,7 +30,7 @@ def spark_db(tmp_path_factory, sample_dir):
     tmp = tmp_path_factory.mktemp("spark")
     writer = wb.connect(f"duckdb:///{tmp / 'gb.duckdb'}", read_only=False)
     load_growthbook_sample(writer, sample_dir)
-    with writer.connect() as conn:
+    with writer.engine.connect() as conn:
         raw = conn.connection.driver_connection
         for table in TABLES:
             raw.execute(f"COPY {table} TO '{tmp / table}.parquet' (FORMAT parquet)")

@@ -94,7 +94,7 @@ def test_analyze_and_report_data_close_the_session_they_open(tmp_path, monkeypat
     data = report_data("price-display", config_path=CONFIG)
     assert len(results.to_pandas()) and len(data.results.table)
     writer = wb.connect(url, read_only=False)
-    with writer.begin() as connection:
+    with writer.engine.begin() as connection:
         connection.exec_driver_sql("CREATE TABLE written_after (x INTEGER)")
     assert "written_after" in set(writer.sql("SELECT table_name FROM information_schema.tables")["table_name"])
     writer.dispose()

@@ -237,7 +237,7 @@ def test_time_zone_aware_columns_and_dates_with_offsets_mean_utc(backend, tmp_pa
         writer = wb.connect(urls[-1], read_only=False)
         create_tables(writer, *frames, ts_types=ts_types)
         if backend.name == "postgresql":  # sessions start in New York time unless workbench pins UTC
-            with writer.begin() as conn:
+            with writer.engine.begin() as conn:
                 conn.execute(sa.text(f'ALTER DATABASE "{sa.make_url(urls[-1]).database}" SET timezone TO \'America/New_York\''))
         writer.dispose()
     monkeypatch.setenv("TZ", "America/New_York")  # DuckDB's sessions start in the process's time zone
@@ -296,7 +296,7 @@ def test_experiment_without_traffic_says_no_data_yet(backend, tmp_path, ledger):
     if backend.name == "duckdb":  # the whole papermill report once (16 s): it renders, saying so
         from workbench.reports.runs import run_report
 
-        run = run_report("hazard", database_url=db.url.render_as_string(hide_password=False), config_path=cfg.path, reports_dir=tmp_path / "reports")
+        run = run_report("hazard", database_url=db.engine.url.render_as_string(hide_password=False), config_path=cfg.path, reports_dir=tmp_path / "reports")
         assert run.status == "ok", run.error
         page = run.latest.read_text(encoding="utf-8")
         assert "No data yet" in page and "Traceback" not in page

@@ -277,7 +277,7 @@ def config_mapping(accepted=lambda value: True, batched: list[str] | None = None
 def load_frames(url: str, assignments: pd.DataFrame, purchases: pd.DataFrame) -> None:
     """Create and fill the seed tables (test setup: plain bound INSERTs on a writable session)."""
     db = wb.connect(url, read_only=False)
-    with db.begin() as conn:
+    with db.engine.begin() as conn:
         conn.execute(sa.text("CREATE TABLE wb_assignments (user_id VARCHAR, timestamp TIMESTAMP, experiment_id VARCHAR, variation_id VARCHAR, country VARCHAR)"))
         conn.execute(sa.text("CREATE TABLE wb_purchases (user_id VARCHAR, timestamp TIMESTAMP, value DOUBLE PRECISION)"))
         conn.execute(sa.text("INSERT INTO wb_assignments VALUES (:user_id, :timestamp, :experiment_id, :variation_id, :country)"),
@@ -518,7 +518,7 @@ def study(engine) -> list[str]:
     codes = [v for _, v in ITEMS if engine.storable(v)]
     with engine.writable() as writer:
         generate_study(writer, "tiny", seed=0, schema="ytdpnl")
-        with writer.begin() as conn:
+        with writer.engine.begin() as conn:
             conn.execute(sa.text(
                 "INSERT INTO ytdpnl.participant (id, code, arm, phase, extension_installed, is_paid, pos_in_channel_source, "
                 "pos_in_channel_source_last_updated_at, created_at, updated_at) VALUES (:id, :code, 'control', 0, false, false, 0, :t, :t, :t)"

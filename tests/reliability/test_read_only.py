@@ -370,7 +370,7 @@ def test_a_read_only_session_cannot_be_switched_to_read_write(project, ledger):
             refused_switches += 1
         refused = refused_writes(db)  # on the pooled connection the switch ran on, in later transactions
         assert all("read-only" in m for m in refused.values()), (switch, refused)
-        with pytest.raises((DatabaseError, sa.exc.DBAPIError)) as caught, db.connect() as conn, conn.begin():  # switch and write in one transaction
+        with pytest.raises((DatabaseError, sa.exc.DBAPIError)) as caught, db.engine.connect() as conn, conn.begin():  # switch and write in one transaction
             conn.exec_driver_sql(switch)
             conn.exec_driver_sql(WRITES["INSERT"])
         assert re.search(r"read[- _]only|access_mode|file handle conflict", str(caught.value), re.IGNORECASE), (switch, str(caught.value))

@@ -321,8 +321,8 @@ def test_reprs_of_live_objects_hold_no_canary(project, caplog, ledger):
     url = pg_url(project["server"].port, PASSWORD)
     db = wb.connect(url)
     settings = resolve_database(url)
-    views = [repr(db), str(db), repr(db.settings), str(db.settings), db.settings.display_url, repr(db.url), str(db.url),
-             repr(settings), repr(db.pool), repr(db.dialect), f"{db!r:>10}", json.dumps(str(vars(db.settings)))]
+    views = [repr(db), str(db), repr(db.settings), str(db.settings), db.settings.display_url, repr(db.engine), str(db.engine),
+             repr(db.engine.url), str(db.engine.url), repr(settings), repr(db.engine.pool), repr(db.engine.dialect), f"{db!r:>10}", json.dumps(str(vars(db.settings)))]
     frame = db.sql("SELECT current_user AS who")
     assert frame["who"].iloc[0] == ROLE  # the canary password did log in
     with pytest.raises(DatabaseError) as caught:

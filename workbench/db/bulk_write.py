@@ -75,7 +75,7 @@ def write_transaction(db: Database) -> Iterator[BulkWriter]:
     if db.read_only:
         raise WorkbenchError("Bulk writes need a writable session: open it with connect(read_only=False).")
     try:
-        raw = db.raw_connection()
+        raw = db.engine.raw_connection()
     except Exception as exc:  # noqa: BLE001 - the driver's own error is explained below
         raise explain_error(exc, db) from None
     driver = raw.driver_connection

@@ -1,4 +1,4 @@
-"""Open the analysis database: ``connect()`` gives a SQLAlchemy engine with workbench extras.
+"""Open the analysis database: ``connect()`` gives a :class:`Database` holding a SQLAlchemy engine.
 
 Analysis sessions are read-only where the engine supports it (DuckDB ``read_only``, PostgreSQL
 ``default_transaction_read_only``) and carry a statement timeout. Writers (loaders, generator,
@@ -11,6 +11,8 @@ import sys
 import threading
 import time
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -34,28 +36,46 @@ class RowLimitWarning(UserWarning):
 warnings.simplefilter("always", RowLimitWarning)  # every cut is announced, not only the first one
 
 
-class Database(sa.engine.Engine):
-    """A SQLAlchemy :class:`~sqlalchemy.engine.Engine` that also runs SQL into DataFrames.
+class Database:
+    """A DuckDB or PostgreSQL session that runs SQL into DataFrames (:meth:`sql`).
 
-    Use it wherever an engine is expected (``pandas.read_sql(q, db)``, ``db.connect()``).
-    Its ``repr`` and every message it raises hide the password.
+    It holds the SQLAlchemy :class:`~sqlalchemy.engine.Engine` as ``engine`` for code that needs
+    one (``pandas.read_sql(q, db.engine)``, ``db.engine.connect()``). Its ``repr`` and every
+    message it raises hide the password.
     """
 
-    settings: DatabaseSettings
-    read_only: bool
-    statement_timeout_s: float  # 0: none
-    config_path: Path  # where database.statement_timeout_seconds is set
+    def __init__(self, engine: sa.Engine, settings: DatabaseSettings, read_only: bool, statement_timeout_s: float,
+                 config_path: Path) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.read_only = read_only
+        self.statement_timeout_s = statement_timeout_s  # 0: none
+        self.config_path = config_path  # where database.statement_timeout_seconds is set
 
     @property
     def dialect_name(self) -> str:
         """``"duckdb"`` or ``"postgresql"``."""
-        return self.dialect.name
+        return self.engine.dialect.name
 
     def __repr__(self) -> str:
         mode = "read-only" if self.read_only else "writable"
         return f"<workbench.Database {self.settings.display_url} ({mode})>"
 
     __str__ = __repr__
+
+    def dispose(self) -> None:
+        """Close the pooled connections (DuckDB releases the file); the session can be used again."""
+        self.engine.dispose()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sa.Connection]:
+        """A connection whose statements run in one transaction, committed at the end and rolled
+        back on error; driver errors become one :class:`~workbench.errors.DatabaseError` sentence."""
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except sa.exc.SQLAlchemyError as exc:
+            raise explain_error(exc, self) from None
 
     def sql(self, query: str, /, *, limit: int | None = DEFAULT_ROW_LIMIT, **params: Any):
         """Run ``query`` with bound ``params`` (``:name`` placeholders) and return a DataFrame.
@@ -73,7 +93,7 @@ class Database(sa.engine.Engine):
             raise ValueError(f"limit must be a positive number of rows or None (all rows), not {limit!r}")
         started = time.perf_counter()
         try:
-            with self.begin() as conn:
+            with self.engine.begin() as conn:
                 if self.dialect_name == "postgresql" and _READS_ROWS.match(query):
                     conn = conn.execution_options(stream_results=True)  # server-side cursor: only the rows kept travel
                 result = conn.execute(sa.text(query), params)
@@ -152,13 +172,10 @@ def connect(
         _install_duckdb_timeout(engine, timeout)
     else:
         engine = _postgresql_engine(settings, read_only, timeout)
-    engine.__class__ = Database  # Database only adds methods, so the engine's state stays valid
-    db: Database = engine  # type: ignore[assignment]
-    db.settings, db.read_only = settings, read_only
-    db.statement_timeout_s, db.config_path = timeout, config_path or paths.config_path()
+    db = Database(engine, settings, read_only, timeout, config_path or paths.config_path())
     if check:
         try:
-            with db.connect() as conn:
+            with engine.connect() as conn:
                 conn.execute(sa.text("SELECT 1"))
         except sa.exc.SQLAlchemyError as exc:
             db.dispose()

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
-from workbench.db.connection import Database, explain_error
+from workbench.db.connection import Database
 from workbench.errors import WorkbenchError
 from workbench.events.settings import EventSettings, event_settings
 from workbench.events.statements import (
@@ -80,20 +80,17 @@ def resolve_identities(db: Database, batch_size: int = BATCH_EVENTS, *, max_batc
 def _resolve_one_batch(db: Database, statements: list[str], batch_size: int) -> int:
     """Run one batch in one transaction; the number of events it associated (0: nothing left)."""
     params = {"now": datetime.now(UTC).replace(tzinfo=None), "batch_size": batch_size}
-    try:
-        with db.begin() as conn:
-            for statement in drop_temp_tables(RESOLVE_TEMP_TABLES):
-                conn.execute(sa.text(statement))
-            size = None
-            for statement in statements:
-                clause = sa.text(statement)
-                conn.execute(clause, {k: v for k, v in params.items() if k in clause.compile().params})
-                if size is None:
-                    size = int(conn.execute(sa.text(resolve_batch_size())).scalar_one())
-                    if size == 0:
-                        break
-            for statement in drop_temp_tables(RESOLVE_TEMP_TABLES):
-                conn.execute(sa.text(statement))
-    except sa.exc.SQLAlchemyError as exc:
-        raise explain_error(exc, db) from None
+    with db.transaction() as conn:
+        for statement in drop_temp_tables(RESOLVE_TEMP_TABLES):
+            conn.execute(sa.text(statement))
+        size = None
+        for statement in statements:
+            clause = sa.text(statement)
+            conn.execute(clause, {k: v for k, v in params.items() if k in clause.compile().params})
+            if size is None:
+                size = int(conn.execute(sa.text(resolve_batch_size())).scalar_one())
+                if size == 0:
+                    break
+        for statement in drop_temp_tables(RESOLVE_TEMP_TABLES):
+            conn.execute(sa.text(statement))
     return size or 0

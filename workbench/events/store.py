@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from workbench.db.connection import Database, explain_error
+from workbench.db.connection import Database
 from workbench.errors import WorkbenchError
 from workbench.events.settings import EventSettings, event_settings
 from workbench.events.statements import schema_statements
@@ -14,10 +14,7 @@ def ensure_event_store(db: Database, settings: EventSettings | None = None) -> s
     settings = settings or event_settings()
     if db.read_only:
         raise WorkbenchError("Creating the event store needs a writable session: open it with connect(read_only=False).")
-    try:
-        with db.begin() as conn:
-            for statement in schema_statements(settings.schema, db.dialect_name):
-                conn.execute(sa.text(statement))
-    except sa.exc.SQLAlchemyError as exc:
-        raise explain_error(exc, db) from None
+    with db.transaction() as conn:
+        for statement in schema_statements(settings.schema, db.dialect_name):
+            conn.execute(sa.text(statement))
     return settings.schema

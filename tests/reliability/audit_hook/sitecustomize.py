@@ -31,7 +31,7 @@ if _LOG:
                  "dialect": db.dialect_name, "argv": sys.argv[:3]}
         if db.read_only:
             try:
-                with db.begin() as conn:
+                with db.engine.begin() as conn:
                     conn.exec_driver_sql(_PROBE)
                 entry["write"] = "succeeded"
             except Exception as exc:  # noqa: BLE001 - the refusal is what we record

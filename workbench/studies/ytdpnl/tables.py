@@ -93,7 +93,7 @@ def run_study_sql(db: Database, sql: str, schema: str | None = None, **params: A
     if "codes" in params:
         statement = statement.bindparams(sa.bindparam("codes", expanding=True))
     try:
-        with db.begin() as conn:
+        with db.engine.begin() as conn:
             if schema:
                 conn.exec_driver_sql(search_path_statement(db, schema))
             try:
