@@ -33,7 +33,7 @@ def test_default_is_an_embedded_duckdb_file_under_data(isolated_home):
     writer.sql("CREATE OR REPLACE TABLE t AS SELECT * FROM range(5) r(x)")
     writer.dispose()
     db = wb.connect()
-    assert isinstance(db.engine, sa.Engine) and db.dialect_name == "duckdb" and db.read_only
+    assert isinstance(db.engine, sa.Engine) and db.dialect.name == "duckdb" and db.read_only
     assert pd.read_sql("SELECT SUM(x) AS s FROM t", db.engine)["s"].iloc[0] == 10  # its engine is a plain SQLAlchemy engine
     assert db.sql("SELECT x FROM t WHERE x >= :lo ORDER BY x", lo=3)["x"].tolist() == [3, 4]
     db.dispose()
@@ -51,6 +51,30 @@ def test_analysis_sessions_cannot_write(backend):
             db.sql(statement)
     assert db.sql("SELECT COUNT(*) AS n FROM t")["n"].iloc[0] == 1
     db.dispose()
+
+
+def test_sessions_hold_their_engine_and_implement_the_database_protocol(backend):
+    from workbench.db.connection import SqlDatabase
+    from workbench.db.dialects import DIALECTS
+    from workbench.db.spark import SparkDatabase
+
+    url = backend.new_url("protocol")
+    writer = wb.connect(url, read_only=False)
+    assert isinstance(writer, SqlDatabase) and isinstance(writer, wb.Database) and not isinstance(writer, sa.Engine)
+    assert writer.dialect is DIALECTS[backend.name] and writer.engine.dialect.name == backend.name
+    with writer.transaction() as conn:
+        conn.execute(sa.text("CREATE TABLE t (x INTEGER)"))
+        conn.execute(sa.text("INSERT INTO t VALUES (1), (2)"))
+    with pytest.raises(DatabaseError, match="reported an error"), writer.transaction() as conn:  # rolled back, explained
+        conn.execute(sa.text("INSERT INTO t VALUES (3)"))
+        conn.execute(sa.text("SELECT no_such_function(1)"))
+    assert writer.sql("SELECT COUNT(*) AS n FROM t")["n"].iloc[0] == 2
+    writer.dispose()
+    assert writer.sql("SELECT MAX(x) AS m FROM t")["m"].iloc[0] == 2  # usable again after dispose()
+    writer.dispose()
+    spark = SparkDatabase(session=None)  # the protocol needs no running session
+    assert isinstance(spark, wb.Database) and spark.dialect is DIALECTS["spark"]
+    assert not isinstance(sa.create_engine("sqlite://"), wb.Database)  # a bare engine is not a workbench database
 
 
 def test_statement_timeout_stops_a_runaway_query(backend):
@@ -78,7 +102,7 @@ def test_postgresql_password_from_environment_never_shown(pg_server, monkeypatch
     monkeypatch.setenv("WORKBENCH_DATABASE_URL", url)
     monkeypatch.setenv("WORKBENCH_DATABASE_PASSWORD", pg_server.password)
     db = wb.connect()
-    assert db.settings.source == "WORKBENCH_DATABASE_URL" and db.dialect_name == "postgresql"
+    assert db.settings.source == "WORKBENCH_DATABASE_URL" and db.dialect.name == "postgresql"
     assert db.sql("SELECT current_setting('default_transaction_read_only') AS ro")["ro"].iloc[0] == "on"
     for text in (repr(db), str(db), repr(db.settings), db.settings.display_url):
         assert pg_server.password not in text
@@ -129,6 +153,7 @@ def test_server_down_gives_one_sentence_without_password(isolated_home):
     ("mysql://root:" + CANARY + "@localhost/db", "unsupported database 'mysql'"),
     ("not a url at all " + CANARY, "is not a database URL"),
     ("postgresql+asyncpg://u:" + CANARY + "@h/db", "driver 'asyncpg'"),
+    ("spark://u:" + CANARY + "@h/db", "unsupported database 'spark'"),  # a dialect, but not one connect() opens
 ])
 def test_bad_urls_are_refused_clearly(url, expected):
     with pytest.raises(ConfigError) as caught:

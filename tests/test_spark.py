@@ -71,7 +71,7 @@ def test_spark_dimension_statistics_and_multiple_exposures(spark_db, sample_dir)
 
 
 def test_parameters_are_inlined_as_typed_literals():
-    from workbench.experiments.sql import transpile
+    from workbench.db.dialects import transpile
 
     sql = transpile("SELECT * FROM t WHERE k = :key AND ts >= :start AND n <= :n", "spark",
                     {"key": "it's", "start": dt.datetime(2026, 9, 25, 1, 2, 3), "n": 20})

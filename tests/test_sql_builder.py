@@ -8,6 +8,7 @@ import pytest
 import sqlglot
 import yaml
 
+from workbench.db.dialects import transpile
 from workbench.experiments import sql as sql_builder
 from workbench.experiments.config import load_config, parse_config
 from workbench.errors import ConfigError
@@ -35,7 +36,7 @@ def all_queries(config):
 @pytest.mark.parametrize("dialect", ["bigquery", "snowflake", "trino", "spark"])
 def test_compiled_sql_transpiles_for_warehouses(config, dialect):
     for query in all_queries(config):
-        text = sql_builder.transpile(query.sql, dialect, query.params)
+        text = transpile(query.sql, dialect, query.params)
         assert ":experiment_key" not in text and ":start" not in text
         sqlglot.parse_one(text, read=dialect)  # the output is valid in its own dialect
 

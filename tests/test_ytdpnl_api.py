@@ -219,7 +219,7 @@ def test_report_notebook_reads_the_api(served, tmp_path, monkeypatch):
     from workbench.reports.notebooks import run_notebook
 
     db, server, raw = served
-    if db.dialect_name != "duckdb":
+    if db.dialect.name != "duckdb":
         pytest.skip("the API path of the notebook does not depend on the engine behind the server: run once")
     monkeypatch.setenv("YTDPNL_API_URL", server.url)
     monkeypatch.setenv("YTDPNL_API_TOKEN", TOKEN)

@@ -8,7 +8,8 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Any
 
-from workbench.db.connection import Database, connect
+from workbench.db import Database  # a protocol: connect() returns a SqlDatabase
+from workbench.db.connection import connect
 from workbench.errors import WorkbenchError
 
 # name -> module that defines it, imported on first use

@@ -13,7 +13,7 @@ import pandas as pd
 import pyarrow as pa
 
 from workbench.db.bulk_write import write_tables
-from workbench.db.connection import Database
+from workbench.db.connection import SqlDatabase
 from workbench.errors import DataFileError
 from workbench.progress import progress
 from workbench.db.sql_files import TableDefinition, table_definitions
@@ -93,7 +93,7 @@ def _typed_column(text: pd.Series, sql_type: str, path: Path, name: str) -> pa.A
     return pa.array(values.astype("Int64"), type=pa.int32() if sql_type == "INTEGER" else pa.int64())
 
 
-def load_growthbook_sample(db: Database, directory: Path) -> dict[str, int]:
+def load_growthbook_sample(db: SqlDatabase, directory: Path) -> dict[str, int]:
     """Replace the five sample tables in ``db`` with the files in ``directory``; rows per table."""
     samples = find_sample_files(directory)
     parsed = [(s.table, [read_sample_file(s)]) for s in progress(samples, desc="Reading CSV files", unit="file")]

@@ -15,7 +15,7 @@ import typer
 from workbench.redaction import redact
 
 if TYPE_CHECKING:
-    from workbench.db.connection import Database
+    from workbench.db.connection import SqlDatabase
 
 app = typer.Typer(help="Analyse experiments and product events stored in SQL databases.", no_args_is_help=True, add_completion=False)
 
@@ -42,7 +42,7 @@ def say(message: str) -> None:
 
 
 @contextmanager
-def opened_database(url: str | None, read_only: bool = True) -> Iterator["Database"]:
+def opened_database(url: str | None, read_only: bool = True) -> Iterator["SqlDatabase"]:
     """``connect(url)`` for one command, always disposed (DuckDB's bindings complain about
     connections still open at interpreter exit); a ``WorkbenchError`` ends the command cleanly."""
     from workbench.db.connection import connect

@@ -13,7 +13,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from workbench.db.connection import Database, explain_error
+from workbench.db.connection import SqlDatabase, explain_error
 from workbench.errors import DatabaseError, WorkbenchError
 from workbench.db.sql_files import TableDefinition
 
@@ -23,9 +23,9 @@ COPY_CHUNK_ROWS = 200_000
 class BulkWriter:
     """One open write transaction on ``db``: replace tables and append Arrow batches to them."""
 
-    def __init__(self, db: Database, raw: Any):
+    def __init__(self, db: SqlDatabase, raw: Any):
         self.db, self.raw = db, raw
-        self.dialect = db.dialect_name
+        self.dialect = db.dialect
         self.written: dict[str, None] = {}  # tables touched, in order, for ANALYZE before commit
 
     def execute(self, statement: str, params: tuple | None = None) -> None:
@@ -35,7 +35,7 @@ class BulkWriter:
 
     def replace_table(self, table: TableDefinition) -> None:
         """Drop ``table`` if it exists and create it empty (inside the transaction)."""
-        self.execute(f"DROP TABLE IF EXISTS {table.name}")
+        self.execute(self.dialect.drop_table(table.name))
         self.execute(table.create_statement())
 
     def append(self, table: TableDefinition, batch: pa.Table) -> int:
@@ -45,18 +45,20 @@ class BulkWriter:
         self.written[table.name] = None
         if batch.num_rows == 0:
             return 0
-        if self.dialect == "duckdb":
+        if self.dialect.bulk_load == "arrow":
             con = self.raw.driver_connection if hasattr(self.raw, "driver_connection") else self.raw
             # A relation rather than register(): DuckDB keeps registered Python objects alive until
             # the transaction ends, so a long load would hold every batch's Arrow memory. The batch
             # holds the table's columns in its order (select above), as insert_into expects.
             con.from_arrow(batch).insert_into(table.name)
-        else:
+        elif self.dialect.bulk_load == "copy":
             cursor = self.raw.cursor()
             with cursor.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN (FORMAT csv)") as copy:
                 for chunk in _csv_chunks(batch):
                     copy.write(chunk)
             cursor.close()
+        else:
+            raise WorkbenchError(f"{self.dialect.title} databases are not written by the workbench.")
         return batch.num_rows
 
 
@@ -70,7 +72,7 @@ def _csv_chunks(batch: pa.Table) -> Iterator[bytes]:
 
 
 @contextmanager
-def write_transaction(db: Database) -> Iterator[BulkWriter]:
+def write_transaction(db: SqlDatabase) -> Iterator[BulkWriter]:
     """A :class:`BulkWriter` whose work is committed at the end, or rolled back on any error."""
     if db.read_only:
         raise WorkbenchError("Bulk writes need a writable session: open it with connect(read_only=False).")
@@ -80,14 +82,14 @@ def write_transaction(db: Database) -> Iterator[BulkWriter]:
         raise explain_error(exc, db) from None
     driver = raw.driver_connection
     try:
-        if db.dialect_name == "duckdb":
+        if db.dialect.autocommit_driver:
             driver.begin()
         writer = BulkWriter(db, raw)
         yield writer
-        if db.dialect_name == "postgresql":
+        if db.dialect.analyze_after_write:
             for table in writer.written:  # fresh planner statistics: without them joins plan as nested loops
                 writer.execute(f"ANALYZE {table}")
-        driver.commit() if db.dialect_name == "duckdb" else raw.commit()
+        driver.commit() if db.dialect.autocommit_driver else raw.commit()
     except WorkbenchError:
         _rollback(raw, db)
         raise
@@ -100,14 +102,14 @@ def write_transaction(db: Database) -> Iterator[BulkWriter]:
         raw.close()
 
 
-def _rollback(raw: Any, db: Database) -> None:
+def _rollback(raw: Any, db: SqlDatabase) -> None:
     try:
-        raw.driver_connection.rollback() if db.dialect_name == "duckdb" else raw.rollback()
+        raw.driver_connection.rollback() if db.dialect.autocommit_driver else raw.rollback()
     except Exception:  # noqa: BLE001 - the connection is gone (server stopped); the first error matters
         raw.invalidate()  # dropped, not returned to the pool, whose reset would log a traceback
 
 
-def write_tables(db: Database, tables: Iterable[tuple[TableDefinition, Iterable[pa.Table]]]) -> dict[str, int]:
+def write_tables(db: SqlDatabase, tables: Iterable[tuple[TableDefinition, Iterable[pa.Table]]]) -> dict[str, int]:
     """Replace each table with its batches, all in one transaction; rows written per table."""
     counts: dict[str, int] = {}
     with write_transaction(db) as writer:

@@ -1,4 +1,4 @@
-"""Open the analysis database: ``connect()`` gives a :class:`Database` holding a SQLAlchemy engine.
+"""Open the analysis database: ``connect()`` gives a :class:`SqlDatabase` holding a SQLAlchemy engine.
 
 Analysis sessions are read-only where the engine supports it (DuckDB ``read_only``, PostgreSQL
 ``default_transaction_read_only``) and carry a statement timeout. Writers (loaders, generator,
@@ -20,6 +20,8 @@ import sqlalchemy as sa
 from sqlalchemy import event
 
 from workbench import paths
+from workbench.db import Database as Database  # noqa: PLC0414 - the protocol SqlDatabase implements, re-exported
+from workbench.db.dialects import DIALECTS, Dialect
 from workbench.errors import DatabaseError
 from workbench.redaction import redact
 from workbench.db.settings import DatabaseSettings, resolve_database
@@ -36,26 +38,24 @@ class RowLimitWarning(UserWarning):
 warnings.simplefilter("always", RowLimitWarning)  # every cut is announced, not only the first one
 
 
-class Database:
-    """A DuckDB or PostgreSQL session that runs SQL into DataFrames (:meth:`sql`).
+class SqlDatabase:
+    """A DuckDB or PostgreSQL session (a :class:`~workbench.db.Database`) that runs SQL into
+    DataFrames (:meth:`sql`).
 
     It holds the SQLAlchemy :class:`~sqlalchemy.engine.Engine` as ``engine`` for code that needs
-    one (``pandas.read_sql(q, db.engine)``, ``db.engine.connect()``). Its ``repr`` and every
-    message it raises hide the password.
+    one (``pandas.read_sql(q, db.engine)``, ``db.engine.connect()``) and its
+    :class:`~workbench.db.dialects.Dialect` as ``dialect``. Its ``repr`` and every message it
+    raises hide the password.
     """
 
     def __init__(self, engine: sa.Engine, settings: DatabaseSettings, read_only: bool, statement_timeout_s: float,
                  config_path: Path) -> None:
         self.engine = engine
+        self.dialect: Dialect = DIALECTS[engine.dialect.name]
         self.settings = settings
         self.read_only = read_only
         self.statement_timeout_s = statement_timeout_s  # 0: none
         self.config_path = config_path  # where database.statement_timeout_seconds is set
-
-    @property
-    def dialect_name(self) -> str:
-        """``"duckdb"`` or ``"postgresql"``."""
-        return self.engine.dialect.name
 
     def __repr__(self) -> str:
         mode = "read-only" if self.read_only else "writable"
@@ -94,7 +94,7 @@ class Database:
         started = time.perf_counter()
         try:
             with self.engine.begin() as conn:
-                if self.dialect_name == "postgresql" and _READS_ROWS.match(query):
+                if self.dialect.server_side_cursors and _READS_ROWS.match(query):
                     conn = conn.execution_options(stream_results=True)  # server-side cursor: only the rows kept travel
                 result = conn.execute(sa.text(query), params)
                 if not result.returns_rows:
@@ -139,7 +139,7 @@ def _failed_line(exc: sa.exc.SQLAlchemyError, query: str) -> int | None:
     return number if 1 <= number <= len(query.splitlines()) else None
 
 
-def _query_error(exc: sa.exc.SQLAlchemyError, db: Database, query: str) -> DatabaseError:
+def _query_error(exc: sa.exc.SQLAlchemyError, db: SqlDatabase, query: str) -> DatabaseError:
     """:func:`explain_error` plus the line of ``query`` the database points to."""
     error = explain_error(exc, db)
     number = _failed_line(exc, query)
@@ -158,7 +158,7 @@ def connect(
     config_path: Path | None = None,
     statement_timeout_s: float | None = None,
     check: bool = True,
-) -> Database:
+) -> SqlDatabase:
     """Open the project database (see :mod:`workbench.db.settings` for where the URL comes from).
 
     ``read_only`` sessions refuse writes; ``statement_timeout_s`` (seconds) stops runaway
@@ -167,12 +167,8 @@ def connect(
     """
     settings = resolve_database(url, config_path)
     timeout = statement_timeout_s if statement_timeout_s is not None else settings.statement_timeout_s
-    if settings.dialect == "duckdb":
-        engine = _duckdb_engine(settings, read_only)
-        _install_duckdb_timeout(engine, timeout)
-    else:
-        engine = _postgresql_engine(settings, read_only, timeout)
-    db = Database(engine, settings, read_only, timeout, config_path or paths.config_path())
+    engine = _ENGINE_BUILDERS[settings.dialect](settings, read_only, timeout)
+    db = SqlDatabase(engine, settings, read_only, timeout, config_path or paths.config_path())
     if check:
         try:
             with engine.connect() as conn:
@@ -183,7 +179,7 @@ def connect(
     return db
 
 
-def _duckdb_engine(settings: DatabaseSettings, read_only: bool) -> sa.Engine:
+def _duckdb_engine(settings: DatabaseSettings, read_only: bool, timeout_s: float) -> sa.Engine:
     path = settings.url.database
     in_memory = path in (None, "", ":memory:")
     if not in_memory:
@@ -207,6 +203,7 @@ def _duckdb_engine(settings: DatabaseSettings, read_only: bool) -> sa.Engine:
         # config dates are UTC: a naive bound start/end meets TIMESTAMPTZ columns as UTC, whatever $TZ says
         dbapi_connection.execute("SET TimeZone = 'UTC'")
 
+    _install_duckdb_timeout(engine, timeout_s)
     return engine
 
 
@@ -265,11 +262,15 @@ def _refuse_read_write_switches(engine: sa.Engine, settings: DatabaseSettings) -
                                 "the loaders, the generator or ingestion (connect(read_only=False)).")
 
 
+# how connect() opens each dialect reached through SQLAlchemy (the Dialect's name, as in DIALECTS):
+# driver arguments, read-only analysis sessions and the statement timeout
+_ENGINE_BUILDERS = {"duckdb": _duckdb_engine, "postgresql": _postgresql_engine}
+
 _CONNECTION_LOST = ("server closed the connection", "terminating connection", "connection is lost", "connection is closed",
                     "consuming input failed", "ssl syscall error")
 
 
-def explain_error(exc: BaseException, db: Database | None = None) -> DatabaseError:
+def explain_error(exc: BaseException, db: SqlDatabase | None = None) -> DatabaseError:
     """Turn a driver error into one sentence naming what to fix; secrets are masked."""
     original = getattr(exc, "orig", None) or exc
     message = redact(str(original)).strip().splitlines()[0] if str(original).strip() else type(original).__name__

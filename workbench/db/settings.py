@@ -17,6 +17,7 @@ from dotenv import dotenv_values
 
 from workbench import paths
 from workbench.config_file import database_section
+from workbench.db.dialects import DIALECTS
 from workbench.errors import ConfigError, shown
 from workbench.redaction import register_secret
 
@@ -26,7 +27,7 @@ DEFAULT_STATEMENT_TIMEOUT_S = 600.0
 DEFAULT_DUCKDB_MEMORY_LIMIT = "4GB"
 DEFAULT_DUCKDB_THREADS = 2
 MEMORY_LIMIT = re.compile(r"^\s*\d+(\.\d+)?\s*([KMGT]i?B|B)\s*\Z", re.IGNORECASE)  # DuckDB's sizes: 512MB, 4GB, 1.5GiB
-_URL_HELP = "use duckdb:///path/to/file.duckdb or postgresql+psycopg://user@host:5432/dbname"
+_URL_HELP = "use " + " or ".join(d.url_example for d in DIALECTS.values() if d.url_example)
 
 
 @dataclass(frozen=True)
@@ -69,13 +70,12 @@ def parse_url(text: str, source: str) -> sa.URL:
     except Exception:
         raise ConfigError(f"{source} is not a database URL: {_URL_HELP}.") from None
     register_secret(url.password)
-    backend, driver = url.get_backend_name(), url.get_driver_name()
-    if backend == "postgresql":
-        if driver not in ("psycopg", "postgresql", "psycopg2"):
-            raise ConfigError(f"{source} asks for the PostgreSQL driver {driver!r}; {_URL_HELP}.")
-        return url.set(drivername="postgresql+psycopg")
-    if backend == "duckdb":
-        return url
+    backend = url.get_backend_name()
+    dialect = DIALECTS.get(backend)
+    if dialect is not None and dialect.url_example is not None:
+        if dialect.url_drivers and (driver := url.get_driver_name()) not in dialect.url_drivers:
+            raise ConfigError(f"{source} asks for the {dialect.title} driver {driver!r}; {_URL_HELP}.")
+        return url.set(drivername=dialect.url_drivername) if dialect.url_drivername else url
     raise ConfigError(f"{source} names the unsupported database {backend!r} ({url.render_as_string(hide_password=True)}): {_URL_HELP}.")
 
 
@@ -96,11 +96,12 @@ def resolve_database(url: str | None = None, config_path: Path | None = None) ->
             )
     else:
         parsed, source = sa.URL.create("duckdb", database=str(paths.default_duckdb_path())), "default"
-    if parsed.get_backend_name() == "postgresql" and not parsed.password:
+    dialect = DIALECTS[parsed.get_backend_name()]
+    if not dialect.embedded and not parsed.password:
         if password := environment_value(PASSWORD_ENV):
             register_secret(password)
             parsed = parsed.set(password=password)
-    if parsed.get_backend_name() == "duckdb" and parsed.database not in (None, "", ":memory:"):
+    if dialect.embedded and parsed.database not in (None, "", ":memory:"):
         parsed = parsed.set(database=str(Path(parsed.database).expanduser().resolve()))
     timeout = section.get("statement_timeout_seconds", DEFAULT_STATEMENT_TIMEOUT_S)
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 <= timeout < 10**9:

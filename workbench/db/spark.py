@@ -1,15 +1,16 @@
 """Spark SQL as a workbench database: the same compiled experiment SQL, transpiled by sqlglot,
 run by a local (or given) SparkSession. For users who outgrow one machine.
 
-``SparkDatabase`` has the two things the experiment engine uses, ``dialect_name`` and
-``sql(query, **params)``; parameters are inlined as typed sqlglot literals (Spark SQL text has no
-bound parameters), never by string concatenation.
+``SparkDatabase`` is a :class:`workbench.db.Database`: its ``dialect`` is Spark SQL's and
+``sql(query, **params)`` inlines parameters as typed sqlglot literals (Spark SQL text has no bound
+parameters), never by string concatenation.
 """
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
+from workbench.db.dialects import DIALECTS, transpile
 from workbench.errors import DatabaseError
 
 
@@ -37,13 +38,16 @@ def local_spark_session(app_name: str = "workbench", cores: int = 2, memory: str
 class SparkDatabase:
     """Runs workbench SQL on a SparkSession; register tables first."""
 
-    dialect_name = "spark"
+    dialect = DIALECTS["spark"]
 
     def __init__(self, session) -> None:
         self.session = session
 
     def __repr__(self) -> str:
         return f"<workbench.SparkDatabase master={self.session.sparkContext.master}>"
+
+    def dispose(self) -> None:
+        """Nothing to release: the SparkSession belongs to the caller (stop it with ``session.stop()``)."""
 
     def register_parquet(self, table: str, path: Path | str) -> None:
         """Expose the Parquet file or folder ``path`` as the view ``table``."""
@@ -54,7 +58,7 @@ class SparkDatabase:
         self.session.createDataFrame(frame).createOrReplaceTempView(table)
 
     def register_from(self, db, tables: list[str]) -> None:
-        """Copy ``tables`` of a workbench :class:`~workbench.db.connection.Database` into views
+        """Copy ``tables`` of a workbench :class:`~workbench.db.Database` into views
         (small data: the rows travel through Python as Arrow)."""
         for table in tables:
             frame = db.sql(f"SELECT * FROM {_identifier(table)}", limit=None)
@@ -63,9 +67,7 @@ class SparkDatabase:
     def sql(self, query: str, /, *, limit: int | None = None, **params: Any):
         """Run DuckDB/PostgreSQL-dialect ``query`` with ``params`` on Spark; a pandas DataFrame
         (at most ``limit`` rows when given)."""
-        from workbench.experiments.sql import transpile
-
-        spark_sql = transpile(query, "spark", params)
+        spark_sql = transpile(query, self.dialect, params)
         views: list[str] = []
         try:
             spark_sql, views = self._cache_shared_ctes(spark_sql)
@@ -88,7 +90,7 @@ class SparkDatabase:
         import sqlglot
         from sqlglot import exp
 
-        tree = sqlglot.parse_one(spark_sql, read="spark")
+        tree = sqlglot.parse_one(spark_sql, read=self.dialect.sqlglot)
         with_key = "with_" if "with_" in tree.args else "with"
         with_ = tree.args.get(with_key)
         if with_ is None:
@@ -106,7 +108,7 @@ class SparkDatabase:
                 view = f"wb_{cte.alias}_{suffix}"
                 if kept:  # the single-use CTEs defined so far, which this one may read
                     body.set(with_key, exp.With(expressions=[k.copy() for k in kept]))
-                self.session.sql(body.sql(dialect="spark")).cache().createOrReplaceTempView(view)
+                self.session.sql(body.sql(dialect=self.dialect.sqlglot)).cache().createOrReplaceTempView(view)
                 renamed[cte.alias], views = view, views + [view]
             else:
                 cte.set("this", body)
@@ -116,7 +118,7 @@ class SparkDatabase:
         main = main.transform(lambda n: exp.to_table(renamed[n.name]).as_(n.alias_or_name) if isinstance(n, exp.Table) and n.name in renamed else n)
         if kept:
             main.set(with_key, exp.With(expressions=kept))
-        return main.sql(dialect="spark"), views
+        return main.sql(dialect=self.dialect.sqlglot), views
 
 
 def _identifier(name: str) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from workbench.db.connection import Database
+from workbench.db import Database
 from workbench.errors import WorkbenchError, shown
 from workbench.events.settings import EventSettings, event_settings
 from workbench.events.statements import (

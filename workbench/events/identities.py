@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
-from workbench.db.connection import Database
+from workbench.db.connection import SqlDatabase
 from workbench.errors import WorkbenchError
 from workbench.events.settings import EventSettings, event_settings
 from workbench.events.statements import (
@@ -50,7 +50,7 @@ class ResolutionCounts:
                 f"{self.profiles:,} profiles, {self.merges:,} merges logged, {self.unassociated:,} events left without a profile")
 
 
-def resolve_identities(db: Database, batch_size: int = BATCH_EVENTS, *, max_batches: int | None = None,
+def resolve_identities(db: SqlDatabase, batch_size: int = BATCH_EVENTS, *, max_batches: int | None = None,
                        settings: EventSettings | None = None) -> ResolutionCounts:
     """Associate every event without a profile, ``batch_size`` events per transaction.
 
@@ -77,7 +77,7 @@ def resolve_identities(db: Database, batch_size: int = BATCH_EVENTS, *, max_batc
     return ResolutionCounts(batches, associated, int(state["profiles"]), int(state["merges"]), int(state["unassociated"]))
 
 
-def _resolve_one_batch(db: Database, statements: list[str], batch_size: int) -> int:
+def _resolve_one_batch(db: SqlDatabase, statements: list[str], batch_size: int) -> int:
     """Run one batch in one transaction; the number of events it associated (0: nothing left)."""
     params = {"now": datetime.now(UTC).replace(tzinfo=None), "batch_size": batch_size}
     with db.transaction() as conn:

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import IO, Any, NamedTuple
 
 from workbench import paths
-from workbench.db.connection import Database
+from workbench.db.connection import SqlDatabase
 from workbench.errors import DatabaseError, DataFileError
 from workbench.events.settings import EventSettings, event_settings
 from workbench.events.statements import (
@@ -80,7 +80,7 @@ class Invalid(ValueError):
 
 
 def ingest(
-    db: Database,
+    db: SqlDatabase,
     source: str | Path | IO[bytes],
     producer_key: str,
     *,
@@ -363,7 +363,7 @@ def _payload(data: Any, check=_check_text) -> list[tuple[str, str]]:
 
 # ---------------------------------------------------------------- storing
 
-def _store_batch(db: Database, tables: dict[str, TableDefinition], producer: str, ip_address: str | None, batch: list[Event]) -> tuple[int, int]:
+def _store_batch(db: SqlDatabase, tables: dict[str, TableDefinition], producer: str, ip_address: str | None, batch: list[Event]) -> tuple[int, int]:
     """Store ``batch`` in one transaction; (events stored, duplicates dropped)."""
     from workbench.db.bulk_write import write_transaction
 
@@ -377,9 +377,9 @@ def _store_batch(db: Database, tables: dict[str, TableDefinition], producer: str
         unique.append(event)
     events, data = _arrow_batch(unique, producer, ip_address)
     schema = tables["events"].name.split(".")[0]
-    drop_duplicates, count_left, store = store_staged_statements(schema, db.dialect_name)
+    drop_duplicates, count_left, store = store_staged_statements(schema, db.dialect)
     with write_transaction(db) as writer:
-        for statement in staging_statements(schema, db.dialect_name):
+        for statement in staging_statements(schema, db.dialect):
             writer.execute(statement)
         writer.append(TableDefinition(STAGED_EVENTS, tables["events"].columns), events)
         writer.append(TableDefinition(STAGED_DATA, tables["event_data"].columns), data)

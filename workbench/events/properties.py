@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from workbench.db.connection import Database
+from workbench.db import Database
 from workbench.errors import ConfigError
 from workbench.events.settings import EventSettings, event_settings, validated_name
 from workbench.events.statements import EVENT_COLUMNS, profile_properties_query
@@ -142,7 +142,7 @@ def profile_properties(db: Database, properties: Sequence[PropertySpec | Mapping
         raise ConfigError(f"Property names must be distinct and not profile_id, user_id or anonymous_id: got {names}.")
     as_of = as_of or datetime.now(UTC).replace(tzinfo=None)
     windows = [as_of - timedelta(days=s.within_days) if s.within_days else None for s in specs]
-    sql, params = profile_properties_query(settings.schema, db.dialect_name, specs, windows)
+    sql, params = profile_properties_query(settings.schema, db.dialect, specs, windows)
     frame = db.sql(sql, limit=None, **params)
     frame.attrs["sql"] = sql
     return frame

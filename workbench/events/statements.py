@@ -12,10 +12,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from workbench.db.dialects import Dialect
 from workbench.db.sql_files import TableDefinition, statements, table_definitions
 
 SCHEMA_FILE = "events/schema.sql"
-POSTGRESQL_INDEXES_FILE = "events/indexes_postgresql.sql"
+# indexes on columns that identity resolution updates: only where such indexes are cheap (Dialect.cheap_index_updates)
+UPDATED_COLUMN_INDEXES_FILE = "events/indexes_postgresql.sql"
 RESOLVE_FILE = "events/resolve_batch.sql"
 STAGED_EVENTS = "workbench_staged_events"
 STAGED_DATA = "workbench_staged_event_data"
@@ -32,11 +34,11 @@ def event_tables(schema: str) -> dict[str, TableDefinition]:
     return {name: TableDefinition(f"{schema}.{name}", t.columns) for name, t in table_definitions(SCHEMA_FILE).items()}
 
 
-def schema_statements(schema: str, dialect: str) -> list[str]:
+def schema_statements(schema: str, dialect: Dialect) -> list[str]:
     """Idempotent DDL creating the schema, its tables and the reference's indexes on ``dialect``."""
     out = [f"CREATE SCHEMA IF NOT EXISTS {schema}"]
     out += [t.create_statement().replace("CREATE TABLE", "CREATE TABLE IF NOT EXISTS", 1) for t in event_tables(schema).values()]
-    extra = statements(POSTGRESQL_INDEXES_FILE) if dialect == "postgresql" else []
+    extra = statements(UPDATED_COLUMN_INDEXES_FILE) if dialect.cheap_index_updates else []
     for statement in statements(SCHEMA_FILE) + extra:
         if match := _INDEX.match(statement):
             unique, index, table, columns = match.groups()
@@ -57,13 +59,13 @@ def drop_temp_tables(names: Sequence[str]) -> list[str]:
     return [f"DROP TABLE IF EXISTS {name}" for name in names]
 
 
-def staging_statements(schema: str, dialect: str) -> list[str]:
+def staging_statements(schema: str, dialect: Dialect) -> list[str]:
     """Empty temporary copies of ``events`` and ``event_data`` to receive one ingestion batch.
 
-    On PostgreSQL they drop themselves at commit (after the bulk writer's ANALYZE); on DuckDB
-    :func:`store_staged_statements` drops them.
+    Where the dialect has ``ON COMMIT DROP`` (PostgreSQL) they drop themselves at commit (after
+    the bulk writer's ANALYZE); elsewhere (DuckDB) :func:`store_staged_statements` drops them.
     """
-    on_commit = " ON COMMIT DROP" if dialect == "postgresql" else ""
+    on_commit = " ON COMMIT DROP" if dialect.on_commit_drop else ""
     return [
         *drop_temp_tables([STAGED_EVENTS, STAGED_DATA]),
         f"CREATE TEMP TABLE {STAGED_EVENTS}{on_commit} AS SELECT * FROM {schema}.events WHERE 1 = 0",
@@ -71,7 +73,7 @@ def staging_statements(schema: str, dialect: str) -> list[str]:
     ]
 
 
-def store_staged_statements(schema: str, dialect: str) -> tuple[list[str], str, list[str]]:
+def store_staged_statements(schema: str, dialect: Dialect) -> tuple[list[str], str, list[str]]:
     """(drop already-stored message ids, count what is left, store it and drop the staging)."""
     events_columns = ", ".join(event_tables(schema)["events"].column_names)
     data_columns = ", ".join(event_tables(schema)["event_data"].column_names)
@@ -84,16 +86,14 @@ def store_staged_statements(schema: str, dialect: str) -> tuple[list[str], str, 
         f"INSERT INTO {schema}.events ({events_columns}) SELECT {events_columns} FROM {STAGED_EVENTS}",
         (f"INSERT INTO {schema}.event_data ({data_columns}) SELECT {data_columns} FROM {STAGED_DATA} "
         f"WHERE event_id IN (SELECT id FROM {STAGED_EVENTS})"),
-        *(drop_temp_tables([STAGED_EVENTS, STAGED_DATA]) if dialect == "duckdb" else []),
+        *(drop_temp_tables([STAGED_EVENTS, STAGED_DATA]) if not dialect.on_commit_drop else []),
     ]
     return drop_duplicates, f"SELECT count(*) FROM {STAGED_EVENTS}", store
 
 
-def numeric(expression: str, dialect: str) -> str:
+def numeric(expression: str, dialect: Dialect) -> str:
     """``expression`` (text) as a double, NULL when it is not a decimal number."""
-    match = f"regexp_full_match({expression}, '{NUMBER_PATTERN}')" if dialect == "duckdb" else f"{expression} ~ '{NUMBER_PATTERN}'"
-    cast = "DOUBLE" if dialect == "duckdb" else "DOUBLE PRECISION"
-    return f"CASE WHEN {match} THEN CAST({expression} AS {cast}) END"
+    return f"CASE WHEN {dialect.full_match(expression, NUMBER_PATTERN)} THEN CAST({expression} AS {dialect.double_type}) END"
 
 
 # ---------------------------------------------------------------- exploration
@@ -173,7 +173,7 @@ class _Params:
         return ":" + name
 
 
-def profile_properties_query(schema: str, dialect: str, properties: Sequence[Any], window_starts: Sequence[Any]) -> tuple[str, dict[str, Any]]:
+def profile_properties_query(schema: str, dialect: Dialect, properties: Sequence[Any], window_starts: Sequence[Any]) -> tuple[str, dict[str, Any]]:
     """One row per profile with one column per property (validated :class:`PropertySpec` objects).
 
     ``window_starts[i]`` is the lower occurred_at bound of property ``i``'s "last N days" rule
@@ -191,7 +191,7 @@ def profile_properties_query(schema: str, dialect: str, properties: Sequence[Any
     return sql, params.values
 
 
-def _property_subquery(schema: str, dialect: str, spec: Any, window_start: Any, params: _Params) -> str:
+def _property_subquery(schema: str, dialect: Dialect, spec: Any, window_start: Any, params: _Params) -> str:
     where = [f"e.type = {params.bind('type', spec.type)}", "e.profile_id IS NOT NULL"]
     if spec.since is not None:
         where.append(f"e.occurred_at >= {params.bind('since', spec.since)}")
@@ -223,7 +223,7 @@ def _property_subquery(schema: str, dialect: str, spec: Any, window_start: Any, 
             f"FROM {source} WHERE {conditions}) ranked WHERE position = 1")
 
 
-def _payload_filter(schema: str, dialect: str, f: Any, params: _Params) -> str:
+def _payload_filter(schema: str, dialect: Dialect, f: Any, params: _Params) -> str:
     """An EXISTS over the event's payload: events lacking the key never match."""
     key = params.bind("filter_key", f.key)
     if f.op in ("greater", "less"):

@@ -27,7 +27,6 @@ MULTIPLE = "__multiple__"
 OTHER = "(other)"
 NULL_VALUE = "(null)"
 DEFAULT_TOP_N = 20
-SOURCE_DIALECT = "postgres"
 
 
 @dataclass(frozen=True)
@@ -450,44 +449,6 @@ def discovery_query(aq: AssignmentQuery) -> CompiledQuery:
 def probe_columns_query(sql: str) -> str:
     """A query returning no rows but the columns of ``sql`` (to check them before the real query)."""
     return f"SELECT * FROM ({sql}) q WHERE 1 = 0"
-
-
-def transpile(sql: str, dialect: str, params: dict[str, Any] | None = None) -> str:
-    """``sql`` (DuckDB/PostgreSQL text) in ``dialect`` (``spark``, ``bigquery``, ``snowflake``,
-    ``trino``, …); with ``params`` the ``:name`` placeholders become typed literals built by sqlglot
-    (for engines without bound parameters, e.g. Spark SQL), never string concatenation."""
-    import sqlglot
-    from sqlglot import exp
-
-    tree = sqlglot.parse_one(sql, read=SOURCE_DIALECT)
-    if params is not None:
-        def literal(node: exp.Expression) -> exp.Expression:
-            if isinstance(node, exp.Placeholder) and node.name:
-                if node.name not in params:
-                    raise KeyError(f"no value for the parameter :{node.name}")
-                return _literal(params[node.name])
-            return node
-
-        tree = tree.transform(literal)
-    return tree.sql(dialect=dialect)
-
-
-def _literal(value: Any):
-    import datetime as dt
-
-    from sqlglot import exp
-
-    if value is None:
-        return exp.Null()
-    if isinstance(value, bool):
-        return exp.Boolean(this=value)
-    if isinstance(value, (int, float)):
-        return exp.Literal.number(repr(value) if isinstance(value, float) else value)
-    if isinstance(value, dt.datetime):
-        return exp.cast(exp.Literal.string(value.isoformat(sep=" ")), "TIMESTAMP")
-    if isinstance(value, dt.date):
-        return exp.cast(exp.Literal.string(value.isoformat()), "DATE")
-    return exp.Literal.string(str(value))
 
 
 def _plan(config: Config, experiment: ExperimentConfig, dimension: str | None, top_n: int, metrics: tuple[Metric, ...] | None) -> _Plan:

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime
 
-from workbench.db.connection import Database
+from workbench.db.connection import SqlDatabase
 from workbench.errors import WorkbenchError
 from workbench.generator.planted import PLANTED_EXPERIMENTS, PlantedExperiment, truth_table
 
@@ -44,7 +44,7 @@ def checked_arguments(users: int, seed: int, days: int, start: str | date) -> da
     return datetime(start.year, start.month, start.day, tzinfo=UTC)
 
 
-def generate(db: Database, users: int = 10_000, seed: int = 1, days: int = 60, start: str | date = "2026-09-25") -> dict[str, int]:
+def generate(db: SqlDatabase, users: int = 10_000, seed: int = 1, days: int = 60, start: str | date = "2026-09-25") -> dict[str, int]:
     """Replace the five sample tables and ``generator_truth`` in ``db`` with ``users`` simulated users
     active over ``days`` days from ``start`` (UTC); return the rows written per table."""
     from workbench.db.bulk_write import write_transaction

@@ -27,7 +27,7 @@ def table_row_counts(db: Database) -> pd.DataFrame:
     names = sorted(inspector.get_table_names(schema=inspector.default_schema_name))
     if not names:
         return pd.DataFrame({"table": pd.Series(dtype=str), "rows": pd.Series(dtype="int64")})
-    quote = db.engine.dialect.identifier_preparer.quote
+    quote = db.dialect.quote
     sql = "\nUNION ALL\n".join(f"SELECT :t{i} AS table_name, COUNT(*) AS n_rows FROM {quote(name)}" for i, name in enumerate(names))
     frame = db.sql(sql, **{f"t{i}": name for i, name in enumerate(names)}).rename(columns={"table_name": "table", "n_rows": "rows"})
     frame["rows"] = frame["rows"].astype("int64")

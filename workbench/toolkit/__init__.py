@@ -21,7 +21,7 @@ from typing import Any
 
 import pandas as pd
 
-from workbench.db.connection import DEFAULT_ROW_LIMIT, Database
+from workbench.db.connection import DEFAULT_ROW_LIMIT, SqlDatabase
 from workbench.toolkit import queries
 from workbench.toolkit.frames import (
     EventCounts,
@@ -44,7 +44,7 @@ ALL_UNITS = "(all)"
 class Toolkit:
     """The canonical queries over ``source`` (a built-in or configured name, or an EventSource)."""
 
-    def __init__(self, db: Database, source: str | EventSource = "growthbook_pages", config_path: Path | None = None) -> None:
+    def __init__(self, db: SqlDatabase, source: str | EventSource = "growthbook_pages", config_path: Path | None = None) -> None:
         self.db = db
         self.source = resolve_source(source, config_path)
 

@@ -8,7 +8,7 @@ Load it once per notebook with ``%load_ext workbench.toolkit.magics``, then::
 ``{name}`` and ``:name`` are bound parameters whose values come from the notebook's variables
 (never pasted into the SQL text). The result is a DataFrame, returned (so it displays) and, when
 a name follows ``%%sql``, also stored in that variable. The connection is the notebook's ``db``
-when it is a :class:`~workbench.db.connection.Database`, else ``workbench.connect()`` (opened once);
+when it is a :class:`~workbench.db.Database`, else ``workbench.connect()`` (opened once);
 ``--db NAME`` picks another variable and ``--limit N`` changes the row limit (``--limit 0``: all).
 """
 from __future__ import annotations
@@ -20,7 +20,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from workbench.db.connection import DEFAULT_ROW_LIMIT, Database, connect
+from workbench.db import Database
+from workbench.db.connection import DEFAULT_ROW_LIMIT, connect
 from workbench.errors import WorkbenchError
 from workbench.db.sql_files import IDENTIFIER
 

@@ -28,7 +28,7 @@ if _LOG:
         db = _original(*args, **kwargs)
         module, function = _caller()
         entry = {"pid": os.getpid(), "module": module, "function": function, "read_only": db.read_only,
-                 "dialect": db.dialect_name, "argv": sys.argv[:3]}
+                 "dialect": db.dialect.name, "argv": sys.argv[:3]}
         if db.read_only:
             try:
                 with db.engine.begin() as conn:

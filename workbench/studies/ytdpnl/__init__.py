@@ -1,7 +1,7 @@
 """The YouTube personalization study (seed 002): its production schema, a generator, the seed's
 analyses, sanity checks and an HTTP API client returning the same frames.
 
-Every analysis takes a :class:`~workbench.db.connection.Database` first; ``schema=None`` reads the
+Every analysis takes a :class:`~workbench.db.connection.SqlDatabase` first; ``schema=None`` reads the
 connection's search path (``public`` on a real copy of the study database), ``schema="ytdpnl"``
 the workbench's own generated copy.
 """

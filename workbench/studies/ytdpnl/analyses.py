@@ -1,6 +1,6 @@
 """The seed's analyses of the study, each one SQL file of ``sql/ytdpnl/`` run in the database.
 
-Every function takes a :class:`~workbench.db.connection.Database` first and returns a small
+Every function takes a :class:`~workbench.db.connection.SqlDatabase` first and returns a small
 DataFrame whose ``attrs["sql"]`` holds what ran. Common keyword arguments: ``schema`` (where the
 study's tables are; None = the connection's search path, e.g. ``public`` on a real copy),
 ``codes`` (a participant subset; None = everyone), ``start``/``end`` (a time window, start
@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from workbench.db.connection import Database
+from workbench.db.connection import SqlDatabase
 from workbench.errors import WorkbenchError
 from workbench.studies.ytdpnl.daily_rules import FIGURES
 from workbench.studies.ytdpnl.tables import codes_parameter, study_query, time_window
@@ -33,7 +33,7 @@ def epoch_milliseconds(values: pd.Series) -> pd.Series:
     return out
 
 
-def participants_report(db: Database, *, schema: str | None = None, codes: Iterable[str] | None = None) -> pd.DataFrame:
+def participants_report(db: SqlDatabase, *, schema: str | None = None, codes: Iterable[str] | None = None) -> pd.DataFrame:
     """Rows of the seed's ``ParticipantsReportRow``: identifier (the code), phase,
     activated_browser_extension_at and the latest transition to phases 1, 2 and 0, in epoch ms."""
     frame = study_query(db, "participants_report", schema, **codes_parameter(codes))
@@ -43,7 +43,7 @@ def participants_report(db: Database, *, schema: str | None = None, codes: Itera
     return frame
 
 
-def participants(db: Database, *, schema: str | None = None, codes: Iterable[str] | None = None) -> pd.DataFrame:
+def participants(db: SqlDatabase, *, schema: str | None = None, codes: Iterable[str] | None = None) -> pd.DataFrame:
     """The participants in id order: id, code, arm, phase, is_paid, extension_activated_at, created_at."""
     frame = study_query(db, "participants", schema, **codes_parameter(codes))
     frame["phase"] = frame["phase"].astype("int64")
@@ -58,7 +58,7 @@ def millisecond_timestamps(frame: pd.DataFrame, columns: Iterable[str]) -> pd.Da
     return frame
 
 
-def participant_overview(db: Database, min_pages: int = 10, *, schema: str | None = None, codes: Iterable[str] | None = None,
+def participant_overview(db: SqlDatabase, min_pages: int = 10, *, schema: str | None = None, codes: Iterable[str] | None = None,
                          start: Any = None, end: Any = None) -> pd.DataFrame:
     """The seed's overview of participants with at least ``min_pages`` distinct page urls viewed
     (sessions created in the window): n_sessions, first_session, last_session, n_pages_viewed,
@@ -74,7 +74,7 @@ def participant_overview(db: Database, min_pages: int = 10, *, schema: str | Non
     return frame
 
 
-def participant_summary(db: Database, code: str, *, schema: str | None = None, start: Any = None, end: Any = None) -> pd.DataFrame:
+def participant_summary(db: SqlDatabase, code: str, *, schema: str | None = None, start: Any = None, end: Any = None) -> pd.DataFrame:
     """One row per session of participant ``code`` (latest first): session_id, session_uuid,
     created_at, started_at and ended_at (first and last event), event_count. ``attrs`` also holds
     n_sessions, first_session and latest_session as GET /api/participant/:code gives them."""
@@ -93,28 +93,28 @@ def _positive_limit(limit: int) -> int:
     return int(limit)
 
 
-def latest_sessions(db: Database, code: str, limit: int = 50, *, schema: str | None = None) -> pd.DataFrame:
+def latest_sessions(db: SqlDatabase, code: str, limit: int = 50, *, schema: str | None = None) -> pd.DataFrame:
     """The seed's latest sessions of participant ``code``: code, session_id, session_uuid, created_at (latest first)."""
     frame = study_query(db, "latest_sessions", schema, code=str(code), limit=_positive_limit(limit))
     frame["session_uuid"] = frame["session_uuid"].astype(str)
     return millisecond_timestamps(frame, ["created_at"])
 
 
-def latest_watch_times(db: Database, code: str, limit: int = 50, *, schema: str | None = None) -> pd.DataFrame:
+def latest_watch_times(db: SqlDatabase, code: str, limit: int = 50, *, schema: str | None = None) -> pd.DataFrame:
     """The seed's watch times of the latest videos of participant ``code``: code, event_id, url, created_at, seconds_watched."""
     frame = study_query(db, "latest_watch_times", schema, code=str(code), limit=_positive_limit(limit))
     frame["seconds_watched"] = frame["seconds_watched"].astype("float64")
     return millisecond_timestamps(frame, ["created_at"])
 
 
-def latest_recommendations(db: Database, code: str, limit: int = 50, *, schema: str | None = None) -> pd.DataFrame:
+def latest_recommendations(db: SqlDatabase, code: str, limit: int = 50, *, schema: str | None = None) -> pd.DataFrame:
     """The seed's latest recommendation items shown to participant ``code`` with their videos:
     code, event_id, url, created_at, list_type, video_type, position, video_id, youtube_id, title, video_url."""
     frame = study_query(db, "latest_recommendations", schema, code=str(code), limit=_positive_limit(limit))
     return millisecond_timestamps(frame, ["created_at"])
 
 
-def session_events(db: Database, session_uuid: str, *, schema: str | None = None) -> pd.DataFrame:
+def session_events(db: SqlDatabase, session_uuid: str, *, schema: str | None = None) -> pd.DataFrame:
     """The events of one session newest first: id, type, url, context, arm, phase, created_at,
     seconds_watched (WATCH_TIME) and, for RECOMMENDATIONS_SHOWN, the lists ``non_personalized``,
     ``personalized`` and ``shown`` (lists of dicts youtube_id, url, title, video_type, by position)."""
@@ -144,7 +144,7 @@ def _check_uuid(value: str) -> None:
         raise WorkbenchError(f"session_uuid={value!r} is not a UUID: pass a session's uuid (e.g. from participant_summary).") from None
 
 
-def daily_activity(db: Database, *, schema: str | None = None, codes: Iterable[str] | None = None, start: Any = None, end: Any = None) -> pd.DataFrame:
+def daily_activity(db: SqlDatabase, *, schema: str | None = None, codes: Iterable[str] | None = None, start: Any = None, end: Any = None) -> pd.DataFrame:
     """Per participant and day: the five figures recomputed from raw events with the server's
     rules, the stored ``stored_*`` figures of daily_activity_time, and ``matches`` (every figure
     equal, real-valued ones within 1e-3 s; False when the day is missing on either side)."""
@@ -160,7 +160,7 @@ def daily_activity(db: Database, *, schema: str | None = None, codes: Iterable[s
     return frame
 
 
-def transition_audit(db: Database, by: str = "transition", *, schema: str | None = None, codes: Iterable[str] | None = None,
+def transition_audit(db: SqlDatabase, by: str = "transition", *, schema: str | None = None, codes: Iterable[str] | None = None,
                      start: Any = None, end: Any = None) -> pd.DataFrame:
     """Which days met each transition's ANY/ALL thresholds (``by="day"``: one row per transition
     and stored day of the phase it ends, with ``matched``), or per transition (``by="transition"``):
@@ -191,7 +191,7 @@ def transition_audit(db: Database, by: str = "transition", *, schema: str | None
     return frame
 
 
-def monitoring(db: Database, start: Any = None, end: Any = None, *, top: int = 10, schema: str | None = None,
+def monitoring(db: SqlDatabase, start: Any = None, end: Any = None, *, top: int = 10, schema: str | None = None,
                codes: Iterable[str] | None = None) -> pd.DataFrame:
     """Page views in the window: section 'total' (key 'all'), 'path_type' (home, watch, search,
     channel, other) and the ``top`` most viewed 'url's, each with page_views, share of all page

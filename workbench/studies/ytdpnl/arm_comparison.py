@@ -11,13 +11,13 @@ from typing import Any
 
 import pandas as pd
 
-from workbench.db.connection import Database
+from workbench.db.connection import SqlDatabase
 from workbench.studies.ytdpnl.tables import codes_parameter, study_query, time_window
 
 CONTROL, TREATMENT = "control", "treatment"
 
 
-def arm_sufficient_statistics(db: Database, *, schema: str | None = None, codes: Iterable[str] | None = None,
+def arm_sufficient_statistics(db: SqlDatabase, *, schema: str | None = None, codes: Iterable[str] | None = None,
                               start: Any = None, end: Any = None) -> pd.DataFrame:
     """One row per metric and arm in the shape of docs/sufficient-statistics.md (overall rows only)."""
     frame = study_query(db, "arm_comparison", schema, **time_window(start, end), **codes_parameter(codes))
@@ -30,7 +30,7 @@ def arm_sufficient_statistics(db: Database, *, schema: str | None = None, codes:
     return frame
 
 
-def arm_comparison(db: Database, *, schema: str | None = None, codes: Iterable[str] | None = None, start: Any = None,
+def arm_comparison(db: SqlDatabase, *, schema: str | None = None, codes: Iterable[str] | None = None, start: Any = None,
                    end: Any = None, alpha: float = 0.05) -> pd.DataFrame:
     """Per metric (clicks by kind, home injected tile clicks, watch time, pages viewed, share of
     non-personalized clicks): control and treatment means, the absolute effect with its

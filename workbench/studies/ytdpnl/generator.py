@@ -22,7 +22,7 @@ import pandas as pd
 import pyarrow as pa
 
 from workbench.db.bulk_write import BulkWriter, write_transaction
-from workbench.db.connection import Database
+from workbench.db.connection import SqlDatabase
 from workbench.errors import WorkbenchError
 from workbench.progress import progress_bar
 from workbench.db.sql_files import TableDefinition
@@ -33,7 +33,6 @@ from workbench.studies.ytdpnl.tables import (
     STUDY_TYPES,
     WORKBENCH_SCHEMA,
     schema_statements,
-    search_path_statement,
     study_schema,
 )
 
@@ -124,7 +123,7 @@ class GeneratedStudy:
 
 
 def generate_study(
-    db: Database,
+    db: SqlDatabase,
     size: str | StudySize = "pilot",
     seed: int = 0,
     schema: str = WORKBENCH_SCHEMA,
@@ -173,21 +172,20 @@ def generate_study(
             rows[name] = rows.get(name, 0) + _append(writer, name, frame, order)
         if faults is not None:
             faults.missing_video_metadata = study.videos_without_metadata
-        if db.dialect_name == "postgresql":
-            for table in STUDY_TABLES:
-                if table != "watch_time":
-                    writer.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), GREATEST((SELECT max(id) FROM {table}), 1))")
+        for table in STUDY_TABLES:
+            if table != "watch_time" and (reset := db.dialect.sequence_reset(table)):
+                writer.execute(reset)
     return GeneratedStudy(schema, rows, faults, time.perf_counter() - began)
 
 
 _WRITE_ORDER = ("participant", "session", "event", "watch_time", "video_list_item", "daily_activity_time", "transition_event", "voucher")
 
 
-def _create_tables(writer: BulkWriter, db: Database, schema: str) -> None:
+def _create_tables(writer: BulkWriter, db: SqlDatabase, schema: str) -> None:
     writer.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
-    writer.execute(search_path_statement(db, schema))
+    writer.execute(db.dialect.set_search_path(schema))
     for table in STUDY_TABLES:
-        writer.execute(f"DROP TABLE IF EXISTS {schema}.{table}{' CASCADE' if db.dialect_name == 'postgresql' else ''}")
+        writer.execute(db.dialect.drop_table(f"{schema}.{table}", cascade=True))
     for type_name in STUDY_TYPES:
         writer.execute(f"DROP TYPE IF EXISTS {schema}.{type_name}")
     for statement in schema_statements(db):
@@ -209,7 +207,7 @@ def _column_order(writer: BulkWriter, schema: str) -> dict[str, list[str]]:
 def _append(writer: BulkWriter, name: str, frame: pd.DataFrame, order: dict[str, list[str]]) -> int:
     """Append ``frame`` (every column of table ``name``) in the table's column order."""
     frame = frame[order[name]]
-    if writer.dialect == "postgresql":
+    if writer.dialect.bulk_load == "copy":  # COPY's CSV reads a text[] column from its literal
         frame = frame.assign(**{c: frame[c].map(_array_literal) for c in frame.columns if frame[c].map(type).eq(list).any()})
     table = pa.Table.from_pandas(frame, preserve_index=False)
     for index, column in enumerate(table.schema):

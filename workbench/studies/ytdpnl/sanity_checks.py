@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from workbench.db.connection import Database
+from workbench.db.connection import SqlDatabase
 from workbench.errors import WorkbenchError
 from workbench.db.sql_files import read_sql
 from workbench.studies.ytdpnl.tables import run_study_sql
@@ -45,7 +45,7 @@ class SanityCheckResults:
         return "\n".join(f"{r.check:>36}: {r.n_offending}" for r in self.summary.itertuples())
 
 
-def sanity_checks(db: Database, *, schema: str | None = None, max_rows: int = 20, max_gap_seconds: float = 5.0) -> SanityCheckResults:
+def sanity_checks(db: SqlDatabase, *, schema: str | None = None, max_rows: int = 20, max_gap_seconds: float = 5.0) -> SanityCheckResults:
     """Run every check of :data:`CHECKS`; ``max_gap_seconds`` is the largest accepted gap between
     a video page's PAGE_VIEW and its RECOMMENDATIONS_SHOWN."""
     if int(max_rows) != max_rows or max_rows < 1:

@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 import sqlalchemy as sa
 
-from workbench.db.connection import Database, explain_error
+from workbench.db.connection import SqlDatabase, explain_error
 from workbench.errors import DatabaseError, WorkbenchError, shown
 from workbench.db.sql_files import IDENTIFIER, read_sql, statements
 
@@ -30,13 +30,6 @@ def study_schema(schema: str | None) -> str | None:
     if not isinstance(schema, str) or not IDENTIFIER.match(schema):
         raise WorkbenchError(f"schema={shown(schema)} is not a plain SQL identifier: use letters, digits and underscores (at most 63), e.g. 'ytdpnl' or 'public'.")
     return schema
-
-
-def search_path_statement(db: Database, schema: str, local: bool = True) -> str:
-    """The statement that points unqualified names at ``schema`` (validated) for this dialect."""
-    if db.dialect_name == "postgresql":  # quoted lower case: what PostgreSQL makes of a bare name, keywords (e.g. user) included
-        return f"SET {'LOCAL ' if local else ''}search_path TO \"{schema.lower()}\""
-    return f"SET search_path = '{schema}'"
 
 
 def codes_parameter(codes: Iterable[str] | None) -> dict[str, Any]:
@@ -78,7 +71,7 @@ def _is_day(value: Any) -> bool:
     return (isinstance(value, str) and len(value.strip()) == 10) or (isinstance(value, dt.date) and not isinstance(value, dt.datetime))
 
 
-def study_query(db: Database, name: str, schema: str | None = None, **params: Any) -> pd.DataFrame:
+def study_query(db: SqlDatabase, name: str, schema: str | None = None, **params: Any) -> pd.DataFrame:
     """Run ``sql/ytdpnl/<name>.sql`` in ``schema`` with bound ``params``; ``attrs["sql"]`` holds the SQL.
 
     A ``codes`` list is bound as an expanding ``IN`` list.
@@ -86,7 +79,7 @@ def study_query(db: Database, name: str, schema: str | None = None, **params: An
     return run_study_sql(db, read_sql(f"ytdpnl/{name}.sql"), schema, **params)
 
 
-def run_study_sql(db: Database, sql: str, schema: str | None = None, **params: Any) -> pd.DataFrame:
+def run_study_sql(db: SqlDatabase, sql: str, schema: str | None = None, **params: Any) -> pd.DataFrame:
     """Run ``sql`` (a study SQL file's text, possibly wrapped) as :func:`study_query` does."""
     schema = study_schema(schema)
     statement = sa.text(sql)
@@ -95,13 +88,13 @@ def run_study_sql(db: Database, sql: str, schema: str | None = None, **params: A
     try:
         with db.engine.begin() as conn:
             if schema:
-                conn.exec_driver_sql(search_path_statement(db, schema))
+                conn.exec_driver_sql(db.dialect.set_search_path(schema))
             try:
                 result = conn.execute(statement, params)
                 frame = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
             finally:
-                if schema and db.dialect_name == "duckdb":
-                    conn.exec_driver_sql("RESET search_path")
+                if schema and (reset := db.dialect.reset_search_path()):
+                    conn.exec_driver_sql(reset)
     except sa.exc.SQLAlchemyError as exc:
         error = explain_error(exc, db)
         low = str(error).lower()
@@ -114,9 +107,9 @@ def run_study_sql(db: Database, sql: str, schema: str | None = None, **params: A
     return frame
 
 
-def schema_statements(db: Database) -> list[str]:
-    """The DDL statements of the study for ``db``'s dialect (DuckDB or PostgreSQL)."""
-    return statements(f"ytdpnl/schema_{'duckdb' if db.dialect_name == 'duckdb' else 'postgresql'}.sql")
+def schema_statements(db: SqlDatabase) -> list[str]:
+    """The DDL statements of the study for ``db``'s dialect (``sql/ytdpnl/schema_<dialect>.sql``)."""
+    return statements(f"ytdpnl/schema_{db.dialect.name}.sql")
 
 
 STUDY_TABLES = (

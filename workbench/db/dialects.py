@@ -1,0 +1,150 @@
+"""Every difference between the SQL engines the workbench runs on: DuckDB, PostgreSQL, Spark SQL.
+
+Each engine is one frozen :class:`Dialect` in :data:`DIALECTS`; code asks ``db.dialect.<fact>``
+(or calls one of its SQL-snippet methods) instead of comparing engine names, so adding a dialect
+is one entry here. The rest of this module is what all dialects share: the transpilation of the
+workbench's SQL into another engine's dialect (:func:`transpile`).
+
+The SQL the workbench writes (experiment queries, ``sql/``) is the text DuckDB and PostgreSQL
+both run, read by sqlglot as :data:`SOURCE_DIALECT`; engines that need other text (Spark SQL)
+transpile it. Opening a session (driver arguments, read-only mode, statement timeout) is the
+driver's business: ``_ENGINE_BUILDERS`` in :mod:`workbench.db.connection` for engines reached
+through SQLAlchemy, the database class itself otherwise (:class:`workbench.db.spark.SparkDatabase`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+# sqlglot's name for the text the workbench writes (DuckDB and PostgreSQL both run it)
+SOURCE_DIALECT = "postgres"
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """What differs on one SQL engine. Facts are fields; SQL that differs is built by the methods."""
+
+    name: str  # the workbench's name, the key of DIALECTS and SQLAlchemy's backend name: duckdb, postgresql, spark
+    title: str  # its name in messages
+    sqlglot: str  # sqlglot's name for it (transpile(), parsing)
+    # -- URLs and sessions (workbench.db.settings, workbench.db.connection)
+    url_example: str | None  # a URL naming it, for messages; None: connect() does not open it (Spark: wrap a SparkSession)
+    url_drivername: str | None  # the SQLAlchemy driver every URL is normalised to; None: the URL's own
+    url_drivers: tuple[str, ...]  # drivers a URL may name (normalised to url_drivername); empty: any
+    embedded: bool  # an in-process file (path resolved, no password) rather than a server (password from the environment)
+    server_side_cursors: bool  # row-returning queries stream through a server-side cursor, so only the rows kept travel
+    # -- SQL text
+    identifier_quote: str  # the character that quotes an identifier
+    double_type: str  # the 8-byte float type in CAST
+    regexp_full_match: str | None  # "{expression}" fully matches '{pattern}'; None: not needed (read-only engine)
+    set_local: bool  # SET LOCAL exists (a setting ends with the transaction); otherwise RESET it afterwards
+    folds_to_lower_case: bool  # unquoted identifiers are folded to lower case (PostgreSQL), so a quoted name must be lower case
+    drop_table_cascade: bool  # DROP TABLE takes CASCADE (drops what depends on the table)
+    serial_sequences: bool  # SERIAL columns draw from a sequence that rows written with explicit ids do not advance
+    on_commit_drop: bool  # CREATE TEMP TABLE … ON COMMIT DROP: temporary tables drop themselves at commit
+    # -- bulk writes (workbench.db.bulk_write)
+    bulk_load: Literal["arrow", "copy"] | None  # Arrow scan into the table, or COPY … FROM STDIN (FORMAT csv); None: not writable
+    autocommit_driver: bool  # the driver connection autocommits: a write transaction begins, commits and rolls back on it
+    analyze_after_write: bool  # ANALYZE written tables before commit (fresh planner statistics: else joins plan as nested loops)
+    cheap_index_updates: bool  # an index on an often-updated column is cheap; DuckDB rewrites the row and its index entries on each update
+
+    def quote(self, name: str) -> str:
+        """``name`` as a quoted identifier (any text; the quote character doubled inside)."""
+        q = self.identifier_quote
+        return q + name.replace(q, q + q) + q
+
+    def full_match(self, expression: str, pattern: str) -> str:
+        """A condition: the text ``expression`` matches the regular expression ``pattern`` whole
+        (``pattern`` anchored with ^…$; it is written as a string literal)."""
+        if self.regexp_full_match is None:
+            raise NotImplementedError(f"{self.name}: no regular-expression match is defined for this dialect")
+        return self.regexp_full_match.format(expression=expression, pattern=pattern.replace("'", "''"))
+
+    def set_search_path(self, schema: str, local: bool = True) -> str:
+        """The statement pointing unqualified names at ``schema`` (a validated identifier).
+
+        ``local``: only until the transaction ends, where the engine can (:attr:`set_local`);
+        elsewhere run :meth:`reset_search_path` afterwards."""
+        if self.folds_to_lower_case:  # quoted lower case: what the engine makes of a bare name, keywords (e.g. user) included
+            return f"SET {'LOCAL ' if local and self.set_local else ''}search_path TO \"{schema.lower()}\""
+        return f"SET search_path = '{schema}'"
+
+    def reset_search_path(self) -> str | None:
+        """The statement undoing :meth:`set_search_path` (``None``: it ended with the transaction)."""
+        return None if self.set_local else "RESET search_path"
+
+    def drop_table(self, table: str, cascade: bool = False) -> str:
+        """``DROP TABLE IF EXISTS table``; with ``cascade``, also what depends on it where the engine can."""
+        return f"DROP TABLE IF EXISTS {table}{' CASCADE' if cascade and self.drop_table_cascade else ''}"
+
+    def sequence_reset(self, table: str, column: str = "id") -> str | None:
+        """After rows were written with explicit ``column`` values: the statement moving the
+        column's sequence past them (``None``: the engine has no such sequence)."""
+        if not self.serial_sequences:
+            return None
+        return f"SELECT setval(pg_get_serial_sequence('{table}', '{column}'), GREATEST((SELECT max({column}) FROM {table}), 1))"
+
+
+DUCKDB = Dialect(
+    name="duckdb", title="DuckDB", sqlglot="duckdb",
+    url_example="duckdb:///path/to/file.duckdb", url_drivername=None, url_drivers=(), embedded=True, server_side_cursors=False,
+    identifier_quote='"', double_type="DOUBLE", regexp_full_match="regexp_full_match({expression}, '{pattern}')",
+    set_local=False, folds_to_lower_case=False, drop_table_cascade=False, serial_sequences=False, on_commit_drop=False,
+    bulk_load="arrow", autocommit_driver=True, analyze_after_write=False, cheap_index_updates=False,
+)
+POSTGRESQL = Dialect(
+    name="postgresql", title="PostgreSQL", sqlglot="postgres",
+    url_example="postgresql+psycopg://user@host:5432/dbname", url_drivername="postgresql+psycopg",
+    url_drivers=("psycopg", "postgresql", "psycopg2"), embedded=False, server_side_cursors=True,
+    identifier_quote='"', double_type="DOUBLE PRECISION", regexp_full_match="{expression} ~ '{pattern}'",
+    set_local=True, folds_to_lower_case=True, drop_table_cascade=True, serial_sequences=True, on_commit_drop=True,
+    bulk_load="copy", autocommit_driver=False, analyze_after_write=True, cheap_index_updates=True,
+)
+SPARK = Dialect(
+    name="spark", title="Spark SQL", sqlglot="spark",
+    url_example=None, url_drivername=None, url_drivers=(), embedded=False, server_side_cursors=False,
+    identifier_quote="`", double_type="DOUBLE", regexp_full_match=None,
+    set_local=False, folds_to_lower_case=False, drop_table_cascade=False, serial_sequences=False, on_commit_drop=False,
+    bulk_load=None, autocommit_driver=False, analyze_after_write=False, cheap_index_updates=False,
+)
+DIALECTS: dict[str, Dialect] = {d.name: d for d in (DUCKDB, POSTGRESQL, SPARK)}
+
+
+def transpile(sql: str, dialect: str | Dialect, params: dict[str, Any] | None = None) -> str:
+    """``sql`` (DuckDB/PostgreSQL text) in ``dialect`` (a :class:`Dialect` or a sqlglot name:
+    ``spark``, ``bigquery``, ``snowflake``, ``trino``, …); with ``params`` the ``:name``
+    placeholders become typed literals built by sqlglot (for engines without bound parameters,
+    e.g. Spark SQL), never string concatenation."""
+    import sqlglot
+    from sqlglot import exp
+
+    target = dialect.sqlglot if isinstance(dialect, Dialect) else dialect
+    tree = sqlglot.parse_one(sql, read=SOURCE_DIALECT)
+    if params is not None:
+        def literal(node: exp.Expression) -> exp.Expression:
+            if isinstance(node, exp.Placeholder) and node.name:
+                if node.name not in params:
+                    raise KeyError(f"no value for the parameter :{node.name}")
+                return _literal(params[node.name])
+            return node
+
+        tree = tree.transform(literal)
+    return tree.sql(dialect=target)
+
+
+def _literal(value: Any):
+    import datetime as dt
+
+    from sqlglot import exp
+
+    if value is None:
+        return exp.Null()
+    if isinstance(value, bool):
+        return exp.Boolean(this=value)
+    if isinstance(value, (int, float)):
+        return exp.Literal.number(repr(value) if isinstance(value, float) else value)
+    if isinstance(value, dt.datetime):
+        return exp.cast(exp.Literal.string(value.isoformat(sep=" ")), "TIMESTAMP")
+    if isinstance(value, dt.date):
+        return exp.cast(exp.Literal.string(value.isoformat()), "DATE")
+    return exp.Literal.string(str(value))
