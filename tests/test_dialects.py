@@ -90,3 +90,41 @@ def test_no_module_but_dialects_py_branches_on_an_engine_name():
         if found := _engine_name_comparisons(ast.parse(path.read_text(encoding="utf-8"))):
             offenders[rel] = found
     assert not offenders, offenders
+
+
+# ------------------------------------------------------------------ the one identifier rule
+def test_a_name_with_a_trailing_newline_is_not_an_identifier_anywhere(tmp_path):
+    from workbench.db.dialects import IDENTIFIER, LOWER_CASE_IDENTIFIER
+    from workbench.db.spark import SparkDatabase
+    from workbench.errors import ConfigError, DatabaseError, WorkbenchError
+    from workbench.events.settings import event_settings, validated_name
+    from workbench.experiments.config import NAME
+    from workbench.studies.ytdpnl.tables import study_schema
+    from workbench.toolkit.sources import configured_sources, event_source
+
+    assert NAME is IDENTIFIER  # the experiment config checks names with the same rule
+    for rule in (IDENTIFIER, LOWER_CASE_IDENTIFIER):
+        assert rule.match("clicks") and not rule.match("clicks\n") and not rule.match("x" * 64)
+    # `$` matched before a final newline: each of these took "clicks\n" as a plain name
+    with pytest.raises(ConfigError, match="must be a"):
+        event_source("bad", {"table": "clicks\n", "unit": "uid", "timestamp": "ts"})
+    with pytest.raises(ConfigError, match="must be a"):
+        event_source("bad", {"table": "clicks", "unit": "uid\n", "timestamp": "ts"})
+    config = tmp_path / "workbench.yml"
+    config.write_text('event_sources:\n  "clicks\\n":\n    table: clicks\n    unit: uid\n    timestamp: ts\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match="event source name"):
+        configured_sources(config)
+
+    class Untouched:
+        def sql(self, *args, **kwargs):
+            raise AssertionError("no SQL may run for a refused name")
+
+    with pytest.raises(DatabaseError, match="not a plain table name"):
+        SparkDatabase(session=None).register_from(Untouched(), ["orders\n"])
+    with pytest.raises(WorkbenchError, match="not a plain SQL identifier"):
+        study_schema("ytdpnl\n")
+    with pytest.raises(ConfigError, match="lower-case identifier"):
+        validated_name("grouparoo\n", "events.schema")
+    config.write_text('events:\n  schema: "grouparoo\\n"\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match="events.schema"):
+        event_settings(config)

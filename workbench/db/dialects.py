@@ -2,8 +2,9 @@
 
 Each engine is one frozen :class:`Dialect` in :data:`DIALECTS`; code asks ``db.dialect.<fact>``
 (or calls one of its SQL-snippet methods) instead of comparing engine names, so adding a dialect
-is one entry here. The rest of this module is what all dialects share: the transpilation of the
-workbench's SQL into another engine's dialect (:func:`transpile`).
+is one entry here. The rest of this module is what all dialects share: the one rule for a plain
+SQL identifier (:data:`IDENTIFIER`) and the transpilation of the workbench's SQL into another
+engine's dialect (:func:`transpile`).
 
 The SQL the workbench writes (experiment queries, ``sql/``) is the text DuckDB and PostgreSQL
 both run, read by sqlglot as :data:`SOURCE_DIALECT`; engines that need other text (Spark SQL)
@@ -13,8 +14,17 @@ through SQLAlchemy, the database class itself otherwise (:class:`workbench.db.sp
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, Literal
+
+# A plain SQL identifier (table, column, schema, variable name): letters, digits and _, not
+# starting with a digit, at most 63 characters (PostgreSQL cuts identifiers at 63). \Z, not $:
+# $ also matches before a trailing newline, which would let "name\n" through.
+IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}\Z")
+# The same in lower case only: names spliced in unquoted that must mean the same on every engine
+# (PostgreSQL folds unquoted names to lower case, DuckDB keeps them).
+LOWER_CASE_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}\Z")
 
 # sqlglot's name for the text the workbench writes (DuckDB and PostgreSQL both run it)
 SOURCE_DIALECT = "postgres"

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from workbench.db.dialects import DIALECTS, transpile
+from workbench.db.dialects import DIALECTS, IDENTIFIER, transpile
 from workbench.errors import DatabaseError
 
 
@@ -122,8 +122,6 @@ class SparkDatabase:
 
 
 def _identifier(name: str) -> str:
-    from workbench.db.sql_files import IDENTIFIER
-
-    if not IDENTIFIER.match(name):
+    if not isinstance(name, str) or not IDENTIFIER.match(name):
         raise DatabaseError(f"{name!r} is not a plain table name.")
     return name

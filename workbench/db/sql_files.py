@@ -6,9 +6,9 @@ from dataclasses import dataclass
 from functools import cache
 
 from workbench import paths
+from workbench.db.dialects import IDENTIFIER
 from workbench.errors import WorkbenchError
 
-IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")  # PostgreSQL cuts identifiers at 63 characters
 _CREATE_TABLE = re.compile(r"CREATE\s+TABLE\s+(\w+)\s*\((.*?)\)\s*;", re.IGNORECASE | re.DOTALL)
 
 

@@ -10,18 +10,18 @@ that name producers, and the declared profile properties.
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from workbench import paths
 from workbench.config_file import config_section
+from workbench.db.dialects import LOWER_CASE_IDENTIFIER
 from workbench.errors import ConfigError
 from workbench.redaction import register_secret
 
 DEFAULT_SCHEMA = "grouparoo"
-NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+NAME = LOWER_CASE_IDENTIFIER
 SECTION_KEYS = {"schema", "api_keys", "properties"}
 
 

@@ -19,10 +19,11 @@ from typing import Any
 
 from workbench import metric_types, paths
 from workbench.config_file import DATABASE_KEYS, read_config_file
+from workbench.db.dialects import IDENTIFIER
 from workbench.errors import ConfigError, shown
 from workbench.metric_types import EVENTS, RATIO, MetricType
 
-NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}\Z")  # PostgreSQL cuts identifiers at 63 characters
+NAME = IDENTIFIER  # a plain SQL identifier, the rule every module shares
 EXPERIMENT_KEY = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,99}\Z")  # at most 100 characters: keys name report folders
 TOP_KEYS = {"database", "identifier_types", "identity_joins", "assignment_queries", "metrics", "experiments"}
 # sections other modules own and validate themselves (workbench.events.settings, workbench.toolkit.sources)

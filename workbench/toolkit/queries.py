@@ -11,7 +11,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from workbench.db.sql_files import IDENTIFIER, read_sql
+from workbench.db.dialects import IDENTIFIER
+from workbench.db.sql_files import read_sql
 from workbench.toolkit.sources import EventSource
 
 GRAINS = ("hour", "day", "week", "month")

@@ -28,7 +28,7 @@ from typing import Any
 from workbench import paths
 from workbench.config_file import read_config_file
 from workbench.errors import ConfigError
-from workbench.db.sql_files import IDENTIFIER
+from workbench.db.dialects import IDENTIFIER
 
 
 @dataclass(frozen=True)
