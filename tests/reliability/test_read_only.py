@@ -197,8 +197,8 @@ def opened(monkeypatch):
 def own_session_entry_points(project) -> dict:
     """Entry points that open the project's database themselves when not given one."""
     from workbench.experiments.analysis import analyze
+    from workbench.experiments.discovery import discover_experiments
     from workbench.experiments.engine import (
-        discover_experiments,
         experiment,
         health_facts,
         sufficient_stats,
