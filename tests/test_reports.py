@@ -515,7 +515,7 @@ def test_dashboard_in_voila_answers_each_interaction(scheduled, artifacts_dir):
 
 # --- templates ------------------------------------------------------------------------------------
 def test_new_experiment_appends_a_valid_entry_and_keeps_comments(tmp_path):
-    from workbench.errors import ConfigError
+    from workbench.errors import ConfigError, WorkbenchError
     from workbench.scaffold import new_analysis, new_experiment
 
     path = write_config(tmp_path / "workbench.yml")
@@ -534,6 +534,9 @@ def test_new_experiment_appends_a_valid_entry_and_keeps_comments(tmp_path):
     nb = json.loads(notebook.read_text())
     assert nb["metadata"]["title"] == "Pricing deep dive" and "".join(nb["cells"][0]["source"]).startswith("# Pricing deep dive")
     assert [c for c in nb["cells"] if "parameters" in c.get("metadata", {}).get("tags", [])]
+    with pytest.raises(WorkbenchError, match="must be letters, digits and _"):
+        new_analysis("pricing\n", tmp_path)  # a trailing newline is not part of a name
+    assert not (tmp_path / "pricing\n.ipynb").exists()
 
 
 def test_cli_report_errors_are_one_sentence(tmp_path):

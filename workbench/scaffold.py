@@ -10,7 +10,7 @@ from pathlib import Path
 from workbench import paths
 from workbench.errors import ConfigError, WorkbenchError
 
-NOTEBOOK_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+NOTEBOOK_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*\Z")  # \Z: $ would let a trailing newline through
 
 
 def experiment_entry(key: str, assignment_query: str, start: dt.date, end: dt.date) -> str:

@@ -9,7 +9,8 @@ by their ``filter``), and returns sufficient statistics per variation × dimensi
 Values (experiment key, dates, variations, top N) are bound parameters (``:name``); identifiers
 come only from the validated config (plain names); numbers from the config (window hours, caps,
 quantile levels) are inlined as float literals. The text is written in the dialect DuckDB and
-PostgreSQL both run; :func:`transpile` turns it into Spark SQL, BigQuery, Snowflake or Trino.
+PostgreSQL both run; :func:`workbench.db.dialects.transpile` turns it into Spark SQL, BigQuery,
+Snowflake or Trino.
 """
 from __future__ import annotations
 

@@ -83,6 +83,7 @@ def report_data(
     ``setting_overrides`` are ``AnalysisSettings`` fields (engine, alpha, …)."""
     import time
 
+    from workbench.db.connection import SqlDatabase
     from workbench.experiments.analysis import analyze
     from workbench.experiments.config import load_config
     from workbench.experiments.cumulative import cumulative_effects, end_days
@@ -114,7 +115,7 @@ def report_data(
         "experiment": key,
         "config_file": str(config.path),
         "config_sha256": config_hash(config.path),
-        "database": getattr(getattr(db, "settings", None), "display_url", getattr(db, "dialect_name", "")),
+        "database": db.settings.display_url if isinstance(db, SqlDatabase) else db.dialect.title,
         "data_window": _data_window(exp, days),
         "dimension": dimension or None,
         "computed_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
