@@ -6,6 +6,7 @@ Builds the file from the stream simulator, then times ``workbench.events.ingest`
 DuckDB file (and a throwaway PostgreSQL server with --postgres), and checks that every line is
 accounted for. Prints one table row per engine.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,7 +27,13 @@ from workbench.events.simulate import simulate_stream
 
 KEY = "benchmark-key-0001"
 SETTINGS = EventSettings(schema="grouparoo", api_keys={"benchmark": KEY}, source="the benchmark")
-MALFORMED = [b"{not json", b'{"type": "x"}', b'{"userId": "u"}', b'{"type": "x", "userId": "u", "data": {"a": {"b": 1}}}', b"\xff\xfe garbage"]
+MALFORMED = [
+    b"{not json",
+    b'{"type": "x"}',
+    b'{"userId": "u"}',
+    b'{"type": "x", "userId": "u", "data": {"a": {"b": 1}}}',
+    b"\xff\xfe garbage",
+]
 
 
 def build_file(events: int, folder: Path) -> tuple[Path, int, int]:
@@ -47,11 +54,20 @@ def build_file(events: int, folder: Path) -> tuple[Path, int, int]:
 def run(url: str, path: Path, good: int, bad: int, batch_size: int, engine: str) -> None:
     db = wb.connect(url, read_only=False)
     started = time.perf_counter()
-    counts = ingest(db, path, KEY, batch_size=batch_size, quarantine_file=path.with_suffix(f".{engine}.rejected.jsonl"), settings=SETTINGS)
+    counts = ingest(
+        db,
+        path,
+        KEY,
+        batch_size=batch_size,
+        quarantine_file=path.with_suffix(f".{engine}.rejected.jsonl"),
+        settings=SETTINGS,
+    )
     elapsed = time.perf_counter() - started
     db.dispose()
     assert (counts.received, counts.stored, counts.quarantined, counts.duplicates) == (good + bad, good, bad, 0), counts
-    print(f"| {engine:<10} | {counts.received:>10,} | {counts.stored:>10,} | {counts.quarantined:>8,} | {elapsed:>8.1f} | {counts.received / elapsed:>10,.0f} |")
+    print(
+        f"| {engine:<10} | {counts.received:>10,} | {counts.stored:>10,} | {counts.quarantined:>8,} | {elapsed:>8.1f} | {counts.received / elapsed:>10,.0f} |"
+    )
 
 
 def main() -> None:
@@ -64,7 +80,9 @@ def main() -> None:
         folder = Path(tmp)
         started = time.perf_counter()
         path, good, bad = build_file(args.events, folder)
-        print(f"built {path.stat().st_size / 1e6:,.0f} MB of JSON lines ({good:,} events, {bad:,} malformed) in {time.perf_counter() - started:.0f} s")
+        print(
+            f"built {path.stat().st_size / 1e6:,.0f} MB of JSON lines ({good:,} events, {bad:,} malformed) in {time.perf_counter() - started:.0f} s"
+        )
         print("| engine     |   received |     stored | quarant. |  seconds |   events/s |")
         print("|------------|-----------:|-----------:|---------:|---------:|-----------:|")
         run(f"duckdb:///{folder / 'bench.duckdb'}", path, good, bad, args.batch_size, "duckdb")

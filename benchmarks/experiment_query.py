@@ -18,6 +18,7 @@ none by default) runs the same compiled SQL through ``workbench.db.spark`` on a 
 SparkSession over Parquet copies of the generated DuckDB tables; its peak RSS is the Python
 driver's, not the JVM's.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -191,24 +192,44 @@ def measure_pandas(url: str, out: multiprocessing.Queue) -> None:
 
     db = wb.connect(url, statement_timeout_s=3600)
     started = time.perf_counter()
-    ev = db.sql("SELECT userId AS user_id, timestamp, experimentId AS experiment_id, variationId AS variation_id FROM experiment_viewed", limit=None)
+    ev = db.sql(
+        "SELECT userId AS user_id, timestamp, experimentId AS experiment_id, variationId AS variation_id FROM experiment_viewed",
+        limit=None,
+    )
     ev = ev[ev["experiment_id"] == "checkout-layout"]
-    units = ev.groupby("user_id").agg(first=("timestamp", "min"), nvar=("variation_id", "nunique"), variation=("variation_id", "first"))
+    units = ev.groupby("user_id").agg(
+        first=("timestamp", "min"), nvar=("variation_id", "nunique"), variation=("variation_id", "first")
+    )
     units = units[units["nvar"] == 1]
     frames = {
         "orders": db.sql("SELECT userId AS user_id, timestamp, amount AS value FROM orders", limit=None),
         "pages": db.sql("SELECT userId AS user_id, timestamp, 1 AS value FROM pages", limit=None),
-        "sessions": db.sql("SELECT userId AS user_id, sessionStart AS timestamp, duration AS value FROM sessions", limit=None),
+        "sessions": db.sql(
+            "SELECT userId AS user_id, sessionStart AS timestamp, duration AS value FROM sessions", limit=None
+        ),
     }
     result = []
     for rows in frames.values():
         m = rows.merge(units[["first", "variation"]], left_on="user_id", right_index=True)
         post = m[m["timestamp"] >= m["first"]]
         pre = m[(m["timestamp"] < m["first"]) & (m["timestamp"] >= m["first"] - pd.Timedelta(days=14))]
-        per_unit = pd.DataFrame({"main": post.groupby("user_id")["value"].sum(), "n": post.groupby("user_id").size(),
-                                 "pre": pre.groupby("user_id")["value"].sum()}).reindex(units.index).fillna(0)
+        per_unit = (
+            pd.DataFrame(
+                {
+                    "main": post.groupby("user_id")["value"].sum(),
+                    "n": post.groupby("user_id").size(),
+                    "pre": pre.groupby("user_id")["value"].sum(),
+                }
+            )
+            .reindex(units.index)
+            .fillna(0)
+        )
         per_unit["variation"] = units["variation"]
-        per_unit["main2"], per_unit["pre2"], per_unit["cross"] = per_unit["main"] ** 2, per_unit["pre"] ** 2, per_unit["main"] * per_unit["pre"]
+        per_unit["main2"], per_unit["pre2"], per_unit["cross"] = (
+            per_unit["main"] ** 2,
+            per_unit["pre"] ** 2,
+            per_unit["main"] * per_unit["pre"],
+        )
         result.append(per_unit.groupby("variation").sum())
     out.put((time.perf_counter() - started, peak_rss_mb(), 0))
 
@@ -253,16 +274,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, nargs="*", default=[1_000_000, 10_000_000, 50_000_000])
     parser.add_argument("--postgres-rows", type=int, nargs="*", default=[10_000_000])
-    parser.add_argument("--spark-rows", type=int, nargs="*", default=[], help="also run on Spark local (PySpark) at these sizes")
-    parser.add_argument("--pandas-max-rows", type=int, default=10_000_000, help="skip the naive pandas run above this size")
+    parser.add_argument(
+        "--spark-rows", type=int, nargs="*", default=[], help="also run on Spark local (PySpark) at these sizes"
+    )
+    parser.add_argument(
+        "--pandas-max-rows", type=int, default=10_000_000, help="skip the naive pandas run above this size"
+    )
     parser.add_argument("--keep", type=Path, help="folder for the generated DuckDB files (reused when present)")
     args = parser.parse_args()
     work = args.keep or Path(tempfile.mkdtemp(prefix="experiment-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     config_path = work / "workbench.yml"
     config_path.write_text(CONFIG)
-    print(f"{'engine':<10} {'rows':>11} {'query s':>8} {'floor s':>8} {'ratio':>6} {'+exp. s':>8} {'ratio':>6} {'bound s':>8} {'ratio':>6} "
-          f"{'peak RSS MB':>11} {'pandas s':>9} {'pandas RSS MB':>13}", flush=True)
+    print(
+        f"{'engine':<10} {'rows':>11} {'query s':>8} {'floor s':>8} {'ratio':>6} {'+exp. s':>8} {'ratio':>6} {'bound s':>8} {'ratio':>6} "
+        f"{'peak RSS MB':>11} {'pandas s':>9} {'pandas RSS MB':>13}",
+        flush=True,
+    )
     runs = [("duckdb", n) for n in args.rows] + [("postgresql", n) for n in args.postgres_rows]
     server = None
     try:
@@ -271,8 +299,11 @@ def main() -> None:
             rows = generate_into(f"duckdb:///{file}", target) if not file.exists() else table_rows(f"duckdb:///{file}")
             parquet = parquet_copy(f"duckdb:///{file}", work / f"parquet_{target}")
             query_s, floor_s, startup_s, cold_s, rss, _ = in_child(measure_spark, str(parquet), str(config_path))
-            print(f"{'spark':<10} {rows:>11,} {query_s:>8.2f} {floor_s:>8.2f} {query_s / floor_s:>6.2f} {'':>8} {'':>6} {'':>8} {'':>6} {rss:>11,.0f} "
-                  f"{'skipped':>9} {'':>13}  (session start {startup_s:.1f} s, first query {cold_s:.1f} s)", flush=True)
+            print(
+                f"{'spark':<10} {rows:>11,} {query_s:>8.2f} {floor_s:>8.2f} {query_s / floor_s:>6.2f} {'':>8} {'':>6} {'':>8} {'':>6} {rss:>11,.0f} "
+                f"{'skipped':>9} {'':>13}  (session start {startup_s:.1f} s, first query {cold_s:.1f} s)",
+                flush=True,
+            )
         for engine, target in runs:
             if engine == "duckdb":
                 file = work / f"generated_{target}.duckdb"
@@ -294,8 +325,11 @@ def main() -> None:
                 pandas = f"{pandas_s:>9.1f} {pandas_rss:>13,.0f}"
             else:
                 pandas = f"{'skipped':>9} {'':>13}"
-            print(f"{engine:<10} {rows:>11,} {query_s:>8.2f} {floor_s:>8.2f} {query_s / floor_s:>6.2f} {with_exposures:>8.2f} "
-                  f"{query_s / with_exposures:>6.2f} {bound_s:>8.2f} {bound_s / floor_s:>6.2f} {query_rss:>11,.0f} {pandas}", flush=True)
+            print(
+                f"{engine:<10} {rows:>11,} {query_s:>8.2f} {floor_s:>8.2f} {query_s / floor_s:>6.2f} {with_exposures:>8.2f} "
+                f"{query_s / with_exposures:>6.2f} {bound_s:>8.2f} {bound_s / floor_s:>6.2f} {query_rss:>11,.0f} {pandas}",
+                flush=True,
+            )
     finally:
         if server is not None:
             server.cleanup()

@@ -7,6 +7,7 @@ PostgreSQL server) in its own child process, so peak RSS is that run's own (the 
 server's memory is not included). Prints one table row per run, then the rows each user adds per
 table so other benchmarks can size their data (see ``workbench.generator.users_for_rows``).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,7 +44,10 @@ def timed_run(engine: str, url: str, users: int, seed: int) -> None:
     child.start()
     rows, seconds, peak_mib = results.get()
     child.join()
-    print(f"| {engine:<10} | {users:>12,} | {rows:>13,} | {seconds:>8.1f} | {rows / seconds:>12,.0f} | {peak_mib:>10,.0f} |", flush=True)
+    print(
+        f"| {engine:<10} | {users:>12,} | {rows:>13,} | {seconds:>8.1f} | {rows / seconds:>12,.0f} | {peak_mib:>10,.0f} |",
+        flush=True,
+    )
 
 
 def main() -> None:
@@ -78,8 +82,11 @@ def main() -> None:
         shutil.rmtree(folder, ignore_errors=True)
 
     ratios = rows_per_user()
-    print("\nRows per user over 60 days: " + ", ".join(f"{t} {r:.2f}" for t, r in ratios.items())
-          + f"; all five tables {sum(ratios.values()):.2f}")
+    print(
+        "\nRows per user over 60 days: "
+        + ", ".join(f"{t} {r:.2f}" for t, r in ratios.items())
+        + f"; all five tables {sum(ratios.values()):.2f}"
+    )
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ Users browse anonymously on one to three devices and most devices sign in; the t
 owns each anonymous id) is loaded next to the events and the check is one SQL query: every true
 owner ends in exactly one profile and every profile holds exactly one owner.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -55,7 +56,9 @@ def load(db, events: int) -> int:
     while written < events:
         stream = simulate_stream(USERS_PER_CHUNK, seed=first_user, first_user=first_user)
         table, _ = stream.arrow_tables("benchmark")
-        truth = pa.Table.from_pandas(stream.truth, preserve_index=False).cast(pa.schema([("anonymous_id", pa.string()), ("user_id", pa.string())]))
+        truth = pa.Table.from_pandas(stream.truth, preserve_index=False).cast(
+            pa.schema([("anonymous_id", pa.string()), ("user_id", pa.string())])
+        )
         with write_transaction(db) as writer:
             writer.append(tables["events"], table)
             writer.append(TRUTH, truth)
@@ -75,16 +78,25 @@ def run(url: str, events: int, batch_size: int, engine: str) -> None:
     elapsed = time.perf_counter() - started
     check = db.sql(CHECK).iloc[0]
     db.dispose()
-    exact = check["unassociated"] == 0 and check["split_owners"] == 0 and check["mixed_profiles"] == 0 and check["profiles"] == check["true_owners"]
-    print(f"| {engine:<10} | {written:>11,} | {batch_size:>9,} | {loaded:>7.0f} | {elapsed:>8.0f} | {written / elapsed:>9,.0f} | "
-          f"{counts.profiles:>9,} | {counts.merges:>9,} | {'yes' if exact else 'NO'} |")
+    exact = (
+        check["unassociated"] == 0
+        and check["split_owners"] == 0
+        and check["mixed_profiles"] == 0
+        and check["profiles"] == check["true_owners"]
+    )
+    print(
+        f"| {engine:<10} | {written:>11,} | {batch_size:>9,} | {loaded:>7.0f} | {elapsed:>8.0f} | {written / elapsed:>9,.0f} | "
+        f"{counts.profiles:>9,} | {counts.merges:>9,} | {'yes' if exact else 'NO'} |"
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=10_000_000)
     parser.add_argument("--batch-size", type=int, default=1_000_000)
-    parser.add_argument("--postgres", action="store_true", help="run on a throwaway PostgreSQL server instead of DuckDB")
+    parser.add_argument(
+        "--postgres", action="store_true", help="run on a throwaway PostgreSQL server instead of DuckDB"
+    )
     args = parser.parse_args()
     print("| engine     |      events |     batch | load s | resolve s |  events/s |  profiles |    merges | = truth |")
     print("|------------|------------:|----------:|-------:|---------:|----------:|----------:|----------:|---------|")

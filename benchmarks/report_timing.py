@@ -3,6 +3,7 @@ DuckDB), and how fast the Voila dashboard renders and answers from the cached re
 
 Runs in a throwaway project home; prints a table. Usage: python benchmarks/report_timing.py
 """
+
 from __future__ import annotations
 
 import os
@@ -79,7 +80,9 @@ def main() -> None:
     env = {**os.environ, "WORKBENCH_HOME": str(home)}
     env.pop("WORKBENCH_DATABASE_URL", None)
     try:
-        subprocess.run([str(BIN / "workbench"), "load", "growthbook-sample", str(SAMPLE)], env=env, check=True, capture_output=True)
+        subprocess.run(
+            [str(BIN / "workbench"), "load", "growthbook-sample", str(SAMPLE)], env=env, check=True, capture_output=True
+        )
         rows = []
         for key in (*KEYS, KEYS[1]):
             rows.append((f"workbench report {key}", timed_report(env, key)))

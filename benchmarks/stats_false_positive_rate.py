@@ -7,6 +7,7 @@ Each simulation draws per-unit data for two identical arms, sums it into suffici
 
     .venv/bin/python benchmarks/stats_false_positive_rate.py [--simulations 2000] [--seed 1]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -54,32 +55,62 @@ def simulate(simulations: int, seed: int) -> list[tuple[str, int, str]]:
 
     # mean metric, skewed (revenue-like), Welch t-test
     a, b = mean_sums(rng.gamma(0.5, 20.0, shape)), mean_sums(rng.gamma(0.5, 20.0, shape))
-    out.append(("Welch t-test, mean (relative)", sum(t_test(x, y).p_value < ALPHA for x, y in zip(a, b)), "in [4%, 6%]"))
-    out.append(("Welch t-test, mean (absolute)", sum(t_test(x, y, relative=False).p_value < ALPHA for x, y in zip(a, b)), "in [4%, 6%]"))
+    out.append(
+        ("Welch t-test, mean (relative)", sum(t_test(x, y).p_value < ALPHA for x, y in zip(a, b)), "in [4%, 6%]")
+    )
+    out.append(
+        (
+            "Welch t-test, mean (absolute)",
+            sum(t_test(x, y, relative=False).p_value < ALPHA for x, y in zip(a, b)),
+            "in [4%, 6%]",
+        )
+    )
     out.append(("Bayesian, mean (chance to win <2.5% or >97.5%)",
                 sum(not ALPHA / 2 < bayesian_test(x, y).chance_to_win < 1 - ALPHA / 2 for x, y in zip(a, b)), "in [4%, 6%]"))  # fmt: skip
-    out.append(("Guardrail one-sided t-test (harm)", sum(t_test(x, y, alternative="less").p_value < ALPHA for x, y in zip(a, b)), "in [4%, 6%]"))
+    out.append(
+        (
+            "Guardrail one-sided t-test (harm)",
+            sum(t_test(x, y, alternative="less").p_value < ALPHA for x, y in zip(a, b)),
+            "in [4%, 6%]",
+        )
+    )
 
     # binomial metric
     ka, kb = rng.binomial(UNITS_PER_ARM, 0.1, simulations), rng.binomial(UNITS_PER_ARM, 0.1, simulations)
     pa, pb = [proportion_moments(UNITS_PER_ARM, k) for k in ka], [proportion_moments(UNITS_PER_ARM, k) for k in kb]
-    out.append(("Welch t-test, binomial (relative)", sum(t_test(x, y).p_value < ALPHA for x, y in zip(pa, pb)), "in [4%, 6%]"))
-    out.append(("abautomator view, rates (z-test)", sum(difference_intervals(x, y, proportion=True).p_value < ALPHA for x, y in zip(pa, pb)), "in [4%, 6%]"))
+    out.append(
+        ("Welch t-test, binomial (relative)", sum(t_test(x, y).p_value < ALPHA for x, y in zip(pa, pb)), "in [4%, 6%]")
+    )
+    out.append(
+        (
+            "abautomator view, rates (z-test)",
+            sum(difference_intervals(x, y, proportion=True).p_value < ALPHA for x, y in zip(pa, pb)),
+            "in [4%, 6%]",
+        )
+    )
 
     # ratio metric: orders per session, delta method
     def ratio_arm():
         sessions = rng.poisson(2.0, shape) + 1
         orders = rng.binomial(sessions, 0.15)
-        return [ratio_moments(UNITS_PER_ARM, m.sum(), (m**2).sum(), d.sum(), (d**2).sum(), (m * d).sum()) for m, d in zip(orders, sessions)]
+        return [
+            ratio_moments(UNITS_PER_ARM, m.sum(), (m**2).sum(), d.sum(), (d**2).sum(), (m * d).sum())
+            for m, d in zip(orders, sessions)
+        ]
 
     ra, rb = ratio_arm(), ratio_arm()
-    out.append(("Delta method, ratio (relative)", sum(t_test(x, y).p_value < ALPHA for x, y in zip(ra, rb)), "in [4%, 6%]"))
+    out.append(
+        ("Delta method, ratio (relative)", sum(t_test(x, y).p_value < ALPHA for x, y in zip(ra, rb)), "in [4%, 6%]")
+    )
 
     # CUPED: outcome correlated with a pre-exposure covariate
     def cuped_arm():
         x = rng.gamma(2.0, 5.0, shape)
         y = 0.8 * x + rng.gamma(2.0, 4.0, shape)
-        return [CupedSums(UNITS_PER_ARM, yy.sum(), (yy**2).sum(), xx.sum(), (xx**2).sum(), (yy * xx).sum()) for yy, xx in zip(y, x)]
+        return [
+            CupedSums(UNITS_PER_ARM, yy.sum(), (yy**2).sum(), xx.sum(), (xx**2).sum(), (yy * xx).sum())
+            for yy, xx in zip(y, x)
+        ]
 
     fp = 0
     for sa, sb in zip(cuped_arm(), cuped_arm()):
@@ -88,8 +119,18 @@ def simulate(simulations: int, seed: int) -> list[tuple[str, int, str]]:
     out.append(("CUPED t-test, mean (relative)", fp, "in [4%, 6%]"))
 
     # Holm across 4 independent metrics: family-wise error rate
-    p = np.array([[t_test(x, y).p_value for x, y in zip(mean_sums(rng.normal(10, 3, shape)), mean_sums(rng.normal(10, 3, shape)))] for _ in range(4)]).T
-    out.append(("Holm over 4 metrics (family-wise)", int(sum((holm_bonferroni(row) < ALPHA).any() for row in p)), "≤ 5%"))
+    p = np.array(
+        [
+            [
+                t_test(x, y).p_value
+                for x, y in zip(mean_sums(rng.normal(10, 3, shape)), mean_sums(rng.normal(10, 3, shape)))
+            ]
+            for _ in range(4)
+        ]
+    ).T
+    out.append(
+        ("Holm over 4 metrics (family-wise)", int(sum((holm_bonferroni(row) < ALPHA).any() for row in p)), "≤ 5%")
+    )
 
     # daily peeking: cumulative sums day by day, significant on any day counts
     daily_a = rng.gamma(0.5, 20.0, (simulations, DAYS, UNITS_PER_DAY))
@@ -126,8 +167,12 @@ def main() -> None:
         low, high = wilson(k, n)
         ok = {"in [4%, 6%]": 0.04 <= rate <= 0.06, "< 5%": rate < 0.05, "≤ 5%": rate <= 0.05}.get(criterion, True)
         failures += not ok
-        print(f"{method:<62} {k:>15,} {rate:>7.2%} {f'[{low:.1%}, {high:.1%}]':>17}  {criterion:<11} {'yes' if ok else 'NO'}")
-    print(f"\n{time.perf_counter() - start:.1f} s; {'all criteria met' if not failures else f'{failures} criteria missed'}")
+        print(
+            f"{method:<62} {k:>15,} {rate:>7.2%} {f'[{low:.1%}, {high:.1%}]':>17}  {criterion:<11} {'yes' if ok else 'NO'}"
+        )
+    print(
+        f"\n{time.perf_counter() - start:.1f} s; {'all criteria met' if not failures else f'{failures} criteria missed'}"
+    )
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ search / cart / buy, a value on buys. PostgreSQL gets the events of the first un
 window-function SQL of ``sql/toolkit/sessions_derived.sql``. Prints one table: seconds per query
 and engine, and the rows each returned.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,8 +30,20 @@ from workbench.db.connection import RowLimitWarning
 from workbench.db.sql_files import TableDefinition
 from workbench.toolkit import Toolkit, event_source
 
-TABLE = TableDefinition("bench_events", (("user_id", "TEXT"), ("ts", "TIMESTAMP"), ("type", "TEXT"), ("value", "DOUBLE PRECISION")))
-SOURCE = event_source("bench", {"table": "bench_events", "unit": "user_id", "timestamp": "ts", "type": "type", "value": "value", "page_type": "view"})
+TABLE = TableDefinition(
+    "bench_events", (("user_id", "TEXT"), ("ts", "TIMESTAMP"), ("type", "TEXT"), ("value", "DOUBLE PRECISION"))
+)
+SOURCE = event_source(
+    "bench",
+    {
+        "table": "bench_events",
+        "unit": "user_id",
+        "timestamp": "ts",
+        "type": "type",
+        "value": "value",
+        "page_type": "view",
+    },
+)
 EVENTS_PER_SESSION = 8
 
 BUILD = """
@@ -70,7 +83,9 @@ def copy_to_postgres(duckdb_path: Path, url: str, events: int, all_events: int) 
 
     units = max(1, all_events // 40 * events // all_events)
     con = duckdb.connect(str(duckdb_path), read_only=True)
-    reader = con.sql(f"SELECT * FROM bench_events WHERE CAST(substr(user_id, 2) AS BIGINT) < {int(units)}").to_arrow_reader(500_000)
+    reader = con.sql(
+        f"SELECT * FROM bench_events WHERE CAST(substr(user_id, 2) AS BIGINT) < {int(units)}"
+    ).to_arrow_reader(500_000)
     db = wb.connect(url, read_only=False)
     counts = write_tables(db, [(TABLE, (pa.Table.from_batches([b]) for b in reader))])
     db.sql("ANALYZE bench_events")

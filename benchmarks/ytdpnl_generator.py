@@ -3,6 +3,7 @@
 Usage: python benchmarks/ytdpnl_generator.py [size ...] [--postgresql]
 (sizes: tiny, pilot, medium, large; PostgreSQL runs on a throwaway server started here).
 """
+
 from __future__ import annotations
 
 import sys
@@ -21,7 +22,9 @@ def main(argv: list[str]) -> None:
     sizes = [a for a in argv if not a.startswith("--")] or ["pilot", "medium"]
     engines = ["duckdb"] + (["postgresql"] if "--postgresql" in argv else [])
     server = None
-    print(f"{'engine':<11}{'size':<8}{'participants':>13}{'events':>12}{'list items':>12}{'generate s':>12}{'checks s':>10}")
+    print(
+        f"{'engine':<11}{'size':<8}{'participants':>13}{'events':>12}{'list items':>12}{'generate s':>12}{'checks s':>10}"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         for engine in engines:
             for size in sizes:
@@ -44,8 +47,11 @@ def main(argv: list[str]) -> None:
                 sanity_checks(reader, schema="ytdpnl")
                 checks = time.perf_counter() - began
                 reader.dispose()
-                print(f"{engine:<11}{size:<8}{SIZES[size].participants:>13,}{result.rows['event']:>12,}{result.rows['video_list_item']:>12,}"
-                      f"{result.seconds:>12.1f}{checks:>10.1f}", flush=True)
+                print(
+                    f"{engine:<11}{size:<8}{SIZES[size].participants:>13,}{result.rows['event']:>12,}{result.rows['video_list_item']:>12,}"
+                    f"{result.seconds:>12.1f}{checks:>10.1f}",
+                    flush=True,
+                )
     if server is not None:
         server.cleanup()
 

@@ -1,5 +1,6 @@
 """Shared fixtures: an isolated project home, a throwaway PostgreSQL server, and one parametrised
 ``backend`` fixture so that the same test runs on every engine with the same data."""
+
 from __future__ import annotations
 
 import os
@@ -18,7 +19,10 @@ ARTIFACTS = ROOT / "test-artifacts"
 def isolated_home(tmp_path_factory: pytest.TempPathFactory):
     """Tests never read the developer's data/, .env or environment database settings."""
     home = tmp_path_factory.mktemp("workbench-home")
-    saved = {k: os.environ.get(k) for k in ("WORKBENCH_HOME", "WORKBENCH_DATABASE_URL", "WORKBENCH_DATABASE_PASSWORD", "WORKBENCH_CONFIG")}
+    saved = {
+        k: os.environ.get(k)
+        for k in ("WORKBENCH_HOME", "WORKBENCH_DATABASE_URL", "WORKBENCH_DATABASE_PASSWORD", "WORKBENCH_CONFIG")
+    }
     os.environ["WORKBENCH_HOME"] = str(home)
     for key in ("WORKBENCH_DATABASE_URL", "WORKBENCH_DATABASE_PASSWORD", "WORKBENCH_CONFIG"):
         os.environ.pop(key, None)

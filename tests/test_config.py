@@ -1,5 +1,6 @@
 """workbench.yml: seed 000's setup parses into the model, and every mistake is one sentence naming
 the file, the entry and what to change, before any query runs."""
+
 from __future__ import annotations
 
 import copy
@@ -22,16 +23,32 @@ def test_seed_000_setup_is_expressed_exactly():
     assert cfg.identifier_types == ("user_id", "anonymous_id")
     assert cfg.identity_joins[0].identifier_types == ("user_id", "anonymous_id")
     assert {n: (q.identifier_type, q.dimensions) for n, q in cfg.assignment_queries.items()} == {
-        "logged_in": ("user_id", ("browser", "country")), "anonymous": ("anonymous_id", ("browser", "country")),
+        "logged_in": ("user_id", ("browser", "country")),
+        "anonymous": ("anonymous_id", ("browser", "country")),
     }
     purchased = cfg.metric("purchased")
     assert (purchased.type, purchased.identifier_types) == ("binomial", ("user_id", "anonymous_id"))
-    suggested = ["purchased", "revenue_per_user", "average_order_value", "page_views_per_user", "retention_rate",
-                 "session_duration", "pages_per_session", "sessions_with_searches"]
+    suggested = [
+        "purchased",
+        "revenue_per_user",
+        "average_order_value",
+        "page_views_per_user",
+        "retention_rate",
+        "session_duration",
+        "pages_per_session",
+        "sessions_with_searches",
+    ]
     assert set(suggested) <= set(cfg.metrics)
     assert cfg.metric("retention_rate").window.delay_hours == 24
     assert cfg.metric("average_order_value").numerator is cfg.metric("revenue_per_user")
-    planted = {"checkout-layout", "add-to-cart-cta", "results-order", "price-display", "confirmation-email", "homepage-nav-ios"}
+    planted = {
+        "checkout-layout",
+        "add-to-cart-cta",
+        "results-order",
+        "price-display",
+        "confirmation-email",
+        "homepage-nav-ios",
+    }
     assert set(cfg.experiments) == planted
     assert cfg.experiment("homepage-nav-ios").weights == (0.5, 0.25, 0.25)
 
@@ -61,23 +78,68 @@ def metric(data, name):
 
 CASES = [
     (lambda d: d.update(metrics_=1), "unknown top-level key(s) ['metrics_']; allowed:"),
-    (lambda d: metric(d, "purchased").update(windw={"hours": 1}), "metric 'purchased': unknown key(s) ['windw']; allowed:"),
-    (lambda d: d["experiments"][0].update(goal_metrics=["purchases"]), "experiment 'checkout-layout'.goal_metrics: 'purchases' is not a defined metric; define it under 'metrics' or fix the name"),
-    (lambda d: metric(d, "average_order_value").update(denominator="orders"), "metric 'average_order_value'.denominator: 'orders' is not a defined metric; define it or fix the name."),
-    (lambda d: metric(d, "average_order_value").update(numerator="pages_per_session"), "metric 'average_order_value'.numerator: 'pages_per_session' is a ratio metric, which cannot be a numerator or denominator (a ratio of ratios is a cycle of definitions)"),
-    (lambda d: d["metrics"].append(dict(metric(d, "purchased"))), "metrics: two entries share the name 'purchased'; rename one."),
-    (lambda d: metric(d, "purchased").update(type="average"), "metric 'purchased': type 'average' is not one of ['binomial', 'count', 'mean', 'duration', 'ratio', 'quantile']."),
-    (lambda d: metric(d, "retention_rate").update(window={"delay_hours": "one day"}), "metric 'retention_rate'.window.delay_hours: must be a number, not 'one day'."),
-    (lambda d: metric(d, "revenue_per_user").update(sql="SELECT userId AS user_id, timestamp, amount FROM orders"),
-     "metric 'revenue_per_user': the SQL returns ['user_id', 'timestamp', 'amount'] but a mean metric needs ['value']; add them to its SELECT"),
-    (lambda d: d["assignment_queries"][0].update(sql="SELECT userId AS user_id, timestamp, experimentId AS experiment_id, browser, country FROM experiment_viewed"),
-     "assignment query 'logged_in': the SQL returns ['user_id', 'timestamp', 'experiment_id', 'browser', 'country'] but an assignment query needs ['variation_id']"),
-    (lambda d: d["assignment_queries"][0].update(identifier_type="device_id"), "assignment query 'logged_in'.identifier_type: 'device_id' is not one of identifier_types ['user_id', 'anonymous_id']"),
-    (lambda d: d["experiments"][0].update(control="3"), "experiment 'checkout-layout'.control: '3' is not one of its variations ['0', '1', '2']."),
-    (lambda d: d["experiments"][0].update(start="last monday"), "experiment 'checkout-layout'.start: 'last monday' is not a date or timestamp"),
-    (lambda d: d["experiments"][0].update(dimensions=["os"]), "experiment 'checkout-layout'.dimensions: 'os' is not a dimension of assignment query 'logged_in'"),
-    (lambda d: metric(d, "session_duration").update(capping={"type": "percentile", "value": 99}), "metric 'session_duration'.capping.value: must be ≤ 1, not 99."),
-    (lambda d: metric(d, "purchased").update(name="1purchased"), "metric '1purchased': 'name' must be a plain name (letters, digits and _, at most 63 characters), not '1purchased'."),
+    (
+        lambda d: metric(d, "purchased").update(windw={"hours": 1}),
+        "metric 'purchased': unknown key(s) ['windw']; allowed:",
+    ),
+    (
+        lambda d: d["experiments"][0].update(goal_metrics=["purchases"]),
+        "experiment 'checkout-layout'.goal_metrics: 'purchases' is not a defined metric; define it under 'metrics' or fix the name",
+    ),
+    (
+        lambda d: metric(d, "average_order_value").update(denominator="orders"),
+        "metric 'average_order_value'.denominator: 'orders' is not a defined metric; define it or fix the name.",
+    ),
+    (
+        lambda d: metric(d, "average_order_value").update(numerator="pages_per_session"),
+        "metric 'average_order_value'.numerator: 'pages_per_session' is a ratio metric, which cannot be a numerator or denominator (a ratio of ratios is a cycle of definitions)",
+    ),
+    (
+        lambda d: d["metrics"].append(dict(metric(d, "purchased"))),
+        "metrics: two entries share the name 'purchased'; rename one.",
+    ),
+    (
+        lambda d: metric(d, "purchased").update(type="average"),
+        "metric 'purchased': type 'average' is not one of ['binomial', 'count', 'mean', 'duration', 'ratio', 'quantile'].",
+    ),
+    (
+        lambda d: metric(d, "retention_rate").update(window={"delay_hours": "one day"}),
+        "metric 'retention_rate'.window.delay_hours: must be a number, not 'one day'.",
+    ),
+    (
+        lambda d: metric(d, "revenue_per_user").update(sql="SELECT userId AS user_id, timestamp, amount FROM orders"),
+        "metric 'revenue_per_user': the SQL returns ['user_id', 'timestamp', 'amount'] but a mean metric needs ['value']; add them to its SELECT",
+    ),
+    (
+        lambda d: d["assignment_queries"][0].update(
+            sql="SELECT userId AS user_id, timestamp, experimentId AS experiment_id, browser, country FROM experiment_viewed"
+        ),
+        "assignment query 'logged_in': the SQL returns ['user_id', 'timestamp', 'experiment_id', 'browser', 'country'] but an assignment query needs ['variation_id']",
+    ),
+    (
+        lambda d: d["assignment_queries"][0].update(identifier_type="device_id"),
+        "assignment query 'logged_in'.identifier_type: 'device_id' is not one of identifier_types ['user_id', 'anonymous_id']",
+    ),
+    (
+        lambda d: d["experiments"][0].update(control="3"),
+        "experiment 'checkout-layout'.control: '3' is not one of its variations ['0', '1', '2'].",
+    ),
+    (
+        lambda d: d["experiments"][0].update(start="last monday"),
+        "experiment 'checkout-layout'.start: 'last monday' is not a date or timestamp",
+    ),
+    (
+        lambda d: d["experiments"][0].update(dimensions=["os"]),
+        "experiment 'checkout-layout'.dimensions: 'os' is not a dimension of assignment query 'logged_in'",
+    ),
+    (
+        lambda d: metric(d, "session_duration").update(capping={"type": "percentile", "value": 99}),
+        "metric 'session_duration'.capping.value: must be ≤ 1, not 99.",
+    ),
+    (
+        lambda d: metric(d, "purchased").update(name="1purchased"),
+        "metric '1purchased': 'name' must be a plain name (letters, digits and _, at most 63 characters), not '1purchased'.",
+    ),
 ]
 
 
@@ -95,11 +157,17 @@ def test_star_sql_columns_are_probed_on_the_database_before_the_query(growthbook
     import workbench as wb
     from workbench.experiments.engine import experiment, sufficient_stats
 
-    data = edited(lambda d: d["metrics"].append({"name": "views_star", "type": "count", "identifier_types": ["user_id"], "sql": "SELECT * FROM pages"}))
+    data = edited(
+        lambda d: d["metrics"].append(
+            {"name": "views_star", "type": "count", "identifier_types": ["user_id"], "sql": "SELECT * FROM pages"}
+        )
+    )
     data["experiments"][0]["goal_metrics"] = ["views_star"]
     cfg = parse_config(data, tmp_path / "workbench.yml")
     db = wb.connect(growthbook_url)
-    with pytest.raises(ConfigError, match=r"metric 'views_star': the SQL returns \[.*\] but needs \['user_id', 'value'\]; add them"):
+    with pytest.raises(
+        ConfigError, match=r"metric 'views_star': the SQL returns \[.*\] but needs \['user_id', 'value'\]; add them"
+    ):
         sufficient_stats(experiment("checkout-layout", cfg), db=db)
     db.dispose()
 

@@ -1,5 +1,6 @@
 """connect(): the embedded default, PostgreSQL through psycopg, read-only sessions, timeouts,
 secrets kept out of every message, and one clear sentence for each way it can go wrong."""
+
 from __future__ import annotations
 
 import logging
@@ -34,7 +35,9 @@ def test_default_is_an_embedded_duckdb_file_under_data(isolated_home):
     writer.dispose()
     db = wb.connect()
     assert isinstance(db.engine, sa.Engine) and db.dialect.name == "duckdb" and db.read_only
-    assert pd.read_sql("SELECT SUM(x) AS s FROM t", db.engine)["s"].iloc[0] == 10  # its engine is a plain SQLAlchemy engine
+    assert (
+        pd.read_sql("SELECT SUM(x) AS s FROM t", db.engine)["s"].iloc[0] == 10
+    )  # its engine is a plain SQLAlchemy engine
     assert db.sql("SELECT x FROM t WHERE x >= :lo ORDER BY x", lo=3)["x"].tolist() == [3, 4]
     db.dispose()
 
@@ -65,7 +68,10 @@ def test_sessions_hold_their_engine_and_implement_the_database_protocol(backend)
     with writer.transaction() as conn:
         conn.execute(sa.text("CREATE TABLE t (x INTEGER)"))
         conn.execute(sa.text("INSERT INTO t VALUES (1), (2)"))
-    with pytest.raises(DatabaseError, match="reported an error"), writer.transaction() as conn:  # rolled back, explained
+    with (
+        pytest.raises(DatabaseError, match="reported an error"),
+        writer.transaction() as conn,
+    ):  # rolled back, explained
         conn.execute(sa.text("INSERT INTO t VALUES (3)"))
         conn.execute(sa.text("SELECT no_such_function(1)"))
     assert writer.sql("SELECT COUNT(*) AS n FROM t")["n"].iloc[0] == 2
@@ -79,8 +85,11 @@ def test_sessions_hold_their_engine_and_implement_the_database_protocol(backend)
 
 def test_statement_timeout_stops_a_runaway_query(backend):
     db = wb.connect(_existing_database(backend, "timeout"), statement_timeout_s=1)
-    runaway = ("SELECT pg_sleep(30)" if backend.name == "postgresql"
-               else "SELECT COUNT(*) FROM range(100000000000) a, range(1000) b")
+    runaway = (
+        "SELECT pg_sleep(30)"
+        if backend.name == "postgresql"
+        else "SELECT COUNT(*) FROM range(100000000000) a, range(1000) b"
+    )
     started = time.monotonic()
     with pytest.raises(DatabaseError, match="statement timeout"):
         db.sql(runaway)
@@ -108,7 +117,9 @@ def test_postgresql_password_from_environment_never_shown(pg_server, monkeypatch
         assert pg_server.password not in text
     logging.getLogger().addHandler(caplog.handler)
     install_log_redaction()
-    logging.getLogger("workbench.test").warning("connecting with %s", db.settings.url.render_as_string(hide_password=False))
+    logging.getLogger("workbench.test").warning(
+        "connecting with %s", db.settings.url.render_as_string(hide_password=False)
+    )
     assert pg_server.password not in caplog.text and "***" in caplog.text
     db.dispose()
 
@@ -149,12 +160,15 @@ def test_server_down_gives_one_sentence_without_password(isolated_home):
     assert CANARY not in message and "***" in message
 
 
-@pytest.mark.parametrize("url, expected", [
-    ("mysql://root:" + CANARY + "@localhost/db", "unsupported database 'mysql'"),
-    ("not a url at all " + CANARY, "is not a database URL"),
-    ("postgresql+asyncpg://u:" + CANARY + "@h/db", "driver 'asyncpg'"),
-    ("spark://u:" + CANARY + "@h/db", "unsupported database 'spark'"),  # a dialect, but not one connect() opens
-])
+@pytest.mark.parametrize(
+    "url, expected",
+    [
+        ("mysql://root:" + CANARY + "@localhost/db", "unsupported database 'mysql'"),
+        ("not a url at all " + CANARY, "is not a database URL"),
+        ("postgresql+asyncpg://u:" + CANARY + "@h/db", "driver 'asyncpg'"),
+        ("spark://u:" + CANARY + "@h/db", "unsupported database 'spark'"),  # a dialect, but not one connect() opens
+    ],
+)
 def test_bad_urls_are_refused_clearly(url, expected):
     with pytest.raises(ConfigError) as caught:
         wb.connect(url)

@@ -1,6 +1,7 @@
 """Every dialect difference lives in workbench/db/dialects.py: the registry is consistent, the SQL it
 builds is the SQL the modules wrote before (byte for byte), and no other module compares engine
 names."""
+
 from __future__ import annotations
 
 import ast
@@ -58,8 +59,9 @@ def test_search_path_drop_sequence_and_quoting_statements():
     assert DUCKDB.reset_search_path() == "RESET search_path"
     assert POSTGRESQL.drop_table("s.t", cascade=True) == "DROP TABLE IF EXISTS s.t CASCADE"
     assert DUCKDB.drop_table("s.t", cascade=True) == POSTGRESQL.drop_table("s.t") == "DROP TABLE IF EXISTS s.t"
-    assert POSTGRESQL.sequence_reset("video") == ("SELECT setval(pg_get_serial_sequence('video', 'id'), "
-                                                  "GREATEST((SELECT max(id) FROM video), 1))")
+    assert POSTGRESQL.sequence_reset("video") == (
+        "SELECT setval(pg_get_serial_sequence('video', 'id'), GREATEST((SELECT max(id) FROM video), 1))"
+    )
     assert DUCKDB.sequence_reset("video") is None and SPARK.sequence_reset("video") is None
     assert DUCKDB.quote('we"ird') == '"we""ird"' and POSTGRESQL.quote("user") == '"user"'
     assert SPARK.quote("a`b") == "`a``b`"
@@ -72,8 +74,13 @@ def _engine_name_comparisons(tree: ast.AST) -> list[str]:
         if isinstance(node, ast.Compare):
             operands = [node.left, *node.comparators]
             constants = [o.value for o in operands if isinstance(o, ast.Constant)]
-            constants += [e.value for o in operands if isinstance(o, (ast.Tuple, ast.List, ast.Set))
-                          for e in o.elts if isinstance(e, ast.Constant)]
+            constants += [
+                e.value
+                for o in operands
+                if isinstance(o, (ast.Tuple, ast.List, ast.Set))
+                for e in o.elts
+                if isinstance(e, ast.Constant)
+            ]
             if names & {c for c in constants if isinstance(c, str)}:
                 found.append(ast.unparse(node))
         if isinstance(node, ast.Attribute) and node.attr == "dialect_name":
@@ -111,7 +118,9 @@ def test_a_name_with_a_trailing_newline_is_not_an_identifier_anywhere(tmp_path):
     with pytest.raises(ConfigError, match="must be a"):
         event_source("bad", {"table": "clicks", "unit": "uid\n", "timestamp": "ts"})
     config = tmp_path / "workbench.yml"
-    config.write_text('event_sources:\n  "clicks\\n":\n    table: clicks\n    unit: uid\n    timestamp: ts\n', encoding="utf-8")
+    config.write_text(
+        'event_sources:\n  "clicks\\n":\n    table: clicks\n    unit: uid\n    timestamp: ts\n', encoding="utf-8"
+    )
     with pytest.raises(ConfigError, match="event source name"):
         configured_sources(config)
 

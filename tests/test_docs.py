@@ -14,6 +14,7 @@ Per Markdown file, in document order, in a temporary project holding the reposit
 ``<!-- docs-test: fragment -->`` before a yaml block means "parse only". Any other label fails, so a
 block is never silently left untested.
 """
+
 from __future__ import annotations
 
 import json
@@ -36,7 +37,16 @@ BIN = Path(sys.executable).parent
 DOC_FILES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
 RUN = {"python", "console", "sql", "yaml", "json"}
 NOT_RUN = {"", "text", "mermaid", "ini", "cron", "markdown"}
-CONFIG_TOP_KEYS = {"database", "identifier_types", "identity_joins", "assignment_queries", "metrics", "experiments", "events", "event_sources"}
+CONFIG_TOP_KEYS = {
+    "database",
+    "identifier_types",
+    "identity_joins",
+    "assignment_queries",
+    "metrics",
+    "experiments",
+    "events",
+    "event_sources",
+}
 FENCE = re.compile(r"^(?P<indent>\s*)(?P<fence>`{3,}|~{3,})\s*(?P<info>[^`\s]*)")
 MARKER = re.compile(r"^\s*<!--\s*docs-test:\s*(?P<what>skip|fragment)\b\s*(?P<rest>.*?)\s*-->\s*$")
 CONSOLE_TIMEOUT_S = 240
@@ -67,12 +77,21 @@ def code_blocks(text: str) -> list[Block]:
         indent, fence, start = len(match["indent"]), match["fence"], i
         body = []
         i += 1
-        while i < len(lines) and not (lines[i].strip().startswith(fence[0] * len(fence)) and lines[i].strip().strip(fence[0]) == ""):
+        while i < len(lines) and not (
+            lines[i].strip().startswith(fence[0] * len(fence)) and lines[i].strip().strip(fence[0]) == ""
+        ):
             body.append(lines[i][indent:] if lines[i][:indent].strip() == "" else lines[i].lstrip())
             i += 1
         marker = MARKER.match(previous)
-        blocks.append(Block(match["info"].lower(), "\n".join(body) + "\n", start + 1,
-                            marker["what"] if marker else None, marker["rest"].strip(" ()") if marker else ""))
+        blocks.append(
+            Block(
+                match["info"].lower(),
+                "\n".join(body) + "\n",
+                start + 1,
+                marker["what"] if marker else None,
+                marker["rest"].strip(" ()") if marker else "",
+            )
+        )
         previous = ""
         i += 1
     return blocks
@@ -132,7 +151,9 @@ def broken_links(path: Path) -> list[str]:
         file_part, _, anchor = target.partition("#")
         resolved = (path.parent / unquote(file_part)).resolve() if file_part else path
         if not resolved.exists():
-            problems.append(f"{target}: {resolved.relative_to(ROOT) if resolved.is_relative_to(ROOT) else resolved} does not exist")
+            problems.append(
+                f"{target}: {resolved.relative_to(ROOT) if resolved.is_relative_to(ROOT) else resolved} does not exist"
+            )
         elif anchor and resolved.suffix == ".md" and unquote(anchor).lower() not in anchors(resolved):
             problems.append(f"{target}: no heading in {resolved.name} has the anchor #{anchor}")
     return problems
@@ -144,7 +165,14 @@ def demo_project(tmp_path_factory) -> Path:
     home = tmp_path_factory.mktemp("docs-demo")
     shutil.copy(ROOT / "workbench.yml", home / "workbench.yml")
     env = {**os.environ, "WORKBENCH_HOME": str(home)}
-    subprocess.run([str(BIN / "workbench"), "generate", "--users", "2000", "--seed", "1"], cwd=home, env=env, check=True, capture_output=True, text=True)
+    subprocess.run(
+        [str(BIN / "workbench"), "generate", "--users", "2000", "--seed", "1"],
+        cwd=home,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     return home
 
 
@@ -195,8 +223,12 @@ def check_console(block: Block, project: Path) -> None:
     commands = console_commands(block.text)
     assert commands, "a console block without `$ ` lines: label it text instead"
     for command in commands:
-        done = subprocess.run(["bash", "-c", command], cwd=project, capture_output=True, text=True, timeout=CONSOLE_TIMEOUT_S, check=False)
-        assert done.returncode == 0, f"`{command}` exited {done.returncode}:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
+        done = subprocess.run(
+            ["bash", "-c", command], cwd=project, capture_output=True, text=True, timeout=CONSOLE_TIMEOUT_S, check=False
+        )
+        assert done.returncode == 0, (
+            f"`{command}` exited {done.returncode}:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
+        )
 
 
 def check_yaml(block: Block, tmp_path: Path) -> None:
@@ -267,15 +299,15 @@ def test_the_runner_reports_every_kind_of_failure(project: Path, ipython, tmp_pa
     skipped block and a fragment are not run, and names defined by one block reach the next."""
     page = tmp_path / "broken.md"
     page.write_text(
-        "```python\nn = 3\n```\n"                                     # 1: defines n
-        "```python\nassert n == 4, 'n is 3'\n```\n"                   # 4: fails
+        "```python\nn = 3\n```\n"  # 1: defines n
+        "```python\nassert n == 4, 'n is 3'\n```\n"  # 4: fails
         "```console\n$ test -f workbench.yml -a -f data/workbench.duckdb\n$ workbench no-such-command\n```\n"  # 7: second line fails
-        "```yaml\nmetrics:\n  - name: x\n    type: sum\n```\n"          # 11: not a metric type
+        "```yaml\nmetrics:\n  - name: x\n    type: sum\n```\n"  # 11: not a metric type
         "<!-- docs-test: fragment -->\n```yaml\nmetrics: [{type: sum}]\n```\n"
-        "```sql\nSELECT FROM WHERE\n```\n"                                # 20: does not parse
+        "```sql\nSELECT FROM WHERE\n```\n"  # 20: does not parse
         "<!-- docs-test: skip (a server) -->\n```console\n$ false\n```\n"
-        "<!-- docs-test: skip -->\n```console\n$ false\n```\n"          # 28: skip without a reason
-        "```bash\nfalse\n```\n",                                          # 31: unknown label
+        "<!-- docs-test: skip -->\n```console\n$ false\n```\n"  # 28: skip without a reason
+        "```bash\nfalse\n```\n",  # 31: unknown label
         encoding="utf-8",
     )
     failures = block_failures(page, project, ipython, tmp_path)

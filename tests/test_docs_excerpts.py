@@ -1,5 +1,6 @@
 """The GrowthBook guide and the getting-started tour quote the repository's workbench.yml: each of
 their config fragments must still be an excerpt of that file, entry for entry."""
+
 from __future__ import annotations
 
 import re
@@ -35,4 +36,6 @@ def test_config_fragments_are_excerpts_of_the_repository_config(doc):
                 assert entry_id(entry) in entries, f"{key}: {entry_id(entry)!r} is not in workbench.yml"
                 assert entry == entries[entry_id(entry)], f"{key}: {entry_id(entry)!r} differs from workbench.yml"
                 quoted += 1
-    assert quoted >= QUOTING[doc]  # growthbook.md: identifier types, the join, two assignment queries, purchased, an experiment
+    assert (
+        quoted >= QUOTING[doc]
+    )  # growthbook.md: identifier types, the join, two assignment queries, purchased, an experiment

@@ -1,5 +1,6 @@
 """The pictures in the docs exist, are screenshots the browser tests take (tests/screenshots.py,
 regenerated with WORKBENCH_UPDATE_SCREENSHOTS=1, never hand-made) and stay small."""
+
 from __future__ import annotations
 
 import re
@@ -33,8 +34,14 @@ def png_size(path: Path) -> tuple[int, int]:
 def test_every_image_the_docs_show_exists():
     images = referenced_images()
     assert images, "the docs show no image: getting-started.md should show the report and the dashboard"
-    missing = {str(p.relative_to(ROOT)) if p.is_relative_to(ROOT) else str(p): docs for p, docs in images.items() if not p.is_file()}
-    assert not missing, f"images shown but missing (run the browser tests with WORKBENCH_UPDATE_SCREENSHOTS=1): {missing}"
+    missing = {
+        str(p.relative_to(ROOT)) if p.is_relative_to(ROOT) else str(p): docs
+        for p, docs in images.items()
+        if not p.is_file()
+    }
+    assert not missing, (
+        f"images shown but missing (run the browser tests with WORKBENCH_UPDATE_SCREENSHOTS=1): {missing}"
+    )
 
 
 def test_docs_images_are_test_screenshots_and_small():
@@ -48,7 +55,9 @@ def test_docs_images_are_test_screenshots_and_small():
     assert {p.stem for p in pngs} >= {"report-summary", "report-results", "dashboard"}
     for png in pngs:
         assert png.resolve() in shown, f"docs/images/{png.name} is shown by no doc: remove it or show it"
-        assert png.stem in calls, f"docs/images/{png.name} is not taken by any test's save_screenshot(page, {png.stem!r})"
+        assert png.stem in calls, (
+            f"docs/images/{png.name} is not taken by any test's save_screenshot(page, {png.stem!r})"
+        )
         width, height = png_size(png)
         assert width <= 1280 and height <= 800, f"{png.name} is {width}×{height}"
         assert png.stat().st_size < 300_000, f"{png.name} is {png.stat().st_size:,} bytes"

@@ -3,6 +3,7 @@
 The truth comes from the generator (which user owns each anonymous id) or from hand-built
 scenarios; resolution output is only ever compared with it.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -39,9 +40,14 @@ def db(backend, request):
 
 def resolved_partition(db) -> pd.DataFrame:
     """message_id -> owner key of the profile it ended in (u:<user id> or a:<anonymous id>)."""
-    rows = db.sql("SELECT e.message_id, e.profile_id, p.user_id, p.anonymous_id FROM grouparoo.events e "
-                  "JOIN grouparoo.profiles p ON p.id = e.profile_id", limit=None)
-    rows["owner"] = ["u:" + u if isinstance(u, str) else "a:" + a for u, a in zip(rows["user_id"], rows["anonymous_id"])]
+    rows = db.sql(
+        "SELECT e.message_id, e.profile_id, p.user_id, p.anonymous_id FROM grouparoo.events e "
+        "JOIN grouparoo.profiles p ON p.id = e.profile_id",
+        limit=None,
+    )
+    rows["owner"] = [
+        "u:" + u if isinstance(u, str) else "a:" + a for u, a in zip(rows["user_id"], rows["anonymous_id"])
+    ]
     return rows
 
 
@@ -55,13 +61,18 @@ def assert_resolved_to_truth(db, stream) -> None:
     assert got["profile_id"].nunique() == expected.nunique()
     profiles = db.sql("SELECT count(*) AS n FROM grouparoo.profiles").iloc[0, 0]
     assert profiles == expected.nunique()
-    identities = db.sql("SELECT i.value AS anonymous_id, p.user_id FROM grouparoo.profile_identities i "
-                        "JOIN grouparoo.profiles p ON p.id = i.profile_id WHERE i.kind = 'anonymous_id'", limit=None)
+    identities = db.sql(
+        "SELECT i.value AS anonymous_id, p.user_id FROM grouparoo.profile_identities i "
+        "JOIN grouparoo.profiles p ON p.id = i.profile_id WHERE i.kind = 'anonymous_id'",
+        limit=None,
+    )
     truth = stream.truth.set_index("anonymous_id")["user_id"]
     seen = set(stream.events["anonymous_id"].dropna())
     assert set(identities["anonymous_id"]) == seen
-    assert all((truth[a] if isinstance(truth[a], str) else None) == (u if isinstance(u, str) else None)
-               for a, u in zip(identities["anonymous_id"], identities["user_id"]))
+    assert all(
+        (truth[a] if isinstance(truth[a], str) else None) == (u if isinstance(u, str) else None)
+        for a, u in zip(identities["anonymous_id"], identities["user_id"])
+    )
 
 
 def test_an_ingested_stream_resolves_to_exactly_the_true_users(db):
@@ -83,7 +94,9 @@ def test_an_ingested_stream_resolves_to_exactly_the_true_users(db):
 def again_is_a_no_op(db) -> bool:
     before = db.sql("SELECT id, profile_id FROM grouparoo.events ORDER BY id", limit=None)
     result = resolve_identities(db, settings=SETTINGS)
-    return result.associated == 0 and before.equals(db.sql("SELECT id, profile_id FROM grouparoo.events ORDER BY id", limit=None))
+    return result.associated == 0 and before.equals(
+        db.sql("SELECT id, profile_id FROM grouparoo.events ORDER BY id", limit=None)
+    )
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
@@ -119,7 +132,10 @@ def test_an_interrupted_run_leaves_consistent_state_and_the_next_completes_it(db
         return statements[:middle] + ["SELECT no_such_column FROM resolve_batch"] + statements[middle:]
 
     resolve_identities(db, batch_size=100, max_batches=2, settings=SETTINGS)
-    snapshot = {t: db.sql(f"SELECT * FROM grouparoo.{t} ORDER BY 1, 2", limit=None) for t in ("events", "profiles", "profile_identities", "profile_merges")}
+    snapshot = {
+        t: db.sql(f"SELECT * FROM grouparoo.{t} ORDER BY 1, 2", limit=None)
+        for t in ("events", "profiles", "profile_identities", "profile_merges")
+    }
     monkeypatch.setattr(identities, "resolve_batch_statements", broken_halfway)
     with pytest.raises(wb.WorkbenchError):
         resolve_identities(db, batch_size=100, settings=SETTINGS)
@@ -137,7 +153,9 @@ def send(db, *records) -> None:
 
 def owners(db) -> dict[str, str | None]:
     """message id -> user id of its profile (None for an anonymous profile)."""
-    rows = db.sql("SELECT e.message_id, p.user_id FROM grouparoo.events e JOIN grouparoo.profiles p ON p.id = e.profile_id")
+    rows = db.sql(
+        "SELECT e.message_id, p.user_id FROM grouparoo.events e JOIN grouparoo.profiles p ON p.id = e.profile_id"
+    )
     return {m: (u if isinstance(u, str) else None) for m, u in zip(rows["message_id"], rows["user_id"])}
 
 
@@ -147,16 +165,24 @@ def plain_rows(frame: pd.DataFrame) -> list[tuple]:
 
 def test_a_merge_is_logged_with_what_each_side_held(db):
     t = lambda minute: f"2026-01-01T00:{minute:02d}:00"
-    send(db, {"type": "pageview", "anonymousId": "phone", "occurredAt": t(1), "messageId": "1"},
-             {"type": "pageview", "anonymousId": "phone", "occurredAt": t(2), "messageId": "2"},
-             {"type": "purchase", "userId": "ann", "occurredAt": t(3), "messageId": "3"})
+    send(
+        db,
+        {"type": "pageview", "anonymousId": "phone", "occurredAt": t(1), "messageId": "1"},
+        {"type": "pageview", "anonymousId": "phone", "occurredAt": t(2), "messageId": "2"},
+        {"type": "purchase", "userId": "ann", "occurredAt": t(3), "messageId": "3"},
+    )
     resolve_identities(db, settings=SETTINGS)
-    send(db, {"type": "sign-in", "anonymousId": "phone", "userId": "ann", "occurredAt": t(4), "messageId": "4"},
-             {"type": "pageview", "anonymousId": "laptop", "occurredAt": t(5), "messageId": "5"})
+    send(
+        db,
+        {"type": "sign-in", "anonymousId": "phone", "userId": "ann", "occurredAt": t(4), "messageId": "4"},
+        {"type": "pageview", "anonymousId": "laptop", "occurredAt": t(5), "messageId": "5"},
+    )
     resolve_identities(db, settings=SETTINGS)
     assert owners(db) == {"1": "ann", "2": "ann", "3": "ann", "4": "ann", "5": None}
-    merges = db.sql("SELECT survivor_user_id, survivor_anonymous_id, survivor_events, merged_user_id, merged_anonymous_id, merged_events "
-                    "FROM grouparoo.profile_merges")
+    merges = db.sql(
+        "SELECT survivor_user_id, survivor_anonymous_id, survivor_events, merged_user_id, merged_anonymous_id, merged_events "
+        "FROM grouparoo.profile_merges"
+    )
     assert plain_rows(merges) == [("ann", None, 1, None, "phone", 2)]
     profiles = db.sql("SELECT user_id, anonymous_id FROM grouparoo.profiles ORDER BY anonymous_id")
     assert plain_rows(profiles) == [(None, "laptop"), ("ann", "phone")]
@@ -166,9 +192,12 @@ def test_a_shared_device_belongs_to_the_first_user_seen_on_it(db):
     """User ids never merge: the tablet's anonymous events follow the user it was first seen with,
     even when that earlier sign-in arrives last."""
     t = lambda minute: datetime(2026, 1, 1, 0, minute).isoformat()
-    send(db, {"type": "pageview", "anonymousId": "tablet", "occurredAt": t(1), "messageId": "1"},
-             {"type": "sign-in", "anonymousId": "tablet", "userId": "bob", "occurredAt": t(10), "messageId": "2"},
-             {"type": "pageview", "anonymousId": "tablet", "occurredAt": t(11), "messageId": "3"})
+    send(
+        db,
+        {"type": "pageview", "anonymousId": "tablet", "occurredAt": t(1), "messageId": "1"},
+        {"type": "sign-in", "anonymousId": "tablet", "userId": "bob", "occurredAt": t(10), "messageId": "2"},
+        {"type": "pageview", "anonymousId": "tablet", "occurredAt": t(11), "messageId": "3"},
+    )
     resolve_identities(db, settings=SETTINGS)
     assert owners(db) == {"1": "bob", "2": "bob", "3": "bob"}
     send(db, {"type": "sign-in", "anonymousId": "tablet", "userId": "cat", "occurredAt": t(5), "messageId": "4"})

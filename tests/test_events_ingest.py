@@ -3,6 +3,7 @@
 Expected numbers come from how each input line was built (a known-good record, a known-bad
 line), never from a run of the ingester.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -24,7 +25,9 @@ from workbench.events.settings import EventSettings
 from workbench.events.simulate import simulate_stream
 
 KEY = "test-web-key-0123"
-SETTINGS = EventSettings(schema="grouparoo", api_keys={"web": KEY, "ios": "test-ios-key-4567"}, source="the test settings")
+SETTINGS = EventSettings(
+    schema="grouparoo", api_keys={"web": KEY, "ios": "test-ios-key-4567"}, source="the test settings"
+)
 
 
 def table_rows(db, table: str) -> int:
@@ -41,15 +44,25 @@ def db(backend, request):
 
 # ------------------------------------------------------------ lines with known fate
 
-texts = st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), min_size=1, max_size=12)
+texts = st.text(
+    alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), min_size=1, max_size=12
+)
 good_records = st.fixed_dictionaries(
     {"type": texts.filter(lambda s: s.strip())},
     optional={
-        "data": st.dictionaries(texts, st.one_of(texts, st.integers(-10**6, 10**6), st.booleans()), max_size=3),
-        "occurredAt": st.one_of(st.integers(0, 4_000_000_000_000), st.datetimes(datetime(1971, 1, 1), datetime(2100, 1, 1)).map(lambda d: d.isoformat() + "Z")),
+        "data": st.dictionaries(texts, st.one_of(texts, st.integers(-(10**6), 10**6), st.booleans()), max_size=3),
+        "occurredAt": st.one_of(
+            st.integers(0, 4_000_000_000_000),
+            st.datetimes(datetime(1971, 1, 1), datetime(2100, 1, 1)).map(lambda d: d.isoformat() + "Z"),
+        ),
     },
-).flatmap(lambda r: st.one_of(
-    st.just({**r, "userId": "u1"}), st.just({**r, "anonymousId": "a1"}), st.just({**r, "userId": 42, "anonymousId": "a2"})))
+).flatmap(
+    lambda r: st.one_of(
+        st.just({**r, "userId": "u1"}),
+        st.just({**r, "anonymousId": "a1"}),
+        st.just({**r, "userId": 42, "anonymousId": "a2"}),
+    )
+)
 bad_lines = st.one_of(
     st.just(b"not json at all"),
     st.just(b"[1, 2, 3]"),
@@ -65,9 +78,13 @@ bad_lines = st.one_of(
     st.just(b'{"type": "x", "userId": "\\ud800"}'),
     st.just(b'{"type": "x", "userId": "u", "data": {"k": "\\u0000"}}'),
     st.just(b'{"type": "x", "anonymousId": "\xff\xfe"}'),
-    st.binary(min_size=1, max_size=20).filter(lambda b: b.strip() and b"\n" not in b and b"\r" not in b and not b.lstrip().startswith(b"{")),
+    st.binary(min_size=1, max_size=20).filter(
+        lambda b: b.strip() and b"\n" not in b and b"\r" not in b and not b.lstrip().startswith(b"{")
+    ),
 )
-lines = st.lists(st.one_of(good_records.map(lambda r: ("good", r)), bad_lines.map(lambda b: ("bad", b))), min_size=1, max_size=25)
+lines = st.lists(
+    st.one_of(good_records.map(lambda r: ("good", r)), bad_lines.map(lambda b: ("bad", b))), min_size=1, max_size=25
+)
 
 
 @pytest.fixture(scope="module")
@@ -77,16 +94,31 @@ def hostile_db(tmp_path_factory):
     database.dispose()
 
 
-@hyp_settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@hyp_settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 @given(items=lines, batch_size=st.integers(1, 7))
 def test_every_line_is_stored_or_quarantined_and_good_neighbours_survive(hostile_db, tmp_path, items, batch_size):
     payload = b"\n".join(json.dumps(r).encode() if kind == "good" else r for kind, r in items) + b"\n"
     before = table_rows(hostile_db, "events") if _store_exists(hostile_db) else 0
     quarantine = tmp_path / f"q-{datetime.now().timestamp()}.jsonl"
-    counts = ingest(hostile_db, io.BytesIO(payload), KEY, format="jsonl", quarantine_file=quarantine, batch_size=batch_size, settings=SETTINGS)
+    counts = ingest(
+        hostile_db,
+        io.BytesIO(payload),
+        KEY,
+        format="jsonl",
+        quarantine_file=quarantine,
+        batch_size=batch_size,
+        settings=SETTINGS,
+    )
     good = [r for kind, r in items if kind == "good"]
     bad_numbers = [i for i, (kind, _) in enumerate(items, start=1) if kind == "bad"]
-    assert (counts.received, counts.stored, counts.quarantined, counts.duplicates) == (len(items), len(good), len(bad_numbers), 0)
+    assert (counts.received, counts.stored, counts.quarantined, counts.duplicates) == (
+        len(items),
+        len(good),
+        len(bad_numbers),
+        0,
+    )
     assert table_rows(hostile_db, "events") - before == len(good)
     rejected = [json.loads(line) for line in quarantine.read_text().splitlines()] if bad_numbers else []
     assert [r["line"] for r in rejected] == bad_numbers
@@ -94,12 +126,19 @@ def test_every_line_is_stored_or_quarantined_and_good_neighbours_survive(hostile
 
 
 def _store_exists(db) -> bool:
-    return not db.sql("SELECT 1 FROM information_schema.tables WHERE table_schema = 'grouparoo' AND table_name = 'events'").empty
+    return not db.sql(
+        "SELECT 1 FROM information_schema.tables WHERE table_schema = 'grouparoo' AND table_name = 'events'"
+    ).empty
 
 
 def test_values_are_stored_as_text_and_times_in_utc(db, tmp_path):
     records = [
-        {"type": "purchase", "userId": 7, "occurredAt": "2026-03-01T10:00:00+02:00", "data": {"amount": 12.5, "paid": True, "note": "a,b", "gone": None}},
+        {
+            "type": "purchase",
+            "userId": 7,
+            "occurredAt": "2026-03-01T10:00:00+02:00",
+            "data": {"amount": 12.5, "paid": True, "note": "a,b", "gone": None},
+        },
         {"type": "pageview", "anonymousId": "a-1", "occurredAt": 1767225600000, "data": {"path": "/"}},
         {"type": "pageview", "anonymousId": "a-2"},
     ]
@@ -107,13 +146,20 @@ def test_values_are_stored_as_text_and_times_in_utc(db, tmp_path):
     counts = ingest(db, io.BytesIO("".join(json.dumps(r) + "\n" for r in records).encode()), KEY, settings=SETTINGS)
     finished = datetime.now(UTC).replace(tzinfo=None)
     assert (counts.received, counts.stored, counts.quarantined) == (3, 3, 0)
-    events = db.sql("SELECT id, type, user_id, anonymous_id, occurred_at, created_at, producer_id FROM grouparoo.events ORDER BY type DESC, anonymous_id")
+    events = db.sql(
+        "SELECT id, type, user_id, anonymous_id, occurred_at, created_at, producer_id FROM grouparoo.events ORDER BY type DESC, anonymous_id"
+    )
     assert events["user_id"].tolist()[0] == "7" and set(events["producer_id"]) == {"web"}
     assert events["occurred_at"].iloc[0] == datetime(2026, 3, 1, 8, 0)
     assert events["occurred_at"].iloc[1] == datetime(2026, 1, 1)  # 1767225600000 ms after 1970-01-01
-    assert started <= events["occurred_at"].iloc[2] <= finished and events["occurred_at"].iloc[2] == events["created_at"].iloc[2]
+    assert (
+        started <= events["occurred_at"].iloc[2] <= finished
+        and events["occurred_at"].iloc[2] == events["created_at"].iloc[2]
+    )
     assert all(i.startswith("evt_") and len(i) == 40 and i[18] == "4" for i in events["id"])
-    data = db.sql("SELECT d.id, d.key, d.value FROM grouparoo.event_data d JOIN grouparoo.events e ON e.id = d.event_id WHERE e.type = 'purchase' ORDER BY d.key")
+    data = db.sql(
+        "SELECT d.id, d.key, d.value FROM grouparoo.event_data d JOIN grouparoo.events e ON e.id = d.event_id WHERE e.type = 'purchase' ORDER BY d.key"
+    )
     assert dict(zip(data["key"], data["value"])) == {"amount": "12.5", "note": "a,b", "paid": "true"}
     assert all(i.startswith("edt_") for i in data["id"])
 
@@ -160,12 +206,12 @@ def test_an_interrupted_ingestion_resumes_where_it_stopped(db, tmp_path, monkeyp
 
 def test_csv_records_with_quoting_payload_columns_and_broken_rows(db, tmp_path):
     text = (
-        'type,userId,anonymousId,occurredAt,messageId,data.path,data.note\n'
+        "type,userId,anonymousId,occurredAt,messageId,data.path,data.note\n"
         'pageview,,a1,2026-01-02T03:04:05,m1,/home,"hello, world"\n'
         'pageview,,a1,2026-01-02T03:04:06,m2,/docs,"two\nlines"\n'
-        'broken,row\n'
-        ',u1,,,m3,/x,\n'
-        'purchase,u1,,1767225600000,m4,,\n'
+        "broken,row\n"
+        ",u1,,,m3,/x,\n"
+        "purchase,u1,,1767225600000,m4,,\n"
     )
     path = tmp_path / "events.csv"
     path.write_text(text)
@@ -173,9 +219,15 @@ def test_csv_records_with_quoting_payload_columns_and_broken_rows(db, tmp_path):
     counts = ingest(db, path, KEY, quarantine_file=quarantine, settings=SETTINGS)
     assert (counts.received, counts.stored, counts.quarantined) == (5, 3, 2)
     assert [json.loads(x)["line"] for x in quarantine.read_text().splitlines()] == [5, 6]
-    data = db.sql("SELECT e.message_id, d.key, d.value FROM grouparoo.events e JOIN grouparoo.event_data d ON d.event_id = e.id ORDER BY 1, 2")
+    data = db.sql(
+        "SELECT e.message_id, d.key, d.value FROM grouparoo.events e JOIN grouparoo.event_data d ON d.event_id = e.id ORDER BY 1, 2"
+    )
     assert list(data.itertuples(index=False, name=None)) == [
-        ("m1", "note", "hello, world"), ("m1", "path", "/home"), ("m2", "note", "two\nlines"), ("m2", "path", "/docs")]
+        ("m1", "note", "hello, world"),
+        ("m1", "path", "/home"),
+        ("m2", "note", "two\nlines"),
+        ("m2", "path", "/docs"),
+    ]
 
 
 def test_unknown_producer_key_is_refused_before_reading(db):
@@ -193,11 +245,16 @@ def test_cli_reads_stdin_and_never_prints_the_key(tmp_path, monkeypatch):
     url = f"duckdb:///{tmp_path / 'cli.duckdb'}"
     runner = CliRunner()
     lines = b'{"type": "a", "anonymousId": "x"}\n{oops\n{"type": "b", "userId": "u"}\n'
-    result = runner.invoke(app, ["ingest", "events", "-", "--producer-key", KEY, "--database", url,
-                                 "--quarantine", str(tmp_path / "q.jsonl")], input=lines)
+    result = runner.invoke(
+        app,
+        ["ingest", "events", "-", "--producer-key", KEY, "--database", url, "--quarantine", str(tmp_path / "q.jsonl")],
+        input=lines,
+    )
     assert result.exit_code == 0, result.output
     assert "received 3, stored 2, quarantined 1" in result.output
-    refused = runner.invoke(app, ["ingest", "events", "-", "--producer-key", "wrong-key-999", "--database", url], input=lines)
+    refused = runner.invoke(
+        app, ["ingest", "events", "-", "--producer-key", "wrong-key-999", "--database", url], input=lines
+    )
     assert refused.exit_code == 1 and "wrong-key-999" not in refused.output and "Traceback" not in refused.output
     resolved = runner.invoke(app, ["identities", "resolve", "--database", url])
     assert resolved.exit_code == 0 and "associated 2 events" in resolved.output
@@ -215,7 +272,9 @@ def test_a_database_failure_says_what_was_kept_and_how_to_resume(db, tmp_path, m
         return real(*args)
 
     monkeypatch.setattr(ingest_module, "_store_batch", failing_second_batch)
-    with pytest.raises(DatabaseError, match=r"stopped after 30 events were stored in whole batches.*Send the same file again"):
+    with pytest.raises(
+        DatabaseError, match=r"stopped after 30 events were stored in whole batches.*Send the same file again"
+    ):
         ingest(db, io.BytesIO(stream.json_lines()), KEY, batch_size=30, settings=SETTINGS)
     assert table_rows(db, "events") == 30
 
@@ -230,8 +289,11 @@ def test_the_events_section_is_validated_and_keys_stay_secret(tmp_path):
     assert (settings.schema, settings.producer_for("secret-web-key-42")) == ("tracking", "web")
     assert "secret-web-key-42" not in repr(settings) and redact("key secret-web-key-42") == "key ***"
     assert event_settings(tmp_path / "absent.yml").schema == "grouparoo"
-    for body, message in [("events:\n  schema: Bad-Name\n", "events.schema"), ("events:\n  shema: x\n", "unknown key"),
-                          ("events:\n  api_keys:\n    web: short\n", "at least 8")]:
+    for body, message in [
+        ("events:\n  schema: Bad-Name\n", "events.schema"),
+        ("events:\n  shema: x\n", "unknown key"),
+        ("events:\n  api_keys:\n    web: short\n", "at least 8"),
+    ]:
         config.write_text(body)
         with pytest.raises(ConfigError, match=message) as caught:
             event_settings(config)

@@ -1,5 +1,6 @@
 """Profile properties computed in the database equal pandas on the generator's raw events,
 grouped by the generator's own truth of who owns each event, on both engines."""
+
 from __future__ import annotations
 
 from datetime import datetime, timedelta
@@ -18,20 +19,53 @@ from workbench.events.simulate import simulate_stream
 from workbench.events.statements import event_tables
 from workbench.events.store import ensure_event_store
 
-SETTINGS = EventSettings(schema="grouparoo", api_keys={}, source="the test settings",
-                         properties={"purchases": {"type": "purchase", "aggregate": "count"}})
+SETTINGS = EventSettings(
+    schema="grouparoo",
+    api_keys={},
+    source="the test settings",
+    properties={"purchases": {"type": "purchase", "aggregate": "count"}},
+)
 AS_OF = datetime(2026, 1, 20)
 PROPERTIES = {
     "purchases": {"type": "purchase", "aggregate": "count"},
-    "usd_revenue": {"type": "purchase", "aggregate": "sum", "key": "amount", "filters": [{"key": "currency", "op": "equals", "value": "USD"}]},
-    "other_purchases": {"type": "purchase", "aggregate": "count", "filters": [{"key": "currency", "op": "not_equals", "value": "USD"}]},
-    "avg_dear_price": {"type": "add-to-cart", "aggregate": "avg", "key": "price", "filters": [{"key": "price", "op": "greater", "value": 20}]},
-    "min_cheap_price": {"type": "add-to-cart", "aggregate": "min", "key": "price", "filters": [{"key": "price", "op": "less", "value": 80}]},
+    "usd_revenue": {
+        "type": "purchase",
+        "aggregate": "sum",
+        "key": "amount",
+        "filters": [{"key": "currency", "op": "equals", "value": "USD"}],
+    },
+    "other_purchases": {
+        "type": "purchase",
+        "aggregate": "count",
+        "filters": [{"key": "currency", "op": "not_equals", "value": "USD"}],
+    },
+    "avg_dear_price": {
+        "type": "add-to-cart",
+        "aggregate": "avg",
+        "key": "price",
+        "filters": [{"key": "price", "op": "greater", "value": 20}],
+    },
+    "min_cheap_price": {
+        "type": "add-to-cart",
+        "aggregate": "min",
+        "key": "price",
+        "filters": [{"key": "price", "op": "less", "value": 80}],
+    },
     "max_amount": {"type": "purchase", "aggregate": "max", "key": "amount"},
     "last_path": {"type": "pageview", "aggregate": "most_recent", "key": "path"},
     "first_pageview_at": {"type": "pageview", "aggregate": "least_recent", "column": "occurred_at"},
-    "o_paths": {"type": "pageview", "aggregate": "all_values", "key": "path", "filters": [{"key": "path", "op": "contains", "value": "o"}]},
-    "last_sku_without_1": {"type": "add-to-cart", "aggregate": "most_recent", "key": "sku", "filters": [{"key": "sku", "op": "not_contains", "value": "1"}]},
+    "o_paths": {
+        "type": "pageview",
+        "aggregate": "all_values",
+        "key": "path",
+        "filters": [{"key": "path", "op": "contains", "value": "o"}],
+    },
+    "last_sku_without_1": {
+        "type": "add-to-cart",
+        "aggregate": "most_recent",
+        "key": "sku",
+        "filters": [{"key": "sku", "op": "not_contains", "value": "1"}],
+    },
     "pageviews_last_7_days": {"type": "pageview", "aggregate": "count", "within_days": 7},
     "pageviews_5_to_15": {"type": "pageview", "aggregate": "count", "since": "2026-01-05", "until": "2026-01-15"},
 }
@@ -102,10 +136,14 @@ def test_profile_properties_equal_pandas_on_the_raw_events(resolved, stream):
     for name in PROPERTIES:
         want, have = expected[name], got[name]
         if name in ("o_paths",):
-            assert all((list(h) if isinstance(h, (list, np.ndarray)) else None) == (w if isinstance(w, list) else None)
-                       for h, w in zip(have, want)), name
+            assert all(
+                (list(h) if isinstance(h, (list, np.ndarray)) else None) == (w if isinstance(w, list) else None)
+                for h, w in zip(have, want)
+            ), name
         elif name in ("usd_revenue", "avg_dear_price", "min_cheap_price", "max_amount"):
-            np.testing.assert_allclose(have.astype(float).to_numpy(), want.astype(float).to_numpy(), rtol=1e-12, err_msg=name)
+            np.testing.assert_allclose(
+                have.astype(float).to_numpy(), want.astype(float).to_numpy(), rtol=1e-12, err_msg=name
+            )
         elif name == "first_pageview_at":
             assert (pd.to_datetime(have) == pd.to_datetime(want)).where(want.notna(), have.isna()).all(), name
         else:
@@ -119,15 +157,21 @@ def test_declared_properties_come_from_the_config(resolved, stream):
     assert got["purchases"].sum() == int((stream.events["type"] == "purchase").sum())
 
 
-@pytest.mark.parametrize("declaration, message", [
-    ({"type": "purchase", "aggregate": "median"}, "aggregate"),
-    ({"type": "purchase", "aggregate": "sum"}, "needs 'key'"),
-    ({"type": "purchase", "aggregate": "most_recent", "column": "password"}, "column"),
-    ({"type": "purchase", "aggregate": "count", "filters": [{"key": "a", "op": "like", "value": "x"}]}, "op"),
-    ({"type": "purchase", "aggregate": "count", "filters": [{"key": "a", "op": "greater", "value": "x"}]}, "number"),
-    ({"type": "purchase", "aggregate": "count", "since": "last week"}, "ISO 8601"),
-    ({"type": "purchase", "aggregate": "count", "within_days": -3}, "within_days"),
-])
+@pytest.mark.parametrize(
+    "declaration, message",
+    [
+        ({"type": "purchase", "aggregate": "median"}, "aggregate"),
+        ({"type": "purchase", "aggregate": "sum"}, "needs 'key'"),
+        ({"type": "purchase", "aggregate": "most_recent", "column": "password"}, "column"),
+        ({"type": "purchase", "aggregate": "count", "filters": [{"key": "a", "op": "like", "value": "x"}]}, "op"),
+        (
+            {"type": "purchase", "aggregate": "count", "filters": [{"key": "a", "op": "greater", "value": "x"}]},
+            "number",
+        ),
+        ({"type": "purchase", "aggregate": "count", "since": "last week"}, "ISO 8601"),
+        ({"type": "purchase", "aggregate": "count", "within_days": -3}, "within_days"),
+    ],
+)
 def test_bad_declarations_are_refused_naming_the_entry(declaration, message):
     with pytest.raises(ConfigError, match=message) as caught:
         property_spec("revenue", declaration, "workbench.yml: events.properties")

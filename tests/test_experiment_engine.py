@@ -1,5 +1,6 @@
 """The experiment engine on GrowthBook's sample data, DuckDB and PostgreSQL, against an independent
 pandas computation from the raw CSV files (tests/experiment_reference.py)."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -20,13 +21,35 @@ from support import experiment_reference as ref
 ROOT = Path(__file__).resolve().parents[1]
 START, END = dt.datetime(2026, 9, 25), dt.datetime(2026, 11, 22, 23, 59, 59, 999999)
 ALL_METRICS = (
-    "purchased", "revenue_per_user", "average_order_value", "revenue_per_user_cuped", "order_amount_p90",
-    "session_duration", "page_views_per_user", "retention_rate", "sessions_per_user", "pages_per_session",
-    "sessions_with_searches", "added_to_cart",
+    "purchased",
+    "revenue_per_user",
+    "average_order_value",
+    "revenue_per_user_cuped",
+    "order_amount_p90",
+    "session_duration",
+    "page_views_per_user",
+    "retention_rate",
+    "sessions_per_user",
+    "pages_per_session",
+    "sessions_with_searches",
+    "added_to_cart",
 )
-STATS = ["users", "count", "main_sum", "main_sum_squares", "denominator_sum", "denominator_sum_squares",
-         "main_denominator_sum_product", "covariate_sum", "covariate_sum_squares", "main_covariate_sum_product",
-         "quantile", "quantile_n", "quantile_lower", "quantile_upper"]
+STATS = [
+    "users",
+    "count",
+    "main_sum",
+    "main_sum_squares",
+    "denominator_sum",
+    "denominator_sum_squares",
+    "main_denominator_sum_product",
+    "covariate_sum",
+    "covariate_sum_squares",
+    "main_covariate_sum_product",
+    "quantile",
+    "quantile_n",
+    "quantile_lower",
+    "quantile_upper",
+]
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +88,9 @@ def test_checkout_layout_reports_its_multiple_exposure_units(db, config, sample_
     overall = units.set_index("variation")["users"]
     assert overall[ref.MULTIPLE] == (per_user > 1).sum()
     assert 700 <= overall[ref.MULTIPLE] <= 760
-    single = ev[ev["userId"].isin(per_user[per_user == 1].index)].drop_duplicates("userId")["variationId"].value_counts()
+    single = (
+        ev[ev["userId"].isin(per_user[per_user == 1].index)].drop_duplicates("userId")["variationId"].value_counts()
+    )
     for variation in ("0", "1", "2"):
         assert overall[variation] == single[variation]
     assert set(units["status"]) == {"included", "multiple"}
@@ -90,8 +115,15 @@ def test_every_metric_type_equals_pandas_on_the_raw_files(db, config, sample_dir
 def test_dimension_breakdown_keeps_top_values_and_other(db, config, sample_dir):
     metrics = ("purchased", "average_order_value", "order_amount_p90", "page_views_per_user")
     ours = sufficient_stats(experiment("checkout-layout", config), "browser", db=db, top_n=3, metrics=metrics)
-    expected = ref.sufficient_stats(sample_dir, "checkout-layout", START, END, ["0", "1", "2"], metrics, dimension="browser", top_n=3)
-    assert sorted(ours[ours["dimension"] == "browser"]["dimension_value"].unique()) == ["(other)", "Chrome", "Edge", "Safari"]
+    expected = ref.sufficient_stats(
+        sample_dir, "checkout-layout", START, END, ["0", "1", "2"], metrics, dimension="browser", top_n=3
+    )
+    assert sorted(ours[ours["dimension"] == "browser"]["dimension_value"].unique()) == [
+        "(other)",
+        "Chrome",
+        "Edge",
+        "Safari",
+    ]
     assert_matches_reference(ours, expected)
     # nothing silently dropped: the dimension rows add up to the overall rows
     overall = ours[ours["dimension"] == "overall"].groupby(["metric", "variation"])[["users", "main_sum"]].sum()
@@ -101,14 +133,22 @@ def test_dimension_breakdown_keeps_top_values_and_other(db, config, sample_dir):
 
 def test_anonymous_units_with_identity_join_and_unknown_variations(db, config, sample_dir, tmp_path):
     data = yaml.safe_load((ROOT / "workbench.yml").read_text())
-    data["experiments"] = [{
-        "key": "homepage-nav-ios", "assignment_query": "anonymous", "start": "2026-09-25", "end": "2026-11-22",
-        "variations": ["0", "1"], "goal_metrics": ["purchased", "page_views_per_user", "pages_per_session"],
-    }]
+    data["experiments"] = [
+        {
+            "key": "homepage-nav-ios",
+            "assignment_query": "anonymous",
+            "start": "2026-09-25",
+            "end": "2026-11-22",
+            "variations": ["0", "1"],
+            "goal_metrics": ["purchased", "page_views_per_user", "pages_per_session"],
+        }
+    ]
     cfg = parse_config(data, tmp_path / "workbench.yml")
     exp = experiment("homepage-nav-ios", cfg)
     ours = sufficient_stats(exp, db=db)
-    expected = ref.sufficient_stats(sample_dir, "homepage-nav-ios", START, END, ["0", "1"], list(exp.metrics), unit_col="anonymousId")
+    expected = ref.sufficient_stats(
+        sample_dir, "homepage-nav-ios", START, END, ["0", "1"], list(exp.metrics), unit_col="anonymousId"
+    )
     assert_matches_reference(ours, expected)
     units, _ = health_facts(exp, db=db)
     all_units = ref.units(sample_dir, "homepage-nav-ios", START, END, "anonymousId")
@@ -151,7 +191,12 @@ def test_discovery_lists_every_experiment_and_writes_stubs(db, sample_dir, tmp_p
 def test_activation_metric_keeps_only_activated_units(db, sample_dir, tmp_path):
     data = yaml.safe_load((ROOT / "workbench.yml").read_text())
     entry = next(e for e in data["experiments"] if e["key"] == "checkout-layout")
-    entry |= {"activation_metric": "added_to_cart", "goal_metrics": ["purchased"], "secondary_metrics": [], "guardrail_metrics": []}
+    entry |= {
+        "activation_metric": "added_to_cart",
+        "goal_metrics": ["purchased"],
+        "secondary_metrics": [],
+        "guardrail_metrics": [],
+    }
     data["experiments"] = [entry]
     exp = experiment("checkout-layout", parse_config(data, tmp_path / "workbench.yml"))
     ours = sufficient_stats(exp, db=db).set_index("variation")
@@ -170,14 +215,31 @@ def test_cli_prints_statistics_and_discovered_experiments(growthbook_url, sample
     from workbench.cli import app
 
     runner = CliRunner()
-    result = runner.invoke(app, ["stats", "checkout-layout", "--config", str(ROOT / "workbench.yml"), "--database", growthbook_url, "--show-sql"])
+    result = runner.invoke(
+        app,
+        [
+            "stats",
+            "checkout-layout",
+            "--config",
+            str(ROOT / "workbench.yml"),
+            "--database",
+            growthbook_url,
+            "--show-sql",
+        ],
+    )
     assert result.exit_code == 0, result.output
     views = ref.raw(sample_dir, "experimentViews")
     multiple = (views[views["experimentId"] == "checkout-layout"].groupby("userId")["variationId"].nunique() > 1).sum()
     assert f"__multiple__ {multiple:,} units (multiple)" in result.output
     assert "purchased (binomial)" in result.output and "WITH exposures AS" in result.output
-    missing = runner.invoke(app, ["stats", "no-such-test", "--config", str(ROOT / "workbench.yml"), "--database", growthbook_url])
-    assert missing.exit_code == 1 and "there is no experiment 'no-such-test'" in missing.output and "Traceback" not in missing.output
+    missing = runner.invoke(
+        app, ["stats", "no-such-test", "--config", str(ROOT / "workbench.yml"), "--database", growthbook_url]
+    )
+    assert (
+        missing.exit_code == 1
+        and "there is no experiment 'no-such-test'" in missing.output
+        and "Traceback" not in missing.output
+    )
     listed = runner.invoke(app, ["experiments", "--config", str(ROOT / "workbench.yml"), "--database", growthbook_url])
     assert listed.exit_code == 0 and listed.output.count("checkout-layout") == 6  # 3 variations × 2 assignment queries
 
@@ -191,17 +253,39 @@ def test_a_metric_type_registered_here_is_analysed_end_to_end(db, sample_dir, tm
     from workbench import metric_types
 
     largest = metric_types.MetricType(
-        "max", metric_types.UNIT, "sample_mean",
-        metric_types.Contract("the identifier columns, `timestamp`, `value`", "the largest `value` of the rows that count, 0 without rows",
-                              "sample mean, unbiased variance"),
-        value_aggregate="MAX", unit_value="COALESCE({value}, 0.0)", cuped=True, capping=True,
+        "max",
+        metric_types.UNIT,
+        "sample_mean",
+        metric_types.Contract(
+            "the identifier columns, `timestamp`, `value`",
+            "the largest `value` of the rows that count, 0 without rows",
+            "sample mean, unbiased variance",
+        ),
+        value_aggregate="MAX",
+        unit_value="COALESCE({value}, 0.0)",
+        cuped=True,
+        capping=True,
     )
     monkeypatch.setitem(metric_types.REGISTRY, "max", largest)
     data = yaml.safe_load((ROOT / "workbench.yml").read_text())
-    data["metrics"].append({"name": "longest_session", "type": "max", "cuped": {"lookback_days": 7},
-                            "sql": "SELECT userId AS user_id, sessionStart AS timestamp, duration AS value FROM sessions"})
-    data["experiments"] = [{"key": "checkout-layout", "assignment_query": "logged_in", "start": "2026-09-25", "end": "2026-11-22",
-                            "variations": ["0", "1", "2"], "goal_metrics": ["longest_session"]}]
+    data["metrics"].append(
+        {
+            "name": "longest_session",
+            "type": "max",
+            "cuped": {"lookback_days": 7},
+            "sql": "SELECT userId AS user_id, sessionStart AS timestamp, duration AS value FROM sessions",
+        }
+    )
+    data["experiments"] = [
+        {
+            "key": "checkout-layout",
+            "assignment_query": "logged_in",
+            "start": "2026-09-25",
+            "end": "2026-11-22",
+            "variations": ["0", "1", "2"],
+            "goal_metrics": ["longest_session"],
+        }
+    ]
     cfg = parse_config(data, tmp_path / "workbench.yml")
     results = wb.analyze(experiment("checkout-layout", cfg), db, dimensions=(), difference_type="absolute")
 
@@ -213,7 +297,9 @@ def test_a_metric_type_registered_here_is_analysed_end_to_end(db, sample_dir, tm
     before = rows[(rows["ts"] >= rows["first_exposure"] - pd.Timedelta(days=7)) & (rows["ts"] < rows["first_exposure"])]
     y = counted.groupby("unit")["duration"].max().reindex(u.index).fillna(0.0)
     x = before.groupby("unit")["duration"].max().reindex(u.index).fillna(0.0)
-    assert (x > 0).sum() > 100 and (y != counted.groupby("unit")["duration"].sum().reindex(u.index).fillna(0.0)).sum() > 100
+    assert (x > 0).sum() > 100 and (
+        y != counted.groupby("unit")["duration"].sum().reindex(u.index).fillna(0.0)
+    ).sum() > 100
 
     ours = results.sufficient_statistics.set_index("variation")
     for variation, arm in u.groupby("variation"):

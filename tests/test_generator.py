@@ -1,5 +1,6 @@
 """The synthetic data generator on DuckDB and PostgreSQL: reproducible, shaped like GrowthBook's
 sample, and with planted effects that a plain pandas computation on the raw tables recovers."""
+
 from __future__ import annotations
 
 import re
@@ -25,6 +26,8 @@ from workbench.generator.simulation import (
 USERS, SEED = 20_000, 7
 TABLES = ("experiment_viewed", "orders", "pages", "sessions", "events", "generator_truth")
 PLANTED = {e.key: e for e in PLANTED_EXPERIMENTS}
+
+
 @pytest.fixture(scope="module")
 def generated(backend):
     """20,000 users generated once per backend: (url, the counts generate returned)."""
@@ -54,11 +57,17 @@ def raw(generated):
     """The raw tables the checks below need, as pandas frames."""
     url = generated[0]
     return {
-        "exposures": read_frame(url, "SELECT userId AS user_id, timestamp, experimentId AS experiment, variationId AS variation, browser FROM experiment_viewed"),
+        "exposures": read_frame(
+            url,
+            "SELECT userId AS user_id, timestamp, experimentId AS experiment, variationId AS variation, browser FROM experiment_viewed",
+        ),
         "orders": read_frame(url, "SELECT userId AS user_id, timestamp, amount FROM orders"),
         "pages": read_frame(url, "SELECT userId AS user_id, timestamp, path FROM pages"),
         "events": read_frame(url, "SELECT userId AS user_id, timestamp, event FROM events"),
-        "sessions": read_frame(url, "SELECT userId AS user_id, anonymousId AS anonymous_id, sessionId AS session_id, browser, country, sessionStart AS start FROM sessions"),
+        "sessions": read_frame(
+            url,
+            "SELECT userId AS user_id, anonymousId AS anonymous_id, sessionId AS session_id, browser, country, sessionStart AS start FROM sessions",
+        ),
     }
 
 
@@ -132,7 +141,9 @@ def test_identities_sessions_and_funnel(raw):
     # anonymous id changes only when cookies were cleared, in COOKIE_CLEAR_SHARE of sessions.
     same_browser = sessions.groupby(["user_id", "browser"])["anonymous_id"]
     changed = (same_browser.shift() != sessions["anonymous_id"])[same_browser.cumcount() > 0]
-    assert abs(changed.mean() - COOKIE_CLEAR_SHARE) < 4 * np.sqrt(COOKIE_CLEAR_SHARE * (1 - COOKIE_CLEAR_SHARE) / len(changed))
+    assert abs(changed.mean() - COOKIE_CLEAR_SHARE) < 4 * np.sqrt(
+        COOKIE_CLEAR_SHARE * (1 - COOKIE_CLEAR_SHARE) / len(changed)
+    )
     paths = raw["pages"]["path"].str.replace(r"/item/\d+", "/item/<n>", regex=True).value_counts()
     assert set(paths.index) == {"/", "/search", "/item/<n>", "/cart", "/checkout", "/success"}
     assert paths["/"] == len(sessions) and paths["/success"] == len(raw["orders"])
@@ -146,8 +157,11 @@ def test_identities_sessions_and_funnel(raw):
 
 def assigned_users(exposures: pd.DataFrame, key: str) -> pd.DataFrame:
     """Per exposed user: variation (``__multiple__`` when they saw several) and first exposure time."""
-    seen = exposures[exposures["experiment"] == key].groupby("user_id").agg(
-        variation=("variation", "first"), variations=("variation", "nunique"), first_exposure=("timestamp", "min"))
+    seen = (
+        exposures[exposures["experiment"] == key]
+        .groupby("user_id")
+        .agg(variation=("variation", "first"), variations=("variation", "nunique"), first_exposure=("timestamp", "min"))
+    )
     seen.loc[seen["variations"] > 1, "variation"] = "__multiple__"
     return seen
 
@@ -184,20 +198,26 @@ def test_winner_loser_and_multi_arm_are_recoverable(raw):
 
     # Loser: purchases per checkout after first exposure are 0.75 times the control's.
     price = assigned_users(exposures, "price-display")
-    buy_ratio = ratio_to_control(per_variation_after_exposure(raw["orders"], price), per_variation_after_exposure(checkouts, price))
+    buy_ratio = ratio_to_control(
+        per_variation_after_exposure(raw["orders"], price), per_variation_after_exposure(checkouts, price)
+    )
     assert buy_ratio["1"] == pytest.approx(1 + PLANTED["price-display"].effects[1], abs=0.06)
 
     # Multi-arm: a 1/3 split; per checkout after first exposure, variation 1 buys 0.9 times and
     # variation 2 1.1 times as often as the control (units that saw several variations left out).
     layout = assigned_users(exposures, "checkout-layout")
     layout = layout[layout["variation"] != "__multiple__"]
-    buy_ratio = ratio_to_control(per_variation_after_exposure(raw["orders"], layout), per_variation_after_exposure(checkouts, layout))
+    buy_ratio = ratio_to_control(
+        per_variation_after_exposure(raw["orders"], layout), per_variation_after_exposure(checkouts, layout)
+    )
     for v, effect in enumerate(PLANTED["checkout-layout"].effects[1:], start=1):
         assert buy_ratio[str(v)] == pytest.approx(1 + effect, abs=0.06)
 
     # A short test: exposures only from 2026-09-27 to 2026-10-15; variation 1 adds more searched items.
     order = assigned_users(exposures, "results-order")
-    order_ratio = ratio_to_control(per_variation_after_exposure(adds, order), per_variation_after_exposure(item_views, order))
+    order_ratio = ratio_to_control(
+        per_variation_after_exposure(adds, order), per_variation_after_exposure(item_views, order)
+    )
     assert order_ratio["1"] == pytest.approx(1 + PLANTED["results-order"].effects[1], abs=0.08)
     times = exposures.loc[exposures["experiment"] == "results-order", "timestamp"]
     assert times.min() >= pd.Timestamp("2026-09-27") and times.max() < pd.Timestamp("2026-10-15 12:00")
@@ -217,11 +237,15 @@ def test_aa_test_and_return_visits(raw):
     # Confirmation email, sent at the end of first sessions between 2026-11-05 and 2026-11-17: the
     # chance of coming back is 1.20 times the control's (within 4 standard errors of the ratio).
     email = assigned_users(exposures, "confirmation-email")
-    assert email["first_exposure"].min() >= pd.Timestamp("2026-11-05") and email["first_exposure"].max() < pd.Timestamp("2026-11-17")
+    assert email["first_exposure"].min() >= pd.Timestamp("2026-11-05") and email["first_exposure"].max() < pd.Timestamp(
+        "2026-11-17"
+    )
     returned = sessions.groupby("user_id").size().gt(1).rename("returned")
     by_arm = email.join(returned).groupby("variation")["returned"].agg(["mean", "size"])
     ratio = by_arm.loc["1", "mean"] / by_arm.loc["0", "mean"]
-    se = ratio * np.sqrt(sum((1 - by_arm.loc[v, "mean"]) / (by_arm.loc[v, "size"] * by_arm.loc[v, "mean"]) for v in ("0", "1")))
+    se = ratio * np.sqrt(
+        sum((1 - by_arm.loc[v, "mean"]) / (by_arm.loc[v, "size"] * by_arm.loc[v, "mean"]) for v in ("0", "1"))
+    )
     assert abs(ratio - (1 + PLANTED["confirmation-email"].effects[1])) < 4 * se
 
 
@@ -248,8 +272,12 @@ def test_truth_table_is_written(generated):
     db = wb.connect(generated[0])
     truth = db.sql("SELECT * FROM generator_truth ORDER BY experiment_id, variation_id")
     db.dispose()
-    expected = sorted((e.key, str(v), e.weights[v], e.effects[v]) for e in PLANTED_EXPERIMENTS for v in range(len(e.weights)))
-    got = list(truth[["experiment_id", "variation_id", "weight", "true_relative_effect"]].itertuples(index=False, name=None))
+    expected = sorted(
+        (e.key, str(v), e.weights[v], e.effects[v]) for e in PLANTED_EXPERIMENTS for v in range(len(e.weights))
+    )
+    got = list(
+        truth[["experiment_id", "variation_id", "weight", "true_relative_effect"]].itertuples(index=False, name=None)
+    )
     assert got == expected
     assert truth["metric"].notna().all() and truth["notes"].str.len().gt(20).all()
 
@@ -266,12 +294,15 @@ def test_users_for_rows_sizes_a_run(tmp_path):
         users_for_rows(1_000, table="nope")
 
 
-@pytest.mark.parametrize("arguments, message", [
-    ({"users": 99}, r"users \(--users\) must be a whole number from 100"),
-    ({"days": 0}, r"days \(--days\) must be a whole number of days from 1"),
-    ({"seed": -1}, r"seed \(--seed\) must be a whole number of 0 or more"),
-    ({"start": "2026-02-30"}, r"start \(--start\) must be a date like 2026-09-25"),
-])
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        ({"users": 99}, r"users \(--users\) must be a whole number from 100"),
+        ({"days": 0}, r"days \(--days\) must be a whole number of days from 1"),
+        ({"seed": -1}, r"seed \(--seed\) must be a whole number of 0 or more"),
+        ({"start": "2026-02-30"}, r"start \(--start\) must be a date like 2026-09-25"),
+    ],
+)
 def test_bad_arguments_are_refused(tmp_path, arguments, message):
     db = wb.connect(f"duckdb:///{tmp_path / 'refused.duckdb'}", read_only=False)
     with pytest.raises(WorkbenchError, match=message):

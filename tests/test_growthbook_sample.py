@@ -1,4 +1,5 @@
 """The GrowthBook sample loader, on DuckDB and PostgreSQL, against GrowthBook's own files."""
+
 from __future__ import annotations
 
 import gzip
@@ -14,6 +15,8 @@ from workbench.errors import DataFileError
 from workbench.growthbook_sample import FILE_TABLES, load_growthbook_sample
 
 EXPECTED_ROWS = {"experiment_viewed": 120_280, "orders": 7_093, "pages": 117_882, "sessions": 28_042, "events": 65_350}
+
+
 def test_row_counts_match_the_files(growthbook_url):
     db = wb.connect(growthbook_url)
     counts = {t: int(db.sql(f"SELECT COUNT(*) AS n FROM {t}")["n"].iloc[0]) for t in EXPECTED_ROWS}
@@ -35,7 +38,9 @@ def test_seed_sql_runs_unchanged_with_real_types(growthbook_url, sample_dir):
 
 def test_null_amounts_are_fifteen_percent(growthbook_url, sample_dir):
     db = wb.connect(growthbook_url)
-    stats = db.sql("SELECT COUNT(*) AS n, COUNT(amount) AS with_amount, SUM(amount) AS total, SUM(qty) AS qty FROM orders")
+    stats = db.sql(
+        "SELECT COUNT(*) AS n, COUNT(amount) AS with_amount, SUM(amount) AS total, SUM(qty) AS qty FROM orders"
+    )
     raw = pd.read_csv(sample_dir / "purchases.csv.gz", dtype=str)
     nulls = (raw["amount"] == r"\N").sum()
     assert int(stats["n"].iloc[0]) - int(stats["with_amount"].iloc[0]) == nulls
@@ -91,7 +96,9 @@ def _corrupt_line(path: Path, line_no: int, replace: tuple[str, str]) -> None:
         ("purchases", 3, (",15", ",15.5"), "line 3: column amount"),
     ],
 )
-def test_a_malformed_row_names_file_and_line_and_loads_nothing(backend, tmp_path, sample_dir, stem, line, replace, message):
+def test_a_malformed_row_names_file_and_line_and_loads_nothing(
+    backend, tmp_path, sample_dir, stem, line, replace, message
+):
     folder = _copy_sample(sample_dir, tmp_path / "bad", plain=True)
     url = backend.new_url(f"bad_{stem}_{line}")
     db = wb.connect(url, read_only=False)

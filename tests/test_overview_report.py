@@ -1,5 +1,6 @@
 """The demo's overview: its queries against pandas on the raw files, the real papermill run behind
 `workbench overview`, and the HTML report rendered in headless Chromium with no network."""
+
 from __future__ import annotations
 
 import json
@@ -39,10 +40,19 @@ def test_traffic_per_day_matches_the_raw_files(growthbook_url, sample_dir):
 def test_experiments_found_matches_pandas(growthbook_url, sample_dir):
     db = wb.connect(growthbook_url)
     found = overview.experiments_found(db)
-    raw = pd.read_csv(sample_dir / "experimentViews.csv.gz", dtype={"userId": str, "variationId": str}, parse_dates=["timestamp"])
-    expected = raw.groupby(["experimentId", "variationId"]).agg(
-        users=("userId", "nunique"), exposures=("userId", "size"), first_exposure=("timestamp", "min"), last_exposure=("timestamp", "max")
-    ).reset_index()
+    raw = pd.read_csv(
+        sample_dir / "experimentViews.csv.gz", dtype={"userId": str, "variationId": str}, parse_dates=["timestamp"]
+    )
+    expected = (
+        raw.groupby(["experimentId", "variationId"])
+        .agg(
+            users=("userId", "nunique"),
+            exposures=("userId", "size"),
+            first_exposure=("timestamp", "min"),
+            last_exposure=("timestamp", "max"),
+        )
+        .reset_index()
+    )
     assert found["experiment_id"].tolist() == expected["experimentId"].tolist()
     assert found["users"].tolist() == expected["users"].tolist()
     assert found["exposures"].tolist() == expected["exposures"].tolist()
@@ -58,7 +68,9 @@ def executed_overview(growthbook_url, tmp_path_factory):
     """`workbench overview` run for real (papermill, a python3 kernel, nbconvert) on the sample."""
     out = tmp_path_factory.mktemp("overview")
     env = {**os.environ, "WORKBENCH_DATABASE_URL": growthbook_url}
-    proc = subprocess.run([WORKBENCH, "overview", "--output-dir", str(out)], capture_output=True, text=True, env=env, timeout=300)
+    proc = subprocess.run(
+        [WORKBENCH, "overview", "--output-dir", str(out)], capture_output=True, text=True, env=env, timeout=300
+    )
     assert proc.returncode == 0, proc.stderr
     assert f"HTML report:       {out / 'overview.html'}" in proc.stdout
     return out
@@ -71,8 +83,20 @@ def test_overview_notebook_executes_cleanly(executed_overview, growthbook_url):
     assert not [o for o in outputs if o["output_type"] == "error"]
     plotly_outputs = [o for o in outputs if "application/vnd.plotly.v1+json" in o.get("data", {})]
     assert len(plotly_outputs) == 2
-    headings = [line for c in nb["cells"] if c["cell_type"] == "markdown" for line in "".join(c["source"]).splitlines() if line.startswith("#")]
-    assert headings == ["# Data overview", "## Tables", "## Traffic per day", "## Experiments found", "## Appendix: the SQL that ran"]
+    headings = [
+        line
+        for c in nb["cells"]
+        if c["cell_type"] == "markdown"
+        for line in "".join(c["source"]).splitlines()
+        if line.startswith("#")
+    ]
+    assert headings == [
+        "# Data overview",
+        "## Tables",
+        "## Traffic per day",
+        "## Experiments found",
+        "## Appendix: the SQL that ran",
+    ]
     text = json.dumps(nb)
     password = growthbook_url.split(":")[2].split("@")[0] if growthbook_url.startswith("postgresql") else None
     assert password is None or password not in text  # the connection never travels as a parameter
@@ -88,7 +112,9 @@ def test_overview_html_renders_charts_offline_in_chromium(executed_overview, art
         traces = page.eval_on_selector_all(".js-plotly-plot", "els => els.map(e => (e.data || []).length)")
         assert len(traces) == 2 and all(n > 0 for n in traces)
         assert page.locator("text=Traffic per day").count() >= 1
-        backend = request.node.callspec.params.get("backend", "duckdb") if hasattr(request.node, "callspec") else "duckdb"
+        backend = (
+            request.node.callspec.params.get("backend", "duckdb") if hasattr(request.node, "callspec") else "duckdb"
+        )
         page.screenshot(path=str(artifacts_dir / f"overview-{backend}.png"), full_page=True)
     assert not [u for u in refused if "plotly" in u], "plotly.js must be inlined, not fetched"
 
@@ -112,13 +138,21 @@ def test_cli_help_on_every_command():
     for path in paths:
         result = runner.invoke(app, [*path, "--help"])
         assert result.exit_code == 0 and "Usage" in result.output, (path, result.output)
-    proc = subprocess.run([WORKBENCH, "--help"], capture_output=True, text=True, timeout=60)  # the installed console script
+    proc = subprocess.run(
+        [WORKBENCH, "--help"], capture_output=True, text=True, timeout=60
+    )  # the installed console script
     assert proc.returncode == 0 and "overview" in proc.stdout
 
 
 def test_cli_errors_are_one_sentence(tmp_path):
     env = {**os.environ, "WORKBENCH_DATABASE_URL": f"duckdb:///{tmp_path / 'cli.duckdb'}"}
-    proc = subprocess.run([WORKBENCH, "load", "growthbook-sample", str(tmp_path / "nowhere")], capture_output=True, text=True, env=env, timeout=60)
+    proc = subprocess.run(
+        [WORKBENCH, "load", "growthbook-sample", str(tmp_path / "nowhere")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     assert proc.returncode == 1
     assert proc.stderr.strip().startswith("error: ") and len(proc.stderr.strip().splitlines()) == 1
     assert "Traceback" not in proc.stderr and "is not a folder" in proc.stderr

@@ -1,5 +1,6 @@
 """The project's set-up files agree: pyproject.toml is the one dependency list, environment.yml a
 valid conda environment that installs the project with pip, the Makefile and CI use them."""
+
 from __future__ import annotations
 
 import json
@@ -34,7 +35,9 @@ def test_environment_yml_is_a_conda_env_that_installs_this_project():
     match = re.fullmatch(r"(-e\s+)?\.(\[(?P<extras>[\w,\-]+)\])?", pip[0].strip())
     assert match, f"pip section must install the project ('-e .[extras]'), not {pip[0]!r}"
     extras = set((match.group("extras") or "").split(",")) - {""}
-    assert extras <= set(_pyproject()["project"]["optional-dependencies"]), "environment.yml names an extra pyproject.toml lacks"
+    assert extras <= set(_pyproject()["project"]["optional-dependencies"]), (
+        "environment.yml names an extra pyproject.toml lacks"
+    )
 
 
 def test_python_versions_agree():
@@ -55,7 +58,9 @@ def test_installed_environment_satisfies_pyproject():
     assert declared == metadata, "the installed workbench metadata is stale: run `make setup`"
     for spec in _pyproject()["project"]["dependencies"]:
         requirement = Requirement(spec)
-        assert requirement.specifier.contains(version(requirement.name), prereleases=True), f"{requirement} not satisfied"
+        assert requirement.specifier.contains(version(requirement.name), prereleases=True), (
+            f"{requirement} not satisfied"
+        )
 
 
 def test_duckdb_is_pinned_exactly():
@@ -72,7 +77,9 @@ def test_makefile_and_ci_use_the_readme_commands():
 
 
 def test_kernel_python3_runs_this_interpreter():
-    out = subprocess.run([sys.executable, "-m", "jupyter", "kernelspec", "list", "--json"], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "jupyter", "kernelspec", "list", "--json"], capture_output=True, text=True, check=True
+    )
     spec = json.loads(out.stdout)["kernelspecs"]["python3"]
     argv0 = json.loads((Path(spec["resource_dir"]) / "kernel.json").read_text())["argv"][0]
     assert Path(argv0).is_absolute()
@@ -89,4 +96,6 @@ def test_notebooks_are_committed_clean():
         assert len(tagged) == 1, f"{path} needs exactly one cell tagged 'parameters'"
         for line in "".join(tagged[0]["source"]).splitlines():
             if line.strip():
-                assert re.match(r"^\w+: [\w\[\], |]+ = .+#\s*\S", line), f"{path}: parameter line {line!r} needs a type and a comment"
+                assert re.match(r"^\w+: [\w\[\], |]+ = .+#\s*\S", line), (
+                    f"{path}: parameter line {line!r} needs a type and a comment"
+                )

@@ -2,6 +2,7 @@
 numbers against pandas on the raw tables and closed forms, real papermill runs through the CLI,
 the HTML in headless Chromium with no network, the dashboard served by Voila and driven in the
 same browser, run-reports with one broken experiment on PostgreSQL, and no password anywhere."""
+
 from __future__ import annotations
 
 import json
@@ -90,8 +91,15 @@ def pandas_units(raw: dict, key: str, end: pd.Timestamp = END) -> pd.DataFrame:
     """Per unit of ``key`` (exposed START..end, one variation only): variation, first exposure,
     purchased (any order from first exposure to end), revenue (sum of amounts)."""
     views = raw["experiment_viewed"].rename(columns=str.lower)
-    views = views[(views["experimentid"] == key) & views["userid"].notna() & (views["timestamp"] >= START) & (views["timestamp"] <= end)]
-    units = views.groupby("userid").agg(first=("timestamp", "min"), variations=("variationid", "nunique"), variation=("variationid", "first"))
+    views = views[
+        (views["experimentid"] == key)
+        & views["userid"].notna()
+        & (views["timestamp"] >= START)
+        & (views["timestamp"] <= end)
+    ]
+    units = views.groupby("userid").agg(
+        first=("timestamp", "min"), variations=("variationid", "nunique"), variation=("variationid", "first")
+    )
     units = units[units["variations"] == 1]
     orders = raw["orders"].rename(columns=str.lower)
     joined = orders.merge(units[["first"]], left_on="userid", right_index=True)
@@ -132,13 +140,17 @@ def test_results_and_intervals_match_pandas(data, raw):
     # the 68%/95% view of a rate: delta-method standard error of the relative difference (closed form)
     rel, p0, p1, n0, n1 = pandas_relative(units, "purchased")
     se = math.sqrt(p1 * (1 - p1) / n1 / p0**2 + p1**2 * p0 * (1 - p0) / n0 / p0**4)
-    view = data.intervals[(data.intervals["metric"] == "purchased") & (data.intervals["dimension"] == "overall")].iloc[0]
+    view = data.intervals[(data.intervals["metric"] == "purchased") & (data.intervals["dimension"] == "overall")].iloc[
+        0
+    ]
     assert view["relative"] == pytest.approx(rel, rel=1e-10)
     assert (view["relative_95_upper"] - view["relative_95_lower"]) / 2 == pytest.approx(norm.ppf(0.975) * se, rel=2e-3)
     assert (view["relative_68_upper"] - view["relative_68_lower"]) / 2 == pytest.approx(norm.ppf(0.84) * se, rel=2e-3)
     # per browser: units per value from pandas (first exposure's browser)
     views = raw["experiment_viewed"].rename(columns=str.lower)
-    views = views[(views["experimentid"] == "price-display") & views["userid"].notna()].sort_values(["timestamp", "variationid", "browser"])
+    views = views[(views["experimentid"] == "price-display") & views["userid"].notna()].sort_values(
+        ["timestamp", "variationid", "browser"]
+    )
     browser = views.groupby("userid")["browser"].first().reindex(units.index)
     expected = units.assign(browser=browser).groupby(["browser", "variation"]).size()
     got = table[(table["dimension"] == "browser") & (table["metric"] == "purchased")]
@@ -177,7 +189,7 @@ def test_tables_charts_and_verdict_follow_the_results(data, tmp_path):
     overall = data.results.table[data.results.table["dimension"] == "overall"]
     html = report_tables.group_table_html(data.results, "goal")
     purchased = overall[overall["metric"] == "purchased"].iloc[0]
-    assert html.count('class="wb-row') == 1 and f'wb-{purchased["significance"] or "neutral"}' in html
+    assert html.count('class="wb-row') == 1 and f"wb-{purchased['significance'] or 'neutral'}" in html
     verdict = report_tables.verdict(data)
     if purchased["significance"] == "worse":
         assert "Variation 1 is worse on purchased" in verdict and "No variation beat the control" in verdict
@@ -195,11 +207,17 @@ def test_tables_charts_and_verdict_follow_the_results(data, tmp_path):
     save_report_cache(data, tmp_path / "cache")
     again = load_report_cache(tmp_path / "cache")
     pd.testing.assert_frame_equal(again.results.table, data.results.table.reset_index(drop=True), check_dtype=False)
-    pd.testing.assert_frame_equal(again.results.sufficient_statistics, data.results.sufficient_statistics.reset_index(drop=True), check_dtype=False)
+    pd.testing.assert_frame_equal(
+        again.results.sufficient_statistics,
+        data.results.sufficient_statistics.reset_index(drop=True),
+        check_dtype=False,
+    )
     pd.testing.assert_frame_equal(again.units_per_day, data.units_per_day.reset_index(drop=True), check_dtype=False)
     assert again.results.settings == data.results.settings and again.results.experiment == data.results.experiment
     assert again.results.to_dict() == json.loads(json.dumps(data.results.to_dict(), default=str))
-    assert str(again.results) == str(data.results) and again.results.health.srm_flagged == data.results.health.srm_flagged
+    assert (
+        str(again.results) == str(data.results) and again.results.health.srm_flagged == data.results.health.srm_flagged
+    )
 
 
 def test_baseline_from_the_database_matches_pandas(duck, raw):
@@ -208,7 +226,13 @@ def test_baseline_from_the_database_matches_pandas(duck, raw):
     db = wb.connect(duck[0])
     data = yaml.safe_load(duck[1].read_text())
     # a count metric counts rows, whatever `value` holds (the experiment engine's definition)
-    data["metrics"].append({"name": "orders_per_user", "type": "count", "sql": "SELECT userId AS user_id, timestamp, amount AS value FROM orders"})
+    data["metrics"].append(
+        {
+            "name": "orders_per_user",
+            "type": "count",
+            "sql": "SELECT userId AS user_id, timestamp, amount AS value FROM orders",
+        }
+    )
     config = parse_config(data, duck[1])
     start, end = pd.Timestamp("2026-10-01"), pd.Timestamp("2026-10-14 23:59:59.999999")
     views = raw["experiment_viewed"].rename(columns=str.lower)
@@ -238,26 +262,46 @@ def test_data_quality_checks_match_pandas(duck, raw):
     orders = raw["orders"]
     assert nulls.loc[("revenue", "value"), "nulls"] == orders["amount"].isna().sum()
     assert nulls.loc[("revenue", "value"), "rows"] == len(orders)
-    assert nulls.loc[("sessions", "timestamp"), "nulls"] == raw["sessions"]["sessionStart" if "sessionStart" in raw["sessions"] else "sessionstart"].isna().sum()
+    assert (
+        nulls.loc[("sessions", "timestamp"), "nulls"]
+        == raw["sessions"]["sessionStart" if "sessionStart" in raw["sessions"] else "sessionstart"].isna().sum()
+    )
     assert "no_such_table" in nulls.loc[("broken", "(all)"), "error"]
     health = data_quality.experiment_health(db, config).set_index("experiment")
     units = pandas_units(raw, "price-display")
     assert health.loc["price-display", "units"] == len(units)
-    traffic = pd.DataFrame({"day": pd.to_datetime(["2026-01-01", "2026-01-02", "2026-01-04", "2026-01-01", "2026-01-05"]),
-                            "series": ["a", "a", "a", "b", "b"], "n": [1, 2, 3, 4, 5]})
+    traffic = pd.DataFrame(
+        {
+            "day": pd.to_datetime(["2026-01-01", "2026-01-02", "2026-01-04", "2026-01-01", "2026-01-05"]),
+            "series": ["a", "a", "a", "b", "b"],
+            "n": [1, 2, 3, 4, 5],
+        }
+    )
     gaps = data_quality.missing_days(traffic).set_index("series")
-    assert gaps.loc["a", "days_without_rows"] == 1 and gaps.loc["a", "missing"] == "2026-01-03" and gaps.loc["a", "days_behind_newest"] == 1
+    assert (
+        gaps.loc["a", "days_without_rows"] == 1
+        and gaps.loc["a", "missing"] == "2026-01-03"
+        and gaps.loc["a", "days_behind_newest"] == 1
+    )
     assert gaps.loc["b", "days_without_rows"] == 3
     db.dispose()
 
 
 # --- notebooks run for real ---------------------------------------------------------------------
 def headings(notebook: dict) -> list[str]:
-    return [line for c in notebook["cells"] if c["cell_type"] == "markdown" for line in "".join(c["source"]).splitlines() if line.startswith("#")]
+    return [
+        line
+        for c in notebook["cells"]
+        if c["cell_type"] == "markdown"
+        for line in "".join(c["source"]).splitlines()
+        if line.startswith("#")
+    ]
 
 
 def errors(notebook: dict) -> list[dict]:
-    return [o for c in notebook["cells"] if c["cell_type"] == "code" for o in c["outputs"] if o["output_type"] == "error"]
+    return [
+        o for c in notebook["cells"] if c["cell_type"] == "code" for o in c["outputs"] if o["output_type"] == "error"
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -266,8 +310,24 @@ def cli_report(duck, tmp_path_factory):
     home = tmp_path_factory.mktemp("report-home")
     env = {**os.environ, "WORKBENCH_HOME": str(home)}
     started = time.perf_counter()
-    proc = subprocess.run([WORKBENCH, "report", "price-display", "--config", str(duck[1]), "--dimension", "browser", "--database", duck[0]],
-                          check=False, capture_output=True, text=True, env=env, timeout=400)
+    proc = subprocess.run(
+        [
+            WORKBENCH,
+            "report",
+            "price-display",
+            "--config",
+            str(duck[1]),
+            "--dimension",
+            "browser",
+            "--database",
+            duck[0],
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=400,
+    )
     assert proc.returncode == 0, proc.stderr
     return home, proc, time.perf_counter() - started
 
@@ -277,13 +337,34 @@ def test_report_command_writes_notebook_html_latest_and_cache(cli_report, raw):
     home, proc, _seconds = cli_report
     folder = home / "reports" / "price-display"
     htmls = sorted(p for p in folder.glob("2*.html"))
-    assert len(htmls) == 1 and f"HTML report:       {htmls[0]}" in proc.stdout and f"Latest report:     {folder / 'latest.html'}" in proc.stdout
+    assert (
+        len(htmls) == 1
+        and f"HTML report:       {htmls[0]}" in proc.stdout
+        and f"Latest report:     {folder / 'latest.html'}" in proc.stdout
+    )
     assert (folder / "latest.html").read_bytes() == htmls[0].read_bytes()
     nb = json.loads(htmls[0].with_suffix(".ipynb").read_text())
     assert not errors(nb)
-    assert headings(nb) == ["# Experiment report", "## Summary", "## Health", "## Results by metric group", "### Goal metrics", "### Secondary metrics",
-                            "### Guardrail metrics", "## Cumulative effect over time", "## Results per dimension", "## Appendix: the SQL that ran", "## Appendix: provenance"]
-    plotly = [o for c in nb["cells"] if c["cell_type"] == "code" for o in c["outputs"] if "application/vnd.plotly.v1+json" in o.get("data", {})]
+    assert headings(nb) == [
+        "# Experiment report",
+        "## Summary",
+        "## Health",
+        "## Results by metric group",
+        "### Goal metrics",
+        "### Secondary metrics",
+        "### Guardrail metrics",
+        "## Cumulative effect over time",
+        "## Results per dimension",
+        "## Appendix: the SQL that ran",
+        "## Appendix: provenance",
+    ]
+    plotly = [
+        o
+        for c in nb["cells"]
+        if c["cell_type"] == "code"
+        for o in c["outputs"]
+        if "application/vnd.plotly.v1+json" in o.get("data", {})
+    ]
     assert len(plotly) == 5  # units per day, three interval charts, one cumulative chart
     text = json.dumps(nb)
     assert "WITH" in text and "config SHA-256" in text
@@ -306,7 +387,9 @@ def test_report_html_renders_every_chart_offline(cli_report, artifacts_dir, raw)
     rel, *_ = pandas_relative(pandas_units(raw, "price-display"), "purchased")
     assert f"{rel:+.1%}" in source
     with offline_page(html) as (page, fetched):
-        page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot .main-svg').length >= 5", timeout=60_000)
+        page.wait_for_function(
+            "() => document.querySelectorAll('.js-plotly-plot .main-svg').length >= 5", timeout=60_000
+        )
         traces = page.eval_on_selector_all(".js-plotly-plot", "els => els.map(e => (e.data || []).length)")
         assert len(traces) == 5 and all(n > 0 for n in traces)
         assert page.locator("text=Results by metric group").count() >= 1
@@ -323,12 +406,29 @@ def test_data_quality_and_power_notebooks_execute(duck, raw, tmp_path):
     run = run_notebook("data_quality.ipynb", tmp_path, {"config_path": str(duck[1])}, database_url=duck[0])
     nb = json.loads(run.notebook.read_text())
     assert not errors(nb)
-    assert headings(nb) == ["# Data quality", "## Experiment health", "## Events per day and type", "## Missing and late data",
-                            "## Missing values in metric columns", "## Appendix: the SQL that ran"]
-    run = run_notebook("power_analysis.ipynb", tmp_path, {"config_path": str(duck[1]), "start": "2026-10-01", "end": "2026-10-14"}, database_url=duck[0])
+    assert headings(nb) == [
+        "# Data quality",
+        "## Experiment health",
+        "## Events per day and type",
+        "## Missing and late data",
+        "## Missing values in metric columns",
+        "## Appendix: the SQL that ran",
+    ]
+    run = run_notebook(
+        "power_analysis.ipynb",
+        tmp_path,
+        {"config_path": str(duck[1]), "start": "2026-10-01", "end": "2026-10-14"},
+        database_url=duck[0],
+    )
     nb = json.loads(run.notebook.read_text())
     assert not errors(nb)
-    assert headings(nb) == ["# Power analysis", "## Baseline", "## Sample size", "## Detectable effect by duration", "## Appendix: the SQL that ran"]
+    assert headings(nb) == [
+        "# Power analysis",
+        "## Baseline",
+        "## Sample size",
+        "## Detectable effect by duration",
+        "## Appendix: the SQL that ran",
+    ]
     views = raw["experiment_viewed"].rename(columns=str.lower)
     window = views[views["userid"].notna() & (views["timestamp"] >= "2026-10-01") & (views["timestamp"] < "2026-10-15")]
     text = json.dumps(nb)
@@ -361,11 +461,25 @@ def scheduled(pg_server, tmp_path_factory):
     home = tmp_path_factory.mktemp("scheduled-home")
     good, bad = write_config(home / "good.yml"), write_config(home / "broken.yml", broken=True)
     env = {**os.environ, "WORKBENCH_HOME": str(home), "WORKBENCH_DATABASE_URL": url}
-    first = subprocess.run([WORKBENCH, "run-reports", "add-to-cart-cta", "--config", str(good)], check=False, capture_output=True, text=True, env=env, timeout=400)
+    first = subprocess.run(
+        [WORKBENCH, "run-reports", "add-to-cart-cta", "--config", str(good)],
+        check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=400,
+    )
     assert first.returncode == 0, first.stderr
     kept = (home / "reports" / "add-to-cart-cta" / "latest.html").read_bytes()
     time.sleep(1)  # the next report gets another timestamp
-    second = subprocess.run([WORKBENCH, "run-reports", "--config", str(bad)], check=False, capture_output=True, text=True, env=env, timeout=400)
+    second = subprocess.run(
+        [WORKBENCH, "run-reports", "--config", str(bad)],
+        check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=400,
+    )
     password = url.split("://", 1)[1].split("@", 1)[0].split(":", 1)[1]
     return home, url, password, first, second, kept
 
@@ -453,7 +567,9 @@ def test_dashboard_in_voila_answers_each_interaction(scheduled, artifacts_dir):
     command = voila_command(port)
     assert "--Voila.ip=127.0.0.1" in command and "--strip_sources=True" in command
     log = (home / "voila.log").open("w")  # closed after the server stops
-    server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env={**voila_environment(), "WORKBENCH_HOME": str(home)})
+    server = subprocess.Popen(
+        command, stdout=log, stderr=subprocess.STDOUT, env={**voila_environment(), "WORKBENCH_HOME": str(home)}
+    )
     try:
         wait_for_port(port, 60)
         with sync_playwright() as p:
@@ -461,7 +577,12 @@ def test_dashboard_in_voila_answers_each_interaction(scheduled, artifacts_dir):
             page = browser.new_page(viewport={"width": 1280, "height": 1300})
             # Offline, as on a machine with no internet: Voila's template links Font Awesome on a CDN
             # (its own bundle already carries it); a request that hangs would hold the load event.
-            page.route("**/*", lambda route: route.continue_() if route.request.url.startswith(f"http://127.0.0.1:{port}/") else route.abort())
+            page.route(
+                "**/*",
+                lambda route: (
+                    route.continue_() if route.request.url.startswith(f"http://127.0.0.1:{port}/") else route.abort()
+                ),
+            )
             page.goto(f"http://127.0.0.1:{port}/", timeout=180_000)
             page.wait_for_selector(".js-plotly-plot .main-svg", timeout=180_000)
             assert "Dashboard(" not in page.content()  # sources stripped
@@ -532,7 +653,9 @@ def test_new_experiment_appends_a_valid_entry_and_keeps_comments(tmp_path):
         new_experiment("bad key!", path)
     notebook = new_analysis("pricing_deep_dive", tmp_path)
     nb = json.loads(notebook.read_text())
-    assert nb["metadata"]["title"] == "Pricing deep dive" and "".join(nb["cells"][0]["source"]).startswith("# Pricing deep dive")
+    assert nb["metadata"]["title"] == "Pricing deep dive" and "".join(nb["cells"][0]["source"]).startswith(
+        "# Pricing deep dive"
+    )
     assert [c for c in nb["cells"] if "parameters" in c.get("metadata", {}).get("tags", [])]
     with pytest.raises(WorkbenchError, match="must be letters, digits and _"):
         new_analysis("pricing\n", tmp_path)  # a trailing newline is not part of a name
@@ -542,7 +665,14 @@ def test_new_experiment_appends_a_valid_entry_and_keeps_comments(tmp_path):
 def test_cli_report_errors_are_one_sentence(tmp_path):
     env = {**os.environ, "WORKBENCH_HOME": str(tmp_path)}
     config = write_config(tmp_path / "workbench.yml")
-    proc = subprocess.run([WORKBENCH, "report", "nope", "--config", str(config)], check=False, capture_output=True, text=True, env=env, timeout=60)
+    proc = subprocess.run(
+        [WORKBENCH, "report", "nope", "--config", str(config)],
+        check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     assert proc.returncode == 1 and proc.stderr.startswith("error: ") and len(proc.stderr.strip().splitlines()) == 1
     assert "no experiment 'nope'" in proc.stderr
     np.testing.assert_equal(list((tmp_path).glob("reports/nope*")), [])

@@ -1,5 +1,6 @@
 """The same compiled experiment SQL on Spark SQL (PySpark local mode) gives the statistics the
 independent pandas computation gives. One SparkSession for the module, few queries."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -50,7 +51,14 @@ def test_spark_statistics_equal_pandas(spark_db, sample_dir):
 
     exp = experiment("checkout-layout", load_config(ROOT / "workbench.yml"))
     # binomial, ratio, capped mean with CUPED, quantile, identity-joined count, percentile-capped duration
-    metrics = ("purchased", "average_order_value", "revenue_per_user_cuped", "order_amount_p90", "page_views_per_user", "session_duration")
+    metrics = (
+        "purchased",
+        "average_order_value",
+        "revenue_per_user_cuped",
+        "order_amount_p90",
+        "page_views_per_user",
+        "session_duration",
+    )
     ours = sufficient_stats(exp, db=spark_db, metrics=metrics)
     expected = ref.sufficient_stats(sample_dir, "checkout-layout", START, END, ["0", "1", "2"], metrics)
     assert_matches_reference(ours, expected)
@@ -66,13 +74,18 @@ def test_spark_dimension_statistics_and_multiple_exposures(spark_db, sample_dir)
     per_user = views[views["experimentId"] == "checkout-layout"].groupby("userId")["variationId"].nunique()
     assert units.set_index("variation").loc[ref.MULTIPLE, "users"] == (per_user > 1).sum()
     ours = sufficient_stats(exp, "browser", db=spark_db, top_n=2, metrics=("retention_rate",))
-    expected = ref.sufficient_stats(sample_dir, "checkout-layout", START, END, ["0", "1", "2"], ("retention_rate",), dimension="browser", top_n=2)
+    expected = ref.sufficient_stats(
+        sample_dir, "checkout-layout", START, END, ["0", "1", "2"], ("retention_rate",), dimension="browser", top_n=2
+    )
     assert_matches_reference(ours, expected)
 
 
 def test_parameters_are_inlined_as_typed_literals():
     from workbench.db.dialects import transpile
 
-    sql = transpile("SELECT * FROM t WHERE k = :key AND ts >= :start AND n <= :n", "spark",
-                    {"key": "it's", "start": dt.datetime(2026, 9, 25, 1, 2, 3), "n": 20})
+    sql = transpile(
+        "SELECT * FROM t WHERE k = :key AND ts >= :start AND n <= :n",
+        "spark",
+        {"key": "it's", "start": dt.datetime(2026, 9, 25, 1, 2, 3), "n": 20},
+    )
     assert sql == "SELECT * FROM t WHERE k = 'it\\'s' AND ts >= CAST('2026-09-25 01:02:03' AS TIMESTAMP) AND n <= 20"

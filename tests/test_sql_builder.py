@@ -1,5 +1,6 @@
 """The compiled SQL: bound values, one scan per metric source, and it transpiles for the warehouses
 users outgrow DuckDB into (BigQuery, Snowflake, Trino, Spark SQL)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -62,5 +63,10 @@ def test_metric_without_identity_join_is_a_config_error(config, tmp_path):
     data = yaml.safe_load((ROOT / "workbench.yml").read_text())
     data["identity_joins"] = []
     cfg = parse_config(data, tmp_path / "workbench.yml")
-    with pytest.raises(ConfigError, match=r"metric 'page_views_per_user' is keyed by \['anonymous_id'\] but experiment 'checkout-layout' counts user_id units and no identity join links them; add an identity join\."):
-        sql_builder.sufficient_stats_query(cfg, cfg.experiment("checkout-layout"), None, 20, (cfg.metric("page_views_per_user"),))
+    with pytest.raises(
+        ConfigError,
+        match=r"metric 'page_views_per_user' is keyed by \['anonymous_id'\] but experiment 'checkout-layout' counts user_id units and no identity join links them; add an identity join\.",
+    ):
+        sql_builder.sufficient_stats_query(
+            cfg, cfg.experiment("checkout-layout"), None, 20, (cfg.metric("page_views_per_user"),)
+        )

@@ -1,5 +1,6 @@
 """``analyze(experiment)`` and ``workbench analyze`` on GrowthBook's real sample data, on DuckDB and
 PostgreSQL: the results agree with scipy/statsmodels on the experiment's per-unit values."""
+
 from __future__ import annotations
 
 import json
@@ -57,10 +58,25 @@ def test_analyze_agrees_with_per_unit_data(checkout):
 def test_cli_prints_health_then_effects(growthbook_url, monkeypatch):
     monkeypatch.setenv("WORKBENCH_CONFIG", str(CONFIG))
     runner = CliRunner()
-    table = runner.invoke(app, ["analyze", "checkout-layout", "--format", "table", "--overall-only", "--database", growthbook_url])
+    table = runner.invoke(
+        app, ["analyze", "checkout-layout", "--format", "table", "--overall-only", "--database", growthbook_url]
+    )
     assert table.exit_code == 0, table.output
     assert table.output.index("Sample ratio mismatch") < table.output.index("purchased")
-    out = runner.invoke(app, ["analyze", "checkout-layout", "--format", "json", "--overall-only", "--correction", "holm", "--database", growthbook_url])
+    out = runner.invoke(
+        app,
+        [
+            "analyze",
+            "checkout-layout",
+            "--format",
+            "json",
+            "--overall-only",
+            "--correction",
+            "holm",
+            "--database",
+            growthbook_url,
+        ],
+    )
     assert out.exit_code == 0, out.output
     data = json.loads(out.output)
     purchased = [r for r in data["sufficient_statistics"] if r["metric"] == "purchased"]
@@ -68,7 +84,9 @@ def test_cli_prints_health_then_effects(growthbook_url, monkeypatch):
     first = data["results"][0]
     assert {"p_value", "p_value_adjusted", "ci_lower", "note"} <= set(first)
     p_values = np.array([r["p_value"] for r in data["results"]], dtype=float)
-    assert data["settings"]["correction"] == "holm" and all(r["p_value_adjusted"] >= r["p_value"] for r in data["results"] if r["p_value"] is not None)
+    assert data["settings"]["correction"] == "holm" and all(
+        r["p_value_adjusted"] >= r["p_value"] for r in data["results"] if r["p_value"] is not None
+    )
     assert np.isfinite(p_values).all()
 
 

@@ -1,5 +1,6 @@
 """Moments and the frequentist tests against scipy/statsmodels on raw per-unit data, closed forms,
 and GrowthBook's gbstats 0.8.0 on the same sufficient statistics."""
+
 from __future__ import annotations
 
 import math
@@ -91,7 +92,9 @@ def test_proportions_match_statsmodels_wald_z_test():
     a = row_moments(sums_row("conv", "binomial", "0", x_a))
     b = row_moments(sums_row("conv", "binomial", "1", x_b))
     ours = t_test(a, b, relative=False)
-    ref = sm_proportion.test_proportions_2indep(x_b.sum(), len(x_b), x_a.sum(), len(x_a), method="wald", compare="diff", correction=False)
+    ref = sm_proportion.test_proportions_2indep(
+        x_b.sum(), len(x_b), x_a.sum(), len(x_a), method="wald", compare="diff", correction=False
+    )
     assert ours.estimate / ours.standard_error == pytest.approx(ref.statistic, rel=1e-9)
     # Welch t with ~80k df against the normal: p-values agree to the t/normal gap
     assert ours.p_value == pytest.approx(ref.pvalue, rel=2e-3)
@@ -100,7 +103,9 @@ def test_proportions_match_statsmodels_wald_z_test():
 def _gb_ttest(stat_a, stat_b, relative=True, alpha=0.05):
     from gbstats.frequentist.tests import FrequentistConfig, TwoSidedTTest
 
-    return TwoSidedTTest(stat_a, stat_b, FrequentistConfig(difference_type="relative" if relative else "absolute", alpha=alpha)).compute_result()
+    return TwoSidedTTest(
+        stat_a, stat_b, FrequentistConfig(difference_type="relative" if relative else "absolute", alpha=alpha)
+    ).compute_result()
 
 
 @pytest.mark.parametrize("relative", [True, False])
@@ -133,7 +138,9 @@ def test_ratio_delta_method_matches_linearisation_and_gbstats():
     assert a.variance == pytest.approx(linearised.var(ddof=1), rel=1e-8)
     ours = t_test(a, row_moments(row_b), relative=True)
     ref = _gb_ttest(gb_statistic(row_a), gb_statistic(row_b))
-    assert (ours.estimate, ours.ci_lower, ours.ci_upper, ours.p_value) == pytest.approx((ref.expected, *ref.ci, ref.p_value), rel=REL)
+    assert (ours.estimate, ours.ci_lower, ours.ci_upper, ours.p_value) == pytest.approx(
+        (ref.expected, *ref.ci, ref.p_value), rel=REL
+    )
 
 
 def test_cuped_matches_ols_and_welch_on_adjusted_values(revenue):
@@ -150,7 +157,7 @@ def test_cuped_matches_ols_and_welch_on_adjusted_values(revenue):
     arm = np.r_[np.zeros(len(y_a)), np.ones(len(y_b))]
     ours = t_test(a, b, relative=False)
     assert ours.estimate == pytest.approx(sm.OLS(adjusted, sm.add_constant(arm)).fit().params[1], rel=1e-9)
-    ref = scipy.stats.ttest_ind(adjusted[len(y_a):], adjusted[: len(y_a)], equal_var=False)
+    ref = scipy.stats.ttest_ind(adjusted[len(y_a) :], adjusted[: len(y_a)], equal_var=False)
     assert ours.p_value == pytest.approx(ref.pvalue, rel=1e-6)
     assert (ours.ci_lower, ours.ci_upper) == pytest.approx(tuple(ref.confidence_interval(0.95)), rel=1e-8)
     # CUPED narrows the interval against the unadjusted test
@@ -172,7 +179,9 @@ def test_cuped_relative_agrees_with_gbstats(revenue, metric_type):
     theta = pooled_theta(cuped_sums(row_a), cuped_sums(row_b))
     ours = t_test(cuped_moments(cuped_sums(row_a), theta), cuped_moments(cuped_sums(row_b), theta), relative=True)
     ref = _gb_ttest(gb_statistic(row_a, cuped=True), gb_statistic(row_b, cuped=True))
-    assert (ours.estimate, ours.ci_lower, ours.ci_upper, ours.p_value) == pytest.approx((ref.expected, *ref.ci, ref.p_value), rel=REL)
+    assert (ours.estimate, ours.ci_lower, ours.ci_upper, ours.p_value) == pytest.approx(
+        (ref.expected, *ref.ci, ref.p_value), rel=REL
+    )
 
 
 def test_quantile_agrees_with_gbstats():
@@ -186,7 +195,9 @@ def test_quantile_agrees_with_gbstats():
                      "quantile_lower": float(values[math.floor(n * q - half)]), "quantile_upper": float(values[math.ceil(n * q + half)])})  # fmt: skip
     ours = t_test(row_moments(rows[0]), row_moments(rows[1]), relative=True)
     ref = _gb_ttest(gb_statistic(rows[0]), gb_statistic(rows[1]))
-    assert (ours.estimate, ours.ci_lower, ours.ci_upper, ours.p_value) == pytest.approx((ref.expected, *ref.ci, ref.p_value), rel=REL)
+    assert (ours.estimate, ours.ci_lower, ours.ci_upper, ours.p_value) == pytest.approx(
+        (ref.expected, *ref.ci, ref.p_value), rel=REL
+    )
 
 
 def test_comparison_notes_explain_refusals():

@@ -1,5 +1,6 @@
 """Health checks, multiple-testing corrections, power and abautomator's interval view against
 scipy/statsmodels and gbstats 0.8.0."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -24,7 +25,9 @@ from workbench.stats.power import (
 )
 
 
-@pytest.mark.parametrize("users, weights", [([5050, 4950], [0.5, 0.5]), ([3300, 3400, 3150], [1 / 3] * 3), ([2100, 7700], [0.2, 0.8])])
+@pytest.mark.parametrize(
+    "users, weights", [([5050, 4950], [0.5, 0.5]), ([3300, 3400, 3150], [1 / 3] * 3), ([2100, 7700], [0.2, 0.8])]
+)
 def test_srm_matches_chisquare_and_gbstats(users, weights):
     from gbstats.utils import check_srm
 
@@ -52,14 +55,25 @@ def test_health_checks_warn_on_srm_multiple_exposures_and_unknown_variations():
     assert health.multiple_exposure_share == pytest.approx(220 / (5000 + 5400 + 220 + 3))
     assert health.unknown_variations == ["7"]
     srm = health.srm.set_index(["dimension", "dimension_value"])
-    assert srm.loc[("browser", "Safari"), "srm_p_value"] == pytest.approx(scipy.stats.chisquare([2000, 2400]).pvalue, rel=1e-9)
-    assert bool(srm.loc[("browser", "Safari"), "srm_flagged"]) and not bool(srm.loc[("browser", "Chrome"), "srm_flagged"])
+    assert srm.loc[("browser", "Safari"), "srm_p_value"] == pytest.approx(
+        scipy.stats.chisquare([2000, 2400]).pvalue, rel=1e-9
+    )
+    assert bool(srm.loc[("browser", "Safari"), "srm_flagged"]) and not bool(
+        srm.loc[("browser", "Chrome"), "srm_flagged"]
+    )
     text = " ".join(health.warnings)
     assert "Sample ratio mismatch" in text and "browser = Safari" in text and "220 units" in text and "7" in text
 
 
 def test_no_multiple_exposure_warning_below_one_percent():
-    counts = pd.DataFrame({"dimension": "overall", "dimension_value": "all", "variation": ["0", "1", "__multiple__"], "users": [5000, 5000, 99]})
+    counts = pd.DataFrame(
+        {
+            "dimension": "overall",
+            "dimension_value": "all",
+            "variation": ["0", "1", "__multiple__"],
+            "users": [5000, 5000, 99],
+        }
+    )
     assert health_checks(counts, ["0", "1"], [0.5, 0.5]).warnings == []
 
 
@@ -83,7 +97,9 @@ def test_mean_sample_size_matches_statsmodels():
 def test_binomial_sample_size_matches_statsmodels():
     p0, p1 = 0.10, 0.11
     effect = (p1 - p0) / np.sqrt((p0 * (1 - p0) + p1 * (1 - p1)) / 2)  # unpooled standardized difference
-    assert binomial_sample_size(0.10, 0.10) == int(np.ceil(NormalIndPower().solve_power(effect_size=effect, alpha=0.05, power=0.8)))
+    assert binomial_sample_size(0.10, 0.10) == int(
+        np.ceil(NormalIndPower().solve_power(effect_size=effect, alpha=0.05, power=0.8))
+    )
     ref4 = NormalIndPower().solve_power(effect_size=effect, alpha=0.05 / 3, power=0.8)
     assert binomial_sample_size(0.10, 0.10, arms=4) == int(np.ceil(ref4))
     assert binomial_sample_size(0.10, 0.10, arms=4, bonferroni=False) == binomial_sample_size(0.10, 0.10)
@@ -114,16 +130,22 @@ def test_intervals_for_rates_fix_abautomators_defects():
         ref = sm_proportion.confint_proportions_2indep(*counts, method="wald", compare="diff", alpha=1 - level)
         assert interval == pytest.approx(ref, rel=1e-9)
     # two-sided Wald test with the 1/n1 + 1/n2 standard error
-    z = (x_b.mean() - x_a.mean()) / np.sqrt(x_a.mean() * (1 - x_a.mean()) / len(x_a) + x_b.mean() * (1 - x_b.mean()) / len(x_b))
+    z = (x_b.mean() - x_a.mean()) / np.sqrt(
+        x_a.mean() * (1 - x_a.mean()) / len(x_a) + x_b.mean() * (1 - x_b.mean()) / len(x_b)
+    )
     assert view.p_value == pytest.approx(2 * scipy.stats.norm.sf(abs(z)), rel=1e-9)
-    assert view.p_value == pytest.approx(sm_proportion.test_proportions_2indep(*counts, method="wald", correction=False).pvalue, rel=1e-9)
+    assert view.p_value == pytest.approx(
+        sm_proportion.test_proportions_2indep(*counts, method="wald", correction=False).pvalue, rel=1e-9
+    )
     assert view.relative == pytest.approx(x_b.mean() / x_a.mean() - 1, rel=1e-12)
 
 
 def test_intervals_for_means_match_welch():
     rng = np.random.default_rng(2)
     y_a, y_b = rng.poisson(3.0, 25), rng.poisson(3.6, 40)
-    view = difference_intervals(row_moments(sums_row("n", "count", "0", y_a)), row_moments(sums_row("n", "count", "1", y_b)), proportion=False)
+    view = difference_intervals(
+        row_moments(sums_row("n", "count", "0", y_a)), row_moments(sums_row("n", "count", "1", y_b)), proportion=False
+    )
     ref = scipy.stats.ttest_ind(y_b, y_a, equal_var=False)
     assert view.p_value == pytest.approx(ref.pvalue, rel=1e-9)
     assert view.absolute_95 == pytest.approx(tuple(ref.confidence_interval(0.95)), rel=1e-9)

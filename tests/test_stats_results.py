@@ -1,6 +1,7 @@
 """The results object end to end: agreement with gbstats' own runner on the same table, edge cases
 explained in ``note``, CUPED with the unadjusted result beside it, guardrails, corrections, the
 JSON shape, and health shown before any lift."""
+
 from __future__ import annotations
 
 import json
@@ -39,12 +40,23 @@ def experiment_table():
             rows += [
                 sums_row("converted", "binomial", variation, converted, **where),
                 sums_row("revenue", "mean", variation, revenue, covariate=pre, **where),
-                sums_row("orders_per_session", "ratio", variation, rng.binomial(sessions, 0.2 * lift), denominator=sessions, **where),
+                sums_row(
+                    "orders_per_session",
+                    "ratio",
+                    variation,
+                    rng.binomial(sessions, 0.2 * lift),
+                    denominator=sessions,
+                    **where,
+                ),
                 sums_row("latency", "duration", variation, rng.gamma(3.0, 100.0 * lift, n), **where),
             ]
     frame = pd.DataFrame(rows)
-    sum_columns = [c for c in frame.columns if c not in ("metric", "metric_type", "dimension", "dimension_value", "variation")]
-    overall = frame.groupby(["metric", "metric_type", "variation"], as_index=False, sort=False)[sum_columns].sum(min_count=1)
+    sum_columns = [
+        c for c in frame.columns if c not in ("metric", "metric_type", "dimension", "dimension_value", "variation")
+    ]
+    overall = frame.groupby(["metric", "metric_type", "variation"], as_index=False, sort=False)[sum_columns].sum(
+        min_count=1
+    )
     overall["dimension"], overall["dimension_value"] = "overall", "all"
     return pd.concat([overall, frame], ignore_index=True)
 
@@ -59,18 +71,31 @@ def _gbstats_dimensions(table: pd.DataFrame, metric: str, statistic_type: str, m
     settings = MetricSettingsForStatsEngine(id=metric, name=metric, statistic_type=statistic_type, main_metric_type=main_type,
                                             denominator_metric_type=main_type, covariate_metric_type=main_type)  # fmt: skip
     ids = ["0", "1", "2"]
-    result = process_single_metric(rows, settings, [AnalysisSettingsForStatsEngine(var_names=ids, var_ids=ids, weights=[1 / 3] * 3, **analysis)])
+    result = process_single_metric(
+        rows, settings, [AnalysisSettingsForStatsEngine(var_names=ids, var_ids=ids, weights=[1 / 3] * 3, **analysis)]
+    )
     return {d.dimension: d for d in result.analyses[0].dimensions}
 
 
-@pytest.mark.filterwarnings("ignore::FutureWarning", "ignore::DeprecationWarning", "ignore:Setting a value on a Series via .at")
+@pytest.mark.filterwarnings(
+    "ignore::FutureWarning", "ignore::DeprecationWarning", "ignore:Setting a value on a Series via .at"
+)
 @pytest.mark.parametrize(
     "metric, statistic_type, main_type",
-    [("converted", "mean", "binomial"), ("revenue", "mean_ra", "count"), ("orders_per_session", "ratio", "count"), ("latency", "mean", "count")],
+    [
+        ("converted", "mean", "binomial"),
+        ("revenue", "mean_ra", "count"),
+        ("orders_per_session", "ratio", "count"),
+        ("latency", "mean", "count"),
+    ],
 )
 @pytest.mark.parametrize("mode", ["frequentist", "sequential", "bayesian"])
 def test_results_agree_with_gbstats_runner(experiment_table, metric, statistic_type, main_type, mode):
-    settings = {"frequentist": AnalysisSettings(), "sequential": AnalysisSettings(sequential=True), "bayesian": AnalysisSettings(engine="bayesian")}[mode]
+    settings = {
+        "frequentist": AnalysisSettings(),
+        "sequential": AnalysisSettings(sequential=True),
+        "bayesian": AnalysisSettings(engine="bayesian"),
+    }[mode]
     gb_analysis = {"frequentist": {"stats_engine": "frequentist"}, "sequential": {"stats_engine": "frequentist", "sequential_testing_enabled": True},
                    "bayesian": {"stats_engine": "bayesian"}}[mode]  # fmt: skip
     results = experiment_results(experiment_table, settings).to_pandas()
@@ -97,7 +122,11 @@ def test_results_agree_with_gbstats_runner(experiment_table, metric, statistic_t
 def test_cuped_keeps_the_unadjusted_result_and_matches_ols(experiment_table):
     table = experiment_table[(experiment_table["dimension"] == "overall") & (experiment_table["metric"] == "revenue")]
     results = experiment_results(table, AnalysisSettings(difference_type="absolute")).to_pandas().set_index("variation")
-    off = experiment_results(table, AnalysisSettings(difference_type="absolute", cuped=False)).to_pandas().set_index("variation")
+    off = (
+        experiment_results(table, AnalysisSettings(difference_type="absolute", cuped=False))
+        .to_pandas()
+        .set_index("variation")
+    )
     assert results.loc["1", "cuped"] and not off.loc["1", "cuped"]
     for column in ("absolute_effect", "ci_lower", "ci_upper", "p_value"):
         assert results.loc["1", f"unadjusted_{column}"] == pytest.approx(off.loc["1", column], rel=1e-12)
@@ -105,13 +134,17 @@ def test_cuped_keeps_the_unadjusted_result_and_matches_ols(experiment_table):
     rng = np.random.default_rng(4)
     pre_a, pre_b = rng.normal(10, 3, 800), rng.normal(10, 3, 900)
     y_a, y_b = pre_a + rng.normal(0, 2, 800), pre_b + rng.normal(0.5, 2, 900)
-    small = pd.DataFrame([sums_row("r", "mean", "0", y_a, covariate=pre_a), sums_row("r", "mean", "1", y_b, covariate=pre_b)])
+    small = pd.DataFrame(
+        [sums_row("r", "mean", "0", y_a, covariate=pre_a), sums_row("r", "mean", "1", y_b, covariate=pre_b)]
+    )
     row = experiment_results(small, AnalysisSettings(difference_type="absolute")).to_pandas().iloc[0]
     y, x = np.r_[y_a, y_b], np.r_[pre_a, pre_b]
     theta = sm.OLS(y, sm.add_constant(x)).fit().params[1]
     arm = np.r_[np.zeros(800), np.ones(900)]
     assert row["theta"] == pytest.approx(theta, rel=1e-9)
-    assert row["absolute_effect"] == pytest.approx(sm.OLS(y - theta * x, sm.add_constant(arm)).fit().params[1], rel=1e-9)
+    assert row["absolute_effect"] == pytest.approx(
+        sm.OLS(y - theta * x, sm.add_constant(arm)).fit().params[1], rel=1e-9
+    )
     assert row["unadjusted_absolute_effect"] == pytest.approx(y_b.mean() - y_a.mean(), rel=1e-9)
 
 
@@ -120,18 +153,26 @@ def test_guardrails_are_one_sided_against_harm():
     y_a, y_b = rng.normal(100, 20, 500), rng.normal(98, 20, 500)
     table = pd.DataFrame([sums_row("latency", "mean", "0", y_a), sums_row("latency", "mean", "1", y_b),
                           sums_row("speed", "mean", "0", y_a), sums_row("speed", "mean", "1", y_b)])  # fmt: skip
-    settings = AnalysisSettings(difference_type="absolute", guardrail_metrics=("latency", "speed"), inverse_metrics=frozenset({"latency"}))
+    settings = AnalysisSettings(
+        difference_type="absolute", guardrail_metrics=("latency", "speed"), inverse_metrics=frozenset({"latency"})
+    )
     results = experiment_results(table, settings).to_pandas().set_index("metric")
     # speed: higher is better, harm is a decrease; latency: lower is better, harm is an increase
-    assert results.loc["speed", "p_value"] == pytest.approx(scipy.stats.ttest_ind(y_b, y_a, equal_var=False, alternative="less").pvalue, rel=1e-7)
-    assert results.loc["latency", "p_value"] == pytest.approx(scipy.stats.ttest_ind(y_b, y_a, equal_var=False, alternative="greater").pvalue, rel=1e-7)
+    assert results.loc["speed", "p_value"] == pytest.approx(
+        scipy.stats.ttest_ind(y_b, y_a, equal_var=False, alternative="less").pvalue, rel=1e-7
+    )
+    assert results.loc["latency", "p_value"] == pytest.approx(
+        scipy.stats.ttest_ind(y_b, y_a, equal_var=False, alternative="greater").pvalue, rel=1e-7
+    )
     assert math.isinf(results.loc["speed", "ci_lower"]) and math.isinf(results.loc["latency", "ci_upper"])
 
 
 def test_correction_adds_adjusted_p_values_per_slice(experiment_table):
     results = experiment_results(experiment_table, AnalysisSettings(correction="holm")).to_pandas()
     for _, group in results.groupby(["dimension", "dimension_value"]):
-        np.testing.assert_allclose(group["p_value_adjusted"], multipletests(group["p_value"], method="holm")[1], rtol=1e-12)
+        np.testing.assert_allclose(
+            group["p_value_adjusted"], multipletests(group["p_value"], method="holm")[1], rtol=1e-12
+        )
     plain = experiment_results(experiment_table, AnalysisSettings()).to_pandas()
     np.testing.assert_array_equal(results["p_value"], plain["p_value"])  # p_value stays the unadjusted one
     bh = experiment_results(experiment_table, AnalysisSettings(correction="bh")).to_dict()
@@ -139,8 +180,17 @@ def test_correction_adds_adjusted_p_values_per_slice(experiment_table):
 
 
 def test_to_dict_is_json_with_exactly_the_documented_fields(experiment_table):
-    counts = pd.DataFrame({"dimension": "overall", "dimension_value": "all", "variation": ["0", "1", "2", "__multiple__"], "users": [2200, 2200, 2200, 30]})
-    frequentist = experiment_results(experiment_table, AnalysisSettings(), unit_counts=counts, experiment="demo").to_dict()
+    counts = pd.DataFrame(
+        {
+            "dimension": "overall",
+            "dimension_value": "all",
+            "variation": ["0", "1", "2", "__multiple__"],
+            "users": [2200, 2200, 2200, 30],
+        }
+    )
+    frequentist = experiment_results(
+        experiment_table, AnalysisSettings(), unit_counts=counts, experiment="demo"
+    ).to_dict()
     json.dumps(frequentist, allow_nan=False)
     assert list(frequentist["results"][0]) == FREQUENTIST_FIELDS
     assert frequentist["multiple_exposure_units"] == 30
@@ -164,10 +214,18 @@ def test_bayesian_prior_and_inverse_metric():
     data_var = b_var / (a_mean**2 * 400) + a_var * b_mean**2 / (a_mean**4 * 400)
     precision = 1 / data_var + 1 / 0.01**2
     assert row["relative_effect"] == pytest.approx(data_mean / data_var / precision, rel=1e-9)
-    assert row["chance_to_win"] == pytest.approx(scipy.stats.norm.cdf(data_mean / data_var / precision * math.sqrt(precision)), rel=1e-9)
-    inverse = experiment_results(table, AnalysisSettings(engine="bayesian", prior=prior, inverse_metrics=frozenset({"m"}))).to_pandas().iloc[0]
+    assert row["chance_to_win"] == pytest.approx(
+        scipy.stats.norm.cdf(data_mean / data_var / precision * math.sqrt(precision)), rel=1e-9
+    )
+    inverse = (
+        experiment_results(table, AnalysisSettings(engine="bayesian", prior=prior, inverse_metrics=frozenset({"m"})))
+        .to_pandas()
+        .iloc[0]
+    )
     assert inverse["chance_to_win"] == pytest.approx(1 - row["chance_to_win"], rel=1e-9)
-    assert (inverse["risk_control"], inverse["risk_treatment"]) == pytest.approx((row["risk_treatment"], row["risk_control"]), rel=1e-12)
+    assert (inverse["risk_control"], inverse["risk_treatment"]) == pytest.approx(
+        (row["risk_treatment"], row["risk_control"]), rel=1e-12
+    )
 
 
 def test_edge_cases_are_explained_not_raised():
@@ -187,20 +245,37 @@ def test_edge_cases_are_explained_not_raised():
     assert zero["absolute_effect"] == pytest.approx(table.loc[5, "main_sum"] / 100, rel=1e-12)
     assert "NZ has units only in the control" in results.loc[("fine", "NZ"), "note"]
     # the same comparison on the absolute scale is possible and given
-    absolute = experiment_results(table[table["metric"] == "zero_control"], AnalysisSettings(difference_type="absolute")).to_pandas().iloc[0]
+    absolute = (
+        experiment_results(table[table["metric"] == "zero_control"], AnalysisSettings(difference_type="absolute"))
+        .to_pandas()
+        .iloc[0]
+    )
     assert absolute["note"] is None and absolute["p_value"] < 1
-    single = experiment_results(table[table["variation"] == "0"].head(1), AnalysisSettings(variations=("0",))).to_pandas().iloc[0]
+    single = (
+        experiment_results(table[table["variation"] == "0"].head(1), AnalysisSettings(variations=("0",)))
+        .to_pandas()
+        .iloc[0]
+    )
     assert "only one variation" in single["note"]
 
 
 def test_health_is_shown_before_any_lift(experiment_table):
-    counts = pd.DataFrame({"dimension": "overall", "dimension_value": "all", "variation": ["0", "1", "2", "__multiple__"], "users": [2400, 2170, 2090, 700]})
+    counts = pd.DataFrame(
+        {
+            "dimension": "overall",
+            "dimension_value": "all",
+            "variation": ["0", "1", "2", "__multiple__"],
+            "users": [2400, 2170, 2090, 700],
+        }
+    )
     results = experiment_results(experiment_table, AnalysisSettings(), unit_counts=counts, experiment="demo")
     text = str(results)
     assert text.index("Sample ratio mismatch") < text.index("converted") and "700 units" in text
     page = results._repr_html_()
     assert page.index("Sample ratio mismatch") < page.index("<table")
-    assert f"background:{BACKGROUNDS['better']}" in page or f"background:{BACKGROUNDS['worse']}" in page  # significant rows highlighted
+    assert (
+        f"background:{BACKGROUNDS['better']}" in page or f"background:{BACKGROUNDS['worse']}" in page
+    )  # significant rows highlighted
 
 
 def test_settings_are_validated_with_the_setting_named():
@@ -218,10 +293,17 @@ def test_interval_view_of_the_results_matches_statsmodels(experiment_table):
 
     view = experiment_results(experiment_table, AnalysisSettings()).intervals()
     row = view[(view["metric"] == "converted") & (view["dimension"] == "overall") & (view["variation"] == "1")].iloc[0]
-    sums = experiment_table[(experiment_table["metric"] == "converted") & (experiment_table["dimension"] == "overall")].set_index("variation")
+    sums = experiment_table[
+        (experiment_table["metric"] == "converted") & (experiment_table["dimension"] == "overall")
+    ].set_index("variation")
     counts = (sums.loc["1", "main_sum"], sums.loc["1", "users"], sums.loc["0", "main_sum"], sums.loc["0", "users"])
     for level in (0.68, 0.95):
         low, high = sm_proportion.confint_proportions_2indep(*counts, method="wald", compare="diff", alpha=1 - level)
-        assert (row[f"absolute_{round(level * 100)}_lower"], row[f"absolute_{round(level * 100)}_upper"]) == pytest.approx((low, high), rel=1e-9)
-    assert row["p_value"] == pytest.approx(sm_proportion.test_proportions_2indep(*counts, method="wald", correction=False).pvalue, rel=1e-9)
+        assert (
+            row[f"absolute_{round(level * 100)}_lower"],
+            row[f"absolute_{round(level * 100)}_upper"],
+        ) == pytest.approx((low, high), rel=1e-9)
+    assert row["p_value"] == pytest.approx(
+        sm_proportion.test_proportions_2indep(*counts, method="wald", correction=False).pvalue, rel=1e-9
+    )
     assert len(view) == 4 * 3 * 2  # metrics × slices × treatments

@@ -1,5 +1,6 @@
 """Sequential confidence sequences and the Bayesian engine against closed forms, numerical
 integration and GrowthBook's gbstats 0.8.0 on the same sufficient statistics."""
+
 from __future__ import annotations
 
 import math
@@ -46,9 +47,13 @@ def test_sequential_agrees_with_gbstats(rows, relative, tuning):
 
     row_a, row_b = rows
     ours = sequential_test(row_moments(row_a), row_moments(row_b), relative=relative, tuning=tuning)
-    config = SequentialConfig(difference_type="relative" if relative else "absolute", sequential_tuning_parameter=tuning)
+    config = SequentialConfig(
+        difference_type="relative" if relative else "absolute", sequential_tuning_parameter=tuning
+    )
     ref = SequentialTwoSidedTTest(gb_statistic(row_a), gb_statistic(row_b), config).compute_result()
-    assert (ours.estimate, ours.ci_lower, ours.ci_upper, ours.p_value) == pytest.approx((ref.expected, *ref.ci, ref.p_value), rel=REL)
+    assert (ours.estimate, ours.ci_lower, ours.ci_upper, ours.p_value) == pytest.approx(
+        (ref.expected, *ref.ci, ref.p_value), rel=REL
+    )
 
 
 def test_sequential_with_cuped_agrees_with_gbstats():
@@ -60,8 +65,12 @@ def test_sequential_with_cuped_agrees_with_gbstats():
     row_b = sums_row("m", "mean", "1", x_b + rng.normal(0.1, 1, 3000), covariate=x_b)
     theta = pooled_theta(cuped_sums(row_a), cuped_sums(row_b))
     ours = sequential_test(cuped_moments(cuped_sums(row_a), theta), cuped_moments(cuped_sums(row_b), theta))
-    ref = SequentialTwoSidedTTest(gb_statistic(row_a, cuped=True), gb_statistic(row_b, cuped=True), SequentialConfig()).compute_result()
-    assert (ours.estimate, ours.ci_lower, ours.ci_upper, ours.p_value) == pytest.approx((ref.expected, *ref.ci, ref.p_value), rel=REL)
+    ref = SequentialTwoSidedTTest(
+        gb_statistic(row_a, cuped=True), gb_statistic(row_b, cuped=True), SequentialConfig()
+    ).compute_result()
+    assert (ours.estimate, ours.ci_lower, ours.ci_upper, ours.p_value) == pytest.approx(
+        (ref.expected, *ref.ci, ref.p_value), rel=REL
+    )
 
 
 def test_posterior_conjugate_closed_form():
@@ -111,11 +120,17 @@ def test_bayesian_cuped_binomial_agrees_with_gbstats():
 
     rng = np.random.default_rng(12)
     x_a, x_b = rng.binomial(1, 0.3, 5000), rng.binomial(1, 0.3, 5000)
-    row_a = sums_row("m", "binomial", "0", np.where(rng.random(5000) < 0.6, x_a, rng.binomial(1, 0.3, 5000)), covariate=x_a)
-    row_b = sums_row("m", "binomial", "1", np.where(rng.random(5000) < 0.6, x_b, rng.binomial(1, 0.32, 5000)), covariate=x_b)
+    row_a = sums_row(
+        "m", "binomial", "0", np.where(rng.random(5000) < 0.6, x_a, rng.binomial(1, 0.3, 5000)), covariate=x_a
+    )
+    row_b = sums_row(
+        "m", "binomial", "1", np.where(rng.random(5000) < 0.6, x_b, rng.binomial(1, 0.32, 5000)), covariate=x_b
+    )
     theta = pooled_theta(cuped_sums(row_a), cuped_sums(row_b))
     ours = bayesian_test(cuped_moments(cuped_sums(row_a), theta), cuped_moments(cuped_sums(row_b), theta))
-    ref = EffectBayesianABTest(gb_statistic(row_a, cuped=True), gb_statistic(row_b, cuped=True), EffectBayesianConfig()).compute_result()
+    ref = EffectBayesianABTest(
+        gb_statistic(row_a, cuped=True), gb_statistic(row_b, cuped=True), EffectBayesianConfig()
+    ).compute_result()
     assert (ours.estimate, ours.chance_to_win, ours.risk_control, ours.risk_treatment) == pytest.approx(
         (ref.expected, ref.chance_to_win, *ref.risk), rel=REL
     )

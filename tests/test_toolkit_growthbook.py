@@ -1,4 +1,5 @@
 """The toolkit on GrowthBook's real sample data, checked against pandas on the raw CSV files."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -22,8 +23,11 @@ def _csv(sample_dir, stem: str, times: list[str]) -> pd.DataFrame:
 @pytest.fixture(scope="module")
 def sample(growthbook_url, sample_dir):
     db = wb.connect(growthbook_url)
-    raw = {"pages": _csv(sample_dir, "pageViews", ["timestamp"]), "events": _csv(sample_dir, "events", ["timestamp"]),
-           "sessions": _csv(sample_dir, "sessions", ["sessionStart"])}
+    raw = {
+        "pages": _csv(sample_dir, "pageViews", ["timestamp"]),
+        "events": _csv(sample_dir, "events", ["timestamp"]),
+        "sessions": _csv(sample_dir, "sessions", ["sessionStart"]),
+    }
     yield db, raw
     db.dispose()
 
@@ -34,7 +38,11 @@ def test_derived_sessions_match_pandas(sample):
     pages = raw["pages"].dropna(subset=["userId"]).sort_values(["userId", "timestamp"], kind="stable")
     gap = pages.groupby("userId")["timestamp"].diff()
     pages["session"] = (gap.isna() | (gap > pd.Timedelta("30min"))).astype(int).groupby(pages["userId"]).cumsum()
-    want = pages.groupby(["userId", "session"]).agg(start=("timestamp", "min"), end=("timestamp", "max"), n=("path", "size")).reset_index()
+    want = (
+        pages.groupby(["userId", "session"])
+        .agg(start=("timestamp", "min"), end=("timestamp", "max"), n=("path", "size"))
+        .reset_index()
+    )
     assert len(got) == len(want)
     assert list(got["unit"]) == list(want["userId"]) and list(got["session_start"]) == list(want["start"])
     assert list(got["events"]) == list(want["n"]) and list(got["pages"]) == list(want["n"])
@@ -77,7 +85,11 @@ def test_event_counts_and_retention_match_pandas(sample):
     tk = Toolkit(db, "growthbook_events")
     got = tk.event_counts(by="day", types=["Add to Cart", "Search"])
     ev = raw["events"][raw["events"]["event"].isin(["Add to Cart", "Search"])]
-    want = ev.groupby([ev["timestamp"].dt.floor("D"), "event"]).agg(n=("value", "size"), u=("userId", "nunique")).reset_index()
+    want = (
+        ev.groupby([ev["timestamp"].dt.floor("D"), "event"])
+        .agg(n=("value", "size"), u=("userId", "nunique"))
+        .reset_index()
+    )
     assert list(got["events"]) == list(want["n"]) and list(got["units"]) == list(want["u"])
 
     retention = tk.retention(cohort="week", activity="Add to Cart", periods=4)
@@ -88,4 +100,6 @@ def test_event_counts_and_retention_match_pandas(sample):
     carts["period"] = [(w - c).n for w, c in zip(carts["week"], carts["userId"].map(cohort))]
     first_cohort = retention["cohort"].min()
     mine = carts[carts["userId"].map(cohort) == pd.Period(first_cohort, "W-SUN")]
-    assert list(retention[retention["cohort"] == first_cohort]["units"]) == [int((mine["period"] == k).sum()) for k in range(4)]
+    assert list(retention[retention["cohort"] == first_cohort]["units"]) == [
+        int((mine["period"] == k).sum()) for k in range(4)
+    ]

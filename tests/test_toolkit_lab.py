@@ -1,4 +1,5 @@
 """``workbench lab`` serves JupyterLab on 127.0.0.1; the starter notebook runs under papermill."""
+
 from __future__ import annotations
 
 import json
@@ -29,7 +30,9 @@ def test_lab_serves_the_notebooks_with_the_project_kernel(tmp_path):
     port = free_port()
     env = dict(os.environ, JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"), JUPYTER_CONFIG_DIR=str(tmp_path / "config"))
     log = (tmp_path / "lab.log").open("w")
-    server = subprocess.Popen([str(WORKBENCH), "lab", "--port", str(port)], stdout=log, stderr=subprocess.STDOUT, env=env)
+    server = subprocess.Popen(
+        [str(WORKBENCH), "lab", "--port", str(port)], stdout=log, stderr=subprocess.STDOUT, env=env
+    )
     try:
         deadline = time.monotonic() + 90
         while True:
@@ -58,7 +61,9 @@ def test_lab_serves_the_notebooks_with_the_project_kernel(tmp_path):
 
 
 def test_lab_rejects_a_bad_port():
-    result = subprocess.run([str(WORKBENCH), "lab", "--port", "70000"], check=False, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [str(WORKBENCH), "lab", "--port", "70000"], check=False, capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 1 and result.stderr.startswith("error: --port 70000 is not a TCP port")
 
 
@@ -76,9 +81,13 @@ def test_starter_notebook_has_the_house_shape():
 def test_starter_notebook_runs_on_the_growthbook_sample(growthbook_url, sample_dir, tmp_path):
     from workbench.reports.notebooks import run_notebook
 
-    run = run_notebook("explore_events.ipynb", tmp_path, {"inactivity": "45min", "funnel_by": "browser"}, database_url=growthbook_url)
+    run = run_notebook(
+        "explore_events.ipynb", tmp_path, {"inactivity": "45min", "funnel_by": "browser"}, database_url=growthbook_url
+    )
     nb = nbformat.read(run.notebook, as_version=4)
-    text = "\n".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "stream")
+    text = "\n".join(
+        o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "stream"
+    )
     pages = pd.read_csv(sample_dir / "pageViews.csv.gz", dtype=str, keep_default_na=False, na_values=[r"\N"])
     pages = pages.dropna(subset=["userId"]).assign(timestamp=lambda f: pd.to_datetime(f["timestamp"]))
     pages = pages.sort_values(["userId", "timestamp"])
@@ -87,5 +96,7 @@ def test_starter_notebook_runs_on_the_growthbook_sample(growthbook_url, sample_d
     assert f"{sessions:,} sessions of {pages['userId'].nunique():,} units" in text
     assert "date_trunc('day', ts)" in text  # the SQL is visible in the report
     assert run.html.stat().st_size > 0
-    figures = [o for c in nb.cells for o in c.get("outputs", []) if "application/vnd.plotly.v1+json" in o.get("data", {})]
+    figures = [
+        o for c in nb.cells for o in c.get("outputs", []) if "application/vnd.plotly.v1+json" in o.get("data", {})
+    ]
     assert len(figures) == 5

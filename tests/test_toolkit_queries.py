@@ -4,6 +4,7 @@ The generated table holds the hard cases: a session across midnight, rows stored
 order, events tied on the timestamp (also at a session start and across funnel steps), a gap of
 exactly the inactivity threshold, events without a unit, and a unit with a single event.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -19,7 +20,10 @@ from workbench.errors import ConfigError
 from workbench.db.sql_files import TableDefinition
 from workbench.toolkit import Toolkit, event_source
 
-CLICKS = TableDefinition("clicks", (("uid", "TEXT"), ("ts", "TIMESTAMP"), ("kind", "TEXT"), ("amount", "DOUBLE PRECISION"), ("country", "TEXT")))
+CLICKS = TableDefinition(
+    "clicks",
+    (("uid", "TEXT"), ("ts", "TIMESTAMP"), ("kind", "TEXT"), ("amount", "DOUBLE PRECISION"), ("country", "TEXT")),
+)
 STUDY_SESSION = TableDefinition("session", (("uuid", "TEXT"), ("participant_code", "TEXT")))
 STUDY_EVENT = TableDefinition("event", (("session_uuid", "TEXT"), ("created_at", "TIMESTAMP"), ("type", "TEXT")))
 KINDS = ["view", "search", "cart", "buy"]
@@ -76,27 +80,42 @@ def _arrow(frame: pd.DataFrame, table: TableDefinition) -> pa.Table:
 def clicks(backend):
     """(database URL, the raw events) of a fresh database holding the generated events."""
     raw = generated_events()
-    sessions = pd.DataFrame({"uuid": [f"s{i}" for i in range(6)], "participant_code": ["p1", "p1", "p2", "p3", "p3", None]})
+    sessions = pd.DataFrame(
+        {"uuid": [f"s{i}" for i in range(6)], "participant_code": ["p1", "p1", "p2", "p3", "p3", None]}
+    )
     study = raw.dropna(subset=["uid"]).head(300).assign(session_uuid=lambda f: [f"s{i % 7}" for i in range(len(f))])
     study = study.rename(columns={"ts": "created_at", "kind": "type"})
     url = backend.new_url("toolkit_clicks")
     db = wb.connect(url, read_only=False)
-    write_tables(db, [(CLICKS, [_arrow(raw, CLICKS)]), (STUDY_SESSION, [_arrow(sessions, STUDY_SESSION)]),
-                      (STUDY_EVENT, [_arrow(study, STUDY_EVENT)])])
+    write_tables(
+        db,
+        [
+            (CLICKS, [_arrow(raw, CLICKS)]),
+            (STUDY_SESSION, [_arrow(sessions, STUDY_SESSION)]),
+            (STUDY_EVENT, [_arrow(study, STUDY_EVENT)]),
+        ],
+    )
     db.dispose()
     db = wb.connect(url)
     yield db, raw, (sessions, study)
     db.dispose()
 
 
-SOURCE = event_source("clicks", {"table": "clicks", "unit": "uid", "timestamp": "ts", "type": "kind", "value": "amount", "page_type": "view"})
+SOURCE = event_source(
+    "clicks",
+    {"table": "clicks", "unit": "uid", "timestamp": "ts", "type": "kind", "value": "amount", "page_type": "view"},
+)
 
 
 def expected_sessions(raw: pd.DataFrame, gap: pd.Timedelta = GAP) -> pd.DataFrame:
     ev = raw.dropna(subset=["uid"]).sort_values(["uid", "ts"], kind="stable")
     new = ev.groupby("uid")["ts"].diff().isna() | (ev.groupby("uid")["ts"].diff() > gap)
     ev = ev.assign(session=new.astype(int).groupby(ev["uid"]).cumsum(), page=(ev["kind"] == "view").astype(int))
-    out = ev.groupby(["uid", "session"]).agg(session_start=("ts", "min"), session_end=("ts", "max"), events=("ts", "size"), pages=("page", "sum")).reset_index()
+    out = (
+        ev.groupby(["uid", "session"])
+        .agg(session_start=("ts", "min"), session_end=("ts", "max"), events=("ts", "size"), pages=("page", "sum"))
+        .reset_index()
+    )
     out["duration_s"] = (out["session_end"] - out["session_start"]).dt.total_seconds()
     return out
 
@@ -138,8 +157,12 @@ def test_event_counts_match_pandas(clicks, by, freq):
         period = ev["ts"].dt.to_period("M").dt.start_time
     else:
         period = ev["ts"].dt.floor(freq)
-    want = (ev.assign(period=period).groupby(["period", "kind"])
-            .agg(events=("ts", "size"), units=("uid", "nunique")).reset_index())
+    want = (
+        ev.assign(period=period)
+        .groupby(["period", "kind"])
+        .agg(events=("ts", "size"), units=("uid", "nunique"))
+        .reset_index()
+    )
     assert list(got["period"]) == list(want["period"])
     assert list(got["event_type"]) == list(want["kind"])
     assert list(got["events"]) == list(want["events"]) and list(got["units"]) == list(want["units"])
@@ -217,9 +240,18 @@ def test_user_metrics_match_pandas(clicks):
     got = Toolkit(db, SOURCE).user_metrics(types=["view", "buy"])
     ev = raw.dropna(subset=["uid"])
     ev = ev[ev["kind"].isin(["view", "buy"])]
-    want = ev.groupby("uid").agg(events=("ts", "size"), event_types=("kind", "nunique"), value_sum=("amount", "sum"),
-                                 first_seen=("ts", "min"), last_seen=("ts", "max"),
-                                 active_days=("ts", lambda s: s.dt.date.nunique())).reset_index()
+    want = (
+        ev.groupby("uid")
+        .agg(
+            events=("ts", "size"),
+            event_types=("kind", "nunique"),
+            value_sum=("amount", "sum"),
+            first_seen=("ts", "min"),
+            last_seen=("ts", "max"),
+            active_days=("ts", lambda s: s.dt.date.nunique()),
+        )
+        .reset_index()
+    )
     all_null = ev.groupby("uid")["amount"].apply(lambda s: s.isna().all())
     want.loc[all_null.values, "value_sum"] = np.nan  # SQL SUM over only NULLs is NULL
     assert list(got["unit"]) == list(want["uid"])
@@ -232,8 +264,14 @@ def test_user_metrics_match_pandas(clicks):
 def test_study_source_reads_the_unit_through_the_session_table(clicks):
     db, _, (sessions, study) = clicks
     got = Toolkit(db, "study_events").user_metrics()
-    joined = study.merge(sessions, left_on="session_uuid", right_on="uuid", how="left").dropna(subset=["participant_code"])
-    want = joined.groupby("participant_code").agg(events=("created_at", "size"), first_seen=("created_at", "min")).reset_index()
+    joined = study.merge(sessions, left_on="session_uuid", right_on="uuid", how="left").dropna(
+        subset=["participant_code"]
+    )
+    want = (
+        joined.groupby("participant_code")
+        .agg(events=("created_at", "size"), first_seen=("created_at", "min"))
+        .reset_index()
+    )
     assert list(got["unit"]) == list(want["participant_code"])
     assert list(got["events"]) == list(want["events"]) and list(got["first_seen"]) == list(want["first_seen"])
     assert "JOIN session j ON e.session_uuid = j.uuid" in got.sql
@@ -242,12 +280,16 @@ def test_study_source_reads_the_unit_through_the_session_table(clicks):
 def test_sources_mapped_in_workbench_yml(clicks, tmp_path):
     db, raw, _ = clicks
     config = tmp_path / "workbench.yml"
-    config.write_text("event_sources:\n  my_clicks:\n    table: clicks\n    unit: uid\n    timestamp: ts\n    type: kind\n")
+    config.write_text(
+        "event_sources:\n  my_clicks:\n    table: clicks\n    unit: uid\n    timestamp: ts\n    type: kind\n"
+    )
     got = Toolkit(db, "my_clicks", config_path=config).event_counts(by="day")
     assert got["events"].sum() == len(raw)
     with pytest.raises(ConfigError, match="No event source named 'nope'.*my_clicks"):
         Toolkit(db, "nope", config_path=config)
-    config.write_text("event_sources:\n  bad:\n    table: clicks; DROP TABLE clicks\n    unit: uid\n    timestamp: ts\n")
+    config.write_text(
+        "event_sources:\n  bad:\n    table: clicks; DROP TABLE clicks\n    unit: uid\n    timestamp: ts\n"
+    )
     with pytest.raises(ConfigError, match=r"bad.*table.*\[schema\.\]table name"):
         Toolkit(db, "bad", config_path=config)
 

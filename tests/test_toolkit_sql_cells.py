@@ -1,4 +1,5 @@
 """SQL in notebook cells: ``db.sql`` (row limit, elapsed time, the failing line) and ``%%sql``."""
+
 from __future__ import annotations
 
 import pytest
@@ -39,7 +40,9 @@ def test_row_limit_cuts_with_a_warning(people):
 def test_default_limit_is_large_and_announced(people, monkeypatch):
     assert connection.DEFAULT_ROW_LIMIT == 100_000
     with pytest.warns(RowLimitWarning, match="100,000"):
-        frame = people.sql("SELECT a.id FROM people a, people b, people c, people d, people e, people f, people g, people h")
+        frame = people.sql(
+            "SELECT a.id FROM people a, people b, people c, people d, people e, people f, people g, people h"
+        )
     assert len(frame) == 100_000 and frame.attrs["truncated"]  # 5**8 = 390,625 rows in the database
 
 
@@ -79,7 +82,9 @@ def shell(people):
 
 def test_sql_magic_binds_notebook_variables(shell):
     shell.user_ns.update(who="O'Brien", low=1.0)
-    result = shell.run_cell("%%sql found\nSELECT id, name FROM people\nWHERE name = {who} OR score >= :low\nORDER BY id")
+    result = shell.run_cell(
+        "%%sql found\nSELECT id, name FROM people\nWHERE name = {who} OR score >= :low\nORDER BY id"
+    )
     result.raise_error()
     want = [i for i, n in enumerate(NAMES) if n == "O'Brien" or i * 1.5 >= 1.0]
     assert list(result.result["id"]) == want
@@ -89,7 +94,10 @@ def test_sql_magic_binds_notebook_variables(shell):
 def test_braces_inside_quoted_literals_stay_text():
     from workbench.toolkit.magics import bound_sql
 
-    assert bound_sql("SELECT '{who}' AS a, {who} AS b, 'it''s {x}' AS c") == "SELECT '{who}' AS a, :who AS b, 'it''s {x}' AS c"
+    assert (
+        bound_sql("SELECT '{who}' AS a, {who} AS b, 'it''s {x}' AS c")
+        == "SELECT '{who}' AS a, :who AS b, 'it''s {x}' AS c"
+    )
 
 
 def test_sql_magic_uses_another_connection_and_limit(shell, people):

@@ -2,6 +2,7 @@
 event loop never delivers costs at most a slice, where the stock wait hangs for ever; the
 ``get_msg`` contract is unchanged on real zmq sockets. The 10-viewer load test
 (tests/reliability/test_load.py) shows the effect on the served dashboard."""
+
 from __future__ import annotations
 
 import asyncio

@@ -1,6 +1,7 @@
 """The study's HTTP API client against a small local server that answers from the test database
 (built here from the raw tables with pandas, as the study server would): same frames as the SQL
 path, the participants report cached, failures turned into clear errors, the token never shown."""
+
 from __future__ import annotations
 
 import json
@@ -80,9 +81,19 @@ class StudyServer:
         if parts[:2] == ["api", "participants"]:
             page = int(parts[2])
             people = r["participant"].sort_values("id")
-            chunk = people.iloc[page * PAGE_SIZE:(page + 1) * PAGE_SIZE]
-            results = [{"id": int(p.id), "code": p.code, "arm": p.arm, "phase": int(p.phase), "isPaid": bool(p.is_paid),
-                        "extensionActivatedAt": iso(p.extension_activated_at), "createdAt": iso(p.created_at)} for p in chunk.itertuples()]
+            chunk = people.iloc[page * PAGE_SIZE : (page + 1) * PAGE_SIZE]
+            results = [
+                {
+                    "id": int(p.id),
+                    "code": p.code,
+                    "arm": p.arm,
+                    "phase": int(p.phase),
+                    "isPaid": bool(p.is_paid),
+                    "extensionActivatedAt": iso(p.extension_activated_at),
+                    "createdAt": iso(p.created_at),
+                }
+                for p in chunk.itertuples()
+            ]
             return {"results": results, "page": page, "pageSize": PAGE_SIZE, "pageCount": -(-len(people) // PAGE_SIZE)}
         if parts[:2] == ["api", "participant"]:
             sessions = r["session"][r["session"]["participant_code"] == parts[2]]
@@ -91,24 +102,58 @@ class StudyServer:
             out = []
             for s in sessions.itertuples():
                 events = r["event"][r["event"]["session_uuid"] == s.uuid]
-                out.append({"id": int(s.id), "uuid": s.uuid, "participantCode": s.participant_code, "createdAt": iso(s.created_at),
-                            "startedAt": iso(events["created_at"].min()) if len(events) else None,
-                            "endedAt": iso(events["created_at"].max()) if len(events) else None, "eventCount": len(events)})
-            return {"code": parts[2], "sessionCount": len(out), "firstSessionDate": iso(sessions["created_at"].min()),
-                    "latestSessionDate": iso(sessions["created_at"].max()), "sessions": out}
+                out.append(
+                    {
+                        "id": int(s.id),
+                        "uuid": s.uuid,
+                        "participantCode": s.participant_code,
+                        "createdAt": iso(s.created_at),
+                        "startedAt": iso(events["created_at"].min()) if len(events) else None,
+                        "endedAt": iso(events["created_at"].max()) if len(events) else None,
+                        "eventCount": len(events),
+                    }
+                )
+            return {
+                "code": parts[2],
+                "sessionCount": len(out),
+                "firstSessionDate": iso(sessions["created_at"].min()),
+                "latestSessionDate": iso(sessions["created_at"].max()),
+                "sessions": out,
+            }
         if parts[:2] == ["api", "event-overviews"]:
-            events = r["event"][r["event"]["session_uuid"] == parts[2]].sort_values(["created_at", "id"], ascending=False)
+            events = r["event"][r["event"]["session_uuid"] == parts[2]].sort_values(
+                ["created_at", "id"], ascending=False
+            )
             seconds = r["watch_time"].set_index("event_id")["seconds_watched"]
-            items = r["video_list_item"].merge(r["video"].rename(columns={"id": "video_id"}), on="video_id").sort_values("position")
+            items = (
+                r["video_list_item"]
+                .merge(r["video"].rename(columns={"id": "video_id"}), on="video_id")
+                .sort_values("position")
+            )
             out = []
             for e in events.itertuples():
-                row = {"id": int(e.id), "type": e.type, "url": e.url, "context": e.context, "arm": e.arm, "phase": int(e.phase), "createdAt": iso(e.created_at)}
+                row = {
+                    "id": int(e.id),
+                    "type": e.type,
+                    "url": e.url,
+                    "context": e.context,
+                    "arm": e.arm,
+                    "phase": int(e.phase),
+                    "createdAt": iso(e.created_at),
+                }
                 if e.type == "WATCH_TIME" and e.id in seconds.index:
                     row["secondsWatched"] = float(seconds[e.id])
                 if e.type == "RECOMMENDATIONS_SHOWN":
-                    for list_type, key in (("NON_PERSONALIZED", "nonPersonalized"), ("PERSONALIZED", "personalized"), ("SHOWN", "shown")):
+                    for list_type, key in (
+                        ("NON_PERSONALIZED", "nonPersonalized"),
+                        ("PERSONALIZED", "personalized"),
+                        ("SHOWN", "shown"),
+                    ):
                         mine = items[(items["event_id"] == e.id) & (items["list_type"] == list_type)]
-                        row[key] = [{"youtubeId": v.youtube_id, "url": v.url, "title": v.title, "videoType": v.video_type} for v in mine.itertuples()]
+                        row[key] = [
+                            {"youtubeId": v.youtube_id, "url": v.url, "title": v.title, "videoType": v.video_type}
+                            for v in mine.itertuples()
+                        ]
                 out.append(row)
             return out
         if parts[:2] == ["api", "participants-report"]:
@@ -117,10 +162,21 @@ class StudyServer:
             for p in r["participant"].sort_values("id").itertuples():
                 mine = te[te["participant_id"] == p.id]
                 latest = {phase: mine[mine["to_phase"] == phase]["created_at"].max() for phase in (0, 1, 2)}
-                ms = lambda v: None if pd.isna(v) else int((pd.Timestamp(v) - pd.Timestamp("1970-01-01")) / pd.Timedelta(milliseconds=1))
-                rows.append({"identifier": p.code, "phase": int(p.phase), "activated_browser_extension_at": ms(p.extension_activated_at),
-                             "entered_intervention_at": ms(latest[1]), "entered_post_intervention_at": ms(latest[2]),
-                             "was_reset_to_pre_intervention_at": ms(latest[0])})
+                ms = lambda v: (
+                    None
+                    if pd.isna(v)
+                    else int((pd.Timestamp(v) - pd.Timestamp("1970-01-01")) / pd.Timedelta(milliseconds=1))
+                )
+                rows.append(
+                    {
+                        "identifier": p.code,
+                        "phase": int(p.phase),
+                        "activated_browser_extension_at": ms(p.extension_activated_at),
+                        "entered_intervention_at": ms(latest[1]),
+                        "entered_post_intervention_at": ms(latest[2]),
+                        "was_reset_to_pre_intervention_at": ms(latest[0]),
+                    }
+                )
             return rows
         raise KeyError(path)
 
@@ -161,7 +217,10 @@ def test_api_frames_equal_the_sql_frames(served):
     code = raw["participant"]["code"].iloc[2]
     from_api, from_sql = api.participant_summary(code), ytdpnl.participant_summary(db, code, schema=SCHEMA)
     pd.testing.assert_frame_equal(from_api, from_sql)
-    assert from_api.attrs["n_sessions"] == from_sql.attrs["n_sessions"] and from_api.attrs["first_session"] == from_sql.attrs["first_session"]
+    assert (
+        from_api.attrs["n_sessions"] == from_sql.attrs["n_sessions"]
+        and from_api.attrs["first_session"] == from_sql.attrs["first_session"]
+    )
     shown = raw["event"][raw["event"]["type"] == "RECOMMENDATIONS_SHOWN"]["session_uuid"].iloc[0]
     pd.testing.assert_frame_equal(api.session_events(shown), ytdpnl.session_events(db, shown, schema=SCHEMA))
     report = api.participants_report(force=True)
@@ -184,12 +243,15 @@ def test_participants_report_is_fetched_at_most_once_an_hour(served):
     assert server.hits["participants-report"] == before + 3
 
 
-@pytest.mark.parametrize("mode, message", [
-    ("500", "failed GET /api/participant/x with status 500: database is down"),
-    ("malformed", "body that is not JSON"),
-    ("no-envelope", "without a {\"kind\": \"Success\"|\"Failure\"} envelope"),
-    ("slow", "did not answer GET /api/participant/x within 0.3 s"),
-])
+@pytest.mark.parametrize(
+    "mode, message",
+    [
+        ("500", "failed GET /api/participant/x with status 500: database is down"),
+        ("malformed", "body that is not JSON"),
+        ("no-envelope", 'without a {"kind": "Success"|"Failure"} envelope'),
+        ("slow", "did not answer GET /api/participant/x within 0.3 s"),
+    ],
+)
 def test_failures_give_clear_errors(served, mode, message):
     _, server, _ = served
     server.mode = mode

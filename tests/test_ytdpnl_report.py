@@ -1,4 +1,5 @@
 """The study report notebook under papermill and the ``workbench study`` commands, on DuckDB."""
+
 from __future__ import annotations
 
 import nbformat
@@ -13,14 +14,18 @@ from workbench.reports.notebooks import run_notebook
 @pytest.fixture(scope="module")
 def study_url(tmp_path_factory):
     url = f"duckdb:///{tmp_path_factory.mktemp('ytdpnl-report') / 'study.duckdb'}"
-    result = CliRunner().invoke(app, ["study", "generate", "--size", "tiny", "--seed", "5", "--inject-faults", "--database", url])
+    result = CliRunner().invoke(
+        app, ["study", "generate", "--size", "tiny", "--seed", "5", "--inject-faults", "--database", url]
+    )
     assert result.exit_code == 0, result.output
     return url
 
 
 def test_check_command_lists_the_planted_faults(study_url):
     writer_free = wb.connect(study_url)
-    sessions = writer_free.sql("SELECT s.id FROM ytdpnl.session s WHERE NOT EXISTS (SELECT 1 FROM ytdpnl.event e WHERE e.session_uuid = s.uuid) ORDER BY s.id")
+    sessions = writer_free.sql(
+        "SELECT s.id FROM ytdpnl.session s WHERE NOT EXISTS (SELECT 1 FROM ytdpnl.event e WHERE e.session_uuid = s.uuid) ORDER BY s.id"
+    )
     writer_free.dispose()
     result = CliRunner().invoke(app, ["study", "check", "--database", study_url])
     assert result.exit_code == 1
@@ -37,8 +42,12 @@ def test_report_notebook_runs_on_a_participant_subset(study_url, tmp_path):
     people = db.sql("SELECT code FROM ytdpnl.participant ORDER BY id")
     db.dispose()
     codes = list(people["code"][:4])
-    run = run_notebook("ytdpnl_study_report.ipynb", tmp_path, parameters={"codes": codes, "start": "2023-02-06", "end": "2023-02-19", "min_pages": 0},
-                       database_url=study_url)
+    run = run_notebook(
+        "ytdpnl_study_report.ipynb",
+        tmp_path,
+        parameters={"codes": codes, "start": "2023-02-06", "end": "2023-02-19", "min_pages": 0},
+        database_url=study_url,
+    )
     nb = nbformat.read(run.notebook, as_version=4)
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.output_type == "error"]
     assert not errors

@@ -3,6 +3,7 @@
 The first cell of any notebook is ``import workbench as wb; db = wb.connect()``.
 Heavy modules are imported lazily so that ``import workbench`` stays fast.
 """
+
 from __future__ import annotations
 
 from importlib import import_module

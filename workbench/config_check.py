@@ -6,6 +6,7 @@ modules that use them (``database`` to :mod:`workbench.db.settings`, ``events`` 
 ``analysis`` to :mod:`workbench.stats`). This module calls each of them, so that one call tells
 whether a config file will be accepted everywhere.
 """
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -3,6 +3,7 @@
 The experiment model built from it lives in :mod:`workbench.experiments.config`; this module only parses YAML
 and reads the ``database`` section, which :mod:`workbench.db.settings` needs before anything else.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -24,11 +25,15 @@ def read_config_file(path: Path) -> dict[str, Any]:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
-        raise ConfigError(f"{path} line {line}: byte {raw[exc.start]:#04x} is not UTF-8 text; save the file as UTF-8.") from None
+        raise ConfigError(
+            f"{path} line {line}: byte {raw[exc.start]:#04x} is not UTF-8 text; save the file as UTF-8."
+        ) from None
     try:
         data = yaml.safe_load(text)
     except ValueError as exc:  # a well-formed but impossible date, e.g. 2026-02-30
-        raise ConfigError(f"{path}{_date_line(text)}: {exc} (an impossible date or time); write a real day such as 2026-09-25.") from None
+        raise ConfigError(
+            f"{path}{_date_line(text)}: {exc} (an impossible date or time); write a real day such as 2026-09-25."
+        ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
@@ -39,7 +44,9 @@ def read_config_file(path: Path) -> dict[str, Any]:
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: the file must hold a mapping of keys (identifier_types:, metrics:, …), not a {type(data).__name__}.")
+        raise ConfigError(
+            f"{path}: the file must hold a mapping of keys (identifier_types:, metrics:, …), not a {type(data).__name__}."
+        )
     return data
 
 

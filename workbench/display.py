@@ -101,18 +101,43 @@ def _cells(results: ExperimentResults, rows: pd.DataFrame) -> tuple[list[str], l
     bayesian, relative = settings.engine == "bayesian", settings.relative
     records = rows.to_dict("records")
     segments = len({(r["dimension"], r["dimension_value"]) for r in records}) > 1
-    heads = ["metric", *(["segment"] if segments else []), "variation", "control mean", "variation mean",
-             "units (control / variation)", "effect", "interval"]
-    heads += ["chance to win", "risk"] if bayesian else ["adjusted p-value" if settings.correction != "none" else "p-value"]
+    heads = [
+        "metric",
+        *(["segment"] if segments else []),
+        "variation",
+        "control mean",
+        "variation mean",
+        "units (control / variation)",
+        "effect",
+        "interval",
+    ]
+    heads += (
+        ["chance to win", "risk"] if bayesian else ["adjusted p-value" if settings.correction != "none" else "p-value"]
+    )
     heads += ["", "note"]
     cells = []
     for r in records:
         p = r.get("p_value_adjusted") if settings.correction != "none" else r.get("p_value")
-        interval = "" if missing(r["ci_lower"]) and missing(r["ci_upper"]) else f"[{effect(r['ci_lower'], relative)}, {effect(r['ci_upper'], relative)}]"
-        row = [r["metric"], *([_segment(r)] if segments else []), str(r["variation"]), number(r["baseline_mean"]), number(r["mean"]),
-               f"{int(r['baseline_units']):,} / {int(r['units']):,}", effect(r["relative_effect" if relative else "absolute_effect"], relative), interval]
+        interval = (
+            ""
+            if missing(r["ci_lower"]) and missing(r["ci_upper"])
+            else f"[{effect(r['ci_lower'], relative)}, {effect(r['ci_upper'], relative)}]"
+        )
+        row = [
+            r["metric"],
+            *([_segment(r)] if segments else []),
+            str(r["variation"]),
+            number(r["baseline_mean"]),
+            number(r["mean"]),
+            f"{int(r['baseline_units']):,} / {int(r['units']):,}",
+            effect(r["relative_effect" if relative else "absolute_effect"], relative),
+            interval,
+        ]
         if bayesian:
-            row += ["" if missing(r.get("chance_to_win")) else f"{r['chance_to_win']:.1%}", effect(r.get("risk_treatment"), relative)]
+            row += [
+                "" if missing(r.get("chance_to_win")) else f"{r['chance_to_win']:.1%}",
+                effect(r.get("risk_treatment"), relative),
+            ]
         else:
             row.append("" if missing(p) else f"{p:.3g}")
         row += [MARKS.get(r["significance"], ""), r["note"] if isinstance(r.get("note"), str) else ""]
@@ -130,29 +155,41 @@ def results_table_html(results: ExperimentResults, rows: pd.DataFrame | None = N
     relative, engine = results.settings.relative, results.settings.engine
     body = []
     for r, row in zip(records, cells):
-        title = (f"{r['metric']}: variation {r['variation']} mean {number(r['mean'])} over {int(r['units']):,} units vs control "
-                 f"{number(r['baseline_mean'])} over {int(r['baseline_units']):,} units; effect {effect(r['relative_effect' if relative else 'absolute_effect'], relative)}, "
-                 f"{certainty(r, engine)}" + (f"; note: {r['note']}" if isinstance(r.get("note"), str) and r["note"] else ""))
+        title = (
+            f"{r['metric']}: variation {r['variation']} mean {number(r['mean'])} over {int(r['units']):,} units vs control "
+            f"{number(r['baseline_mean'])} over {int(r['baseline_units']):,} units; effect {effect(r['relative_effect' if relative else 'absolute_effect'], relative)}, "
+            f"{certainty(r, engine)}" + (f"; note: {r['note']}" if isinstance(r.get("note"), str) and r["note"] else "")
+        )
         colour = BACKGROUNDS.get(r["significance"], "")
         style = f' style="background:{colour}"' if colour else ""
-        body.append(f'<tr class="wb-row wb-{r["significance"] or "neutral"}" title="{html.escape(title)}"{style}>'
-                    + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>")
+        body.append(
+            f'<tr class="wb-row wb-{r["significance"] or "neutral"}" title="{html.escape(title)}"{style}>'
+            + "".join(f"<td>{html.escape(str(c))}</td>" for c in row)
+            + "</tr>"
+        )
     head = "".join(f"<th>{html.escape(h)}</th>" for h in heads)
     caption_html = f"<caption style='text-align:left'>{html.escape(caption)}</caption>" if caption else ""
-    return (f'<table class="wb-results">{caption_html}<thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
-            f'<p style="font-size:12px;color:{NEUTRAL}">Green: significantly better than the control; red: significantly worse; hover a row for details.</p>')
+    return (
+        f'<table class="wb-results">{caption_html}<thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
+        f'<p style="font-size:12px;color:{NEUTRAL}">Green: significantly better than the control; red: significantly worse; hover a row for details.</p>'
+    )
 
 
 def settings_line(results: ExperimentResults) -> str:
     """``checkout-layout: frequentist, relative difference, alpha 0.05, sequential, holm correction``."""
     s = results.settings
-    return (f"{results.experiment or 'experiment'}: {s.engine}, {s.difference_type} difference, alpha {s.alpha}"
-            + (", sequential" if s.sequential else "") + (f", {s.correction} correction" if s.correction != "none" else ""))
+    return (
+        f"{results.experiment or 'experiment'}: {s.engine}, {s.difference_type} difference, alpha {s.alpha}"
+        + (", sequential" if s.sequential else "")
+        + (f", {s.correction} correction" if s.correction != "none" else "")
+    )
 
 
 def results_html(results: ExperimentResults) -> str:
     """A notebook cell's view of the results: the health banner, then every comparison."""
-    return f"<div>{health_banner_html(results.health)}{results_table_html(results, caption=settings_line(results))}</div>"
+    return (
+        f"<div>{health_banner_html(results.health)}{results_table_html(results, caption=settings_line(results))}</div>"
+    )
 
 
 def results_text(results: ExperimentResults) -> str:

@@ -4,6 +4,7 @@ Files may be plain or gzipped; ``\\N`` is SQL NULL; timestamps are UTC without a
 is parsed and checked before the database is touched, then all five tables are replaced in one
 transaction, so a bad file loads nothing and loading twice replaces rather than duplicates.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -47,7 +48,9 @@ def find_sample_files(directory: Path) -> list[SampleFile]:
         candidates = [directory / f"{stem}.csv", directory / f"{stem}.csv.gz"]
         path = next((c for c in candidates if c.is_file()), None)
         if path is None:
-            raise DataFileError(f"{candidates[0]} (or .csv.gz) is missing: GrowthBook's sample needs {', '.join(f'{s}.csv' for s in FILE_TABLES)}.")
+            raise DataFileError(
+                f"{candidates[0]} (or .csv.gz) is missing: GrowthBook's sample needs {', '.join(f'{s}.csv' for s in FILE_TABLES)}."
+            )
         found.append(SampleFile(path, tables[table]))
     return found
 
@@ -65,7 +68,9 @@ def read_sample_file(sample: SampleFile) -> pa.Table:
     header = {c.lower(): c for c in raw.columns}
     missing = sorted(set(expected) - set(header))
     if missing:
-        raise DataFileError(f"{path} line 1: the header lacks column(s) {[expected[m] for m in missing]}; expected {table.column_names}.")
+        raise DataFileError(
+            f"{path} line 1: the header lacks column(s) {[expected[m] for m in missing]}; expected {table.column_names}."
+        )
     columns = {}
     for lower, name in expected.items():
         text = raw[header[lower]]
@@ -87,7 +92,9 @@ def _typed_column(text: pd.Series, sql_type: str, path: Path, name: str) -> pa.A
     bad = values.isna() & text.notna()
     if bad.any():
         row = int(bad.to_numpy().nonzero()[0][0])
-        raise DataFileError(f"{path} line {row + 2}: column {name} holds {text.iloc[row]!r}, which is not {kind} (or \\N for NULL).")
+        raise DataFileError(
+            f"{path} line {row + 2}: column {name} holds {text.iloc[row]!r}, which is not {kind} (or \\N for NULL)."
+        )
     if sql_type.startswith("TIMESTAMP"):
         return pa.array(values, type=pa.timestamp("us"))
     return pa.array(values.astype("Int64"), type=pa.int32() if sql_type == "INTEGER" else pa.int64())

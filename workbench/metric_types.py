@@ -118,7 +118,9 @@ def register(kind: MetricType) -> MetricType:
     if kind.name in REGISTRY:
         raise ValueError(f"a metric type named {kind.name!r} is already registered.")
     if kind.statistic not in STATISTIC_COLUMNS:
-        raise ValueError(f"metric type {kind.name!r}: statistic {kind.statistic!r} is not one of {list(STATISTIC_COLUMNS)}.")
+        raise ValueError(
+            f"metric type {kind.name!r}: statistic {kind.statistic!r} is not one of {list(STATISTIC_COLUMNS)}."
+        )
     if kind.shape == UNIT and "{rows}" not in kind.unit_value and "{value}" not in kind.unit_value:
         raise ValueError(f"metric type {kind.name!r}: unit_value must use {{rows}} or {{value}}.")
     REGISTRY[kind.name] = kind

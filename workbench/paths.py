@@ -3,6 +3,7 @@
 The root is ``$WORKBENCH_HOME`` when set, else the checkout this package lives in (the folder
 holding ``pyproject.toml`` and ``sql/``), else the current directory.
 """
+
 from __future__ import annotations
 
 import os

@@ -3,6 +3,7 @@
 ``WORKBENCH_PROGRESS=0`` (set by report runs) disables every bar, so executed notebooks and HTML
 stay free of dead widgets.
 """
+
 from __future__ import annotations
 
 import os

@@ -1,5 +1,6 @@
 """Keep secrets out of messages: every password or token the workbench handles is registered
 here, and :func:`redact` replaces each occurrence with ``***`` before text is shown or logged."""
+
 from __future__ import annotations
 
 import logging

@@ -1,5 +1,6 @@
 """New work from the templates in ``templates/``: an experiment entry appended to the config
 file (comments and layout kept, validated before it is kept) and an analysis notebook."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -31,7 +32,9 @@ def new_experiment(key: str, config_path: Path | None = None, today: dt.date | N
     if key in config.experiments:
         raise ConfigError(f"{config.path}: experiment {key!r} already exists; pick another key or edit its entry.")
     if not config.assignment_queries:
-        raise ConfigError(f"{config.path}: define an assignment query under 'assignment_queries' before adding experiments.")
+        raise ConfigError(
+            f"{config.path}: define an assignment query under 'assignment_queries' before adding experiments."
+        )
     today = today or dt.date.today()
     entry = experiment_entry(key, next(iter(config.assignment_queries)), today, today + dt.timedelta(days=27))
     original = config.path.read_text(encoding="utf-8")
@@ -44,7 +47,7 @@ def new_experiment(key: str, config_path: Path | None = None, today: dt.date | N
     after = next((i for i in range(header + 1, len(lines)) if re.match(r"^[A-Za-z_]", lines[i])), len(lines))
     while after > header + 1 and not lines[after - 1].strip():
         after -= 1
-    indent = next((m.group(1) for line in lines[header + 1:after] if (m := re.match(r"^(\s*)- ", line))), "  ")
+    indent = next((m.group(1) for line in lines[header + 1 : after] if (m := re.match(r"^(\s*)- ", line))), "  ")
     lines[after:after] = [indent + line if line else line for line in entry.splitlines()]
     config.path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     try:
@@ -59,7 +62,9 @@ def new_analysis(name: str, directory: Path | None = None) -> Path:
     """``<directory>/<name>.ipynb`` (default: ``notebooks/``) from ``templates/notebooks/analysis.ipynb``,
     titled after ``name``."""
     if not NOTEBOOK_NAME.match(name):
-        raise WorkbenchError(f"notebook name {name!r} must be letters, digits and _ starting with a letter (e.g. pricing_deep_dive).")
+        raise WorkbenchError(
+            f"notebook name {name!r} must be letters, digits and _ starting with a letter (e.g. pricing_deep_dive)."
+        )
     target = Path(directory or paths.notebooks_dir()) / f"{name}.ipynb"
     if target.exists():
         raise WorkbenchError(f"{target} already exists; pick another name.")

@@ -1,6 +1,7 @@
 """Run commands, notebooks and Voila with ``audit_hook/`` on ``PYTHONPATH``: its sitecustomize wraps
 ``workbench.connect`` in every Python process (kernels included) and logs each session opened, with
 the fate of a write attempted through each read-only one."""
+
 from __future__ import annotations
 
 import json

@@ -7,6 +7,7 @@ names the few labels fed to real papermill runs (each run costs a kernel start);
 entry points take the whole corpus. The table names in the payloads are the ones the injection
 tests load (``wb_assignments``, ``wb_purchases``), so a payload that ever ran would be seen.
 """
+
 from __future__ import annotations
 
 LONG_LENGTH = 100_000
@@ -115,8 +116,15 @@ HOSTILE: dict[str, str] = {
 
 # fed to real papermill runs of the report notebooks (the whole corpus runs in process)
 NOTEBOOK_SUBSET = (
-    "drop table", "newline statement", "NUL byte", "right-to-left override", "100k quotes and semicolons",
-    "tagged dollar quotes", "percent named", "path traversal", "script tag",
+    "drop table",
+    "newline statement",
+    "NUL byte",
+    "right-to-left override",
+    "100k quotes and semicolons",
+    "tagged dollar quotes",
+    "percent named",
+    "path traversal",
+    "script tag",
 )
 
 

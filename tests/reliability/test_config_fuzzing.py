@@ -3,6 +3,7 @@ references, names, dates, raw bytes) and ``load_config`` either returns a consis
 raises ONE ``ConfigError`` whose single line names the file and the entry — never another
 exception. The CLI turns the same mistakes into one ``error:`` line on stderr, exit status 1
 (``workbench.cli.app.fail``), never a traceback."""
+
 from __future__ import annotations
 
 import copy
@@ -30,18 +31,76 @@ BASE_TEXT = (ROOT / "workbench.yml").read_text(encoding="utf-8")
 BASE = yaml.safe_load(BASE_TEXT)
 SECTIONS = ("identifier_types", "identity_joins", "assignment_queries", "metrics", "experiments")
 # Reproducible in CI: a fixed number of examples derived from each test's name, no example database.
-settings.register_profile("config-fuzzing", max_examples=300, deadline=None, derandomize=True, database=None, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile(
+    "config-fuzzing",
+    max_examples=300,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 FUZZ = settings.get_profile("config-fuzzing")
 CLI_FUZZ = settings(FUZZ, max_examples=40)  # each example runs a CLI command
 
 # One value of each YAML type, to replace a value of another type (list <-> dict <-> str <-> int <-> null).
-TYPED = {"list": ["x"], "dict": {"x": 1}, "str": "x", "int": 7, "float": 0.5, "bool": True, "null": None, "date": dt.date(2026, 1, 1)}
+TYPED = {
+    "list": ["x"],
+    "dict": {"x": 1},
+    "str": "x",
+    "int": 7,
+    "float": 0.5,
+    "bool": True,
+    "null": None,
+    "date": dt.date(2026, 1, 1),
+}
 ODD_VALUES = [
-    [], {}, "", " ", "x y", "1abc", "a-b", "é", "a'; DROP TABLE t; --", "SELECT 'unclosed", "SELECT * FROM t", "__multiple__",
-    "2026-13-45", "2026-02-30 10:00:00", "not a date", -1, 0, 10**30, 10**400, float("nan"), float("inf"), -0.0,
-    [[1]], [{"a": 1}], [None], {"b": [1]}, {None: 1}, {1: 2}, "x" * 5000,
+    [],
+    {},
+    "",
+    " ",
+    "x y",
+    "1abc",
+    "a-b",
+    "é",
+    "a'; DROP TABLE t; --",
+    "SELECT 'unclosed",
+    "SELECT * FROM t",
+    "__multiple__",
+    "2026-13-45",
+    "2026-02-30 10:00:00",
+    "not a date",
+    -1,
+    0,
+    10**30,
+    10**400,
+    float("nan"),
+    float("inf"),
+    -0.0,
+    [[1]],
+    [{"a": 1}],
+    [None],
+    {"b": [1]},
+    {None: 1},
+    {1: 2},
+    "x" * 5000,
 ]
-BAD_NAMES = ["", " ", "1st", "a b", "a-b", "a.b", "a;b", "naïve", "a'b", 'a"b', "DROP TABLE x", "a\nb", "user_id\n", "9", "x" * 64]
+BAD_NAMES = [
+    "",
+    " ",
+    "1st",
+    "a b",
+    "a-b",
+    "a.b",
+    "a;b",
+    "naïve",
+    "a'b",
+    'a"b',
+    "DROP TABLE x",
+    "a\nb",
+    "user_id\n",
+    "9",
+    "x" * 64,
+]
 # "<file>: <entry>: …" or "<file> line N: …" where the entry is a section, a position or a named entry.
 ENTRY = re.compile(
     r"^: (?:(?:identifier_types|identity_joins|assignment_queries|metrics|experiments|database)\b"
@@ -90,7 +149,9 @@ def structural_mutations(draw):
         elif op == "odd":
             parent[path[-1]] = copy.deepcopy(draw(st.sampled_from(ODD_VALUES)))
         elif op == "unknown_key" and isinstance(value, dict):
-            value[draw(st.sampled_from(["colour", "Name", "sql ", 1, True, "identifier_type"]))] = draw(st.sampled_from([1, "x", None]))
+            value[draw(st.sampled_from(["colour", "Name", "sql ", 1, True, "identifier_type"]))] = draw(
+                st.sampled_from([1, "x", None])
+            )
         elif op == "empty" and isinstance(value, (list, dict)):
             parent[path[-1]] = type(value)()
         elif op == "duplicate" and isinstance(parent, list):
@@ -108,25 +169,53 @@ def semantic_mistakes(draw):
     """A config with one mistake of meaning and the texts its message must contain (a tuple: one
     of them) to name the entry and the offending value."""
     data = copy.deepcopy(BASE)
-    kind = draw(st.sampled_from(["unknown_metric", "ratio_of_ratio", "ratio_cycle", "ratio_self", "duplicate", "bad_name", "bad_date", "unknown_key"]))
+    kind = draw(
+        st.sampled_from(
+            [
+                "unknown_metric",
+                "ratio_of_ratio",
+                "ratio_cycle",
+                "ratio_self",
+                "duplicate",
+                "bad_name",
+                "bad_date",
+                "unknown_key",
+            ]
+        )
+    )
     ratios = [m for m in data["metrics"] if m["type"] == "ratio"]
     if kind == "unknown_metric":
         exp = draw(st.sampled_from(data["experiments"]))
         group = draw(st.sampled_from(["goal_metrics", "secondary_metrics", "guardrail_metrics"]))
-        missing = draw(st.from_regex(NAME, fullmatch=True).filter(lambda n: n not in {m["name"] for m in data["metrics"]}))
+        missing = draw(
+            st.from_regex(NAME, fullmatch=True).filter(lambda n: n not in {m["name"] for m in data["metrics"]})
+        )
         exp.setdefault(group, []).append(missing)
         return data, [f"experiment {exp['key']!r}.{group}", quoted(missing)]
     if kind in ("ratio_of_ratio", "ratio_self"):
         ratio = draw(st.sampled_from(ratios))
         part = draw(st.sampled_from(["numerator", "denominator"]))
-        target = ratio["name"] if kind == "ratio_self" else draw(st.sampled_from([r["name"] for r in ratios if r is not ratio]))
+        target = (
+            ratio["name"]
+            if kind == "ratio_self"
+            else draw(st.sampled_from([r["name"] for r in ratios if r is not ratio]))
+        )
         ratio[part] = target
         return data, [f"metric {ratio['name']!r}.{part}: ", quoted(target)]
     if kind == "ratio_cycle":  # a -> b -> a
-        a, b = draw(st.lists(st.from_regex(NAME, fullmatch=True).filter(lambda n: n not in {m["name"] for m in data["metrics"]}), min_size=2, max_size=2, unique=True))
+        a, b = draw(
+            st.lists(
+                st.from_regex(NAME, fullmatch=True).filter(lambda n: n not in {m["name"] for m in data["metrics"]}),
+                min_size=2,
+                max_size=2,
+                unique=True,
+            )
+        )
         at = draw(st.integers(0, len(data["metrics"])))
-        data["metrics"][at:at] = [{"name": a, "type": "ratio", "numerator": b, "denominator": "purchased"},
-                                  {"name": b, "type": "ratio", "numerator": a, "denominator": "purchased"}]
+        data["metrics"][at:at] = [
+            {"name": a, "type": "ratio", "numerator": b, "denominator": "purchased"},
+            {"name": b, "type": "ratio", "numerator": a, "denominator": "purchased"},
+        ]
         return data, ["metric '"]
     if kind == "duplicate":
         section = draw(st.sampled_from(["metrics", "experiments", "identifier_types", "assignment_queries"]))
@@ -144,11 +233,27 @@ def semantic_mistakes(draw):
             return data, ["identifier_types", quoted(bad)]
         data[section][i]["name"] = bad
         label = "metric" if section == "metrics" else "assignment query"
-        return data, [(f"{section}[{i}]", f"{label} {bad!r}")] + ([quoted(bad)] if bad else [])  # '' reads "the key 'name' is required"
+        return data, [(f"{section}[{i}]", f"{label} {bad!r}")] + (
+            [quoted(bad)] if bad else []
+        )  # '' reads "the key 'name' is required"
     if kind == "bad_date":
         exp = draw(st.sampled_from(data["experiments"]))
         field = draw(st.sampled_from(["start", "end"]))
-        exp[field] = draw(st.sampled_from(["2026-13-01", "2026-02-30T00:00:00", "yesterday", "25/09/2026", "2026-09-25 25:00", 20260925, [2026, 9, 25], {"day": 1}, True]))
+        exp[field] = draw(
+            st.sampled_from(
+                [
+                    "2026-13-01",
+                    "2026-02-30T00:00:00",
+                    "yesterday",
+                    "25/09/2026",
+                    "2026-09-25 25:00",
+                    20260925,
+                    [2026, 9, 25],
+                    {"day": 1},
+                    True,
+                ]
+            )
+        )
         return data, [f"experiment {exp['key']!r}.{field}"]
     section = draw(st.sampled_from(["identity_joins", "assignment_queries", "metrics", "experiments"]))
     i = draw(st.integers(0, len(data[section]) - 1))
@@ -170,7 +275,28 @@ def broken_bytes(draw):
     if draw(st.booleans()):
         junk = draw(st.sampled_from([b"\xff", b"\xfe\xff", b"\xc3", b"\xe2\x82", b"\x80abc", b"\xed\xa0\x80"]))
         return raw[:at] + junk + raw[at:], line
-    junk = draw(st.sampled_from([b"{", b"[", b"]", b": :", b"\t", b'"', b"'", b"&a ", b"*nowhere ", b"!!python/object:os.system ", b"- ", b"? ", b"%", b"\x00", b"\x07", b"---\n- x\n"]))
+    junk = draw(
+        st.sampled_from(
+            [
+                b"{",
+                b"[",
+                b"]",
+                b": :",
+                b"\t",
+                b'"',
+                b"'",
+                b"&a ",
+                b"*nowhere ",
+                b"!!python/object:os.system ",
+                b"- ",
+                b"? ",
+                b"%",
+                b"\x00",
+                b"\x07",
+                b"---\n- x\n",
+            ]
+        )
+    )
     return raw[:at] + junk + raw[at:], None
 
 
@@ -183,7 +309,7 @@ def check_rejection(error: ConfigError, path: Path) -> str:
     message = str(error)
     assert single_line(message), message
     assert message.startswith(str(path)), message
-    rest = message[len(str(path)):]
+    rest = message[len(str(path)) :]
     assert re.match(r"^ line \d+: ", rest) or ENTRY.match(rest), message
     assert "Traceback" not in message
     return message
@@ -196,7 +322,10 @@ def check_consistent(cfg) -> None:
     for metric in cfg.metrics.values():
         if metric.type == "ratio":
             assert {metric.numerator.type, metric.denominator.type} <= {"binomial", "count", "mean", "duration"}
-            assert cfg.metrics[metric.numerator.name] is metric.numerator and cfg.metrics[metric.denominator.name] is metric.denominator
+            assert (
+                cfg.metrics[metric.numerator.name] is metric.numerator
+                and cfg.metrics[metric.denominator.name] is metric.denominator
+            )
     for exp in cfg.experiments.values():
         assert cfg.assignment_queries[exp.assignment_query.name] is exp.assignment_query
         assert all(cfg.metrics[m.name] is m for m in exp.metrics)
@@ -309,7 +438,10 @@ def test_cli_turns_bad_configs_into_one_error_line(tmp_path, ledger):
     runner, tally = CliRunner(), Counter()
 
     @CLI_FUZZ
-    @given(st.one_of(structural_mutations(), semantic_mistakes().map(lambda case: case[0])), st.sampled_from(["analyze", "experiments", "report"]))
+    @given(
+        st.one_of(structural_mutations(), semantic_mistakes().map(lambda case: case[0])),
+        st.sampled_from(["analyze", "experiments", "report"]),
+    )
     def check(data, command):
         write(path, data)
         try:
@@ -317,7 +449,11 @@ def test_cli_turns_bad_configs_into_one_error_line(tmp_path, ledger):
             return  # only configs load_config rejects
         except ConfigError as error:
             expected = str(error)
-        args = {"analyze": ["analyze", "checkout-layout"], "experiments": ["experiments"], "report": ["report", "checkout-layout"]}[command]
+        args = {
+            "analyze": ["analyze", "checkout-layout"],
+            "experiments": ["experiments"],
+            "report": ["report", "checkout-layout"],
+        }[command]
         result = runner.invoke(app, [*args, "--config", str(path), "--database", f"duckdb:///{empty_db}"])
         tally[command] += 1
         assert result.exit_code == 1, (result.exit_code, result.output, result.exception)
@@ -330,16 +466,29 @@ def test_cli_turns_bad_configs_into_one_error_line(tmp_path, ledger):
     cases = {
         "not UTF-8": BASE_TEXT.encode() + b"\n# caf\xe9\n",
         "YAML syntax": BASE_TEXT.encode().replace(b"metrics:", b"metrics: [", 1),
-        "ratio cycle": yaml.safe_dump(BASE | {"metrics": BASE["metrics"] + [
-            {"name": "a", "type": "ratio", "numerator": "b", "denominator": "purchased"},
-            {"name": "b", "type": "ratio", "numerator": "a", "denominator": "purchased"}]}).encode(),
+        "ratio cycle": yaml.safe_dump(
+            BASE
+            | {
+                "metrics": BASE["metrics"]
+                + [
+                    {"name": "a", "type": "ratio", "numerator": "b", "denominator": "purchased"},
+                    {"name": "b", "type": "ratio", "numerator": "a", "denominator": "purchased"},
+                ]
+            }
+        ).encode(),
         "wrong type": yaml.safe_dump(BASE | {"experiments": {"key": "x"}}).encode(),
     }
     script = Path(sys.executable).with_name("workbench")
     for name, raw in cases.items():
         path.write_bytes(raw)
-        run = subprocess.run([str(script), "analyze", "checkout-layout", "--config", str(path), "--database", f"duckdb:///{empty_db}"],
-                             capture_output=True, text=True, timeout=120, check=False, env=os.environ | {"WORKBENCH_CONFIG": ""})
+        run = subprocess.run(
+            [str(script), "analyze", "checkout-layout", "--config", str(path), "--database", f"duckdb:///{empty_db}"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+            env=os.environ | {"WORKBENCH_CONFIG": ""},
+        )
         assert run.returncode == 1, (name, run.stderr)
         assert "Traceback" not in run.stderr + run.stdout, (name, run.stderr)
         lines = cli_lines(run.stderr)
@@ -365,17 +514,47 @@ def experiment_keyed(data, key):
 # What the fuzzer found (each raised TypeError, ValueError, OverflowError, UnicodeDecodeError or
 # sqlglot's TokenError before the fix), as fixed cases: (change, text the message must hold).
 FOUND = {
-    "unclosed quote in metric SQL": (lambda d: metric_named(d, "revenue_per_user").update(sql="SELECT 'abc"), "metric 'revenue_per_user'"),
-    "unclosed quote in a filter": (lambda d: metric_named(d, "added_to_cart").update(filter="event = 'Add"), "metric 'added_to_cart'.filter"),
-    "variations a number": (lambda d: experiment_keyed(d, "results-order").update(variations=5), "experiment 'results-order'.variations"),
-    "variations holding a list": (lambda d: experiment_keyed(d, "results-order").update(variations=[["0"], "1"]), "experiment 'results-order'.variations"),
-    "control a list": (lambda d: experiment_keyed(d, "results-order").update(control=["0"]), "experiment 'results-order'.control"),
-    "activation_metric a list": (lambda d: experiment_keyed(d, "results-order").update(activation_metric=["purchased"]), "experiment 'results-order'.activation_metric"),
-    "unknown keys of mixed types": (lambda d: metric_named(d, "purchased").update({1: 2, None: 3}), "metric 'purchased': unknown key(s) [1, None]"),
+    "unclosed quote in metric SQL": (
+        lambda d: metric_named(d, "revenue_per_user").update(sql="SELECT 'abc"),
+        "metric 'revenue_per_user'",
+    ),
+    "unclosed quote in a filter": (
+        lambda d: metric_named(d, "added_to_cart").update(filter="event = 'Add"),
+        "metric 'added_to_cart'.filter",
+    ),
+    "variations a number": (
+        lambda d: experiment_keyed(d, "results-order").update(variations=5),
+        "experiment 'results-order'.variations",
+    ),
+    "variations holding a list": (
+        lambda d: experiment_keyed(d, "results-order").update(variations=[["0"], "1"]),
+        "experiment 'results-order'.variations",
+    ),
+    "control a list": (
+        lambda d: experiment_keyed(d, "results-order").update(control=["0"]),
+        "experiment 'results-order'.control",
+    ),
+    "activation_metric a list": (
+        lambda d: experiment_keyed(d, "results-order").update(activation_metric=["purchased"]),
+        "experiment 'results-order'.activation_metric",
+    ),
+    "unknown keys of mixed types": (
+        lambda d: metric_named(d, "purchased").update({1: 2, None: 3}),
+        "metric 'purchased': unknown key(s) [1, None]",
+    ),
     "top-level keys of mixed types": (lambda d: d.update({1: 2, "zzz": 3}), "unknown top-level key(s) [1, 'zzz']"),
-    "a number too large for a float": (lambda d: metric_named(d, "retention_rate").update(window={"delay_hours": 10**400}), "metric 'retention_rate'.window.delay_hours"),
-    "an impossible date as text": (lambda d: experiment_keyed(d, "results-order").update(start="2026-13-45"), "experiment 'results-order'.start"),
-    "a name ending in a newline": (lambda d: d.update(identifier_types=["user_id\n", "anonymous_id"]), "identifier_types: 'user_id\\n' is not a plain name"),
+    "a number too large for a float": (
+        lambda d: metric_named(d, "retention_rate").update(window={"delay_hours": 10**400}),
+        "metric 'retention_rate'.window.delay_hours",
+    ),
+    "an impossible date as text": (
+        lambda d: experiment_keyed(d, "results-order").update(start="2026-13-45"),
+        "experiment 'results-order'.start",
+    ),
+    "a name ending in a newline": (
+        lambda d: d.update(identifier_types=["user_id\n", "anonymous_id"]),
+        "identifier_types: 'user_id\\n' is not a plain name",
+    ),
 }
 FOUND_BYTES = {
     "an impossible YAML date": (BASE_TEXT.replace("start: 2026-09-27", "start: 2026-02-30"), " line "),

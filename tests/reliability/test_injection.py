@@ -10,6 +10,7 @@ bound parameters. Proof on DuckDB: the SQL text the builders produce for a hosti
 the text for a benign one, the in-process statements (SQLAlchemy's cursor events) likewise,
 and the database's tables and row counts are the same afterwards.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -37,12 +38,26 @@ ITEMS = hostile_items()
 NUL = "\x00"
 START, END = "2026-01-01", "2026-01-31"
 BENIGN = "treatment"
-WRITE_VERBS = ("DROP", "DELETE", "INSERT", "COPY", "UPDATE", "ALTER", "TRUNCATE", "CREATE", "ATTACH", "INSTALL", "LOAD", "GRANT")
+WRITE_VERBS = (
+    "DROP",
+    "DELETE",
+    "INSERT",
+    "COPY",
+    "UPDATE",
+    "ALTER",
+    "TRUNCATE",
+    "CREATE",
+    "ATTACH",
+    "INSTALL",
+    "LOAD",
+    "GRANT",
+)
 # after a statement fails, the transaction rolls back and psycopg checks whether its server cursor survived
 ERROR_HOUSEKEEPING = {"ROLLBACK", "SELECT 1 FROM pg_catalog.pg_cursors WHERE name = 'c_'"}
 
 
 # ------------------------------------------------------------------ statement records
+
 
 class StatementRecorder:
     """Statements run in this process (SQLAlchemy cursor events), for both engines."""
@@ -158,11 +173,15 @@ def assert_same_statements(engine: Engine, benign: Phase, hostile: Phase, writes
     """Every statement of the hostile phase has a benign twin; no write outside ingestion."""
     allowed = {shape(s) for s in benign.in_process}
     extra = {shape(s) for s in hostile.in_process} - allowed
-    assert not extra, f"statements only the hostile values ran (in process): {[preview(s, 200) for s in sorted(extra)[:5]]}"
+    assert not extra, (
+        f"statements only the hostile values ran (in process): {[preview(s, 200) for s in sorted(extra)[:5]]}"
+    )
     if engine.log is not None:
         allowed_logged = {shape(s) for s in benign.logged} | ERROR_HOUSEKEEPING
         extra = {shape(s) for s in hostile.logged} - allowed_logged
-        assert not extra, f"statements only the hostile values ran (server log): {[preview(s, 200) for s in sorted(extra)[:5]]}"
+        assert not extra, (
+            f"statements only the hostile values ran (server log): {[preview(s, 200) for s in sorted(extra)[:5]]}"
+        )
     if not writes:
         for statement in hostile.in_process + hostile.logged:
             first = statement.lstrip().split(None, 1)[0].upper() if statement.strip() else ""
@@ -190,6 +209,7 @@ def table_counts(db) -> dict[str, int]:
 
 
 # ------------------------------------------------------------------ the data set and config
+
 
 def batch_variations(values: list[str]) -> tuple[list[str], list[str]]:
     """Variation ids of the batched experiment ``allvars`` (control + every value) and of its
@@ -225,8 +245,14 @@ def hostile_frames(values: list[str], storable) -> tuple[pd.DataFrame, pd.DataFr
 
 
 def hostile_experiment(i: int, value: str) -> dict:
-    return {"key": f"exp_{i:03d}", "variations": ["control", value], "control": "control", "start": START, "end": END,
-            "goal_metrics": ["purchased", "revenue"]}
+    return {
+        "key": f"exp_{i:03d}",
+        "variations": ["control", value],
+        "control": "control",
+        "start": START,
+        "end": END,
+        "goal_metrics": ["purchased", "revenue"],
+    }
 
 
 def accepted_variation(value: str, path: Path) -> bool:
@@ -247,25 +273,49 @@ def config_mapping(accepted=lambda value: True, batched: list[str] | None = None
     experiment ``allvars`` with every ``batched`` value as a variation, one broken down by the
     hostile country values, and a benign twin of each."""
     experiments = [
-        {"key": "exp_benign", "variations": ["control", BENIGN], "control": "control", "start": START, "end": END,
-         "goal_metrics": ["purchased", "revenue"]},
-        {"key": "dims", "variations": ["control", BENIGN], "start": START, "end": END, "dimensions": ["country"],
-         "goal_metrics": ["purchased", "revenue"]},
+        {
+            "key": "exp_benign",
+            "variations": ["control", BENIGN],
+            "control": "control",
+            "start": START,
+            "end": END,
+            "goal_metrics": ["purchased", "revenue"],
+        },
+        {
+            "key": "dims",
+            "variations": ["control", BENIGN],
+            "start": START,
+            "end": END,
+            "dimensions": ["country"],
+            "goal_metrics": ["purchased", "revenue"],
+        },
     ]
     if batched is not None:
         notebook = ["control", *(HOSTILE[label] for label in NOTEBOOK_SUBSET if HOSTILE[label] in batched)]
         for key, variations in (*zip(("allvars", "allvars_benign"), batch_variations(batched)), ("nbvars", notebook)):
-            experiments.append({"key": key, "variations": variations, "control": "control", "start": START, "end": END,
-                                "goal_metrics": ["purchased", "revenue"]})
+            experiments.append(
+                {
+                    "key": key,
+                    "variations": variations,
+                    "control": "control",
+                    "start": START,
+                    "end": END,
+                    "goal_metrics": ["purchased", "revenue"],
+                }
+            )
     for i, (_, value) in enumerate(ITEMS):
         if accepted(value):
             experiments.append(hostile_experiment(i, value))
     return {
         "identifier_types": ["user_id"],
-        "assignment_queries": [{
-            "name": "assignments", "identifier_type": "user_id", "dimensions": ["country"],
-            "sql": "SELECT user_id, timestamp, experiment_id, variation_id, country FROM wb_assignments",
-        }],
+        "assignment_queries": [
+            {
+                "name": "assignments",
+                "identifier_type": "user_id",
+                "dimensions": ["country"],
+                "sql": "SELECT user_id, timestamp, experiment_id, variation_id, country FROM wb_assignments",
+            }
+        ],
         "metrics": [
             {"name": "purchased", "type": "binomial", "sql": "SELECT user_id, timestamp FROM wb_purchases"},
             {"name": "revenue", "type": "mean", "sql": "SELECT user_id, timestamp, value FROM wb_purchases"},
@@ -278,11 +328,23 @@ def load_frames(url: str, assignments: pd.DataFrame, purchases: pd.DataFrame) ->
     """Create and fill the seed tables (test setup: plain bound INSERTs on a writable session)."""
     db = wb.connect(url, read_only=False)
     with db.engine.begin() as conn:
-        conn.execute(sa.text("CREATE TABLE wb_assignments (user_id VARCHAR, timestamp TIMESTAMP, experiment_id VARCHAR, variation_id VARCHAR, country VARCHAR)"))
-        conn.execute(sa.text("CREATE TABLE wb_purchases (user_id VARCHAR, timestamp TIMESTAMP, value DOUBLE PRECISION)"))
-        conn.execute(sa.text("INSERT INTO wb_assignments VALUES (:user_id, :timestamp, :experiment_id, :variation_id, :country)"),
-                     assignments.to_dict("records"))
-        conn.execute(sa.text("INSERT INTO wb_purchases VALUES (:user_id, :timestamp, :value)"), purchases.to_dict("records"))
+        conn.execute(
+            sa.text(
+                "CREATE TABLE wb_assignments (user_id VARCHAR, timestamp TIMESTAMP, experiment_id VARCHAR, variation_id VARCHAR, country VARCHAR)"
+            )
+        )
+        conn.execute(
+            sa.text("CREATE TABLE wb_purchases (user_id VARCHAR, timestamp TIMESTAMP, value DOUBLE PRECISION)")
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO wb_assignments VALUES (:user_id, :timestamp, :experiment_id, :variation_id, :country)"
+            ),
+            assignments.to_dict("records"),
+        )
+        conn.execute(
+            sa.text("INSERT INTO wb_purchases VALUES (:user_id, :timestamp, :value)"), purchases.to_dict("records")
+        )
     db.dispose()
 
 
@@ -307,14 +369,25 @@ def engine(request, tmp_path_factory) -> Iterator[Engine]:
     assignments, purchases = hostile_frames(accepted, storable)
     load_frames(url, assignments, purchases)
     batched = [v for v in accepted if storable(v)]
-    config_path.write_text(yaml.safe_dump(config_mapping(lambda v: v in accepted, batched), sort_keys=False), encoding="utf-8")
+    config_path.write_text(
+        yaml.safe_dump(config_mapping(lambda v: v in accepted, batched), sort_keys=False), encoding="utf-8"
+    )
     config = load_config(config_path)
     for i, (label, value) in enumerate(ITEMS):  # YAML round trip: every accepted value reaches the config intact
         if label not in refused:
             assert config.experiments[f"exp_{i:03d}"].variations == ("control", value)
     assert config.experiments["allvars"].variations == ("control", *batched)
-    engine = Engine(request.param, url, config, config_path, assignments, purchases, tmp,
-                    log=ServerLog(server.log_file) if server else None, refused_variations=refused)
+    engine = Engine(
+        request.param,
+        url,
+        config,
+        config_path,
+        assignments,
+        purchases,
+        tmp,
+        log=ServerLog(server.log_file) if server else None,
+        refused_variations=refused,
+    )
     engine.db = wb.connect(url)
     yield engine
     engine.db.dispose()
@@ -351,10 +424,19 @@ def assert_one_sentence(message: str, *names: str, limit: int = 2_000) -> None:
 
 # ------------------------------------------------------------------ experiment keys, names, dates in the config
 
+
 def minimal_mapping(**experiment) -> dict:
     mapping = config_mapping()
-    mapping["experiments"] = [{"key": "exp_benign", "variations": ["control", BENIGN], "start": START, "end": END,
-                               "goal_metrics": ["purchased"], **experiment}]
+    mapping["experiments"] = [
+        {
+            "key": "exp_benign",
+            "variations": ["control", BENIGN],
+            "start": START,
+            "end": END,
+            "goal_metrics": ["purchased"],
+            **experiment,
+        }
+    ]
     return mapping
 
 
@@ -392,13 +474,17 @@ def test_config_entries_refuse_hostile_names_and_dates(tmp_path, ledger):
         assert_one_sentence(str(err.value), str(path), "assignment query 'assignments'")
         refused += 1
     assert refused == len(ITEMS) * 7 - len(kept_keys)
-    ledger("Injection", f"{len(ITEMS)} hostile values as experiment key, dimension name (assignment query and experiment), "
-           "metric name, assignment-query name, start and end in workbench.yml",
-           f"{refused:,} refusals, each one sentence naming the file and entry; {len(kept_keys)} keys made of key characters "
-           f"({', '.join(kept_keys)}) kept exactly; no value reached a database")
+    ledger(
+        "Injection",
+        f"{len(ITEMS)} hostile values as experiment key, dimension name (assignment query and experiment), "
+        "metric name, assignment-query name, start and end in workbench.yml",
+        f"{refused:,} refusals, each one sentence naming the file and entry; {len(kept_keys)} keys made of key characters "
+        f"({', '.join(kept_keys)}) kept exactly; no value reached a database",
+    )
 
 
 # ------------------------------------------------------------------ variation ids and dimension values (data)
+
 
 def test_variation_ids_are_bound_and_come_back_intact(engine, ledger):
     """Each hostile variation id builds the very SQL text a benign id builds (only the bound
@@ -414,7 +500,10 @@ def test_variation_ids_are_bound_and_come_back_intact(engine, ledger):
     before = table_counts(db)
 
     def texts(experiment) -> set[str]:
-        return {q(cfg, experiment.settings).sql for q in (sql_builder.sufficient_stats_query, sql_builder.health_query, sql_builder.unit_metrics_query)}
+        return {
+            q(cfg, experiment.settings).sql
+            for q in (sql_builder.sufficient_stats_query, sql_builder.health_query, sql_builder.unit_metrics_query)
+        }
 
     benign_text = texts(Experiment(cfg, cfg.experiment("exp_benign")))
     built = 0
@@ -457,14 +546,21 @@ def test_variation_ids_are_bound_and_come_back_intact(engine, ledger):
         bound = sum(logged_as_parameter(hostile_phase, v) for v in batch.variations[1:])
         assert bound == len(batch.variations) - 1
     assert table_counts(db) == before
-    where = (f"the server logged {len(hostile_phase.logged):,} statements, each also run for the benign twin, with all {bound} values "
-             "only among the bound parameters" if engine.log else f"{len(hostile_phase.in_process):,} statements ran, each also run for the benign twin")
-    ledger("Injection", f"{engine.name}: {len(ITEMS)} hostile values as variation ids in workbench.yml and in the data, through "
-           "the SQL builder, analyze() and unit_metrics()",
-           f"{built} built SQL text identical to a benign id's; {len(batch.variations) - 1} came back intact with pandas' units and means; "
-           f"{len(engine.refused_variations)} refused by the config ({', '.join(sorted(engine.refused_variations))}) and "
-           f"{len(refused_by_db)} by the database ({', '.join(refused_by_db) or 'none'}), each in one sentence; {where}; no write ran; "
-           f"{len(before)} tables, same row counts")
+    where = (
+        f"the server logged {len(hostile_phase.logged):,} statements, each also run for the benign twin, with all {bound} values "
+        "only among the bound parameters"
+        if engine.log
+        else f"{len(hostile_phase.in_process):,} statements ran, each also run for the benign twin"
+    )
+    ledger(
+        "Injection",
+        f"{engine.name}: {len(ITEMS)} hostile values as variation ids in workbench.yml and in the data, through "
+        "the SQL builder, analyze() and unit_metrics()",
+        f"{built} built SQL text identical to a benign id's; {len(batch.variations) - 1} came back intact with pandas' units and means; "
+        f"{len(engine.refused_variations)} refused by the config ({', '.join(sorted(engine.refused_variations))}) and "
+        f"{len(refused_by_db)} by the database ({', '.join(refused_by_db) or 'none'}), each in one sentence; {where}; no write ran; "
+        f"{len(before)} tables, same row counts",
+    )
 
 
 def test_dimension_values_are_data_and_dimension_names_are_refused(engine, ledger):
@@ -498,10 +594,13 @@ def test_dimension_values_are_data_and_dimension_names_are_refused(engine, ledge
                 assert_one_sentence(str(err.value), str(engine.config_path), "dims", "dimension")
     assert not names_phase.in_process and not names_phase.logged, "a hostile dimension name reached the database"
     assert table_counts(db) == before
-    ledger("Injection", f"{engine.name}: {len(values)} hostile values in a dimension column; {len(ITEMS)} hostile dimension names "
-           "passed to sufficient_stats and health_facts",
-           f"{len(values)} dimension values came back intact with pandas' users per value and variation ({len(expected)} cells); "
-           f"{2 * len(ITEMS)} names refused in one sentence with 0 statements run; same statements as a benign run; tables unchanged")
+    ledger(
+        "Injection",
+        f"{engine.name}: {len(values)} hostile values in a dimension column; {len(ITEMS)} hostile dimension names "
+        "passed to sufficient_stats and health_facts",
+        f"{len(values)} dimension values came back intact with pandas' users per value and variation ({len(expected)} cells); "
+        f"{2 * len(ITEMS)} names refused in one sentence with 0 statements run; same statements as a benign run; tables unchanged",
+    )
 
 
 # ------------------------------------------------------------------ the YouTube study: participant codes and dates
@@ -519,10 +618,13 @@ def study(engine) -> list[str]:
     with engine.writable() as writer:
         generate_study(writer, "tiny", seed=0, schema="ytdpnl")
         with writer.engine.begin() as conn:
-            conn.execute(sa.text(
-                "INSERT INTO ytdpnl.participant (id, code, arm, phase, extension_installed, is_paid, pos_in_channel_source, "
-                "pos_in_channel_source_last_updated_at, created_at, updated_at) VALUES (:id, :code, 'control', 0, false, false, 0, :t, :t, :t)"
-            ), [{"id": STUDY_ID0 + i, "code": code, "t": dt.datetime(2023, 2, 1)} for i, code in enumerate(codes)])
+            conn.execute(
+                sa.text(
+                    "INSERT INTO ytdpnl.participant (id, code, arm, phase, extension_installed, is_paid, pos_in_channel_source, "
+                    "pos_in_channel_source_last_updated_at, created_at, updated_at) VALUES (:id, :code, 'control', 0, false, false, 0, :t, :t, :t)"
+                ),
+                [{"id": STUDY_ID0 + i, "code": code, "t": dt.datetime(2023, 2, 1)} for i, code in enumerate(codes)],
+            )
     return codes
 
 
@@ -538,8 +640,12 @@ def test_participant_codes_and_dates_of_the_study(engine, study, ledger):
     generated = everyone[everyone["id"] < STUDY_ID0]["code"].tolist()
 
     def by_code(code: str) -> tuple:
-        return (ytdpnl.participants(db, schema="ytdpnl", codes=[code]), ytdpnl.participants_report(db, schema="ytdpnl", codes=[code]),
-                ytdpnl.daily_activity(db, schema="ytdpnl", codes=[code]), ytdpnl.participant_summary(db, code, schema="ytdpnl"))
+        return (
+            ytdpnl.participants(db, schema="ytdpnl", codes=[code]),
+            ytdpnl.participants_report(db, schema="ytdpnl", codes=[code]),
+            ytdpnl.daily_activity(db, schema="ytdpnl", codes=[code]),
+            ytdpnl.participant_summary(db, code, schema="ytdpnl"),
+        )
 
     with engine.phase() as benign_phase:
         by_code(generated[0])
@@ -558,9 +664,11 @@ def test_participant_codes_and_dates_of_the_study(engine, study, ledger):
     refused = 0
     with engine.phase() as dates_phase:
         for label, value in ITEMS:
-            for name, call in (("start", lambda v: ytdpnl.participant_overview(db, schema="ytdpnl", start=v)),
-                               ("end", lambda v: ytdpnl.daily_activity(db, schema="ytdpnl", end=v)),
-                               ("start", lambda v: ytdpnl.monitoring(db, start=v, schema="ytdpnl"))):
+            for name, call in (
+                ("start", lambda v: ytdpnl.participant_overview(db, schema="ytdpnl", start=v)),
+                ("end", lambda v: ytdpnl.daily_activity(db, schema="ytdpnl", end=v)),
+                ("start", lambda v: ytdpnl.monitoring(db, start=v, schema="ytdpnl")),
+            ):
                 with pytest.raises(WorkbenchError) as err:
                     call(value)
                 assert_one_sentence(str(err.value), f"{name}=")
@@ -578,8 +686,11 @@ def test_participant_codes_and_dates_of_the_study(engine, study, ledger):
                 ytdpnl.participants(db, schema=value)
             assert_one_sentence(str(err.value), f"schema {value!r}")
     search_paths = {s for s in keyword_phase.in_process + keyword_phase.logged if s.startswith("SET")}
-    assert search_paths == ({f"SET LOCAL search_path TO \"{v.lower()}\"" for v in keywords} if engine.log
-                            else {f"SET search_path = '{v}'" for v in keywords})
+    assert search_paths == (
+        {f'SET LOCAL search_path TO "{v.lower()}"' for v in keywords}
+        if engine.log
+        else {f"SET search_path = '{v}'" for v in keywords}
+    )
     nul_refused = 0
     for code in (v for _, v in ITEMS if not engine.storable(v)):
         with pytest.raises(WorkbenchError) as err:
@@ -587,12 +698,18 @@ def test_participant_codes_and_dates_of_the_study(engine, study, ledger):
         assert_one_sentence(str(err.value), "NUL")
         nul_refused += 1
     assert table_counts(db) == before
-    where = (f"the server logged {len(hostile_phase.logged):,} statements, each also run for a benign code, every code only among the bound parameters"
-             if engine.log else f"{len(hostile_phase.in_process):,} statements, each also run for a benign code")
-    ledger("Injection", f"{engine.name}: {len(ITEMS)} hostile participant codes (stored as participants) through participants, "
-           "participants_report, daily_activity and participant_summary, one by one and all at once; the corpus as start, end and schema",
-           f"each of {len(study)} codes selected exactly its own participant; {nul_refused} NUL code refused by the database in one sentence; "
-           f"{refused:,} dates and schemas refused in one sentence naming the argument with 0 statements run; {len(keywords)} keyword schemas ({', '.join(keywords)}) set as quoted names and reported missing; {where}; tables unchanged")
+    where = (
+        f"the server logged {len(hostile_phase.logged):,} statements, each also run for a benign code, every code only among the bound parameters"
+        if engine.log
+        else f"{len(hostile_phase.in_process):,} statements, each also run for a benign code"
+    )
+    ledger(
+        "Injection",
+        f"{engine.name}: {len(ITEMS)} hostile participant codes (stored as participants) through participants, "
+        "participants_report, daily_activity and participant_summary, one by one and all at once; the corpus as start, end and schema",
+        f"each of {len(study)} codes selected exactly its own participant; {nul_refused} NUL code refused by the database in one sentence; "
+        f"{refused:,} dates and schemas refused in one sentence naming the argument with 0 statements run; {len(keywords)} keyword schemas ({', '.join(keywords)}) set as quoted names and reported missing; {where}; tables unchanged",
+    )
 
 
 # ------------------------------------------------------------------ event payloads (Grouparoo ingestion)
@@ -622,8 +739,20 @@ def expected_rows(records: list[dict]) -> tuple[set[tuple], int]:
     payload key quarantine the record; empty ids are absent; payload values are kept as text."""
     rows, quarantined = set(), 0
     for r in records:
-        texts = [r["type"], r.get("userId") or "", r.get("anonymousId") or "", r["messageId"], *r.get("data", {}), *r.get("data", {}).values()]
-        if any(NUL in t for t in texts) or not r["type"].strip() or not (r.get("userId") or r.get("anonymousId")) or "" in r.get("data", {}):
+        texts = [
+            r["type"],
+            r.get("userId") or "",
+            r.get("anonymousId") or "",
+            r["messageId"],
+            *r.get("data", {}),
+            *r.get("data", {}).values(),
+        ]
+        if (
+            any(NUL in t for t in texts)
+            or not r["type"].strip()
+            or not (r.get("userId") or r.get("anonymousId"))
+            or "" in r.get("data", {})
+        ):
             quarantined += 1
             continue
         base = (r["messageId"] or None, r["type"], r.get("userId") or None, r.get("anonymousId") or None)
@@ -644,13 +773,28 @@ def test_event_payloads_are_stored_as_sent(engine, tmp_path, ledger):
     files = {}
     for name, batch in (("benign", [f"benign-{i}" for i in range(len(values))]), ("hostile", values)):
         files[name] = tmp_path / f"{name}.jsonl"
-        files[name].write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in event_records(batch, name[0] + "-")), encoding="utf-8")
+        files[name].write_text(
+            "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in event_records(batch, name[0] + "-")),
+            encoding="utf-8",
+        )
     with engine.writable() as writer:
         with engine.phase() as benign_phase:
-            ingest(writer, files["benign"], PRODUCER_KEY, settings=settings, quarantine_file=tmp_path / "benign-quarantine.jsonl")
+            ingest(
+                writer,
+                files["benign"],
+                PRODUCER_KEY,
+                settings=settings,
+                quarantine_file=tmp_path / "benign-quarantine.jsonl",
+            )
         before = table_counts(writer)
         with engine.phase() as hostile_phase:
-            counts = ingest(writer, files["hostile"], PRODUCER_KEY, settings=settings, quarantine_file=tmp_path / "hostile-quarantine.jsonl")
+            counts = ingest(
+                writer,
+                files["hostile"],
+                PRODUCER_KEY,
+                settings=settings,
+                quarantine_file=tmp_path / "hostile-quarantine.jsonl",
+            )
     records = event_records(values, "h-")
     expected, quarantined = expected_rows(records)
     assert (counts.received, counts.quarantined, counts.duplicates) == (len(records), quarantined, 0)
@@ -658,13 +802,20 @@ def test_event_payloads_are_stored_as_sent(engine, tmp_path, ledger):
     db = engine.db
     stored = db.sql(
         "SELECT e.message_id, e.type, e.user_id, e.anonymous_id, d.key, d.value FROM grouparoo.events e "
-        "LEFT JOIN grouparoo.event_data d ON d.event_id = e.id", limit=None)
+        "LEFT JOIN grouparoo.event_data d ON d.event_id = e.id",
+        limit=None,
+    )
     rows = {tuple(None if pd.isna(x) else x for x in row) for row in stored.itertuples(index=False)}
-    got = {row for row in rows if not (row[0] and (row[0].startswith("b-") or re.fullmatch(r"benign-\d+", row[0])))}  # the benign file's
+    got = {
+        row for row in rows if not (row[0] and (row[0].startswith("b-") or re.fullmatch(r"benign-\d+", row[0])))
+    }  # the benign file's
     assert got == expected
     after = table_counts(db)
     grown = {t: after[t] - before[t] for t in before if after[t] != before[t]}
-    assert grown == {"grouparoo.events": counts.stored, "grouparoo.event_data": sum(1 for row in expected if row[4] is not None)}
+    assert grown == {
+        "grouparoo.events": counts.stored,
+        "grouparoo.event_data": sum(1 for row in expected if row[4] is not None),
+    }
     assert set(after) == set(before)
     assert_same_statements(engine, benign_phase, hostile_phase, writes=True)
     types = sorted({row[1] for row in expected} - {"probe"})
@@ -676,7 +827,9 @@ def test_event_payloads_are_stored_as_sent(engine, tmp_path, ledger):
         per_type = event_counts(db, types=types, settings=settings)
         for value in values:
             if engine.storable(value):
-                with pytest.raises(WorkbenchError) as err:  # no identity resolution has run: no profile holds any id yet
+                with pytest.raises(
+                    WorkbenchError
+                ) as err:  # no identity resolution has run: no profile holds any id yet
                     profile_stream(db, user_id=value, settings=settings)
                 assert_one_sentence(str(err.value), "user_id")
     assert per_type.groupby("type")["events"].sum().to_dict() == {t: 1 for t in types}
@@ -690,16 +843,24 @@ def test_event_payloads_are_stored_as_sent(engine, tmp_path, ledger):
     assert not dates_phase.in_process and not dates_phase.logged
     assert table_counts(db) == after
     bound = sum(logged_as_parameter(hostile_explore, t) for t in types) if engine.log else 0
-    where = (f"the server logged {len(hostile_phase.logged):,} ingestion and {len(hostile_explore.logged):,} exploration statements, each also run "
-             f"for a benign file, {bound} types only among the bound parameters" if engine.log else "the statements of a benign file")
-    ledger("Injection", f"{engine.name}: {len(records)} events carrying the {len(values)} hostile values as type, userId, anonymousId, "
-           "messageId, payload key and payload value; the types and user ids back through event_counts and profile_stream; the corpus as start",
-           f"{counts.stored} events stored exactly as sent, {counts.quarantined} quarantined by the documented rules (NUL, blank type, no id, "
-           f"empty key), received = stored + quarantined; {len(types)} hostile types counted once each; {where}; only the event tables grew, "
-           "by the events stored")
+    where = (
+        f"the server logged {len(hostile_phase.logged):,} ingestion and {len(hostile_explore.logged):,} exploration statements, each also run "
+        f"for a benign file, {bound} types only among the bound parameters"
+        if engine.log
+        else "the statements of a benign file"
+    )
+    ledger(
+        "Injection",
+        f"{engine.name}: {len(records)} events carrying the {len(values)} hostile values as type, userId, anonymousId, "
+        "messageId, payload key and payload value; the types and user ids back through event_counts and profile_stream; the corpus as start",
+        f"{counts.stored} events stored exactly as sent, {counts.quarantined} quarantined by the documented rules (NUL, blank type, no id, "
+        f"empty key), received = stored + quarantined; {len(types)} hostile types counted once each; {where}; only the event tables grew, "
+        "by the events stored",
+    )
 
 
 # ------------------------------------------------------------------ command-line arguments
+
 
 @functools.cache
 def cli_command():
@@ -775,16 +936,24 @@ def test_cli_arguments(engine, study, monkeypatch, ledger):
     assert listed.exit_code == 0, preview(listed.output, 300)
     ids = set(engine.assignments["experiment_id"])
     # click drops ANSI styles when output is not a terminal, and the runner reads \r\n as \n
-    missing = [preview(v) for v in ids if v not in listed.stdout and re.sub(r"\x1b\[[0-9;]*m", "", v).replace("\r\n", "\n") not in listed.stdout]
+    missing = [
+        preview(v)
+        for v in ids
+        if v not in listed.stdout and re.sub(r"\x1b\[[0-9;]*m", "", v).replace("\r\n", "\n") not in listed.stdout
+    ]
     assert not missing, missing
-    ledger("Injection", f"{engine.name}: the {len(ITEMS)} hostile values as `workbench analyze KEY`, `stats --dimension`, `report KEY`, "
-           "`study check --schema` (typer CliRunner); `analyze --format json` and `experiments` over hostile data",
-           f"{refused} invocations exit 1 with one `error:` sentence naming the file or argument, no traceback, no statement beyond "
-           f"a benign argument's; {len(variations)} hostile variation ids intact in the JSON; {len(ids)} experiment ids, hostile ones "
-           "included, listed intact")
+    ledger(
+        "Injection",
+        f"{engine.name}: the {len(ITEMS)} hostile values as `workbench analyze KEY`, `stats --dimension`, `report KEY`, "
+        "`study check --schema` (typer CliRunner); `analyze --format json` and `experiments` over hostile data",
+        f"{refused} invocations exit 1 with one `error:` sentence naming the file or argument, no traceback, no statement beyond "
+        f"a benign argument's; {len(variations)} hostile variation ids intact in the JSON; {len(ids)} experiment ids, hostile ones "
+        "included, listed intact",
+    )
 
 
 # ------------------------------------------------------------------ notebook parameters (real papermill runs)
+
 
 def injected_parameters(notebook: Path) -> dict:
     """The values papermill wrote into the executed notebook's injected-parameters cell, read back
@@ -813,22 +982,45 @@ def test_notebook_parameters(engine, study, tmp_path, ledger):
     script = HOSTILE["script tag"]
     runs = []
     with engine.phase() as phase:
-        good = run_report("nbvars", database_url=engine.url, config_path=engine.config_path, dimension="none", reports_dir=tmp_path / "reports")
+        good = run_report(
+            "nbvars",
+            database_url=engine.url,
+            config_path=engine.config_path,
+            dimension="none",
+            reports_dir=tmp_path / "reports",
+        )
         runs.append(good)
         assert good.status == "ok", good.error
         page = good.html.read_text(encoding="utf-8")
         for value in stored:
-            assert html_module.escape(value, quote=False)[:200] in page or json.dumps(value)[1:-1][:200] in page, preview(value)
-        if engine.log is not None:  # one more kernel per run: the study report and a refused dimension run on PostgreSQL only
-            generated = engine.db.sql("SELECT code FROM ytdpnl.participant WHERE id < :first ORDER BY id LIMIT 1", first=STUDY_ID0).iloc[0, 0]
+            assert html_module.escape(value, quote=False)[:200] in page or json.dumps(value)[1:-1][:200] in page, (
+                preview(value)
+            )
+        if (
+            engine.log is not None
+        ):  # one more kernel per run: the study report and a refused dimension run on PostgreSQL only
+            generated = engine.db.sql(
+                "SELECT code FROM ytdpnl.participant WHERE id < :first ORDER BY id LIMIT 1", first=STUDY_ID0
+            ).iloc[0, 0]
             codes = [*stored, generated]
-            study_run = run_notebook("ytdpnl_study_report.ipynb", tmp_path / "study", parameters={"codes": codes, "start": "", "end": ""},
-                                     database_url=engine.url)
+            study_run = run_notebook(
+                "ytdpnl_study_report.ipynb",
+                tmp_path / "study",
+                parameters={"codes": codes, "start": "", "end": ""},
+                database_url=engine.url,
+            )
             assert injected_parameters(study_run.notebook)["codes"] == codes
             study_page = study_run.html.read_text(encoding="utf-8")
-            assert script not in study_page.replace(html_module.escape(script), ""), "a parameter reached the HTML unescaped"
-            bad = run_report("nbvars", database_url=engine.url, config_path=engine.config_path, dimension=HOSTILE["newline statement"],
-                             reports_dir=tmp_path / "reports")
+            assert script not in study_page.replace(html_module.escape(script), ""), (
+                "a parameter reached the HTML unescaped"
+            )
+            bad = run_report(
+                "nbvars",
+                database_url=engine.url,
+                config_path=engine.config_path,
+                dimension=HOSTILE["newline statement"],
+                reports_dir=tmp_path / "reports",
+            )
             runs.append(bad)
             assert bad.status == "failed" and bad.failed_notebook is not None
             assert_one_sentence(bad.error, "dimension")
@@ -846,12 +1038,24 @@ def test_notebook_parameters(engine, study, tmp_path, ledger):
     if engine.log is not None:
         assert bound == len(stored)
     kernels = 1 + 2 * (engine.log is not None)
-    ledger("Injection", f"{engine.name}: {kernels} papermill run(s) with hostile parameters ({', '.join(NOTEBOOK_SUBSET)}): experiment "
-           "report over hostile variation ids" + (", study report over hostile participant codes, a hostile report dimension" if engine.log else ""),
-           "parameters read back from the executed notebooks equal to what was passed; HTML holds the values escaped, never a raw <script>; "
-           + (f"the server logged {len(phase.logged):,} statements, none a write, none holding a hostile value in its text, "
-              f"all {bound} values among the bound parameters; " if engine.log else "")
-           + ("the refused dimension failed in one sentence with the failed notebook kept" if engine.log else "the database file's tables and row counts unchanged"))
+    ledger(
+        "Injection",
+        f"{engine.name}: {kernels} papermill run(s) with hostile parameters ({', '.join(NOTEBOOK_SUBSET)}): experiment "
+        "report over hostile variation ids"
+        + (", study report over hostile participant codes, a hostile report dimension" if engine.log else ""),
+        "parameters read back from the executed notebooks equal to what was passed; HTML holds the values escaped, never a raw <script>; "
+        + (
+            f"the server logged {len(phase.logged):,} statements, none a write, none holding a hostile value in its text, "
+            f"all {bound} values among the bound parameters; "
+            if engine.log
+            else ""
+        )
+        + (
+            "the refused dimension failed in one sentence with the failed notebook kept"
+            if engine.log
+            else "the database file's tables and row counts unchanged"
+        ),
+    )
 
 
 def test_report_keys_never_leave_the_reports_folder(tmp_path, ledger):
@@ -866,6 +1070,9 @@ def test_report_keys_never_leave_the_reports_folder(tmp_path, ledger):
             run_report(value, reports_dir=reports)
         assert_one_sentence(str(err.value), "experiment key")
     assert not any(tmp_path.rglob("*")), sorted(str(p) for p in tmp_path.rglob("*"))[:5]
-    ledger("Injection", f"{len(keys)} hostile experiment keys (path traversal, absolute paths, NUL, 100,000 characters) passed to "
-           "workbench.reports.run_report, which names a folder after the key",
-           f"{len(keys)} refused in one sentence; 0 files or folders written anywhere")
+    ledger(
+        "Injection",
+        f"{len(keys)} hostile experiment keys (path traversal, absolute paths, NUL, 100,000 characters) passed to "
+        "workbench.reports.run_report, which names a folder after the key",
+        f"{len(keys)} refused in one sentence; 0 files or folders written anywhere",
+    )

@@ -1,6 +1,7 @@
 """Kernels started at the same moment (issue 9): ``run-reports --jobs 2`` once lost a report when two
 kernels took the same TCP port ("Address already in use"). Report kernels now connect through Unix
 sockets in a folder of their own; these runs start them together for real, in separate processes."""
+
 from __future__ import annotations
 
 import multiprocessing
@@ -63,8 +64,10 @@ def test_kernels_started_at_once_by_separate_processes_all_run(tmp_path, ledger)
     source = str(connection_notebook(tmp_path / "connection.ipynb"))
     context = multiprocessing.get_context("spawn")
     barrier, results = context.Barrier(KERNELS), context.Queue()
-    workers = [context.Process(target=_start_together, args=(barrier, source, str(tmp_path / f"out-{i}.ipynb"), results))
-               for i in range(KERNELS)]
+    workers = [
+        context.Process(target=_start_together, args=(barrier, source, str(tmp_path / f"out-{i}.ipynb"), results))
+        for i in range(KERNELS)
+    ]
     started = time.perf_counter()
     for worker in workers:
         worker.start()
@@ -78,8 +81,11 @@ def test_kernels_started_at_once_by_separate_processes_all_run(tmp_path, ledger)
     assert all(detail.startswith("ipc ") for _, detail, _ in outcomes)
     assert len({str(Path(a).parent) for a in addresses}) == KERNELS
     assert not any(Path(a).parent.exists() for a in addresses)
-    ledger("Load", f"{KERNELS} report kernels started at the same moment by {KERNELS} processes (a barrier before papermill), "
-           "as `run-reports --jobs N` starts them; once 1 report in 50 died with 'Address already in use' when two kernels "
-           "took the same TCP port",
-           f"all {KERNELS} ran ({seconds:.0f} s): each connected over Unix sockets (ZeroMQ ipc) in a folder of its own, "
-           "no TCP port picked; every folder removed afterwards")
+    ledger(
+        "Load",
+        f"{KERNELS} report kernels started at the same moment by {KERNELS} processes (a barrier before papermill), "
+        "as `run-reports --jobs N` starts them; once 1 report in 50 died with 'Address already in use' when two kernels "
+        "took the same TCP port",
+        f"all {KERNELS} ran ({seconds:.0f} s): each connected over Unix sockets (ZeroMQ ipc) in a folder of its own, "
+        "no TCP port picked; every folder removed afterwards",
+    )

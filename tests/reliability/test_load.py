@@ -2,6 +2,7 @@
 experiments, and ingestion of 1,000,000 events with 1% malformed lines — each at full size, with
 wall time and the peak resident memory of the whole process tree (sampled every 0.2 s) measured,
 and the numbers checked against pandas on the raw tables or against what the test planted."""
+
 from __future__ import annotations
 
 import asyncio
@@ -94,7 +95,9 @@ class TreeSampler:
         return max(chosen)
 
 
-def run_measured(command: list[str], env: dict, progress=lambda: 0, timeout: float = 900, cwd: Path | None = None) -> tuple[subprocess.CompletedProcess, TreeSampler, float]:
+def run_measured(
+    command: list[str], env: dict, progress=lambda: 0, timeout: float = 900, cwd: Path | None = None
+) -> tuple[subprocess.CompletedProcess, TreeSampler, float]:
     """Run ``command`` to completion while sampling its process tree; (result, sampler, wall seconds)."""
     started = time.perf_counter()
     proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cwd)
@@ -129,12 +132,20 @@ def planned_experiments(n: int, days: pd.DataFrame) -> list[Planned]:
     for k in range(keys):
         for base, first, last in days.itertuples(index=False):
             cut = pd.Timedelta(days=int((last - first).days * k / (4 * keys)))
-            plans.append(Planned(f"{base}-{chr(ord('a') + k)}", base, first + cut, last - cut, "purchased" if (k + len(plans)) % 2 == 0 else "revenue"))
+            plans.append(
+                Planned(
+                    f"{base}-{chr(ord('a') + k)}",
+                    base,
+                    first + cut,
+                    last - cut,
+                    "purchased" if (k + len(plans)) % 2 == 0 else "revenue",
+                )
+            )
     return plans[:n]
 
 
 def config_text(plans: list[Planned]) -> str:
-    values = ", ".join(f"('{s}')" for s in sorted({p.key.rsplit('-', 1)[1] for p in plans}))
+    values = ", ".join(f"('{s}')" for s in sorted({p.key.rsplit("-", 1)[1] for p in plans}))
     lines = [
         "# run-reports load test: every generated experiment under several keys, one per window",
         "identifier_types: [user_id]",
@@ -153,8 +164,14 @@ def config_text(plans: list[Planned]) -> str:
     ]
     for p in plans:
         other = "revenue" if p.goal == "purchased" else "purchased"
-        lines += [f"  - key: {p.key}", f"    start: {p.start.date()}", f"    end: {p.end.date()}",
-                  f"    goal_metrics: [{p.goal}]", f"    secondary_metrics: [{other}]", "    guardrail_metrics: [sessions]"]
+        lines += [
+            f"  - key: {p.key}",
+            f"    start: {p.start.date()}",
+            f"    end: {p.end.date()}",
+            f"    goal_metrics: [{p.goal}]",
+            f"    secondary_metrics: [{other}]",
+            "    guardrail_metrics: [sessions]",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -163,7 +180,9 @@ def pandas_units(views: pd.DataFrame, orders: pd.DataFrame, plan: Planned) -> pd
     whether they ordered between their first exposure and the end (inclusive of the end day)."""
     end = plan.end + pd.Timedelta(days=1) - pd.Timedelta(microseconds=1)
     v = views[(views["experimentId"] == plan.base) & (views["timestamp"] >= plan.start) & (views["timestamp"] <= end)]
-    units = v.groupby("userId").agg(first=("timestamp", "min"), variations=("variationId", "nunique"), variation=("variationId", "first"))
+    units = v.groupby("userId").agg(
+        first=("timestamp", "min"), variations=("variationId", "nunique"), variation=("variationId", "first")
+    )
     units = units[units["variations"] == 1]
     joined = orders.merge(units[["first"]], left_on="userId", right_index=True)
     buyers = set(joined.loc[(joined["timestamp"] >= joined["first"]) & (joined["timestamp"] <= end), "userId"])
@@ -180,7 +199,9 @@ def batch(tmp_path_factory):
     home = tmp_path_factory.mktemp("load-home")
     url = f"duckdb:///{home / 'load.duckdb'}"
     env = {**os.environ, "WORKBENCH_HOME": str(home), "WORKBENCH_DATABASE_URL": url}
-    subprocess.run([WORKBENCH, "generate", "--users", "2000", "--seed", "1"], check=True, capture_output=True, env=env, timeout=300)
+    subprocess.run(
+        [WORKBENCH, "generate", "--users", "2000", "--seed", "1"], check=True, capture_output=True, env=env, timeout=300
+    )
     db = wb.connect(url)
     views = db.sql("SELECT userId, timestamp, experimentId, variationId FROM experiment_viewed", limit=None)
     orders = db.sql("SELECT userId, timestamp FROM orders", limit=None)
@@ -197,7 +218,9 @@ def batch(tmp_path_factory):
 
     workdir = home / "elsewhere"
     workdir.mkdir()
-    result, sampler, seconds = run_measured([WORKBENCH, "run-reports", "--config", "../load.yml", "--jobs", "2"], env, finished, cwd=workdir)
+    result, sampler, seconds = run_measured(
+        [WORKBENCH, "run-reports", "--config", "../load.yml", "--jobs", "2"], env, finished, cwd=workdir
+    )
     return home, plans, result, sampler, seconds, views, orders
 
 
@@ -212,12 +235,16 @@ def test_run_reports_over_50_experiments_keeps_memory_flat(batch, ledger):
         srm = next(s for s in cached["health"]["srm"] if s["dimension"] == "overall")
         counts = units["variation"].value_counts()
         assert len(counts) >= 2, plan  # every window holds traffic in two arms at least
-        assert {k[len("users_"):]: v for k, v in srm.items() if k.startswith("users_")} == {str(v): int(n) for v, n in counts.items()}, plan.key
+        assert {k[len("users_") :]: v for k, v in srm.items() if k.startswith("users_")} == {
+            str(v): int(n) for v, n in counts.items()
+        }, plan.key
         if plan.goal == "purchased":
             means = units.groupby("variation")["purchased"].mean()
             for r in cached["results"]:
                 if r["metric"] == "purchased" and r["dimension"] == "overall":
-                    assert r["mean"] == pytest.approx(means[r["variation"]], rel=1e-9) and r["baseline_mean"] == pytest.approx(means[r["baseline"]], rel=1e-9), plan.key
+                    assert r["mean"] == pytest.approx(means[r["variation"]], rel=1e-9) and r[
+                        "baseline_mean"
+                    ] == pytest.approx(means[r["baseline"]], rel=1e-9), plan.key
     index = (home / "reports" / "index.html").read_text()
     assert all(plan.key in index for plan in plans)
     # memory: the peak over all 50 is the peak of the first 10 (within 15% + 40 MB), and the
@@ -229,18 +256,24 @@ def test_run_reports_over_50_experiments_keeps_memory_flat(batch, ledger):
     assert host_at_end <= host_at_ten * 1.1 + 40, (host_at_ten, host_at_end)
     assert max(s.kernels for s in sampler.samples) <= 2  # one kernel per job at most
     bases = len({plan.base for plan in plans})
-    ledger("Load", f"`workbench run-reports --jobs 2` over {EXPERIMENTS} experiments (the {bases} generated experiments under "
-           f"{-(-EXPERIMENTS // bases)} windows each, 2,000 users, DuckDB; config given relative to another directory); "
-           f"units per variation of all {EXPERIMENTS} and the purchased means checked against pandas",
-           f"all {EXPERIMENTS} ok in {seconds:.0f} s ({seconds / EXPERIMENTS:.1f} s per report); peak RSS of the process tree "
-           f"{first_ten:.0f} MB over the first 10 reports, {whole:.0f} MB over all 50; run-reports and its workers "
-           f"{host_at_ten:.0f} MB at report 10, {host_at_end:.0f} MB at report 50; at most {max(s.kernels for s in sampler.samples)} kernels at once")
+    ledger(
+        "Load",
+        f"`workbench run-reports --jobs 2` over {EXPERIMENTS} experiments (the {bases} generated experiments under "
+        f"{-(-EXPERIMENTS // bases)} windows each, 2,000 users, DuckDB; config given relative to another directory); "
+        f"units per variation of all {EXPERIMENTS} and the purchased means checked against pandas",
+        f"all {EXPERIMENTS} ok in {seconds:.0f} s ({seconds / EXPERIMENTS:.1f} s per report); peak RSS of the process tree "
+        f"{first_ten:.0f} MB over the first 10 reports, {whole:.0f} MB over all 50; run-reports and its workers "
+        f"{host_at_ten:.0f} MB at report 10, {host_at_end:.0f} MB at report 50; at most {max(s.kernels for s in sampler.samples)} kernels at once",
+    )
 
 
 # --- the dashboard with 10 viewers at once ------------------------------------------------------------
 CHART = "() => { const e = document.querySelector('.js-plotly-plot'); return e ? JSON.stringify([e.layout.title.text, e.data.map(t => t.x)]) : ''; }"
 TABLE = "() => { const e = document.querySelector('.wb-results'); return e ? e.innerText : ''; }"
-CULL_IDLE_SECONDS, CULL_INTERVAL_SECONDS = 60, 2  # above the slowest first render seen (≈80 s for 10 at once at load 10, of which ≈20 s before the page connects)
+CULL_IDLE_SECONDS, CULL_INTERVAL_SECONDS = (
+    60,
+    2,
+)  # above the slowest first render seen (≈80 s for 10 at once at load 10, of which ≈20 s before the page connects)
 RENDER_SECONDS = 180  # no reloads: a page Voila left waiting for a lost execute reply (voila#1446) fails the test
 # (workbench.reports.voila_server is the repair; before it, 1-3 pages in 10 hung here)
 HANG = "https://github.com/voila-dashboards/voila/issues/1446"
@@ -301,7 +334,9 @@ def test_dashboard_serves_10_viewers_at_once_and_culls_their_kernels(batch, ledg
     command = voila_command(port, cull_idle_seconds=CULL_IDLE_SECONDS, cull_interval_seconds=CULL_INTERVAL_SECONDS)
     log_path = home / "voila-load.log"
     with log_path.open("w") as log:
-        server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env={**voila_environment(), "WORKBENCH_HOME": str(home)})
+        server = subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, env={**voila_environment(), "WORKBENCH_HOME": str(home)}
+        )
         try:
             wait_for_port(port)
             sampler = TreeSampler(server.pid)
@@ -341,14 +376,17 @@ def test_dashboard_serves_10_viewers_at_once_and_culls_their_kernels(batch, ledg
     rendered = sorted(r["rendered"] for r in results)
     answered = sorted(r["answered"] for r in results)
     assert answered[-1] < 120
-    ledger("Load", f"{VIEWERS} Playwright viewers opening the Voila dashboard at once (one Chromium, 2 cores), each picking another "
-           f"experiment; kernels culled after {CULL_IDLE_SECONDS} s idle; every request outside the server refused and recorded",
-           f"all {VIEWERS} rendered the results table and chart (median {rendered[len(rendered) // 2]:.1f} s, slowest {rendered[-1]:.1f} s) and "
-           f"answered the pick with pandas' unit counts (median {answered[len(answered) // 2]:.1f} s, slowest {answered[-1]:.1f} s); "
-           f"{peak_kernels} kernels at most; Voila + kernels {idle_mb:.0f} MB idle, {peak_mb:.0f} MB peak "
-           f"({(peak_mb - idle_mb) / VIEWERS:.0f} MB per viewer), {after_mb:.0f} MB after every kernel was culled "
-           f"({culled} culled, the last {culled_after:.0f} s after the viewers closed); 0 external requests (the CDN Font Awesome links are gone); "
-           f"no page hung on a lost execute reply ({HANG}; before workbench.reports.voila_server's sliced waits 1-3 pages in 10 did)")
+    ledger(
+        "Load",
+        f"{VIEWERS} Playwright viewers opening the Voila dashboard at once (one Chromium, 2 cores), each picking another "
+        f"experiment; kernels culled after {CULL_IDLE_SECONDS} s idle; every request outside the server refused and recorded",
+        f"all {VIEWERS} rendered the results table and chart (median {rendered[len(rendered) // 2]:.1f} s, slowest {rendered[-1]:.1f} s) and "
+        f"answered the pick with pandas' unit counts (median {answered[len(answered) // 2]:.1f} s, slowest {answered[-1]:.1f} s); "
+        f"{peak_kernels} kernels at most; Voila + kernels {idle_mb:.0f} MB idle, {peak_mb:.0f} MB peak "
+        f"({(peak_mb - idle_mb) / VIEWERS:.0f} MB per viewer), {after_mb:.0f} MB after every kernel was culled "
+        f"({culled} culled, the last {culled_after:.0f} s after the viewers closed); 0 external requests (the CDN Font Awesome links are gone); "
+        f"no page hung on a lost execute reply ({HANG}; before workbench.reports.voila_server's sliced waits 1-3 pages in 10 did)",
+    )
 
 
 # --- ingestion of 1,000,000 lines, 1% malformed ----------------------------------------------------
@@ -407,8 +445,12 @@ def test_ingest_1m_lines_with_1pct_malformed_accounts_for_every_line(tmp_path, p
         except OSError:
             return 0
 
-    result, sampler, seconds = run_measured([WORKBENCH, "ingest", "events", str(path), "--quarantine", str(quarantine), "--database", url],
-                                            env, quarantined_so_far, timeout=1200)
+    result, sampler, seconds = run_measured(
+        [WORKBENCH, "ingest", "events", str(path), "--quarantine", str(quarantine), "--database", url],
+        env,
+        quarantined_so_far,
+        timeout=1200,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     rejected = [json.loads(line) for line in quarantine.read_text().splitlines()]
     db = wb.connect(url)
@@ -427,8 +469,11 @@ def test_ingest_1m_lines_with_1pct_malformed_accounts_for_every_line(tmp_path, p
     early, whole = sampler.peak(until_progress=len(expected) // 5), sampler.peak()
     assert whole <= early * 1.15 + 30, (early, whole)
     size_mb = path.stat().st_size / MB
-    ledger("Load", f"`workbench ingest events` of {LINES:,} JSON lines ({size_mb:.0f} MB) with {len(expected):,} malformed (6 kinds: "
-           "invalid JSON, no ids, no type, nested data, invalid UTF-8, bad occurredAt) at random places, into PostgreSQL",
-           f"in = stored + quarantined exactly: {LINES:,} = {int(stored.sum()):,} + {len(rejected):,}; events per type and "
-           f"{stored_pairs:,} payload pairs as planted; every malformed line quarantined with its line number and reason; "
-           f"{seconds:.0f} s ({LINES / seconds:,.0f} lines/s); peak RSS of the ingesting process {early:.0f} MB over the first fifth, {whole:.0f} MB overall")
+    ledger(
+        "Load",
+        f"`workbench ingest events` of {LINES:,} JSON lines ({size_mb:.0f} MB) with {len(expected):,} malformed (6 kinds: "
+        "invalid JSON, no ids, no type, nested data, invalid UTF-8, bad occurredAt) at random places, into PostgreSQL",
+        f"in = stored + quarantined exactly: {LINES:,} = {int(stored.sum()):,} + {len(rejected):,}; events per type and "
+        f"{stored_pairs:,} payload pairs as planted; every malformed line quarantined with its line number and reason; "
+        f"{seconds:.0f} s ({LINES / seconds:,.0f} lines/s); peak RSS of the ingesting process {early:.0f} MB over the first fifth, {whole:.0f} MB overall",
+    )

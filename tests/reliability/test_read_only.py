@@ -2,6 +2,7 @@
 write attempted through each session it used fails, on DuckDB and PostgreSQL; only the loaders,
 the generator and ingestion open writable sessions (an AST audit of ``workbench/`` against an
 allow-list, and the sessions the commands actually open)."""
+
 from __future__ import annotations
 
 import ast
@@ -31,17 +32,43 @@ ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "workbench"
 WORKBENCH = str(Path(sys.executable).with_name("workbench"))
 KEY = "ro-producer-key-1234"
-CONFIG = SETUP + "experiments:\n" + experiment_entry("price-display") + f"""events:
+CONFIG = (
+    SETUP
+    + "experiments:\n"
+    + experiment_entry("price-display")
+    + f"""events:
   api_keys:
     web: {KEY}
   properties:
     purchases: {{type: purchase, aggregate: count}}
 """
-EVENTS = b"".join(json.dumps(r).encode() + b"\n" for r in (
-    {"type": "page_view", "userId": "u1", "messageId": "m1", "occurredAt": "2026-10-01T10:00:00Z", "data": {"path": "/"}},
-    {"type": "purchase", "anonymousId": "a1", "messageId": "m2", "occurredAt": "2026-10-01T10:05:00Z", "data": {"amount": "3"}},
-    {"type": "purchase", "userId": "u1", "anonymousId": "a1", "messageId": "m3", "occurredAt": "2026-10-02T10:05:00Z"},
-))
+)
+EVENTS = b"".join(
+    json.dumps(r).encode() + b"\n"
+    for r in (
+        {
+            "type": "page_view",
+            "userId": "u1",
+            "messageId": "m1",
+            "occurredAt": "2026-10-01T10:00:00Z",
+            "data": {"path": "/"},
+        },
+        {
+            "type": "purchase",
+            "anonymousId": "a1",
+            "messageId": "m2",
+            "occurredAt": "2026-10-01T10:05:00Z",
+            "data": {"amount": "3"},
+        },
+        {
+            "type": "purchase",
+            "userId": "u1",
+            "anonymousId": "a1",
+            "messageId": "m3",
+            "occurredAt": "2026-10-02T10:05:00Z",
+        },
+    )
+)
 # one attempted write of each kind; every table named exists, so only the session's mode stops them
 WRITES = {
     "CREATE TABLE": "CREATE TABLE wb_write_probe AS SELECT 1 AS x",
@@ -70,12 +97,14 @@ ENGINE_MAKERS = {"workbench/db/connection.py", "tests/support/pg_server.py"}
 # ------------------------------------------------------------------ the audit of the source
 def _calls(tree: ast.AST):
     """(call, enclosing function name) for every call in ``tree``."""
+
     def walk(node, function):
         for child in ast.iter_child_nodes(node):
             name = child.name if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)) else function
             if isinstance(child, ast.Call):
                 yield child, function
             yield from walk(child, name)
+
     yield from walk(tree, "<module>")
 
 
@@ -100,10 +129,15 @@ def source_audit() -> tuple[dict, list, list, int]:
         modules += 1
         for call, function in _calls(tree):
             for keyword in call.keywords:
-                if keyword.arg == "read_only" and not (isinstance(keyword.value, ast.Constant) and keyword.value.value is True):
+                if keyword.arg == "read_only" and not (
+                    isinstance(keyword.value, ast.Constant) and keyword.value.value is True
+                ):
                     writable[(rel, function)] = ast.unparse(call)
             name = _called_name(call)
-            makes_engine = name.split(".")[-1] in ("create_engine", "create_async_engine") or name in ("duckdb.connect", "psycopg.connect")
+            makes_engine = name.split(".")[-1] in ("create_engine", "create_async_engine") or name in (
+                "duckdb.connect",
+                "psycopg.connect",
+            )
             if makes_engine and rel not in ENGINE_MAKERS:
                 engines.append((rel, function, ast.unparse(call)))
         for node in ast.walk(tree):
@@ -121,10 +155,13 @@ def test_only_loaders_the_generator_and_ingestion_ask_for_writable_sessions(ledg
     assert writable[("workbench/cli/app.py", "opened_database")] == "connect(url, read_only=read_only)"
     assert not engines, engines  # no engine or driver connection that bypasses connect()'s read-only default
     assert not switches, switches  # no SQL that turns a session read-write
-    ledger("Read-only", f"AST audit of every `read_only=` argument, engine/driver connection and read-write SQL text in "
-           f"{modules} modules of workbench/",
-           f"writable sessions asked for at exactly {len(WRITERS)} call sites (load, generate, study generate, ingest events, "
-           "identities resolve); no engine or driver connection made outside connection.py and pg_server.py; no read-write SQL")
+    ledger(
+        "Read-only",
+        f"AST audit of every `read_only=` argument, engine/driver connection and read-write SQL text in "
+        f"{modules} modules of workbench/",
+        f"writable sessions asked for at exactly {len(WRITERS)} call sites (load, generate, study generate, ingest events, "
+        "identities resolve); no engine or driver connection made outside connection.py and pg_server.py; no read-write SQL",
+    )
 
 
 # ------------------------------------------------------------------ behaviour on both engines
@@ -145,7 +182,14 @@ def project(backend, tmp_path_factory):
     writer = wb.connect(url, read_only=False)
     generate(writer, users=600, seed=4)
     generate_study(writer, "tiny", seed=1, schema="ytdpnl")
-    ingest(writer, io.BytesIO(EVENTS), KEY, format="jsonl", quarantine_file=tmp / "q.jsonl", settings=event_settings(config))
+    ingest(
+        writer,
+        io.BytesIO(EVENTS),
+        KEY,
+        format="jsonl",
+        quarantine_file=tmp / "q.jsonl",
+        settings=event_settings(config),
+    )
     resolve_identities(writer)
     writer.dispose()
     saved = {k: os.environ.get(k) for k in ("WORKBENCH_CONFIG", "WORKBENCH_DATABASE_URL")}
@@ -237,10 +281,13 @@ def test_entry_points_that_open_their_own_session_cannot_write(project, opened, 
             refusals += len(refused)
             db.dispose()
     assert table_counts(project["url"]) == before  # nothing changed, counted on a session of its own
-    ledger("Read-only", f"{len(WRITES)} kinds of write (CREATE/INSERT/UPDATE/DELETE/DROP/ALTER/CREATE SCHEMA/TRUNCATE) through the "
-           f"session each of {len(entry_points)} entry points opened itself (analyze, sufficient_stats, unit_metrics, health_facts, "
-           f"discover_experiments, report_data, %%sql) on {project['backend'].name}",
-           f"{refusals} writes refused with the read-only sentence; row counts of 5 tables and the columns of pages unchanged")
+    ledger(
+        "Read-only",
+        f"{len(WRITES)} kinds of write (CREATE/INSERT/UPDATE/DELETE/DROP/ALTER/CREATE SCHEMA/TRUNCATE) through the "
+        f"session each of {len(entry_points)} entry points opened itself (analyze, sufficient_stats, unit_metrics, health_facts, "
+        f"discover_experiments, report_data, %%sql) on {project['backend'].name}",
+        f"{refusals} writes refused with the read-only sentence; row counts of 5 tables and the columns of pages unchanged",
+    )
 
 
 def caller_session_entry_points(project) -> dict:
@@ -280,10 +327,13 @@ def test_entry_points_on_the_callers_session_leave_it_read_only(project, ledger)
         assert all("read-only" in message for message in refused.values()), (name, refused)
     db.dispose()
     assert table_counts(project["url"]) == before
-    ledger("Read-only", f"toolkit queries, study analyses and sanity checks, events explore and profile properties "
-           f"({len(entry_points)} entry points) on `wb.connect()`, a write of each of {len(WRITES)} kinds after each, "
-           f"on {project['backend'].name}",
-           f"{len(entry_points) * len(WRITES)} writes refused; every entry point returned rows; row counts unchanged")
+    ledger(
+        "Read-only",
+        f"toolkit queries, study analyses and sanity checks, events explore and profile properties "
+        f"({len(entry_points)} entry points) on `wb.connect()`, a write of each of {len(WRITES)} kinds after each, "
+        f"on {project['backend'].name}",
+        f"{len(entry_points) * len(WRITES)} writes refused; every entry point returned rows; row counts unchanged",
+    )
 
 
 def test_commands_open_read_only_sessions_and_only_writers_open_writable_ones(project, opened, sample_dir, ledger):
@@ -291,36 +341,65 @@ def test_commands_open_read_only_sessions_and_only_writers_open_writable_ones(pr
 
     url, config = project["url"], str(project["config"])
     runner = CliRunner()
-    readers = {"info": ["info"], "experiments": ["experiments", "--config", config], "stats": ["stats", "price-display", "--config", config],
-               "analyze": ["analyze", "price-display"], "study check": ["study", "check"]}
+    readers = {
+        "info": ["info"],
+        "experiments": ["experiments", "--config", config],
+        "stats": ["stats", "price-display", "--config", config],
+        "analyze": ["analyze", "price-display"],
+        "study check": ["study", "check"],
+    }
     for name, args in readers.items():
         del opened[:]
         result = runner.invoke(app, [*args, "--database", url])
-        assert result.exit_code in (0, 1) and "error" not in result.output, (name, result.output)  # study check exits 1 on planted faults
+        assert result.exit_code in (0, 1) and "error" not in result.output, (
+            name,
+            result.output,
+        )  # study check exits 1 on planted faults
         assert opened and all(db.read_only for db in opened), name
         for db in opened:
             assert all("read-only" in m for m in refused_writes(db).values()), name
-        if name == "info":  # the default schema's tables, counted alone (the study's and the event store's live elsewhere)
-            listed = {line.split(":")[0].strip(): int(line.split(":")[1].split()[0].replace(",", "")) for line in result.output.splitlines()[2:]}
+        if (
+            name == "info"
+        ):  # the default schema's tables, counted alone (the study's and the event store's live elsewhere)
+            listed = {
+                line.split(":")[0].strip(): int(line.split(":")[1].split()[0].replace(",", ""))
+                for line in result.output.splitlines()[2:]
+            }
             counts = table_counts(url)
-            assert {t: listed[t] for t in ("orders", "experiment_viewed", "sessions", "pages")} == {t: counts[t] for t in ("orders", "experiment_viewed", "sessions", "pages")}
+            assert {t: listed[t] for t in ("orders", "experiment_viewed", "sessions", "pages")} == {
+                t: counts[t] for t in ("orders", "experiment_viewed", "sessions", "pages")
+            }
             assert "admin" not in listed
     scratch = project["backend"].new_url("read_only_writers")
     events = project["tmp"] / "events.jsonl"
     events.write_bytes(EVENTS)
-    writers = {"generate": ["generate", "--users", "200", "--seed", "1"], "study generate": ["study", "generate", "--size", "tiny"],
-               "load growthbook-sample": ["load", "growthbook-sample", str(sample_dir)],
-               "ingest events": ["ingest", "events", str(events), "--producer-key", KEY, "--quarantine", str(project["tmp"] / "q2.jsonl")],
-               "identities resolve": ["identities", "resolve"]}
+    writers = {
+        "generate": ["generate", "--users", "200", "--seed", "1"],
+        "study generate": ["study", "generate", "--size", "tiny"],
+        "load growthbook-sample": ["load", "growthbook-sample", str(sample_dir)],
+        "ingest events": [
+            "ingest",
+            "events",
+            str(events),
+            "--producer-key",
+            KEY,
+            "--quarantine",
+            str(project["tmp"] / "q2.jsonl"),
+        ],
+        "identities resolve": ["identities", "resolve"],
+    }
     for name, args in writers.items():
         del opened[:]
         result = runner.invoke(app, [*args, "--database", scratch])
         assert result.exit_code == 0, (name, result.output)
         assert opened and not any(db.read_only for db in opened), name
-    ledger("Read-only", f"the sessions {len(readers)} analysis commands and {len(writers)} writing commands opened "
-           f"(spied connect(), typer in-process) on {project['backend'].name}",
-           f"info, experiments, stats, analyze, study check: read-only, all {len(WRITES)} kinds of write refused; "
-           "writable only for generate, study generate, load, ingest events, identities resolve")
+    ledger(
+        "Read-only",
+        f"the sessions {len(readers)} analysis commands and {len(writers)} writing commands opened "
+        f"(spied connect(), typer in-process) on {project['backend'].name}",
+        f"info, experiments, stats, analyze, study check: read-only, all {len(WRITES)} kinds of write refused; "
+        "writable only for generate, study generate, load, ingest events, identities resolve",
+    )
 
 
 def test_report_and_notebook_kernels_open_read_only_sessions(project, ledger):
@@ -339,23 +418,39 @@ def test_report_and_notebook_kernels_open_read_only_sessions(project, ledger):
     entries = audit_entries(log)
     kernels = [e for e in entries if "ipykernel_launcher" in " ".join(e["argv"])]
     assert len({e["pid"] for e in kernels}) == 3, entries
-    assert all(e["read_only"] and e["write"] == "refused" and "read-only" in e["error"].lower() for e in entries), entries
+    assert all(e["read_only"] and e["write"] == "refused" and "read-only" in e["error"].lower() for e in entries), (
+        entries
+    )
     assert table_counts(project["url"]) == before
-    ledger("Read-only", "CREATE TABLE through every session opened by the report, overview and study report kernels on DuckDB "
-           "(audited inside each kernel via sitecustomize)",
-           f"{len(entries)} sessions in {len({e['pid'] for e in entries})} processes, all read-only, every write refused; "
-           f"{time.perf_counter() - started:.0f} s")
+    ledger(
+        "Read-only",
+        "CREATE TABLE through every session opened by the report, overview and study report kernels on DuckDB "
+        "(audited inside each kernel via sitecustomize)",
+        f"{len(entries)} sessions in {len({e['pid'] for e in entries})} processes, all read-only, every write refused; "
+        f"{time.perf_counter() - started:.0f} s",
+    )
 
 
 def switch_attempts(project) -> list[str]:
     """Statements that would turn a read-only session writable, if the engine let them."""
     if project["backend"].name == "postgresql":
-        return ["SET default_transaction_read_only = off", "SET transaction_read_only TO off", "set  Default_Transaction_Read_Only=0",
-                "SELECT set_config('default_transaction_read_only', 'off', false)", "SET SESSION CHARACTERISTICS AS TRANSACTION READ WRITE",
-                "SET TRANSACTION READ WRITE", "BEGIN READ WRITE", "START TRANSACTION ISOLATION LEVEL SERIALIZABLE, READ\tWRITE"]
+        return [
+            "SET default_transaction_read_only = off",
+            "SET transaction_read_only TO off",
+            "set  Default_Transaction_Read_Only=0",
+            "SELECT set_config('default_transaction_read_only', 'off', false)",
+            "SET SESSION CHARACTERISTICS AS TRANSACTION READ WRITE",
+            "SET TRANSACTION READ WRITE",
+            "BEGIN READ WRITE",
+            "START TRANSACTION ISOLATION LEVEL SERIALIZABLE, READ\tWRITE",
+        ]
     path = sa.make_url(project["url"]).database
-    return ["SET access_mode = 'READ_WRITE'", f"ATTACH '{path}' AS wb_again", f"ATTACH '{path}' AS wb_rw (READ_WRITE)",
-            "PRAGMA enable_checkpoint_on_shutdown"]
+    return [
+        "SET access_mode = 'READ_WRITE'",
+        f"ATTACH '{path}' AS wb_again",
+        f"ATTACH '{path}' AS wb_rw (READ_WRITE)",
+        "PRAGMA enable_checkpoint_on_shutdown",
+    ]
 
 
 def test_a_read_only_session_cannot_be_switched_to_read_write(project, ledger):
@@ -370,17 +465,29 @@ def test_a_read_only_session_cannot_be_switched_to_read_write(project, ledger):
             refused_switches += 1
         refused = refused_writes(db)  # on the pooled connection the switch ran on, in later transactions
         assert all("read-only" in m for m in refused.values()), (switch, refused)
-        with pytest.raises((DatabaseError, sa.exc.DBAPIError)) as caught, db.engine.connect() as conn, conn.begin():  # switch and write in one transaction
+        with (
+            pytest.raises((DatabaseError, sa.exc.DBAPIError)) as caught,
+            db.engine.connect() as conn,
+            conn.begin(),
+        ):  # switch and write in one transaction
             conn.exec_driver_sql(switch)
             conn.exec_driver_sql(WRITES["INSERT"])
-        assert re.search(r"read[- _]only|access_mode|file handle conflict", str(caught.value), re.IGNORECASE), (switch, str(caught.value))
+        assert re.search(r"read[- _]only|access_mode|file handle conflict", str(caught.value), re.IGNORECASE), (
+            switch,
+            str(caught.value),
+        )
     if project["backend"].name == "postgresql":  # reading the setting stays allowed, and it still says on
         assert db.sql("SELECT current_setting('default_transaction_read_only') AS ro")["ro"].iloc[0] == "on"
     db.dispose()
     assert table_counts(project["url"]) == before
-    kinds = {"postgresql": "SET [default_]transaction_read_only, set_config, SET SESSION CHARACTERISTICS, SET TRANSACTION/BEGIN/START READ WRITE",
-             "duckdb": "SET access_mode, ATTACH of the same file (read-write), a checkpoint pragma"}[project["backend"].name]
-    ledger("Read-only", f"{len(switches)} statements that would turn a {project['backend'].name} analysis session writable ({kinds}), "
-           "each followed by every kind of write, in later transactions and in the same one",
-           f"{refused_switches} of {len(switches)} switches refused outright; all {len(switches) * (len(WRITES) + 1)} later writes refused; "
-           "row counts unchanged")
+    kinds = {
+        "postgresql": "SET [default_]transaction_read_only, set_config, SET SESSION CHARACTERISTICS, SET TRANSACTION/BEGIN/START READ WRITE",
+        "duckdb": "SET access_mode, ATTACH of the same file (read-write), a checkpoint pragma",
+    }[project["backend"].name]
+    ledger(
+        "Read-only",
+        f"{len(switches)} statements that would turn a {project['backend'].name} analysis session writable ({kinds}), "
+        "each followed by every kind of write, in later transactions and in the same one",
+        f"{refused_switches} of {len(switches)} switches refused outright; all {len(switches) * (len(WRITES) + 1)} later writes refused; "
+        "row counts unchanged",
+    )

@@ -4,6 +4,7 @@ command and notebook against a PostgreSQL that is up and one that refuses (a clo
 password); the canaries must appear in no stdout/stderr, no file written under the project, no
 executed notebook or HTML, no served dashboard page, no log record, no exception (str, repr, chained
 causes) and no repr of the objects that hold them. Connections never travel as notebook parameters."""
+
 from __future__ import annotations
 
 import json
@@ -38,14 +39,37 @@ TOKEN = "c4nary-token-3d1e5a77"
 WRONG_TOKEN = "c4nary-badtoken-0c2f"
 PRODUCER_KEY = "c4nary-producer-88aa"
 ROLE, DATABASE = "analyst", "secrets_db"
-CONFIG = SETUP + "experiments:\n" + experiment_entry("price-display") + """events:
+CONFIG = (
+    SETUP
+    + "experiments:\n"
+    + experiment_entry("price-display")
+    + """events:
   api_keys:
     web: PRODUCER
 """
-EVENTS = "\n".join(json.dumps(r) for r in (
-    {"type": "page_view", "userId": "u1", "messageId": "m1", "occurredAt": "2026-10-01T10:00:00Z", "data": {"path": "/"}},
-    {"type": "purchase", "anonymousId": "a1", "messageId": "m2", "occurredAt": "2026-10-01T10:05:00Z", "data": {"amount": "3"}},
-)) + "\n{broken\n"
+)
+EVENTS = (
+    "\n".join(
+        json.dumps(r)
+        for r in (
+            {
+                "type": "page_view",
+                "userId": "u1",
+                "messageId": "m1",
+                "occurredAt": "2026-10-01T10:00:00Z",
+                "data": {"path": "/"},
+            },
+            {
+                "type": "purchase",
+                "anonymousId": "a1",
+                "messageId": "m2",
+                "occurredAt": "2026-10-01T10:05:00Z",
+                "data": {"amount": "3"},
+            },
+        )
+    )
+    + "\n{broken\n"
+)
 
 
 def secret_forms() -> list[str]:
@@ -67,7 +91,9 @@ def leaks(text: str | bytes) -> list[str]:
 def pg_url(port: int, password: str | None = None) -> str:
     import sqlalchemy as sa
 
-    url = sa.URL.create("postgresql+psycopg", username=ROLE, password=password, host="127.0.0.1", port=port, database=DATABASE)
+    url = sa.URL.create(
+        "postgresql+psycopg", username=ROLE, password=password, host="127.0.0.1", port=port, database=DATABASE
+    )
     return url.render_as_string(hide_password=False)
 
 
@@ -77,8 +103,18 @@ class Runs:
     def __init__(self, home: Path, env: dict[str, str]):
         self.home, self.env, self.done = home, env, []
 
-    def __call__(self, label: str, *args: str, env: dict | None = None, stdin: str | None = None, timeout: int = 400) -> subprocess.CompletedProcess:
-        proc = subprocess.run([WORKBENCH, *args], capture_output=True, text=True, env={**self.env, **(env or {})}, input=stdin, timeout=timeout, check=False)
+    def __call__(
+        self, label: str, *args: str, env: dict | None = None, stdin: str | None = None, timeout: int = 400
+    ) -> subprocess.CompletedProcess:
+        proc = subprocess.run(
+            [WORKBENCH, *args],
+            capture_output=True,
+            text=True,
+            env={**self.env, **(env or {})},
+            input=stdin,
+            timeout=timeout,
+            check=False,
+        )
         self.done.append((label, proc))
         return proc
 
@@ -116,7 +152,14 @@ def project(pg_server, tmp_path_factory):
 
     from support.pg_server import SUPERUSER
 
-    with psycopg.connect(host="127.0.0.1", port=pg_server.port, user=SUPERUSER, password=pg_server.password, dbname="postgres", autocommit=True) as conn:
+    with psycopg.connect(
+        host="127.0.0.1",
+        port=pg_server.port,
+        user=SUPERUSER,
+        password=pg_server.password,
+        dbname="postgres",
+        autocommit=True,
+    ) as conn:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(DATABASE)))
         conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(ROLE)))
         conn.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(ROLE), sql.Literal(PASSWORD)))
@@ -126,39 +169,75 @@ def project(pg_server, tmp_path_factory):
     (home / ".env").write_text(f"WORKBENCH_DATABASE_PASSWORD='{PASSWORD}'\n", encoding="utf-8")
     (home / "events.jsonl").write_text(EVENTS, encoding="utf-8")
     audit_log = home.parent / f"{home.name}-connect-audit.jsonl"
-    env = {**os.environ, "WORKBENCH_HOME": str(home), "WORKBENCH_DATABASE_URL": pg_url(pg_server.port),
-           "WORKBENCH_EVENTS_API_KEY": PRODUCER_KEY, **audit_env(audit_log)}
+    env = {
+        **os.environ,
+        "WORKBENCH_HOME": str(home),
+        "WORKBENCH_DATABASE_URL": pg_url(pg_server.port),
+        "WORKBENCH_EVENTS_API_KEY": PRODUCER_KEY,
+        **audit_env(audit_log),
+    }
     run = Runs(home, env)
     started = time.perf_counter()
     # writers, through the canary role
     assert run("generate", "generate", "--users", "2000", "--seed", "5").returncode == 0, run.done[-1][1].stderr
-    assert run("study generate", "study", "generate", "--size", "tiny", "--seed", "3").returncode == 0, run.done[-1][1].stderr
+    assert run("study generate", "study", "generate", "--size", "tiny", "--seed", "3").returncode == 0, run.done[-1][
+        1
+    ].stderr
     assert run("ingest", "ingest", "events", str(home / "events.jsonl")).returncode == 0, run.done[-1][1].stderr
     assert run("identities", "identities", "resolve").returncode == 0, run.done[-1][1].stderr
     with study_api(pg_url(pg_server.port, PASSWORD), TOKEN) as api:
         # analysis against the live server: password from .env, then in the --database URL
-        for label, args in (("info", ["info"]), ("experiments", ["experiments"]), ("stats", ["stats", "price-display"]),
-                            ("analyze", ["analyze", "price-display"]), ("study check", ["study", "check"]),
-                            ("report", ["report", "price-display", "--database", pg_url(pg_server.port, PASSWORD)]),
-                            ("run-reports", ["run-reports"]), ("overview", ["overview"]),
-                            ("study report", ["study", "report"])):
+        for label, args in (
+            ("info", ["info"]),
+            ("experiments", ["experiments"]),
+            ("stats", ["stats", "price-display"]),
+            ("analyze", ["analyze", "price-display"]),
+            ("study check", ["study", "check"]),
+            ("report", ["report", "price-display", "--database", pg_url(pg_server.port, PASSWORD)]),
+            ("run-reports", ["run-reports"]),
+            ("overview", ["overview"]),
+            ("study report", ["study", "report"]),
+        ):
             proc = run(label, *args)
             assert proc.returncode in (0, 1) and "Traceback" not in proc.stderr, (label, proc.stderr)
         for label, token in (("study report api", TOKEN), ("study report api, wrong token", WRONG_TOKEN)):
-            proc = run(label, "study", "report", "--source", "api", env={"YTDPNL_API_URL": api.url, "YTDPNL_API_TOKEN": token})
+            proc = run(
+                label, "study", "report", "--source", "api", env={"YTDPNL_API_URL": api.url, "YTDPNL_API_TOKEN": token}
+            )
             assert (proc.returncode == 0) == (token == TOKEN), (label, proc.stderr)
     # refusing servers: a closed port (password in the URL) and the live server with a wrong password (.env)
-    refusing = {"closed port": {"WORKBENCH_DATABASE_URL": pg_url(free_port(), PASSWORD)},
-                "wrong password": {"WORKBENCH_DATABASE_PASSWORD": WRONG_PASSWORD}}
-    notebooks = {"closed port": [["report", "price-display"], ["study", "report"]], "wrong password": [["overview"], ["run-reports"]]}
+    refusing = {
+        "closed port": {"WORKBENCH_DATABASE_URL": pg_url(free_port(), PASSWORD)},
+        "wrong password": {"WORKBENCH_DATABASE_PASSWORD": WRONG_PASSWORD},
+    }
+    notebooks = {
+        "closed port": [["report", "price-display"], ["study", "report"]],
+        "wrong password": [["overview"], ["run-reports"]],
+    }
     for kind, extra in refusing.items():
-        commands = [["info"], ["experiments"], ["stats", "price-display"], ["analyze", "price-display"], ["study", "check"],
-                    ["generate", "--users", "200"], ["ingest", "events", str(home / "events.jsonl")], ["identities", "resolve"], *notebooks[kind]]
+        commands = [
+            ["info"],
+            ["experiments"],
+            ["stats", "price-display"],
+            ["analyze", "price-display"],
+            ["study", "check"],
+            ["generate", "--users", "200"],
+            ["ingest", "events", str(home / "events.jsonl")],
+            ["identities", "resolve"],
+            *notebooks[kind],
+        ]
         for args in commands:
             proc = run(f"{' '.join(args[:2])} ({kind})", *args, env=extra)
             assert proc.returncode == 1 and "Traceback" not in proc.stderr, (kind, args, proc.stdout, proc.stderr)
-    return {"home": home, "env": env, "runs": run.done, "url": pg_url(pg_server.port, PASSWORD), "audit_log": audit_log,
-            "seconds": time.perf_counter() - started, "server": pg_server}
+    return {
+        "home": home,
+        "env": env,
+        "runs": run.done,
+        "url": pg_url(pg_server.port, PASSWORD),
+        "audit_log": audit_log,
+        "seconds": time.perf_counter() - started,
+        "server": pg_server,
+    }
 
 
 @pytest.fixture(scope="module")
@@ -185,17 +264,32 @@ def serve_dashboard(home: Path, env: dict[str, str]) -> tuple[str, str]:
             with sync_playwright() as p:
                 browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
                 page = browser.new_page()
-                page.route("**/*", lambda route: route.continue_() if route.request.url.startswith(f"http://127.0.0.1:{port}/") else route.abort())
+                page.route(
+                    "**/*",
+                    lambda route: (
+                        route.continue_()
+                        if route.request.url.startswith(f"http://127.0.0.1:{port}/")
+                        else route.abort()
+                    ),
+                )
                 # Voila streams the page while the kernel runs the notebook: wait for the chart, not for "load"
                 response = page.goto(f"http://127.0.0.1:{port}/", timeout=180_000, wait_until="commit")
-                assert response is not None and response.ok, f"Voila answered {response and response.status}: see {log_path}"
+                assert response is not None and response.ok, (
+                    f"Voila answered {response and response.status}: see {log_path}"
+                )
                 page.wait_for_selector(".js-plotly-plot .main-svg", timeout=180_000)
-                computed = "() => (document.body.innerText.match(/computed [^\\n·<]*/) || [''])[0]"  # the status line's stamp
+                computed = (
+                    "() => (document.body.innerText.match(/computed [^\\n·<]*/) || [''])[0]"  # the status line's stamp
+                )
                 before = page.evaluate(computed)
                 assert before, "the dashboard shows no computed time"
                 page.get_by_role("button", name="Refresh from database").click()
-                page.wait_for_function(f"(b) => document.body.innerText.includes('Refresh failed') || "
-                                       f"(!document.body.innerText.includes('Recomputing') && ![b, ''].includes(({computed})()))", arg=before, timeout=180_000)
+                page.wait_for_function(
+                    f"(b) => document.body.innerText.includes('Refresh failed') || "
+                    f"(!document.body.innerText.includes('Recomputing') && ![b, ''].includes(({computed})()))",
+                    arg=before,
+                    timeout=180_000,
+                )
                 html = page.content() + "\n" + page.evaluate("() => document.body.innerText")
                 browser.close()
         finally:
@@ -210,13 +304,18 @@ def test_no_canary_in_any_stream_of_any_command(project, ledger):
         assert not leaks(proc.stdout) and not leaks(proc.stderr), (label, leaks(proc.stdout + proc.stderr))
     failed = [label for label, proc in runs if proc.returncode]
     assert len(failed) >= 20 and any("closed port" in f for f in failed) and any("wrong password" in f for f in failed)
-    refused = [proc.stderr for label, proc in runs if "wrong password" in label and label.startswith(("info", "analyze"))]
+    refused = [
+        proc.stderr for label, proc in runs if "wrong password" in label and label.startswith(("info", "analyze"))
+    ]
     assert all("rejected the credentials" in err for err in refused), refused
-    ledger("Secrets", f"canary password (URL, .env) and API token through {len(runs)} command runs (generate, ingest, identities, info, "
-           "experiments, stats, analyze, report, run-reports, overview, study generate/check/report, study report via the API) "
-           "against live PostgreSQL, a closed port and a wrong password",
-           f"canary absent from all {2 * len(runs)} stdout/stderr streams; {len(failed)} refused runs each ended in one sentence, "
-           f"no traceback; {project['seconds']:.0f} s")
+    ledger(
+        "Secrets",
+        f"canary password (URL, .env) and API token through {len(runs)} command runs (generate, ingest, identities, info, "
+        "experiments, stats, analyze, report, run-reports, overview, study generate/check/report, study report via the API) "
+        "against live PostgreSQL, a closed port and a wrong password",
+        f"canary absent from all {2 * len(runs)} stdout/stderr streams; {len(failed)} refused runs each ended in one sentence, "
+        f"no traceback; {project['seconds']:.0f} s",
+    )
 
 
 def project_files(home: Path) -> list[Path]:
@@ -233,10 +332,13 @@ def test_no_canary_in_any_file_written(project, ledger):
     assert not leaked
     notebooks = [p for p in files if p.suffix == ".ipynb"]
     assert len(notebooks) >= 6  # report, run-reports, overview, study report x2 and the failed ones
-    ledger("Secrets", "every file written under the project home by those runs: executed and failed notebooks, HTML reports, "
-           "caches, status.json, quarantine files",
-           f"canary absent from {len(files)} files ({len(notebooks)} executed notebooks, "
-           f"{sum(p.suffix == '.html' for p in files)} HTML files)")
+    ledger(
+        "Secrets",
+        "every file written under the project home by those runs: executed and failed notebooks, HTML reports, "
+        "caches, status.json, quarantine files",
+        f"canary absent from {len(files)} files ({len(notebooks)} executed notebooks, "
+        f"{sum(p.suffix == '.html' for p in files)} HTML files)",
+    )
 
 
 def test_connections_never_travel_as_notebook_parameters(project, ledger):
@@ -246,14 +348,19 @@ def test_connections_never_travel_as_notebook_parameters(project, ledger):
     for path in notebooks:
         nb = json.loads(path.read_text(encoding="utf-8"))
         parameters = nb["metadata"]["papermill"]["parameters"]
-        injected = ["".join(c["source"]) for c in nb["cells"] if "injected-parameters" in c.get("metadata", {}).get("tags", [])]
+        injected = [
+            "".join(c["source"]) for c in nb["cells"] if "injected-parameters" in c.get("metadata", {}).get("tags", [])
+        ]
         assert len(injected) == (1 if parameters else 0), path  # papermill injects a cell only when given parameters
         assert not url_like.search(json.dumps(parameters)) and not url_like.search("".join(injected)), (path, injected)
         assert not {"database", "database_url", "url", "db", "connection", "password", "token"} & set(parameters), path
         checked += 1
     assert checked >= 6
-    ledger("Secrets", "papermill's injected-parameters cell and parameters metadata of every executed notebook",
-           f"{checked} notebooks: no URL, host, password or connection among the parameters (the URL reaches kernels via the environment)")
+    ledger(
+        "Secrets",
+        "papermill's injected-parameters cell and parameters metadata of every executed notebook",
+        f"{checked} notebooks: no URL, host, password or connection among the parameters (the URL reaches kernels via the environment)",
+    )
 
 
 @pytest.mark.browser
@@ -262,17 +369,23 @@ def test_served_dashboard_page_and_voila_log_hold_no_canary(dashboard, ledger):
     assert "price-display" in page and "wb-banner" in page, page[-2000:]  # the notebook ran and drew its widgets
     assert "Refresh failed" not in page  # the refresh reached the database with the .env password
     assert not leaks(page) and not leaks(log)
-    ledger("Secrets", "the dashboard page HTML served by Voila (dashboard notebook executed in a Voila kernel, database URL "
-           "and .env password in its environment), after a click on Refresh from database, and Voila's log",
-           f"canary absent from the {len(page) / 1e6:.1f} MB page and the {len(log.splitlines())}-line log")
+    ledger(
+        "Secrets",
+        "the dashboard page HTML served by Voila (dashboard notebook executed in a Voila kernel, database URL "
+        "and .env password in its environment), after a click on Refresh from database, and Voila's log",
+        f"canary absent from the {len(page) / 1e6:.1f} MB page and the {len(log.splitlines())}-line log",
+    )
 
 
 def test_postgres_server_log_holds_no_canary(project, ledger):
     log = project["server"].log_file.read_text(errors="replace")
     assert "password authentication failed" in log  # the wrong-password runs reached the server
     assert not leaks(log)
-    ledger("Secrets", "the PostgreSQL server log after the live and wrong-password runs",
-           f"canary absent from {len(log.splitlines())} log lines ({log.count('password authentication failed')} refused logins)")
+    ledger(
+        "Secrets",
+        "the PostgreSQL server log after the live and wrong-password runs",
+        f"canary absent from {len(log.splitlines())} log lines ({log.count('password authentication failed')} refused logins)",
+    )
 
 
 # ------------------------------------------------------------------ in-process: exceptions, logs, reprs
@@ -291,9 +404,11 @@ def test_refused_connections_raise_and_log_no_canary(project, monkeypatch, caplo
     server = project["server"]
     caplog.set_level(logging.DEBUG)
     caplog.set_level(logging.DEBUG, logger="sqlalchemy")  # SQLAlchemy caps its loggers at WARNING unless asked
-    cases = {"closed port, password in the URL": (pg_url(free_port(), PASSWORD), None),
-             "wrong password in the URL": (pg_url(server.port, WRONG_PASSWORD), None),
-             "wrong password in $WORKBENCH_DATABASE_PASSWORD": (pg_url(server.port), WRONG_PASSWORD)}
+    cases = {
+        "closed port, password in the URL": (pg_url(free_port(), PASSWORD), None),
+        "wrong password in the URL": (pg_url(server.port, WRONG_PASSWORD), None),
+        "wrong password in $WORKBENCH_DATABASE_PASSWORD": (pg_url(server.port), WRONG_PASSWORD),
+    }
     checked = 0
     for label, (url, env_password) in cases.items():
         if env_password:
@@ -308,9 +423,12 @@ def test_refused_connections_raise_and_log_no_canary(project, monkeypatch, caplo
         monkeypatch.delenv("WORKBENCH_DATABASE_PASSWORD", raising=False)
     logged = "\n".join(f"{r.name} {r.getMessage()} {r.exc_text or ''}" for r in caplog.records)
     assert not leaks(logged)
-    ledger("Secrets", "connect() to a closed port and with wrong passwords (URL and environment), with DEBUG logging on",
-           f"{checked} DatabaseErrors: canary absent from str, repr, args, chained causes and the formatted traceback; "
-           f"absent from {len(caplog.records)} log records")
+    ledger(
+        "Secrets",
+        "connect() to a closed port and with wrong passwords (URL and environment), with DEBUG logging on",
+        f"{checked} DatabaseErrors: canary absent from str, repr, args, chained causes and the formatted traceback; "
+        f"absent from {len(caplog.records)} log records",
+    )
 
 
 def test_reprs_of_live_objects_hold_no_canary(project, caplog, ledger):
@@ -321,8 +439,22 @@ def test_reprs_of_live_objects_hold_no_canary(project, caplog, ledger):
     url = pg_url(project["server"].port, PASSWORD)
     db = wb.connect(url)
     settings = resolve_database(url)
-    views = [repr(db), str(db), repr(db.settings), str(db.settings), db.settings.display_url, repr(db.engine), str(db.engine),
-             repr(db.engine.url), str(db.engine.url), repr(settings), repr(db.engine.pool), repr(db.engine.dialect), f"{db!r:>10}", json.dumps(str(vars(db.settings)))]
+    views = [
+        repr(db),
+        str(db),
+        repr(db.settings),
+        str(db.settings),
+        db.settings.display_url,
+        repr(db.engine),
+        str(db.engine),
+        repr(db.engine.url),
+        str(db.engine.url),
+        repr(settings),
+        repr(db.engine.pool),
+        repr(db.engine.dialect),
+        f"{db!r:>10}",
+        json.dumps(str(vars(db.settings))),
+    ]
     frame = db.sql("SELECT current_user AS who")
     assert frame["who"].iloc[0] == ROLE  # the canary password did log in
     with pytest.raises(DatabaseError) as caught:
@@ -335,8 +467,12 @@ def test_reprs_of_live_objects_hold_no_canary(project, caplog, ledger):
     assert not [v for v in views if leaks(v)], [v for v in views if leaks(v)]
     logged = "\n".join(r.getMessage() for r in caplog.records)
     assert len(caplog.records) > 10 and not leaks(logged)
-    ledger("Secrets", "repr/str/format of a live Database, its settings, URL, pool and dialect; a failing query and a refused "
-           "write on it", f"canary absent from {len(views)} texts and {len(caplog.records)} log records")
+    ledger(
+        "Secrets",
+        "repr/str/format of a live Database, its settings, URL, pool and dialect; a failing query and a refused "
+        "write on it",
+        f"canary absent from {len(views)} texts and {len(caplog.records)} log records",
+    )
 
 
 def test_study_api_client_hides_the_token(project, ledger):
@@ -350,8 +486,16 @@ def test_study_api_client_hides_the_token(project, ledger):
         db = wb.connect(project["url"])
         assert len(frame) == int(db.sql("SELECT count(*) AS n FROM ytdpnl.participant").iloc[0, 0])  # the token worked
         db.dispose()
-        texts += [repr(client), str(client), repr(vars(client) if hasattr(client, "__dict__") else client), repr(client._token)]
-        for label, base_url, token in (("wrong token", api.url, WRONG_TOKEN), ("closed port", f"http://127.0.0.1:{free_port()}", TOKEN)):
+        texts += [
+            repr(client),
+            str(client),
+            repr(vars(client) if hasattr(client, "__dict__") else client),
+            repr(client._token),
+        ]
+        for label, base_url, token in (
+            ("wrong token", api.url, WRONG_TOKEN),
+            ("closed port", f"http://127.0.0.1:{free_port()}", TOKEN),
+        ):
             with pytest.raises(ApiError) as caught:
                 ytdpnl.ApiClient(base_url, token).participants()
             texts.append(exception_texts(caught.value))
@@ -361,27 +505,42 @@ def test_study_api_client_hides_the_token(project, ledger):
 
             pickle.dumps(client)
     assert not [t for t in texts if leaks(t)], [t for t in texts if leaks(t)]
-    ledger("Secrets", "the study API client with the canary token: a good call, a wrong token (401), a closed port; repr, vars, pickling",
-           f"canary absent from {len(texts)} texts (repr, str, vars, 2 exceptions with their chains and tracebacks); pickling refused")
+    ledger(
+        "Secrets",
+        "the study API client with the canary token: a good call, a wrong token (401), a closed port; repr, vars, pickling",
+        f"canary absent from {len(texts)} texts (repr, str, vars, 2 exceptions with their chains and tracebacks); pickling refused",
+    )
 
 
 @pytest.mark.browser
 def test_analysis_sessions_in_commands_and_kernels_refused_writes_on_postgresql(project, dashboard, ledger):
-    entries = audit_entries(project["audit_log"])  # commands, report kernels and the dashboard's Voila kernel (its refresh)
+    entries = audit_entries(
+        project["audit_log"]
+    )  # commands, report kernels and the dashboard's Voila kernel (its refresh)
     readers = [e for e in entries if e["read_only"]]
     writers = [e for e in entries if not e["read_only"]]
     assert readers and all(e["dialect"] == "postgresql" for e in entries)
-    assert all(e["write"] == "refused" and "read-only transaction" in e["error"] for e in readers), [e for e in readers if e["write"] != "refused"]
+    assert all(e["write"] == "refused" and "read-only transaction" in e["error"] for e in readers), [
+        e for e in readers if e["write"] != "refused"
+    ]
     kernels = {e["pid"] for e in readers if "ipykernel_launcher" in " ".join(e["argv"])}
-    assert len(kernels) >= 5  # report, run-reports, overview, study report, the dashboard (kernels that reached the database)
+    assert (
+        len(kernels) >= 5
+    )  # report, run-reports, overview, study report, the dashboard (kernels that reached the database)
     assert any("voila_" in " ".join(e["argv"]) for e in readers)  # the dashboard's refresh ran in a Voila kernel
     assert {(e["module"], e["function"]) for e in writers} == {
-        ("workbench.cli.generate", "generate_command"), ("workbench.cli.study", "generate_command"),
-        ("workbench.cli.events", "ingest_events_command"), ("workbench.cli.events", "resolve_identities_command")}
-    ledger("Read-only", "a CREATE TABLE through every session the commands and notebook kernels opened on PostgreSQL "
-           "(the dashboard's refresh included; audited in each process via sitecustomize)",
-           f"{len(readers)} read-only sessions in {len({e['pid'] for e in readers})} processes ({len(kernels)} kernels): every write refused; "
-           f"the {len(writers)} writable sessions came only from generate, study generate, ingest events and identities resolve")
+        ("workbench.cli.generate", "generate_command"),
+        ("workbench.cli.study", "generate_command"),
+        ("workbench.cli.events", "ingest_events_command"),
+        ("workbench.cli.events", "resolve_identities_command"),
+    }
+    ledger(
+        "Read-only",
+        "a CREATE TABLE through every session the commands and notebook kernels opened on PostgreSQL "
+        "(the dashboard's refresh included; audited in each process via sitecustomize)",
+        f"{len(readers)} read-only sessions in {len({e['pid'] for e in readers})} processes ({len(kernels)} kernels): every write refused; "
+        f"the {len(writers)} writable sessions came only from generate, study generate, ingest events and identities resolve",
+    )
 
 
 def test_the_config_copy_for_discovered_experiments_stays_out_of_the_reports(project, monkeypatch, ledger):
@@ -400,6 +559,9 @@ def test_the_config_copy_for_discovered_experiments_stays_out_of_the_reports(pro
     assert reports not in copy.parents, copy
     files = [p for p in reports.rglob("*") if p.is_file()]
     assert not {str(p): leaks(p.read_bytes()) for p in files if leaks(p.read_bytes())}
-    ledger("Secrets", "the config copy that run-reports --all-discovered writes (workbench.yml with events.api_keys, plus stub entries)",
-           f"kept in data/, beside the database, not in reports/: {len(files)} files under reports/ hold no canary; "
-           f"{len(keys)} experiments to report")
+    ledger(
+        "Secrets",
+        "the config copy that run-reports --all-discovered writes (workbench.yml with events.api_keys, plus stub entries)",
+        f"kept in data/, beside the database, not in reports/: {len(files)} files under reports/ hold no canary; "
+        f"{len(keys)} experiments to report",
+    )

@@ -3,6 +3,7 @@ CSV files of GrowthBook's sample (never through our SQL): the oracle for the exp
 
 The metric definitions below restate, in pandas, the metrics of the repository's ``workbench.yml``.
 """
+
 from __future__ import annotations
 
 import math
@@ -28,7 +29,9 @@ def raw(sample_dir: Path, stem: str) -> pd.DataFrame:
     return frame
 
 
-def units(sample_dir: Path, key: str, start, end, unit_col: str = "userId", dimension: str | None = None, top_n: int = 20) -> pd.DataFrame:
+def units(
+    sample_dir: Path, key: str, start, end, unit_col: str = "userId", dimension: str | None = None, top_n: int = 20
+) -> pd.DataFrame:
     """``unit, variation, first_exposure[, dim]``: every unit exposed in [start, end]."""
     views = raw(sample_dir, "experimentViews")
     ev = views[(views["experimentId"] == key) & (views["timestamp"] >= start) & (views["timestamp"] <= end)]
@@ -36,7 +39,13 @@ def units(sample_dir: Path, key: str, start, end, unit_col: str = "userId", dime
     ev = ev.sort_values(order, kind="stable")
     first = ev.groupby(unit_col, sort=False).head(1).set_index(unit_col)
     n_variations = ev.groupby(unit_col)["variationId"].nunique()
-    out = pd.DataFrame({"unit": first.index, "first_exposure": first["timestamp"].to_numpy(), "variation": first["variationId"].to_numpy()})
+    out = pd.DataFrame(
+        {
+            "unit": first.index,
+            "first_exposure": first["timestamp"].to_numpy(),
+            "variation": first["variationId"].to_numpy(),
+        }
+    )
     out.loc[out["unit"].map(n_variations).to_numpy() > 1, "variation"] = MULTIPLE
     if dimension:
         out["dim"] = first[dimension].fillna("(null)").to_numpy()
@@ -56,21 +65,29 @@ def metric_rows(sample_dir: Path, name: str) -> tuple[pd.DataFrame, str]:
     """Rows of a base metric as ``(frame with userId/anonymousId, ts, value), keyed columns``."""
     if name in ("purchased", "revenue_per_user", "orders_per_user", "revenue_per_user_cuped", "order_amount_p90"):
         o = raw(sample_dir, "purchases")
-        return pd.DataFrame({"userId": o["userId"], "anonymousId": o["anonymousId"], "ts": o["timestamp"], "value": o["amount"]}), "both"
+        return pd.DataFrame(
+            {"userId": o["userId"], "anonymousId": o["anonymousId"], "ts": o["timestamp"], "value": o["amount"]}
+        ), "both"
     if name == "page_views_per_user":
         p = raw(sample_dir, "pageViews")
         return pd.DataFrame({"anonymousId": p["anonymousId"], "ts": p["timestamp"], "value": 1.0}), "anonymousId"
     if name in ("retention_rate", "sessions_per_user", "session_duration"):
         s = raw(sample_dir, "sessions")
-        return pd.DataFrame({"userId": s["userId"], "anonymousId": s["anonymousId"], "ts": s["sessionStart"], "value": s["duration"]}), "both"
+        return pd.DataFrame(
+            {"userId": s["userId"], "anonymousId": s["anonymousId"], "ts": s["sessionStart"], "value": s["duration"]}
+        ), "both"
     if name == "sessions_with_searches":
         e = raw(sample_dir, "events")
         e = e[e["event"] == "Search"].groupby(["userId", "anonymousId", "sessionId"], as_index=False)["timestamp"].min()
-        return pd.DataFrame({"userId": e["userId"], "anonymousId": e["anonymousId"], "ts": e["timestamp"], "value": 1.0}), "both"
+        return pd.DataFrame(
+            {"userId": e["userId"], "anonymousId": e["anonymousId"], "ts": e["timestamp"], "value": 1.0}
+        ), "both"
     if name == "added_to_cart":
         e = raw(sample_dir, "events")
         e = e[e["event"] == "Add to Cart"]
-        return pd.DataFrame({"userId": e["userId"], "anonymousId": e["anonymousId"], "ts": e["timestamp"], "value": np.nan}), "both"
+        return pd.DataFrame(
+            {"userId": e["userId"], "anonymousId": e["anonymousId"], "ts": e["timestamp"], "value": np.nan}
+        ), "both"
     raise KeyError(name)
 
 
@@ -87,7 +104,10 @@ BASE = {
     "sessions_with_searches": ("count", 0, None, None, None, None),
     "added_to_cart": ("binomial", 0, 72, None, None, None),
 }
-RATIOS = {"average_order_value": ("revenue_per_user", "orders_per_user"), "pages_per_session": ("page_views_per_user", "sessions_per_user")}
+RATIOS = {
+    "average_order_value": ("revenue_per_user", "orders_per_user"),
+    "pages_per_session": ("page_views_per_user", "sessions_per_user"),
+}
 
 
 def _rows_for_units(sample_dir: Path, name: str, u: pd.DataFrame, unit_col: str) -> pd.DataFrame:
@@ -134,7 +154,9 @@ def per_unit(sample_dir: Path, name: str, u: pd.DataFrame, end, unit_col: str = 
     return out
 
 
-def sufficient_stats(sample_dir: Path, key: str, start, end, variations, metrics, unit_col="userId", dimension=None, top_n=20) -> pd.DataFrame:
+def sufficient_stats(
+    sample_dir: Path, key: str, start, end, variations, metrics, unit_col="userId", dimension=None, top_n=20
+) -> pd.DataFrame:
     """Rows ``metric, dimension_value, variation, users, count, main_sum, …`` (overall: ``all``)."""
     u = units(sample_dir, key, start, end, unit_col, dimension, top_n)
     u = u[u["variation"].isin(variations)].reset_index(drop=True)
@@ -143,7 +165,9 @@ def sufficient_stats(sample_dir: Path, key: str, start, end, variations, metrics
     for name in metrics:
         if name == "order_amount_p90":
             r = _rows_for_units(sample_dir, name, u, unit_col)
-            r = r[(r["ts"] >= r["first_exposure"]) & (r["ts"] <= pd.Timestamp(end)) & r["value"].notna()].merge(u[["unit", "variation"] + (["dim"] if dimension else [])], on="unit")
+            r = r[(r["ts"] >= r["first_exposure"]) & (r["ts"] <= pd.Timestamp(end)) & r["value"].notna()].merge(
+                u[["unit", "variation"] + (["dim"] if dimension else [])], on="unit"
+            )
         else:
             parts = RATIOS.get(name, (name, None))
             main = per_unit(sample_dir, parts[0], u, end, unit_col)
@@ -153,7 +177,9 @@ def sufficient_stats(sample_dir: Path, key: str, start, end, variations, metrics
                 vu = gu[gu["variation"] == var]["unit"]
                 row = {"metric": name, "dimension_value": value, "variation": var, "users": len(vu)}
                 if name == "order_amount_p90":
-                    sel = r[r["variation"] == var] if value == "all" else r[(r["variation"] == var) & (r["dim"] == value)]
+                    sel = (
+                        r[r["variation"] == var] if value == "all" else r[(r["variation"] == var) & (r["dim"] == value)]
+                    )
                     row |= quantile_stats(sel["value"].to_numpy(), 0.9)
                     row["count"] = row["quantile_n"]
                 else:
@@ -161,10 +187,18 @@ def sufficient_stats(sample_dir: Path, key: str, start, end, variations, metrics
                     row |= {"count": len(vu), "main_sum": a.sum(), "main_sum_squares": (a * a).sum()}
                     if den is not None:
                         b = den.loc[vu, "main"].to_numpy()
-                        row |= {"denominator_sum": b.sum(), "denominator_sum_squares": (b * b).sum(), "main_denominator_sum_product": (a * b).sum()}
+                        row |= {
+                            "denominator_sum": b.sum(),
+                            "denominator_sum_squares": (b * b).sum(),
+                            "main_denominator_sum_product": (a * b).sum(),
+                        }
                     if "pre" in main and den is None:  # ratios carry no covariate
                         c = main.loc[vu, "pre"].to_numpy()
-                        row |= {"covariate_sum": c.sum(), "covariate_sum_squares": (c * c).sum(), "main_covariate_sum_product": (a * c).sum()}
+                        row |= {
+                            "covariate_sum": c.sum(),
+                            "covariate_sum_squares": (c * c).sum(),
+                            "main_covariate_sum_product": (a * c).sum(),
+                        }
                 rows.append(row)
     return pd.DataFrame(rows)
 
@@ -178,4 +212,9 @@ def quantile_stats(values: np.ndarray, q: float) -> dict:
     nq = n * q
     half = 1.96 * math.sqrt(nq * (1 - q))
     lower, upper = max(math.floor(nq - half), 1), min(math.ceil(nq + half), n)
-    return {"quantile_n": n, "quantile": v[math.ceil(nq) - 1], "quantile_lower": v[lower - 1], "quantile_upper": v[upper - 1]}
+    return {
+        "quantile_n": n,
+        "quantile": v[math.ceil(nq) - 1],
+        "quantile_lower": v[lower - 1],
+        "quantile_upper": v[upper - 1],
+    }

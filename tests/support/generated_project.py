@@ -1,6 +1,7 @@
 """What the end-to-end tests share over the generator's data: a database filled by ``generated``
 and the small ``workbench.yml`` they write (one assignment query with a browser dimension, two
 metrics on orders, and entries for the generator's 2-arm experiments)."""
+
 from __future__ import annotations
 
 import workbench as wb

@@ -1,5 +1,6 @@
 """Open a report file in Debian's headless Chromium with the network cut, as a reader offline would,
 and wait for a local server (Voila) a browser test is about to open."""
+
 from __future__ import annotations
 
 import socket
@@ -22,8 +23,14 @@ def offline_page(html: Path) -> Iterator[tuple[object, list[str]]]:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
         try:
             page = browser.new_context(offline=True, viewport={"width": 1280, "height": 900}).new_page()
-            page.route("**/*", lambda route: route.continue_() if route.request.url.startswith("file:")
-                       else (refused.append(route.request.url), route.abort()))
+            page.route(
+                "**/*",
+                lambda route: (
+                    route.continue_()
+                    if route.request.url.startswith("file:")
+                    else (refused.append(route.request.url), route.abort())
+                ),
+            )
             page.goto(html.as_uri())
             yield page, refused
         finally:

@@ -4,6 +4,7 @@ The server binaries come from Debian's ``postgresql`` package. PostgreSQL refuse
 so when we are root the server runs as the unprivileged ``nobody`` user in a folder it owns.
 Password authentication (SCRAM) is on, so secrets handling is exercised for real.
 """
+
 from __future__ import annotations
 
 import glob
@@ -31,7 +32,9 @@ def find_pg_bin() -> Path:
     for candidate in sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True):
         if Path(candidate, "initdb").exists():
             return Path(candidate)
-    raise WorkbenchError("PostgreSQL server binaries (initdb, pg_ctl) are not installed: run `make system-deps` (as root) or `apt-get install postgresql`.")
+    raise WorkbenchError(
+        "PostgreSQL server binaries (initdb, pg_ctl) are not installed: run `make system-deps` (as root) or `apt-get install postgresql`."
+    )
 
 
 def free_port() -> int:
@@ -71,7 +74,9 @@ class PostgresServer:
     def _url(self, database: str):
         import sqlalchemy as sa
 
-        return sa.URL.create("postgresql+psycopg", username=SUPERUSER, host="127.0.0.1", port=self.port, database=database)
+        return sa.URL.create(
+            "postgresql+psycopg", username=SUPERUSER, host="127.0.0.1", port=self.port, database=database
+        )
 
     def _run(self, *args: str, **kwargs) -> subprocess.CompletedProcess:
         user = {"user": self.run_as} if self.run_as else {}
@@ -83,8 +88,18 @@ class PostgresServer:
         if self.run_as:
             _chown_tree(self.root, self.run_as)
         self._run(
-            str(self.bin_dir / "initdb"), "-D", str(self.data_dir), "-U", SUPERUSER, "--pwfile", str(pwfile),
-            "--auth-host=scram-sha-256", "--auth-local=trust", "-E", "UTF8", "--locale=C.UTF-8",
+            str(self.bin_dir / "initdb"),
+            "-D",
+            str(self.data_dir),
+            "-U",
+            SUPERUSER,
+            "--pwfile",
+            str(pwfile),
+            "--auth-host=scram-sha-256",
+            "--auth-local=trust",
+            "-E",
+            "UTF8",
+            "--locale=C.UTF-8",
         )
         pwfile.unlink()
         return self.restart()
@@ -94,7 +109,19 @@ class PostgresServer:
         options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off"
         if self.log_statements:
             options += " -c log_statement=all"
-        self._run(str(self.bin_dir / "pg_ctl"), "-D", str(self.data_dir), "-o", options, "-l", str(self.log_file), "-w", "-t", "60", "start")
+        self._run(
+            str(self.bin_dir / "pg_ctl"),
+            "-D",
+            str(self.data_dir),
+            "-o",
+            options,
+            "-l",
+            str(self.log_file),
+            "-w",
+            "-t",
+            "60",
+            "start",
+        )
         self._running = True
         return self
 
@@ -107,7 +134,9 @@ class PostgresServer:
         """Create database ``name`` (a plain identifier) and return its URL without password."""
         import psycopg
 
-        with psycopg.connect(host="127.0.0.1", port=self.port, user=SUPERUSER, password=self.password, dbname="postgres", autocommit=True) as conn:
+        with psycopg.connect(
+            host="127.0.0.1", port=self.port, user=SUPERUSER, password=self.password, dbname="postgres", autocommit=True
+        ) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
             conn.execute(f'CREATE DATABASE "{name}"')
         return self.url(name)
@@ -128,10 +157,19 @@ def start_postgres(log_statements: bool = False) -> PostgresServer:
     root = Path(tempfile.mkdtemp(prefix="workbench-pg-"))
     os.chmod(root, 0o700)
     run_as = "nobody" if os.geteuid() == 0 else None
-    server = PostgresServer(root=root, port=free_port(), password=secrets.token_urlsafe(16), bin_dir=find_pg_bin(), run_as=run_as, log_statements=log_statements)
+    server = PostgresServer(
+        root=root,
+        port=free_port(),
+        password=secrets.token_urlsafe(16),
+        bin_dir=find_pg_bin(),
+        run_as=run_as,
+        log_statements=log_statements,
+    )
     try:
         return server.start()
     except subprocess.CalledProcessError as exc:
         log = server.log_file.read_text() if server.log_file.exists() else ""
         shutil.rmtree(root, ignore_errors=True)
-        raise WorkbenchError(f"The throwaway PostgreSQL server did not start: {exc.stderr.strip() or log.strip()[-500:]}") from None
+        raise WorkbenchError(
+            f"The throwaway PostgreSQL server did not start: {exc.stderr.strip() or log.strip()[-500:]}"
+        ) from None

@@ -1,6 +1,7 @@
 """The reliability ledger: each reliability test records what it tried and what held, and the
 session ends with one table of them (printed, written to ``test-artifacts/reliability.md`` and, when
 ``WORKBENCH_RELIABILITY_DOC`` names a file, spliced into that file between its table markers)."""
+
 from __future__ import annotations
 
 import os

@@ -1,14 +1,24 @@
 """Test-only helpers for the statistics tests: simulated per-unit data, the sufficient-statistics
 rows summed from it with numpy (independently of workbench), and GrowthBook's gbstats 0.8.0
 statistics built from the same sums (gbstats is a test oracle only, never imported by workbench)."""
+
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
 
-def sums_row(metric: str, metric_type: str, variation: str, y: np.ndarray, *, covariate: np.ndarray | None = None,
-             denominator: np.ndarray | None = None, dimension: str = "overall", dimension_value: str = "all") -> dict:
+def sums_row(
+    metric: str,
+    metric_type: str,
+    variation: str,
+    y: np.ndarray,
+    *,
+    covariate: np.ndarray | None = None,
+    denominator: np.ndarray | None = None,
+    dimension: str = "overall",
+    dimension_value: str = "all",
+) -> dict:
     """One sufficient-statistics row summed from per-unit values ``y`` (docs/sufficient-statistics.md)."""
     y = np.asarray(y, dtype=float)
     row = {
@@ -20,10 +30,18 @@ def sums_row(metric: str, metric_type: str, variation: str, y: np.ndarray, *, co
     }  # fmt: skip
     if denominator is not None:
         d = np.asarray(denominator, dtype=float)
-        row.update(denominator_sum=float(d.sum()), denominator_sum_squares=float((d**2).sum()), main_denominator_sum_product=float((y * d).sum()))
+        row.update(
+            denominator_sum=float(d.sum()),
+            denominator_sum_squares=float((d**2).sum()),
+            main_denominator_sum_product=float((y * d).sum()),
+        )
     if covariate is not None:
         x = np.asarray(covariate, dtype=float)
-        row.update(covariate_sum=float(x.sum()), covariate_sum_squares=float((x**2).sum()), main_covariate_sum_product=float((y * x).sum()))
+        row.update(
+            covariate_sum=float(x.sum()),
+            covariate_sum_squares=float((x**2).sum()),
+            main_covariate_sum_product=float((y * x).sum()),
+        )
     return row
 
 
@@ -43,13 +61,20 @@ def gb_statistic(row: dict, *, cuped: bool = False):
     def base(prefix: str):
         if binomial:
             return ProportionStatistic(n=n, sum=float(row[f"{prefix}_sum"]))
-        return SampleMeanStatistic(n=n, sum=float(row[f"{prefix}_sum"]), sum_squares=float(row[f"{prefix}_sum_squares"]))
+        return SampleMeanStatistic(
+            n=n, sum=float(row[f"{prefix}_sum"]), sum_squares=float(row[f"{prefix}_sum_squares"])
+        )
 
     if row["metric_type"] == "quantile":
         return QuantileStatistic(n=int(row["quantile_n"]), n_star=int(row["quantile_n"]), nu=float(row["nu"]), quantile_hat=float(row["quantile"]),
                                  quantile_lower=float(row["quantile_lower"]), quantile_upper=float(row["quantile_upper"]))  # fmt: skip
     if row["metric_type"] == "ratio":
-        return RatioStatistic(n=n, m_statistic=base("main"), d_statistic=base("denominator"), m_d_sum_of_products=float(row["main_denominator_sum_product"]))
+        return RatioStatistic(
+            n=n,
+            m_statistic=base("main"),
+            d_statistic=base("denominator"),
+            m_d_sum_of_products=float(row["main_denominator_sum_product"]),
+        )
     if cuped:
         return RegressionAdjustedStatistic(n=n, post_statistic=base("main"), pre_statistic=base("covariate"),
                                            post_pre_sum_of_products=float(row["main_covariate_sum_product"]), theta=0)  # fmt: skip

@@ -1,4 +1,5 @@
 """The ``workbench`` console command. Each module below adds the commands of one concern."""
+
 from workbench.cli import data  # noqa: F401  (registers load, info, overview)
 from workbench.cli import generate  # noqa: F401  (registers generate)
 from workbench.cli import events  # noqa: F401  (registers ingest events, identities resolve)

@@ -1,4 +1,5 @@
 """The ``analyze`` command: an experiment's health and results from the database, as a table or JSON."""
+
 from __future__ import annotations
 
 from enum import Enum
@@ -18,14 +19,30 @@ class OutputFormat(str, Enum):
 @app.command("analyze")
 def analyze_command(
     key: Annotated[str, typer.Argument(help="Experiment key from workbench.yml, e.g. checkout-layout.")],
-    output_format: Annotated[OutputFormat, typer.Option("--format", help="table (terminal) or json (every field, machine-readable).")] = OutputFormat.table,
-    dimension: Annotated[list[str] | None, typer.Option("--dimension", help="Break results down by this dimension (repeatable; default: the experiment's configured dimensions).")] = None,
+    output_format: Annotated[
+        OutputFormat, typer.Option("--format", help="table (terminal) or json (every field, machine-readable).")
+    ] = OutputFormat.table,
+    dimension: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--dimension",
+            help="Break results down by this dimension (repeatable; default: the experiment's configured dimensions).",
+        ),
+    ] = None,
     overall_only: Annotated[bool, typer.Option("--overall-only", help="Skip the dimension breakdowns.")] = False,
-    engine: Annotated[str | None, typer.Option(help="frequentist or bayesian (default from the config entry, else frequentist).")] = None,
+    engine: Annotated[
+        str | None, typer.Option(help="frequentist or bayesian (default from the config entry, else frequentist).")
+    ] = None,
     alpha: Annotated[float | None, typer.Option(help="Significance level (default 0.05).")] = None,
     difference_type: Annotated[str | None, typer.Option("--difference-type", help="relative or absolute.")] = None,
-    sequential: Annotated[bool | None, typer.Option("--sequential/--fixed-horizon", help="Always-valid (sequential) intervals and p-values.")] = None,
-    cuped: Annotated[bool | None, typer.Option("--cuped/--no-cuped", help="Regression adjustment where covariate sums exist (default on).")] = None,
+    sequential: Annotated[
+        bool | None,
+        typer.Option("--sequential/--fixed-horizon", help="Always-valid (sequential) intervals and p-values."),
+    ] = None,
+    cuped: Annotated[
+        bool | None,
+        typer.Option("--cuped/--no-cuped", help="Regression adjustment where covariate sums exist (default on)."),
+    ] = None,
     correction: Annotated[str | None, typer.Option(help="Multiple-testing correction: none, holm or bh.")] = None,
     database: DatabaseOption = None,
     config: ConfigOption = None,

@@ -3,6 +3,7 @@
 Commands only parse arguments and call the package; errors the user can fix end in one sentence
 on stderr and exit status 1, never a traceback.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -17,16 +18,22 @@ from workbench.redaction import redact
 if TYPE_CHECKING:
     from workbench.db.connection import SqlDatabase
 
-app = typer.Typer(help="Analyse experiments and product events stored in SQL databases.", no_args_is_help=True, add_completion=False)
+app = typer.Typer(
+    help="Analyse experiments and product events stored in SQL databases.", no_args_is_help=True, add_completion=False
+)
 
 # Options several commands take, declared once.
 DatabaseOption = Annotated[
     Optional[str],
-    typer.Option("--database", help="Database URL (default: $WORKBENCH_DATABASE_URL, workbench.yml, then data/workbench.duckdb)."),
+    typer.Option(
+        "--database", help="Database URL (default: $WORKBENCH_DATABASE_URL, workbench.yml, then data/workbench.duckdb)."
+    ),
 ]
 ConfigOption = Annotated[
     Optional[Path],
-    typer.Option("--config", help="Project config file (default: $WORKBENCH_CONFIG, then workbench.yml in the project root)."),
+    typer.Option(
+        "--config", help="Project config file (default: $WORKBENCH_CONFIG, then workbench.yml in the project root)."
+    ),
 ]
 
 

@@ -1,4 +1,5 @@
 """Commands for getting data in and seeing what is there: ``load``, ``info``, ``overview``."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -15,7 +16,12 @@ app.add_typer(load_app, name="load")
 
 @load_app.command("growthbook-sample")
 def load_growthbook_sample_command(
-    directory: Annotated[Path, typer.Argument(help="Folder holding experimentViews, purchases, pageViews, sessions and events (.csv or .csv.gz).")],
+    directory: Annotated[
+        Path,
+        typer.Argument(
+            help="Folder holding experimentViews, purchases, pageViews, sessions and events (.csv or .csv.gz)."
+        ),
+    ],
     database: DatabaseOption = None,
 ) -> None:
     """Load GrowthBook's own sample data into experiment_viewed, orders, pages, sessions and events (replacing them)."""
@@ -44,7 +50,9 @@ def info_command(database: DatabaseOption = None) -> None:
 @app.command("overview")
 def overview_command(
     database: DatabaseOption = None,
-    output_dir: Annotated[Optional[Path], typer.Option(help="Folder for the executed notebook and HTML (default: reports/overview).")] = None,
+    output_dir: Annotated[
+        Optional[Path], typer.Option(help="Folder for the executed notebook and HTML (default: reports/overview).")
+    ] = None,
 ) -> None:
     """Run the data overview notebook with papermill and write its executed copy and HTML report."""
     from workbench.reports.notebooks import run_notebook

@@ -1,4 +1,5 @@
 """Commands for the event store: ``ingest events`` and ``identities resolve``."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -18,10 +19,19 @@ app.add_typer(identities_app, name="identities")
 @ingest_app.command("events")
 def ingest_events_command(
     file: Annotated[str, typer.Argument(help="JSON lines or CSV file of events, or - for stdin.")],
-    producer_key: Annotated[str, typer.Option("--producer-key", envvar="WORKBENCH_EVENTS_API_KEY", show_default=False,
-                                              help="The sender's API key, one of events.api_keys in workbench.yml (or $WORKBENCH_EVENTS_API_KEY).")],
+    producer_key: Annotated[
+        str,
+        typer.Option(
+            "--producer-key",
+            envvar="WORKBENCH_EVENTS_API_KEY",
+            show_default=False,
+            help="The sender's API key, one of events.api_keys in workbench.yml (or $WORKBENCH_EVENTS_API_KEY).",
+        ),
+    ],
     format: Annotated[str, typer.Option(help="auto, jsonl or csv.")] = "auto",
-    quarantine: Annotated[Path | None, typer.Option(help="File for rejected records (default: data/quarantine/<file>-<time>.jsonl).")] = None,
+    quarantine: Annotated[
+        Path | None, typer.Option(help="File for rejected records (default: data/quarantine/<file>-<time>.jsonl).")
+    ] = None,
     batch_size: Annotated[int, typer.Option(help="Events stored per transaction.")] = 50_000,
     database: DatabaseOption = None,
 ) -> None:

@@ -1,4 +1,5 @@
 """The ``generate`` command: synthetic data with planted experiments, written into the database."""
+
 from __future__ import annotations
 
 from typing import Annotated
@@ -11,7 +12,9 @@ from workbench.errors import WorkbenchError
 
 @app.command("generate")
 def generate_command(
-    users: Annotated[int, typer.Option(help="Users to simulate (100 to 100,000,000; about 37 rows each over 60 days).")] = 10_000,
+    users: Annotated[
+        int, typer.Option(help="Users to simulate (100 to 100,000,000; about 37 rows each over 60 days).")
+    ] = 10_000,
     seed: Annotated[int, typer.Option(help="Random seed: the same seed and arguments write identical data.")] = 1,
     days: Annotated[int, typer.Option(help="Length of the period in days.")] = 60,
     start: Annotated[str, typer.Option(help="First day of the period (UTC), like 2026-09-25.")] = "2026-09-25",

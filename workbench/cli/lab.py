@@ -1,4 +1,5 @@
 """The ``lab`` command: JupyterLab on 127.0.0.1 with the project's kernel and notebooks folder."""
+
 from __future__ import annotations
 
 import os
@@ -40,9 +41,17 @@ def lab_arguments(port: int, open_browser: bool) -> list[str]:
     """The ``python -m jupyter lab`` command line: loopback only, the notebooks folder as root."""
     from workbench import paths
 
-    arguments = [sys.executable, "-m", "jupyter", "lab", "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
-                 "--ServerApp.port_retries=0", f"--ServerApp.root_dir={paths.notebooks_dir()}",
-                 f"--ServerApp.open_browser={open_browser}"]
+    arguments = [
+        sys.executable,
+        "-m",
+        "jupyter",
+        "lab",
+        "--ServerApp.ip=127.0.0.1",
+        f"--ServerApp.port={port}",
+        "--ServerApp.port_retries=0",
+        f"--ServerApp.root_dir={paths.notebooks_dir()}",
+        f"--ServerApp.open_browser={open_browser}",
+    ]
     if os.geteuid() == 0:  # containers often run as root; the server only listens on loopback
         arguments.append("--ServerApp.allow_root=True")
     return arguments

@@ -1,5 +1,6 @@
 """Report commands: ``report`` (one experiment), ``run-reports`` (scheduled runs), ``dashboard``
 (Voila), and ``new experiment`` / ``new analysis`` (from the templates in ``templates/``)."""
+
 from __future__ import annotations
 
 from contextlib import suppress
@@ -10,8 +11,16 @@ import typer
 from workbench.cli.app import ConfigOption, DatabaseOption, app, fail, say
 from workbench.errors import WorkbenchError
 
-DimensionOption = Annotated[str, typer.Option("--dimension", help="Break results down by this assignment-query column (default: the experiment's first configured dimension; none: overall only).")]
-new_app = typer.Typer(help="Start a new experiment entry or analysis notebook from the templates.", no_args_is_help=True)
+DimensionOption = Annotated[
+    str,
+    typer.Option(
+        "--dimension",
+        help="Break results down by this assignment-query column (default: the experiment's first configured dimension; none: overall only).",
+    ),
+]
+new_app = typer.Typer(
+    help="Start a new experiment entry or analysis notebook from the templates.", no_args_is_help=True
+)
 app.add_typer(new_app, name="new")
 
 
@@ -44,12 +53,25 @@ def report_command(
 
 @app.command("run-reports")
 def run_reports_command(
-    keys: Annotated[list[str] | None, typer.Argument(help="Experiment keys (default: every experiment in the config).")] = None,
-    all_discovered: Annotated[bool, typer.Option("--all-discovered", help="Also report on experiments found in the data but not configured (health and units only).")] = False,
+    keys: Annotated[
+        list[str] | None, typer.Argument(help="Experiment keys (default: every experiment in the config).")
+    ] = None,
+    all_discovered: Annotated[
+        bool,
+        typer.Option(
+            "--all-discovered",
+            help="Also report on experiments found in the data but not configured (health and units only).",
+        ),
+    ] = False,
     dimension: DimensionOption = "",
     config: ConfigOption = None,
     database: DatabaseOption = None,
-    jobs: Annotated[int, typer.Option("--jobs", min=1, help="Reports run at once, each in its own process and kernel (up to one per core).")] = 1,
+    jobs: Annotated[
+        int,
+        typer.Option(
+            "--jobs", min=1, help="Reports run at once, each in its own process and kernel (up to one per core)."
+        ),
+    ] = 1,
 ) -> None:
     """Run every experiment's report (for cron or a systemd timer); exit 1 if any failed, with one line per failure."""
     from workbench import paths
@@ -64,7 +86,9 @@ def run_reports_command(
     except WorkbenchError as exc:  # the index could not be written (a full disk)
         fail(exc)
     for run in runs:
-        say(f"{'ok    ' if run.status == 'ok' else 'FAILED'} {run.key}: {run.latest if run.status == 'ok' else run.error} ({run.seconds:.1f} s)")
+        say(
+            f"{'ok    ' if run.status == 'ok' else 'FAILED'} {run.key}: {run.latest if run.status == 'ok' else run.error} ({run.seconds:.1f} s)"
+        )
     say(f"Index: {paths.reports_dir() / 'index.html'}")
     failed = [run for run in runs if run.status != "ok"]
     if failed:
@@ -77,7 +101,9 @@ def run_reports_command(
 @app.command("dashboard")
 def dashboard_command(
     port: Annotated[int, typer.Option(help="Port to serve on.")] = 8866,
-    ip: Annotated[str, typer.Option("--ip", help="Address to bind (default 127.0.0.1: this machine only).")] = "127.0.0.1",
+    ip: Annotated[
+        str, typer.Option("--ip", help="Address to bind (default 127.0.0.1: this machine only).")
+    ] = "127.0.0.1",
     database: DatabaseOption = None,
 ) -> None:
     """Serve the experiment dashboard (Voila, sources hidden) from the cached report results."""
@@ -108,7 +134,9 @@ def new_experiment_command(
 
 
 @new_app.command("analysis")
-def new_analysis_command(name: Annotated[str, typer.Argument(help="Notebook name (letters, digits and _), e.g. pricing_deep_dive.")]) -> None:
+def new_analysis_command(
+    name: Annotated[str, typer.Argument(help="Notebook name (letters, digits and _), e.g. pricing_deep_dive.")],
+) -> None:
     """Create notebooks/<name>.ipynb from templates/notebooks/analysis.ipynb."""
     from workbench.scaffold import new_analysis
 

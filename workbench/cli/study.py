@@ -1,4 +1,5 @@
 """Commands for the YouTube personalization study (seed 002): ``study generate``, ``study report``, ``study check``."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,18 +10,28 @@ import typer
 from workbench.cli.app import DatabaseOption, app, fail, say
 from workbench.errors import WorkbenchError
 
-study_app = typer.Typer(help="The YouTube personalization study (seed 002): generate data, run its report, check its data.", no_args_is_help=True)
+study_app = typer.Typer(
+    help="The YouTube personalization study (seed 002): generate data, run its report, check its data.",
+    no_args_is_help=True,
+)
 app.add_typer(study_app, name="study")
 
-SchemaOption = Annotated[str, typer.Option("--schema", help="Schema holding the study's tables ('public' on a real copy of the study database).")]
+SchemaOption = Annotated[
+    str,
+    typer.Option("--schema", help="Schema holding the study's tables ('public' on a real copy of the study database)."),
+]
 
 
 @study_app.command("generate")
 def generate_command(
-    size: Annotated[str, typer.Option(help="Study size: tiny, pilot (50 participants), medium (500) or large (5,000, ~10M events).")] = "pilot",
+    size: Annotated[
+        str, typer.Option(help="Study size: tiny, pilot (50 participants), medium (500) or large (5,000, ~10M events).")
+    ] = "pilot",
     seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same study.")] = 0,
     schema: SchemaOption = "ytdpnl",
-    inject_faults: Annotated[bool, typer.Option("--inject-faults", help="Plant known faults for the sanity checks to find.")] = False,
+    inject_faults: Annotated[
+        bool, typer.Option("--inject-faults", help="Plant known faults for the sanity checks to find.")
+    ] = False,
     database: DatabaseOption = None,
 ) -> None:
     """Replace the study's tables in SCHEMA with a generated study (both arms, phases 0 → 1 → 2)."""
@@ -43,14 +54,18 @@ def generate_command(
 
 @study_app.command("report")
 def report_command(
-    source: Annotated[str, typer.Option(help="'database' or 'api' ($YTDPNL_API_URL and $YTDPNL_API_TOKEN).")] = "database",
+    source: Annotated[
+        str, typer.Option(help="'database' or 'api' ($YTDPNL_API_URL and $YTDPNL_API_TOKEN).")
+    ] = "database",
     schema: SchemaOption = "ytdpnl",
     start: Annotated[str, typer.Option(help="First day, YYYY-MM-DD (default: from the first event).")] = "",
     end: Annotated[str, typer.Option(help="Last day included, YYYY-MM-DD (default: to the last event).")] = "",
     codes: Annotated[str, typer.Option(help="Comma-separated participant codes (default: everyone).")] = "",
     min_pages: Annotated[int, typer.Option(help="Overview: participants with at least this many distinct pages.")] = 10,
     database: DatabaseOption = None,
-    output_dir: Annotated[Path | None, typer.Option(help="Folder for the executed notebook and HTML (default: reports/ytdpnl).")] = None,
+    output_dir: Annotated[
+        Path | None, typer.Option(help="Folder for the executed notebook and HTML (default: reports/ytdpnl).")
+    ] = None,
 ) -> None:
     """Run the study report notebook with papermill and write its executed copy and HTML report."""
     from workbench import paths
@@ -58,10 +73,21 @@ def report_command(
 
     if source not in ("database", "api"):
         fail(f"--source must be 'database' or 'api', got {source!r}.")
-    parameters = {"source": source, "schema": schema, "start": start, "end": end, "min_pages": min_pages,
-                  "codes": [c.strip() for c in codes.split(",") if c.strip()]}
+    parameters = {
+        "source": source,
+        "schema": schema,
+        "start": start,
+        "end": end,
+        "min_pages": min_pages,
+        "codes": [c.strip() for c in codes.split(",") if c.strip()],
+    }
     try:
-        result = run_notebook("ytdpnl_study_report.ipynb", output_dir or paths.reports_dir() / "ytdpnl", parameters=parameters, database_url=database)
+        result = run_notebook(
+            "ytdpnl_study_report.ipynb",
+            output_dir or paths.reports_dir() / "ytdpnl",
+            parameters=parameters,
+            database_url=database,
+        )
     except WorkbenchError as exc:
         fail(exc)
     say(f"Executed notebook: {result.notebook}")

@@ -6,6 +6,7 @@
 :class:`~workbench.db.connection.SqlDatabase` (DuckDB, PostgreSQL: what ``connect()`` returns) and
 :class:`~workbench.db.spark.SparkDatabase` implement it.
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable

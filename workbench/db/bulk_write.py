@@ -3,6 +3,7 @@
 Writers hand over :class:`pyarrow.Table` batches whose columns are named like the target table.
 Nothing is written row by row, and a failure rolls the whole transaction back.
 """
+
 from __future__ import annotations
 
 import io
@@ -97,7 +98,9 @@ def write_transaction(db: SqlDatabase) -> Iterator[BulkWriter]:
         _rollback(raw, db)
         if isinstance(exc, (KeyboardInterrupt, SystemExit)):
             raise
-        raise DatabaseError(f"Writing to {db.settings.display_url} failed and nothing was kept: {explain_error(exc, db)}") from None
+        raise DatabaseError(
+            f"Writing to {db.settings.display_url} failed and nothing was kept: {explain_error(exc, db)}"
+        ) from None
     finally:
         raw.close()
 

@@ -4,6 +4,7 @@ Analysis sessions are read-only where the engine supports it (DuckDB ``read_only
 ``default_transaction_read_only``) and carry a statement timeout. Writers (loaders, generator,
 ingestion) ask for ``read_only=False`` explicitly.
 """
+
 from __future__ import annotations
 
 import re
@@ -48,8 +49,14 @@ class SqlDatabase:
     raises hide the password.
     """
 
-    def __init__(self, engine: sa.Engine, settings: DatabaseSettings, read_only: bool, statement_timeout_s: float,
-                 config_path: Path) -> None:
+    def __init__(
+        self,
+        engine: sa.Engine,
+        settings: DatabaseSettings,
+        read_only: bool,
+        statement_timeout_s: float,
+        config_path: Path,
+    ) -> None:
         self.engine = engine
         self.dialect: Dialect = DIALECTS[engine.dialect.name]
         self.settings = settings
@@ -110,8 +117,12 @@ class SqlDatabase:
         frame = pd.DataFrame([tuple(row) for row in kept], columns=columns)  # tuples: pandas probes Row objects slowly
         frame.attrs.update(truncated=truncated, elapsed_s=elapsed)
         if truncated:
-            warnings.warn(f"The result has more than {limit:,} rows: only the first {limit:,} are returned; "
-                          "pass limit=None for all rows, or aggregate in SQL.", RowLimitWarning, stacklevel=2)
+            warnings.warn(
+                f"The result has more than {limit:,} rows: only the first {limit:,} are returned; "
+                "pass limit=None for all rows, or aggregate in SQL.",
+                RowLimitWarning,
+                stacklevel=2,
+            )
         if elapsed > SLOW_QUERY_S:
             print(f"query ran in {elapsed:.1f} s ({len(frame):,} rows)", file=sys.stderr)
         return frame
@@ -247,8 +258,10 @@ def _postgresql_engine(settings: DatabaseSettings, read_only: bool, timeout_s: f
 
 # SET [default_]transaction_read_only, set_config(...), SET [SESSION CHARACTERISTICS AS] TRANSACTION READ WRITE,
 # BEGIN/START TRANSACTION READ WRITE: statements that would turn a read-only PostgreSQL session writable
-_READ_WRITE_SWITCH = re.compile(r"\bset(?:_config)?\b[^;]*?transaction_read_only|\b(?:transaction|begin|start)\b.*?\bread\s+write\b",
-                                re.IGNORECASE | re.DOTALL)
+_READ_WRITE_SWITCH = re.compile(
+    r"\bset(?:_config)?\b[^;]*?transaction_read_only|\b(?:transaction|begin|start)\b.*?\bread\s+write\b",
+    re.IGNORECASE | re.DOTALL,
+)
 
 
 def _refuse_read_write_switches(engine: sa.Engine, settings: DatabaseSettings) -> None:
@@ -258,16 +271,24 @@ def _refuse_read_write_switches(engine: sa.Engine, settings: DatabaseSettings) -
     @event.listens_for(engine, "before_cursor_execute")
     def _refuse(conn, cursor, statement, parameters, context, executemany):
         if _READ_WRITE_SWITCH.search(statement):
-            raise DatabaseError(f"This analysis session on {settings.display_url} is read-only and stays so: writes go through "
-                                "the loaders, the generator or ingestion (connect(read_only=False)).")
+            raise DatabaseError(
+                f"This analysis session on {settings.display_url} is read-only and stays so: writes go through "
+                "the loaders, the generator or ingestion (connect(read_only=False))."
+            )
 
 
 # how connect() opens each dialect reached through SQLAlchemy (the Dialect's name, as in DIALECTS):
 # driver arguments, read-only analysis sessions and the statement timeout
 _ENGINE_BUILDERS = {"duckdb": _duckdb_engine, "postgresql": _postgresql_engine}
 
-_CONNECTION_LOST = ("server closed the connection", "terminating connection", "connection is lost", "connection is closed",
-                    "consuming input failed", "ssl syscall error")
+_CONNECTION_LOST = (
+    "server closed the connection",
+    "terminating connection",
+    "connection is lost",
+    "connection is closed",
+    "consuming input failed",
+    "ssl syscall error",
+)
 
 
 def explain_error(exc: BaseException, db: SqlDatabase | None = None) -> DatabaseError:
@@ -277,22 +298,42 @@ def explain_error(exc: BaseException, db: SqlDatabase | None = None) -> Database
     where = db.settings.display_url if db is not None else "the database"
     low = message.lower()
     if "could not open file" in low or "conflicting lock" in low or "could not set lock" in low:
-        return DatabaseError(f"The DuckDB file {where} is locked by another process (a notebook, a dashboard or a writer): close it and retry. ({message})")
+        return DatabaseError(
+            f"The DuckDB file {where} is locked by another process (a notebook, a dashboard or a writer): close it and retry. ({message})"
+        )
     if "password authentication failed" in low or "no password supplied" in low:
-        return DatabaseError(f"The database {where} rejected the credentials: set WORKBENCH_DATABASE_PASSWORD in the environment or .env. ({message})")
+        return DatabaseError(
+            f"The database {where} rejected the credentials: set WORKBENCH_DATABASE_PASSWORD in the environment or .env. ({message})"
+        )
     if "does not exist" in low and "database" in low and "relation" not in low and "table" not in low:
-        return DatabaseError(f"The database named in {where} does not exist: create it or fix WORKBENCH_DATABASE_URL. ({message})")
+        return DatabaseError(
+            f"The database named in {where} does not exist: create it or fix WORKBENCH_DATABASE_URL. ({message})"
+        )
     if "connection refused" in low or "could not connect" in low or "connection failed" in low:
-        return DatabaseError(f"Cannot reach the database {where}: start the server or fix WORKBENCH_DATABASE_URL. ({message})")
+        return DatabaseError(
+            f"Cannot reach the database {where}: start the server or fix WORKBENCH_DATABASE_URL. ({message})"
+        )
     if any(lost in low for lost in _CONNECTION_LOST):
-        return DatabaseError(f"The connection to the database {where} was lost (the server stopped or restarted): check that it runs, then run again. ({message})")
+        return DatabaseError(
+            f"The connection to the database {where} was lost (the server stopped or restarted): check that it runs, then run again. ({message})"
+        )
     if ("relation" in low and "does not exist" in low) or ("table with name" in low and "does not exist" in low):
-        return DatabaseError(f"A table the query reads is missing from {where}: load data with `workbench load` or `workbench generate`, or fix the SQL. ({message})")
+        return DatabaseError(
+            f"A table the query reads is missing from {where}: load data with `workbench load` or `workbench generate`, or fix the SQL. ({message})"
+        )
     if "read-only" in low or "read only" in low:
-        return DatabaseError(f"This analysis session on {where} is read-only: writes go through the loaders, the generator or ingestion. ({message})")
+        return DatabaseError(
+            f"This analysis session on {where} is read-only: writes go through the loaders, the generator or ingestion. ({message})"
+        )
     if "statement timeout" in low or "canceling statement" in low or "interrupt" in low:
         limit = f" ({db.statement_timeout_s:g} s)" if db is not None else ""
-        setting = f"database.statement_timeout_seconds in {db.config_path}" if db is not None else "database.statement_timeout_seconds"
-        return DatabaseError(f"The query ran longer than the statement timeout{limit} on {where} and was stopped: narrow it or raise "
-                             f"{setting} (in Python: connect(statement_timeout_s=…)). ({message})")
+        setting = (
+            f"database.statement_timeout_seconds in {db.config_path}"
+            if db is not None
+            else "database.statement_timeout_seconds"
+        )
+        return DatabaseError(
+            f"The query ran longer than the statement timeout{limit} on {where} and was stopped: narrow it or raise "
+            f"{setting} (in Python: connect(statement_timeout_s=…)). ({message})"
+        )
     return DatabaseError(f"The database {where} reported an error: {message}")

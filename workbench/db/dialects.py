@@ -12,6 +12,7 @@ transpile it. Opening a session (driver arguments, read-only mode, statement tim
 driver's business: ``_ENGINE_BUILDERS`` in :mod:`workbench.db.connection` for engines reached
 through SQLAlchemy, the database class itself otherwise (:class:`workbench.db.spark.SparkDatabase`).
 """
+
 from __future__ import annotations
 
 import re
@@ -38,24 +39,36 @@ class Dialect:
     title: str  # its name in messages
     sqlglot: str  # sqlglot's name for it (transpile(), parsing)
     # -- URLs and sessions (workbench.db.settings, workbench.db.connection)
-    url_example: str | None  # a URL naming it, for messages; None: connect() does not open it (Spark: wrap a SparkSession)
+    url_example: (
+        str | None
+    )  # a URL naming it, for messages; None: connect() does not open it (Spark: wrap a SparkSession)
     url_drivername: str | None  # the SQLAlchemy driver every URL is normalised to; None: the URL's own
     url_drivers: tuple[str, ...]  # drivers a URL may name (normalised to url_drivername); empty: any
-    embedded: bool  # an in-process file (path resolved, no password) rather than a server (password from the environment)
+    embedded: (
+        bool  # an in-process file (path resolved, no password) rather than a server (password from the environment)
+    )
     server_side_cursors: bool  # row-returning queries stream through a server-side cursor, so only the rows kept travel
     # -- SQL text
     identifier_quote: str  # the character that quotes an identifier
     double_type: str  # the 8-byte float type in CAST
     regexp_full_match: str | None  # "{expression}" fully matches '{pattern}'; None: not needed (read-only engine)
     set_local: bool  # SET LOCAL exists (a setting ends with the transaction); otherwise RESET it afterwards
-    folds_to_lower_case: bool  # unquoted identifiers are folded to lower case (PostgreSQL), so a quoted name must be lower case
+    folds_to_lower_case: (
+        bool  # unquoted identifiers are folded to lower case (PostgreSQL), so a quoted name must be lower case
+    )
     drop_table_cascade: bool  # DROP TABLE takes CASCADE (drops what depends on the table)
     serial_sequences: bool  # SERIAL columns draw from a sequence that rows written with explicit ids do not advance
     on_commit_drop: bool  # CREATE TEMP TABLE … ON COMMIT DROP: temporary tables drop themselves at commit
     # -- bulk writes (workbench.db.bulk_write)
-    bulk_load: Literal["arrow", "copy"] | None  # Arrow scan into the table, or COPY … FROM STDIN (FORMAT csv); None: not writable
-    autocommit_driver: bool  # the driver connection autocommits: a write transaction begins, commits and rolls back on it
-    analyze_after_write: bool  # ANALYZE written tables before commit (fresh planner statistics: else joins plan as nested loops)
+    bulk_load: (
+        Literal["arrow", "copy"] | None
+    )  # Arrow scan into the table, or COPY … FROM STDIN (FORMAT csv); None: not writable
+    autocommit_driver: (
+        bool  # the driver connection autocommits: a write transaction begins, commits and rolls back on it
+    )
+    analyze_after_write: (
+        bool  # ANALYZE written tables before commit (fresh planner statistics: else joins plan as nested loops)
+    )
     cheap_index_updates: bool  # an index on an often-updated column is cheap; DuckDB rewrites the row and its index entries on each update
 
     def quote(self, name: str) -> str:
@@ -75,8 +88,10 @@ class Dialect:
 
         ``local``: only until the transaction ends, where the engine can (:attr:`set_local`);
         elsewhere run :meth:`reset_search_path` afterwards."""
-        if self.folds_to_lower_case:  # quoted lower case: what the engine makes of a bare name, keywords (e.g. user) included
-            return f"SET {'LOCAL ' if local and self.set_local else ''}search_path TO \"{schema.lower()}\""
+        if (
+            self.folds_to_lower_case
+        ):  # quoted lower case: what the engine makes of a bare name, keywords (e.g. user) included
+            return f'SET {"LOCAL " if local and self.set_local else ""}search_path TO "{schema.lower()}"'
         return f"SET search_path = '{schema}'"
 
     def reset_search_path(self) -> str | None:
@@ -96,26 +111,70 @@ class Dialect:
 
 
 DUCKDB = Dialect(
-    name="duckdb", title="DuckDB", sqlglot="duckdb",
-    url_example="duckdb:///path/to/file.duckdb", url_drivername=None, url_drivers=(), embedded=True, server_side_cursors=False,
-    identifier_quote='"', double_type="DOUBLE", regexp_full_match="regexp_full_match({expression}, '{pattern}')",
-    set_local=False, folds_to_lower_case=False, drop_table_cascade=False, serial_sequences=False, on_commit_drop=False,
-    bulk_load="arrow", autocommit_driver=True, analyze_after_write=False, cheap_index_updates=False,
+    name="duckdb",
+    title="DuckDB",
+    sqlglot="duckdb",
+    url_example="duckdb:///path/to/file.duckdb",
+    url_drivername=None,
+    url_drivers=(),
+    embedded=True,
+    server_side_cursors=False,
+    identifier_quote='"',
+    double_type="DOUBLE",
+    regexp_full_match="regexp_full_match({expression}, '{pattern}')",
+    set_local=False,
+    folds_to_lower_case=False,
+    drop_table_cascade=False,
+    serial_sequences=False,
+    on_commit_drop=False,
+    bulk_load="arrow",
+    autocommit_driver=True,
+    analyze_after_write=False,
+    cheap_index_updates=False,
 )
 POSTGRESQL = Dialect(
-    name="postgresql", title="PostgreSQL", sqlglot="postgres",
-    url_example="postgresql+psycopg://user@host:5432/dbname", url_drivername="postgresql+psycopg",
-    url_drivers=("psycopg", "postgresql", "psycopg2"), embedded=False, server_side_cursors=True,
-    identifier_quote='"', double_type="DOUBLE PRECISION", regexp_full_match="{expression} ~ '{pattern}'",
-    set_local=True, folds_to_lower_case=True, drop_table_cascade=True, serial_sequences=True, on_commit_drop=True,
-    bulk_load="copy", autocommit_driver=False, analyze_after_write=True, cheap_index_updates=True,
+    name="postgresql",
+    title="PostgreSQL",
+    sqlglot="postgres",
+    url_example="postgresql+psycopg://user@host:5432/dbname",
+    url_drivername="postgresql+psycopg",
+    url_drivers=("psycopg", "postgresql", "psycopg2"),
+    embedded=False,
+    server_side_cursors=True,
+    identifier_quote='"',
+    double_type="DOUBLE PRECISION",
+    regexp_full_match="{expression} ~ '{pattern}'",
+    set_local=True,
+    folds_to_lower_case=True,
+    drop_table_cascade=True,
+    serial_sequences=True,
+    on_commit_drop=True,
+    bulk_load="copy",
+    autocommit_driver=False,
+    analyze_after_write=True,
+    cheap_index_updates=True,
 )
 SPARK = Dialect(
-    name="spark", title="Spark SQL", sqlglot="spark",
-    url_example=None, url_drivername=None, url_drivers=(), embedded=False, server_side_cursors=False,
-    identifier_quote="`", double_type="DOUBLE", regexp_full_match=None,
-    set_local=False, folds_to_lower_case=False, drop_table_cascade=False, serial_sequences=False, on_commit_drop=False,
-    bulk_load=None, autocommit_driver=False, analyze_after_write=False, cheap_index_updates=False,
+    name="spark",
+    title="Spark SQL",
+    sqlglot="spark",
+    url_example=None,
+    url_drivername=None,
+    url_drivers=(),
+    embedded=False,
+    server_side_cursors=False,
+    identifier_quote="`",
+    double_type="DOUBLE",
+    regexp_full_match=None,
+    set_local=False,
+    folds_to_lower_case=False,
+    drop_table_cascade=False,
+    serial_sequences=False,
+    on_commit_drop=False,
+    bulk_load=None,
+    autocommit_driver=False,
+    analyze_after_write=False,
+    cheap_index_updates=False,
 )
 DIALECTS: dict[str, Dialect] = {d.name: d for d in (DUCKDB, POSTGRESQL, SPARK)}
 
@@ -131,6 +190,7 @@ def transpile(sql: str, dialect: str | Dialect, params: dict[str, Any] | None = 
     target = dialect.sqlglot if isinstance(dialect, Dialect) else dialect
     tree = sqlglot.parse_one(sql, read=SOURCE_DIALECT)
     if params is not None:
+
         def literal(node: exp.Expression) -> exp.Expression:
             if isinstance(node, exp.Placeholder) and node.name:
                 if node.name not in params:

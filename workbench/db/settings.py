@@ -5,6 +5,7 @@ config file > the embedded DuckDB file ``data/workbench.duckdb``. A password may
 in the environment or from ``$WORKBENCH_DATABASE_PASSWORD`` (environment or the git-ignored
 ``.env``), never from the config file, which is under version control.
 """
+
 from __future__ import annotations
 
 import os
@@ -76,7 +77,9 @@ def parse_url(text: str, source: str) -> sa.URL:
         if dialect.url_drivers and (driver := url.get_driver_name()) not in dialect.url_drivers:
             raise ConfigError(f"{source} asks for the {dialect.title} driver {driver!r}; {_URL_HELP}.")
         return url.set(drivername=dialect.url_drivername) if dialect.url_drivername else url
-    raise ConfigError(f"{source} names the unsupported database {backend!r} ({url.render_as_string(hide_password=True)}): {_URL_HELP}.")
+    raise ConfigError(
+        f"{source} names the unsupported database {backend!r} ({url.render_as_string(hide_password=True)}): {_URL_HELP}."
+    )
 
 
 def resolve_database(url: str | None = None, config_path: Path | None = None) -> DatabaseSettings:
@@ -105,13 +108,19 @@ def resolve_database(url: str | None = None, config_path: Path | None = None) ->
         parsed = parsed.set(database=str(Path(parsed.database).expanduser().resolve()))
     timeout = section.get("statement_timeout_seconds", DEFAULT_STATEMENT_TIMEOUT_S)
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 <= timeout < 10**9:
-        raise ConfigError(f"{cfg_path}: database.statement_timeout_seconds must be a number of seconds ≥ 0 (0: no limit), not {shown(timeout)}.")
+        raise ConfigError(
+            f"{cfg_path}: database.statement_timeout_seconds must be a number of seconds ≥ 0 (0: no limit), not {shown(timeout)}."
+        )
     threads = section.get("duckdb_threads", DEFAULT_DUCKDB_THREADS)
     if isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= 1024:
-        raise ConfigError(f"{cfg_path}: database.duckdb_threads must be a whole number of threads ≥ 1, such as 2, not {shown(threads)}.")
+        raise ConfigError(
+            f"{cfg_path}: database.duckdb_threads must be a whole number of threads ≥ 1, such as 2, not {shown(threads)}."
+        )
     memory = section.get("duckdb_memory_limit", DEFAULT_DUCKDB_MEMORY_LIMIT)
     if not isinstance(memory, str) or not MEMORY_LIMIT.match(memory):
-        raise ConfigError(f"{cfg_path}: database.duckdb_memory_limit must be a size such as 4GB or 512MB, not {shown(memory)}.")
+        raise ConfigError(
+            f"{cfg_path}: database.duckdb_memory_limit must be a size such as 4GB or 512MB, not {shown(memory)}."
+        )
     return DatabaseSettings(
         url=parsed,
         source=source,

@@ -5,6 +5,7 @@ run by a local (or given) SparkSession. For users who outgrow one machine.
 ``sql(query, **params)`` inlines parameters as typed sqlglot literals (Spark SQL text has no bound
 parameters), never by string concatenation.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -22,7 +23,8 @@ def local_spark_session(app_name: str = "workbench", cores: int = 2, memory: str
 
     os.environ.setdefault("PYSPARK_PYTHON", os.sys.executable)
     return (
-        SparkSession.builder.master(f"local[{cores}]").appName(app_name)
+        SparkSession.builder.master(f"local[{cores}]")
+        .appName(app_name)
         .config("spark.driver.memory", memory)
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.sql.timestampType", "TIMESTAMP_NTZ")
@@ -103,7 +105,13 @@ class SparkDatabase:
         views: list[str] = []
         kept = []
         for cte in with_.expressions:
-            body = cte.this.transform(lambda n: exp.to_table(renamed[n.name]).as_(n.alias_or_name) if isinstance(n, exp.Table) and n.name in renamed else n)
+            body = cte.this.transform(
+                lambda n: (
+                    exp.to_table(renamed[n.name]).as_(n.alias_or_name)
+                    if isinstance(n, exp.Table) and n.name in renamed
+                    else n
+                )
+            )
             if uses.get(cte.alias, 0) > 1:
                 view = f"wb_{cte.alias}_{suffix}"
                 if kept:  # the single-use CTEs defined so far, which this one may read
@@ -115,7 +123,13 @@ class SparkDatabase:
                 kept.append(cte)
         main = tree.copy()
         main.set(with_key, None)
-        main = main.transform(lambda n: exp.to_table(renamed[n.name]).as_(n.alias_or_name) if isinstance(n, exp.Table) and n.name in renamed else n)
+        main = main.transform(
+            lambda n: (
+                exp.to_table(renamed[n.name]).as_(n.alias_or_name)
+                if isinstance(n, exp.Table) and n.name in renamed
+                else n
+            )
+        )
         if kept:
             main.set(with_key, exp.With(expressions=kept))
         return main.sql(dialect=self.dialect.sqlglot), views

@@ -1,4 +1,5 @@
 """Read the SQL shipped in ``sql/``: whole files, their statements, and table definitions."""
+
 from __future__ import annotations
 
 import re

@@ -3,6 +3,7 @@ properties and exploration, in the schema named by ``events.schema`` (default ``
 
 The modules import pyarrow, pandas and plotly only inside the functions that need them.
 """
+
 from workbench.events.explore import event_catalogue, event_counts
 from workbench.events.identities import resolve_identities
 from workbench.events.ingest import ingest

@@ -1,5 +1,6 @@
 """Look at the event store: the catalogue of event types, counts over time, one profile's merged
 stream and the events still without a profile. Every aggregate is computed in the database."""
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -35,13 +36,22 @@ def event_catalogue(db: Database, *, settings: EventSettings | None = None):
     return types
 
 
-def event_counts(db: Database, by: str = "day", start: str | datetime | None = None, end: str | datetime | None = None,
-                 types: list[str] | None = None, *, settings: EventSettings | None = None):
+def event_counts(
+    db: Database,
+    by: str = "day",
+    start: str | datetime | None = None,
+    end: str | datetime | None = None,
+    types: list[str] | None = None,
+    *,
+    settings: EventSettings | None = None,
+):
     """Events per type per ``by`` bucket (minute, hour, day, month) with occurred_at in
     [``start``, ``end``) (UTC); columns bucket, type, events."""
     if by not in TIME_BUCKETS:
         raise WorkbenchError(f"by must be one of {TIME_BUCKETS}, not {by!r}.")
-    sql, params = event_counts_query((settings or event_settings()).schema, by, _moment(start, "start"), _moment(end, "end"), types)
+    sql, params = event_counts_query(
+        (settings or event_settings()).schema, by, _moment(start, "start"), _moment(end, "end"), types
+    )
     frame = db.sql(sql, limit=None, **params)
     frame.attrs["sql"] = sql
     return frame
@@ -56,8 +66,14 @@ def event_counts_chart(counts: Any, title: str = "Events per type"):
     return figure
 
 
-def profile_stream(db: Database, *, profile_id: str | None = None, user_id: str | None = None, anonymous_id: str | None = None,
-                   settings: EventSettings | None = None):
+def profile_stream(
+    db: Database,
+    *,
+    profile_id: str | None = None,
+    user_id: str | None = None,
+    anonymous_id: str | None = None,
+    settings: EventSettings | None = None,
+):
     """The merged event stream of one profile, named by its id, a user id or an anonymous id:
     one row per event in occurred_at order, its payload as a ``data`` dict."""
     import pandas as pd
@@ -69,13 +85,19 @@ def profile_stream(db: Database, *, profile_id: str | None = None, user_id: str 
     if profile_id is None:
         found = db.sql(profile_of_identity(schema), kind=given[0][0], value=str(given[0][1]))
         if found.empty:
-            raise WorkbenchError(f"No profile holds {given[0][0]} {shown(given[0][1])} yet: run `workbench identities resolve` first.")
+            raise WorkbenchError(
+                f"No profile holds {given[0][0]} {shown(given[0][1])} yet: run `workbench identities resolve` first."
+            )
         profile_id = found.iloc[0, 0]
     rows = db.sql(profile_stream_query(schema), limit=None, profile_id=profile_id)
     columns = ["id", "type", "occurred_at", "user_id", "anonymous_id", "producer_id"]
     if rows.empty:
         return pd.DataFrame(columns=[*columns, "data"])
-    data = rows.dropna(subset=["key"]).groupby("id", sort=False).apply(lambda g: dict(zip(g["key"], g["value"])), include_groups=False)
+    data = (
+        rows.dropna(subset=["key"])
+        .groupby("id", sort=False)
+        .apply(lambda g: dict(zip(g["key"], g["value"])), include_groups=False)
+    )
     events = rows.drop_duplicates("id")[columns].reset_index(drop=True)
     events["data"] = [data.get(i, {}) for i in events["id"]]
     return events

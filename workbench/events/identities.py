@@ -12,6 +12,7 @@ anonymous profile is merged into that user's (logged in ``profile_merges``); a u
 devices ends as one profile with the whole history. Resolving after every batch gives the same
 profiles as one run over everything.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -46,12 +47,19 @@ class ResolutionCounts:
     unassociated: int
 
     def __str__(self) -> str:
-        return (f"associated {self.associated:,} events in {self.batches} batch(es); "
-                f"{self.profiles:,} profiles, {self.merges:,} merges logged, {self.unassociated:,} events left without a profile")
+        return (
+            f"associated {self.associated:,} events in {self.batches} batch(es); "
+            f"{self.profiles:,} profiles, {self.merges:,} merges logged, {self.unassociated:,} events left without a profile"
+        )
 
 
-def resolve_identities(db: SqlDatabase, batch_size: int = BATCH_EVENTS, *, max_batches: int | None = None,
-                       settings: EventSettings | None = None) -> ResolutionCounts:
+def resolve_identities(
+    db: SqlDatabase,
+    batch_size: int = BATCH_EVENTS,
+    *,
+    max_batches: int | None = None,
+    settings: EventSettings | None = None,
+) -> ResolutionCounts:
     """Associate every event without a profile, ``batch_size`` events per transaction.
 
     ``max_batches`` stops early (the next run continues). Events with neither a user id nor an
@@ -74,7 +82,9 @@ def resolve_identities(db: SqlDatabase, batch_size: int = BATCH_EVENTS, *, max_b
     finally:
         bar.close()
     state = db.sql(store_counts_query(settings.schema)).iloc[0]
-    return ResolutionCounts(batches, associated, int(state["profiles"]), int(state["merges"]), int(state["unassociated"]))
+    return ResolutionCounts(
+        batches, associated, int(state["profiles"]), int(state["merges"]), int(state["unassociated"])
+    )
 
 
 def _resolve_one_batch(db: SqlDatabase, statements: list[str], batch_size: int) -> int:

@@ -13,6 +13,7 @@ required, strings or integers), ``occurredAt`` (ISO 8601, or epoch milliseconds;
 time the batch is received), ``messageId`` (optional), ``data`` (a flat object; values stored as
 text, booleans and numbers as JSON writes them, nulls dropped). Other fields are ignored.
 """
+
 from __future__ import annotations
 
 import csv
@@ -60,8 +61,10 @@ class IngestCounts:
 
     def __str__(self) -> str:
         where = f" (see {self.quarantine_file})" if self.quarantine_file else ""
-        return (f"received {self.received:,}, stored {self.stored:,}, quarantined {self.quarantined:,}{where}, "
-                f"duplicates {self.duplicates:,}")
+        return (
+            f"received {self.received:,}, stored {self.stored:,}, quarantined {self.quarantined:,}{where}, "
+            f"duplicates {self.duplicates:,}"
+        )
 
 
 class Event(NamedTuple):
@@ -122,8 +125,10 @@ def ingest(
             written, dropped = _store_batch(db, tables, producer, ip_address, batch)
             stored, duplicates = stored + written, duplicates + dropped
     except DatabaseError as exc:
-        raise DatabaseError(f"Ingesting {name} stopped after {stored:,} events were stored in whole batches: {str(exc).rstrip('.')}. "
-                            "Send the same file again once fixed; records with a messageId are not stored twice.") from None
+        raise DatabaseError(
+            f"Ingesting {name} stopped after {stored:,} events were stored in whole batches: {str(exc).rstrip('.')}. "
+            "Send the same file again once fixed; records with a messageId are not stored twice."
+        ) from None
     finally:
         quarantine.close()
         close()
@@ -138,7 +143,9 @@ def _open_source(source: str | Path | IO[bytes]) -> tuple[IO[bytes], str, Any]:
         return sys.stdin.buffer, "stdin", lambda: None
     path = Path(source)
     if not path.is_file():
-        raise DataFileError(f"{path} does not exist or is not a file: pass a JSON lines or CSV file of events, or - for stdin.")
+        raise DataFileError(
+            f"{path} does not exist or is not a file: pass a JSON lines or CSV file of events, or - for stdin."
+        )
     try:
         stream = path.open("rb")
     except OSError as exc:
@@ -171,6 +178,7 @@ class Quarantine:
 
 
 # ---------------------------------------------------------------- reading and validation
+
 
 def _records(stream: IO[bytes], format: str, name: str) -> Iterator[tuple[int, str, Event | Invalid]]:
     """(line number, raw text, validated event or the reason it is invalid) per record; blank lines skipped."""
@@ -226,7 +234,9 @@ def _csv_records(lines: Iterable[bytes], name: str) -> Iterator[tuple[int, str, 
     except csv.Error as exc:
         raise DataFileError(f"{name} line 1: the CSV header cannot be read ({exc}); fix it.") from None
     if "type" not in header:
-        raise DataFileError(f"{name} line {reader.line_num}: the CSV header lacks a type column; expected type, userId, anonymousId, occurredAt, messageId and data.<key> columns.")
+        raise DataFileError(
+            f"{name} line {reader.line_num}: the CSV header lacks a type column; expected type, userId, anonymousId, occurredAt, messageId and data.<key> columns."
+        )
     ignored = [h for h in header if h not in CSV_FIELDS and not h.startswith("data.")]
     previous = reader.line_num
     while True:
@@ -294,7 +304,14 @@ def validated_event(obj: Any, screened: bool = False) -> Event:
     if user_id is None and anonymous_id is None:
         raise Invalid("userId or anonymousId is required")
     message_id = _identifier(obj.get("messageId"), "messageId", check)
-    return Event(event_type, user_id, anonymous_id, _occurred_at(obj.get("occurredAt")), message_id, _payload(obj.get("data"), check))
+    return Event(
+        event_type,
+        user_id,
+        anonymous_id,
+        _occurred_at(obj.get("occurredAt")),
+        message_id,
+        _payload(obj.get("data"), check),
+    )
 
 
 def _no_check(text: str, what: str) -> None:
@@ -363,7 +380,10 @@ def _payload(data: Any, check=_check_text) -> list[tuple[str, str]]:
 
 # ---------------------------------------------------------------- storing
 
-def _store_batch(db: SqlDatabase, tables: dict[str, TableDefinition], producer: str, ip_address: str | None, batch: list[Event]) -> tuple[int, int]:
+
+def _store_batch(
+    db: SqlDatabase, tables: dict[str, TableDefinition], producer: str, ip_address: str | None, batch: list[Event]
+) -> tuple[int, int]:
     """Store ``batch`` in one transaction; (events stored, duplicates dropped)."""
     from workbench.db.bulk_write import write_transaction
 
@@ -401,27 +421,31 @@ def _arrow_batch(events: list[Event], producer: str, ip_address: str | None):
     n = len(events)
     ids = prefixed_uuid4("evt_", n)
     timestamps = pa.array([now] * n, type=pa.timestamp("us"))
-    table = pa.table({
-        "id": ids,
-        "producer_id": pa.array([producer] * n, type=pa.string()),
-        "profile_id": pa.nulls(n, type=pa.string()),
-        "type": pa.array([e.type for e in events], type=pa.string()),
-        "user_id": pa.array([e.user_id for e in events], type=pa.string()),
-        "anonymous_id": pa.array([e.anonymous_id for e in events], type=pa.string()),
-        "ip_address": pa.array([ip_address] * n, type=pa.string()),
-        "message_id": pa.array([e.message_id for e in events], type=pa.string()),
-        "occurred_at": pa.array([e.occurred_at or now for e in events], type=pa.timestamp("us")),
-        "profile_associated_at": pa.nulls(n, type=pa.timestamp("us")),
-        "created_at": timestamps,
-        "updated_at": timestamps,
-    })
+    table = pa.table(
+        {
+            "id": ids,
+            "producer_id": pa.array([producer] * n, type=pa.string()),
+            "profile_id": pa.nulls(n, type=pa.string()),
+            "type": pa.array([e.type for e in events], type=pa.string()),
+            "user_id": pa.array([e.user_id for e in events], type=pa.string()),
+            "anonymous_id": pa.array([e.anonymous_id for e in events], type=pa.string()),
+            "ip_address": pa.array([ip_address] * n, type=pa.string()),
+            "message_id": pa.array([e.message_id for e in events], type=pa.string()),
+            "occurred_at": pa.array([e.occurred_at or now for e in events], type=pa.timestamp("us")),
+            "profile_associated_at": pa.nulls(n, type=pa.timestamp("us")),
+            "created_at": timestamps,
+            "updated_at": timestamps,
+        }
+    )
     owners = [i for i, e in enumerate(events) for _ in e.data]
-    data = pa.table({
-        "id": prefixed_uuid4("edt_", len(owners)),
-        "event_id": ids.take(pa.array(owners, type=pa.int64())),
-        "key": pa.array([k for e in events for k, _ in e.data], type=pa.string()),
-        "value": pa.array([v for e in events for _, v in e.data], type=pa.string()),
-    })
+    data = pa.table(
+        {
+            "id": prefixed_uuid4("edt_", len(owners)),
+            "event_id": ids.take(pa.array(owners, type=pa.int64())),
+            "key": pa.array([k for e in events for k, _ in e.data], type=pa.string()),
+            "value": pa.array([v for e in events for _, v in e.data], type=pa.string()),
+        }
+    )
     return table, data
 
 

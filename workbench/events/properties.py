@@ -21,6 +21,7 @@ Filters on payload keys: ``equals``, ``not_equals``, ``contains``, ``not_contain
 The ``profiles`` table joins anonymous and user ids (``profile_identities``), so the result serves
 as metrics and dimensions keyed by either.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -83,12 +84,23 @@ def property_spec(name: str, declaration: Mapping[str, Any], where: str = "event
     if aggregate in ("sum", "avg", "min", "max") and key is None:
         raise ConfigError(f"{here}: aggregate {aggregate} needs 'key', the payload key holding the number.")
     if aggregate in ("most_recent", "least_recent", "all_values") and key is None and column is None:
-        raise ConfigError(f"{here}: aggregate {aggregate} needs 'key' (a payload key) or 'column' (one of {EVENT_COLUMNS}).")
+        raise ConfigError(
+            f"{here}: aggregate {aggregate} needs 'key' (a payload key) or 'column' (one of {EVENT_COLUMNS})."
+        )
     within = declaration.get("within_days")
     if within is not None and (isinstance(within, bool) or not isinstance(within, (int, float)) or within <= 0):
         raise ConfigError(f"{here}: 'within_days' must be a positive number of days.")
-    return PropertySpec(name, event_type, aggregate, key, column, _filters(declaration.get("filters") or [], here),
-                        _moment(declaration.get("since"), f"{here}.since"), _moment(declaration.get("until"), f"{here}.until"), within)
+    return PropertySpec(
+        name,
+        event_type,
+        aggregate,
+        key,
+        column,
+        _filters(declaration.get("filters") or [], here),
+        _moment(declaration.get("since"), f"{here}.since"),
+        _moment(declaration.get("until"), f"{here}.until"),
+        within,
+    )
 
 
 def _filters(items: Any, here: str) -> tuple[PayloadFilter, ...]:
@@ -105,7 +117,9 @@ def _filters(items: Any, here: str) -> tuple[PayloadFilter, ...]:
         value = item["value"]
         if item["op"] in ("greater", "less"):
             if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise ConfigError(f"{here}.filters[{i}]: op {item['op']} compares numbers, so 'value' must be a number.")
+                raise ConfigError(
+                    f"{here}.filters[{i}]: op {item['op']} compares numbers, so 'value' must be a number."
+                )
         elif isinstance(value, (dict, list)) or value is None:
             raise ConfigError(f"{here}.filters[{i}]: 'value' must be a text or a number.")
         out.append(PayloadFilter(item["key"], item["op"], value))
@@ -125,18 +139,28 @@ def _moment(value: Any, here: str) -> datetime | None:
 def declared_properties(settings: EventSettings | None = None) -> list[PropertySpec]:
     """The properties declared under ``events.properties`` in the project config."""
     settings = settings or event_settings()
-    return [property_spec(name, declaration, f"{settings.source}: events.properties") for name, declaration in settings.properties.items()]
+    return [
+        property_spec(name, declaration, f"{settings.source}: events.properties")
+        for name, declaration in settings.properties.items()
+    ]
 
 
-def profile_properties(db: Database, properties: Sequence[PropertySpec | Mapping[str, Any]] | Mapping[str, Mapping[str, Any]] | None = None,
-                       *, as_of: datetime | None = None, settings: EventSettings | None = None):
+def profile_properties(
+    db: Database,
+    properties: Sequence[PropertySpec | Mapping[str, Any]] | Mapping[str, Mapping[str, Any]] | None = None,
+    *,
+    as_of: datetime | None = None,
+    settings: EventSettings | None = None,
+):
     """A DataFrame, one row per profile (profile_id, user_id, anonymous_id, then one column per
     property), computed in the database. ``properties`` default to the declared ones;
     ``as_of`` (UTC) anchors ``within_days``. The SQL that ran is in ``result.attrs["sql"]``."""
     settings = settings or event_settings()
     specs = _specs(properties, settings)
     if not specs:
-        raise ConfigError(f"No profile properties to compute: declare some under events.properties in {settings.source} or pass them.")
+        raise ConfigError(
+            f"No profile properties to compute: declare some under events.properties in {settings.source} or pass them."
+        )
     names = [s.name for s in specs]
     if len(set(names)) != len(names) or set(names) & {"profile_id", "user_id", "anonymous_id"}:
         raise ConfigError(f"Property names must be distinct and not profile_id, user_id or anonymous_id: got {names}.")
@@ -160,5 +184,7 @@ def _specs(properties: Any, settings: EventSettings) -> list[PropertySpec]:
         elif isinstance(item, Mapping) and "name" in item:
             out.append(property_spec(item["name"], {k: v for k, v in item.items() if k != "name"}, "properties"))
         else:
-            raise ConfigError(f"properties[{i}] must be a PropertySpec or a mapping with a name, not {type(item).__name__}.")
+            raise ConfigError(
+                f"properties[{i}] must be a PropertySpec or a mapping with a name, not {type(item).__name__}."
+            )
     return out

@@ -8,6 +8,7 @@ that name producers, and the declared profile properties.
       properties:                    # see workbench.events.properties
         purchases: {type: purchase, aggregate: count}
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -40,8 +41,12 @@ class EventSettings:
             if key == known:
                 return producer
         if not self.api_keys:
-            raise ConfigError(f"No API keys are declared under events.api_keys in {self.source}: add `events: {{api_keys: {{web: <secret>}}}}` there.")
-        raise ConfigError(f"The producer key given is not one of the events.api_keys declared in {self.source}: use a declared key or add one there.")
+            raise ConfigError(
+                f"No API keys are declared under events.api_keys in {self.source}: add `events: {{api_keys: {{web: <secret>}}}}` there."
+            )
+        raise ConfigError(
+            f"The producer key given is not one of the events.api_keys declared in {self.source}: use a declared key or add one there."
+        )
 
 
 def validated_name(value: object, what: str) -> str:
@@ -68,5 +73,7 @@ def event_settings(path: Path | None = None) -> EventSettings:
         api_keys[producer] = key
     properties = section.get("properties") or {}
     if not isinstance(properties, dict) or not all(isinstance(v, dict) for v in properties.values()):
-        raise ConfigError(f"{path}: events.properties must map property names to mappings like `{{type: purchase, aggregate: count}}`.")
+        raise ConfigError(
+            f"{path}: events.properties must map property names to mappings like `{{type: purchase, aggregate: count}}`."
+        )
     return EventSettings(schema, api_keys, properties, str(path))

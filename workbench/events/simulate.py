@@ -6,6 +6,7 @@ events carrying only the user id. Events arrive shuffled (out of occurred_at ord
 says which user owns each anonymous id (None: the device never signed in), so the profile every
 event should end in is known without running the workbench.
 """
+
 from __future__ import annotations
 
 import json
@@ -44,7 +45,11 @@ class SimulatedStream:
             payload.setdefault(index, {})[key] = value
         out = []
         for e in self.events.itertuples(index=False):
-            record = {"type": e.type, "occurredAt": int(e.occurred_at.value // 1_000_000), "data": payload.get(e.event_index, {})}
+            record = {
+                "type": e.type,
+                "occurredAt": int(e.occurred_at.value // 1_000_000),
+                "data": payload.get(e.event_index, {}),
+            }
             if pd.notna(e.user_id):
                 record["userId"] = e.user_id
             if pd.notna(e.anonymous_id):
@@ -67,32 +72,47 @@ class SimulatedStream:
         n = len(self.events)
         ids = prefixed_uuid4("evt_", n)
         received = pa.array(np.full(n, np.datetime64(START, "us")), type=pa.timestamp("us"))
-        events = pa.table({
-            "id": ids,
-            "producer_id": pa.array(np.full(n, producer_id), type=pa.string()),
-            "profile_id": pa.nulls(n, type=pa.string()),
-            "type": pa.array(self.events["type"], type=pa.string(), from_pandas=True),
-            "user_id": pa.array(self.events["user_id"], type=pa.string(), from_pandas=True),
-            "anonymous_id": pa.array(self.events["anonymous_id"], type=pa.string(), from_pandas=True),
-            "ip_address": pa.nulls(n, type=pa.string()),
-            "message_id": pa.array(self.events["message_id"], type=pa.string(), from_pandas=True),
-            "occurred_at": pa.array(self.events["occurred_at"].to_numpy().astype("datetime64[us]"), type=pa.timestamp("us")),
-            "profile_associated_at": pa.nulls(n, type=pa.timestamp("us")),
-            "created_at": received,
-            "updated_at": received,
-        })
+        events = pa.table(
+            {
+                "id": ids,
+                "producer_id": pa.array(np.full(n, producer_id), type=pa.string()),
+                "profile_id": pa.nulls(n, type=pa.string()),
+                "type": pa.array(self.events["type"], type=pa.string(), from_pandas=True),
+                "user_id": pa.array(self.events["user_id"], type=pa.string(), from_pandas=True),
+                "anonymous_id": pa.array(self.events["anonymous_id"], type=pa.string(), from_pandas=True),
+                "ip_address": pa.nulls(n, type=pa.string()),
+                "message_id": pa.array(self.events["message_id"], type=pa.string(), from_pandas=True),
+                "occurred_at": pa.array(
+                    self.events["occurred_at"].to_numpy().astype("datetime64[us]"), type=pa.timestamp("us")
+                ),
+                "profile_associated_at": pa.nulls(n, type=pa.timestamp("us")),
+                "created_at": received,
+                "updated_at": received,
+            }
+        )
         position = pd.Series(np.arange(n), index=self.events["event_index"].to_numpy())
-        data = pa.table({
-            "id": prefixed_uuid4("edt_", len(self.data)),
-            "event_id": ids.take(pa.array(position.loc[self.data["event_index"].to_numpy()].to_numpy())),
-            "key": pa.array(self.data["key"], type=pa.string(), from_pandas=True),
-            "value": pa.array(self.data["value"], type=pa.string(), from_pandas=True),
-        })
+        data = pa.table(
+            {
+                "id": prefixed_uuid4("edt_", len(self.data)),
+                "event_id": ids.take(pa.array(position.loc[self.data["event_index"].to_numpy()].to_numpy())),
+                "key": pa.array(self.data["key"], type=pa.string(), from_pandas=True),
+                "value": pa.array(self.data["value"], type=pa.string(), from_pandas=True),
+            }
+        )
         return events, data
 
 
-def simulate_stream(users: int, *, seed: int = 0, events_per_device: float = 8.0, sign_in_rate: float = 0.8,
-                    server_event_rate: float = 0.3, days: int = 30, first_user: int = 0, message_ids: bool = True) -> SimulatedStream:
+def simulate_stream(
+    users: int,
+    *,
+    seed: int = 0,
+    events_per_device: float = 8.0,
+    sign_in_rate: float = 0.8,
+    server_event_rate: float = 0.3,
+    days: int = 30,
+    first_user: int = 0,
+    message_ids: bool = True,
+) -> SimulatedStream:
     """A shuffled stream for ``users`` users (ids ``u<first_user>``…), reproducible from ``seed``.
 
     ``events_per_device`` is the mean events per device, ``sign_in_rate`` the share of devices
@@ -117,20 +137,28 @@ def simulate_stream(users: int, *, seed: int = 0, events_per_device: float = 8.0
     first = np.cumsum(per_device) - per_device
     seconds = start[device] + elapsed - np.repeat(elapsed[first] - gaps[first], per_device)
     known = signs_in[device] & (position >= sign_in_at[device])
-    event_type = np.where(signs_in[device] & (position == sign_in_at[device]), "sign-in", rng.choice(TYPES, size=len(device), p=TYPE_WEIGHTS))
-    device_events = pd.DataFrame({
-        "type": event_type,
-        "user_id": np.where(known, user_ids[device_user[device]], None),
-        "anonymous_id": anonymous[device],
-        "occurred_at": seconds,
-    })
+    event_type = np.where(
+        signs_in[device] & (position == sign_in_at[device]),
+        "sign-in",
+        rng.choice(TYPES, size=len(device), p=TYPE_WEIGHTS),
+    )
+    device_events = pd.DataFrame(
+        {
+            "type": event_type,
+            "user_id": np.where(known, user_ids[device_user[device]], None),
+            "anonymous_id": anonymous[device],
+            "occurred_at": seconds,
+        }
+    )
     server_users = np.flatnonzero(rng.random(users) < server_event_rate)
-    server_events = pd.DataFrame({
-        "type": "subscription",
-        "user_id": user_ids[server_users],
-        "anonymous_id": None,
-        "occurred_at": rng.random(len(server_users)) * days * 86_400,
-    })
+    server_events = pd.DataFrame(
+        {
+            "type": "subscription",
+            "user_id": user_ids[server_users],
+            "anonymous_id": None,
+            "occurred_at": rng.random(len(server_users)) * days * 86_400,
+        }
+    )
     events = pd.concat([device_events, server_events], ignore_index=True)
     events["occurred_at"] = pd.Timestamp(START) + pd.to_timedelta(np.round(events["occurred_at"] * 1000), unit="ms")
     events = events.sample(frac=1.0, random_state=rng.integers(2**32)).reset_index(drop=True)
@@ -145,10 +173,14 @@ def _payload(events: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
     parts = []
     kinds = {
         "pageview": [("path", lambda n: rng.choice(PATHS, size=n))],
-        "add-to-cart": [("sku", lambda n: np.char.add("sku-", rng.integers(1, 50, size=n).astype(str))),
-                        ("price", lambda n: np.round(rng.uniform(1, 100, size=n), 2).astype(str))],
-        "purchase": [("amount", lambda n: rng.integers(5, 500, size=n).astype(str)),
-                     ("currency", lambda n: rng.choice(["USD", "EUR"], size=n))],
+        "add-to-cart": [
+            ("sku", lambda n: np.char.add("sku-", rng.integers(1, 50, size=n).astype(str))),
+            ("price", lambda n: np.round(rng.uniform(1, 100, size=n), 2).astype(str)),
+        ],
+        "purchase": [
+            ("amount", lambda n: rng.integers(5, 500, size=n).astype(str)),
+            ("currency", lambda n: rng.choice(["USD", "EUR"], size=n)),
+        ],
         "sign-in": [("via", lambda n: rng.choice(["google", "email"], size=n))],
         "subscription": [("plan", lambda n: rng.choice(["free", "pro"], size=n))],
     }

@@ -5,6 +5,7 @@ the others are built here from validated identifiers. Values are always bound pa
 (``:name``); the only identifiers spliced in are the schema name, table and column names from
 fixed lists, and property names checked against :data:`workbench.events.settings.NAME`.
 """
+
 from __future__ import annotations
 
 import re
@@ -21,7 +22,14 @@ UPDATED_COLUMN_INDEXES_FILE = "events/indexes_postgresql.sql"
 RESOLVE_FILE = "events/resolve_batch.sql"
 STAGED_EVENTS = "workbench_staged_events"
 STAGED_DATA = "workbench_staged_event_data"
-RESOLVE_TEMP_TABLES = ("resolve_batch", "resolve_new_users", "resolve_relinked", "resolve_held", "resolve_new_anonymous", "resolve_assigned")
+RESOLVE_TEMP_TABLES = (
+    "resolve_batch",
+    "resolve_new_users",
+    "resolve_relinked",
+    "resolve_held",
+    "resolve_new_anonymous",
+    "resolve_assigned",
+)
 TIME_BUCKETS = ("minute", "hour", "day", "month")
 EVENT_COLUMNS = ("id", "producer_id", "profile_id", "type", "user_id", "anonymous_id", "ip_address", "occurred_at")
 _INDEX = re.compile(r"^CREATE\s+(UNIQUE\s+)?INDEX\s+(\w+)\s+ON\s+(\w+)\s*(\(.*\))$", re.IGNORECASE | re.DOTALL)
@@ -37,7 +45,10 @@ def event_tables(schema: str) -> dict[str, TableDefinition]:
 def schema_statements(schema: str, dialect: Dialect) -> list[str]:
     """Idempotent DDL creating the schema, its tables and the reference's indexes on ``dialect``."""
     out = [f"CREATE SCHEMA IF NOT EXISTS {schema}"]
-    out += [t.create_statement().replace("CREATE TABLE", "CREATE TABLE IF NOT EXISTS", 1) for t in event_tables(schema).values()]
+    out += [
+        t.create_statement().replace("CREATE TABLE", "CREATE TABLE IF NOT EXISTS", 1)
+        for t in event_tables(schema).values()
+    ]
     extra = statements(UPDATED_COLUMN_INDEXES_FILE) if dialect.cheap_index_updates else []
     for statement in statements(SCHEMA_FILE) + extra:
         if match := _INDEX.match(statement):
@@ -78,14 +89,18 @@ def store_staged_statements(schema: str, dialect: Dialect) -> tuple[list[str], s
     events_columns = ", ".join(event_tables(schema)["events"].column_names)
     data_columns = ", ".join(event_tables(schema)["event_data"].column_names)
     drop_duplicates = [
-        (f"DELETE FROM {STAGED_EVENTS} WHERE message_id IS NOT NULL AND EXISTS ("
-        f"SELECT 1 FROM {schema}.events e WHERE e.producer_id = {STAGED_EVENTS}.producer_id "
-        f"AND e.message_id = {STAGED_EVENTS}.message_id)")
+        (
+            f"DELETE FROM {STAGED_EVENTS} WHERE message_id IS NOT NULL AND EXISTS ("
+            f"SELECT 1 FROM {schema}.events e WHERE e.producer_id = {STAGED_EVENTS}.producer_id "
+            f"AND e.message_id = {STAGED_EVENTS}.message_id)"
+        )
     ]
     store = [
         f"INSERT INTO {schema}.events ({events_columns}) SELECT {events_columns} FROM {STAGED_EVENTS}",
-        (f"INSERT INTO {schema}.event_data ({data_columns}) SELECT {data_columns} FROM {STAGED_DATA} "
-        f"WHERE event_id IN (SELECT id FROM {STAGED_EVENTS})"),
+        (
+            f"INSERT INTO {schema}.event_data ({data_columns}) SELECT {data_columns} FROM {STAGED_DATA} "
+            f"WHERE event_id IN (SELECT id FROM {STAGED_EVENTS})"
+        ),
         *(drop_temp_tables([STAGED_EVENTS, STAGED_DATA]) if not dialect.on_commit_drop else []),
     ]
     return drop_duplicates, f"SELECT count(*) FROM {STAGED_EVENTS}", store
@@ -98,18 +113,25 @@ def numeric(expression: str, dialect: Dialect) -> str:
 
 # ---------------------------------------------------------------- exploration
 
+
 def catalogue_types(schema: str) -> str:
-    return (f"SELECT type, count(*) AS events, min(occurred_at) AS first_seen, max(occurred_at) AS last_seen "
-            f"FROM {schema}.events GROUP BY type ORDER BY type")
+    return (
+        f"SELECT type, count(*) AS events, min(occurred_at) AS first_seen, max(occurred_at) AS last_seen "
+        f"FROM {schema}.events GROUP BY type ORDER BY type"
+    )
 
 
 def catalogue_keys(schema: str) -> str:
-    return (f"SELECT e.type, d.key, min(d.value) AS example, count(*) AS events "
-            f"FROM {schema}.events e JOIN {schema}.event_data d ON d.event_id = e.id "
-            f"GROUP BY e.type, d.key ORDER BY e.type, d.key")
+    return (
+        f"SELECT e.type, d.key, min(d.value) AS example, count(*) AS events "
+        f"FROM {schema}.events e JOIN {schema}.event_data d ON d.event_id = e.id "
+        f"GROUP BY e.type, d.key ORDER BY e.type, d.key"
+    )
 
 
-def event_counts_query(schema: str, by: str, start: Any, end: Any, types: Sequence[str] | None) -> tuple[str, dict[str, Any]]:
+def event_counts_query(
+    schema: str, by: str, start: Any, end: Any, types: Sequence[str] | None
+) -> tuple[str, dict[str, Any]]:
     """Events per ``by`` bucket and type; ``by`` was checked against :data:`TIME_BUCKETS`."""
     where, params = ["1 = 1"], {}
     if start is not None:
@@ -122,8 +144,10 @@ def event_counts_query(schema: str, by: str, start: Any, end: Any, types: Sequen
         names = [f"type_{i}" for i in range(len(types))]
         where.append(f"type IN ({', '.join(':' + n for n in names)})")
         params.update(zip(names, types))
-    sql = (f"SELECT date_trunc('{by}', occurred_at) AS bucket, type, count(*) AS events "
-           f"FROM {schema}.events WHERE {' AND '.join(where)} GROUP BY 1, 2 ORDER BY 1, 2")
+    sql = (
+        f"SELECT date_trunc('{by}', occurred_at) AS bucket, type, count(*) AS events "
+        f"FROM {schema}.events WHERE {' AND '.join(where)} GROUP BY 1, 2 ORDER BY 1, 2"
+    )
     return sql, params
 
 
@@ -132,34 +156,45 @@ def profile_of_identity(schema: str) -> str:
 
 
 def profile_stream_query(schema: str) -> str:
-    return (f"SELECT e.id, e.type, e.occurred_at, e.user_id, e.anonymous_id, e.producer_id, d.key, d.value "
-            f"FROM {schema}.events e LEFT JOIN {schema}.event_data d ON d.event_id = e.id "
-            f"WHERE e.profile_id = :profile_id ORDER BY e.occurred_at, e.id, d.key")
+    return (
+        f"SELECT e.id, e.type, e.occurred_at, e.user_id, e.anonymous_id, e.producer_id, d.key, d.value "
+        f"FROM {schema}.events e LEFT JOIN {schema}.event_data d ON d.event_id = e.id "
+        f"WHERE e.profile_id = :profile_id ORDER BY e.occurred_at, e.id, d.key"
+    )
 
 
 def busiest_profiles_query(schema: str) -> str:
-    return (f"SELECT p.id AS profile_id, p.user_id, p.anonymous_id, count(e.id) AS events, "
-            f"(SELECT count(*) FROM {schema}.profile_identities i WHERE i.profile_id = p.id AND i.kind = 'anonymous_id') AS anonymous_ids, "
-            f"min(e.occurred_at) AS first_seen, max(e.occurred_at) AS last_seen "
-            f"FROM {schema}.profiles p JOIN {schema}.events e ON e.profile_id = p.id "
-            f"GROUP BY p.id, p.user_id, p.anonymous_id ORDER BY events DESC, p.id LIMIT :row_limit")
+    return (
+        f"SELECT p.id AS profile_id, p.user_id, p.anonymous_id, count(e.id) AS events, "
+        f"(SELECT count(*) FROM {schema}.profile_identities i WHERE i.profile_id = p.id AND i.kind = 'anonymous_id') AS anonymous_ids, "
+        f"min(e.occurred_at) AS first_seen, max(e.occurred_at) AS last_seen "
+        f"FROM {schema}.profiles p JOIN {schema}.events e ON e.profile_id = p.id "
+        f"GROUP BY p.id, p.user_id, p.anonymous_id ORDER BY events DESC, p.id LIMIT :row_limit"
+    )
 
 
 def unassociated_query(schema: str) -> tuple[str, str]:
     """(count of events without a profile, the oldest ``:row_limit`` of them)."""
-    return (f"SELECT count(*) AS events FROM {schema}.events WHERE profile_id IS NULL",
-            (f"SELECT id, type, user_id, anonymous_id, occurred_at, created_at, producer_id FROM {schema}.events "
-            f"WHERE profile_id IS NULL ORDER BY occurred_at, id LIMIT :row_limit"))
+    return (
+        f"SELECT count(*) AS events FROM {schema}.events WHERE profile_id IS NULL",
+        (
+            f"SELECT id, type, user_id, anonymous_id, occurred_at, created_at, producer_id FROM {schema}.events "
+            f"WHERE profile_id IS NULL ORDER BY occurred_at, id LIMIT :row_limit"
+        ),
+    )
 
 
 def store_counts_query(schema: str) -> str:
-    return (f"SELECT (SELECT count(*) FROM {schema}.events) AS events, "
-            f"(SELECT count(*) FROM {schema}.events WHERE profile_id IS NULL) AS unassociated, "
-            f"(SELECT count(*) FROM {schema}.profiles) AS profiles, "
-            f"(SELECT count(*) FROM {schema}.profile_merges) AS merges")
+    return (
+        f"SELECT (SELECT count(*) FROM {schema}.events) AS events, "
+        f"(SELECT count(*) FROM {schema}.events WHERE profile_id IS NULL) AS unassociated, "
+        f"(SELECT count(*) FROM {schema}.profiles) AS profiles, "
+        f"(SELECT count(*) FROM {schema}.profile_merges) AS merges"
+    )
 
 
 # ---------------------------------------------------------------- profile properties
+
 
 @dataclass
 class _Params:
@@ -173,7 +208,9 @@ class _Params:
         return ":" + name
 
 
-def profile_properties_query(schema: str, dialect: Dialect, properties: Sequence[Any], window_starts: Sequence[Any]) -> tuple[str, dict[str, Any]]:
+def profile_properties_query(
+    schema: str, dialect: Dialect, properties: Sequence[Any], window_starts: Sequence[Any]
+) -> tuple[str, dict[str, Any]]:
     """One row per profile with one column per property (validated :class:`PropertySpec` objects).
 
     ``window_starts[i]`` is the lower occurred_at bound of property ``i``'s "last N days" rule
@@ -218,9 +255,11 @@ def _property_subquery(schema: str, dialect: Dialect, spec: Any, window_start: A
     if spec.aggregate == "all_values":
         return f"SELECT e.profile_id, array_agg({value} ORDER BY e.occurred_at, e.id) AS value FROM {source} WHERE {conditions} GROUP BY e.profile_id"
     direction = "DESC" if spec.aggregate == "most_recent" else "ASC"
-    return (f"SELECT profile_id, value FROM (SELECT e.profile_id, {value} AS value, row_number() OVER ("
-            f"PARTITION BY e.profile_id ORDER BY e.occurred_at {direction}, e.id {direction}) AS position "
-            f"FROM {source} WHERE {conditions}) ranked WHERE position = 1")
+    return (
+        f"SELECT profile_id, value FROM (SELECT e.profile_id, {value} AS value, row_number() OVER ("
+        f"PARTITION BY e.profile_id ORDER BY e.occurred_at {direction}, e.id {direction}) AS position "
+        f"FROM {source} WHERE {conditions}) ranked WHERE position = 1"
+    )
 
 
 def _payload_filter(schema: str, dialect: Dialect, f: Any, params: _Params) -> str:
@@ -230,6 +269,10 @@ def _payload_filter(schema: str, dialect: Dialect, f: Any, params: _Params) -> s
         test = f"{numeric('f.value', dialect)} {'>' if f.op == 'greater' else '<'} {params.bind('filter_value', float(f.value))}"
     else:
         value = params.bind("filter_value", str(f.value))
-        test = {"equals": f"f.value = {value}", "not_equals": f"f.value <> {value}",
-                "contains": f"strpos(f.value, {value}) > 0", "not_contains": f"strpos(f.value, {value}) = 0"}[f.op]
+        test = {
+            "equals": f"f.value = {value}",
+            "not_equals": f"f.value <> {value}",
+            "contains": f"strpos(f.value, {value}) > 0",
+            "not_contains": f"strpos(f.value, {value}) = 0",
+        }[f.op]
     return f"EXISTS (SELECT 1 FROM {schema}.event_data f WHERE f.event_id = e.id AND f.key = {key} AND {test})"

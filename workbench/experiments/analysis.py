@@ -9,6 +9,7 @@ and the health facts, new units per day included. Settings come from the
 experiment's config entry (variations, weights, metric groups, ``inverse`` metrics, and the
 ``analysis:`` mapping) and can be overridden by keyword arguments.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -75,7 +76,9 @@ def analyze(
             units, days = health_facts(exp, dimension, db)
             sql += [stats.attrs.get("sql", ""), units.attrs.get("sql", "")]
             if dimension is None:
-                per_day = days[days["variation"].isin(list(exp.variations) or days["variation"].unique())].reset_index(drop=True)
+                per_day = days[days["variation"].isin(list(exp.variations) or days["variation"].unique())].reset_index(
+                    drop=True
+                )
             else:  # overall rows come once, from the overall query
                 stats, units = stats[stats["dimension"] != "overall"], units[units["dimension"] != "overall"]
             stats_frames.append(stats)
@@ -85,4 +88,6 @@ def analyze(
             db.dispose()
     table = pd.concat(stats_frames, ignore_index=True)
     table.attrs = {"sql": sql, "experiment": exp.key}
-    return experiment_results(table, settings, pd.concat(unit_frames, ignore_index=True), experiment=exp.key, units_per_day=per_day)
+    return experiment_results(
+        table, settings, pd.concat(unit_frames, ignore_index=True), experiment=exp.key, units_per_day=per_day
+    )

@@ -6,6 +6,7 @@ its first appearance; a unit's value is its per-unit value (:mod:`workbench.metr
 metric's rows from then to the window's end. The one query is built here; values are bound,
 identifiers and SQL come from the validated config.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -47,12 +48,18 @@ def baseline_query(config: Config, metric_name: str, assignment_query: str | Non
     metric = config.metric(metric_name)
     if not metric.kind.per_unit:
         usable = ", ".join(kind.name for kind in metric_types.REGISTRY.values() if kind.per_unit)
-        raise ConfigError(f"{config.path}: metric {metric_name!r} is a {metric.type} metric; a baseline needs one of {usable}.")
+        raise ConfigError(
+            f"{config.path}: metric {metric_name!r} is a {metric.type} metric; a baseline needs one of {usable}."
+        )
     aq = config.assignment_query(assignment_query or next(iter(config.assignment_queries)))
     unit = aq.identifier_type
     if unit not in metric.identifier_types:
-        raise ConfigError(f"{config.path}: metric {metric_name!r} has no {unit} column (it has {list(metric.identifier_types)}); pick an assignment query keyed by one of those.")
-    aggregate = f"{metric.kind.value_aggregate}(CAST(s.value AS DOUBLE PRECISION))" if metric.kind.value_aggregate else "NULL"
+        raise ConfigError(
+            f"{config.path}: metric {metric_name!r} has no {unit} column (it has {list(metric.identifier_types)}); pick an assignment query keyed by one of those."
+        )
+    aggregate = (
+        f"{metric.kind.value_aggregate}(CAST(s.value AS DOUBLE PRECISION))" if metric.kind.value_aggregate else "NULL"
+    )
     value = metric.kind.unit_value_sql("COUNT(s.timestamp)", aggregate)
     condition = f" AND ({metric.filter})" if metric.filter else ""
     return (
@@ -66,7 +73,13 @@ def baseline_query(config: Config, metric_name: str, assignment_query: str | Non
 
 
 def metric_baseline(
-    metric: str, db, start: str | dt.date, end: str | dt.date, *, config: Config | None = None, assignment_query: str | None = None
+    metric: str,
+    db,
+    start: str | dt.date,
+    end: str | dt.date,
+    *,
+    config: Config | None = None,
+    assignment_query: str | None = None,
 ) -> Baseline:
     """The baseline of ``metric`` over the days ``start`` to ``end`` (inclusive, UTC) on ``db``."""
     config = config or load_config()

@@ -7,6 +7,7 @@ the file, the entry and what to change. The columns each SQL returns are read st
 sqlglot; SQL whose columns cannot be read that way (``SELECT *``) is probed on the database by
 :func:`check_columns` before the experiment query runs.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -32,16 +33,39 @@ IDENTITY_JOIN_KEYS = {"sql", "identifier_types"}
 ASSIGNMENT_KEYS = {"name", "identifier_type", "sql", "dimensions", "description"}
 ASSIGNMENT_COLUMNS = ("timestamp", "experiment_id", "variation_id")
 METRIC_KEYS = {
-    "name", "type", "sql", "identifier_types", "window", "capping", "cuped", "quantile", "filter",
-    "numerator", "denominator", "inverse", "description",
+    "name",
+    "type",
+    "sql",
+    "identifier_types",
+    "window",
+    "capping",
+    "cuped",
+    "quantile",
+    "filter",
+    "numerator",
+    "denominator",
+    "inverse",
+    "description",
 }
 WINDOW_KEYS = {"delay_hours", "hours"}
 CAPPING_KEYS = {"type", "value"}
 CUPED_KEYS = {"lookback_days"}
 EXPERIMENT_KEYS = {
-    "key", "name", "description", "assignment_query", "start", "end", "variations", "control",
-    "weights", "dimensions", "activation_metric", "goal_metrics", "secondary_metrics",
-    "guardrail_metrics", "analysis",
+    "key",
+    "name",
+    "description",
+    "assignment_query",
+    "start",
+    "end",
+    "variations",
+    "control",
+    "weights",
+    "dimensions",
+    "activation_metric",
+    "goal_metrics",
+    "secondary_metrics",
+    "guardrail_metrics",
+    "analysis",
 }
 METRIC_GROUPS = ("goal_metrics", "secondary_metrics", "guardrail_metrics")
 
@@ -182,7 +206,9 @@ def load_config(path: Path | None = None) -> Config:
     """The validated config in ``path`` (default :func:`workbench.paths.config_path`)."""
     path = Path(path) if path is not None else paths.config_path()
     if not path.exists():
-        raise ConfigError(f"The config file {path} does not exist: create it (see docs/experiment-engine.md) or pass --config / set WORKBENCH_CONFIG.")
+        raise ConfigError(
+            f"The config file {path} does not exist: create it (see docs/experiment-engine.md) or pass --config / set WORKBENCH_CONFIG."
+        )
     return parse_config(read_config_file(path), path)
 
 
@@ -231,20 +257,26 @@ class _Parser:
     def config(self) -> Config:
         unknown = set(self.data) - TOP_KEYS - OTHER_SECTIONS
         if unknown:
-            raise ConfigError(f"{self.path}: unknown top-level key(s) {sorted(unknown, key=str)}; allowed: {sorted(TOP_KEYS | OTHER_SECTIONS)}.")
+            raise ConfigError(
+                f"{self.path}: unknown top-level key(s) {sorted(unknown, key=str)}; allowed: {sorted(TOP_KEYS | OTHER_SECTIONS)}."
+            )
         database = self.data.get("database") or {}
         if not isinstance(database, dict) or set(database) - DATABASE_KEYS:
             raise self.fail("database", f"must be a mapping with keys among {sorted(DATABASE_KEYS)}.")
         self.identifier_types = self.names(self.data.get("identifier_types") or [], "identifier_types")
         identity_joins = tuple(self.identity_join(e, i) for i, e in enumerate(self.entries("identity_joins")))
         assignment = self.unique(
-            [self.assignment_query(e, i) for i, e in enumerate(self.entries("assignment_queries"))], "assignment_queries", "name"
+            [self.assignment_query(e, i) for i, e in enumerate(self.entries("assignment_queries"))],
+            "assignment_queries",
+            "name",
         )
         self.ratio_parts: dict[str, tuple[str, str]] = {}  # ratio metric -> (numerator, denominator) names
         metrics = self.unique([self.metric(e, i) for i, e in enumerate(self.entries("metrics"))], "metrics", "name")
         metrics = self.resolve_ratios(metrics)
         self.metrics_known, self.assignment_known = metrics, assignment
-        experiments = self.unique([self.experiment(e, i) for i, e in enumerate(self.entries("experiments"))], "experiments", "key")
+        experiments = self.unique(
+            [self.experiment(e, i) for i, e in enumerate(self.entries("experiments"))], "experiments", "key"
+        )
         return Config(self.path, self.identifier_types, identity_joins, assignment, metrics, experiments, database)
 
     # -- generic checks -------------------------------------------------------------------------
@@ -272,7 +304,10 @@ class _Parser:
             raise self.fail(where, f"must be a list of names, not {shown(value)}.")
         for name in value:
             if not isinstance(name, str) or not NAME.match(name):
-                raise self.fail(where, f"{shown(name)} is not a plain name (letters, digits and _, not starting with a digit, at most 63 characters).")
+                raise self.fail(
+                    where,
+                    f"{shown(name)} is not a plain name (letters, digits and _, not starting with a digit, at most 63 characters).",
+                )
         if len(set(value)) != len(value):
             raise self.fail(where, f"lists a name twice: {value}.")
         return tuple(value)
@@ -285,7 +320,10 @@ class _Parser:
     def name(self, entry: dict[str, Any], key: str, where: str) -> str:
         value = entry.get(key)
         if not isinstance(value, str) or not NAME.match(value):
-            raise self.fail(where, f"'{key}' must be a plain name (letters, digits and _, at most 63 characters), not {shown(value)}.")
+            raise self.fail(
+                where,
+                f"'{key}' must be a plain name (letters, digits and _, at most 63 characters), not {shown(value)}.",
+            )
         return value
 
     def text(self, entry: dict[str, Any], key: str, where: str) -> str:
@@ -294,7 +332,9 @@ class _Parser:
             raise self.fail(where, f"'{key}' must be a non-empty string of SQL or text.")
         return value.strip().rstrip(";").strip()
 
-    def number(self, value: Any, where: str, low: float | None = None, high: float | None = None, open_low: bool = False) -> float:
+    def number(
+        self, value: Any, where: str, low: float | None = None, high: float | None = None, open_low: bool = False
+    ) -> float:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not _finite(value):
             raise self.fail(where, f"must be a number, not {shown(value)}.")
         if low is not None and (value < low or (open_low and value == low)):
@@ -308,13 +348,13 @@ class _Parser:
         if value is None or value == "":
             return []
         if not isinstance(value, list):
-            raise self.fail(where, f"must be a list such as [\"0\", \"1\"], not {shown(value)}.")
+            raise self.fail(where, f'must be a list such as ["0", "1"], not {shown(value)}.')
         return value
 
     def variation_id(self, value: Any, where: str) -> str:
         """A variation id as text (numbers are written as text, e.g. 1 → "1")."""
         if isinstance(value, bool) or not isinstance(value, (str, int, float)) or str(value) == "":
-            raise self.fail(where, f"a variation id must be text or a number such as \"0\", not {shown(value)}.")
+            raise self.fail(where, f'a variation id must be text or a number such as "0", not {shown(value)}.')
         return str(value)
 
     def unique(self, items: list[Any], section: str, attr: str) -> dict[str, Any]:
@@ -328,14 +368,20 @@ class _Parser:
 
     def known_type(self, name: str, where: str) -> None:
         if name not in self.identifier_types:
-            raise self.fail(where, f"{shown(name)} is not one of identifier_types {list(self.identifier_types)}; add it there or fix the name.")
+            raise self.fail(
+                where,
+                f"{shown(name)} is not one of identifier_types {list(self.identifier_types)}; add it there or fix the name.",
+            )
 
     def sql_columns(self, sql: str, required: list[str], where: str, what: str) -> tuple[str, ...] | None:
         columns = select_columns(sql)
         if columns is not None:
             missing = [c for c in required if c not in columns]
             if missing:
-                raise self.fail(where, f"the SQL returns {list(columns)} but {what} needs {missing}; add them to its SELECT (e.g. `userId AS user_id`).")
+                raise self.fail(
+                    where,
+                    f"the SQL returns {list(columns)} but {what} needs {missing}; add them to its SELECT (e.g. `userId AS user_id`).",
+                )
         return columns
 
     # -- sections -------------------------------------------------------------------------------
@@ -353,7 +399,10 @@ class _Parser:
         for t in types:
             self.known_type(t, f"{where}.identifier_types")
         if len(types) < 2:
-            raise self.fail(where, f"an identity join must return at least two identifier types of {list(self.identifier_types)}, it returns {list(types)}.")
+            raise self.fail(
+                where,
+                f"an identity join must return at least two identifier types of {list(self.identifier_types)}, it returns {list(types)}.",
+            )
         self.sql_columns(sql, list(types), where, "the identity join")
         return IdentityJoin(sql, types)
 
@@ -367,7 +416,9 @@ class _Parser:
         dimensions = self.names(entry.get("dimensions") or [], f"{where}.dimensions")
         reserved = set(ASSIGNMENT_COLUMNS) | set(self.identifier_types)
         if clash := reserved & set(dimensions):
-            raise self.fail(where, f"dimensions {sorted(clash)} clash with the required columns; use other column names.")
+            raise self.fail(
+                where, f"dimensions {sorted(clash)} clash with the required columns; use other column names."
+            )
         sql = self.text(entry, "sql", where)
         self.sql_columns(sql, [identifier, *ASSIGNMENT_COLUMNS, *dimensions], where, "an assignment query")
         return AssignmentQuery(name, identifier, sql, dimensions, str(entry.get("description") or ""))
@@ -384,9 +435,17 @@ class _Parser:
         if not isinstance(inverse, bool):
             raise self.fail(f"{where}.inverse", f"must be true or false, not {shown(inverse)}.")
         if kind.shape == RATIO:
-            self.keys(entry, {"name", "type", "numerator", "denominator", "inverse", "description", "capping"}, where, ("numerator", "denominator"))
+            self.keys(
+                entry,
+                {"name", "type", "numerator", "denominator", "inverse", "description", "capping"},
+                where,
+                ("numerator", "denominator"),
+            )
             if "capping" in entry:
-                raise self.fail(where, f"{kind.name} metrics take capping from their numerator and denominator metrics; move 'capping' there.")
+                raise self.fail(
+                    where,
+                    f"{kind.name} metrics take capping from their numerator and denominator metrics; move 'capping' there.",
+                )
             self.ratio_parts[name] = (self.name(entry, "numerator", where), self.name(entry, "denominator", where))
             return Metric(name, kind, inverse=inverse, description=str(entry.get("description") or ""))
         for key in ("numerator", "denominator"):
@@ -402,25 +461,42 @@ class _Parser:
                 raise self.fail(f"{where}.quantile", f"must be < 1, not {quantile}.")
         elif "quantile" in entry:
             raise self.fail(where, "'quantile' belongs to quantile metrics only; remove it or set type: quantile.")
-        refused = [key for key, allowed in (("cuped", kind.cuped), ("capping", kind.capping)) if key in entry and not allowed]
+        refused = [
+            key for key, allowed in (("cuped", kind.cuped), ("capping", kind.capping)) if key in entry and not allowed
+        ]
         if refused:
-            raise self.fail(where, f"{kind.name} metrics take no {' and no '.join(repr(k) for k in refused)}; remove {'them' if len(refused) > 1 else 'it'}.")
+            raise self.fail(
+                where,
+                f"{kind.name} metrics take no {' and no '.join(repr(k) for k in refused)}; remove {'them' if len(refused) > 1 else 'it'}.",
+            )
         columns = select_columns(sql)
         if "identifier_types" in entry:
             types = self.names(entry["identifier_types"], f"{where}.identifier_types")
         elif columns is not None:
             types = tuple(t for t in self.identifier_types if t in columns)
         else:
-            raise self.fail(where, "its columns cannot be read from the SQL; list its identifier columns under 'identifier_types'.")
+            raise self.fail(
+                where, "its columns cannot be read from the SQL; list its identifier columns under 'identifier_types'."
+            )
         if not types:
-            raise self.fail(where, f"the SQL returns none of the identifier types {list(self.identifier_types)}; select e.g. `userId AS user_id`.")
+            raise self.fail(
+                where,
+                f"the SQL returns none of the identifier types {list(self.identifier_types)}; select e.g. `userId AS user_id`.",
+            )
         for t in types:
             self.known_type(t, f"{where}.identifier_types")
         self.sql_columns(sql, kind.required_columns(types), where, f"a {kind.name} metric")
         return Metric(
-            name, kind, sql=sql, identifier_types=types, window=self.window(entry.get("window"), where),
-            capping=self.capping(entry.get("capping"), where), cuped_lookback_days=self.cuped(entry.get("cuped"), where),
-            quantile=quantile, filter=self.filter(entry.get("filter"), where), inverse=inverse,
+            name,
+            kind,
+            sql=sql,
+            identifier_types=types,
+            window=self.window(entry.get("window"), where),
+            capping=self.capping(entry.get("capping"), where),
+            cuped_lookback_days=self.cuped(entry.get("cuped"), where),
+            quantile=quantile,
+            filter=self.filter(entry.get("filter"), where),
+            inverse=inverse,
             description=str(entry.get("description") or ""),
         )
 
@@ -466,7 +542,9 @@ class _Parser:
         try:
             sqlglot.parse_one(f"SELECT 1 FROM t WHERE {value}", read="postgres")
         except sqlglot.errors.SqlglotError:
-            raise self.fail(f"{where}.filter", f"{shown(value)} is not a SQL condition; write e.g. \"event = 'Search'\".") from None
+            raise self.fail(
+                f"{where}.filter", f"{shown(value)} is not a SQL condition; write e.g. \"event = 'Search'\"."
+            ) from None
         if ";" in value:
             raise self.fail(f"{where}.filter", "must be one condition without ';'.")
         return value.strip()
@@ -478,13 +556,17 @@ class _Parser:
         for name, (numerator, denominator) in self.ratio_parts.items():
             for key, part in (("numerator", numerator), ("denominator", denominator)):
                 if part not in metrics:
-                    raise self.fail(f"metric {name!r}.{key}", f"{shown(part)} is not a defined metric; define it or fix the name.")
+                    raise self.fail(
+                        f"metric {name!r}.{key}", f"{shown(part)} is not a defined metric; define it or fix the name."
+                    )
                 if not metrics[part].kind.per_unit:
                     raise self.fail(
                         f"metric {name!r}.{key}",
                         f"{part!r} is a {metrics[part].type} metric, which cannot be a numerator or denominator (a ratio of ratios is a cycle of definitions); use a {', '.join(usable[:-1])} or {usable[-1]} metric.",
                     )
-            metrics[name] = dataclasses.replace(metrics[name], numerator=metrics[numerator], denominator=metrics[denominator])
+            metrics[name] = dataclasses.replace(
+                metrics[name], numerator=metrics[numerator], denominator=metrics[denominator]
+            )
         return metrics
 
     def experiment(self, entry: dict[str, Any], i: int) -> ExperimentConfig:
@@ -492,7 +574,9 @@ class _Parser:
         self.keys(entry, EXPERIMENT_KEYS, where, ("key",))
         key = str(entry["key"])
         if not EXPERIMENT_KEY.match(key):
-            raise self.fail(where, f"key {shown(key)} may hold only letters, digits and _ . : - (at most 100 characters).")
+            raise self.fail(
+                where, f"key {shown(key)} may hold only letters, digits and _ . : - (at most 100 characters)."
+            )
         where = f"experiment {key!r}"
         if "assignment_query" in entry:
             aq_name = self.name(entry, "assignment_query", where)
@@ -501,22 +585,39 @@ class _Parser:
         else:
             raise self.fail(where, f"name its 'assignment_query', one of {sorted(self.assignment_known)}.")
         if aq_name not in self.assignment_known:
-            raise self.fail(where, f"assignment_query {shown(aq_name)} is not defined; use one of {sorted(self.assignment_known)}.")
+            raise self.fail(
+                where, f"assignment_query {shown(aq_name)} is not defined; use one of {sorted(self.assignment_known)}."
+            )
         aq = self.assignment_known[aq_name]
         groups = {}
         for group in METRIC_GROUPS:
             names = self.names(entry.get(group) or [], f"{where}.{group}")
             for name in names:
                 if name not in self.metrics_known:
-                    raise self.fail(f"{where}.{group}", f"{shown(name)} is not a defined metric; define it under 'metrics' or fix the name (defined: {sorted(self.metrics_known)}).")
+                    raise self.fail(
+                        f"{where}.{group}",
+                        f"{shown(name)} is not a defined metric; define it under 'metrics' or fix the name (defined: {sorted(self.metrics_known)}).",
+                    )
             groups[group] = tuple(self.metrics_known[name] for name in names)
         activation = entry.get("activation_metric")
-        if activation is not None and (not isinstance(activation, str) or activation not in self.metrics_known or self.metrics_known[activation].kind.shape == RATIO):
-            raise self.fail(f"{where}.activation_metric", f"{shown(activation)} must name a defined metric that is not a ratio.")
+        if activation is not None and (
+            not isinstance(activation, str)
+            or activation not in self.metrics_known
+            or self.metrics_known[activation].kind.shape == RATIO
+        ):
+            raise self.fail(
+                f"{where}.activation_metric", f"{shown(activation)} must name a defined metric that is not a ratio."
+            )
         activation = None if activation is None else self.metrics_known[activation]
-        variations = tuple(self.variation_id(v, f"{where}.variations") for v in self.listed(entry.get("variations"), f"{where}.variations"))
+        variations = tuple(
+            self.variation_id(v, f"{where}.variations")
+            for v in self.listed(entry.get("variations"), f"{where}.variations")
+        )
         if len(set(variations)) != len(variations) or "__multiple__" in variations:
-            raise self.fail(f"{where}.variations", f"lists a variation twice or uses the reserved id '__multiple__': {list(variations)}.")
+            raise self.fail(
+                f"{where}.variations",
+                f"lists a variation twice or uses the reserved id '__multiple__': {list(variations)}.",
+            )
         control = entry.get("control")
         control = None if control is None else self.variation_id(control, f"{where}.control")
         if control is not None and variations and control not in variations:
@@ -524,13 +625,19 @@ class _Parser:
         weights = entry.get("weights") or []
         if weights:
             if not isinstance(weights, list) or len(weights) != len(variations):
-                raise self.fail(f"{where}.weights", f"must list one weight per variation ({len(variations)}), e.g. {[round(1 / max(len(variations), 1), 3)] * len(variations)}.")
+                raise self.fail(
+                    f"{where}.weights",
+                    f"must list one weight per variation ({len(variations)}), e.g. {[round(1 / max(len(variations), 1), 3)] * len(variations)}.",
+                )
             weights = [self.number(w, f"{where}.weights", 0, open_low=True) for w in weights]
             weights = [w / sum(weights) for w in weights]
         dimensions = self.names(entry.get("dimensions") or [], f"{where}.dimensions")
         for d in dimensions:
             if d not in aq.dimensions:
-                raise self.fail(f"{where}.dimensions", f"{shown(d)} is not a dimension of assignment query {shown(aq.name)} {list(aq.dimensions)}.")
+                raise self.fail(
+                    f"{where}.dimensions",
+                    f"{shown(d)} is not a dimension of assignment query {shown(aq.name)} {list(aq.dimensions)}.",
+                )
         start = self.timestamp(entry.get("start"), f"{where}.start")
         end = self.timestamp(entry.get("end"), f"{where}.end", end_of_day=True)
         if start and end and end < start:
@@ -539,9 +646,21 @@ class _Parser:
         if not isinstance(analysis, dict):
             raise self.fail(f"{where}.analysis", "must be a mapping of statistics settings (engine, alpha, …).")
         return ExperimentConfig(
-            key, aq, start, end, variations, control, tuple(weights), dimensions, activation,
-            groups["goal_metrics"], groups["secondary_metrics"], groups["guardrail_metrics"], analysis,
-            str(entry.get("name") or ""), str(entry.get("description") or ""),
+            key,
+            aq,
+            start,
+            end,
+            variations,
+            control,
+            tuple(weights),
+            dimensions,
+            activation,
+            groups["goal_metrics"],
+            groups["secondary_metrics"],
+            groups["guardrail_metrics"],
+            analysis,
+            str(entry.get("name") or ""),
+            str(entry.get("description") or ""),
         )
 
     def timestamp(self, value: Any, where: str, end_of_day: bool = False) -> dt.datetime | None:
@@ -558,4 +677,6 @@ class _Parser:
                 return day + dt.timedelta(days=1, microseconds=-1) if end_of_day else day
             return _naive_utc(dt.datetime.fromisoformat(value))  # a non-string: TypeError
         except (ValueError, OverflowError, TypeError):
-            raise self.fail(where, f"{shown(value)} is not a date or timestamp; write 2026-09-25 or 2026-09-25 13:00:00 (UTC).") from None
+            raise self.fail(
+                where, f"{shown(value)} is not a date or timestamp; write 2026-09-25 or 2026-09-25 13:00:00 (UTC)."
+            ) from None

@@ -4,6 +4,7 @@ The experiment engine answers "as of ``end``" (units exposed by ``end``, metric 
 ``end``), so the cumulative series is the engine run with successive end dates — one small
 aggregate query per point, goal metrics only — each analysed by the statistics engine.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -19,8 +20,20 @@ if TYPE_CHECKING:
 
 DEFAULT_POINTS = 14
 CUMULATIVE_COLUMNS = [
-    "day", "metric", "variation", "units", "baseline_units", "mean", "baseline_mean",
-    "relative_effect", "absolute_effect", "ci_lower", "ci_upper", "p_value", "chance_to_win", "significance",
+    "day",
+    "metric",
+    "variation",
+    "units",
+    "baseline_units",
+    "mean",
+    "baseline_mean",
+    "relative_effect",
+    "absolute_effect",
+    "ci_lower",
+    "ci_upper",
+    "p_value",
+    "chance_to_win",
+    "significance",
 ]
 
 

@@ -3,6 +3,7 @@ per day and type, days without data and tables that stopped early (late data), a
 the columns each metric reads. Counting happens in the database; NULL-rate queries are built here
 from the validated config (metric SQL as a subquery, column names from the config).
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
@@ -26,14 +27,26 @@ def experiment_health(db, config: Config | None = None) -> pd.DataFrame:
     for exp in progress(experiments(config or load_config()), desc="Health checks", unit="experiment"):
         units, _days = health_facts(exp, None, db)
         variations = list(exp.variations) or sorted(set(units["variation"]) - {"__multiple__"})
-        checks = health_checks(units, variations, list(exp.weights) if exp.variations else [1 / len(variations)] * len(variations))
+        checks = health_checks(
+            units, variations, list(exp.weights) if exp.variations else [1 / len(variations)] * len(variations)
+        )
         overall = units[units["dimension"] == "overall"]
-        split = overall[overall["variation"].isin(variations)].set_index("variation")["users"].reindex(variations, fill_value=0)
-        rows.append({
-            "experiment": exp.key, "units": int(split.sum()), "units_per_variation": ", ".join(f"{v}: {int(n):,}" for v, n in split.items()),
-            "srm_p_value": checks.srm_p_value, "srm_flagged": checks.srm_flagged,
-            "multiple_exposure_share": checks.multiple_exposure_share, "warnings": "; ".join(checks.warnings),
-        })
+        split = (
+            overall[overall["variation"].isin(variations)]
+            .set_index("variation")["users"]
+            .reindex(variations, fill_value=0)
+        )
+        rows.append(
+            {
+                "experiment": exp.key,
+                "units": int(split.sum()),
+                "units_per_variation": ", ".join(f"{v}: {int(n):,}" for v, n in split.items()),
+                "srm_p_value": checks.srm_p_value,
+                "srm_flagged": checks.srm_flagged,
+                "multiple_exposure_share": checks.multiple_exposure_share,
+                "warnings": "; ".join(checks.warnings),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -93,12 +106,23 @@ def null_rates(db, config: Config | None = None) -> pd.DataFrame:
         try:
             counts = db.sql(query, limit=None).iloc[0]
         except WorkbenchError as exc:
-            rows.append({"metric": name, "column": "(all)", "rows": 0, "nulls": 0, "null_rate": float("nan"), "error": str(exc)})
+            rows.append(
+                {"metric": name, "column": "(all)", "rows": 0, "nulls": 0, "null_rate": float("nan"), "error": str(exc)}
+            )
             continue
         total = int(counts["wb_rows"])
         for column in columns:
             nulls = total - int(counts[column])
-            rows.append({"metric": name, "column": column, "rows": total, "nulls": nulls, "null_rate": nulls / total if total else 0.0, "error": ""})
+            rows.append(
+                {
+                    "metric": name,
+                    "column": column,
+                    "rows": total,
+                    "nulls": nulls,
+                    "null_rate": nulls / total if total else 0.0,
+                    "error": "",
+                }
+            )
     frame = pd.DataFrame(rows)
     frame.attrs["sql"] = sql
     return frame

@@ -2,6 +2,7 @@
 (:func:`discover_experiments`), and config stubs for those not yet configured
 (:func:`write_experiment_stubs`).
 """
+
 from __future__ import annotations
 
 import re
@@ -50,12 +51,19 @@ def write_experiment_stubs(config: Config, found: "pd.DataFrame") -> list[str]:
         aq = rows["assignment_query"].iloc[0]
         rows = rows[rows["assignment_query"] == aq]
         variations = sorted(rows["variation_id"].astype(str))
-        stubs.append({
-            "key": key, "assignment_query": aq,
-            "start": str(_day(rows["first_exposure"].min())), "end": str(_day(rows["last_exposure"].max())),
-            "variations": variations, "control": variations[0],
-            "goal_metrics": [], "secondary_metrics": [], "guardrail_metrics": [],
-        })
+        stubs.append(
+            {
+                "key": key,
+                "assignment_query": aq,
+                "start": str(_day(rows["first_exposure"].min())),
+                "end": str(_day(rows["last_exposure"].max())),
+                "variations": variations,
+                "control": variations[0],
+                "goal_metrics": [],
+                "secondary_metrics": [],
+                "guardrail_metrics": [],
+            }
+        )
         keys.append(key)
     if not stubs:
         return []
@@ -69,9 +77,11 @@ def write_experiment_stubs(config: Config, found: "pd.DataFrame") -> list[str]:
     after = next((i for i in range(header + 1, len(lines)) if re.match(r"^[A-Za-z_]", lines[i])), len(lines))
     while after > header + 1 and not lines[after - 1].strip():
         after -= 1
-    indent = next((m.group(1) for line in lines[header + 1:after] if (m := re.match(r"^(\s*)- ", line))), "  ")
+    indent = next((m.group(1) for line in lines[header + 1 : after] if (m := re.match(r"^(\s*)- ", line))), "  ")
     block = yaml.safe_dump(stubs, sort_keys=False, default_flow_style=None).splitlines()
-    block = [f"{indent}# stubs written by `workbench experiments --write-stubs`: add metrics"] + [indent + line for line in block]
+    block = [f"{indent}# stubs written by `workbench experiments --write-stubs`: add metrics"] + [
+        indent + line for line in block
+    ]
     lines[after:after] = block
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     load_config(path)  # the file must still be valid

@@ -3,6 +3,7 @@ and per-unit metrics. Only small aggregates come back to Python.
 
 ``db`` is a :class:`workbench.db.Database`: DuckDB, PostgreSQL or Spark SQL.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -55,8 +56,14 @@ class Experiment:
     def metric_groups(self) -> dict[str, tuple[str, ...]]:
         """Metric names per group: ``{"goal": (...), "secondary": (...), "guardrail": (...)}``."""
         s = self.settings
-        return {group: tuple(m.name for m in metrics) for group, metrics in
-                (("goal", s.goal_metrics), ("secondary", s.secondary_metrics), ("guardrail", s.guardrail_metrics))}
+        return {
+            group: tuple(m.name for m in metrics)
+            for group, metrics in (
+                ("goal", s.goal_metrics),
+                ("secondary", s.secondary_metrics),
+                ("guardrail", s.guardrail_metrics),
+            )
+        }
 
     @property
     def inverse(self) -> dict[str, bool]:
@@ -105,7 +112,13 @@ def check_columns(experiment: Experiment, db) -> None:
     :class:`ConfigError` naming the entry and the missing columns before the real query runs."""
     cfg, s = experiment.config, experiment.settings
     aq = s.assignment_query
-    checks: list[tuple[str, str, list[str]]] = [(f"assignment query {aq.name!r}", aq.sql, [aq.identifier_type, "timestamp", "experiment_id", "variation_id", *aq.dimensions])]
+    checks: list[tuple[str, str, list[str]]] = [
+        (
+            f"assignment query {aq.name!r}",
+            aq.sql,
+            [aq.identifier_type, "timestamp", "experiment_id", "variation_id", *aq.dimensions],
+        )
+    ]
     for metric in s.metrics + ((s.activation_metric,) if s.activation_metric else ()):
         for m in metric.parts:
             checks.append((f"metric {m.name!r}", m.sql or "", m.kind.required_columns(m.identifier_types)))
@@ -116,7 +129,9 @@ def check_columns(experiment: Experiment, db) -> None:
         columns = [c.lower() for c in db.sql(sql_builder.probe_columns_query(sql), limit=None).columns]
         missing = [c for c in needed if c not in columns]
         if missing:
-            raise ConfigError(f"{cfg.path}: {where}: the SQL returns {columns} but needs {missing}; add them to its SELECT (e.g. `userId AS user_id`).")
+            raise ConfigError(
+                f"{cfg.path}: {where}: the SQL returns {columns} but needs {missing}; add them to its SELECT (e.g. `userId AS user_id`)."
+            )
 
 
 def _run(query: sql_builder.CompiledQuery, db, show_sql: bool):
@@ -130,8 +145,13 @@ def _run(query: sql_builder.CompiledQuery, db, show_sql: bool):
 
 
 def sufficient_stats(
-    experiment: Experiment, dimension: str | None = None, db=None, *, top_n: int = sql_builder.DEFAULT_TOP_N,
-    show_sql: bool = False, metrics: Sequence[Metric | str] | None = None,
+    experiment: Experiment,
+    dimension: str | None = None,
+    db=None,
+    *,
+    top_n: int = sql_builder.DEFAULT_TOP_N,
+    show_sql: bool = False,
+    metrics: Sequence[Metric | str] | None = None,
 ) -> "pd.DataFrame":
     """The sufficient-statistics table of ``docs/sufficient-statistics.md``: one row per
     (metric, dimension, dimension_value, variation), overall rows always, ``dimension`` rows (top
@@ -146,19 +166,29 @@ def sufficient_stats(
     wide = _run(query, db, show_sql)
     variations = list(experiment.variations) or sorted(set(wide["variation"]))
     values = set(wide["dimension_value"])
-    groups = [sql_builder.OVERALL] + sorted(values - {sql_builder.OVERALL, sql_builder.OTHER}) + [sql_builder.OTHER] * (sql_builder.OTHER in values)
+    groups = (
+        [sql_builder.OVERALL]
+        + sorted(values - {sql_builder.OVERALL, sql_builder.OTHER})
+        + [sql_builder.OTHER] * (sql_builder.OTHER in values)
+    )
     index = pd.MultiIndex.from_product([groups, variations], names=["dimension_value", "variation"])
     wide = wide.set_index(["dimension_value", "variation"]).reindex(index).reset_index()
     wide["users"] = wide["users"].fillna(0).astype("int64")
     frames = []
     for metric in metrics:
         cols = query.columns[metric.name]
-        part = pd.DataFrame({
-            "metric": metric.name, "metric_type": metric.type,
-            "dimension": np.where(wide["dimension_value"] == sql_builder.OVERALL, "overall", dimension or "overall"),
-            "dimension_value": wide["dimension_value"].replace(sql_builder.OVERALL, "all"),
-            "variation": wide["variation"].astype(str), "users": wide["users"],
-        })
+        part = pd.DataFrame(
+            {
+                "metric": metric.name,
+                "metric_type": metric.type,
+                "dimension": np.where(
+                    wide["dimension_value"] == sql_builder.OVERALL, "overall", dimension or "overall"
+                ),
+                "dimension_value": wide["dimension_value"].replace(sql_builder.OVERALL, "all"),
+                "variation": wide["variation"].astype(str),
+                "users": wide["users"],
+            }
+        )
         for stat in STAT_COLUMNS:
             part[stat] = pd.to_numeric(wide[cols[stat]], errors="coerce").astype("float64") if stat in cols else np.nan
         if metric.kind.shape == EVENTS:
@@ -176,7 +206,14 @@ def sufficient_stats(
     return result
 
 
-def health_facts(experiment: Experiment, dimension: str | None = None, db=None, *, top_n: int = sql_builder.DEFAULT_TOP_N, show_sql: bool = False) -> "tuple[pd.DataFrame, pd.DataFrame]":
+def health_facts(
+    experiment: Experiment,
+    dimension: str | None = None,
+    db=None,
+    *,
+    top_n: int = sql_builder.DEFAULT_TOP_N,
+    show_sql: bool = False,
+) -> "tuple[pd.DataFrame, pd.DataFrame]":
     """``(units, days)``: units per (dimension, dimension_value, variation) with ``status``
     ``included`` / ``multiple`` / ``unknown``; and units per first-exposure ``day`` and variation."""
     import pandas as pd
@@ -199,7 +236,9 @@ def health_facts(experiment: Experiment, dimension: str | None = None, db=None, 
     units["dimension_value"] = units["dimension_value"].map(lambda v: "all" if v is None or pd.isna(v) else v)
     units["status"] = units["variation"].map(status)
     units = units[["dimension", "dimension_value", "variation", "users", "status"]]
-    units = units.sort_values(["dimension", "dimension_value", "variation"], key=lambda s: s.map(lambda v: (v != "overall" and v != "all", v))).reset_index(drop=True)
+    units = units.sort_values(
+        ["dimension", "dimension_value", "variation"], key=lambda s: s.map(lambda v: (v != "overall" and v != "all", v))
+    ).reset_index(drop=True)
     days = raw[raw["day"].notna()][["day", "variation", "users"]].copy()
     days["day"] = pd.to_datetime(days["day"])
     days = days.sort_values(["day", "variation"]).reset_index(drop=True)
@@ -207,7 +246,9 @@ def health_facts(experiment: Experiment, dimension: str | None = None, db=None, 
     return units, days
 
 
-def unit_metrics(experiment: Experiment, db=None, *, show_sql: bool = False, metrics: Sequence[Metric | str] | None = None) -> "pd.DataFrame":
+def unit_metrics(
+    experiment: Experiment, db=None, *, show_sql: bool = False, metrics: Sequence[Metric | str] | None = None
+) -> "pd.DataFrame":
     """One row per unit (``unit, variation, first_exposure``) with ``n_<metric>`` (per-unit value)
     and ``pct_<metric>`` (1 if any row counted) per metric, zero-filled; for small data only."""
     db = _database(db)

@@ -12,6 +12,7 @@ quantile levels) are inlined as float literals. The text is written in the diale
 PostgreSQL both run; :func:`workbench.db.dialects.transpile` turns it into Spark SQL, BigQuery,
 Snowflake or Trino.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -161,7 +162,12 @@ def _units_ctes(plan: _Plan, dimension: str | None, included_only: bool) -> list
     facts, and only the analysed ones with ``included_only``: filtered once, where they are built,
     instead of in every metric scan that reads ``eligible``."""
     aq, exp_cfg, unit = plan.assignment, plan.experiment, plan.unit_type
-    where = [f"e.experiment_id = :experiment_key", f"e.{unit} IS NOT NULL", "e.timestamp IS NOT NULL", "e.variation_id IS NOT NULL"]
+    where = [
+        f"e.experiment_id = :experiment_key",
+        f"e.{unit} IS NOT NULL",
+        "e.timestamp IS NOT NULL",
+        "e.variation_id IS NOT NULL",
+    ]
     if exp_cfg.start is not None:
         where.append("e.timestamp >= :start")
         plan.params["start"] = exp_cfg.start
@@ -188,14 +194,16 @@ def _units_ctes(plan: _Plan, dimension: str | None, included_only: bool) -> list
             "units AS (\n  SELECT f.wb_unit, f.wb_first_exposure, f.wb_variation,\n"
             f"    CASE WHEN r.wb_value_rank <= :top_n THEN f.wb_raw_dim ELSE '{OTHER}' END AS wb_dim\n"
             "  FROM first_exposures f JOIN dimension_ranks r ON r.wb_raw_dim = f.wb_raw_dim"
-            + (f"\n  WHERE {_included(plan, 'f.wb_variation')}" if included_only else "") + "\n)",
+            + (f"\n  WHERE {_included(plan, 'f.wb_variation')}" if included_only else "")
+            + "\n)",
         ]
     else:
         variation = f"CASE WHEN MIN(wb_variation) = MAX(wb_variation) THEN MIN(wb_variation) ELSE '{MULTIPLE}' END"
         ctes.append(
             f"units AS (\n  SELECT wb_unit, MIN(wb_ts) AS wb_first_exposure,\n    {variation} AS wb_variation,\n"
             "    CAST(NULL AS VARCHAR) AS wb_dim\n  FROM exposures GROUP BY wb_unit"
-            + (f"\n  HAVING {_included(plan, variation)}" if included_only else "") + "\n)"
+            + (f"\n  HAVING {_included(plan, variation)}" if included_only else "")
+            + "\n)"
         )
     for (j, other), name in _identity_maps(plan).items():
         join = plan.config.identity_joins[j]
@@ -215,7 +223,9 @@ def _units_ctes(plan: _Plan, dimension: str | None, included_only: bool) -> list
         ctes.append("assigned AS (\n  SELECT * FROM units\n)")
     if included_only:
         plan.shift_columns = _shift_columns(plan)
-        shifted = "".join(f", {_exposure_shift(sec / 3600, unit='')} AS {col}" for sec, col in plan.shift_columns.items())
+        shifted = "".join(
+            f", {_exposure_shift(sec / 3600, unit='')} AS {col}" for sec, col in plan.shift_columns.items()
+        )
         ctes.append(f"eligible AS (\n  SELECT *{shifted} FROM assigned\n)")
     return [c for c in ctes if c]
 
@@ -232,7 +242,7 @@ def _identity_cte_if_new(plan: _Plan, identity: str | None) -> str:
     """The activation metric may need an identity map no other metric needs."""
     if identity is None or identity in plan.identity_written:
         return ""
-    (j, other), = [k for k, v in plan.identity.items() if v == identity]
+    ((j, other),) = [k for k, v in plan.identity.items() if v == identity]
     join = plan.config.identity_joins[j]
     plan.identity_written.add(identity)
     return (
@@ -270,11 +280,15 @@ def _metric_ctes(plan: _Plan) -> list[str]:
             counted = _in_window(metric, end_bound, plan.shift_columns)
             aggregates.append(f"SUM(CASE WHEN {counted} THEN 1 ELSE 0 END) AS m{i}_rows")
             if kind.value_aggregate:
-                aggregates.append(f"{kind.value_aggregate}(CASE WHEN {counted} THEN CAST(s.value AS DOUBLE PRECISION) END) AS m{i}_value")
+                aggregates.append(
+                    f"{kind.value_aggregate}(CASE WHEN {counted} THEN CAST(s.value AS DOUBLE PRECISION) END) AS m{i}_value"
+                )
             if metric.cuped_lookback_days:
                 pre = _pre_window(metric, plan.shift_columns)
                 if kind.value_aggregate:
-                    aggregates.append(f"{kind.value_aggregate}(CASE WHEN {pre} THEN CAST(s.value AS DOUBLE PRECISION) END) AS m{i}_pre")
+                    aggregates.append(
+                        f"{kind.value_aggregate}(CASE WHEN {pre} THEN CAST(s.value AS DOUBLE PRECISION) END) AS m{i}_pre"
+                    )
                 else:
                     aggregates.append(f"SUM(CASE WHEN {pre} THEN 1 ELSE 0 END) AS m{i}_pre")
         # The per-unit windows live in the CASEs above only: in WHERE they would become a non-equi
@@ -282,7 +296,8 @@ def _metric_ctes(plan: _Plan) -> list[str]:
         bounds = _date_bounds(plan, str(k), metrics)
         where = f"\n  WHERE {' AND '.join(bounds)}" if bounds else ""
         ctes.append(
-            f"source_{k} AS (\n  SELECT u.wb_unit,\n    " + ",\n    ".join(aggregates)
+            f"source_{k} AS (\n  SELECT u.wb_unit,\n    "
+            + ",\n    ".join(aggregates)
             + f"\n  FROM {_source_join(plan, sql, column, identity)}{where}\n  GROUP BY u.wb_unit\n)"
         )
         joins.append(f"LEFT JOIN source_{k} ON source_{k}.wb_unit = u.wb_unit")
@@ -296,7 +311,10 @@ def _metric_ctes(plan: _Plan) -> list[str]:
                 raw_cols.append(f"CAST({pre} AS DOUBLE PRECISION) AS m{i}_pre")
     ctes.append(
         "raw_per_unit AS (\n  SELECT u.wb_unit, u.wb_first_exposure, u.wb_variation, u.wb_dim"
-        + "".join(f",\n    {c}" for c in raw_cols) + "\n  FROM eligible u\n  " + "\n  ".join(joins) + "\n)"
+        + "".join(f",\n    {c}" for c in raw_cols)
+        + "\n  FROM eligible u\n  "
+        + "\n  ".join(joins)
+        + "\n)"
     )
     capped, cross = [], []
     for metric in plan.base:
@@ -317,8 +335,11 @@ def _metric_ctes(plan: _Plan) -> list[str]:
             capped.append(f"LEAST(r.{col}, {limit}) AS {col}" if limit else f"r.{col}")
         capped.append(f"r.m{i}_rows")
     ctes.append(
-        "per_unit AS (\n  SELECT r.wb_unit, r.wb_first_exposure, r.wb_variation, r.wb_dim,\n    " + ",\n    ".join(capped)
-        + "\n  FROM raw_per_unit r" + "".join(f" {c}" for c in cross) + "\n)"
+        "per_unit AS (\n  SELECT r.wb_unit, r.wb_first_exposure, r.wb_variation, r.wb_dim,\n    "
+        + ",\n    ".join(capped)
+        + "\n  FROM raw_per_unit r"
+        + "".join(f" {c}" for c in cross)
+        + "\n)"
     )
     return ctes
 
@@ -344,10 +365,18 @@ def _quantile_ctes(plan: _Plan, dimension: str | None) -> list[str]:
                 "ROW_NUMBER() OVER (PARTITION BY wb_variation, wb_dim ORDER BY wb_value) AS wb_rank_dim",
                 "COUNT(*) OVER (PARTITION BY wb_variation, wb_dim) AS wb_n_dim",
             ]
-        ctes.append(f"quantile_ranked_{j} AS (\n  SELECT wb_variation, wb_dim, wb_value,\n    " + ",\n    ".join(windows) + f"\n  FROM quantile_rows_{j}\n)")
-        selects = [f"SELECT wb_variation, '{OVERALL}' AS wb_group, {_order_statistics('all', q)}\n  FROM quantile_ranked_{j} GROUP BY wb_variation"]
+        ctes.append(
+            f"quantile_ranked_{j} AS (\n  SELECT wb_variation, wb_dim, wb_value,\n    "
+            + ",\n    ".join(windows)
+            + f"\n  FROM quantile_rows_{j}\n)"
+        )
+        selects = [
+            f"SELECT wb_variation, '{OVERALL}' AS wb_group, {_order_statistics('all', q)}\n  FROM quantile_ranked_{j} GROUP BY wb_variation"
+        ]
         if dimension:
-            selects.append(f"SELECT wb_variation, wb_dim AS wb_group, {_order_statistics('dim', q)}\n  FROM quantile_ranked_{j} GROUP BY wb_variation, wb_dim")
+            selects.append(
+                f"SELECT wb_variation, wb_dim AS wb_group, {_order_statistics('dim', q)}\n  FROM quantile_ranked_{j} GROUP BY wb_variation, wb_dim"
+            )
         ctes.append(f"quantile_stats_{j} AS (\n  " + "\n  UNION ALL\n  ".join(selects) + "\n)")
     return ctes
 
@@ -366,29 +395,46 @@ def _order_statistics(level: str, q: float) -> str:
 
 
 def sufficient_stats_query(
-    config: Config, experiment: ExperimentConfig, dimension: str | None = None,
-    top_n: int = DEFAULT_TOP_N, metrics: tuple[Metric, ...] | None = None,
+    config: Config,
+    experiment: ExperimentConfig,
+    dimension: str | None = None,
+    top_n: int = DEFAULT_TOP_N,
+    metrics: tuple[Metric, ...] | None = None,
 ) -> CompiledQuery:
     """One query returning, per variation and dimension value (``__overall__`` for the whole
     experiment), ``users`` and the sufficient statistics of every metric of ``experiment``."""
     plan = _plan(config, experiment, dimension, top_n, metrics)
     ctes = _units_ctes(plan, dimension, included_only=True) + _metric_ctes(plan) + _quantile_ctes(plan, dimension)
-    selects = ["CAST(wb_variation AS VARCHAR) AS variation", f"COALESCE(wb_dim, '{OVERALL}') AS dimension_value", "COUNT(*) AS users"]
+    selects = [
+        "CAST(wb_variation AS VARCHAR) AS variation",
+        f"COALESCE(wb_dim, '{OVERALL}') AS dimension_value",
+        "COUNT(*) AS users",
+    ]
     columns: dict[str, dict[str, str]] = {}
     for j, metric in enumerate(plan.outputs):
         cols: dict[str, str] = {}
         if metric.kind.shape == EVENTS:
             columns[metric.name] = cols
             continue
-        main, den = (metric.numerator.name, metric.denominator.name) if metric.kind.shape == RATIO else (metric.name, None)
+        main, den = (
+            (metric.numerator.name, metric.denominator.name) if metric.kind.shape == RATIO else (metric.name, None)
+        )
         a = f"m{plan.index[main]}_main"
         sums = {"main_sum": f"SUM({a})", "main_sum_squares": f"SUM({a} * {a})"}
         if den is not None:
             b = f"m{plan.index[den]}_main"
-            sums |= {"denominator_sum": f"SUM({b})", "denominator_sum_squares": f"SUM({b} * {b})", "main_denominator_sum_product": f"SUM({a} * {b})"}
+            sums |= {
+                "denominator_sum": f"SUM({b})",
+                "denominator_sum_squares": f"SUM({b} * {b})",
+                "main_denominator_sum_product": f"SUM({a} * {b})",
+            }
         if metric.cuped_lookback_days:
             c = f"m{plan.index[main]}_pre"
-            sums |= {"covariate_sum": f"SUM({c})", "covariate_sum_squares": f"SUM({c} * {c})", "main_covariate_sum_product": f"SUM({a} * {c})"}
+            sums |= {
+                "covariate_sum": f"SUM({c})",
+                "covariate_sum_squares": f"SUM({c} * {c})",
+                "main_covariate_sum_product": f"SUM({a} * {c})",
+            }
         for stat, expr in sums.items():
             cols[stat] = f"s{j}_{stat}"
             selects.append(f"{expr} AS {cols[stat]}")
@@ -401,15 +447,24 @@ def sufficient_stats_query(
         for j, metric in enumerate(plan.quantiles):
             k = plan.outputs.index(metric)
             cols = columns[metric.name]
-            for stat, col in (("quantile_n", "q_n"), ("quantile", "q_value"), ("quantile_lower", "q_lower"), ("quantile_upper", "q_upper")):
+            for stat, col in (
+                ("quantile_n", "q_n"),
+                ("quantile", "q_value"),
+                ("quantile_lower", "q_lower"),
+                ("quantile_upper", "q_upper"),
+            ):
                 cols[stat] = f"s{k}_{stat}"
                 outer.append(f"q{j}.{col} AS {cols[stat]}")
-            joins.append(f"LEFT JOIN quantile_stats_{j} q{j} ON q{j}.wb_variation = m.variation AND q{j}.wb_group = m.dimension_value")
+            joins.append(
+                f"LEFT JOIN quantile_stats_{j} q{j} ON q{j}.wb_variation = m.variation AND q{j}.wb_group = m.dimension_value"
+            )
         body = "SELECT " + ", ".join(outer) + "\nFROM main_stats m\n" + "\n".join(joins)
     return CompiledQuery(_with(ctes, body), dict(plan.params), columns)
 
 
-def health_query(config: Config, experiment: ExperimentConfig, dimension: str | None = None, top_n: int = DEFAULT_TOP_N) -> CompiledQuery:
+def health_query(
+    config: Config, experiment: ExperimentConfig, dimension: str | None = None, top_n: int = DEFAULT_TOP_N
+) -> CompiledQuery:
     """Units per variation (``__multiple__`` and unknown ones included) overall, per dimension
     value and per first-exposure day, in one grouped query over the units."""
     plan = _plan(config, experiment, dimension, top_n, metrics=())
@@ -423,7 +478,9 @@ def health_query(config: Config, experiment: ExperimentConfig, dimension: str | 
     return CompiledQuery(_with(ctes, body), dict(plan.params))
 
 
-def unit_metrics_query(config: Config, experiment: ExperimentConfig, metrics: tuple[Metric, ...] | None = None) -> CompiledQuery:
+def unit_metrics_query(
+    config: Config, experiment: ExperimentConfig, metrics: tuple[Metric, ...] | None = None
+) -> CompiledQuery:
     """One row per included unit: ``unit, variation, first_exposure`` and per base metric
     ``n_<metric>`` (per-unit value after capping) and ``pct_<metric>`` (1 if any row counted)."""
     plan = _plan(config, experiment, None, DEFAULT_TOP_N, metrics)
@@ -452,7 +509,9 @@ def probe_columns_query(sql: str) -> str:
     return f"SELECT * FROM ({sql}) q WHERE 1 = 0"
 
 
-def _plan(config: Config, experiment: ExperimentConfig, dimension: str | None, top_n: int, metrics: tuple[Metric, ...] | None) -> _Plan:
+def _plan(
+    config: Config, experiment: ExperimentConfig, dimension: str | None, top_n: int, metrics: tuple[Metric, ...] | None
+) -> _Plan:
     aq = experiment.assignment_query
     if dimension is not None and dimension not in aq.dimensions:
         raise ConfigError(

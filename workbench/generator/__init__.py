@@ -5,6 +5,7 @@
 transaction, simulating users in fixed-size chunks so memory stays bounded from 10 thousand to
 10 million users. The same seed and arguments always write identical rows.
 """
+
 from __future__ import annotations
 
 import math
@@ -29,7 +30,9 @@ CALIBRATION_USERS = 20_000
 def checked_arguments(users: int, seed: int, days: int, start: str | date) -> datetime:
     """Validate ``generate``'s arguments; return ``start`` as a UTC midnight datetime."""
     if isinstance(users, bool) or not isinstance(users, int) or not MIN_USERS <= users <= MAX_USERS:
-        raise WorkbenchError(f"users (--users) must be a whole number from {MIN_USERS:,} to {MAX_USERS:,}, not {users!r}.")
+        raise WorkbenchError(
+            f"users (--users) must be a whole number from {MIN_USERS:,} to {MAX_USERS:,}, not {users!r}."
+        )
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise WorkbenchError(f"seed (--seed) must be a whole number of 0 or more, not {seed!r}.")
     if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= MAX_DAYS:
@@ -44,7 +47,9 @@ def checked_arguments(users: int, seed: int, days: int, start: str | date) -> da
     return datetime(start.year, start.month, start.day, tzinfo=UTC)
 
 
-def generate(db: SqlDatabase, users: int = 10_000, seed: int = 1, days: int = 60, start: str | date = "2026-09-25") -> dict[str, int]:
+def generate(
+    db: SqlDatabase, users: int = 10_000, seed: int = 1, days: int = 60, start: str | date = "2026-09-25"
+) -> dict[str, int]:
     """Replace the five sample tables and ``generator_truth`` in ``db`` with ``users`` simulated users
     active over ``days`` days from ``start`` (UTC); return the rows written per table."""
     from workbench.db.bulk_write import write_transaction

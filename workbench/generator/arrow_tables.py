@@ -6,6 +6,7 @@ and the CSV writer for PostgreSQL's ``COPY`` read as plain text. Identifiers loo
 ``sessionId`` is 16 hex digits. Ids come from a keyed bijective hash of (user, session number), so
 they are unique without any bookkeeping and identical for the same seed.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -42,7 +43,9 @@ def hex16(values: np.ndarray) -> pa.Array:
 
 
 def chunk_tables(
-    chunk: Chunk, salts: np.ndarray, start_us: int,
+    chunk: Chunk,
+    salts: np.ndarray,
+    start_us: int,
     experiments: tuple[PlantedExperiment, ...] = PLANTED_EXPERIMENTS,
 ) -> dict[str, pa.Table]:
     """The five tables' rows for ``chunk``; ``start_us`` is the period's start in epoch microseconds."""
@@ -52,7 +55,12 @@ def chunk_tables(
     browser_text = pa.array(BROWSERS).take(pa.array(chunk.session_browser))
     cookie_random = (splitmix64(session_key[chunk.cookie_session] + salts[1]) >> np.uint64(11)) * 2.0**-53
     anonymous_id = pc.binary_join_element_wise(
-        browser_text.take(pa.array(chunk.cookie_session)), user_text, "__", pc.cast(pa.array(cookie_random), pa.string()), "")
+        browser_text.take(pa.array(chunk.cookie_session)),
+        user_text,
+        "__",
+        pc.cast(pa.array(cookie_random), pa.string()),
+        "",
+    )
     identity = {
         "userId": user_text,
         "anonymousId": anonymous_id,
@@ -76,16 +84,20 @@ def chunk_tables(
             variationId=pc.cast(pa.array(exposures["variation"]), pa.string()),
         ),
         "orders": table(
-            orders, qty=pa.array(orders["qty"], pa.int32()),
+            orders,
+            qty=pa.array(orders["qty"], pa.int32()),
             amount=pa.array(orders["amount"], pa.int32(), mask=orders["amount_missing"]),
         ),
         "pages": table(chunk.pages, path=_labels(chunk.pages["path"], PATHS)),
         "sessions": table(
-            {"session": np.arange(len(chunk.session_user)), "time": chunk.session_start}, "sessionStart",
-            pages=pa.array(chunk.session_pages, pa.int32()), duration=pa.array(chunk.session_duration, pa.int32()),
+            {"session": np.arange(len(chunk.session_user)), "time": chunk.session_start},
+            "sessionStart",
+            pages=pa.array(chunk.session_pages, pa.int32()),
+            duration=pa.array(chunk.session_duration, pa.int32()),
         ),
         "events": table(
-            chunk.events, value=pa.array(chunk.events["value"], pa.int32()),
+            chunk.events,
+            value=pa.array(chunk.events["value"], pa.int32()),
             event=_labels(chunk.events["event"], EVENTS),
         ),
     }

@@ -4,6 +4,7 @@ Each variation's effect multiplies one behaviour's probability, ``p × (1 + effe
 from their first exposure on (the simulation's base rates leave room, so no probability is capped). The same table is written to the database as
 ``generator_truth`` so an analysis can be checked against what really happened.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -58,7 +59,9 @@ class PlantedExperiment:
         if self.acts_on is None and any(self.effects):
             raise ValueError(f"{where}: effects need acts_on naming the behaviour they change.")
         if self.acts_on is not None and self.acts_on not in BEHAVIOURS_AFTER[self.exposed_on]:
-            raise ValueError(f"{where}: an exposure on {self.exposed_on} can only act on {BEHAVIOURS_AFTER[self.exposed_on]}.")
+            raise ValueError(
+                f"{where}: an exposure on {self.exposed_on} can only act on {BEHAVIOURS_AFTER[self.exposed_on]}."
+            )
         if not 0 <= self.starts < self.ends <= 1:
             raise ValueError(f"{where}: starts and ends are fractions of the period with 0 <= starts < ends <= 1.")
         if not 0 <= self.extra_exposure_share <= 1 - self.weights[0]:
@@ -74,36 +77,62 @@ class PlantedExperiment:
 # 60-day period from 2026-09-25), so that workbench.yml analyses generated data as it does the sample.
 PLANTED_EXPERIMENTS: tuple[PlantedExperiment, ...] = (
     PlantedExperiment(
-        "homepage-nav-ios", (0.5, 0.25, 0.25), "home", None, (0.0, 0.0, 0.0),
+        "homepage-nav-ios",
+        (0.5, 0.25, 0.25),
+        "home",
+        None,
+        (0.0, 0.0, 0.0),
         "A/A test with unequal weights (50/25/25), shown to Safari users only: any difference is noise.",
         browser="Safari",
     ),
     PlantedExperiment(
-        "add-to-cart-cta", (0.5, 0.5), "item", "add_to_cart", (0.0, 0.30),
+        "add-to-cart-cta",
+        (0.5, 0.5),
+        "item",
+        "add_to_cart",
+        (0.0, 0.30),
         "Clear winner: variation 1 adds more items to carts, so more users purchase.",
     ),
     PlantedExperiment(
-        "price-display", (0.5, 0.5), "item", "purchase", (0.0, -0.25),
+        "price-display",
+        (0.5, 0.5),
+        "item",
+        "purchase",
+        (0.0, -0.25),
         "Loser: variation 1 makes fewer checkouts end in a purchase. Exposures stop on 2026-11-17.",
         ends=53 / 60,
     ),
     PlantedExperiment(
-        "results-order", (0.5, 0.5), "search", "add_to_cart", (0.0, 0.25),
+        "results-order",
+        (0.5, 0.5),
+        "search",
+        "add_to_cart",
+        (0.0, 0.25),
         "Short test (2026-09-27 to 2026-10-15): variation 1 adds more searched items to carts.",
-        starts=2 / 60, ends=20.5 / 60,
+        starts=2 / 60,
+        ends=20.5 / 60,
     ),
     PlantedExperiment(
-        "checkout-layout", (1 / 3, 1 / 3, 1 / 3), "checkout", "purchase", (0.0, -0.10, 0.10),
+        "checkout-layout",
+        (1 / 3, 1 / 3, 1 / 3),
+        "checkout",
+        "purchase",
+        (0.0, -0.10, 0.10),
         "Three arms: variation 1 loses, variation 2 wins on purchases. Multiple exposures: 9% of exposed "
         "users (all from variations 1 and 2) also see variation 0 once; dropping them as __multiple__ "
         "leaves a sample-ratio mismatch.",
         extra_exposure_share=0.09,
     ),
     PlantedExperiment(
-        "confirmation-email", (0.5, 0.5), "first_session_end", "return_visit", (0.0, 0.20),
+        "confirmation-email",
+        (0.5, 0.5),
+        "first_session_end",
+        "return_visit",
+        (0.0, 0.20),
         "Winner on retention: sent at the end of a first session between 2026-11-05 and 2026-11-17; "
         "variation 1 brings users back more often.",
-        starts=41 / 60, ends=53 / 60,
+        starts=41 / 60,
+        ends=53 / 60,
     ),
 )
 

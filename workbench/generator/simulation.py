@@ -5,6 +5,7 @@ sessions × page-slots matrix walks each visit through the funnel
 ``/ → /search → /item/<n>… → /cart → /checkout → /success``. No Python loop runs per user,
 session or row. Times are whole seconds since the start of the period.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -25,24 +26,27 @@ ITEM_WEIGHTS = tuple(1 / np.sqrt(np.arange(1, ITEMS + 1)))  # cheap items are vi
 PATHS = ("/", "/search", "/cart", "/checkout", "/success") + tuple(f"/item/{i}" for i in range(1, ITEMS + 1))
 EVENTS = ("Open Nav", "Search", "Sort Results", "Add to Cart", "Cart Loaded")
 
-MAX_SESSIONS = 12          # sessions per user at most
+MAX_SESSIONS = 12  # sessions per user at most
 RETURN_MAX, RETURN_BETA = 0.8, (8.0, 2.0)  # per-user chance of a first return visit: 0.8 × Beta(8, 2), mean 0.64
-RETURN_DECAY = 0.9         # each further return is 0.9 times as likely as the one before (retention decays)
-GAP_DAYS_MEAN = 1.5        # days between visits: 1 + floor(Exponential(1.5 × 1.35^k)), growing with k
+RETURN_DECAY = 0.9  # each further return is 0.9 times as likely as the one before (retention decays)
+GAP_DAYS_MEAN = 1.5  # days between visits: 1 + floor(Exponential(1.5 × 1.35^k)), growing with k
 GAP_GROWTH = 1.35
 COOKIE_CLEAR_SHARE = 0.05  # sessions that start with cleared cookies (a new anonymousId)
 OPEN_NAV_SHARE = 0.45
 SEARCH_SHARE = 0.70
 SORT_SHARE = 0.10
-ITEM_SLOTS = 4             # item pages per session at most
-ADD_TO_CART_BASE = 0.40    # per viewed item, before the user's propensity and planted effects
-CHECKOUT_SHARE = 0.85      # sessions with a cart that go on to /checkout
-PURCHASE_BASE = 0.60       # per checkout, before the user's propensity and planted effects
-PROPENSITY_BETA = 4.0      # per-user add/buy propensities: 0.5 + Beta(4, 4), in (0.5, 1.5) with mean 1
+ITEM_SLOTS = 4  # item pages per session at most
+ADD_TO_CART_BASE = 0.40  # per viewed item, before the user's propensity and planted effects
+CHECKOUT_SHARE = 0.85  # sessions with a cart that go on to /checkout
+PURCHASE_BASE = 0.60  # per checkout, before the user's propensity and planted effects
+PROPENSITY_BETA = 4.0  # per-user add/buy propensities: 0.5 + Beta(4, 4), in (0.5, 1.5) with mean 1
 PROPENSITY_MAX = 1.5
-BASE_PROBABILITY = {"add_to_cart": ADD_TO_CART_BASE * PROPENSITY_MAX, "purchase": PURCHASE_BASE * PROPENSITY_MAX,
-                    "return_visit": RETURN_MAX}  # the highest each can be before planted effects
-NULL_AMOUNT_SHARE = 0.15   # orders whose amount is NULL (lost by the tracking, on purpose)
+BASE_PROBABILITY = {
+    "add_to_cart": ADD_TO_CART_BASE * PROPENSITY_MAX,
+    "purchase": PURCHASE_BASE * PROPENSITY_MAX,
+    "return_visit": RETURN_MAX,
+}  # the highest each can be before planted effects
+NULL_AMOUNT_SHARE = 0.15  # orders whose amount is NULL (lost by the tracking, on purpose)
 DWELL_MIN_S, DWELL_MEAN_S = 3, 14  # seconds on a page: 3 + floor(Exponential(14))
 
 # Page slots of a session, in the order they are visited.
@@ -57,18 +61,18 @@ class Chunk:
     """One chunk of simulated users. Row tables are dicts of equal-length arrays; ``session``
     indexes the chunk's sessions, and sessions are grouped by user in user order."""
 
-    user_ids: np.ndarray          # (users,) global user ids, 1-based
-    country: np.ndarray           # (users,) index into COUNTRIES
-    session_user: np.ndarray      # (sessions,) index into user_ids
-    session_number: np.ndarray    # (sessions,) 0 for a user's first session
-    session_start: np.ndarray     # (sessions,) seconds
-    session_browser: np.ndarray   # (sessions,) index into BROWSERS
-    cookie_session: np.ndarray    # (sessions,) the session whose cookie (anonymousId) this one carries
+    user_ids: np.ndarray  # (users,) global user ids, 1-based
+    country: np.ndarray  # (users,) index into COUNTRIES
+    session_user: np.ndarray  # (sessions,) index into user_ids
+    session_number: np.ndarray  # (sessions,) 0 for a user's first session
+    session_start: np.ndarray  # (sessions,) seconds
+    session_browser: np.ndarray  # (sessions,) index into BROWSERS
+    cookie_session: np.ndarray  # (sessions,) the session whose cookie (anonymousId) this one carries
     session_pages: np.ndarray
     session_duration: np.ndarray  # seconds
-    pages: dict[str, np.ndarray]      # session, time, path (index into PATHS)
-    events: dict[str, np.ndarray]     # session, time, event (index into EVENTS), value
-    orders: dict[str, np.ndarray]     # session, time, qty, amount, amount_missing
+    pages: dict[str, np.ndarray]  # session, time, path (index into PATHS)
+    events: dict[str, np.ndarray]  # session, time, event (index into EVENTS), value
+    orders: dict[str, np.ndarray]  # session, time, qty, amount, amount_missing
     exposures: dict[str, np.ndarray]  # session, time, experiment (index into experiments), variation
 
     def row_counts(self) -> dict[str, int]:
@@ -82,22 +86,28 @@ class Chunk:
 
 
 def simulate_chunk(
-    rng: np.random.Generator, first_user_id: int, users: int, days: int,
+    rng: np.random.Generator,
+    first_user_id: int,
+    users: int,
+    days: int,
     experiments: tuple[PlantedExperiment, ...] = PLANTED_EXPERIMENTS,
 ) -> Chunk:
     """Users ``first_user_id … first_user_id + users - 1`` over ``days`` days, drawn from ``rng``."""
     for behaviour, ceiling in highest_probabilities(experiments).items():
         if ceiling > 1:
-            raise ValueError(f"planted effects on {behaviour} could push its probability to {ceiling:.2f} > 1: "
-                             "smaller effects keep every effect an exact multiplier.")
+            raise ValueError(
+                f"planted effects on {behaviour} could push its probability to {ceiling:.2f} > 1: "
+                "smaller effects keep every effect an exact multiplier."
+            )
     period_s = days * SECONDS_PER_DAY
     country = _draw(rng, COUNTRY_WEIGHTS, users)
     return_p = RETURN_MAX * rng.beta(*RETURN_BETA, users)
     add_propensity = PROPENSITY_MAX - 1 + rng.beta(PROPENSITY_BETA, PROPENSITY_BETA, users)
     buy_propensity = PROPENSITY_MAX - 1 + rng.beta(PROPENSITY_BETA, PROPENSITY_BETA, users)
     variation = np.stack([_draw(rng, e.weights, users) for e in experiments])  # experiments × users
-    extra_exposure = np.stack([(rng.random(users) < e.extra_exposure_probability) & (variation[i] > 0)
-                               for i, e in enumerate(experiments)])
+    extra_exposure = np.stack(
+        [(rng.random(users) < e.extra_exposure_probability) & (variation[i] > 0) for i, e in enumerate(experiments)]
+    )
 
     # Sessions: a first visit on a uniform day, then return visits that get rarer and further apart.
     day, start = _visit_slots(rng, users, days)
@@ -127,13 +137,20 @@ def simulate_chunk(
     item_id = 1 + _draw(rng, np.asarray(ITEM_WEIGHTS) / sum(ITEM_WEIGHTS), (sessions, ITEM_SLOTS))
     dwell = DWELL_MIN_S + np.floor(rng.exponential(DWELL_MEAN_S, (sessions, PAGE_SLOTS))).astype(np.int64)
 
-    active = np.stack([
-        (session_start >= e.starts * period_s) & (session_start < e.ends * period_s)
-        & (True if e.browser is None else browser == BROWSERS.index(e.browser))
-        for e in experiments
-    ])
-    shown = {"home": np.ones(sessions, bool), "search": searched, "item": item_count > 0,
-             "first_session_end": first_of_user}
+    active = np.stack(
+        [
+            (session_start >= e.starts * period_s)
+            & (session_start < e.ends * period_s)
+            & (True if e.browser is None else browser == BROWSERS.index(e.browser))
+            for e in experiments
+        ]
+    )
+    shown = {
+        "home": np.ones(sessions, bool),
+        "search": searched,
+        "item": item_count > 0,
+        "first_session_end": first_of_user,
+    }
     exposed_in = {i: active[i] & shown[e.exposed_on] for i, e in enumerate(experiments) if e.exposed_on != "checkout"}
 
     def multiplier(behaviour: str) -> np.ndarray:
@@ -168,20 +185,31 @@ def simulate_chunk(
     pages = _rows(visits, page_time, path=path)
 
     item_time = page_time[:, FIRST_ITEM:CART]
-    events = _concat([
-        _rows(visits[:, HOME] & (rng.random(sessions) < OPEN_NAV_SHARE), page_time[:, HOME] + 1 + dwell[:, HOME] // 2, event=0, value=0),
-        _rows(searched, page_time[:, SEARCH] - 1, event=1, value=0),
-        _rows(searched & (rng.random(sessions) < SORT_SHARE), page_time[:, SEARCH] + 2, event=2, value=0),
-        _rows(added, item_time + dwell[:, FIRST_ITEM:CART] // 2, event=3, value=item_id),
-        _rows(visits[:, CART], page_time[:, CART], event=4, value=qty),
-    ])
+    events = _concat(
+        [
+            _rows(
+                visits[:, HOME] & (rng.random(sessions) < OPEN_NAV_SHARE),
+                page_time[:, HOME] + 1 + dwell[:, HOME] // 2,
+                event=0,
+                value=0,
+            ),
+            _rows(searched, page_time[:, SEARCH] - 1, event=1, value=0),
+            _rows(searched & (rng.random(sessions) < SORT_SHARE), page_time[:, SEARCH] + 2, event=2, value=0),
+            _rows(added, item_time + dwell[:, FIRST_ITEM:CART] // 2, event=3, value=item_id),
+            _rows(visits[:, CART], page_time[:, CART], event=4, value=qty),
+        ]
+    )
 
     bought = visits[:, SUCCESS]
     orders = _rows(bought, page_time[:, SUCCESS], qty=qty, amount=(item_id * added).sum(axis=1))
     orders["amount_missing"] = rng.random(len(orders["session"])) < NULL_AMOUNT_SHARE
 
-    place_time = {"home": page_time[:, HOME], "search": page_time[:, SEARCH], "checkout": page_time[:, CHECKOUT],
-                  "first_session_end": session_start + duration}
+    place_time = {
+        "home": page_time[:, HOME],
+        "search": page_time[:, SEARCH],
+        "checkout": page_time[:, CHECKOUT],
+        "first_session_end": session_start + duration,
+    }
     exposure_parts = []
     for i, e in enumerate(experiments):
         if e.exposed_on == "item":
@@ -194,15 +222,29 @@ def simulate_chunk(
         exposure_parts.append(rows)
         if e.extra_exposure_share:  # the planted bug: one more exposure, to variation 0, at the first one
             extra = _starts_group(user) & extra_exposure[i, user]
-            exposure_parts.append({"session": rows["session"][extra], "time": rows["time"][extra] + 1,
-                                   "experiment": rows["experiment"][extra], "variation": np.zeros(extra.sum(), np.int64)})
+            exposure_parts.append(
+                {
+                    "session": rows["session"][extra],
+                    "time": rows["time"][extra] + 1,
+                    "experiment": rows["experiment"][extra],
+                    "variation": np.zeros(extra.sum(), np.int64),
+                }
+            )
 
     return Chunk(
-        user_ids=first_user_id + np.arange(users, dtype=np.int64), country=country,
-        session_user=session_user, session_number=session_number, session_start=session_start,
-        session_browser=browser, cookie_session=cookie_session,
-        session_pages=visits.sum(axis=1), session_duration=duration,
-        pages=pages, events=events, orders=orders, exposures=_concat(exposure_parts),
+        user_ids=first_user_id + np.arange(users, dtype=np.int64),
+        country=country,
+        session_user=session_user,
+        session_number=session_number,
+        session_start=session_start,
+        session_browser=browser,
+        cookie_session=cookie_session,
+        session_pages=visits.sum(axis=1),
+        session_duration=duration,
+        pages=pages,
+        events=events,
+        orders=orders,
+        exposures=_concat(exposure_parts),
     )
 
 
@@ -225,9 +267,12 @@ def _draw(rng: np.random.Generator, weights, size) -> np.ndarray:
 def _visit_slots(rng: np.random.Generator, users: int, days: int) -> tuple[np.ndarray, np.ndarray]:
     """(day, start second) of each user's possible visits, users × MAX_SESSIONS: the first on a
     uniform day, each next one 1 + floor(Exponential(GAP_DAYS_MEAN × GAP_GROWTH^k)) days later."""
-    gaps = 1 + np.floor(rng.exponential(GAP_DAYS_MEAN * GAP_GROWTH ** np.arange(MAX_SESSIONS - 1), (users, MAX_SESSIONS - 1)))
+    gaps = 1 + np.floor(
+        rng.exponential(GAP_DAYS_MEAN * GAP_GROWTH ** np.arange(MAX_SESSIONS - 1), (users, MAX_SESSIONS - 1))
+    )
     day = rng.integers(0, days, users)[:, None] + np.concatenate(
-        [np.zeros((users, 1), np.int64), np.cumsum(gaps.astype(np.int64), axis=1)], axis=1)
+        [np.zeros((users, 1), np.int64), np.cumsum(gaps.astype(np.int64), axis=1)], axis=1
+    )
     return day, day * SECONDS_PER_DAY + _time_of_day(rng, day.shape)
 
 

@@ -4,6 +4,7 @@
 modules below hold one statistical idea each (moments, frequentist, sequential, bayesian, health,
 corrections, power, intervals). See docs/statistics.md.
 """
+
 from workbench.stats.analysis_settings import AnalysisSettings
 from workbench.stats.bayesian import GaussianPrior
 from workbench.stats.results import ExperimentResults, experiment_results

@@ -2,6 +2,7 @@
 metric groups, inverse metrics and prior. Defaults are GrowthBook's: frequentist, relative
 difference, two-sided, alpha 0.05, no correction, CUPED on when covariate sums are present.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -49,11 +50,15 @@ class AnalysisSettings:
         if self.variations is not None:
             set_(self, "variations", tuple(str(v) for v in self.variations))
             if self.control not in self.variations:
-                raise ConfigError(f"control {self.control!r} is not among the variations {list(self.variations)}; list it in variations.")
+                raise ConfigError(
+                    f"control {self.control!r} is not among the variations {list(self.variations)}; list it in variations."
+                )
         if self.weights is not None:
             set_(self, "weights", tuple(float(w) for w in self.weights))
             if self.variations is None or len(self.weights) != len(self.variations):
-                raise ConfigError("weights need one entry per variation; give variations and weights of the same length.")
+                raise ConfigError(
+                    "weights need one entry per variation; give variations and weights of the same length."
+                )
             if any(w < 0 for w in self.weights) or sum(self.weights) <= 0:
                 raise ConfigError(f"weights {list(self.weights)} must be non-negative and not all zero.")
         if self.engine not in ENGINES:
@@ -67,7 +72,9 @@ class AnalysisSettings:
         if self.correction not in CORRECTIONS:
             raise ConfigError(f"correction {self.correction!r} is not one of {', '.join(CORRECTIONS)}.")
         if self.engine == "bayesian" and (self.correction != "none" or self.sequential):
-            raise ConfigError("correction and sequential apply to the frequentist engine only; set engine='frequentist' or drop them.")
+            raise ConfigError(
+                "correction and sequential apply to the frequentist engine only; set engine='frequentist' or drop them."
+            )
         for name in ("goal_metrics", "secondary_metrics", "guardrail_metrics"):
             set_(self, name, tuple(getattr(self, name)))
         set_(self, "inverse_metrics", frozenset(self.inverse_metrics))
@@ -79,7 +86,9 @@ class AnalysisSettings:
         known = {f.name for f in dataclasses.fields(self)}
         unknown = sorted(set(overrides) - known)
         if unknown:
-            raise ConfigError(f"unknown analysis setting(s) {', '.join(unknown)}; use one of {', '.join(sorted(known))}.")
+            raise ConfigError(
+                f"unknown analysis setting(s) {', '.join(unknown)}; use one of {', '.join(sorted(known))}."
+            )
         return dataclasses.replace(self, **{k: v for k, v in overrides.items() if v is not None})
 
     @property
@@ -88,7 +97,7 @@ class AnalysisSettings:
         return self.difference_type == "relative"
 
     def metric_group(self, metric: str) -> str:
-        """"guardrail", "secondary" or "goal" (the default) for ``metric``."""
+        """ "guardrail", "secondary" or "goal" (the default) for ``metric``."""
         if metric in self.guardrail_metrics:
             return "guardrail"
         if metric in self.secondary_metrics:

@@ -6,6 +6,7 @@ GrowthBook's Bayesian engine (gbstats 0.8.0 ``EffectBayesianABTest``; GrowthBook
 (delta-method) variance; a Gaussian prior on the *relative* effect (flat by default) is combined
 with it by the normal–normal conjugate update.
 """
+
 from __future__ import annotations
 
 import math

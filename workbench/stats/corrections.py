@@ -5,6 +5,7 @@ error rate; Benjamini & Hochberg (1995) "Controlling the false discovery rate" c
 discovery rate. NaN p-values (comparisons that could not be made) are left out of the family and
 stay NaN.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence

@@ -5,6 +5,7 @@ are involved", with Satterthwaite's (1946) degrees of freedom; the relative effe
 the delta method. This is GrowthBook's frequentist engine (gbstats 0.8.0
 ``frequentist/tests.py``); proportions go through the same machinery with Bernoulli variances.
 """
+
 from __future__ import annotations
 
 import math

@@ -6,6 +6,7 @@ traffic weights (Pearson 1900; GrowthBook's ``check_srm`` in gbstats 0.8.0 ``uti
 p < 0.001 when every variation has at least 8 units (GrowthBook's thresholds). Units that saw several
 variations (``__multiple__``) are excluded from the analysis; a share of 1% or more is a warning.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -72,7 +73,10 @@ class HealthChecks:
 
 
 def health_checks(
-    unit_counts: pd.DataFrame, variations: Sequence[str], weights: Sequence[float], units_per_day: pd.DataFrame | None = None
+    unit_counts: pd.DataFrame,
+    variations: Sequence[str],
+    weights: Sequence[float],
+    units_per_day: pd.DataFrame | None = None,
 ) -> HealthChecks:
     """Health checks from ``unit_counts`` (columns dimension, dimension_value, variation, users; the
     experiment engine's health facts, ``__multiple__`` and unknown ids included) against the
@@ -93,16 +97,23 @@ def health_checks(
         row.update({f"users_{v}": int(users[v]) for v in variations})
         row.update(srm_p_value=p, srm_flagged=srm_flagged(p, users.tolist()))
         rows.append(row)
-    srm = pd.DataFrame(rows, columns=["dimension", "dimension_value", *[f"users_{v}" for v in variations], "srm_p_value", "srm_flagged"])
+    srm = pd.DataFrame(
+        rows,
+        columns=["dimension", "dimension_value", *[f"users_{v}" for v in variations], "srm_p_value", "srm_flagged"],
+    )
     overall_rows = srm[srm["dimension"] == "overall"] if len(srm) else srm
     overall_p = float(overall_rows["srm_p_value"].iloc[0]) if len(overall_rows) else 1.0
 
     warnings = []
     if total == 0:
-        warnings.append("No data yet: no unit was exposed to this experiment between its start and end; check the dates, the key and the assignment query, or wait for traffic.")
+        warnings.append(
+            "No data yet: no unit was exposed to this experiment between its start and end; check the dates, the key and the assignment query, or wait for traffic."
+        )
     empty = [v for v in variations if total and not overall.loc[overall["variation"] == v, "users"].sum()]
     if empty:
-        warnings.append(f"Variation(s) {', '.join(empty)} have no units: their results are empty; check the assignment (weights, rollout) or the configured variation ids.")
+        warnings.append(
+            f"Variation(s) {', '.join(empty)} have no units: their results are empty; check the assignment (weights, rollout) or the configured variation ids."
+        )
     if len(overall_rows) and bool(overall_rows["srm_flagged"].iloc[0]):
         split = ", ".join(f"{v}: {int(overall_rows[f'users_{v}'].iloc[0]):,}" for v in variations)
         warnings.append(
@@ -110,15 +121,21 @@ def health_checks(
             f"(p = {overall_p:.2g} < {SRM_P_THRESHOLD}); find the cause before trusting any result."
         )
     flagged = srm[(srm["dimension"] != "overall") & srm["srm_flagged"]] if len(srm) else srm
-    for row in flagged[["dimension", "dimension_value", "srm_p_value"]].itertuples():  # users_<variation> columns can be any text
-        warnings.append(f"Sample ratio mismatch within {row.dimension} = {row.dimension_value} (p = {row.srm_p_value:.2g}).")
+    for row in flagged[
+        ["dimension", "dimension_value", "srm_p_value"]
+    ].itertuples():  # users_<variation> columns can be any text
+        warnings.append(
+            f"Sample ratio mismatch within {row.dimension} = {row.dimension_value} (p = {row.srm_p_value:.2g})."
+        )
     if share >= MULTIPLE_EXPOSURE_WARN_SHARE:
         warnings.append(
             f"{multiple:,} units ({share:.1%}) saw more than one variation and were excluded; "
             "check the assignment and exposure logging."
         )
     if unknown:
-        warnings.append(f"Units in variations not in the configuration: {', '.join(unknown)}; add them to the config or fix the logging.")
+        warnings.append(
+            f"Units in variations not in the configuration: {', '.join(unknown)}; add them to the config or fix the logging."
+        )
     if units_per_day is None:
         units_per_day = pd.DataFrame(columns=UNITS_PER_DAY_COLUMNS)
     return HealthChecks(srm, overall_p, multiple, share, unknown, warnings, units_per_day)

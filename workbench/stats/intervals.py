@@ -7,6 +7,7 @@ difference uses ``s₁²/n₁ + s₂²/n₂`` (for rates ``p(1-p)`` over each ar
 other metrics Welch's t-test (Welch 1947); the relative difference's interval uses the
 delta-method standard error (as in :mod:`workbench.stats.frequentist`).
 """
+
 from __future__ import annotations
 
 import math
@@ -49,7 +50,11 @@ def difference_intervals(control: ArmMoments, treatment: ArmMoments, *, proporti
     p_value = 2 * float(distribution.sf(abs(absolute.estimate) / absolute.standard_error))
     if control.unadjusted_mean != 0:
         rel = difference(control, treatment, relative=True)
-        relative, relative_68, relative_95 = rel.estimate, interval(rel.estimate, rel.standard_error, 0.68), interval(rel.estimate, rel.standard_error, 0.95)
+        relative, relative_68, relative_95 = (
+            rel.estimate,
+            interval(rel.estimate, rel.standard_error, 0.68),
+            interval(rel.estimate, rel.standard_error, 0.95),
+        )
     else:
         relative, relative_68, relative_95 = math.nan, (math.nan, math.nan), (math.nan, math.nan)
     note = None

@@ -13,6 +13,7 @@ are GrowthBook's (gbstats 0.8.0 ``models/statistics.py``), so our numbers match 
   "Improving the Sensitivity of Online Controlled Experiments by Utilizing Pre-Experiment Data");
 * quantile: the sample quantile with a variance read back from its order-statistic interval.
 """
+
 from __future__ import annotations
 
 import math
@@ -76,11 +77,7 @@ def ratio_moments(
     if d.mean == 0 or n <= 1:
         return ArmMoments(int(n), mean, 0.0, mean)
     covariance = _sample_covariance(n, numerator_sum, denominator_sum, numerator_denominator_sum_product)
-    variance = (
-        m.variance / d.mean**2
-        - 2 * covariance * m.mean / d.mean**3
-        + m.mean**2 * d.variance / d.mean**4
-    )
+    variance = m.variance / d.mean**2 - 2 * covariance * m.mean / d.mean**3 + m.mean**2 * d.variance / d.mean**4
     return ArmMoments(int(n), mean, variance, mean)
 
 
@@ -182,7 +179,9 @@ def cuped_sums(row: Mapping) -> CupedSums:
 # Each statistic of workbench.metric_types.STATISTIC_COLUMNS, from one sufficient-statistics row.
 STATISTICS: dict[str, Callable[[Mapping], ArmMoments]] = {
     "proportion": lambda row: proportion_moments(int(_value(row, "count")), _value(row, "main_sum")),
-    "sample_mean": lambda row: sample_mean_moments(int(_value(row, "count")), _value(row, "main_sum"), _value(row, "main_sum_squares")),
+    "sample_mean": lambda row: sample_mean_moments(
+        int(_value(row, "count")), _value(row, "main_sum"), _value(row, "main_sum_squares")
+    ),
     "ratio": lambda row: ratio_moments(
         int(_value(row, "users")),
         _value(row, "main_sum"),
@@ -192,7 +191,10 @@ STATISTICS: dict[str, Callable[[Mapping], ArmMoments]] = {
         _value(row, "main_denominator_sum_product"),
     ),
     "quantile": lambda row: quantile_moments(
-        int(_value(row, "quantile_n")), _value(row, "quantile"), _value(row, "quantile_lower"), _value(row, "quantile_upper")
+        int(_value(row, "quantile_n")),
+        _value(row, "quantile"),
+        _value(row, "quantile_lower"),
+        _value(row, "quantile_upper"),
     ),
 }
 

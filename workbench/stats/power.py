@@ -7,6 +7,7 @@ statsmodels' ``NormalIndPower``). With k arms (one control, k-1 treatments, equa
 treatment is compared with the control at ``alpha/(k-1)`` by default (Bonferroni), so the plan
 holds for every comparison. Effects are relative to the baseline: 0.05 means +5%.
 """
+
 from __future__ import annotations
 
 import math
@@ -43,7 +44,9 @@ def power_at(effect: float, standard_error: float, alpha: float = 0.05, two_side
 def _binomial_variances(baseline_rate: float, relative_effect: float) -> float:
     treated = baseline_rate * (1 + relative_effect)
     if not 0 < treated < 1:
-        raise ValueError(f"a relative effect of {relative_effect!r} moves the rate {baseline_rate!r} outside (0, 1); choose a smaller effect.")
+        raise ValueError(
+            f"a relative effect of {relative_effect!r} moves the rate {baseline_rate!r} outside (0, 1); choose a smaller effect."
+        )
     return baseline_rate * (1 - baseline_rate) + treated * (1 - treated)
 
 
@@ -58,7 +61,13 @@ def _units_for(power: float, alpha: float, variance_sum: float, effect: float) -
 
 
 def binomial_sample_size(
-    baseline_rate: float, relative_mde: float, *, arms: int = 2, alpha: float = 0.05, power: float = 0.8, bonferroni: bool = True
+    baseline_rate: float,
+    relative_mde: float,
+    *,
+    arms: int = 2,
+    alpha: float = 0.05,
+    power: float = 0.8,
+    bonferroni: bool = True,
 ) -> int:
     """Units per arm to detect a relative change ``relative_mde`` of a conversion rate
     ``baseline_rate``, with variance ``p₀(1-p₀) + p₁(1-p₁)`` per unit (unpooled, Cohen 1988)."""
@@ -88,7 +97,13 @@ def mean_sample_size(
 
 
 def binomial_mde(
-    baseline_rate: float, units_per_arm: int, *, arms: int = 2, alpha: float = 0.05, power: float = 0.8, bonferroni: bool = True
+    baseline_rate: float,
+    units_per_arm: int,
+    *,
+    arms: int = 2,
+    alpha: float = 0.05,
+    power: float = 0.8,
+    bonferroni: bool = True,
 ) -> float:
     """Smallest relative increase of ``baseline_rate`` detected with probability ``power`` given
     ``units_per_arm`` (solves :func:`binomial_sample_size` for the effect)."""
@@ -104,7 +119,9 @@ def binomial_mde(
         return power_at(baseline_rate * rel, se, a) - power
 
     if shortfall(upper) < 0:
-        raise ValueError(f"{units_per_arm} units per arm cannot reach power {power} for any increase of a rate of {baseline_rate}.")
+        raise ValueError(
+            f"{units_per_arm} units per arm cannot reach power {power} for any increase of a rate of {baseline_rate}."
+        )
     return float(brentq(shortfall, 1e-12, upper, xtol=1e-12))
 
 

@@ -7,6 +7,7 @@ with ``to_pandas()`` and ``to_dict()`` (JSON-able); how it looks in a notebook (
 and as text (``str()``) is :mod:`workbench.display`'s. Comparisons that cannot be made carry a
 sentence in ``note`` instead of raising.
 """
+
 from __future__ import annotations
 
 import math
@@ -36,7 +37,17 @@ from workbench.stats.moments import (
 )
 from workbench.stats.sequential import sequential_test
 
-REQUIRED_COLUMNS = ("metric", "metric_type", "dimension", "dimension_value", "variation", "users", "count", "main_sum", "main_sum_squares")
+REQUIRED_COLUMNS = (
+    "metric",
+    "metric_type",
+    "dimension",
+    "dimension_value",
+    "variation",
+    "users",
+    "count",
+    "main_sum",
+    "main_sum_squares",
+)
 ROW_FIELDS = (
     "metric", "dimension", "dimension_value", "variation", "baseline", "units", "baseline_units",
     "mean", "baseline_mean", "absolute_effect", "relative_effect", "ci_lower", "ci_upper",
@@ -100,7 +111,10 @@ class ExperimentResults:
         for record in self.table.to_dict("records"):
             out = {name: _json_value(record[name]) for name in fields}
             if self.settings.engine == "bayesian":
-                out["risk"] = {"control": _json_value(record["risk_control"]), "treatment": _json_value(record["risk_treatment"])}
+                out["risk"] = {
+                    "control": _json_value(record["risk_control"]),
+                    "treatment": _json_value(record["risk_treatment"]),
+                }
             out["note"] = _json_value(record["note"])
             results.append(out)
         return {
@@ -195,21 +209,40 @@ def _one_arm_note(dimension: str, value: str, control: ArmMoments, treatment: Ar
     return None
 
 
-def _test(control: ArmMoments, treatment: ArmMoments, settings: AnalysisSettings, relative: bool, guardrail: bool, inverse: bool) -> dict:
+def _test(
+    control: ArmMoments,
+    treatment: ArmMoments,
+    settings: AnalysisSettings,
+    relative: bool,
+    guardrail: bool,
+    inverse: bool,
+) -> dict:
     """The configured test on one scale, as result columns."""
     if settings.engine == "bayesian":
-        r = bayesian_test(control, treatment, prior=settings.prior, relative=relative, alpha=settings.alpha, inverse=inverse)
+        r = bayesian_test(
+            control, treatment, prior=settings.prior, relative=relative, alpha=settings.alpha, inverse=inverse
+        )
         return {"estimate": r.estimate, "ci_lower": r.ci_lower, "ci_upper": r.ci_upper, "standard_error": r.sd,
                 "chance_to_win": r.chance_to_win, "risk_control": r.risk_control, "risk_treatment": r.risk_treatment}  # fmt: skip
     if settings.sequential:
-        r = sequential_test(control, treatment, relative=relative, alpha=settings.alpha, tuning=settings.sequential_tuning)
+        r = sequential_test(
+            control, treatment, relative=relative, alpha=settings.alpha, tuning=settings.sequential_tuning
+        )
     else:
         alternative = ("greater" if inverse else "less") if guardrail else "two-sided"
         r = t_test(control, treatment, relative=relative, alpha=settings.alpha, alternative=alternative)
-    return {"estimate": r.estimate, "ci_lower": r.ci_lower, "ci_upper": r.ci_upper, "standard_error": r.standard_error, "p_value": r.p_value}
+    return {
+        "estimate": r.estimate,
+        "ci_lower": r.ci_lower,
+        "ci_upper": r.ci_upper,
+        "standard_error": r.standard_error,
+        "p_value": r.p_value,
+    }
 
 
-def _compare(control: ArmMoments, treatment: ArmMoments, settings: AnalysisSettings, guardrail: bool, inverse: bool) -> dict:
+def _compare(
+    control: ArmMoments, treatment: ArmMoments, settings: AnalysisSettings, guardrail: bool, inverse: bool
+) -> dict:
     """Effects, interval and test of one comparison (NaN plus a note when it cannot be made)."""
     out: dict[str, Any] = {"absolute_effect": math.nan, "relative_effect": math.nan, "ci_lower": math.nan, "ci_upper": math.nan,
                            "standard_error": math.nan, "p_value": math.nan, "chance_to_win": math.nan,
@@ -228,7 +261,9 @@ def _compare(control: ArmMoments, treatment: ArmMoments, settings: AnalysisSetti
         # posterior means on both scales (they differ from the data only under a proper prior)
         out["relative_effect" if settings.relative else "absolute_effect"] = chosen["estimate"]
         if settings.relative or control.unadjusted_mean != 0:
-            other = bayesian_test(control, treatment, prior=settings.prior, relative=not settings.relative, alpha=settings.alpha)
+            other = bayesian_test(
+                control, treatment, prior=settings.prior, relative=not settings.relative, alpha=settings.alpha
+            )
             out["absolute_effect" if settings.relative else "relative_effect"] = other.estimate
     return out
 
@@ -262,7 +297,9 @@ def experiment_results(
     settings = settings or AnalysisSettings()
     missing = [c for c in REQUIRED_COLUMNS if c not in sufficient_statistics.columns]
     if missing:
-        raise WorkbenchError(f"the sufficient-statistics table lacks column(s) {', '.join(missing)}; see docs/sufficient-statistics.md.")
+        raise WorkbenchError(
+            f"the sufficient-statistics table lacks column(s) {', '.join(missing)}; see docs/sufficient-statistics.md."
+        )
     table = sufficient_statistics.reset_index(drop=True)
     variations = _variations(table, settings)
     weights = list(settings.weights) if settings.weights is not None else [1.0 / len(variations)] * len(variations)
@@ -290,11 +327,19 @@ def experiment_results(
                 continue
             treatment_raw = row_moments(row)
             control, treatment, theta = control_raw, treatment_raw, math.nan
-            use_cuped = settings.cuped is not False and metric_types.get(metric_type).cuped and has_covariate(control_row) and has_covariate(row)
+            use_cuped = (
+                settings.cuped is not False
+                and metric_types.get(metric_type).cuped
+                and has_covariate(control_row)
+                and has_covariate(row)
+            )
             if use_cuped:
                 theta = pooled_theta(cuped_sums(control_row), cuped_sums(row))
                 if theta != 0:
-                    control, treatment = cuped_moments(cuped_sums(control_row), theta), cuped_moments(cuped_sums(row), theta)
+                    control, treatment = (
+                        cuped_moments(cuped_sums(control_row), theta),
+                        cuped_moments(cuped_sums(row), theta),
+                    )
             record = {**base, "variation": variation, "units": int(row["users"]), "baseline_units": int(control_row["users"]),
                       "mean": _arm_mean(treatment_raw), "baseline_mean": _arm_mean(control_raw)}  # fmt: skip
             record.update(_compare(control, treatment, settings, guardrail, inverse))
@@ -302,7 +347,9 @@ def experiment_results(
             if one_arm:
                 record["note"] = one_arm
             if use_cuped and theta == 0 and record["note"] is None:
-                record["note"] = "CUPED skipped: the pre-exposure covariate has no variance here, so the result is unadjusted"
+                record["note"] = (
+                    "CUPED skipped: the pre-exposure covariate has no variance here, so the result is unadjusted"
+                )
             record["cuped"] = bool(use_cuped and theta != 0)
             record["theta"] = theta
             if record["cuped"]:
@@ -317,13 +364,25 @@ def experiment_results(
             frame[f"unadjusted_{key}"] = math.nan
     if "cuped" not in frame:
         frame["cuped"], frame["theta"] = False, math.nan
-    for key in ("metric_type", "metric_group", "inverse", "standard_error", "p_value", "chance_to_win", "risk_control", "risk_treatment", "note"):
+    for key in (
+        "metric_type",
+        "metric_group",
+        "inverse",
+        "standard_error",
+        "p_value",
+        "chance_to_win",
+        "risk_control",
+        "risk_treatment",
+        "note",
+    ):
         if key not in frame:
             frame[key] = pd.Series(dtype=object)
     frame["cuped"] = frame["cuped"].fillna(False).astype(bool)
     frame["p_value_adjusted"] = math.nan
     if settings.engine == "frequentist" and settings.correction != "none":
         for index in frame.groupby(["dimension", "dimension_value"], sort=False).groups.values():
-            frame.loc[index, "p_value_adjusted"] = adjusted_p_values(frame.loc[index, "p_value"].to_numpy(dtype=float), settings.correction)
+            frame.loc[index, "p_value_adjusted"] = adjusted_p_values(
+                frame.loc[index, "p_value"].to_numpy(dtype=float), settings.correction
+            )
     frame["significance"] = [_significance(r, settings) for r in frame.to_dict("records")]
     return ExperimentResults(frame, health, settings, sufficient_statistics.copy(), experiment)

@@ -6,6 +6,7 @@ limit theory and asymptotic confidence sequences" (arXiv:2103.06476, eq. 9 for t
 for the p-value, eq. 161 for ρ), tuned by the number of units N* at which it is tightest
 (GrowthBook's "tuning parameter", default 5000).
 """
+
 from __future__ import annotations
 
 import math
@@ -42,4 +43,6 @@ def sequential_test(
     st2 = diff.estimate**2 * n_total / diff.variance
     log_evalue = rho**2 * st2 / (2 * tr2p1) - 0.5 * math.log(tr2p1)
     p_value = min(1.0, math.exp(-log_evalue))
-    return FrequentistResult(diff.estimate, diff.standard_error, diff.dof, diff.estimate - width, diff.estimate + width, p_value)
+    return FrequentistResult(
+        diff.estimate, diff.standard_error, diff.dof, diff.estimate - width, diff.estimate + width, p_value
+    )

@@ -13,6 +13,7 @@ DataFrame subclass with ``.sql`` (what ran), ``.params`` (what was bound) and ``
 Events without a unit count in :meth:`Toolkit.events` and :meth:`Toolkit.event_counts` and are
 skipped by every per-unit query. Times are UTC; ``start`` is inclusive, ``end`` exclusive.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -44,7 +45,9 @@ ALL_UNITS = "(all)"
 class Toolkit:
     """The canonical queries over ``source`` (a built-in or configured name, or an EventSource)."""
 
-    def __init__(self, db: SqlDatabase, source: str | EventSource = "growthbook_pages", config_path: Path | None = None) -> None:
+    def __init__(
+        self, db: SqlDatabase, source: str | EventSource = "growthbook_pages", config_path: Path | None = None
+    ) -> None:
         self.db = db
         self.source = resolve_source(source, config_path)
 
@@ -55,7 +58,9 @@ class Toolkit:
         frame = self.db.sql(query.sql, limit=limit, **query.params)
         return cls.of(frame, query.sql, query.params)
 
-    def events(self, types: Types = None, start: Any = None, end: Any = None, limit: int | None = DEFAULT_ROW_LIMIT) -> Events:
+    def events(
+        self, types: Types = None, start: Any = None, end: Any = None, limit: int | None = DEFAULT_ROW_LIMIT
+    ) -> Events:
         """The events (unit, ts, event_type, value) of ``types`` in ``[start, end)``, oldest first."""
         result = self._run(queries.events(self.source, types, start, end), Events, limit)
         result["ts"] = pd.to_datetime(result["ts"])
@@ -69,16 +74,25 @@ class Toolkit:
         result[["events", "units"]] = result[["events", "units"]].astype("int64")
         return result
 
-    def sessions(self, inactivity: Any = "30min", from_table: bool | None = None, start: Any = None, end: Any = None,
-                 limit: int | None = DEFAULT_ROW_LIMIT) -> Sessions:
+    def sessions(
+        self,
+        inactivity: Any = "30min",
+        from_table: bool | None = None,
+        start: Any = None,
+        end: Any = None,
+        limit: int | None = DEFAULT_ROW_LIMIT,
+    ) -> Sessions:
         """One row per session: unit, session, session_start, session_end, duration_s, events, pages.
 
         Sessions are derived in SQL (a new one after ``inactivity`` without events) unless the
         source maps a sessions table and ``from_table`` is not False (None: use it when mapped).
         """
         use_table = self.source.sessions is not None if from_table is None else from_table
-        query = (queries.table_sessions(self.source, start, end) if use_table
-                 else queries.derived_sessions(self.source, inactivity, start, end))
+        query = (
+            queries.table_sessions(self.source, start, end)
+            if use_table
+            else queries.derived_sessions(self.source, inactivity, start, end)
+        )
         result = self._run(query, Sessions, limit)
         result["session_start"] = pd.to_datetime(result["session_start"])
         result["session_end"] = pd.to_datetime(result["session_end"])
@@ -87,7 +101,9 @@ class Toolkit:
         result.attrs["derived"] = not use_table
         return result
 
-    def funnel(self, steps: list[str], within: Any = "1h", by: str | None = None, start: Any = None, end: Any = None) -> Funnel:
+    def funnel(
+        self, steps: list[str], within: Any = "1h", by: str | None = None, start: Any = None, end: Any = None
+    ) -> Funnel:
         """Units reaching each step in order within ``within`` of entering, per ``by`` column value.
 
         ``conversion`` is units / units at step 1; ``step_conversion`` units / units at the step before.
@@ -109,7 +125,9 @@ class Toolkit:
         result.attrs["by"] = by
         return result
 
-    def retention(self, cohort: str = "week", activity: Types = None, periods: int = 8, start: Any = None, end: Any = None) -> Retention:
+    def retention(
+        self, cohort: str = "week", activity: Types = None, periods: int = 8, start: Any = None, end: Any = None
+    ) -> Retention:
         """Per cohort (``cohort`` of first event) and period 0..periods-1: units active, retention."""
         query = queries.retention(self.source, cohort, activity, periods, start, end)
         raw = self.db.sql(query.sql, limit=None, **query.params)
@@ -124,7 +142,9 @@ class Toolkit:
         result.attrs["cohort"] = cohort
         return result
 
-    def user_metrics(self, types: Types = None, start: Any = None, end: Any = None, limit: int | None = DEFAULT_ROW_LIMIT) -> UserMetrics:
+    def user_metrics(
+        self, types: Types = None, start: Any = None, end: Any = None, limit: int | None = DEFAULT_ROW_LIMIT
+    ) -> UserMetrics:
         """Per unit: events, event_types, value_sum, first_seen, last_seen, active_days, ``count_<type>``."""
         values = queries.event_types(types)
         result = self._run(queries.user_metrics(self.source, values, start, end), UserMetrics, limit)

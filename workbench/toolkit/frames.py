@@ -4,6 +4,7 @@ Each class is a :class:`pandas.DataFrame` (so every pandas operation works; deri
 plain DataFrames) whose ``.sql`` is the SQL that ran and ``.params`` the values bound to it.
 ``.plot()`` returns the usual plotly figure for that result.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -59,7 +60,9 @@ class EventCounts(ToolkitFrame):
         """A time series of events per period, one line per type."""
         import plotly.express as px
 
-        fig = px.line(self, x="period", y="events", color="event_type", labels={"period": "period (UTC)", "event_type": ""})
+        fig = px.line(
+            self, x="period", y="events", color="event_type", labels={"period": "period (UTC)", "event_type": ""}
+        )
         return _layout(fig, "Events per period")
 
 
@@ -99,8 +102,15 @@ class Retention(ToolkitFrame):
 
         table = self.matrix()
         table.index = [pd.Timestamp(c).strftime("%Y-%m-%d") for c in table.index]
-        fig = px.imshow(table, text_auto=".0%", color_continuous_scale="Blues", aspect="auto", zmin=0, zmax=1,
-                        labels={"x": f"{self.attrs.get('cohort', 'period')}s since first seen", "y": "cohort", "color": "retained"})
+        fig = px.imshow(
+            table,
+            text_auto=".0%",
+            color_continuous_scale="Blues",
+            aspect="auto",
+            zmin=0,
+            zmax=1,
+            labels={"x": f"{self.attrs.get('cohort', 'period')}s since first seen", "y": "cohort", "color": "retained"},
+        )
         return _layout(fig, "Cohort retention")
 
 

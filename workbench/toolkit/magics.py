@@ -11,6 +11,7 @@ a name follows ``%%sql``, also stored in that variable. The connection is the no
 when it is a :class:`~workbench.db.Database`, else ``workbench.connect()`` (opened once);
 ``--db NAME`` picks another variable and ``--limit N`` changes the row limit (``--limit 0``: all).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -52,7 +53,9 @@ def _arguments(line: str) -> argparse.Namespace:
     except (argparse.ArgumentError, ValueError) as exc:
         raise WorkbenchError(f"%%sql {line}: {exc}; usage: %%sql [result_var] [--db NAME] [--limit N].") from None
     if unknown:
-        raise WorkbenchError(f"%%sql {line}: unexpected {' '.join(unknown)}; usage: %%sql [result_var] [--db NAME] [--limit N].")
+        raise WorkbenchError(
+            f"%%sql {line}: unexpected {' '.join(unknown)}; usage: %%sql [result_var] [--db NAME] [--limit N]."
+        )
     for name in (args.result_var, args.db):
         if name is not None and not IDENTIFIER.match(name):
             raise WorkbenchError(f"%%sql {line}: {name!r} is not a Python variable name.")
@@ -71,7 +74,9 @@ class SqlMagic:
         if variable is not None:
             db = namespace.get(variable)
             if not isinstance(db, Database):
-                raise WorkbenchError(f"%%sql --db {variable}: that variable is not a workbench connection; set {variable} = wb.connect() first.")
+                raise WorkbenchError(
+                    f"%%sql --db {variable}: that variable is not a workbench connection; set {variable} = wb.connect() first."
+                )
             return db
         if isinstance(namespace.get("db"), Database):
             return namespace["db"]
@@ -86,7 +91,9 @@ class SqlMagic:
         names = parameter_names(query)
         missing = [n for n in names if n not in namespace]
         if missing:
-            raise WorkbenchError(f"%%sql: the parameter(s) {', '.join(missing)} are not defined in the notebook; assign them in a cell above.")
+            raise WorkbenchError(
+                f"%%sql: the parameter(s) {', '.join(missing)} are not defined in the notebook; assign them in a cell above."
+            )
         frame = self.database(args.db).sql(query, limit=args.limit or None, **{n: namespace[n] for n in names})
         if args.result_var:
             namespace[args.result_var] = frame

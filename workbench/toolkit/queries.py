@@ -4,6 +4,7 @@ Templates receive only identifiers validated by :mod:`workbench.toolkit.sources`
 fragments chosen here from closed sets (time grains, filters); every value (types, dates, gaps,
 steps) is a bound parameter. Each function returns a :class:`Query`: the SQL text and its params.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -54,7 +55,9 @@ def timestamp(value: Any, argument: str) -> dt.datetime | None:
     try:
         stamp = pd.Timestamp(value)
     except (ValueError, TypeError):
-        raise ValueError(f"{argument}={value!r} is not a date or time: write e.g. '2026-10-01' or '2026-10-01 12:00'.") from None
+        raise ValueError(
+            f"{argument}={value!r} is not a date or time: write e.g. '2026-10-01' or '2026-10-01 12:00'."
+        ) from None
     if stamp.tzinfo is not None:
         stamp = stamp.tz_convert("UTC").tz_localize(None)
     return stamp.to_pydatetime()
@@ -125,7 +128,9 @@ def events(source: EventSource, types=None, start=None, end=None) -> Query:
 def event_counts(source: EventSource, by: str = "day", types=None, start=None, end=None) -> Query:
     relation = events_relation(source, start, end)
     type_filter, params = _in_list("event_type", "type", event_types(types))
-    sql = _template("event_counts", events=_indent(relation.sql), type_filter=type_filter, grain=grain(by, GRAINS, "by"))
+    sql = _template(
+        "event_counts", events=_indent(relation.sql), type_filter=type_filter, grain=grain(by, GRAINS, "by")
+    )
     return Query(sql, relation.params | params)
 
 
@@ -173,7 +178,9 @@ def table_sessions(source: EventSource, start=None, end=None) -> Query:
     return Query(sql, relation.params)
 
 
-def funnel(source: EventSource, steps: list[str], within: Any = "1h", by: str | None = None, start=None, end=None) -> Query:
+def funnel(
+    source: EventSource, steps: list[str], within: Any = "1h", by: str | None = None, start=None, end=None
+) -> Query:
     """Units per step number and dimension value: see ``sql/toolkit/funnel.sql``."""
     values = event_types(steps, "steps")
     if values is None or len(values) < 2 or len(values) != len(steps):
@@ -185,26 +192,36 @@ def funnel(source: EventSource, steps: list[str], within: Any = "1h", by: str | 
         events=_indent(relation.sql),
         entry_dim="FIRST_VALUE(dim) OVER (PARTITION BY unit ORDER BY ts, dim)" if by else "dim",
         later_steps="".join(_template("funnel_step", k=str(k), previous=str(k - 1)).rstrip() for k in numbers[1:]),
-        step_counts="\nUNION ALL\n".join(f"SELECT {k} AS step_number, dim, COUNT(*) AS units FROM step_{k} GROUP BY dim" for k in numbers),
+        step_counts="\nUNION ALL\n".join(
+            f"SELECT {k} AS step_number, dim, COUNT(*) AS units FROM step_{k} GROUP BY dim" for k in numbers
+        ),
     )
     params = {f"step_{k}": v for k, v in enumerate(values, start=1)}
     return Query(sql, relation.params | params | {"within": duration(within, "within")})
 
 
-def retention(source: EventSource, cohort: str = "week", activity=None, periods: int = 8, start=None, end=None) -> Query:
+def retention(
+    source: EventSource, cohort: str = "week", activity=None, periods: int = 8, start=None, end=None
+) -> Query:
     """Cohort × period active units: see ``sql/toolkit/retention.sql``."""
     unit = grain(cohort, COHORT_GRAINS, "cohort")
     if isinstance(periods, bool) or not isinstance(periods, int) or periods < 1:
         raise ValueError(f"periods must be a positive whole number, not {periods!r}.")
     if unit == "month":
-        index = ("CAST((EXTRACT(YEAR FROM a.active_period) - EXTRACT(YEAR FROM c.cohort)) * 12"
-                 " + EXTRACT(MONTH FROM a.active_period) - EXTRACT(MONTH FROM c.cohort) AS INTEGER)")
+        index = (
+            "CAST((EXTRACT(YEAR FROM a.active_period) - EXTRACT(YEAR FROM c.cohort)) * 12"
+            " + EXTRACT(MONTH FROM a.active_period) - EXTRACT(MONTH FROM c.cohort) AS INTEGER)"
+        )
     else:
-        index = (f"CAST(ROUND((EXTRACT(EPOCH FROM a.active_period) - EXTRACT(EPOCH FROM c.cohort)) / {_SECONDS[unit]})"
-                 " AS INTEGER)")
+        index = (
+            f"CAST(ROUND((EXTRACT(EPOCH FROM a.active_period) - EXTRACT(EPOCH FROM c.cohort)) / {_SECONDS[unit]})"
+            " AS INTEGER)"
+        )
     relation = events_relation(source, start, end)
     activity_filter, params = _in_list("event_type", "activity", event_types(activity, "activity"))
-    sql = _template("retention", events=_indent(relation.sql), grain=unit, period_index=index, activity_filter=activity_filter)
+    sql = _template(
+        "retention", events=_indent(relation.sql), grain=unit, period_index=index, activity_filter=activity_filter
+    )
     return Query(sql, relation.params | params | {"periods": periods})
 
 
@@ -213,6 +230,8 @@ def user_metrics(source: EventSource, types=None, start=None, end=None) -> Query
     values = event_types(types)
     relation = events_relation(source, start, end)
     type_filter, params = _in_list("event_type", "type", values)
-    counts = "".join(f",\n       SUM(CASE WHEN event_type = :type_{i} THEN 1 ELSE 0 END) AS count_{i}" for i in range(len(params)))
+    counts = "".join(
+        f",\n       SUM(CASE WHEN event_type = :type_{i} THEN 1 ELSE 0 END) AS count_{i}" for i in range(len(params))
+    )
     sql = _template("user_metrics", events=_indent(relation.sql), type_counts=counts, type_filter=type_filter)
     return Query(sql, relation.params | params)

@@ -19,6 +19,7 @@ mapped in ``workbench.yml``::
 
 Every name is checked against ``[A-Za-z_][A-Za-z0-9_]*`` here, once; the SQL builder trusts them.
 """
+
 from __future__ import annotations
 
 from dataclasses import MISSING, dataclass, fields
@@ -70,23 +71,51 @@ class EventSource:
 
 BUILT_IN: dict[str, dict[str, Any]] = {
     "growthbook_pages": {
-        "table": "pages", "unit": "userId", "timestamp": "timestamp", "type": "path", "session": "sessionId",
+        "table": "pages",
+        "unit": "userId",
+        "timestamp": "timestamp",
+        "type": "path",
+        "session": "sessionId",
         "page_type": "*",
-        "sessions": {"table": "sessions", "unit": "userId", "id": "sessionId", "start": "sessionStart",
-                     "duration_seconds": "duration", "pages": "pages"},
+        "sessions": {
+            "table": "sessions",
+            "unit": "userId",
+            "id": "sessionId",
+            "start": "sessionStart",
+            "duration_seconds": "duration",
+            "pages": "pages",
+        },
     },
     "growthbook_events": {
-        "table": "events", "unit": "userId", "timestamp": "timestamp", "type": "event", "value": "value",
+        "table": "events",
+        "unit": "userId",
+        "timestamp": "timestamp",
+        "type": "event",
+        "value": "value",
         "session": "sessionId",
     },
     "growthbook_orders": {"table": "orders", "unit": "userId", "timestamp": "timestamp", "value": "amount"},
-    "grouparoo_events": {"table": "grouparoo.events", "unit": "profile_id", "timestamp": "occurred_at", "type": "type",
-                         "page_type": "pageview"},
-    "grouparoo_events_by_user": {"table": "grouparoo.events", "unit": "user_id", "timestamp": "occurred_at",
-                                 "type": "type", "page_type": "pageview"},
+    "grouparoo_events": {
+        "table": "grouparoo.events",
+        "unit": "profile_id",
+        "timestamp": "occurred_at",
+        "type": "type",
+        "page_type": "pageview",
+    },
+    "grouparoo_events_by_user": {
+        "table": "grouparoo.events",
+        "unit": "user_id",
+        "timestamp": "occurred_at",
+        "type": "type",
+        "page_type": "pageview",
+    },
     "study_events": {
-        "table": "event", "unit": "participant_code", "timestamp": "created_at", "type": "type",
-        "session": "session_uuid", "page_type": "PAGE_VIEW",
+        "table": "event",
+        "unit": "participant_code",
+        "timestamp": "created_at",
+        "type": "type",
+        "session": "session_uuid",
+        "page_type": "PAGE_VIEW",
         "unit_join": {"table": "session", "on": "session_uuid", "key": "uuid"},
     },
 }
@@ -111,7 +140,11 @@ def _names(cls: type, data: Any, where: str, skip: frozenset[str] = frozenset())
     if missing := [k for k in required if data.get(k) is None]:
         raise ConfigError(f"{where}: missing key(s) {missing}.")
     nested = {"unit_join", "sessions", "page_type"}
-    return {k: _identifier(v, f"{where}: {k}", qualified=k == "table") for k, v in data.items() if v is not None and k not in nested}
+    return {
+        k: _identifier(v, f"{where}: {k}", qualified=k == "table")
+        for k, v in data.items()
+        if v is not None and k not in nested
+    }
 
 
 def event_source(name: str, mapping: Any, where: str = "event source") -> EventSource:
@@ -155,5 +188,7 @@ def resolve_source(source: str | EventSource, path: Path | None = None) -> Event
         return source
     sources = available_sources(path)
     if source not in sources:
-        raise ConfigError(f"No event source named {source!r}: pick one of {sorted(sources)} or map it under event_sources: in workbench.yml.")
+        raise ConfigError(
+            f"No event source named {source!r}: pick one of {sorted(sources)} or map it under event_sources: in workbench.yml."
+        )
     return sources[source]

@@ -2,6 +2,7 @@
 folder on ``PYTHONPATH`` and ``$WB_CONNECT_AUDIT`` naming a log file (CLI commands, papermill
 kernels, Voila's kernels): one JSON line per call with the caller's module and function, whether
 the session is read-only, and, for read-only sessions, the fate of a write attempted through it."""
+
 import os
 
 _LOG = os.environ.get("WB_CONNECT_AUDIT")
@@ -27,8 +28,14 @@ if _LOG:
     def connect(*args, **kwargs):
         db = _original(*args, **kwargs)
         module, function = _caller()
-        entry = {"pid": os.getpid(), "module": module, "function": function, "read_only": db.read_only,
-                 "dialect": db.dialect.name, "argv": sys.argv[:3]}
+        entry = {
+            "pid": os.getpid(),
+            "module": module,
+            "function": function,
+            "read_only": db.read_only,
+            "dialect": db.dialect.name,
+            "argv": sys.argv[:3],
+        }
         if db.read_only:
             try:
                 with db.engine.begin() as conn:

@@ -5,6 +5,7 @@ Every analysis takes a :class:`~workbench.db.connection.SqlDatabase` first; ``sc
 connection's search path (``public`` on a real copy of the study database), ``schema="ytdpnl"``
 the workbench's own generated copy.
 """
+
 from workbench.studies.ytdpnl.analyses import (
     daily_activity,
     latest_recommendations,
@@ -24,7 +25,21 @@ from workbench.studies.ytdpnl.generator import generate_study
 from workbench.studies.ytdpnl.sanity_checks import SanityCheckResults, sanity_checks
 
 __all__ = [
-    "ApiClient", "SanityCheckResults", "arm_comparison", "arm_sufficient_statistics", "daily_activity", "generate_study", "latest_recommendations", "latest_sessions", "latest_watch_times",
-    "monitoring", "participant_overview", "participant_summary", "participants", "participants_report", "sanity_checks", "session_events",
+    "ApiClient",
+    "SanityCheckResults",
+    "arm_comparison",
+    "arm_sufficient_statistics",
+    "daily_activity",
+    "generate_study",
+    "latest_recommendations",
+    "latest_sessions",
+    "latest_watch_times",
+    "monitoring",
+    "participant_overview",
+    "participant_summary",
+    "participants",
+    "participants_report",
+    "sanity_checks",
+    "session_events",
     "transition_audit",
 ]

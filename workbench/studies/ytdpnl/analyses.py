@@ -6,6 +6,7 @@ study's tables are; None = the connection's search path, e.g. ``public`` on a re
 ``codes`` (a participant subset; None = everyone), ``start``/``end`` (a time window, start
 included, end excluded; a bare date as end includes that day). Values are always bound.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -19,7 +20,12 @@ from workbench.errors import WorkbenchError
 from workbench.studies.ytdpnl.daily_rules import FIGURES
 from workbench.studies.ytdpnl.tables import codes_parameter, study_query, time_window
 
-REPORT_TIMES = ("activated_browser_extension_at", "entered_intervention_at", "entered_post_intervention_at", "was_reset_to_pre_intervention_at")
+REPORT_TIMES = (
+    "activated_browser_extension_at",
+    "entered_intervention_at",
+    "entered_post_intervention_at",
+    "was_reset_to_pre_intervention_at",
+)
 LIST_COLUMNS = {"NON_PERSONALIZED": "non_personalized", "PERSONALIZED": "personalized", "SHOWN": "shown"}
 FLOAT_TOLERANCE = 1e-3  # seconds: stored figures are float4 (real)
 
@@ -33,7 +39,9 @@ def epoch_milliseconds(values: pd.Series) -> pd.Series:
     return out
 
 
-def participants_report(db: SqlDatabase, *, schema: str | None = None, codes: Iterable[str] | None = None) -> pd.DataFrame:
+def participants_report(
+    db: SqlDatabase, *, schema: str | None = None, codes: Iterable[str] | None = None
+) -> pd.DataFrame:
     """Rows of the seed's ``ParticipantsReportRow``: identifier (the code), phase,
     activated_browser_extension_at and the latest transition to phases 1, 2 and 0, in epoch ms."""
     frame = study_query(db, "participants_report", schema, **codes_parameter(codes))
@@ -58,15 +66,29 @@ def millisecond_timestamps(frame: pd.DataFrame, columns: Iterable[str]) -> pd.Da
     return frame
 
 
-def participant_overview(db: SqlDatabase, min_pages: int = 10, *, schema: str | None = None, codes: Iterable[str] | None = None,
-                         start: Any = None, end: Any = None) -> pd.DataFrame:
+def participant_overview(
+    db: SqlDatabase,
+    min_pages: int = 10,
+    *,
+    schema: str | None = None,
+    codes: Iterable[str] | None = None,
+    start: Any = None,
+    end: Any = None,
+) -> pd.DataFrame:
     """The seed's overview of participants with at least ``min_pages`` distinct page urls viewed
     (sessions created in the window): n_sessions, first_session, last_session, n_pages_viewed,
     pages_per_session, and clicks by kind (n_non_personalized_clicked, n_personalized_clicked,
     n_mixed_clicked, n_home_injected_tile_clicked)."""
     if int(min_pages) != min_pages or min_pages < 0:
         raise WorkbenchError(f"min_pages must be a whole number of pages >= 0, got {min_pages!r}.")
-    frame = study_query(db, "participant_overview", schema, min_pages=int(min_pages), **time_window(start, end), **codes_parameter(codes))
+    frame = study_query(
+        db,
+        "participant_overview",
+        schema,
+        min_pages=int(min_pages),
+        **time_window(start, end),
+        **codes_parameter(codes),
+    )
     frame["arm"] = frame["arm"].astype(str)
     for column in frame.columns:
         if column.startswith("n_"):
@@ -74,7 +96,9 @@ def participant_overview(db: SqlDatabase, min_pages: int = 10, *, schema: str | 
     return frame
 
 
-def participant_summary(db: SqlDatabase, code: str, *, schema: str | None = None, start: Any = None, end: Any = None) -> pd.DataFrame:
+def participant_summary(
+    db: SqlDatabase, code: str, *, schema: str | None = None, start: Any = None, end: Any = None
+) -> pd.DataFrame:
     """One row per session of participant ``code`` (latest first): session_id, session_uuid,
     created_at, started_at and ended_at (first and last event), event_count. ``attrs`` also holds
     n_sessions, first_session and latest_session as GET /api/participant/:code gives them."""
@@ -82,8 +106,11 @@ def participant_summary(db: SqlDatabase, code: str, *, schema: str | None = None
     frame["event_count"] = frame["event_count"].astype("int64")
     frame["session_uuid"] = frame["session_uuid"].astype(str)
     millisecond_timestamps(frame, ["created_at", "started_at", "ended_at"])
-    frame.attrs.update(n_sessions=len(frame), first_session=frame["created_at"].min() if len(frame) else None,
-                       latest_session=frame["created_at"].max() if len(frame) else None)
+    frame.attrs.update(
+        n_sessions=len(frame),
+        first_session=frame["created_at"].min() if len(frame) else None,
+        latest_session=frame["created_at"].max() if len(frame) else None,
+    )
     return frame
 
 
@@ -128,9 +155,13 @@ def session_events(db: SqlDatabase, session_uuid: str, *, schema: str | None = N
     lists: dict[tuple[int, str], list[dict]] = {}
     for row in items.itertuples(index=False):
         lists.setdefault((int(row.event_id), str(row.list_type)), []).append(
-            {"youtube_id": row.youtube_id, "url": row.url, "title": row.title, "video_type": str(row.video_type)})
+            {"youtube_id": row.youtube_id, "url": row.url, "title": row.title, "video_type": str(row.video_type)}
+        )
     for list_type, column in LIST_COLUMNS.items():
-        frame[column] = [lists.get((int(i), list_type), []) if t == "RECOMMENDATIONS_SHOWN" else None for i, t in zip(frame["id"], frame["type"])]
+        frame[column] = [
+            lists.get((int(i), list_type), []) if t == "RECOMMENDATIONS_SHOWN" else None
+            for i, t in zip(frame["id"], frame["type"])
+        ]
     frame.attrs["sql"] = frame.attrs["sql"] + "\n;\n" + items.attrs["sql"]
     return frame
 
@@ -141,10 +172,19 @@ def _check_uuid(value: str) -> None:
     try:
         uuid.UUID(str(value))
     except ValueError:
-        raise WorkbenchError(f"session_uuid={value!r} is not a UUID: pass a session's uuid (e.g. from participant_summary).") from None
+        raise WorkbenchError(
+            f"session_uuid={value!r} is not a UUID: pass a session's uuid (e.g. from participant_summary)."
+        ) from None
 
 
-def daily_activity(db: SqlDatabase, *, schema: str | None = None, codes: Iterable[str] | None = None, start: Any = None, end: Any = None) -> pd.DataFrame:
+def daily_activity(
+    db: SqlDatabase,
+    *,
+    schema: str | None = None,
+    codes: Iterable[str] | None = None,
+    start: Any = None,
+    end: Any = None,
+) -> pd.DataFrame:
     """Per participant and day: the five figures recomputed from raw events with the server's
     rules, the stored ``stored_*`` figures of daily_activity_time, and ``matches`` (every figure
     equal, real-valued ones within 1e-3 s; False when the day is missing on either side)."""
@@ -160,8 +200,15 @@ def daily_activity(db: SqlDatabase, *, schema: str | None = None, codes: Iterabl
     return frame
 
 
-def transition_audit(db: SqlDatabase, by: str = "transition", *, schema: str | None = None, codes: Iterable[str] | None = None,
-                     start: Any = None, end: Any = None) -> pd.DataFrame:
+def transition_audit(
+    db: SqlDatabase,
+    by: str = "transition",
+    *,
+    schema: str | None = None,
+    codes: Iterable[str] | None = None,
+    start: Any = None,
+    end: Any = None,
+) -> pd.DataFrame:
     """Which days met each transition's ANY/ALL thresholds (``by="day"``: one row per transition
     and stored day of the phase it ends, with ``matched``), or per transition (``by="transition"``):
     stored num_days and figures beside matching_days and the recomputed sums over matching days,
@@ -173,8 +220,21 @@ def transition_audit(db: SqlDatabase, by: str = "transition", *, schema: str | N
         days[column] = days[column].astype(object).where(days[column].isna(), days[column].astype(str))
     if by == "day":
         return days
-    keys = ["transition_event_id", "participant_id", "code", "reason", "from_phase", "to_phase", "transitioned_at", "entry_day",
-            "transition_day", "operator", "min_days", "num_days", *FIGURES]
+    keys = [
+        "transition_event_id",
+        "participant_id",
+        "code",
+        "reason",
+        "from_phase",
+        "to_phase",
+        "transitioned_at",
+        "entry_day",
+        "transition_day",
+        "operator",
+        "min_days",
+        "num_days",
+        *FIGURES,
+    ]
     matched = days[days["matched"].fillna(False).astype(bool)]
     sums = matched.groupby("transition_event_id")[[f"day_{c}" for c in FIGURES]].sum()
     counts = matched.groupby("transition_event_id").size().rename("matching_days")
@@ -184,15 +244,28 @@ def transition_audit(db: SqlDatabase, by: str = "transition", *, schema: str | N
     for column in FIGURES:
         frame[f"matched_{column}"] = frame[f"matched_{column}"].fillna(0.0).astype("float64")
     automatic = frame["reason"] == "AUTOMATIC"
-    same_sums = np.logical_and.reduce([(frame[c].astype("float64") - frame[f"matched_{c}"]).abs() <= FLOAT_TOLERANCE * np.maximum(1.0, frame[c].astype("float64").abs()) for c in FIGURES])
+    same_sums = np.logical_and.reduce(
+        [
+            (frame[c].astype("float64") - frame[f"matched_{c}"]).abs()
+            <= FLOAT_TOLERANCE * np.maximum(1.0, frame[c].astype("float64").abs())
+            for c in FIGURES
+        ]
+    )
     consistent = (frame["matching_days"] == frame["num_days"]) & (frame["num_days"] == frame["min_days"]) & same_sums
     frame["consistent"] = pd.Series(consistent, dtype="boolean").where(automatic, pd.NA)
     frame.attrs["sql"] = days.attrs["sql"]
     return frame
 
 
-def monitoring(db: SqlDatabase, start: Any = None, end: Any = None, *, top: int = 10, schema: str | None = None,
-               codes: Iterable[str] | None = None) -> pd.DataFrame:
+def monitoring(
+    db: SqlDatabase,
+    start: Any = None,
+    end: Any = None,
+    *,
+    top: int = 10,
+    schema: str | None = None,
+    codes: Iterable[str] | None = None,
+) -> pd.DataFrame:
     """Page views in the window: section 'total' (key 'all'), 'path_type' (home, watch, search,
     channel, other) and the ``top`` most viewed 'url's, each with page_views, share of all page
     views and active_participants."""

@@ -14,6 +14,7 @@ Shapes assumed for the server's JSON (camelCase, times as ISO-8601 UTC strings, 
 ``{youtubeId, url, title, videoType}`` on RECOMMENDATIONS_SHOWN);
 ``GET /api/participants-report`` → ``ParticipantsReportRow[]``.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -54,11 +55,17 @@ class _Token:
 class ApiClient:
     """A client of the study server at ``base_url`` authenticated by ``token`` (an admin API token)."""
 
-    def __init__(self, base_url: str, token: str, *, timeout_s: float = 30.0, report_cache_s: float = REPORT_CACHE_SECONDS):
+    def __init__(
+        self, base_url: str, token: str, *, timeout_s: float = 30.0, report_cache_s: float = REPORT_CACHE_SECONDS
+    ):
         if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
-            raise WorkbenchError(f"base_url={base_url!r} is not an http(s) URL: pass the study server's address, e.g. https://personalization-server.example.org.")
+            raise WorkbenchError(
+                f"base_url={base_url!r} is not an http(s) URL: pass the study server's address, e.g. https://personalization-server.example.org."
+            )
         if not token or not isinstance(token, str):
-            raise WorkbenchError("token is empty: generate an API token in the study's admin panel (\"API Tokens\" tab) and pass it.")
+            raise WorkbenchError(
+                'token is empty: generate an API token in the study\'s admin panel ("API Tokens" tab) and pass it.'
+            )
         register_secret(token)
         self.base_url = base_url.rstrip("/")
         self.timeout_s = float(timeout_s)
@@ -81,24 +88,38 @@ class ApiClient:
 
         url = self.base_url + path
         try:
-            response = requests.get(url, headers={"authorization": self._token.value, "accept": "application/json"}, timeout=self.timeout_s)
+            response = requests.get(
+                url, headers={"authorization": self._token.value, "accept": "application/json"}, timeout=self.timeout_s
+            )
         except requests.Timeout:
-            raise ApiError(f"The study API did not answer GET {path} within {self.timeout_s:g} s: retry later or raise timeout_s.") from None
+            raise ApiError(
+                f"The study API did not answer GET {path} within {self.timeout_s:g} s: retry later or raise timeout_s."
+            ) from None
         except requests.RequestException as exc:
-            raise ApiError(f"Cannot reach the study API at {self.base_url} ({type(exc).__name__}): check base_url and the network.") from None
+            raise ApiError(
+                f"Cannot reach the study API at {self.base_url} ({type(exc).__name__}): check base_url and the network."
+            ) from None
         try:
             body = response.json()
         except ValueError:
-            raise ApiError(f"The study API answered GET {path} with status {response.status_code} and a body that is not JSON: check base_url points at the study server.") from None
+            raise ApiError(
+                f"The study API answered GET {path} with status {response.status_code} and a body that is not JSON: check base_url points at the study server."
+            ) from None
         if response.status_code in (401, 403):
-            raise ApiError(f"The study API rejected the token for GET {path} (status {response.status_code}): generate a new API token in the admin panel.")
+            raise ApiError(
+                f"The study API rejected the token for GET {path} (status {response.status_code}): generate a new API token in the admin panel."
+            )
         if not isinstance(body, dict) or body.get("kind") not in ("Success", "Failure"):
-            raise ApiError(f"The study API answered GET {path} without a {{\"kind\": \"Success\"|\"Failure\"}} envelope: check base_url points at the study server.")
+            raise ApiError(
+                f'The study API answered GET {path} without a {{"kind": "Success"|"Failure"}} envelope: check base_url points at the study server.'
+            )
         if body["kind"] == "Failure" or response.status_code >= 400:
             message = redact(body.get("message", "no message"))
             raise ApiError(f"The study API failed GET {path} with status {response.status_code}: {message}.")
         if "value" not in body:
-            raise ApiError(f"The study API answered GET {path} with Success but no value: the server's answer is malformed.")
+            raise ApiError(
+                f"The study API answered GET {path} with Success but no value: the server's answer is malformed."
+            )
         return body["value"]
 
     # ------------------------------------------------------------------ endpoints
@@ -111,56 +132,72 @@ class ApiClient:
                 rows.extend(value["results"])
                 page_count = int(value["pageCount"])
             except (TypeError, KeyError, ValueError):
-                raise ApiError(f"The study API's page {page} of participants lacks results or pageCount: the server's answer is malformed.") from None
+                raise ApiError(
+                    f"The study API's page {page} of participants lacks results or pageCount: the server's answer is malformed."
+                ) from None
             page += 1
             if page >= page_count:
                 break
-        frame = pd.DataFrame({
-            "id": pd.Series([r["id"] for r in rows], dtype="int64"), "code": pd.Series([r["code"] for r in rows]),
-            "arm": pd.Series([r["arm"] for r in rows]), "phase": pd.Series([r["phase"] for r in rows], dtype="int64"),
-            "is_paid": pd.Series([bool(r.get("isPaid")) for r in rows], dtype=bool),
-            "extension_activated_at": _times([r.get("extensionActivatedAt") for r in rows]),
-            "created_at": _times([r["createdAt"] for r in rows]),
-        })
+        frame = pd.DataFrame(
+            {
+                "id": pd.Series([r["id"] for r in rows], dtype="int64"),
+                "code": pd.Series([r["code"] for r in rows]),
+                "arm": pd.Series([r["arm"] for r in rows]),
+                "phase": pd.Series([r["phase"] for r in rows], dtype="int64"),
+                "is_paid": pd.Series([bool(r.get("isPaid")) for r in rows], dtype=bool),
+                "extension_activated_at": _times([r.get("extensionActivatedAt") for r in rows]),
+                "created_at": _times([r["createdAt"] for r in rows]),
+            }
+        )
         return frame.sort_values("id", ignore_index=True)
 
     def participant_summary(self, code: str) -> pd.DataFrame:
         """The sessions of participant ``code`` (GET /api/participant/{code}), as :func:`~workbench.studies.ytdpnl.participant_summary`."""
         value = self._get(f"/api/participant/{quote(str(code), safe='')}")
         sessions = sorted(value.get("sessions", []), key=lambda s: s["id"], reverse=True)
-        frame = pd.DataFrame({
-            "code": pd.Series([str(code)] * len(sessions)),
-            "session_id": pd.Series([s["id"] for s in sessions], dtype="int64"),
-            "session_uuid": pd.Series([s["uuid"] for s in sessions]),
-            "created_at": _times([s["createdAt"] for s in sessions]),
-            "started_at": _times([s.get("startedAt") for s in sessions]),
-            "ended_at": _times([s.get("endedAt") for s in sessions]),
-            "event_count": pd.Series([s.get("eventCount", 0) for s in sessions], dtype="int64"),
-        })
+        frame = pd.DataFrame(
+            {
+                "code": pd.Series([str(code)] * len(sessions)),
+                "session_id": pd.Series([s["id"] for s in sessions], dtype="int64"),
+                "session_uuid": pd.Series([s["uuid"] for s in sessions]),
+                "created_at": _times([s["createdAt"] for s in sessions]),
+                "started_at": _times([s.get("startedAt") for s in sessions]),
+                "ended_at": _times([s.get("endedAt") for s in sessions]),
+                "event_count": pd.Series([s.get("eventCount", 0) for s in sessions], dtype="int64"),
+            }
+        )
         first, latest = value.get("firstSessionDate"), value.get("latestSessionDate")
-        frame.attrs.update(n_sessions=int(value.get("sessionCount", len(sessions))),
-                           first_session=None if first is None else _times([first])[0],
-                           latest_session=None if latest is None else _times([latest])[0])
+        frame.attrs.update(
+            n_sessions=int(value.get("sessionCount", len(sessions))),
+            first_session=None if first is None else _times([first])[0],
+            latest_session=None if latest is None else _times([latest])[0],
+        )
         return frame
 
     def session_events(self, session_uuid: str) -> pd.DataFrame:
         """The events of one session newest first (GET /api/event-overviews/{sessionUuid}), as :func:`~workbench.studies.ytdpnl.session_events`."""
         value = self._get(f"/api/event-overviews/{quote(str(session_uuid), safe='')}")
-        frame = pd.DataFrame({
-            "id": pd.Series([e["id"] for e in value], dtype="int64"),
-            "type": pd.Series([e["type"] for e in value]),
-            "url": pd.Series([e["url"] for e in value]),
-            "context": pd.Series([e.get("context") for e in value]),
-            "arm": pd.Series([e["arm"] for e in value]),
-            "phase": pd.Series([e["phase"] for e in value], dtype="int64"),
-            "created_at": _times([e["createdAt"] for e in value]),
-            "seconds_watched": pd.Series([e.get("secondsWatched") for e in value], dtype="float64"),
-        })
+        frame = pd.DataFrame(
+            {
+                "id": pd.Series([e["id"] for e in value], dtype="int64"),
+                "type": pd.Series([e["type"] for e in value]),
+                "url": pd.Series([e["url"] for e in value]),
+                "context": pd.Series([e.get("context") for e in value]),
+                "arm": pd.Series([e["arm"] for e in value]),
+                "phase": pd.Series([e["phase"] for e in value], dtype="int64"),
+                "created_at": _times([e["createdAt"] for e in value]),
+                "seconds_watched": pd.Series([e.get("secondsWatched") for e in value], dtype="float64"),
+            }
+        )
         camel = {"NON_PERSONALIZED": "nonPersonalized", "PERSONALIZED": "personalized", "SHOWN": "shown"}
         for list_type, column in LIST_COLUMNS.items():
             frame[column] = [
-                [{"youtube_id": v["youtubeId"], "url": v["url"], "title": v["title"], "video_type": v["videoType"]} for v in e.get(camel[list_type], [])]
-                if e["type"] == "RECOMMENDATIONS_SHOWN" else None
+                [
+                    {"youtube_id": v["youtubeId"], "url": v["url"], "title": v["title"], "video_type": v["videoType"]}
+                    for v in e.get(camel[list_type], [])
+                ]
+                if e["type"] == "RECOMMENDATIONS_SHOWN"
+                else None
                 for e in value
             ]
         return frame
@@ -173,11 +210,13 @@ class ApiClient:
             if cached is not None and not force and time.monotonic() - cached[0] < self.report_cache_s:
                 return cached[1].copy()
         value = self._get("/api/participants-report")
-        frame = pd.DataFrame({
-            "identifier": pd.Series([r["identifier"] for r in value]),
-            "phase": pd.Series([r["phase"] for r in value], dtype="int64"),
-            **{column: pd.Series([r.get(column) for r in value], dtype="Int64") for column in REPORT_TIMES},
-        })
+        frame = pd.DataFrame(
+            {
+                "identifier": pd.Series([r["identifier"] for r in value]),
+                "phase": pd.Series([r["phase"] for r in value], dtype="int64"),
+                **{column: pd.Series([r.get(column) for r in value], dtype="Int64") for column in REPORT_TIMES},
+            }
+        )
         with _report_lock:
             _report_cache[self._cache_key] = (time.monotonic(), frame.copy())
         return frame

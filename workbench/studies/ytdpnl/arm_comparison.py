@@ -4,6 +4,7 @@ The database computes the sufficient statistics (``sql/ytdpnl/arm_comparison.sql
 statistics engine (:func:`workbench.stats.experiment_results`, frequentist, absolute differences,
 CUPED where a covariate is present) compares the arms.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -17,8 +18,14 @@ from workbench.studies.ytdpnl.tables import codes_parameter, study_query, time_w
 CONTROL, TREATMENT = "control", "treatment"
 
 
-def arm_sufficient_statistics(db: SqlDatabase, *, schema: str | None = None, codes: Iterable[str] | None = None,
-                              start: Any = None, end: Any = None) -> pd.DataFrame:
+def arm_sufficient_statistics(
+    db: SqlDatabase,
+    *,
+    schema: str | None = None,
+    codes: Iterable[str] | None = None,
+    start: Any = None,
+    end: Any = None,
+) -> pd.DataFrame:
     """One row per metric and arm in the shape of docs/sufficient-statistics.md (overall rows only)."""
     frame = study_query(db, "arm_comparison", schema, **time_window(start, end), **codes_parameter(codes))
     frame.insert(2, "dimension", "overall")
@@ -30,8 +37,15 @@ def arm_sufficient_statistics(db: SqlDatabase, *, schema: str | None = None, cod
     return frame
 
 
-def arm_comparison(db: SqlDatabase, *, schema: str | None = None, codes: Iterable[str] | None = None, start: Any = None,
-                   end: Any = None, alpha: float = 0.05) -> pd.DataFrame:
+def arm_comparison(
+    db: SqlDatabase,
+    *,
+    schema: str | None = None,
+    codes: Iterable[str] | None = None,
+    start: Any = None,
+    end: Any = None,
+    alpha: float = 0.05,
+) -> pd.DataFrame:
     """Per metric (clicks by kind, home injected tile clicks, watch time, pages viewed, share of
     non-personalized clicks): control and treatment means, the absolute effect with its
     (1 - alpha) interval and p-value, CUPED-adjusted where phase-0 values exist (``cuped``,
@@ -39,7 +53,9 @@ def arm_comparison(db: SqlDatabase, *, schema: str | None = None, codes: Iterabl
     from workbench.stats import AnalysisSettings, experiment_results
 
     table = arm_sufficient_statistics(db, schema=schema, codes=codes, start=start, end=end)
-    settings = AnalysisSettings(control=CONTROL, variations=(CONTROL, TREATMENT), difference_type="absolute", alpha=alpha)
+    settings = AnalysisSettings(
+        control=CONTROL, variations=(CONTROL, TREATMENT), difference_type="absolute", alpha=alpha
+    )
     results = experiment_results(table, settings, experiment="ytdpnl intervention phase").to_pandas()
     results.attrs.update(sql=table.attrs["sql"], sufficient_statistics=table)
     return results

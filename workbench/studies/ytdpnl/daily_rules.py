@@ -7,12 +7,19 @@ since the previous PAGE_VIEW of the same session when it lies between 0 and 30 m
 the three ``*_CLICKED`` types. (Reference: /work/shared/reference/ytdpnl-schema.md.) The analyses
 recompute the same figures in SQL (``sql/ytdpnl/daily_activity.sql``).
 """
+
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
-FIGURES = ("pages_viewed", "video_pages_viewed", "video_time_viewed_seconds", "time_spent_on_youtube_seconds", "sidebar_recommendations_clicked")
+FIGURES = (
+    "pages_viewed",
+    "video_pages_viewed",
+    "video_time_viewed_seconds",
+    "time_spent_on_youtube_seconds",
+    "sidebar_recommendations_clicked",
+)
 SIDEBAR_CLICKS = ("PERSONALIZED_CLICKED", "NON_PERSONALIZED_CLICKED", "MIXED_CLICKED")
 MAX_GAP_SECONDS = 30 * 60
 DAY_MS = 86_400_000
@@ -44,15 +51,22 @@ def daily_figures(events: pd.DataFrame, origin_ms: int) -> pd.DataFrame:
     view = kind == "PAGE_VIEW"
     gaps = np.zeros(len(events))
     gaps[view] = page_view_gaps(events["s"].to_numpy()[view], events["t"].to_numpy()[view])
-    frame = pd.DataFrame({
-        "p": events["p"].to_numpy(), "day": day,
-        "pages_viewed": view.astype("int64"),
-        "video_pages_viewed": (view & events["url"].astype(str).str.contains("/watch", regex=False).to_numpy()).astype("int64"),
-        "video_time_viewed_seconds": np.where(kind == "WATCH_TIME", np.nan_to_num(events["seconds"].to_numpy(dtype="float64")), 0.0),
-        "time_spent_on_youtube_seconds": gaps,
-        "sidebar_recommendations_clicked": np.isin(kind, SIDEBAR_CLICKS).astype("int64"),
-        "counted": view | (kind == "WATCH_TIME") | np.isin(kind, SIDEBAR_CLICKS),
-    })
+    frame = pd.DataFrame(
+        {
+            "p": events["p"].to_numpy(),
+            "day": day,
+            "pages_viewed": view.astype("int64"),
+            "video_pages_viewed": (
+                view & events["url"].astype(str).str.contains("/watch", regex=False).to_numpy()
+            ).astype("int64"),
+            "video_time_viewed_seconds": np.where(
+                kind == "WATCH_TIME", np.nan_to_num(events["seconds"].to_numpy(dtype="float64")), 0.0
+            ),
+            "time_spent_on_youtube_seconds": gaps,
+            "sidebar_recommendations_clicked": np.isin(kind, SIDEBAR_CLICKS).astype("int64"),
+            "counted": view | (kind == "WATCH_TIME") | np.isin(kind, SIDEBAR_CLICKS),
+        }
+    )
     figures = frame[frame["counted"]].groupby(["p", "day"], as_index=False)[list(FIGURES)].sum()
     for column in ("video_time_viewed_seconds", "time_spent_on_youtube_seconds"):
         figures[column] = figures[column].astype("float32")

@@ -4,6 +4,7 @@ Each fault is named after the sanity check that must find it and lists the ids t
 (event ids, session ids or video ids). Faults only touch rows whose change cannot be seen by any
 other check (targets are chosen away from phase transitions and from each other).
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
@@ -50,7 +51,9 @@ def plant_faults(chunk: dict[str, pd.DataFrame], rng: np.random.Generator, next_
     used: set[int] = set()
     # one (session, url) page per fault: its url appears once in the session, so nothing else pairs with it
     kind = events["type"].to_numpy()
-    page_url = np.where(np.char.endswith(kind.astype(str), "CLICKED"), events["context"].to_numpy(), events["url"].to_numpy())
+    page_url = np.where(
+        np.char.endswith(kind.astype(str), "CLICKED"), events["context"].to_numpy(), events["url"].to_numpy()
+    )
     key = events["session_uuid"].astype(str) + " " + pd.Series(page_url, index=events.index).astype(str)
     views_per_page = key[kind == "PAGE_VIEW"].value_counts()
     single_page = key.map(views_per_page).fillna(0).to_numpy() == 1
@@ -61,7 +64,9 @@ def plant_faults(chunk: dict[str, pd.DataFrame], rng: np.random.Generator, next_
     def pick(mask: np.ndarray) -> int:
         candidates = np.flatnonzero(mask & ~np.isin(np.arange(len(events)), list(used)))
         if candidates.size == 0:
-            raise WorkbenchError("The study is too small to plant every fault: generate more participants or days, or leave inject_faults off.")
+            raise WorkbenchError(
+                "The study is too small to plant every fault: generate more participants or days, or leave inject_faults off."
+            )
         chosen = int(rng.choice(candidates))
         used.update(np.flatnonzero(key.to_numpy() == key.iat[chosen]).tolist())
         return chosen
@@ -88,15 +93,22 @@ def plant_faults(chunk: dict[str, pd.DataFrame], rng: np.random.Generator, next_
 
     watch_times = chunk["watch_time"]
     orphan_target = pick(views)
-    chunk["watch_time"] = pd.concat([watch_times, pd.DataFrame({"event_id": [int(events.at[orphan_target, "id"])], "seconds_watched": [42.0]})], ignore_index=True)
+    chunk["watch_time"] = pd.concat(
+        [watch_times, pd.DataFrame({"event_id": [int(events.at[orphan_target, "id"])], "seconds_watched": [42.0]})],
+        ignore_index=True,
+    )
     faults.watch_times_without_event = [int(events.at[orphan_target, "id"])]
     lost = pick(safe & (kind == "WATCH_TIME"))
-    chunk["watch_time"] = chunk["watch_time"][chunk["watch_time"]["event_id"] != events.at[lost, "id"]].reset_index(drop=True)
+    chunk["watch_time"] = chunk["watch_time"][chunk["watch_time"]["event_id"] != events.at[lost, "id"]].reset_index(
+        drop=True
+    )
     faults.watch_time_events_without_seconds = [int(events.at[lost, "id"])]
 
     items = chunk["video_list_item"]
     repeated = items["video_id"].map(items["video_id"].value_counts()).to_numpy() > 1
-    candidates = np.flatnonzero((items["list_type"].to_numpy() == "SHOWN") & (items["position"].to_numpy() == 2) & repeated)
+    candidates = np.flatnonzero(
+        (items["list_type"].to_numpy() == "SHOWN") & (items["position"].to_numpy() == 2) & repeated
+    )
     hole = int(rng.choice(candidates))
     faults.list_position_gaps = [int(items.at[hole, "event_id"])]
     chunk["video_list_item"] = items.drop(index=hole).reset_index(drop=True)
@@ -104,8 +116,15 @@ def plant_faults(chunk: dict[str, pd.DataFrame], rng: np.random.Generator, next_
     sessions = chunk["session"]
     owners = rng.choice(chunk["participant"]["code"].to_numpy(), 2, replace=False)
     at = sessions["created_at"].max() + pd.Timedelta(hours=1)  # after every real session: first sessions stay first
-    empty = pd.DataFrame({"id": [next_session_id, next_session_id + 1], "uuid": [f"00000000-0000-4000-a000-{i:012d}" for i in (1, 2)],
-                          "participant_code": owners, "created_at": [at, at], "updated_at": [at, at]})
+    empty = pd.DataFrame(
+        {
+            "id": [next_session_id, next_session_id + 1],
+            "uuid": [f"00000000-0000-4000-a000-{i:012d}" for i in (1, 2)],
+            "participant_code": owners,
+            "created_at": [at, at],
+            "updated_at": [at, at],
+        }
+    )
     chunk["session"] = pd.concat([sessions, empty], ignore_index=True)
     faults.sessions_without_events = [next_session_id, next_session_id + 1]
     return faults

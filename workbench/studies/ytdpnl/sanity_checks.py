@@ -3,6 +3,7 @@
 Each check counts its offending rows in the database and brings back only the first ``max_rows``
 of them by ``id`` (an event, session or video id as the check says).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -45,14 +46,20 @@ class SanityCheckResults:
         return "\n".join(f"{r.check:>36}: {r.n_offending}" for r in self.summary.itertuples())
 
 
-def sanity_checks(db: SqlDatabase, *, schema: str | None = None, max_rows: int = 20, max_gap_seconds: float = 5.0) -> SanityCheckResults:
+def sanity_checks(
+    db: SqlDatabase, *, schema: str | None = None, max_rows: int = 20, max_gap_seconds: float = 5.0
+) -> SanityCheckResults:
     """Run every check of :data:`CHECKS`; ``max_gap_seconds`` is the largest accepted gap between
     a video page's PAGE_VIEW and its RECOMMENDATIONS_SHOWN."""
     if int(max_rows) != max_rows or max_rows < 1:
         raise WorkbenchError(f"max_rows must be a positive whole number of rows, got {max_rows!r}.")
     rows, offending = [], {}
     for check, description in CHECKS.items():
-        params = {"max_gap_seconds": float(max_gap_seconds), "first_page_view_fix": FIRST_PAGE_VIEW_FIX.to_pydatetime()} if check == "page_view_pairing" else {}
+        params = (
+            {"max_gap_seconds": float(max_gap_seconds), "first_page_view_fix": FIRST_PAGE_VIEW_FIX.to_pydatetime()}
+            if check == "page_view_pairing"
+            else {}
+        )
         sql = f"SELECT count(*) OVER () AS n_offending, q.*\nFROM (\n{read_sql(f'ytdpnl/checks/{check}.sql').strip()}\n) q\nORDER BY q.id\nLIMIT :max_rows"
         found = run_study_sql(db, sql, schema, max_rows=int(max_rows), **params)
         total = int(found["n_offending"].iloc[0]) if len(found) else 0

@@ -6,6 +6,7 @@ The study's tables sit in ``public`` on a real copy of its database and in a sch
 validated schema name (``None``: the connection's own search path), so the same SQL file reads
 both without any change to the study's database.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -29,7 +30,9 @@ def study_schema(schema: str | None) -> str | None:
     if schema is None:
         return None
     if not isinstance(schema, str) or not IDENTIFIER.match(schema):
-        raise WorkbenchError(f"schema={shown(schema)} is not a plain SQL identifier: use letters, digits and underscores (at most 63), e.g. 'ytdpnl' or 'public'.")
+        raise WorkbenchError(
+            f"schema={shown(schema)} is not a plain SQL identifier: use letters, digits and underscores (at most 63), e.g. 'ytdpnl' or 'public'."
+        )
     return schema
 
 
@@ -64,12 +67,16 @@ def _timestamp(value: Any, name: str) -> pd.Timestamp:
     except (ValueError, TypeError, OverflowError):
         stamp = pd.NaT
     if pd.isna(stamp):
-        raise WorkbenchError(f"{name}={shown(value)} is not a date: write YYYY-MM-DD or an ISO timestamp such as 2023-02-01 12:00.")
+        raise WorkbenchError(
+            f"{name}={shown(value)} is not a date: write YYYY-MM-DD or an ISO timestamp such as 2023-02-01 12:00."
+        )
     return stamp
 
 
 def _is_day(value: Any) -> bool:
-    return (isinstance(value, str) and len(value.strip()) == 10) or (isinstance(value, dt.date) and not isinstance(value, dt.datetime))
+    return (isinstance(value, str) and len(value.strip()) == 10) or (
+        isinstance(value, dt.date) and not isinstance(value, dt.datetime)
+    )
 
 
 def study_query(db: SqlDatabase, name: str, schema: str | None = None, **params: Any) -> pd.DataFrame:
@@ -99,10 +106,14 @@ def run_study_sql(db: SqlDatabase, sql: str, schema: str | None = None, **params
     except sa.exc.SQLAlchemyError as exc:
         error = explain_error(exc, db)
         low = str(error).lower()
-        if ("does not exist" in low or "no catalog + schema" in low) and ("table" in low or "relation" in low or "schema" in low):
+        if ("does not exist" in low or "no catalog + schema" in low) and (
+            "table" in low or "relation" in low or "schema" in low
+        ):
             where = f"schema {schema!r}" if schema else "the connection's search path"
-            raise DatabaseError(f"The study's tables are not in {where} of {db.settings.display_url}: pass schema= naming the schema that holds them "
-                                f"(e.g. 'public' on a real copy) or create them with `workbench study generate`. ({str(error).split('(', 1)[-1].rstrip(')')})") from None
+            raise DatabaseError(
+                f"The study's tables are not in {where} of {db.settings.display_url}: pass schema= naming the schema that holds them "
+                f"(e.g. 'public' on a real copy) or create them with `workbench study generate`. ({str(error).split('(', 1)[-1].rstrip(')')})"
+            ) from None
         raise error from None
     frame.attrs["sql"] = sql
     return frame
@@ -114,8 +125,22 @@ def schema_statements(db: SqlDatabase) -> list[str]:
 
 
 STUDY_TABLES = (
-    "voucher", "transition_event", "transition_setting", "daily_activity_time", "video_metadata",
-    "video_list_item", "video", "watch_time", "event", "session", "experiment_config", "participant",
-    "unusable_channel", "channel_rotation_speed_setting", "channel_source_item", "channel_source", "admin",
+    "voucher",
+    "transition_event",
+    "transition_setting",
+    "daily_activity_time",
+    "video_metadata",
+    "video_list_item",
+    "video",
+    "watch_time",
+    "event",
+    "session",
+    "experiment_config",
+    "participant",
+    "unusable_channel",
+    "channel_rotation_speed_setting",
+    "channel_source_item",
+    "channel_source",
+    "admin",
 )
 STUDY_TYPES = ("experimentarm", "eventtype", "listtype", "videotype", "transitionreason", "operatortype")
