@@ -24,6 +24,7 @@ help:
 	@echo "make reliability - run the reliability and security suite; rewrites the table in docs/reliability.md"
 	@echo "make docs   - regenerate docs/reference/ from the code and docs/images/ from the browser tests"
 	@echo "make lab    - start JupyterLab on 127.0.0.1 with the project's kernel"
+	@echo "make lint   - ruff check, ruff format --check and the import contracts (also run by make test)"
 	@echo "make bench  - run the benchmarks in benchmarks/ (minutes; prints tables)"
 
 # --- set-up ---------------------------------------------------------------------------------
@@ -80,7 +81,7 @@ demo: $(KERNEL) $(DEMO_INDEX)
 	@echo "Dashboard:          $(BIN)/workbench dashboard   then open http://127.0.0.1:8866/"
 
 # --- checks ---------------------------------------------------------------------------------
-test: $(KERNEL) system-deps
+test: $(KERNEL) system-deps lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 reliability: $(KERNEL) system-deps
@@ -95,8 +96,12 @@ docs: $(KERNEL) system-deps
 lab: $(KERNEL)
 	$(BIN)/workbench lab
 
+# The rule set, the layout and the import contracts are in pyproject.toml; a few seconds.
 lint: $(INSTALLED)
-	$(BIN)/ruff check workbench tests benchmarks
+	@$(BIN)/ruff check --quiet .
+	@$(BIN)/ruff format --check --quiet . || { echo "error: run $(BIN)/ruff format . to lay the code out as the formatter does" >&2; exit 1; }
+	@$(BIN)/lint-imports --no-cache >/dev/null || $(BIN)/lint-imports --no-cache
+	@echo "lint: ruff check, ruff format --check and the import contracts passed"
 
 bench: $(INSTALLED)
 	@for script in benchmarks/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done

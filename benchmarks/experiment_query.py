@@ -145,9 +145,9 @@ def measure_spark(parquet_dir: str, config_path: str, out: multiprocessing.Queue
     the Parquet files in ``parquet_dir``; also the session start-up and the first (cold) query."""
     import warnings
 
+    from workbench.db.spark import SparkDatabase, local_spark_session
     from workbench.experiments.config import load_config
     from workbench.experiments.engine import experiment, sufficient_stats
-    from workbench.db.spark import SparkDatabase, local_spark_session
 
     warnings.filterwarnings("ignore", category=FutureWarning)  # PySpark's note about pandas 3
     started = time.perf_counter()

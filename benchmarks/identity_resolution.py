@@ -24,12 +24,12 @@ import pyarrow as pa
 
 import workbench as wb
 from workbench.db.bulk_write import write_transaction
+from workbench.db.sql_files import TableDefinition
 from workbench.events.identities import resolve_identities
 from workbench.events.settings import EventSettings
 from workbench.events.simulate import simulate_stream
 from workbench.events.statements import event_tables
 from workbench.events.store import ensure_event_store
-from workbench.db.sql_files import TableDefinition
 
 SETTINGS = EventSettings(schema="grouparoo", source="the benchmark")
 USERS_PER_CHUNK = 50_000

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
 from support.reliability_ledger import ledger, pytest_terminal_summary  # noqa: F401  (the reliability table)
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -4,15 +4,14 @@ the file, the entry and what to change, before any query runs."""
 from __future__ import annotations
 
 import copy
-import os
 from pathlib import Path
 
 import pytest
 import yaml
 
 from workbench import paths
-from workbench.experiments.config import load_config, parse_config
 from workbench.errors import ConfigError
+from workbench.experiments.config import load_config, parse_config
 
 ROOT = Path(__file__).resolve().parents[1]
 SEED = yaml.safe_load((ROOT / "workbench.yml").read_text())

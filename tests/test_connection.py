@@ -26,7 +26,7 @@ def _existing_database(backend, label: str) -> str:
 
 
 def test_default_is_an_embedded_duckdb_file_under_data(isolated_home):
-    with pytest.raises(DatabaseError, match="does not exist yet.*workbench generate"):
+    with pytest.raises(DatabaseError, match=r"does not exist yet.*workbench generate"):
         wb.connect()
     writer = wb.connect(read_only=False)
     assert writer.settings.source == "default"
@@ -100,7 +100,7 @@ def test_statement_timeout_stops_a_runaway_query(backend):
 
 def test_missing_table_names_the_fix(backend):
     db = wb.connect(_existing_database(backend, "missing_table"))
-    with pytest.raises(DatabaseError, match="table the query reads is missing.*workbench load"):
+    with pytest.raises(DatabaseError, match=r"table the query reads is missing.*workbench load"):
         db.sql("SELECT * FROM experiment_viewed")
     db.dispose()
 
@@ -191,7 +191,7 @@ def test_config_file_selects_the_database_and_refuses_passwords(isolated_home, t
     with pytest.raises(ConfigError, match=r"unknown key\(s\) \['urll'\]"):
         wb.connect()
     config.write_text("database: [unclosed\n")
-    with pytest.raises(ConfigError, match="workbench.yml line"):
+    with pytest.raises(ConfigError, match=r"workbench.yml line"):
         wb.connect()
 
 

@@ -135,5 +135,5 @@ def test_a_name_with_a_trailing_newline_is_not_an_identifier_anywhere(tmp_path):
     with pytest.raises(ConfigError, match="lower-case identifier"):
         validated_name("grouparoo\n", "events.schema")
     config.write_text('events:\n  schema: "grouparoo\\n"\n', encoding="utf-8")
-    with pytest.raises(ConfigError, match="events.schema"):
+    with pytest.raises(ConfigError, match=r"events.schema"):
         event_settings(config)

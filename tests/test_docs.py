@@ -280,7 +280,7 @@ def block_failures(path: Path, project: Path, shell, tmp_path: Path) -> list[str
                 json.loads(block.text)
             else:
                 check_sql(block, shell)
-        except Exception as exc:  # noqa: BLE001  (every block is tried; all failures are reported together)
+        except Exception as exc:  # every block is tried; all failures are reported together
             failures.append(f"{where}: {type(exc).__name__}: {exc}")
         if (elapsed := time.perf_counter() - started) > 10:
             print(f"{where} took {elapsed:.1f} s (keep blocks under 5 s)")

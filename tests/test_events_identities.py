@@ -106,7 +106,7 @@ def test_resolving_after_every_random_chunk_equals_the_truth(db, seed):
     stream = simulate_stream(80, seed=100 + seed)
     events, data = stream.arrow_tables("web")
     rng = random.Random(seed)
-    cuts = sorted(rng.sample(range(1, len(events)), 5)) + [len(events)]
+    cuts = [*sorted(rng.sample(range(1, len(events)), 5)), len(events)]
     start = 0
     with write_transaction(db) as writer:
         writer.append(TABLES["event_data"], data)
@@ -129,7 +129,7 @@ def test_an_interrupted_run_leaves_consistent_state_and_the_next_completes_it(db
     def broken_halfway(schema):
         statements = real(schema)
         middle = len(statements) // 2
-        return statements[:middle] + ["SELECT no_such_column FROM resolve_batch"] + statements[middle:]
+        return [*statements[:middle], "SELECT no_such_column FROM resolve_batch", *statements[middle:]]
 
     resolve_identities(db, batch_size=100, max_batches=2, settings=SETTINGS)
     snapshot = {
@@ -164,7 +164,9 @@ def plain_rows(frame: pd.DataFrame) -> list[tuple]:
 
 
 def test_a_merge_is_logged_with_what_each_side_held(db):
-    t = lambda minute: f"2026-01-01T00:{minute:02d}:00"
+    def t(minute: int) -> str:
+        return f"2026-01-01T00:{minute:02d}:00"
+
     send(
         db,
         {"type": "pageview", "anonymousId": "phone", "occurredAt": t(1), "messageId": "1"},
@@ -191,7 +193,10 @@ def test_a_merge_is_logged_with_what_each_side_held(db):
 def test_a_shared_device_belongs_to_the_first_user_seen_on_it(db):
     """User ids never merge: the tablet's anonymous events follow the user it was first seen with,
     even when that earlier sign-in arrives last."""
-    t = lambda minute: datetime(2026, 1, 1, 0, minute).isoformat()
+
+    def t(minute: int) -> str:
+        return datetime(2026, 1, 1, 0, minute).isoformat()
+
     send(
         db,
         {"type": "pageview", "anonymousId": "tablet", "occurredAt": t(1), "messageId": "1"},

@@ -231,7 +231,7 @@ def test_csv_records_with_quoting_payload_columns_and_broken_rows(db, tmp_path):
 
 
 def test_unknown_producer_key_is_refused_before_reading(db):
-    with pytest.raises(ConfigError, match="not one of the events.api_keys") as caught:
+    with pytest.raises(ConfigError, match=r"not one of the events.api_keys") as caught:
         ingest(db, io.BytesIO(b'{"type": "x", "userId": "u"}\n'), "not-a-known-key", settings=SETTINGS)
     assert "not-a-known-key" not in str(caught.value)
 

@@ -99,8 +99,13 @@ def expected_properties(stream) -> pd.DataFrame:
     wide = stream.data.pivot(index="event_index", columns="key", values="value")
     ev = stream.events.assign(owner=owners.loc[stream.events["event_index"]].to_numpy()).join(wide, on="event_index")
     ev = ev.sort_values(["owner", "occurred_at"])
-    num = lambda s: pd.to_numeric(s, errors="coerce")
-    of = lambda t: ev[ev["type"] == t]
+
+    def num(s):
+        return pd.to_numeric(s, errors="coerce")
+
+    def of(t):
+        return ev[ev["type"] == t]
+
     purchase, cart, page = of("purchase"), of("add-to-cart"), of("pageview")
     assert not page.duplicated(["owner", "occurred_at"]).any() and not cart.duplicated(["owner", "occurred_at"]).any()
     out = pd.DataFrame(index=pd.Index(sorted(set(owners)), name="owner"))

@@ -12,11 +12,10 @@ import pytest
 import yaml
 
 import workbench as wb
+from support import experiment_reference as ref
 from workbench.experiments.config import load_config, parse_config
 from workbench.experiments.discovery import discover_experiments
 from workbench.experiments.engine import experiment, health_facts, sufficient_stats, unit_metrics
-
-from support import experiment_reference as ref
 
 ROOT = Path(__file__).resolve().parents[1]
 START, END = dt.datetime(2026, 9, 25), dt.datetime(2026, 11, 22, 23, 59, 59, 999999)
@@ -77,7 +76,7 @@ def assert_matches_reference(ours: pd.DataFrame, expected: pd.DataFrame) -> None
         got = merged[stat].astype(float)
         both_nan = exp_v.isna() & got.isna()
         mismatched = merged[~both_nan & (exp_v != got)]
-        assert mismatched.empty, (stat, mismatched[keys + [f"{stat}_ref", stat]].head(10))
+        assert mismatched.empty, (stat, mismatched[[*keys, f"{stat}_ref", stat]].head(10))
 
 
 def test_checkout_layout_reports_its_multiple_exposure_units(db, config, sample_dir):

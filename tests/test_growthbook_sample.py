@@ -117,7 +117,7 @@ def test_a_missing_file_is_named(tmp_path, sample_dir):
     folder = _copy_sample(sample_dir, tmp_path / "partial")
     (folder / "pageViews.csv.gz").unlink()
     db = wb.connect(f"duckdb:///{tmp_path / 'partial.duckdb'}", read_only=False)
-    with pytest.raises(DataFileError, match="pageViews.csv"):
+    with pytest.raises(DataFileError, match=r"pageViews.csv"):
         load_growthbook_sample(db, folder)
     db.dispose()
 

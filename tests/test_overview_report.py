@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from support.offline_browser import offline_page
 
 import workbench as wb
+from support.offline_browser import offline_page
 from workbench.reports import overview
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -131,8 +131,8 @@ def test_cli_help_on_every_command():
     while stack:
         prefix, cmd = stack.pop()
         for name, sub in getattr(cmd, "commands", {}).items():
-            paths.append(prefix + [name])
-            stack.append((prefix + [name], sub))
+            paths.append([*prefix, name])
+            stack.append(([*prefix, name], sub))
     assert ["load", "growthbook-sample"] in paths and ["overview"] in paths
     runner = CliRunner()
     for path in paths:

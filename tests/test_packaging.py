@@ -51,6 +51,7 @@ def test_python_versions_agree():
 def test_installed_environment_satisfies_pyproject():
     """Every dependency pyproject.toml lists is installed at a version it allows (pip's own check)."""
     from importlib.metadata import requires, version
+
     from packaging.requirements import Requirement
 
     declared = {Requirement(r).name.lower() for r in _pyproject()["project"]["dependencies"]}

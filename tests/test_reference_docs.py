@@ -52,8 +52,8 @@ def test_papermill_sees_every_parameter_of_every_notebook(path: Path):
 
 
 def test_a_bad_bayesian_prior_is_a_config_error_naming_the_file(tmp_path: Path):
-    from workbench.config_check import validate_config_file
     from tools.reference_config import BASE_CONFIG
+    from workbench.config_check import validate_config_file
 
     data = yaml.safe_load(BASE_CONFIG)
     data["experiments"][0]["analysis"] = {"engine": "bayesian", "prior": {"sd": 0, "proper": True}}

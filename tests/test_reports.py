@@ -18,14 +18,14 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from support.generated_project import generated
-from support.offline_browser import CHROMIUM, offline_page, wait_for_port
 from scipy.stats import norm
-from support.screenshots import save_screenshot
 
 import workbench as wb
-from workbench.experiments.config import load_config, parse_config
+from support.generated_project import generated
+from support.offline_browser import CHROMIUM, offline_page, wait_for_port
 from support.pg_server import free_port
+from support.screenshots import save_screenshot
+from workbench.experiments.config import load_config, parse_config
 
 WORKBENCH = str(Path(sys.executable).with_name("workbench"))
 START, END = pd.Timestamp("2026-09-25"), pd.Timestamp("2026-11-23 23:59:59.999999")
@@ -183,7 +183,8 @@ def test_end_days_spacing():
 
 
 def test_tables_charts_and_verdict_follow_the_results(data, tmp_path):
-    from workbench.reports import charts as report_charts, tables as report_tables
+    from workbench.reports import charts as report_charts
+    from workbench.reports import tables as report_tables
     from workbench.reports.data import load_report_cache, save_report_cache
 
     overall = data.results.table[data.results.table["dimension"] == "overall"]

@@ -7,9 +7,9 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
+from test_experiment_engine import END, START, assert_matches_reference
 
 from support import experiment_reference as ref
-from test_experiment_engine import END, START, assert_matches_reference
 
 pytestmark = [
     pytest.mark.spark,
@@ -25,8 +25,8 @@ def spark_db(tmp_path_factory, sample_dir):
     """A SparkDatabase holding GrowthBook's sample, copied from a DuckDB file through Parquet."""
     pytest.importorskip("pyspark")
     import workbench as wb
-    from workbench.growthbook_sample import load_growthbook_sample
     from workbench.db.spark import SparkDatabase, local_spark_session
+    from workbench.growthbook_sample import load_growthbook_sample
 
     tmp = tmp_path_factory.mktemp("spark")
     writer = wb.connect(f"duckdb:///{tmp / 'gb.duckdb'}", read_only=False)

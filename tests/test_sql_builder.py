@@ -10,9 +10,9 @@ import sqlglot
 import yaml
 
 from workbench.db.dialects import transpile
+from workbench.errors import ConfigError
 from workbench.experiments import sql as sql_builder
 from workbench.experiments.config import load_config, parse_config
-from workbench.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 

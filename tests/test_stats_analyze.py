@@ -13,8 +13,8 @@ from statsmodels.stats import proportion as sm_proportion
 from typer.testing import CliRunner
 
 import workbench as wb
-from workbench.experiments.analysis import analyze
 from workbench.cli import app
+from workbench.experiments.analysis import analyze
 from workbench.experiments.config import load_config
 from workbench.experiments.engine import experiment, unit_metrics
 

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import scipy.stats
 import statsmodels.api as sm
-from support.stats_oracle import gb_statistic, sums_row
 from statsmodels.stats import proportion as sm_proportion
 
+from support.stats_oracle import gb_statistic, sums_row
 from workbench.stats.frequentist import difference, t_test, welch_dof
 from workbench.stats.moments import (
     comparison_note,
@@ -187,7 +187,7 @@ def test_cuped_relative_agrees_with_gbstats(revenue, metric_type):
 def test_quantile_agrees_with_gbstats():
     rng = np.random.default_rng(9)
     rows = []
-    for variation, scale in (("0", 1.0), ("1", 1.06)):
+    for _variation, scale in (("0", 1.0), ("1", 1.06)):
         values = np.sort(rng.exponential(scale, 4000))
         n, q = len(values), 0.9
         half = 1.959963984540054 * math.sqrt(n * q * (1 - q))

@@ -7,11 +7,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.stats
-from support.stats_oracle import sums_row
 from statsmodels.stats import proportion as sm_proportion
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.power import NormalIndPower
 
+from support.stats_oracle import sums_row
 from workbench.stats.corrections import adjusted_p_values, benjamini_hochberg, holm_bonferroni
 from workbench.stats.health import health_checks, srm_flagged, srm_p_value
 from workbench.stats.intervals import difference_intervals

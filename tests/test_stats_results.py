@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 import scipy.stats
 import statsmodels.api as sm
-from support.stats_oracle import sums_row
 from statsmodels.stats.multitest import multipletests
 
+from support.stats_oracle import sums_row
 from workbench.display import BACKGROUNDS
 from workbench.errors import ConfigError
 from workbench.stats import AnalysisSettings, GaussianPrior, experiment_results
@@ -176,7 +176,7 @@ def test_correction_adds_adjusted_p_values_per_slice(experiment_table):
     plain = experiment_results(experiment_table, AnalysisSettings()).to_pandas()
     np.testing.assert_array_equal(results["p_value"], plain["p_value"])  # p_value stays the unadjusted one
     bh = experiment_results(experiment_table, AnalysisSettings(correction="bh")).to_dict()
-    assert list(bh["results"][0]) == FREQUENTIST_FIELDS[:-1] + ["p_value_adjusted", "note"]
+    assert list(bh["results"][0]) == [*FREQUENTIST_FIELDS[:-1], "p_value_adjusted", "note"]
 
 
 def test_to_dict_is_json_with_exactly_the_documented_fields(experiment_table):
@@ -198,7 +198,7 @@ def test_to_dict_is_json_with_exactly_the_documented_fields(experiment_table):
     assert len(frequentist["sufficient_statistics"]) == len(experiment_table)
     bayesian = experiment_results(experiment_table, AnalysisSettings(engine="bayesian")).to_dict()
     json.dumps(bayesian, allow_nan=False)
-    assert list(bayesian["results"][0]) == FREQUENTIST_FIELDS[:-2] + ["chance_to_win", "risk", "note"]
+    assert list(bayesian["results"][0]) == [*FREQUENTIST_FIELDS[:-2], "chance_to_win", "risk", "note"]
     assert set(bayesian["results"][0]["risk"]) == {"control", "treatment"}
 
 

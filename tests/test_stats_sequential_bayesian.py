@@ -8,8 +8,8 @@ import math
 import numpy as np
 import pytest
 from scipy import integrate, stats
-from support.stats_oracle import gb_statistic, sums_row
 
+from support.stats_oracle import gb_statistic, sums_row
 from workbench.stats.bayesian import GaussianPrior, bayesian_test, chance_to_win, posterior, risk
 from workbench.stats.frequentist import t_test
 from workbench.stats.moments import ArmMoments, cuped_moments, cuped_sums, pooled_theta, row_moments

@@ -14,8 +14,8 @@ import nbformat
 import pandas as pd
 import pytest
 
-from workbench import paths
 from support.pg_server import free_port
+from workbench import paths
 
 WORKBENCH = Path(sys.executable).parent / "workbench"
 

@@ -16,8 +16,8 @@ import pytest
 
 import workbench as wb
 from workbench.db.bulk_write import write_tables
-from workbench.errors import ConfigError
 from workbench.db.sql_files import TableDefinition
+from workbench.errors import ConfigError
 from workbench.toolkit import Toolkit, event_source
 
 CLICKS = TableDefinition(
@@ -182,7 +182,7 @@ def test_events_filter_by_type_and_window(clicks):
 def expected_funnel(raw: pd.DataFrame, steps: list[str], within: pd.Timedelta, by: str | None) -> dict:
     """Per (dimension, step number): units, by walking each unit's events in time order."""
     counts: dict = {}
-    for unit, ev in raw.dropna(subset=["uid"]).groupby("uid"):
+    for _unit, ev in raw.dropna(subset=["uid"]).groupby("uid"):
         ev = ev.sort_values(["ts", "country"], na_position="last", kind="stable")
         entries = ev[ev["kind"] == steps[0]]
         if entries.empty:
@@ -285,7 +285,7 @@ def test_sources_mapped_in_workbench_yml(clicks, tmp_path):
     )
     got = Toolkit(db, "my_clicks", config_path=config).event_counts(by="day")
     assert got["events"].sum() == len(raw)
-    with pytest.raises(ConfigError, match="No event source named 'nope'.*my_clicks"):
+    with pytest.raises(ConfigError, match=r"No event source named 'nope'.*my_clicks"):
         Toolkit(db, "nope", config_path=config)
     config.write_text(
         "event_sources:\n  bad:\n    table: clicks; DROP TABLE clicks\n    unit: uid\n    timestamp: ts\n"

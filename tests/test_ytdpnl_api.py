@@ -4,6 +4,7 @@ path, the participants report cached, failures turned into clear errors, the tok
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -66,10 +67,8 @@ class StudyServer:
                 self.send_header("content-type", "application/json")
                 self.send_header("content-length", str(len(data)))
                 self.end_headers()
-                try:
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                     self.wfile.write(data)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
@@ -162,11 +161,12 @@ class StudyServer:
             for p in r["participant"].sort_values("id").itertuples():
                 mine = te[te["participant_id"] == p.id]
                 latest = {phase: mine[mine["to_phase"] == phase]["created_at"].max() for phase in (0, 1, 2)}
-                ms = lambda v: (
-                    None
-                    if pd.isna(v)
-                    else int((pd.Timestamp(v) - pd.Timestamp("1970-01-01")) / pd.Timedelta(milliseconds=1))
-                )
+
+                def ms(v):
+                    if pd.isna(v):
+                        return None
+                    return int((pd.Timestamp(v) - pd.Timestamp("1970-01-01")) / pd.Timedelta(milliseconds=1))
+
                 rows.append(
                     {
                         "identifier": p.code,
@@ -265,7 +265,7 @@ def test_failures_give_clear_errors(served, mode, message):
 
 def test_a_wrong_token_is_rejected_and_the_token_never_shows(served):
     _, server, _ = served
-    with pytest.raises(ApiError, match="rejected the token.*status 401"):
+    with pytest.raises(ApiError, match=r"rejected the token.*status 401"):
         ytdpnl.ApiClient(server.url, "not-the-token").participants()
     api = client(server)
     assert TOKEN not in repr(api) and TOKEN not in str(api) and TOKEN not in str(vars(api))

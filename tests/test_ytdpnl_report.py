@@ -29,7 +29,7 @@ def test_check_command_lists_the_planted_faults(study_url):
     writer_free.dispose()
     result = CliRunner().invoke(app, ["study", "check", "--database", study_url])
     assert result.exit_code == 1
-    line = next(l for l in result.output.splitlines() if "sessions_without_events" in l)
+    line = next(text for text in result.output.splitlines() if "sessions_without_events" in text)
     assert line.split(":")[1].split()[0] == str(len(sessions)) == "2"
     assert f"ids: {', '.join(str(i) for i in sessions['id'])}" in result.output
     bad = CliRunner().invoke(app, ["study", "check", "--schema", "a b", "--database", study_url])

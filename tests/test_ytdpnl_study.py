@@ -534,7 +534,7 @@ def test_functions_read_the_connections_search_path_and_validate_the_schema(back
     )
     with pytest.raises(WorkbenchError, match="not a plain SQL identifier"):
         ytdpnl.participants_report(db, schema="public; drop table participant")
-    with pytest.raises(WorkbenchError, match="study's tables are not in schema 'elsewhere'.*pass schema="):
+    with pytest.raises(WorkbenchError, match=r"study's tables are not in schema 'elsewhere'.*pass schema="):
         ytdpnl.participants_report(db, schema="elsewhere")
     db.dispose()
     # a copy made without the unique index (e.g. from a CSV dump) may hold duplicate local_uuids

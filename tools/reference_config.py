@@ -978,10 +978,10 @@ CONFIG_KEYS: tuple[Key, ...] = (
 
 def accepted_keys() -> dict[str, set[str]]:
     """Section -> the keys the loaders accept there, read from the code's own key sets."""
-    from workbench.experiments import config as cfg
     from workbench.config_file import DATABASE_KEYS
     from workbench.events.properties import SPEC_KEYS
     from workbench.events.settings import SECTION_KEYS
+    from workbench.experiments import config as cfg
     from workbench.stats.analysis_settings import AnalysisSettings
     from workbench.stats.bayesian import GaussianPrior
     from workbench.toolkit.sources import EventSource, SessionTable, UnitJoin
@@ -1033,9 +1033,9 @@ def _with(base: dict[str, Any], at: tuple[Any, ...], change: str) -> dict[str, A
 
 def _outcome(data: dict[str, Any]) -> str | None:
     """None when ``data`` passes every check, else the error sentence (paths relative)."""
+    from tools.reference_docs import isolated_project
     from workbench.config_check import validate_config_file
     from workbench.errors import ConfigError
-    from tools.reference_docs import isolated_project
 
     with isolated_project() as folder:
         path = folder / "workbench.yml"

@@ -148,7 +148,7 @@ def cli_page() -> str:
                     f"| {code(names)} | {cell(_type_name(p))} | {_default(p)} | {cell(getattr(p, 'help', '') or '')} |"
                 )
             sections.append("")
-    return "\n".join(lines + ["| command | what it does |", "|---|---|", *listing, "", *sections]).rstrip() + "\n"
+    return "\n".join([*lines, "| command | what it does |", "|---|---|", *listing, "", *sections]).rstrip() + "\n"
 
 
 # -- the notebooks ---------------------------------------------------------------------------

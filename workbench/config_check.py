@@ -17,11 +17,11 @@ from workbench.experiments.config import Config, load_config
 def validate_config_file(path: Path) -> Config:
     """The validated :class:`Config` of ``path`` once every section has passed its own checks;
     the first mistake raises its :class:`~workbench.errors.ConfigError` sentence."""
-    from workbench.experiments.analysis import analysis_settings
+    from workbench.db.settings import resolve_database
     from workbench.events.properties import property_spec
     from workbench.events.settings import event_settings
+    from workbench.experiments.analysis import analysis_settings
     from workbench.experiments.engine import experiments
-    from workbench.db.settings import resolve_database
     from workbench.toolkit.sources import configured_sources
 
     path = Path(path)

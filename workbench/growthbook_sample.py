@@ -15,9 +15,9 @@ import pyarrow as pa
 
 from workbench.db.bulk_write import write_tables
 from workbench.db.connection import SqlDatabase
+from workbench.db.sql_files import TableDefinition, table_definitions
 from workbench.errors import DataFileError
 from workbench.progress import progress
-from workbench.db.sql_files import TableDefinition, table_definitions
 
 SCHEMA = "growthbook/schema.sql"
 # CSV file stem (as GrowthBook's generator names it) -> table name (as the seed's SQL reads it)
@@ -82,7 +82,7 @@ def read_sample_file(sample: SampleFile) -> pa.Table:
 def _typed_column(text: pd.Series, sql_type: str, path: Path, name: str) -> pa.Array:
     if sql_type.startswith("TIMESTAMP"):
         values = pd.to_datetime(text, format=TIMESTAMP_FORMAT, errors="coerce")
-        kind = f"a timestamp like 2026-09-25 00:24:01"
+        kind = "a timestamp like 2026-09-25 00:24:01"
     elif sql_type in ("INTEGER", "BIGINT"):
         numbers = pd.to_numeric(text, errors="coerce")
         values = numbers.where(numbers == numbers.round())

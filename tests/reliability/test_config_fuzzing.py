@@ -20,9 +20,9 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from workbench.errors import ConfigError
 from workbench.experiments import sql as sql_builder
 from workbench.experiments.config import NAME, load_config
-from workbench.errors import ConfigError
 
 pytestmark = pytest.mark.reliability
 
@@ -119,8 +119,8 @@ def locations(node, path=()):
     """Every (path, value) below ``node``, the root excluded."""
     children = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
     for key, child in children:
-        yield path + (key,), child
-        yield from locations(child, path + (key,))
+        yield (*path, key), child
+        yield from locations(child, (*path, key))
 
 
 def parent_of(data, path):

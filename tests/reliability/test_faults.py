@@ -8,6 +8,7 @@ Expected figures come from the input files and raw tables, read independently of
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -20,9 +21,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from support.generated_project import SETUP, experiment_entry, generated
 
 import workbench as wb
+from support.generated_project import SETUP, experiment_entry, generated
 
 pytestmark = pytest.mark.reliability
 
@@ -122,7 +123,7 @@ def test_server_stopped_mid_batch_keeps_the_last_good_reports(own_server, tmp_pa
     assert "error: 2 of 3 report(s) failed:" in stderr, stderr
     failures = failure_lines(stderr)
     assert sorted(failures) == sorted(BATCH[1:]), stderr
-    for key, reason in failures.items():
+    for reason in failures.values():
         assert "Cannot reach the database" in reason or "connection to the database" in reason.lower(), reason
         assert f"@127.0.0.1:{own_server.port}/faults_reports" in reason and "the failed notebook is kept" in reason, (
             reason
@@ -143,7 +144,7 @@ def test_server_stopped_mid_batch_keeps_the_last_good_reports(own_server, tmp_pa
         assert kept == {name: data for name, data in good[key].items() if name != "status.json"}, key
         extra = set(now) - set(good[key])
         assert extra == {f"{status['last_run']}.failed.ipynb"}, (key, extra)
-        assert not [p for p in (reports / key).rglob(".*")], key
+        assert not list((reports / key).rglob(".*")), key
     # the index links pages that exist, shows the failures and the kept results
     index = (reports / "index.html").read_text()
     links = re.findall(r'href="([^"]+)"', index)
@@ -267,10 +268,8 @@ def test_server_stopped_mid_ingestion_then_resent_loses_and_duplicates_nothing(o
         assert first.poll() is None and time.monotonic() < deadline, (
             "the ingestion ended before the server could be stopped"
         )
-        try:
+        with contextlib.suppress(psycopg.errors.UndefinedTable):
             seen = watcher.execute("SELECT count(*) FROM grouparoo.events").fetchone()[0]
-        except psycopg.errors.UndefinedTable:
-            pass
         time.sleep(0.02)
     own_server.stop()
     watcher.close()

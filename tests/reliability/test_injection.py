@@ -29,8 +29,8 @@ import yaml
 from hostile_values import HOSTILE, NOTEBOOK_SUBSET, hostile_items, preview
 
 import workbench as wb
-from workbench.experiments.config import load_config, parse_config
 from workbench.errors import ConfigError, WorkbenchError
+from workbench.experiments.config import load_config, parse_config
 
 pytestmark = pytest.mark.reliability
 
@@ -491,9 +491,9 @@ def test_variation_ids_are_bound_and_come_back_intact(engine, ledger):
     values differ); all of them at once, as the variations of one experiment, come back intact
     through analyze() and unit_metrics() with the units, conversion and means pandas computes
     from the raw rows, and the statements that ran are those of a benign twin experiment."""
+    from workbench.errors import DatabaseError
     from workbench.experiments import sql as sql_builder
     from workbench.experiments.analysis import analyze
-    from workbench.errors import DatabaseError
     from workbench.experiments.engine import Experiment, unit_metrics
 
     cfg, db = engine.config, engine.db
@@ -587,7 +587,7 @@ def test_dimension_values_are_data_and_dimension_names_are_refused(engine, ledge
     assert values == {v for _, v in ITEMS if engine.storable(v)}
     assert_same_statements(engine, benign_phase, hostile_phase)
     with engine.phase() as names_phase:
-        for label, value in ITEMS:
+        for _label, value in ITEMS:
             for run in (sufficient_stats, health_facts):
                 with pytest.raises(ConfigError) as err:
                     run(dims, value, db)
@@ -663,7 +663,7 @@ def test_participant_codes_and_dates_of_the_study(engine, study, ledger):
     assert bound == (len(study) if engine.log else 0)
     refused = 0
     with engine.phase() as dates_phase:
-        for label, value in ITEMS:
+        for _label, value in ITEMS:
             for name, call in (
                 ("start", lambda v: ytdpnl.participant_overview(db, schema="ytdpnl", start=v)),
                 ("end", lambda v: ytdpnl.daily_activity(db, schema="ytdpnl", end=v)),
@@ -832,7 +832,7 @@ def test_event_payloads_are_stored_as_sent(engine, tmp_path, ledger):
                 ) as err:  # no identity resolution has run: no profile holds any id yet
                     profile_stream(db, user_id=value, settings=settings)
                 assert_one_sentence(str(err.value), "user_id")
-    assert per_type.groupby("type")["events"].sum().to_dict() == {t: 1 for t in types}
+    assert per_type.groupby("type")["events"].sum().to_dict() == dict.fromkeys(types, 1)
     assert_same_statements(engine, benign_explore, hostile_explore)
     with engine.phase() as dates_phase:
         for value in values:
@@ -917,12 +917,12 @@ def test_cli_arguments(engine, study, monkeypatch, ledger):
         return out
 
     with engine.phase() as benign_phase:
-        for args, names in commands("benign_missing"):
+        for args, _names in commands("benign_missing"):
             result = cli_run(args)
             assert result.exit_code == 1 and "Traceback" not in result.output
     refused = 0
     with engine.phase() as hostile_phase:
-        for label, value in ITEMS:
+        for _label, value in ITEMS:
             for args, names in commands(value):
                 assert_cli_refused(cli_run(args), *names)
                 refused += 1
@@ -961,7 +961,7 @@ def injected_parameters(notebook: Path) -> dict:
     cells = json.loads(notebook.read_text(encoding="utf-8"))["cells"]
     source = next("".join(c["source"]) for c in cells if "injected-parameters" in c.get("metadata", {}).get("tags", []))
     namespace: dict = {}
-    exec(compile(source, "injected-parameters", "exec"), namespace)  # noqa: S102 - our own test output
+    exec(compile(source, "injected-parameters", "exec"), namespace)  # our own test output
     return {k: v for k, v in namespace.items() if not k.startswith("__")}
 
 

@@ -19,9 +19,9 @@ from pathlib import Path
 import pandas as pd
 import psutil
 import pytest
-from support.offline_browser import CHROMIUM, wait_for_port
 
 import workbench as wb
+from support.offline_browser import CHROMIUM, wait_for_port
 from support.pg_server import free_port
 
 pytestmark = pytest.mark.reliability

@@ -18,13 +18,13 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from connect_audit import audit_entries, audit_env
-from support.generated_project import SETUP, experiment_entry
 from typer.testing import CliRunner
 
 import workbench as wb
+from support.generated_project import SETUP, experiment_entry
 from workbench.db import connection
-from workbench.toolkit import magics
 from workbench.errors import DatabaseError
+from workbench.toolkit import magics
 
 pytestmark = pytest.mark.reliability
 
@@ -248,8 +248,8 @@ def own_session_entry_points(project) -> dict:
         sufficient_stats,
         unit_metrics,
     )
-    from workbench.toolkit.magics import SqlMagic
     from workbench.reports.data import report_data
+    from workbench.toolkit.magics import SqlMagic
 
     class Shell:
         def __init__(self) -> None:

@@ -22,11 +22,11 @@ from urllib.parse import quote, quote_plus
 
 import pytest
 from connect_audit import audit_entries, audit_env
-from support.generated_project import SETUP, experiment_entry
 
 import workbench as wb
-from workbench.errors import DatabaseError
+from support.generated_project import SETUP, experiment_entry
 from support.pg_server import free_port
+from workbench.errors import DatabaseError
 
 pytestmark = [pytest.mark.reliability, pytest.mark.postgres, pytest.mark.notebook]
 
@@ -250,9 +250,9 @@ def serve_dashboard(home: Path, env: dict[str, str]) -> tuple[str, str]:
     """The dashboard page as Voila serves it to a browser (the notebook executed in a Voila kernel
     whose environment holds the database URL and the .env password), after a click on "Refresh from
     database", and Voila's log."""
-    from support.offline_browser import CHROMIUM, wait_for_port
     from playwright.sync_api import sync_playwright
 
+    from support.offline_browser import CHROMIUM, wait_for_port
     from workbench.reports.dashboard import voila_command, voila_environment
 
     port = free_port()

@@ -15,7 +15,6 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -82,7 +81,7 @@ class PostgresServer:
         user = {"user": self.run_as} if self.run_as else {}
         return subprocess.run(args, cwd=self.root, check=True, capture_output=True, text=True, **user, **kwargs)
 
-    def start(self) -> "PostgresServer":
+    def start(self) -> PostgresServer:
         pwfile = self.root / "pwfile"
         pwfile.write_text(self.password + "\n")
         if self.run_as:
@@ -104,7 +103,7 @@ class PostgresServer:
         pwfile.unlink()
         return self.restart()
 
-    def restart(self) -> "PostgresServer":
+    def restart(self) -> PostgresServer:
         """Start the server on its existing data folder (after :meth:`stop`, e.g. in fault tests)."""
         options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off"
         if self.log_statements:

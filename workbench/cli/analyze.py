@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from typing import Annotated
 
 import typer
@@ -11,7 +11,7 @@ from workbench.cli.app import ConfigOption, DatabaseOption, app, fail, say
 from workbench.errors import WorkbenchError
 
 
-class OutputFormat(str, Enum):
+class OutputFormat(StrEnum):
     table = "table"
     json = "json"
 
@@ -50,9 +50,9 @@ def analyze_command(
     """Show an experiment's health (sample ratio, multiple exposures) and then its effects."""
     import json
 
+    from workbench.db.connection import connect
     from workbench.experiments.analysis import analyze
     from workbench.experiments.config import load_config
-    from workbench.db.connection import connect
     from workbench.experiments.engine import experiment
 
     try:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn, Optional
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
@@ -24,13 +24,13 @@ app = typer.Typer(
 
 # Options several commands take, declared once.
 DatabaseOption = Annotated[
-    Optional[str],
+    str | None,
     typer.Option(
         "--database", help="Database URL (default: $WORKBENCH_DATABASE_URL, workbench.yml, then data/workbench.duckdb)."
     ),
 ]
 ConfigOption = Annotated[
-    Optional[Path],
+    Path | None,
     typer.Option(
         "--config", help="Project config file (default: $WORKBENCH_CONFIG, then workbench.yml in the project root)."
     ),
@@ -49,7 +49,7 @@ def say(message: str) -> None:
 
 
 @contextmanager
-def opened_database(url: str | None, read_only: bool = True) -> Iterator["SqlDatabase"]:
+def opened_database(url: str | None, read_only: bool = True) -> Iterator[SqlDatabase]:
     """``connect(url)`` for one command, always disposed (DuckDB's bindings complain about
     connections still open at interpreter exit); a ``WorkbenchError`` ends the command cleanly."""
     from workbench.db.connection import connect

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -51,12 +51,12 @@ def info_command(database: DatabaseOption = None) -> None:
 def overview_command(
     database: DatabaseOption = None,
     output_dir: Annotated[
-        Optional[Path], typer.Option(help="Folder for the executed notebook and HTML (default: reports/overview).")
+        Path | None, typer.Option(help="Folder for the executed notebook and HTML (default: reports/overview).")
     ] = None,
 ) -> None:
     """Run the data overview notebook with papermill and write its executed copy and HTML report."""
-    from workbench.reports.notebooks import run_notebook
     from workbench import paths
+    from workbench.reports.notebooks import run_notebook
 
     try:
         out = output_dir or paths.reports_dir() / "overview"

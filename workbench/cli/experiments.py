@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -40,7 +40,7 @@ def experiments_command(
     )
     for row in found.itertuples():
         say(
-            f"{row.assignment_query:<18} {row.experiment_id:<24} {row.variation_id:>9} {row.units:>9,}  {str(row.first_exposure):<19}  {str(row.last_exposure):<19}  {'yes' if row.configured else 'no'}"
+            f"{row.assignment_query:<18} {row.experiment_id:<24} {row.variation_id:>9} {row.units:>9,}  {row.first_exposure!s:<19}  {row.last_exposure!s:<19}  {'yes' if row.configured else 'no'}"
         )
     if write_stubs:
         say(
@@ -54,7 +54,7 @@ def experiments_command(
 def stats_command(
     key: Annotated[str, typer.Argument(help="Experiment key as configured in workbench.yml (e.g. checkout-layout).")],
     dimension: Annotated[
-        Optional[str],
+        str | None,
         typer.Option("--dimension", help="Break down by this dimension of the assignment query (e.g. browser)."),
     ] = None,
     top: Annotated[int, typer.Option("--top", help="Dimension values shown; the rest are grouped as (other).")] = 20,

@@ -15,8 +15,8 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from workbench.db.connection import SqlDatabase, explain_error
-from workbench.errors import DatabaseError, WorkbenchError
 from workbench.db.sql_files import TableDefinition
+from workbench.errors import DatabaseError, WorkbenchError
 
 COPY_CHUNK_ROWS = 200_000
 
@@ -79,7 +79,7 @@ def write_transaction(db: SqlDatabase) -> Iterator[BulkWriter]:
         raise WorkbenchError("Bulk writes need a writable session: open it with connect(read_only=False).")
     try:
         raw = db.engine.raw_connection()
-    except Exception as exc:  # noqa: BLE001 - the driver's own error is explained below
+    except Exception as exc:  # the driver's own error is explained below
         raise explain_error(exc, db) from None
     driver = raw.driver_connection
     try:
@@ -108,7 +108,7 @@ def write_transaction(db: SqlDatabase) -> Iterator[BulkWriter]:
 def _rollback(raw: Any, db: SqlDatabase) -> None:
     try:
         raw.driver_connection.rollback() if db.dialect.autocommit_driver else raw.rollback()
-    except Exception:  # noqa: BLE001 - the connection is gone (server stopped); the first error matters
+    except Exception:  # the connection is gone (server stopped); the first error matters
         raw.invalidate()  # dropped, not returned to the pool, whose reset would log a traceback
 
 

@@ -21,12 +21,11 @@ import sqlalchemy as sa
 from sqlalchemy import event
 
 from workbench import paths
-from workbench.db import Database as Database  # noqa: PLC0414 - the protocol SqlDatabase implements, re-exported
+from workbench.db import Database as Database  # the protocol SqlDatabase implements, re-exported
 from workbench.db.dialects import DIALECTS, Dialect
+from workbench.db.settings import DatabaseSettings, resolve_database
 from workbench.errors import DatabaseError
 from workbench.redaction import redact
-from workbench.db.settings import DatabaseSettings, resolve_database
-
 
 DEFAULT_ROW_LIMIT = 100_000  # rows db.sql() returns unless asked for more (limit=None: all)
 SLOW_QUERY_S = 2.0  # queries running longer than this print their elapsed time
@@ -208,7 +207,7 @@ def _duckdb_engine(settings: DatabaseSettings, read_only: bool, timeout_s: float
     engine = sa.create_engine(settings.url, connect_args=connect_args)
 
     @event.listens_for(engine, "connect")
-    def _session_settings(dbapi_connection, connection_record):  # noqa: ANN001
+    def _session_settings(dbapi_connection, connection_record):
         # DuckDB draws its own bars on stdout for statements over 2 s; ours (tqdm) are enough
         dbapi_connection.execute("SET enable_progress_bar = false")
         # config dates are UTC: a naive bound start/end meets TIMESTAMPTZ columns as UTC, whatever $TZ says
@@ -224,7 +223,7 @@ def _install_duckdb_timeout(engine: sa.Engine, timeout_s: float) -> None:
         return
 
     @event.listens_for(engine, "before_cursor_execute")
-    def _start(conn, cursor, statement, parameters, context, executemany):  # noqa: ANN001
+    def _start(conn, cursor, statement, parameters, context, executemany):
         raw = conn.connection.driver_connection
         timer = threading.Timer(timeout_s, raw.interrupt)
         timer.daemon = True
@@ -232,12 +231,12 @@ def _install_duckdb_timeout(engine: sa.Engine, timeout_s: float) -> None:
         timer.start()
 
     @event.listens_for(engine, "after_cursor_execute")
-    def _stop(conn, cursor, statement, parameters, context, executemany):  # noqa: ANN001
+    def _stop(conn, cursor, statement, parameters, context, executemany):
         if timer := conn.info.pop("workbench_timer", None):
             timer.cancel()
 
     @event.listens_for(engine, "handle_error")
-    def _stop_on_error(ctx):  # noqa: ANN001
+    def _stop_on_error(ctx):
         if ctx.connection is not None and (timer := ctx.connection.info.pop("workbench_timer", None)):
             timer.cancel()
             if "interrupt" in str(ctx.original_exception).lower():

@@ -100,10 +100,9 @@ def resolve_database(url: str | None = None, config_path: Path | None = None) ->
     else:
         parsed, source = sa.URL.create("duckdb", database=str(paths.default_duckdb_path())), "default"
     dialect = DIALECTS[parsed.get_backend_name()]
-    if not dialect.embedded and not parsed.password:
-        if password := environment_value(PASSWORD_ENV):
-            register_secret(password)
-            parsed = parsed.set(password=password)
+    if not dialect.embedded and not parsed.password and (password := environment_value(PASSWORD_ENV)):
+        register_secret(password)
+        parsed = parsed.set(password=password)
     if dialect.embedded and parsed.database not in (None, "", ":memory:"):
         parsed = parsed.set(database=str(Path(parsed.database).expanduser().resolve()))
     timeout = section.get("statement_timeout_seconds", DEFAULT_STATEMENT_TIMEOUT_S)

@@ -75,7 +75,7 @@ class SparkDatabase:
             spark_sql, views = self._cache_shared_ctes(spark_sql)
             frame = self.session.sql(spark_sql)
             return (frame if limit is None else frame.limit(limit)).toPandas()
-        except Exception as exc:  # noqa: BLE001 - Spark raises many exception types
+        except Exception as exc:  # Spark raises many exception types
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise DatabaseError(f"Spark SQL reported an error: {first}") from None
         finally:
@@ -117,7 +117,7 @@ class SparkDatabase:
                 if kept:  # the single-use CTEs defined so far, which this one may read
                     body.set(with_key, exp.With(expressions=[k.copy() for k in kept]))
                 self.session.sql(body.sql(dialect=self.dialect.sqlglot)).cache().createOrReplaceTempView(view)
-                renamed[cte.alias], views = view, views + [view]
+                renamed[cte.alias], views = view, [*views, view]
             else:
                 cte.set("this", body)
                 kept.append(cte)

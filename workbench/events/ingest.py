@@ -31,6 +31,7 @@ from typing import IO, Any, NamedTuple
 
 from workbench import paths
 from workbench.db.connection import SqlDatabase
+from workbench.db.sql_files import TableDefinition
 from workbench.errors import DatabaseError, DataFileError
 from workbench.events.settings import EventSettings, event_settings
 from workbench.events.statements import (
@@ -41,7 +42,6 @@ from workbench.events.statements import (
     store_staged_statements,
 )
 from workbench.events.store import ensure_event_store
-from workbench.db.sql_files import TableDefinition
 
 BATCH_ROWS = 50_000
 EPOCH = datetime(1970, 1, 1)

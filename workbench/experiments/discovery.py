@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 
-def discover_experiments(db=None, config: Config | None = None, *, write_stubs: bool = False) -> "pd.DataFrame":
+def discover_experiments(db=None, config: Config | None = None, *, write_stubs: bool = False) -> pd.DataFrame:
     """Experiments found in every assignment query: ``assignment_query, experiment_id,
     variation_id, units, first_exposure, last_exposure, configured``. With ``write_stubs``,
     appends a config entry for each unconfigured experiment to the config file."""
@@ -38,7 +38,7 @@ def discover_experiments(db=None, config: Config | None = None, *, write_stubs: 
     return result
 
 
-def write_experiment_stubs(config: Config, found: "pd.DataFrame") -> list[str]:
+def write_experiment_stubs(config: Config, found: pd.DataFrame) -> list[str]:
     """Append a stub entry per unconfigured experiment of ``found`` (first assignment query that
     logged it) to ``config.path``; returns the keys written."""
     import yaml

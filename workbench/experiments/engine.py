@@ -152,7 +152,7 @@ def sufficient_stats(
     top_n: int = sql_builder.DEFAULT_TOP_N,
     show_sql: bool = False,
     metrics: Sequence[Metric | str] | None = None,
-) -> "pd.DataFrame":
+) -> pd.DataFrame:
     """The sufficient-statistics table of ``docs/sufficient-statistics.md``: one row per
     (metric, dimension, dimension_value, variation), overall rows always, ``dimension`` rows (top
     ``top_n`` values plus ``(other)``) when asked. ``.attrs["sql"]`` holds the query that ran."""
@@ -213,7 +213,7 @@ def health_facts(
     *,
     top_n: int = sql_builder.DEFAULT_TOP_N,
     show_sql: bool = False,
-) -> "tuple[pd.DataFrame, pd.DataFrame]":
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``(units, days)``: units per (dimension, dimension_value, variation) with ``status``
     ``included`` / ``multiple`` / ``unknown``; and units per first-exposure ``day`` and variation."""
     import pandas as pd
@@ -248,7 +248,7 @@ def health_facts(
 
 def unit_metrics(
     experiment: Experiment, db=None, *, show_sql: bool = False, metrics: Sequence[Metric | str] | None = None
-) -> "pd.DataFrame":
+) -> pd.DataFrame:
     """One row per unit (``unit, variation, first_exposure``) with ``n_<metric>`` (per-unit value)
     and ``pct_<metric>`` (1 if any row counted) per metric, zero-filled; for small data only."""
     db = _database(db)

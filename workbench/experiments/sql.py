@@ -16,7 +16,6 @@ Snowflake or Trino.
 from __future__ import annotations
 
 import datetime as dt
-
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -163,7 +162,7 @@ def _units_ctes(plan: _Plan, dimension: str | None, included_only: bool) -> list
     instead of in every metric scan that reads ``eligible``."""
     aq, exp_cfg, unit = plan.assignment, plan.experiment, plan.unit_type
     where = [
-        f"e.experiment_id = :experiment_key",
+        "e.experiment_id = :experiment_key",
         f"e.{unit} IS NOT NULL",
         "e.timestamp IS NOT NULL",
         "e.variation_id IS NOT NULL",

@@ -53,8 +53,8 @@ def generate(
     """Replace the five sample tables and ``generator_truth`` in ``db`` with ``users`` simulated users
     active over ``days`` days from ``start`` (UTC); return the rows written per table."""
     from workbench.db.bulk_write import write_transaction
-    from workbench.progress import progress_bar
     from workbench.db.sql_files import table_definitions
+    from workbench.progress import progress_bar
 
     start_us = int(checked_arguments(users, seed, days, start).timestamp()) * 1_000_000
     tables = table_definitions(SCHEMA)

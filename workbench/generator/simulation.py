@@ -23,7 +23,7 @@ BROWSER_WEIGHTS = (0.68, 0.19, 0.04, 0.04, 0.03, 0.02)
 HOUR_WEIGHTS = (2, 1, 1, 1, 1, 2, 3, 5, 6, 6, 6, 6, 7, 7, 6, 6, 6, 7, 8, 9, 9, 8, 6, 4)
 ITEMS = 10  # item ids 1..10; an item's price is its id
 ITEM_WEIGHTS = tuple(1 / np.sqrt(np.arange(1, ITEMS + 1)))  # cheap items are viewed more
-PATHS = ("/", "/search", "/cart", "/checkout", "/success") + tuple(f"/item/{i}" for i in range(1, ITEMS + 1))
+PATHS = ("/", "/search", "/cart", "/checkout", "/success", *tuple(f"/item/{i}" for i in range(1, ITEMS + 1)))
 EVENTS = ("Open Nav", "Search", "Sort Results", "Add to Cart", "Cart Loaded")
 
 MAX_SESSIONS = 12  # sessions per user at most

@@ -135,10 +135,7 @@ def cuped_moments(sums: CupedSums, theta: float) -> ArmMoments:
     """Adjusted mean ``ȳ - θx̄`` and per-unit variance ``σy² + θ²σx² - 2θ·cov(y,x)``, keeping ``ȳ``
     as the unadjusted mean (Deng et al. 2013; gbstats ``RegressionAdjustedStatistic``)."""
     y, x = sums.outcome(), sums.covariate()
-    if sums.n <= 1:
-        variance = 0.0
-    else:
-        variance = y.variance + theta**2 * x.variance - 2 * theta * sums.covariance()
+    variance = 0.0 if sums.n <= 1 else y.variance + theta**2 * x.variance - 2 * theta * sums.covariance()
     return ArmMoments(sums.n, y.mean - theta * x.mean, variance, y.mean)
 
 

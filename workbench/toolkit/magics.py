@@ -23,8 +23,8 @@ import sqlalchemy as sa
 
 from workbench.db import Database
 from workbench.db.connection import DEFAULT_ROW_LIMIT, connect
-from workbench.errors import WorkbenchError
 from workbench.db.dialects import IDENTIFIER
+from workbench.errors import WorkbenchError
 
 _BRACE_PARAMETER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 

@@ -28,8 +28,8 @@ from typing import Any
 
 from workbench import paths
 from workbench.config_file import read_config_file
-from workbench.errors import ConfigError
 from workbench.db.dialects import IDENTIFIER
+from workbench.errors import ConfigError
 
 
 @dataclass(frozen=True)

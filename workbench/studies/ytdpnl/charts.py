@@ -23,7 +23,7 @@ def daily_activity_chart(daily: pd.DataFrame, arms: pd.Series | None = None, fig
         title=f"Daily {figure.replace('_', ' ')}",
         hovermode="x unified",
         height=380,
-        margin=dict(l=40, r=20, t=50, b=40),
+        margin={"l": 40, "r": 20, "t": 50, "b": 40},
     )
     return fig
 
@@ -38,12 +38,12 @@ def arm_comparison_chart(results: pd.DataFrame):
             x=frame["absolute_effect"],
             y=frame["metric"],
             mode="markers",
-            error_x=dict(
-                type="data",
-                symmetric=False,
-                array=frame["ci_upper"] - frame["absolute_effect"],
-                arrayminus=frame["absolute_effect"] - frame["ci_lower"],
-            ),
+            error_x={
+                "type": "data",
+                "symmetric": False,
+                "array": frame["ci_upper"] - frame["absolute_effect"],
+                "arrayminus": frame["absolute_effect"] - frame["ci_lower"],
+            },
         )
     )
     fig.add_vline(x=0, line_dash="dot")
@@ -51,6 +51,6 @@ def arm_comparison_chart(results: pd.DataFrame):
         title="Treatment − control in the intervention phase (per participant, CUPED where available)",
         xaxis_title="absolute difference of means",
         height=360,
-        margin=dict(l=40, r=20, t=50, b=40),
+        margin={"l": 40, "r": 20, "t": 50, "b": 40},
     )
     return fig

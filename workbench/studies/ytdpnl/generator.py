@@ -24,9 +24,9 @@ import pyarrow as pa
 
 from workbench.db.bulk_write import BulkWriter, write_transaction
 from workbench.db.connection import SqlDatabase
+from workbench.db.sql_files import TableDefinition
 from workbench.errors import WorkbenchError
 from workbench.progress import progress_bar
-from workbench.db.sql_files import TableDefinition
 from workbench.studies.ytdpnl import daily_rules
 from workbench.studies.ytdpnl.faults import InjectedFaults, plant_faults
 from workbench.studies.ytdpnl.tables import (
@@ -308,7 +308,7 @@ class _StudyBuilder:
         rules = pd.DataFrame(
             [
                 {
-                    **{k: v for k, v in r.__dict__.items()},
+                    **dict(r.__dict__.items()),
                     "id": i + 1,
                     "is_current": True,
                     "created_at": before,
@@ -541,7 +541,7 @@ class _StudyBuilder:
         forced = rng.random(stop - first) < c.forced_share
         reset = rng.random(stop - first) < c.reset_share
         created = self._created_ms(first, stop, events)
-        by_participant = {p: f for p, f in figures.groupby("p")}
+        by_participant = {p: f for p, f in figures.groupby("p")}  # noqa: C416 - dict(GroupBy) calls its .keys, a string
         event_times = {p: g["t"].to_numpy() for p, g in events.groupby("p")}
         for i, p in enumerate(range(first, stop)):
             if p not in by_participant:
@@ -601,7 +601,7 @@ class _StudyBuilder:
                 "from_phase": "int64",
                 "to_phase": "int64",
                 "num_days": "int64",
-                **{c: "float64" for c in daily_rules.FIGURES},
+                **dict.fromkeys(daily_rules.FIGURES, "float64"),
             }
         )
         frame.attrs["created_ms"] = created

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 import pandas as pd
 
 from workbench.db.connection import SqlDatabase
-from workbench.errors import WorkbenchError
 from workbench.db.sql_files import read_sql
+from workbench.errors import WorkbenchError
 from workbench.studies.ytdpnl.tables import run_study_sql
 
 CHECKS = {

@@ -17,9 +17,9 @@ import pandas as pd
 import sqlalchemy as sa
 
 from workbench.db.connection import SqlDatabase, explain_error
-from workbench.errors import DatabaseError, WorkbenchError, shown
 from workbench.db.dialects import IDENTIFIER
 from workbench.db.sql_files import read_sql, statements
+from workbench.errors import DatabaseError, WorkbenchError, shown
 
 WORKBENCH_SCHEMA = "ytdpnl"  # where the generator writes the workbench's own copy
 FAR_PAST, FAR_FUTURE = pd.Timestamp("1970-01-01"), pd.Timestamp("9999-12-31")
