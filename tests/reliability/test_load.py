@@ -23,6 +23,7 @@ import pytest
 import workbench as wb
 from support.offline_browser import CHROMIUM, wait_for_port
 from support.pg_server import free_port
+from workbench.reports.data import load_report_cache
 
 pytestmark = pytest.mark.reliability
 
@@ -230,9 +231,9 @@ def test_run_reports_over_50_experiments_keeps_memory_flat(batch, ledger):
     assert result.returncode == 0, result.stderr[-3000:]
     assert sum(line.startswith("ok ") for line in result.stdout.splitlines()) == EXPERIMENTS
     for plan in plans:
-        cached = json.loads((home / "reports" / plan.key / "cache" / "results.json").read_text())["summary"]
+        results = load_report_cache(home / "reports" / plan.key / "cache").results
         units = pandas_units(views, orders, plan)
-        srm = next(s for s in cached["health"]["srm"] if s["dimension"] == "overall")
+        srm = results.health.srm.set_index("dimension").loc["overall"]
         counts = units["variation"].value_counts()
         assert len(counts) >= 2, plan  # every window holds traffic in two arms at least
         assert {k[len("users_") :]: v for k, v in srm.items() if k.startswith("users_")} == {
@@ -240,11 +241,10 @@ def test_run_reports_over_50_experiments_keeps_memory_flat(batch, ledger):
         }, plan.key
         if plan.goal == "purchased":
             means = units.groupby("variation")["purchased"].mean()
-            for r in cached["results"]:
-                if r["metric"] == "purchased" and r["dimension"] == "overall":
-                    assert r["mean"] == pytest.approx(means[r["variation"]], rel=1e-9) and r[
-                        "baseline_mean"
-                    ] == pytest.approx(means[r["baseline"]], rel=1e-9), plan.key
+            table = results.table
+            for r in table[(table["metric"] == "purchased") & (table["dimension"] == "overall")].to_dict("records"):
+                assert r["mean"] == pytest.approx(means[r["variation"]], rel=1e-9), plan.key
+                assert r["baseline_mean"] == pytest.approx(means[r["baseline"]], rel=1e-9), plan.key
     index = (home / "reports" / "index.html").read_text()
     assert all(plan.key in index for plan in plans)
     # memory: the peak over all 50 is the peak of the first 10 (within 15% + 40 MB), and the
