@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]  # the checkout: tests/support/ is two levels down
 TABLE_START = "<!-- reliability-table:start -->"
 TABLE_END = "<!-- reliability-table:end -->"
 

@@ -9,7 +9,7 @@ import os
 import shutil
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]  # the checkout: tests/support/ is two levels down
 ARTIFACTS = ROOT / "test-artifacts" / "screenshots"
 DOCS_IMAGES = ROOT / "docs" / "images"
 VIEWPORT = {"width": 1280, "height": 800}  # one screen at the width the tests lay pages out in: small PNGs
