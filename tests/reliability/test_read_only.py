@@ -472,7 +472,11 @@ def test_a_read_only_session_cannot_be_switched_to_read_write(project, ledger):
         ):  # switch and write in one transaction
             conn.exec_driver_sql(switch)
             conn.exec_driver_sql(WRITES["INSERT"])
-        assert re.search(r"read[- _]only|access_mode|file handle conflict", str(caught.value), re.IGNORECASE), (
+        assert re.search(
+            r"read[- _]only|access_mode|file handle conflict|file system operations are disabled|their own tables only|configuration has been locked",
+            str(caught.value),
+            re.IGNORECASE,
+        ), (
             switch,
             str(caught.value),
         )
@@ -490,4 +494,79 @@ def test_a_read_only_session_cannot_be_switched_to_read_write(project, ledger):
         "each followed by every kind of write, in later transactions and in the same one",
         f"{refused_switches} of {len(switches)} switches refused outright; all {len(switches) * (len(WRITES) + 1)} later writes refused; "
         "row counts unchanged",
+    )
+
+
+def outside_probes(folder: Path, own_file: Path) -> dict[str, str]:
+    """SQL that would reach beyond a DuckDB session's own database (issue 17's review), by what it tries."""
+    import site
+
+    return {
+        "COPY over its own database file": f"COPY (SELECT 'x' AS x) TO '{own_file}'",
+        "COPY to a .pth file in the virtual environment": f"COPY (SELECT 1 AS x) TO '{Path(site.getsitepackages()[0]) / 'wb_probe.pth'}'",
+        "read_csv('/etc/passwd')": "SELECT * FROM read_csv('/etc/passwd')",
+        "read_text": "SELECT * FROM read_text('/etc/hostname')",
+        "glob('/root/**')": "SELECT * FROM glob('/root/**')",
+        "ATTACH another database read-write": f"ATTACH '{folder / 'victim.duckdb'}' AS victim (READ_WRITE)",
+        "ATTACH a hard link to its own file": f"ATTACH '{folder / 'link.duckdb'}' AS again",
+        "EXPORT DATABASE": f"EXPORT DATABASE '{folder / 'export'}'",
+        "INSTALL an extension": "INSTALL httpfs",
+        "turn external access back on": "SET enable_external_access = true",
+        "unlock the configuration": "SET lock_configuration = false",
+        "raise its threads": "SET threads = 64",
+    }
+
+
+@pytest.mark.parametrize("read_only", [True, False], ids=["analysis session", "writable session"])
+def test_duckdb_sessions_touch_nothing_outside_their_own_database(tmp_path, read_only, ledger):
+    import hashlib
+    import site
+
+    import pyarrow as pa
+
+    from workbench.db.bulk_write import write_tables
+    from workbench.db.sql_files import TableDefinition
+
+    own, victim = tmp_path / "own.duckdb", tmp_path / "victim.duckdb"
+    for path in (own, victim):
+        writer = wb.connect(f"duckdb:///{path}", read_only=False)
+        writer.sql("CREATE TABLE t AS SELECT 1 AS x")
+        writer.dispose()
+    os.link(own, tmp_path / "link.duckdb")  # the same file under another name
+    digest = {path: hashlib.sha256(path.read_bytes()).hexdigest() for path in (own, victim)}
+    pth = Path(site.getsitepackages()[0]) / "wb_probe.pth"
+    db = wb.connect(f"duckdb:///{own}", read_only=read_only)
+    probes = outside_probes(tmp_path, own)
+    refused = {}
+    try:
+        for what, statement in probes.items():
+            with pytest.raises(DatabaseError) as caught:
+                db.sql(statement)
+            refused[what] = str(caught.value)
+            assert "read and write their own tables only" in refused[what] and "Traceback" not in refused[what], what
+            assert int(db.sql("SELECT count(*) FROM t").iloc[0, 0]) == 1  # the session goes on working
+        if not read_only:  # a writer still writes its own tables, through SQL and Arrow batches
+            db.sql("INSERT INTO t VALUES (2)")
+            write_tables(db, [(TableDefinition("loaded", (("x", "INTEGER"),)), [pa.table({"x": [1, 2, 3]})])])
+            assert int(db.sql("SELECT count(*) FROM loaded").iloc[0, 0]) == 3
+    finally:
+        db.dispose()
+        pth.unlink(missing_ok=True)
+    assert not pth.exists() and not (tmp_path / "export").exists()
+    assert hashlib.sha256(victim.read_bytes()).hexdigest() == digest[victim]
+    if read_only:
+        assert hashlib.sha256(own.read_bytes()).hexdigest() == digest[own]
+    session = "an analysis (read-only)" if read_only else "a writable (loader)"
+    ledger(
+        "Read-only",
+        f"{len(probes)} statements from {session} DuckDB session reaching beyond its own database: "
+        + ", ".join(probes),
+        f"{len(refused)} of {len(probes)} refused with one sentence, the session still answering after each; "
+        + (
+            "the database file byte-identical; "
+            if read_only
+            else "its own tables still written through SQL and Arrow; "
+        )
+        + "no .pth file, no export folder, the other database byte-identical (before: the file was overwritten with 4 bytes, "
+        "any path written, /etc/passwd read, another database attached read-write)",
     )

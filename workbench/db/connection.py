@@ -208,10 +208,20 @@ def _duckdb_engine(settings: DatabaseSettings, read_only: bool, timeout_s: float
 
     @event.listens_for(engine, "connect")
     def _session_settings(dbapi_connection, connection_record):
+        # The settings belong to the database instance, which DuckDB shares between the connections of
+        # one process to one file: the first connection sets and locks them, later ones find them so.
+        if dbapi_connection.execute("SELECT current_setting('lock_configuration')").fetchone()[0]:
+            return
         # DuckDB draws its own bars on stdout for statements over 2 s; ours (tqdm) are enough
         dbapi_connection.execute("SET enable_progress_bar = false")
         # config dates are UTC: a naive bound start/end meets TIMESTAMPTZ columns as UTC, whatever $TZ says
-        dbapi_connection.execute("SET TimeZone = 'UTC'")
+        dbapi_connection.execute("SET GLOBAL TimeZone = 'UTC'")
+        # Nothing outside this database: no file read or written (COPY … TO over the database file or a
+        # .pth file, read_csv('/etc/passwd'), glob), no ATTACH, no extension installed. Every session
+        # reads and writes through SQL on its own tables and Arrow batches only. Locked last, so no
+        # statement can turn it back on (or change TimeZone, threads or memory_limit).
+        dbapi_connection.execute("SET enable_external_access = false")
+        dbapi_connection.execute("SET lock_configuration = true")
 
     _install_duckdb_timeout(engine, timeout_s)
     return engine
@@ -319,6 +329,11 @@ def explain_error(exc: BaseException, db: SqlDatabase | None = None) -> Database
     if ("relation" in low and "does not exist" in low) or ("table with name" in low and "does not exist" in low):
         return DatabaseError(
             f"A table the query reads is missing from {where}: load data with `workbench load` or `workbench generate`, or fix the SQL. ({message})"
+        )
+    if "file system operations are disabled" in low or "configuration has been locked" in low:
+        return DatabaseError(
+            f"Sessions on {where} read and write their own tables only: files (COPY … TO/FROM, read_csv, glob), "
+            f"ATTACH, extensions and session settings are off. ({message})"
         )
     if "read-only" in low or "read only" in low:
         return DatabaseError(
