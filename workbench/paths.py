@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
+CONFIG_ENV = "WORKBENCH_CONFIG"  # the config file every process of a command reads (see config_path)
 
 
 def project_root() -> Path:
@@ -55,7 +56,7 @@ def default_duckdb_path() -> Path:
 
 def config_path() -> Path:
     """The project config file: ``$WORKBENCH_CONFIG`` or ``workbench.yml`` in the project root."""
-    if explicit := os.environ.get("WORKBENCH_CONFIG"):
+    if explicit := os.environ.get(CONFIG_ENV):
         return Path(explicit).expanduser().resolve()
     return project_root() / "workbench.yml"
 

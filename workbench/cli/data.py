@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from workbench.cli.app import DatabaseOption, app, fail, opened_database, say
+from workbench.cli.app import ConfigOption, DatabaseOption, app, fail, opened_database, say
 from workbench.errors import WorkbenchError
 
 load_app = typer.Typer(help="Load data sets into the database.", no_args_is_help=True)
@@ -50,6 +50,7 @@ def info_command(database: DatabaseOption = None) -> None:
 @app.command("overview")
 def overview_command(
     database: DatabaseOption = None,
+    config: ConfigOption = None,
     output_dir: Annotated[
         Path | None, typer.Option(help="Folder for the executed notebook and HTML (default: reports/overview).")
     ] = None,
@@ -60,7 +61,7 @@ def overview_command(
 
     try:
         out = output_dir or paths.reports_dir() / "overview"
-        result = run_notebook("overview.ipynb", out, parameters={}, database_url=database)
+        result = run_notebook("overview.ipynb", out, parameters={}, database_url=database, config_path=config)
     except WorkbenchError as exc:
         fail(exc)
     say(f"Executed notebook: {result.notebook}")

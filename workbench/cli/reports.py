@@ -105,14 +105,23 @@ def dashboard_command(
         str, typer.Option("--ip", help="Address to bind (default 127.0.0.1: this machine only).")
     ] = "127.0.0.1",
     database: DatabaseOption = None,
+    config: ConfigOption = None,
 ) -> None:
     """Serve the experiment dashboard (Voila, sources hidden) from the cached report results."""
     import os
 
+    from workbench.db.settings import URL_ENV
+    from workbench.experiments.config import load_config
+    from workbench.paths import CONFIG_ENV
     from workbench.reports.dashboard import voila_command, voila_environment
 
+    if config:  # every kernel Voila starts reads this config (its database, timeouts, experiments)
+        try:
+            os.environ[CONFIG_ENV] = str(load_config(config).path.absolute())
+        except WorkbenchError as exc:
+            fail(exc)
     if database:
-        os.environ["WORKBENCH_DATABASE_URL"] = database
+        os.environ[URL_ENV] = database
     command = voila_command(port, ip)
     say(f"Dashboard: http://{ip}:{port}/ (Ctrl-C to stop)")
     os.execvpe(command[0], command, voila_environment())

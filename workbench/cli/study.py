@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from workbench.cli.app import DatabaseOption, app, fail, say
+from workbench.cli.app import ConfigOption, DatabaseOption, app, fail, say
 from workbench.errors import WorkbenchError
 
 study_app = typer.Typer(
@@ -63,6 +63,7 @@ def report_command(
     codes: Annotated[str, typer.Option(help="Comma-separated participant codes (default: everyone).")] = "",
     min_pages: Annotated[int, typer.Option(help="Overview: participants with at least this many distinct pages.")] = 10,
     database: DatabaseOption = None,
+    config: ConfigOption = None,
     output_dir: Annotated[
         Path | None, typer.Option(help="Folder for the executed notebook and HTML (default: reports/ytdpnl).")
     ] = None,
@@ -87,6 +88,7 @@ def report_command(
             output_dir or paths.reports_dir() / "ytdpnl",
             parameters=parameters,
             database_url=database,
+            config_path=config,
         )
     except WorkbenchError as exc:
         fail(exc)

@@ -3,6 +3,7 @@ Voila both render them): the interval chart (abautomator's: relative difference 
 variation, 68% bar, 95% whiskers, dashed zero line), the cumulative effect over time, and units
 per day.
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
@@ -18,7 +19,9 @@ if TYPE_CHECKING:
 INTERVAL_AXIS = "relative difference of variation vs control (%)"
 
 
-def interval_rows(results: ExperimentResults, intervals: pd.DataFrame, group: str, dimension_value: str = "all") -> pd.DataFrame:
+def interval_rows(
+    results: ExperimentResults, intervals: pd.DataFrame, group: str, dimension_value: str = "all"
+) -> pd.DataFrame:
     """The rows of one interval chart: ``intervals`` of the metrics of ``group`` at
     ``dimension_value`` (``"all"``: overall), with the results' significance, means and units;
     relative figures in percent."""
@@ -30,7 +33,19 @@ def interval_rows(results: ExperimentResults, intervals: pd.DataFrame, group: st
     res = results.table[results.table["metric_group"] == group]
     res = res[res["dimension_value"] == dimension_value]
     p_column = "p_value_adjusted" if res["p_value_adjusted"].notna().any() else "p_value"
-    extra = res[keys + ["metric_group", "significance", "mean", "baseline_mean", "units", "baseline_units", p_column, "chance_to_win"]]
+    extra = res[
+        [
+            *keys,
+            "metric_group",
+            "significance",
+            "mean",
+            "baseline_mean",
+            "units",
+            "baseline_units",
+            p_column,
+            "chance_to_win",
+        ]
+    ]
     rows = intervals.merge(extra.rename(columns={p_column: "test_p_value"}), on=keys, how="inner")
     rows = rows[rows["relative"].notna()].copy()
     for column in ("relative", "relative_68_lower", "relative_68_upper", "relative_95_lower", "relative_95_upper"):
@@ -48,7 +63,9 @@ def interval_chart(rows: pd.DataFrame, title: str = "", highlight_significant: b
 
     fig = go.Figure()
     if rows.empty:
-        fig.add_annotation(text="no comparisons for this selection", showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
+        fig.add_annotation(
+            text="no comparisons for this selection", showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper"
+        )
         fig.update_layout(title=title, height=200)
         return fig
     colours = []
@@ -62,21 +79,49 @@ def interval_chart(rows: pd.DataFrame, title: str = "", highlight_significant: b
         f"<br>units: {int(r.units):,} (control {int(r.baseline_units):,})"
         for r in rows.itertuples()
     ]
-    fig.add_trace(go.Bar(
-        y=rows["label"], x=rows["relative_68_upper"] - rows["relative_68_lower"], base=rows["relative_68_lower"],
-        orientation="h", marker_color=colours, opacity=0.55, name="68% interval", hoverinfo="skip", width=0.45,
-    ))
-    fig.add_trace(go.Scatter(
-        y=rows["label"], x=rows["relative"], mode="markers", marker={"color": colours, "size": 10, "symbol": "line-ns-open", "line_width": 3},
-        error_x={"type": "data", "symmetric": False, "array": rows["relative_95_upper"] - rows["relative"],
-                     "arrayminus": rows["relative"] - rows["relative_95_lower"], "thickness": 1.5, "width": 6, "color": "#444"},
-        name="estimate and 95% interval", hovertext=hover, hoverinfo="text",
-    ))
+    fig.add_trace(
+        go.Bar(
+            y=rows["label"],
+            x=rows["relative_68_upper"] - rows["relative_68_lower"],
+            base=rows["relative_68_lower"],
+            orientation="h",
+            marker_color=colours,
+            opacity=0.55,
+            name="68% interval",
+            hoverinfo="skip",
+            width=0.45,
+        )
+    )
+    fig.add_trace(
+        go.Scatter(
+            y=rows["label"],
+            x=rows["relative"],
+            mode="markers",
+            marker={"color": colours, "size": 10, "symbol": "line-ns-open", "line_width": 3},
+            error_x={
+                "type": "data",
+                "symmetric": False,
+                "array": rows["relative_95_upper"] - rows["relative"],
+                "arrayminus": rows["relative"] - rows["relative_95_lower"],
+                "thickness": 1.5,
+                "width": 6,
+                "color": "#444",
+            },
+            name="estimate and 95% interval",
+            hovertext=hover,
+            hoverinfo="text",
+        )
+    )
     fig.add_vline(x=0, line_dash="dash", line_color="#444")
     fig.update_layout(
-        title=title, xaxis_title=INTERVAL_AXIS, height=140 + 42 * len(rows), showlegend=False,
-        margin={"l": 40, "r": 20, "t": 50 if title else 20, "b": 50}, plot_bgcolor="white",
-        yaxis={"autorange": "reversed", "automargin": True}, xaxis={"gridcolor": "#eee", "zeroline": False},
+        title=title,
+        xaxis_title=INTERVAL_AXIS,
+        height=140 + 42 * len(rows),
+        showlegend=False,
+        margin={"l": 40, "r": 20, "t": 50 if title else 20, "b": 50},
+        plot_bgcolor="white",
+        yaxis={"autorange": "reversed", "automargin": True},
+        xaxis={"gridcolor": "#eee", "zeroline": False},
     )
     return fig
 
@@ -86,24 +131,54 @@ def cumulative_chart(cumulative: pd.DataFrame, metric: str, relative: bool = Tru
     as a band: an effect that settles and a band that narrows away from zero is a result to trust."""
     import plotly.graph_objects as go
 
-    rows = cumulative[(cumulative["metric"] == metric) & cumulative["relative_effect" if relative else "absolute_effect"].notna()]
-    rows = rows.assign(ci_lower=rows["ci_lower"].fillna(rows["relative_effect" if relative else "absolute_effect"]),
-                       ci_upper=rows["ci_upper"].fillna(rows["relative_effect" if relative else "absolute_effect"]))
+    rows = cumulative[
+        (cumulative["metric"] == metric) & cumulative["relative_effect" if relative else "absolute_effect"].notna()
+    ]
+    rows = rows.assign(
+        ci_lower=rows["ci_lower"].fillna(rows["relative_effect" if relative else "absolute_effect"]),
+        ci_upper=rows["ci_upper"].fillna(rows["relative_effect" if relative else "absolute_effect"]),
+    )
     scale = 100 if relative else 1
     effect = "relative_effect" if relative else "absolute_effect"
     fig = go.Figure()
     for i, (variation, part) in enumerate(rows.groupby("variation", sort=True)):
         colour = SERIES[i % len(SERIES)]
         lower, upper = part["ci_lower"].clip(lower=-1e9) * scale, part["ci_upper"].clip(upper=1e9) * scale
-        fig.add_trace(go.Scatter(x=list(part["day"]) + list(part["day"])[::-1], y=list(upper) + list(lower)[::-1],
-                                 fill="toself", fillcolor=colour, opacity=0.15, line_width=0, hoverinfo="skip", showlegend=False))
-        fig.add_trace(go.Scatter(x=part["day"], y=part[effect] * scale, mode="lines+markers", line_color=colour, name=f"variation {variation}",
-                                 customdata=part[["units", "p_value"]].to_numpy(),
-                                 hovertemplate="%{x|%Y-%m-%d}: %{y:+.2f}" + ("%" if relative else "") + "<br>units %{customdata[0]:,}<br>p %{customdata[1]:.3g}<extra></extra>"))
+        fig.add_trace(
+            go.Scatter(
+                x=list(part["day"]) + list(part["day"])[::-1],
+                y=list(upper) + list(lower)[::-1],
+                fill="toself",
+                fillcolor=colour,
+                opacity=0.15,
+                line_width=0,
+                hoverinfo="skip",
+                showlegend=False,
+            )
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=part["day"],
+                y=part[effect] * scale,
+                mode="lines+markers",
+                line_color=colour,
+                name=f"variation {variation}",
+                customdata=part[["units", "p_value"]].to_numpy(),
+                hovertemplate="%{x|%Y-%m-%d}: %{y:+.2f}"
+                + ("%" if relative else "")
+                + "<br>units %{customdata[0]:,}<br>p %{customdata[1]:.3g}<extra></extra>",
+            )
+        )
     fig.add_hline(y=0, line_dash="dash", line_color="#444")
-    fig.update_layout(title=f"{metric}: cumulative effect", xaxis_title="data up to the end of (UTC)",
-                      yaxis_title=("relative effect (%)" if relative else "absolute effect"), height=360,
-                      margin={"l": 40, "r": 20, "t": 50, "b": 40}, plot_bgcolor="white", hovermode="x unified")
+    fig.update_layout(
+        title=f"{metric}: cumulative effect",
+        xaxis_title="data up to the end of (UTC)",
+        yaxis_title=("relative effect (%)" if relative else "absolute effect"),
+        height=360,
+        margin={"l": 40, "r": 20, "t": 50, "b": 40},
+        plot_bgcolor="white",
+        hovermode="x unified",
+    )
     return fig
 
 
@@ -113,8 +188,19 @@ def units_per_day_chart(units_per_day: pd.DataFrame) -> go.Figure:
     import plotly.graph_objects as go
 
     parts = units_per_day.groupby(units_per_day["variation"].astype(str), sort=True)
-    fig = go.Figure([go.Bar(x=part["day"], y=part["users"], name=f"variation {variation}", marker_color=SERIES[i % len(SERIES)])
-                     for i, (variation, part) in enumerate(parts)])
-    fig.update_layout(title="Units per day", barmode="stack", height=320, margin={"l": 40, "r": 20, "t": 50, "b": 40}, plot_bgcolor="white",
-                      xaxis_title="first exposure day (UTC)", yaxis_title="new units")
+    fig = go.Figure(
+        [
+            go.Bar(x=part["day"], y=part["users"], name=f"variation {variation}", marker_color=SERIES[i % len(SERIES)])
+            for i, (variation, part) in enumerate(parts)
+        ]
+    )
+    fig.update_layout(
+        title="Units per day",
+        barmode="stack",
+        height=320,
+        margin={"l": 40, "r": 20, "t": 50, "b": 40},
+        plot_bgcolor="white",
+        xaxis_title="first exposure day (UTC)",
+        yaxis_title="new units",
+    )
     return fig

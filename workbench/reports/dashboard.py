@@ -7,6 +7,7 @@ It reads the cached results of ``reports/<key>/cache/`` (written by ``workbench 
 database and rewrites its cache. Charts are ``FigureWidget``s built with their data and shown in
 an ``Output`` redrawn on every change (an empty FigureWidget filled later renders blank in Voila).
 """
+
 from __future__ import annotations
 
 import html
@@ -33,8 +34,12 @@ def cached_keys(reports_dir: Path | None = None) -> list[str]:
     return sorted(p.parent.parent.name for p in root.glob("*/cache/results.json"))
 
 
-def voila_command(port: int = DEFAULT_PORT, ip: str = "127.0.0.1", cull_idle_seconds: int = CULL_IDLE_SECONDS,
-                  cull_interval_seconds: int = CULL_INTERVAL_SECONDS) -> list[str]:
+def voila_command(
+    port: int = DEFAULT_PORT,
+    ip: str = "127.0.0.1",
+    cull_idle_seconds: int = CULL_IDLE_SECONDS,
+    cull_interval_seconds: int = CULL_INTERVAL_SECONDS,
+) -> list[str]:
     """The Voila command line (through :mod:`workbench.reports.voila_server`, which stops pages hanging on a
     missed execute reply) serving only ``notebooks/dashboard.ipynb``: bound to ``ip``
     (``--Voila.ip``; a bare ``--ip`` is ignored), sources stripped, tracebacks hidden, the page
@@ -42,8 +47,16 @@ def voila_command(port: int = DEFAULT_PORT, ip: str = "127.0.0.1", cull_idle_sec
     :func:`voila_environment`), each viewer's kernel shut down once idle ``cull_idle_seconds``
     (checked every ``cull_interval_seconds``), even while its page is still open."""
     return [
-        sys.executable, "-m", "workbench.reports.voila_server", str(paths.notebooks_dir() / "dashboard.ipynb"), f"--port={int(port)}", f"--Voila.ip={ip}", "--no-browser",
-        f"--template={TEMPLATE}", "--strip_sources=True", "--show_tracebacks=False",
+        sys.executable,
+        "-m",
+        "workbench.reports.voila_server",
+        str(paths.notebooks_dir() / "dashboard.ipynb"),
+        f"--port={int(port)}",
+        f"--Voila.ip={ip}",
+        "--no-browser",
+        f"--template={TEMPLATE}",
+        "--strip_sources=True",
+        "--show_tracebacks=False",
         f"--MappingKernelManager.cull_idle_timeout={int(cull_idle_seconds)}",
         f"--MappingKernelManager.cull_interval={int(cull_interval_seconds)}",
         "--MappingKernelManager.cull_connected=True",
@@ -71,8 +84,13 @@ class Dashboard:
         self.experiment = w.Dropdown(options=keys, description="Experiment", layout=w.Layout(width="360px"))
         self.group = w.ToggleButtons(options=list(GROUPS), description="Metrics", style={"button_width": "110px"})
         self.segment = w.Dropdown(options=[("all units", "all")], description="Segment", layout=w.Layout(width="360px"))
-        self.highlight = w.ToggleButton(value=False, description="Highlight significant", icon="star",
-                                        tooltip="Mute results that are not significant", layout=w.Layout(width="200px"))
+        self.highlight = w.ToggleButton(
+            value=False,
+            description="Highlight significant",
+            icon="star",
+            tooltip="Mute results that are not significant",
+            layout=w.Layout(width="200px"),
+        )
         self.refresh = w.Button(description="Refresh from database", icon="refresh", layout=w.Layout(width="220px"))
         self.status = w.HTML()
         self.banner = w.HTML()
@@ -81,12 +99,25 @@ class Dashboard:
         self.cumulative = w.Output()
         self.chart_rows = None
         self.figure = None
-        heading = w.HTML("<h2 style='margin:4px 0'>Experiments</h2>" if keys else
-                         "<h2>Experiments</h2><p>No cached results yet: run <code>workbench run-reports</code>, then reload.</p>")
-        self.widget = w.VBox([
-            heading, w.HBox([self.experiment, self.refresh]), self.status, self.banner, w.HBox([self.group, self.highlight]), self.segment,
-            self.chart, self.table, w.HTML("<h3>Cumulative effect on the goal metrics</h3>"), self.cumulative,
-        ])
+        heading = w.HTML(
+            "<h2 style='margin:4px 0'>Experiments</h2>"
+            if keys
+            else "<h2>Experiments</h2><p>No cached results yet: run <code>workbench run-reports</code>, then reload.</p>"
+        )
+        self.widget = w.VBox(
+            [
+                heading,
+                w.HBox([self.experiment, self.refresh]),
+                self.status,
+                self.banner,
+                w.HBox([self.group, self.highlight]),
+                self.segment,
+                self.chart,
+                self.table,
+                w.HTML("<h3>Cumulative effect on the goal metrics</h3>"),
+                self.cumulative,
+            ]
+        )
         self.experiment.observe(lambda _: self.show_experiment(), names="value")
         for control in (self.group, self.segment, self.highlight):
             control.observe(lambda _: self.draw_results(), names="value")
@@ -106,10 +137,15 @@ class Dashboard:
 
         data = self.data(self.experiment.value)
         p = data.provenance
-        self.status.value = (f"<span style='color:{NEUTRAL}'>Control: variation {html.escape(data.control)} · computed {html.escape(str(p.get('computed_at')))}"
-                             f" · data {html.escape(str(p.get('data_window', {}).get('first_exposure_day')))} to {html.escape(str(p.get('data_window', {}).get('last_exposure_day')))}</span>")
+        self.status.value = (
+            f"<span style='color:{NEUTRAL}'>Control: variation {html.escape(data.control)} · computed {html.escape(str(p.get('computed_at')))}"
+            f" · data {html.escape(str(p.get('data_window', {}).get('first_exposure_day')))} to {html.escape(str(p.get('data_window', {}).get('last_exposure_day')))}</span>"
+        )
         self.banner.value = health_banner_html(data.results.health)
-        options = [("all units" if dim == "overall" else f"{dim} = {value}", value) for dim, value in dimension_values(data.results)]
+        options = [
+            ("all units" if dim == "overall" else f"{dim} = {value}", value)
+            for dim, value in dimension_values(data.results)
+        ]
         with self.segment.hold_trait_notifications():
             self.segment.options = options
             self.segment.value = "all"
@@ -128,7 +164,9 @@ class Dashboard:
         data = self.data(self.experiment.value)
         rows = interval_rows(data.results, data.intervals, self.group.value, self.segment.value)
         self.chart_rows = rows
-        figure = interval_chart(rows, f"{self.group.value.capitalize()} metrics — {self.segment.label}", self.highlight.value)
+        figure = interval_chart(
+            rows, f"{self.group.value.capitalize()} metrics — {self.segment.label}", self.highlight.value
+        )
         self.figure = figure
         self.table.value = group_table_html(data.results, self.group.value, self.segment.value)
         self.chart.clear_output(wait=True)
@@ -159,9 +197,11 @@ class Dashboard:
         self.status.value = f"Recomputing {html.escape(key)} from the database…"
         try:
             old = self.data(key)
-            fresh = report_data(key, dimension=old.provenance.get("dimension"), config_path=old.provenance.get("config_file"))
+            fresh = report_data(
+                key, dimension=old.provenance.get("dimension"), config_path=old.provenance.get("config_file")
+            )
             save_report_cache(fresh, cache_dir(key, self.reports_dir))
-        except Exception as exc:  # noqa: BLE001 - shown to the user, the dashboard keeps the cached results
+        except Exception as exc:  # shown to the user, the dashboard keeps the cached results
             from workbench.redaction import redact
 
             self.status.value = f"<span style='color:{WORSE}'>Refresh failed: {html.escape(redact(str(exc)))}</span>"
@@ -182,7 +222,10 @@ class _PlotlyChart:
 
         import plotly.io as pio
 
-        return {"application/vnd.plotly.v1+json": json.loads(pio.to_json(self.figure, validate=False)), "text/plain": "<plotly chart>"}
+        return {
+            "application/vnd.plotly.v1+json": json.loads(pio.to_json(self.figure, validate=False)),
+            "text/plain": "<plotly chart>",
+        }
 
 
 def _figure_widget(figure):

@@ -3,6 +3,7 @@ abautomator interval view, units per day, the cumulative effect of goal metrics,
 and the run's provenance; saved under ``reports/<key>/cache/`` (Parquet + JSON) so the dashboard
 answers without touching the database.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -97,14 +98,22 @@ def report_data(
     elif dimension == "none":
         dimension = None
     if dimension and dimension not in exp.settings.assignment_query.dimensions:
-        raise WorkbenchError(f"dimension {dimension!r} is not a column of experiment {key!r}'s assignment query; use one of {list(exp.settings.assignment_query.dimensions)}.")
+        raise WorkbenchError(
+            f"dimension {dimension!r} is not a column of experiment {key!r}'s assignment query; use one of {list(exp.settings.assignment_query.dimensions)}."
+        )
     if db is None:  # a session of its own, closed afterwards so it holds no DuckDB file open
         from workbench.db.connection import connect
 
-        db = connect()
+        db = connect(config_path=config.path)  # the config's database and statement timeout
         try:
-            return report_data(key, db, config_path=config_path, dimension=dimension or "none",
-                               cumulative_points=cumulative_points, **setting_overrides)
+            return report_data(
+                key,
+                db,
+                config_path=config_path,
+                dimension=dimension or "none",
+                cumulative_points=cumulative_points,
+                **setting_overrides,
+            )
         finally:
             db.dispose()
     results = analyze(exp, db, dimensions=[dimension] if dimension else [], **setting_overrides)
@@ -131,7 +140,8 @@ def _data_window(exp, days: pd.DataFrame) -> dict[str, str | None]:
         return None if value is None else str(value)
 
     return {
-        "configured_start": text(exp.settings.start), "configured_end": text(exp.settings.end),
+        "configured_start": text(exp.settings.start),
+        "configured_end": text(exp.settings.end),
         "first_exposure_day": str(days["day"].min().date()) if len(days) else None,
         "last_exposure_day": str(days["day"].max().date()) if len(days) else None,
     }
@@ -150,14 +160,28 @@ def save_report_cache(data: ReportData, directory: Path) -> Path:
     from workbench.files import replace_directory
 
     results, health = data.results, data.results.health
-    frames = {"results": results.table, "sufficient_statistics": results.sufficient_statistics, "srm": health.srm,
-              "units_per_day": health.units_per_day, "intervals": data.intervals, "cumulative": data.cumulative}
+    frames = {
+        "results": results.table,
+        "sufficient_statistics": results.sufficient_statistics,
+        "srm": health.srm,
+        "units_per_day": health.units_per_day,
+        "intervals": data.intervals,
+        "cumulative": data.cumulative,
+    }
     payload = {
-        "version": CACHE_VERSION, "key": data.key, "experiment": results.experiment, "settings": results.settings.to_dict(),
-        "health": {"srm_p_value": health.srm_p_value, "multiple_exposure_units": health.multiple_exposure_units,
-                   "multiple_exposure_share": health.multiple_exposure_share, "unknown_variations": list(health.unknown_variations),
-                   "warnings": list(health.warnings)},
-        "sql": data.sql, "provenance": data.provenance,
+        "version": CACHE_VERSION,
+        "key": data.key,
+        "experiment": results.experiment,
+        "settings": results.settings.to_dict(),
+        "health": {
+            "srm_p_value": health.srm_p_value,
+            "multiple_exposure_units": health.multiple_exposure_units,
+            "multiple_exposure_share": health.multiple_exposure_share,
+            "unknown_variations": list(health.unknown_variations),
+            "warnings": list(health.warnings),
+        },
+        "sql": data.sql,
+        "provenance": data.provenance,
     }
 
     def write(staging: Path) -> None:
@@ -179,16 +203,31 @@ def load_report_cache(directory: Path) -> ReportData:
 
     directory = Path(directory)
     if not (directory / "results.json").is_file():
-        raise WorkbenchError(f"No cached results in {directory}: run `workbench report <key>` or `workbench run-reports` first.")
+        raise WorkbenchError(
+            f"No cached results in {directory}: run `workbench report <key>` or `workbench run-reports` first."
+        )
     payload = json.loads((directory / "results.json").read_text(encoding="utf-8"))
     if payload.get("version") != CACHE_VERSION:
-        raise WorkbenchError(f"The cached results in {directory} were written by an older workbench: run `workbench report {payload.get('key', '<key>')}` again.")
+        raise WorkbenchError(
+            f"The cached results in {directory} were written by an older workbench: run `workbench report {payload.get('key', '<key>')}` again."
+        )
     frames = {name: pd.read_parquet(directory / f"{name}.parquet") for name in CACHE_FRAMES}
-    health = HealthChecks(frames["srm"], srm_p_value=payload["health"]["srm_p_value"],
-                          multiple_exposure_units=payload["health"]["multiple_exposure_units"],
-                          multiple_exposure_share=payload["health"]["multiple_exposure_share"],
-                          unknown_variations=payload["health"]["unknown_variations"], warnings=payload["health"]["warnings"],
-                          units_per_day=frames["units_per_day"])
-    results = ExperimentResults(frames["results"], health, AnalysisSettings.from_dict(payload["settings"]),
-                                frames["sufficient_statistics"], payload["experiment"])
-    return ReportData(payload["key"], results, frames["intervals"], frames["cumulative"], payload["sql"], payload["provenance"])
+    health = HealthChecks(
+        frames["srm"],
+        srm_p_value=payload["health"]["srm_p_value"],
+        multiple_exposure_units=payload["health"]["multiple_exposure_units"],
+        multiple_exposure_share=payload["health"]["multiple_exposure_share"],
+        unknown_variations=payload["health"]["unknown_variations"],
+        warnings=payload["health"]["warnings"],
+        units_per_day=frames["units_per_day"],
+    )
+    results = ExperimentResults(
+        frames["results"],
+        health,
+        AnalysisSettings.from_dict(payload["settings"]),
+        frames["sufficient_statistics"],
+        payload["experiment"],
+    )
+    return ReportData(
+        payload["key"], results, frames["intervals"], frames["cumulative"], payload["sql"], payload["provenance"]
+    )

@@ -3,6 +3,7 @@
 Every function takes a :class:`~workbench.db.connection.Database`, runs SQL from ``sql/overview/``
 (aggregated in the database) and returns a small DataFrame whose ``attrs["sql"]`` holds what ran.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -28,8 +29,12 @@ def table_row_counts(db: Database) -> pd.DataFrame:
     if not names:
         return pd.DataFrame({"table": pd.Series(dtype=str), "rows": pd.Series(dtype="int64")})
     quote = db.dialect.quote
-    sql = "\nUNION ALL\n".join(f"SELECT :t{i} AS table_name, COUNT(*) AS n_rows FROM {quote(name)}" for i, name in enumerate(names))
-    frame = db.sql(sql, **{f"t{i}": name for i, name in enumerate(names)}).rename(columns={"table_name": "table", "n_rows": "rows"})
+    sql = "\nUNION ALL\n".join(
+        f"SELECT :t{i} AS table_name, COUNT(*) AS n_rows FROM {quote(name)}" for i, name in enumerate(names)
+    )
+    frame = db.sql(sql, **{f"t{i}": name for i, name in enumerate(names)}).rename(
+        columns={"table_name": "table", "n_rows": "rows"}
+    )
     frame["rows"] = frame["rows"].astype("int64")
     frame = frame.sort_values("table", ignore_index=True)
     frame.attrs["sql"] = sql
@@ -71,8 +76,17 @@ def traffic_chart(traffic: pd.DataFrame):
     """A plotly line chart of :func:`traffic_per_day`, one line per series."""
     import plotly.express as px
 
-    fig = px.line(traffic, x="day", y="n", color="series", markers=False, labels={"day": "day (UTC)", "n": "rows per day", "series": ""})
-    fig.update_layout(title="Traffic per day", hovermode="x unified", height=420, margin=dict(l=40, r=20, t=50, b=40))
+    fig = px.line(
+        traffic,
+        x="day",
+        y="n",
+        color="series",
+        markers=False,
+        labels={"day": "day (UTC)", "n": "rows per day", "series": ""},
+    )
+    fig.update_layout(
+        title="Traffic per day", hovermode="x unified", height=420, margin={"l": 40, "r": 20, "t": 50, "b": 40}
+    )
     return fig
 
 
@@ -80,7 +94,13 @@ def experiments_chart(experiments: pd.DataFrame):
     """A plotly bar chart of users per variation for each experiment found."""
     import plotly.express as px
 
-    fig = px.bar(experiments, x="experiment_id", y="users", color="variation_id", barmode="group",
-                 labels={"experiment_id": "experiment", "users": "distinct users", "variation_id": "variation"})
-    fig.update_layout(title="Users per variation", height=420, margin=dict(l=40, r=20, t=50, b=40))
+    fig = px.bar(
+        experiments,
+        x="experiment_id",
+        y="users",
+        color="variation_id",
+        barmode="group",
+        labels={"experiment_id": "experiment", "users": "distinct users", "variation_id": "variation"},
+    )
+    fig.update_layout(title="Users per variation", height=420, margin={"l": 40, "r": 20, "t": 50, "b": 40})
     return fig

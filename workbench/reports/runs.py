@@ -7,8 +7,10 @@ outputs are replaced by rename only after success, so a failed run (a query erro
 gone, a full disk) leaves the last good report (and its cache) in place, no half-written or
 temporary file, and keeps ``<timestamp>.failed.ipynb`` for debugging when the notebook failed.
 """
+
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import html
 import json
@@ -17,9 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from workbench import paths
-from workbench.experiments.config import EXPERIMENT_KEY
-from workbench.errors import ConfigError, WorkbenchError, shown
 from workbench.display import BACKGROUNDS, missing
+from workbench.errors import ConfigError, WorkbenchError, shown
+from workbench.experiments.config import EXPERIMENT_KEY
 from workbench.files import atomic_write, replace_file, swap_directory
 from workbench.redaction import redact
 
@@ -62,12 +64,14 @@ def run_report(
     the cache and ``status.json``; never raises for a failed notebook (the run says ``failed``)."""
     import time
 
-    from workbench.reports.notebooks import output_error, run_notebook
     from workbench.reports.data import cache_dir
+    from workbench.reports.notebooks import output_error, run_notebook
 
     started = time.perf_counter()
     if not isinstance(key, str) or not EXPERIMENT_KEY.match(key):  # the key names a folder: never ../ or /
-        raise ConfigError(f"{shown(key)} is not an experiment key (letters, digits and _ . : -, at most 100 characters); reports go to reports/<key>/.")
+        raise ConfigError(
+            f"{shown(key)} is not an experiment key (letters, digits and _ . : -, at most 100 characters); reports go to reports/<key>/."
+        )
     root = Path(reports_dir or paths.reports_dir())
     folder = root / key
     folder.mkdir(parents=True, exist_ok=True)
@@ -79,17 +83,31 @@ def run_report(
     status = _read_status(folder)
     status.update(key=key, last_run=stem)
     try:
-        run = run_notebook(REPORT_NOTEBOOK, folder, params, database_url=database_url, stem=stem, title=f"{key}: experiment report")
+        run = run_notebook(
+            REPORT_NOTEBOOK,
+            folder,
+            params,
+            database_url=database_url,
+            stem=stem,
+            title=f"{key}: experiment report",
+            config_path=config_path,
+        )
     except WorkbenchError as exc:
         shutil.rmtree(staging_cache, ignore_errors=True)
         failed = folder / f"{stem}.failed.ipynb"
         error = redact(str(exc))
         status.update(status="failed", error=error, failed_notebook=failed.name if failed.exists() else None)
-        try:
+        with contextlib.suppress(
+            OSError
+        ):  # a full disk: the error is returned all the same, the old status stays whole
             _write_json(folder / "status.json", status)
-        except OSError:
-            pass  # a full disk: the error is returned all the same, the old status stays whole
-        return ReportRun(key, "failed", failed_notebook=failed if failed.exists() else None, error=error, seconds=time.perf_counter() - started)
+        return ReportRun(
+            key,
+            "failed",
+            failed_notebook=failed if failed.exists() else None,
+            error=error,
+            seconds=time.perf_counter() - started,
+        )
     latest = folder / "latest.html"
     try:
         replace_file(run.html, latest)
@@ -112,7 +130,9 @@ def _read_status(folder: Path) -> dict:
         return {}
 
 
-def report_keys(keys: list[str], config_path: Path | None = None, all_discovered: bool = False, database_url: str | None = None) -> tuple[list[str], Path | None]:
+def report_keys(
+    keys: list[str], config_path: Path | None = None, all_discovered: bool = False, database_url: str | None = None
+) -> tuple[list[str], Path | None]:
     """The experiments to report on and the config to use: ``keys`` (checked against the config),
     else every configured experiment; with ``all_discovered`` also every experiment found in the
     assignment queries, reported from a copy of the config with stub entries (health and units,
@@ -142,20 +162,41 @@ def report_keys(keys: list[str], config_path: Path | None = None, all_discovered
     return chosen + [k for k in extra if k not in chosen], copy
 
 
-def run_reports(keys: list[str], *, database_url: str | None = None, config_path: Path | None = None, reports_dir: Path | None = None, dimension: str = "",
-                jobs: int = 1) -> list[ReportRun]:
+def run_reports(
+    keys: list[str],
+    *,
+    database_url: str | None = None,
+    config_path: Path | None = None,
+    reports_dir: Path | None = None,
+    dimension: str = "",
+    jobs: int = 1,
+) -> list[ReportRun]:
     """Run :func:`run_report` for each key (each its own kernel; failures recorded, never raised),
     ``jobs`` at a time (each in a worker process of its own when above 1), then write
     ``reports/index.html``; the runs come back in the order of ``keys``."""
     from workbench.progress import progress
 
-    options = {"database_url": database_url, "config_path": config_path, "dimension": dimension, "reports_dir": reports_dir}
+    options = {
+        "database_url": database_url,
+        "config_path": config_path,
+        "dimension": dimension,
+        "reports_dir": reports_dir,
+    }
     if jobs > 1 and len(keys) > 1:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
-        with ProcessPoolExecutor(max_workers=min(jobs, len(keys)), mp_context=multiprocessing.get_context("spawn")) as pool:
-            runs = list(progress(pool.map(_guarded_run, keys, [options] * len(keys)), total=len(keys), desc="Experiment reports", unit="report"))
+        with ProcessPoolExecutor(
+            max_workers=min(jobs, len(keys)), mp_context=multiprocessing.get_context("spawn")
+        ) as pool:
+            runs = list(
+                progress(
+                    pool.map(_guarded_run, keys, [options] * len(keys)),
+                    total=len(keys),
+                    desc="Experiment reports",
+                    unit="report",
+                )
+            )
     else:
         runs = [_guarded_run(key, options) for key in progress(keys, desc="Experiment reports", unit="report")]
     try:
@@ -170,7 +211,7 @@ def _guarded_run(key: str, options: dict) -> ReportRun:
     """:func:`run_report`, with any exception turned into a failed run."""
     try:
         return run_report(key, **options)
-    except Exception as exc:  # noqa: BLE001 - one experiment's failure must never stop the others
+    except Exception as exc:  # one experiment's failure must never stop the others
         return ReportRun(key, "failed", error=redact(f"{type(exc).__name__}: {exc}"))
 
 
@@ -183,11 +224,20 @@ def _key_results(folder: Path) -> tuple[str, bool | None]:
     except (OSError, ValueError, WorkbenchError):
         return "", None
     settings, t = results.settings, results.table
-    chosen = t[t["metric"].isin(settings.goal_metrics) & (t["dimension"] == "overall") & (t["variation"] != settings.control) & t["relative_effect"].notna()]
+    chosen = t[
+        t["metric"].isin(settings.goal_metrics)
+        & (t["dimension"] == "overall")
+        & (t["variation"] != settings.control)
+        & t["relative_effect"].notna()
+    ]
     parts = []
     for r in chosen.to_dict("records"):
         p = r["p_value_adjusted"] if settings.correction != "none" else r["p_value"]
-        sure = f"p {p:.2g}" if not missing(p) else (f"chance to win {r['chance_to_win']:.0%}" if not missing(r["chance_to_win"]) else "")
+        sure = (
+            f"p {p:.2g}"
+            if not missing(p)
+            else (f"chance to win {r['chance_to_win']:.0%}" if not missing(r["chance_to_win"]) else "")
+        )
         parts.append(f"{r['metric']} v{r['variation']}: {r['relative_effect']:+.1%} ({sure})")
     return "; ".join(parts), results.health.srm_flagged
 
@@ -206,17 +256,25 @@ def write_index(reports_dir: Path | None = None, keys: list[str] | None = None) 
         status = _read_status(root / key)
         results, srm = _key_results(root / key)
         good = status.get("last_good_html")
-        link = f'<a href="{html.escape(key)}/latest.html">{html.escape(status.get("last_good_run", ""))}</a>' if good else "never"
+        link = (
+            f'<a href="{html.escape(key)}/latest.html">{html.escape(status.get("last_good_run", ""))}</a>'
+            if good
+            else "never"
+        )
         state = status.get("status", "not run")
         colour = {"ok": BACKGROUNDS["better"], "failed": BACKGROUNDS["worse"]}.get(state, "")
         srm_cell = "⚠ SRM" if srm else ("ok" if srm is False else "")
-        rows.append(f'<tr style="background:{colour}"><td>{html.escape(key)}</td><td>{html.escape(state)}</td><td>{html.escape(status.get("last_run", ""))}</td>'
-                    f"<td>{link}</td><td>{html.escape(results)}</td><td>{srm_cell}</td><td>{html.escape(status.get('error', ''))}</td></tr>")
+        rows.append(
+            f'<tr style="background:{colour}"><td>{html.escape(key)}</td><td>{html.escape(state)}</td><td>{html.escape(status.get("last_run", ""))}</td>'
+            f"<td>{link}</td><td>{html.escape(results)}</td><td>{srm_cell}</td><td>{html.escape(status.get('error', ''))}</td></tr>"
+        )
     stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    page = ("<!doctype html><html><head><meta charset='utf-8'><title>Experiment reports</title><style>body{font-family:sans-serif;margin:2em}"
-            "td,th{border-bottom:1px solid #ddd;padding:4px 8px;text-align:left;vertical-align:top}</style></head><body>"
-            f"<h1>Experiment reports</h1><p>Updated {stamp}.</p><table><thead><tr><th>experiment</th><th>status</th><th>last run</th>"
-            f"<th>last good report</th><th>key results (goal metrics, overall)</th><th>SRM</th><th>error</th></tr></thead><tbody>{''.join(rows)}</tbody></table></body></html>")
+    page = (
+        "<!doctype html><html><head><meta charset='utf-8'><title>Experiment reports</title><style>body{font-family:sans-serif;margin:2em}"
+        "td,th{border-bottom:1px solid #ddd;padding:4px 8px;text-align:left;vertical-align:top}</style></head><body>"
+        f"<h1>Experiment reports</h1><p>Updated {stamp}.</p><table><thead><tr><th>experiment</th><th>status</th><th>last run</th>"
+        f"<th>last good report</th><th>key results (goal metrics, overall)</th><th>SRM</th><th>error</th></tr></thead><tbody>{''.join(rows)}</tbody></table></body></html>"
+    )
     index = root / "index.html"
     try:
         atomic_write(index, page)

@@ -2,6 +2,7 @@
 (which variation won, how sure we are), the results of one metric group and segment, and the
 provenance appendix. How numbers, rows and the health banner look is :mod:`workbench.display`'s.
 """
+
 from __future__ import annotations
 
 import html
@@ -38,8 +39,10 @@ def verdict(data: ReportData) -> str:
     level = f"{1 - settings.alpha:.0%}"
     t = results.table[results.table["dimension"] == "overall"]
     if len(t) and not (t["units"].sum() + t["baseline_units"].sum()):
-        return ("**No data yet**: no unit has been exposed to this experiment between its start and end, so there is nothing "
-                "to compare; the results fill in once traffic arrives (check the dates and the experiment key if it should have).")
+        return (
+            "**No data yet**: no unit has been exposed to this experiment between its start and end, so there is nothing "
+            "to compare; the results fill in once traffic arrives (check the dates and the experiment key if it should have)."
+        )
     lines = []
     winners: dict[str, int] = {}
     losers: set[str] = set()
@@ -65,7 +68,9 @@ def verdict(data: ReportData) -> str:
     for row in harmed.to_dict("records"):
         losers.add(row["variation"])
         size = effect(row["relative_effect" if settings.relative else "absolute_effect"], settings.relative)
-        lines.append(f"- Guardrail **{row['metric']}** is worse in variation {markdown_text(row['variation'])} ({size}, {certainty(row, settings.engine)}).")
+        lines.append(
+            f"- Guardrail **{row['metric']}** is worse in variation {markdown_text(row['variation'])} ({size}, {certainty(row, settings.engine)})."
+        )
     candidates = sorted((v for v in winners if v not in losers), key=lambda v: -winners[v])
     if candidates:
         call = f"**Variation {markdown_text(candidates[0])} won**: significantly better than the control on {winners[candidates[0]]} goal metric(s) with no goal or guardrail metric worse."
@@ -108,9 +113,23 @@ def provenance_html(data: ReportData) -> str:
     """The provenance of a report as a two-column HTML table (no secrets: the URL is masked)."""
     p = data.provenance
     window = p.get("data_window", {})
-    items = [("experiment", p.get("experiment")), ("config file", p.get("config_file")), ("config SHA-256", p.get("config_sha256")),
-             ("database", p.get("database")), ("configured window", f"{window.get('configured_start')} to {window.get('configured_end')}"),
-             ("first/last exposure day", f"{window.get('first_exposure_day')} to {window.get('last_exposure_day')}"),
-             ("dimension", p.get("dimension") or "none"), ("computed at", p.get("computed_at")), ("computation time", f"{p.get('seconds')} s"),
-             ("packages", ", ".join(f"{k} {v}" for k, v in p.get("packages", {}).items()))]
-    return "<table>" + "".join(f"<tr><th style='text-align:left'>{html.escape(k)}</th><td style='text-align:left'>{html.escape(str(v))}</td></tr>" for k, v in items) + "</table>"
+    items = [
+        ("experiment", p.get("experiment")),
+        ("config file", p.get("config_file")),
+        ("config SHA-256", p.get("config_sha256")),
+        ("database", p.get("database")),
+        ("configured window", f"{window.get('configured_start')} to {window.get('configured_end')}"),
+        ("first/last exposure day", f"{window.get('first_exposure_day')} to {window.get('last_exposure_day')}"),
+        ("dimension", p.get("dimension") or "none"),
+        ("computed at", p.get("computed_at")),
+        ("computation time", f"{p.get('seconds')} s"),
+        ("packages", ", ".join(f"{k} {v}" for k, v in p.get("packages", {}).items())),
+    ]
+    return (
+        "<table>"
+        + "".join(
+            f"<tr><th style='text-align:left'>{html.escape(k)}</th><td style='text-align:left'>{html.escape(str(v))}</td></tr>"
+            for k, v in items
+        )
+        + "</table>"
+    )

@@ -13,6 +13,7 @@ with the stock wait (ipykernel 6 and 7, pyzmq 26 and 27 alike), 0 in 180 with sl
 ``python -m workbench.reports.voila_server <voila arguments>`` (what :func:`workbench.reports.dashboard.voila_command`
 builds).
 """
+
 from __future__ import annotations
 
 import sys
@@ -28,7 +29,9 @@ async def sliced_get_msg(self, timeout: float | None = None) -> dict[str, Any]:
     (``None``: no limit). Each poll lasts at most :data:`POLL_SLICE_SECONDS`."""
     deadline = None if timeout is None else time.monotonic() + timeout
     while True:
-        left = POLL_SLICE_SECONDS if deadline is None else max(0.0, min(POLL_SLICE_SECONDS, deadline - time.monotonic()))
+        left = (
+            POLL_SLICE_SECONDS if deadline is None else max(0.0, min(POLL_SLICE_SECONDS, deadline - time.monotonic()))
+        )
         if await self.socket.poll(int(left * 1000)):
             return await self._recv()
         if deadline is not None and time.monotonic() >= deadline:

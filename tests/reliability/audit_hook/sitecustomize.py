@@ -34,6 +34,9 @@ if _LOG:
             "function": function,
             "read_only": db.read_only,
             "dialect": db.dialect.name,
+            "database": db.settings.display_url,
+            "statement_timeout_s": db.statement_timeout_s,
+            "config_path": str(db.config_path),
             "argv": sys.argv[:3],
         }
         if db.read_only:
