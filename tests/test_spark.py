@@ -24,6 +24,8 @@ TABLES = ["experiment_viewed", "orders", "pages", "sessions", "events"]
 def spark_db(tmp_path_factory, sample_dir):
     """A SparkDatabase holding GrowthBook's sample, copied from a DuckDB file through Parquet."""
     pytest.importorskip("pyspark")
+    import duckdb
+
     import workbench as wb
     from workbench.db.spark import SparkDatabase, local_spark_session
     from workbench.growthbook_sample import load_growthbook_sample
@@ -31,11 +33,11 @@ def spark_db(tmp_path_factory, sample_dir):
     tmp = tmp_path_factory.mktemp("spark")
     writer = wb.connect(f"duckdb:///{tmp / 'gb.duckdb'}", read_only=False)
     load_growthbook_sample(writer, sample_dir)
-    with writer.engine.connect() as conn:
-        raw = conn.connection.driver_connection
-        for table in TABLES:
-            raw.execute(f"COPY {table} TO '{tmp / table}.parquet' (FORMAT parquet)")
     writer.dispose()
+    # workbench sessions write no files: the test exports the Parquet copies through DuckDB itself
+    with duckdb.connect(str(tmp / "gb.duckdb"), read_only=True) as con:
+        for table in TABLES:
+            con.execute(f"COPY {table} TO '{tmp / table}.parquet' (FORMAT parquet)")
     session = local_spark_session("workbench-tests")
     session.sparkContext.setLogLevel("ERROR")
     db = SparkDatabase(session)

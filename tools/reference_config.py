@@ -193,6 +193,16 @@ CONFIG_KEYS: tuple[Key, ...] = (
         "{duckdb_threads: many}",
     ),
     K(
+        "database",
+        "allow_privileged_role",
+        "true / false",
+        "false",
+        "analyse on PostgreSQL as a superuser or a role that may run server programs or read and write server files "
+        "(refused otherwise; a warning when allowed)",
+        "{allow_privileged_role: false}",
+        "{allow_privileged_role: maybe}",
+    ),
+    K(
         "identity_joins[]",
         "sql",
         "SQL",

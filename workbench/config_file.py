@@ -13,7 +13,7 @@ import yaml
 
 from workbench.errors import ConfigError
 
-DATABASE_KEYS = {"url", "statement_timeout_seconds", "duckdb_memory_limit", "duckdb_threads"}
+DATABASE_KEYS = {"url", "statement_timeout_seconds", "duckdb_memory_limit", "duckdb_threads", "allow_privileged_role"}
 
 
 def read_config_file(path: Path) -> dict[str, Any]:

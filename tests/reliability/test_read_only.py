@@ -443,6 +443,16 @@ def switch_attempts(project) -> list[str]:
             "SET TRANSACTION READ WRITE",
             "BEGIN READ WRITE",
             "START TRANSACTION ISOLATION LEVEL SERIALIZABLE, READ\tWRITE",
+            # what passed the old text guard (issue 17's review): escapes, comments, built names, DO blocks, two statements
+            'SET U&"default_transaction_read\\005fonly" = off',
+            "SET SESSION CHARACTERISTICS AS TRANSACTION READ/**/WRITE",
+            "SET TRANSACTION READ/**/WRITE",
+            "SELECT set_config(E'default_transaction_read\\x5fonly', 'off', false)",
+            "SELECT set_config(E'transaction_read\\x5fonly', 'off', true)",
+            "SELECT set_config('default_transaction_read' || chr(95) || 'only', 'off', false)",
+            "DO $$ BEGIN EXECUTE 'SET default_transaction_read_only = off'; END $$",
+            "SET TRANSACTION READ/**/WRITE; CREATE TABLE wb_write_probe AS SELECT 1 AS x",
+            "COMMIT",
         ]
     path = sa.make_url(project["url"]).database
     return [
@@ -473,7 +483,8 @@ def test_a_read_only_session_cannot_be_switched_to_read_write(project, ledger):
             conn.exec_driver_sql(switch)
             conn.exec_driver_sql(WRITES["INSERT"])
         assert re.search(
-            r"read[- _]only|access_mode|file handle conflict|file system operations are disabled|their own tables only|configuration has been locked",
+            r"read[- _]only|access_mode|file handle conflict|file system operations are disabled|their own tables only|configuration has been locked|"
+            r"before any query|multiple commands",
             str(caught.value),
             re.IGNORECASE,
         ), (
@@ -485,7 +496,9 @@ def test_a_read_only_session_cannot_be_switched_to_read_write(project, ledger):
     db.dispose()
     assert table_counts(project["url"]) == before
     kinds = {
-        "postgresql": "SET [default_]transaction_read_only, set_config, SET SESSION CHARACTERISTICS, SET TRANSACTION/BEGIN/START READ WRITE",
+        "postgresql": "SET [default_]transaction_read_only, set_config, SET SESSION CHARACTERISTICS, SET TRANSACTION/BEGIN/START READ WRITE, "
+        "and the forms that passed the old text guard: U&\"…\\005f…\", READ/**/WRITE, E'…\\x5f…', a name built with chr(), a DO block, "
+        "two statements in one call, COMMIT",
         "duckdb": "SET access_mode, ATTACH of the same file (read-write), a checkpoint pragma",
     }[project["backend"].name]
     ledger(
@@ -570,3 +583,70 @@ def test_duckdb_sessions_touch_nothing_outside_their_own_database(tmp_path, read
         + "no .pth file, no export folder, the other database byte-identical (before: the file was overwritten with 4 bytes, "
         "any path written, /etc/passwd read, another database attached read-write)",
     )
+
+
+@pytest.mark.postgres
+def test_postgresql_analysis_refuses_privileged_roles_and_runs_as_a_select_only_role(pg_server, tmp_path, ledger):
+    """Analysis sessions as a superuser are refused (one sentence), allowed with a warning when the
+    config says so; a role with SELECT grants only analyses an experiment (docs/reliability.md)."""
+    import warnings
+
+    from support.generated_project import generated
+    from support.pg_server import SUPERUSER
+    from workbench.db.connection import PrivilegedRoleWarning
+    from workbench.experiments.config import load_config
+    from workbench.experiments.engine import experiment
+
+    url = generated(pg_server.url_with_password(pg_server.create_database("least_privilege").split("/")[-1]), users=600)
+    with pg_server.admin() as admin:  # the role of docs/reliability.md, as a DBA would create it
+        admin.execute("DROP ROLE IF EXISTS wb_analyst")
+        admin.execute(f"CREATE ROLE wb_analyst LOGIN PASSWORD '{pg_server.password}'")
+    owner = wb.connect(url, read_only=False)
+    with owner.transaction() as conn:
+        for statement in ANALYST_GRANTS:
+            conn.exec_driver_sql(statement.format(database="least_privilege", role="wb_analyst"))
+    owner.dispose()
+    config = tmp_path / "workbench.yml"
+    config.write_text(SETUP + "experiments:\n" + experiment_entry("price-display"), encoding="utf-8")
+    analyst = wb.connect(pg_server.url_with_password("least_privilege", role="wb_analyst"))
+    results = wb.analyze(experiment("price-display", load_config(config)), analyst, dimensions=())
+    assert len(results.to_pandas()) == 2 and results.to_pandas()["units"].sum() > 0
+    refused = refused_writes(analyst)
+    analyst.dispose()
+    superuser = pg_server.url_with_password("least_privilege", role=SUPERUSER)
+    with pytest.raises(DatabaseError) as caught:
+        wb.connect(superuser)
+    message = str(caught.value)
+    assert (
+        message.startswith(f"The role {SUPERUSER} on ")
+        and "superuser" in message
+        and "allow_privileged_role" in message
+    )
+    assert pg_server.password not in message and len(message.splitlines()) == 1
+    allowed = tmp_path / "allowed.yml"
+    allowed.write_text("database:\n  allow_privileged_role: true\n", encoding="utf-8")
+    with warnings.catch_warnings(record=True) as caught_warnings:
+        warnings.simplefilter("always")
+        db = wb.connect(superuser, config_path=allowed)
+        assert int(db.sql("SELECT count(*) FROM experiment_viewed").iloc[0, 0]) > 0
+        db.dispose()
+    assert [w for w in caught_warnings if issubclass(w.category, PrivilegedRoleWarning)]
+    ledger(
+        "Read-only",
+        "PostgreSQL analysis as a superuser (also a member of pg_execute_server_program / pg_read_server_files / "
+        "pg_write_server_files), with and without `database.allow_privileged_role: true`; analysis as a role created with "
+        "the grants of docs/reliability.md (CONNECT, USAGE, SELECT)",
+        f"the superuser refused in one sentence naming its privileges and the setting; allowed with a PrivilegedRoleWarning "
+        f"when set; the SELECT-only role analysed price-display ({int(results.to_pandas()['units'].sum()):,} units) and "
+        f"all {len(refused)} writes through it were refused (before: analysis ran as the test server's superuser, "
+        "which ran COPY … TO PROGRAM and pg_read_file)",
+    )
+
+
+# The grants of docs/reliability.md's least-privilege analysis role ({database}, {role} filled in).
+ANALYST_GRANTS = [
+    "GRANT CONNECT ON DATABASE {database} TO {role}",
+    "GRANT USAGE ON SCHEMA public TO {role}",
+    "GRANT SELECT ON ALL TABLES IN SCHEMA public TO {role}",
+    "ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT ON TABLES TO {role}",
+]

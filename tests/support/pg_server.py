@@ -20,7 +20,8 @@ from pathlib import Path
 
 from workbench.errors import WorkbenchError
 
-SUPERUSER = "workbench"
+SUPERUSER = "workbench"  # creates databases and roles; never handed to the workbench
+APP_ROLE = "workbench_app"  # owns every database the tests create: no superuser, no server files or programs
 
 
 def find_pg_bin() -> Path:
@@ -63,18 +64,25 @@ class PostgresServer:
         return self.root / "server.log"
 
     def url(self, database: str = "postgres") -> str:
-        """The URL of ``database`` without the password (give it as $WORKBENCH_DATABASE_PASSWORD)."""
+        """The URL of ``database`` as :data:`APP_ROLE`, without the password (give it as
+        $WORKBENCH_DATABASE_PASSWORD)."""
         return self._url(database).render_as_string()
 
-    def url_with_password(self, database: str = "postgres") -> str:
-        """The URL of ``database`` carrying the password, for tests that pass it as one string."""
-        return self._url(database).set(password=self.password).render_as_string(hide_password=False)
+    def url_with_password(self, database: str = "postgres", role: str = APP_ROLE) -> str:
+        """The URL of ``database`` as ``role`` carrying the password, for tests that pass it as one string."""
+        return self._url(database, role).set(password=self.password).render_as_string(hide_password=False)
 
-    def _url(self, database: str):
+    def _url(self, database: str, role: str = APP_ROLE):
         import sqlalchemy as sa
 
-        return sa.URL.create(
-            "postgresql+psycopg", username=SUPERUSER, host="127.0.0.1", port=self.port, database=database
+        return sa.URL.create("postgresql+psycopg", username=role, host="127.0.0.1", port=self.port, database=database)
+
+    def admin(self):
+        """An autocommit psycopg connection to ``postgres`` as the superuser."""
+        import psycopg
+
+        return psycopg.connect(
+            host="127.0.0.1", port=self.port, user=SUPERUSER, password=self.password, dbname="postgres", autocommit=True
         )
 
     def _run(self, *args: str, **kwargs) -> subprocess.CompletedProcess:
@@ -101,7 +109,10 @@ class PostgresServer:
             "--locale=C.UTF-8",
         )
         pwfile.unlink()
-        return self.restart()
+        self.restart()
+        with self.admin() as conn:  # the role the tests work as: it owns its databases and nothing more
+            conn.execute(f"CREATE ROLE {APP_ROLE} LOGIN PASSWORD '{self.password}' NOSUPERUSER NOCREATEDB NOCREATEROLE")
+        return self
 
     def restart(self) -> PostgresServer:
         """Start the server on its existing data folder (after :meth:`stop`, e.g. in fault tests)."""
@@ -129,15 +140,11 @@ class PostgresServer:
             self._run(str(self.bin_dir / "pg_ctl"), "-D", str(self.data_dir), "-m", "immediate", "-w", "stop")
             self._running = False
 
-    def create_database(self, name: str) -> str:
-        """Create database ``name`` (a plain identifier) and return its URL without password."""
-        import psycopg
-
-        with psycopg.connect(
-            host="127.0.0.1", port=self.port, user=SUPERUSER, password=self.password, dbname="postgres", autocommit=True
-        ) as conn:
+    def create_database(self, name: str, owner: str = APP_ROLE) -> str:
+        """Create database ``name`` (a plain identifier) owned by ``owner`` and return its URL without password."""
+        with self.admin() as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
-            conn.execute(f'CREATE DATABASE "{name}"')
+            conn.execute(f'CREATE DATABASE "{name}" OWNER "{owner}"')
         return self.url(name)
 
     def cleanup(self) -> None:

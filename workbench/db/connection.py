@@ -259,30 +259,84 @@ def _postgresql_engine(settings: DatabaseSettings, read_only: bool, timeout_s: f
     if read_only:
         options.append("-c default_transaction_read_only=on")
     connect_args = {"options": " ".join(options), "connect_timeout": 10, "application_name": "workbench"}
+    if read_only:
+        connect_args["prepare_threshold"] = 0  # every statement prepared: the server refuses "a; b" in one execution
     engine = sa.create_engine(settings.url, connect_args=connect_args, pool_pre_ping=True)
     if read_only:
-        _refuse_read_write_switches(engine, settings)
+        _keep_read_only(engine, settings)
     return engine
 
 
-# SET [default_]transaction_read_only, set_config(...), SET [SESSION CHARACTERISTICS AS] TRANSACTION READ WRITE,
-# BEGIN/START TRANSACTION READ WRITE: statements that would turn a read-only PostgreSQL session writable
-_READ_WRITE_SWITCH = re.compile(
-    r"\bset(?:_config)?\b[^;]*?transaction_read_only|\b(?:transaction|begin|start)\b.*?\bread\s+write\b",
-    re.IGNORECASE | re.DOTALL,
+class PrivilegedRoleWarning(UserWarning):
+    """An analysis session runs as a PostgreSQL role that can reach the server's files or programs
+    (``database.allow_privileged_role: true``)."""
+
+
+# What a PostgreSQL role may do beyond SQL on tables: run programs and read or write files on the
+# server (COPY … TO PROGRAM, pg_read_file). Empty for a role that may do none of it.
+_PRIVILEGES_SQL = (
+    "SELECT concat_ws(', ', CASE WHEN r.rolsuper THEN 'superuser' END, "
+    + ", ".join(
+        f"CASE WHEN pg_has_role(current_user, '{role}', 'USAGE') THEN '{role}' END"
+        for role in ("pg_execute_server_program", "pg_read_server_files", "pg_write_server_files")
+    )
+    + ") FROM pg_roles r WHERE r.rolname = current_user"
+)
+# The state a read-only session must keep after every statement: this transaction and the session default.
+_READ_ONLY_STATE_SQL = (
+    "SELECT current_setting('transaction_read_only'), current_setting('default_transaction_read_only')"
 )
 
 
-def _refuse_read_write_switches(engine: sa.Engine, settings: DatabaseSettings) -> None:
-    """PostgreSQL lets any session turn ``default_transaction_read_only`` off again (and the pool
-    would keep it so for later queries): refuse such statements on read-only engines."""
+def _keep_read_only(engine: sa.Engine, settings: DatabaseSettings) -> None:
+    """Read-only enforced by the PostgreSQL server, not by reading the SQL: every transaction is
+    declared ``READ ONLY`` and takes its first snapshot at once (after which the server refuses to
+    turn it read-write), every statement is prepared (so one execution runs one statement), and
+    after each statement the session must still be read-only, else the connection is discarded and
+    the transaction with it. New connections as a privileged role are refused unless
+    ``database.allow_privileged_role`` is true (then a :class:`PrivilegedRoleWarning`)."""
+    where = settings.display_url
 
-    @event.listens_for(engine, "before_cursor_execute")
-    def _refuse(conn, cursor, statement, parameters, context, executemany):
-        if _READ_WRITE_SWITCH.search(statement):
+    @event.listens_for(engine, "connect")
+    def _check_role(dbapi_connection, connection_record):
+        # prepared (prepare_threshold=0) but never kept: the same text may return other columns later,
+        # e.g. after SET LOCAL search_path, and PostgreSQL refuses a cached plan whose result type changed
+        dbapi_connection.prepared_max = 0
+        privileges = dbapi_connection.execute(_PRIVILEGES_SQL).fetchone()[0]
+        dbapi_connection.rollback()
+        if not privileges:
+            return
+        user = settings.url.username or "the connecting role"
+        if not settings.allow_privileged_role:
             raise DatabaseError(
-                f"This analysis session on {settings.display_url} is read-only and stays so: writes go through "
-                "the loaders, the generator or ingestion (connect(read_only=False))."
+                f"The role {user} on {where} may run programs or read and write files on the server ({privileges}): "
+                "analysis refuses such roles; connect as a role with SELECT grants only (docs/reliability.md#a-least-privilege-analysis-role), "
+                "or set database.allow_privileged_role: true to accept the risk."
+            )
+        warnings.warn(
+            f"Analysing on {where} as {user}, which may run programs or read and write files on the server ({privileges}): "
+            "database.allow_privileged_role is true.",
+            PrivilegedRoleWarning,
+            stacklevel=2,
+        )
+
+    @event.listens_for(engine, "begin")
+    def _begin_read_only(conn):
+        raw = conn.connection.driver_connection
+        raw.execute("SET TRANSACTION READ ONLY")
+        raw.execute(
+            "SELECT 1"
+        )  # the first snapshot: from here on the server refuses to turn this transaction read-write
+
+    @event.listens_for(engine, "after_cursor_execute")
+    def _still_read_only(conn, cursor, statement, parameters, context, executemany):
+        state = conn.connection.driver_connection.execute(_READ_ONLY_STATE_SQL).fetchone()
+        if tuple(state) != ("on", "on"):
+            conn.invalidate()  # the connection, its transaction and whatever it did are gone
+            raise DatabaseError(
+                f"This analysis session on {where} is read-only and stays so: a statement turned it read-write, so its "
+                "connection was discarded and nothing it did was kept; writes go through the loaders, the generator or "
+                "ingestion (connect(read_only=False))."
             )
 
 
@@ -329,6 +383,10 @@ def explain_error(exc: BaseException, db: SqlDatabase | None = None) -> Database
     if ("relation" in low and "does not exist" in low) or ("table with name" in low and "does not exist" in low):
         return DatabaseError(
             f"A table the query reads is missing from {where}: load data with `workbench load` or `workbench generate`, or fix the SQL. ({message})"
+        )
+    if "cannot insert multiple commands" in low:
+        return DatabaseError(
+            f"Send one statement at a time to {where}: an analysis session runs each call as one prepared statement. ({message})"
         )
     if "file system operations are disabled" in low or "configuration has been locked" in low:
         return DatabaseError(

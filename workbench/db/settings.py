@@ -40,6 +40,7 @@ class DatabaseSettings:
     statement_timeout_s: float = DEFAULT_STATEMENT_TIMEOUT_S
     duckdb_memory_limit: str = DEFAULT_DUCKDB_MEMORY_LIMIT
     duckdb_threads: int = DEFAULT_DUCKDB_THREADS
+    allow_privileged_role: bool = False  # analyse as a PostgreSQL superuser (or a role that reaches server files)
 
     @property
     def dialect(self) -> str:
@@ -120,10 +121,16 @@ def resolve_database(url: str | None = None, config_path: Path | None = None) ->
         raise ConfigError(
             f"{cfg_path}: database.duckdb_memory_limit must be a size such as 4GB or 512MB, not {shown(memory)}."
         )
+    allow_privileged = section.get("allow_privileged_role", False)
+    if not isinstance(allow_privileged, bool):
+        raise ConfigError(
+            f"{cfg_path}: database.allow_privileged_role must be true or false, not {shown(allow_privileged)}."
+        )
     return DatabaseSettings(
         url=parsed,
         source=source,
         statement_timeout_s=float(timeout),
         duckdb_memory_limit=memory.strip(),
         duckdb_threads=threads,
+        allow_privileged_role=allow_privileged,
     )
