@@ -5,6 +5,8 @@ sockets in a folder of their own; these runs start them together for real, in se
 from __future__ import annotations
 
 import multiprocessing
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -23,12 +25,16 @@ CONNECTION_CELL = (
 )
 
 
-def connection_notebook(path: Path) -> Path:
+def one_cell_notebook(path: Path, source: str) -> Path:
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nb.cells = [nbformat.v4.new_code_cell(CONNECTION_CELL)]
+    nb.cells = [nbformat.v4.new_code_cell(source)]
     nbformat.write(nb, path)
     return path
+
+
+def connection_notebook(path: Path) -> Path:
+    return one_cell_notebook(path, CONNECTION_CELL)
 
 
 def run_with_kernel_sockets(source: str, output: str) -> tuple[str, bool]:
@@ -89,3 +95,41 @@ def test_kernels_started_at_once_by_separate_processes_all_run(tmp_path, ledger)
         f"all {KERNELS} ran ({seconds:.0f} s): each connected over Unix sockets (ZeroMQ ipc) in a folder of its own, "
         "no TCP port picked; every folder removed afterwards",
     )
+
+
+def test_what_a_kernel_writes_to_its_own_stderr_stays_out_of_the_command_output(tmp_path):
+    """ipykernel 7.4 sometimes prints a ZMQ traceback while it shuts down (a CI run failed on one in
+    a command's stderr); anything the kernel process writes to its standard error after the cells
+    ran, as that traceback is, goes to a file of its own, not to the command's output."""
+    source = one_cell_notebook(
+        tmp_path / "at-exit.ipynb", "import atexit, os\natexit.register(os.write, 2, b'kernel stderr at exit\\n')"
+    )
+    runner = (
+        "import sys; from pathlib import Path; from workbench.reports.notebooks import execute_notebook; "
+        "execute_notebook(Path(sys.argv[1]), Path(sys.argv[2]), {}, {})"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", runner, str(source), str(tmp_path / "out.ipynb")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "out.ipynb").is_file()
+    assert "kernel stderr at exit" not in proc.stderr + proc.stdout
+
+
+def test_a_kernel_that_dies_at_start_is_reported_with_its_last_words(tmp_path):
+    """A broken kernel install prints why on its standard error: the run's error carries that line."""
+    from workbench.reports.notebooks import execute_notebook
+
+    shadow = tmp_path / "shadow"
+    shadow.mkdir()
+    (shadow / "ipykernel_launcher.py").write_text(
+        "import sys\nsys.stderr.write('Traceback (most recent call last):\\nImportError: a broken kernel install\\n')\n"
+        "sys.exit(1)\n",
+        encoding="utf-8",
+    )
+    source = one_cell_notebook(tmp_path / "one.ipynb", "print(1)")
+    with pytest.raises(RuntimeError, match=r"Kernel died.*last words: ImportError: a broken kernel install"):
+        execute_notebook(source, tmp_path / "out.ipynb", {}, {"PYTHONPATH": str(shadow)})

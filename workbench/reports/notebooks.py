@@ -42,6 +42,7 @@ REPORT_ENV = {
 # A Unix socket's path must fit in 108 bytes: the kernel's sockets go under /tmp when the temporary
 # folder's own path is longer than this.
 SOCKET_FOLDER_MAX_CHARS = 80
+KERNEL_LOG = "kernel-stderr.log"
 
 
 @dataclass(frozen=True)
@@ -66,10 +67,32 @@ def _environment(values: dict[str, str]) -> Iterator[None]:
                 os.environ[key] = old
 
 
+def _report_kernel_manager() -> type:
+    """An ``AsyncKernelManager`` whose kernel writes its standard error to ``stderr_path`` instead of
+    ours: ipykernel's own shutdown races (an "Uncaught exception in ZMQStream callback" traceback
+    when its iopub socket closes first) would otherwise print into every command's output."""
+    from jupyter_client import AsyncKernelManager
+    from traitlets import Unicode
+
+    class ReportKernelManager(AsyncKernelManager):
+        stderr_path = Unicode("", config=True, help="File that receives the kernel's standard error.")
+
+        async def start_kernel(self, **kw: Any) -> None:
+            if self.stderr_path:
+                with open(self.stderr_path, "ab") as stderr:  # the kernel keeps its own descriptor
+                    kw["stderr"] = stderr
+                    await super().start_kernel(**kw)
+            else:
+                await super().start_kernel(**kw)
+
+    return ReportKernelManager
+
+
 @contextmanager
 def kernel_sockets() -> Iterator[dict[str, Any]]:
     """papermill engine options that connect the report kernel through Unix sockets (ZeroMQ
-    ``ipc``) in a private folder, removed afterwards, instead of TCP ports.
+    ``ipc``) in a private folder, removed afterwards, instead of TCP ports, with the kernel's
+    standard error in a file there (:data:`KERNEL_LOG`).
 
     jupyter_client picks "free" TCP ports by binding port 0 and closing the socket before the
     kernel binds it, so a kernel started at the same moment by another process
@@ -81,10 +104,27 @@ def kernel_sockets() -> Iterator[dict[str, Any]]:
     if len(parent) > SOCKET_FOLDER_MAX_CHARS:
         parent = "/tmp"
     folder = tempfile.mkdtemp(prefix="wb-kernel-", dir=parent)
+    manager = _report_kernel_manager()
+    config = Config(
+        {
+            "KernelManager": {"transport": "ipc", "ip": os.path.join(folder, "kernel")},
+            manager.__name__: {"stderr_path": os.path.join(folder, KERNEL_LOG)},
+        }
+    )
     try:
-        yield {"config": Config({"KernelManager": {"transport": "ipc", "ip": os.path.join(folder, "kernel")}})}
+        yield {"config": config, "kernel_manager_class": manager}
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def kernel_last_words(options: dict[str, Any]) -> str:
+    """The last line the kernel started with ``options`` wrote to its standard error ('' if none)."""
+    path = Path(options["config"][options["kernel_manager_class"].__name__]["stderr_path"])
+    try:
+        lines = path.read_text(encoding="utf-8", errors="replace").strip().splitlines()
+    except OSError:
+        return ""
+    return lines[-1] if lines else ""
 
 
 def output_error(exc: OSError, folder: Path) -> WorkbenchError:
@@ -132,22 +172,31 @@ def export_html(notebook_path: Path, html_path: Path, footer: str = "", title: s
 def execute_notebook(source: Path, output: Path, parameters: dict[str, Any], env: dict[str, str]) -> None:
     """Execute ``source`` into ``output`` with papermill as every report run does: the kernel gets
     :data:`REPORT_ENV` and ``env`` in its environment, the project root as its working directory and
-    sockets of its own (:func:`kernel_sockets`); papermill's errors propagate."""
+    sockets of its own (:func:`kernel_sockets`); papermill's cell errors propagate, and any other
+    failure (a kernel that died) carries the kernel's last line of standard error."""
     import papermill as pm
 
-    with _environment({**REPORT_ENV, **env}), kernel_sockets() as sockets:
-        pm.execute_notebook(
-            str(source),
-            str(output),
-            parameters=parameters,
-            kernel_name=KERNEL_NAME,
-            progress_bar=False,
-            cwd=str(paths.project_root()),
-            log_output=False,
-            request_save_on_cell_execute=False,  # one write at the end, not one per cell
-            extra_arguments=KERNEL_ARGUMENTS,
-            **sockets,
-        )
+    with _environment({**REPORT_ENV, **env}), kernel_sockets() as options:
+        try:
+            pm.execute_notebook(
+                str(source),
+                str(output),
+                parameters=parameters,
+                kernel_name=KERNEL_NAME,
+                progress_bar=False,
+                cwd=str(paths.project_root()),
+                log_output=False,
+                request_save_on_cell_execute=False,  # one write at the end, not one per cell
+                extra_arguments=KERNEL_ARGUMENTS,
+                **options,
+            )
+        except pm.PapermillExecutionError:
+            raise
+        except Exception as exc:
+            said = kernel_last_words(options)
+            if said and not isinstance(exc, OSError):  # an OSError is about our outputs, not the kernel
+                raise RuntimeError(f"{exc} (the kernel's last words: {said})") from exc
+            raise
 
 
 def run_notebook(
