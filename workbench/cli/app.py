@@ -37,6 +37,20 @@ ConfigOption = Annotated[
 ]
 
 
+@app.callback()
+def _every_command() -> None:
+    """Analyse experiments and product events stored in SQL databases."""
+    import signal
+
+    # SIGTERM (kill, cron or systemd stopping a run) unwinds like Ctrl-C: report kernels are shut
+    # down and temporary files removed instead of left behind.
+    signal.signal(signal.SIGTERM, _terminated)
+
+
+def _terminated(signum: int, frame: object) -> NoReturn:
+    raise SystemExit(128 + signum)
+
+
 def fail(error: BaseException | str) -> NoReturn:
     """Print one redacted sentence on stderr and exit with status 1."""
     typer.echo(f"error: {redact(error)}", err=True)

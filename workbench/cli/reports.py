@@ -35,7 +35,7 @@ def report_command(
     from workbench.reports.runs import report_keys, run_report, write_index
 
     try:
-        report_keys([key], config)
+        report_keys([key], config, dimension=dimension)  # refuses a bad key or dimension before any kernel starts
         run = run_report(key, database_url=database, config_path=config, dimension=dimension)
         if run.status == "ok":
             write_index()
@@ -78,7 +78,7 @@ def run_reports_command(
     from workbench.reports.runs import report_keys, run_reports
 
     try:
-        chosen, config_path = report_keys(list(keys or []), config, all_discovered, database)
+        chosen, config_path = report_keys(list(keys or []), config, all_discovered, database, dimension)
     except WorkbenchError as exc:
         fail(exc)
     try:

@@ -253,9 +253,18 @@ def _install_duckdb_timeout(engine: sa.Engine, timeout_s: float) -> None:
                 ctx.connection.info["workbench_timed_out"] = timeout_s
 
 
+CLIENT_CHECK_INTERVAL_MS = 2000
+
+
 def _postgresql_engine(settings: DatabaseSettings, read_only: bool, timeout_s: float) -> sa.Engine:
     # config dates are UTC: naive bound start/end meet TIMESTAMPTZ columns as UTC, whatever the server's TimeZone
-    options = [f"-c statement_timeout={int(max(timeout_s, 0) * 1000)}", "-c TimeZone=UTC"]
+    options = [
+        f"-c statement_timeout={int(max(timeout_s, 0) * 1000)}",
+        "-c TimeZone=UTC",
+        # the server checks every few seconds that the client is still there, and cancels the query
+        # of one that died (a killed kernel or command) instead of running it to the end
+        f"-c client_connection_check_interval={CLIENT_CHECK_INTERVAL_MS}",
+    ]
     if read_only:
         options.append("-c default_transaction_read_only=on")
     connect_args = {"options": " ".join(options), "connect_timeout": 10, "application_name": "workbench"}

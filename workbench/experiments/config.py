@@ -194,6 +194,22 @@ class Config:
             )
         return self.experiments[key]
 
+    def report_dimension(self, key: str, choice: str | None) -> str | None:
+        """The dimension experiment ``key``'s report breaks results down by: ``choice``, where "" or
+        None means its first configured dimension (if any) and "none" overall only; a column its
+        assignment query lacks raises one sentence."""
+        exp = self.experiment(key)
+        if not choice:
+            return exp.dimensions[0] if exp.dimensions else None
+        if choice == "none":
+            return None
+        if choice not in exp.assignment_query.dimensions:
+            raise ConfigError(
+                f"{self.path}: dimension {shown(choice)} is not a column of experiment {key!r}'s assignment query "
+                f"{exp.assignment_query.name!r}; use one of {list(exp.assignment_query.dimensions)} or none."
+            )
+        return choice
+
     def assignment_query(self, name: str) -> AssignmentQuery:
         return self.assignment_queries[name]
 

@@ -93,14 +93,7 @@ def report_data(
     started = time.perf_counter()
     config = load_config(Path(config_path) if config_path else None)
     exp = experiment(key, config)
-    if not dimension:
-        dimension = exp.settings.dimensions[0] if exp.settings.dimensions else None
-    elif dimension == "none":
-        dimension = None
-    if dimension and dimension not in exp.settings.assignment_query.dimensions:
-        raise WorkbenchError(
-            f"dimension {dimension!r} is not a column of experiment {key!r}'s assignment query; use one of {list(exp.settings.assignment_query.dimensions)}."
-        )
+    dimension = config.report_dimension(key, dimension)
     if db is None:  # a session of its own, closed afterwards so it holds no DuckDB file open
         from workbench.db.connection import connect
 

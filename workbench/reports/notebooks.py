@@ -234,8 +234,10 @@ def run_notebook(
         raise WorkbenchError(
             f"{name} failed in cell {exc.exec_count} ({exc.ename}: {redact(exc.evalue)}); the failed notebook is kept at {failed}."
         ) from None
-    except Exception as exc:
+    except BaseException as exc:  # an interrupt (Ctrl-C, SIGTERM) leaves no temporary notebook either
         tmp_nb.unlink(missing_ok=True)
+        if not isinstance(exc, Exception):
+            raise
         if isinstance(exc, OSError):
             raise output_error(exc, output_dir) from None
         raise WorkbenchError(f"{name} could not be executed: {redact(exc)}") from None

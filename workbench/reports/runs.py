@@ -13,7 +13,9 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import html
+import itertools
 import json
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +53,60 @@ def timestamp_stem(now: dt.datetime | None = None) -> str:
     return (now or dt.datetime.now(dt.UTC)).strftime("%Y%m%d-%H%M%S")
 
 
+# A run holds its stem with the hidden file ``.<stem>.running`` (its process id inside) until it ends.
+CLAIM_SUFFIX = ".running"
+
+
+def _claim_stem(folder: Path) -> str:
+    """A file stem for a new run in ``folder``, held by this process: the timestamp, with ``-2``,
+    ``-3``, … when another run of the same second has it (such names still sort by time)."""
+    base = timestamp_stem()
+    for n in itertools.count(1):
+        stem = base if n == 1 else f"{base}-{n}"
+        if any((folder / f"{stem}{ending}").exists() for ending in (".ipynb", ".html", ".failed.ipynb")):
+            continue
+        try:
+            fd = os.open(folder / f".{stem}{CLAIM_SUFFIX}", os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            continue
+        with os.fdopen(fd, "w") as claim:
+            claim.write(str(os.getpid()))
+        return stem
+    raise AssertionError("unreachable")
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def remove_abandoned(folder: Path) -> list[str]:
+    """Remove what runs killed outright (SIGKILL, a power cut) left in ``folder``: for each claim
+    whose process is gone, the hidden notebook being executed, the staging cache and the claim.
+    Returns the stems cleaned up."""
+    cleaned = []
+    for claim in folder.glob(f".*{CLAIM_SUFFIX}"):
+        try:
+            pid = int(claim.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            pid = 0
+        if pid and _process_alive(pid):
+            continue
+        stem = claim.name[1 : -len(CLAIM_SUFFIX)]
+        for leftover in [*folder.glob(f".{stem}.*"), folder / f".cache-{stem}", *folder.glob(f"..cache-{stem}.*")]:
+            if leftover.is_dir():
+                shutil.rmtree(leftover, ignore_errors=True)
+            else:
+                leftover.unlink(missing_ok=True)
+        cleaned.append(stem)
+    return cleaned
+
+
 def run_report(
     key: str,
     *,
@@ -61,11 +117,9 @@ def run_report(
     parameters: dict | None = None,
 ) -> ReportRun:
     """Execute the experiment report of ``key`` into ``reports/<key>/`` and update ``latest.html``,
-    the cache and ``status.json``; never raises for a failed notebook (the run says ``failed``)."""
+    the cache and ``status.json``; never raises for a failed notebook (the run says ``failed``).
+    Runs of the same second get distinct files; what a killed run left is removed first."""
     import time
-
-    from workbench.reports.data import cache_dir
-    from workbench.reports.notebooks import output_error, run_notebook
 
     started = time.perf_counter()
     if not isinstance(key, str) or not EXPERIMENT_KEY.match(key):  # the key names a folder: never ../ or /
@@ -75,8 +129,34 @@ def run_report(
     root = Path(reports_dir or paths.reports_dir())
     folder = root / key
     folder.mkdir(parents=True, exist_ok=True)
-    stem = timestamp_stem()
+    remove_abandoned(folder)
+    stem = _claim_stem(folder)
     staging_cache = folder / f".cache-{stem}"
+    try:
+        return _run_claimed(key, folder, stem, staging_cache, started, database_url, config_path, dimension, parameters)
+    finally:  # an interrupt (Ctrl-C, SIGTERM) too: the staging cache (swapped in after success) and the claim go
+        shutil.rmtree(staging_cache, ignore_errors=True)
+        (folder / f".{stem}{CLAIM_SUFFIX}").unlink(missing_ok=True)
+
+
+def _run_claimed(
+    key: str,
+    folder: Path,
+    stem: str,
+    staging_cache: Path,
+    started: float,
+    database_url: str | None,
+    config_path: Path | None,
+    dimension: str,
+    parameters: dict | None,
+) -> ReportRun:
+    """:func:`run_report`'s work once ``stem`` is held."""
+    import time
+
+    from workbench.reports.data import cache_dir
+    from workbench.reports.notebooks import output_error, run_notebook
+
+    root = folder.parent
     params = {"experiment": key, "dimension": dimension, "cache_dir": str(staging_cache), **(parameters or {})}
     if config_path:
         params["config_path"] = str(Path(config_path).absolute())  # the kernel runs in the project root, not here
@@ -93,7 +173,6 @@ def run_report(
             config_path=config_path,
         )
     except WorkbenchError as exc:
-        shutil.rmtree(staging_cache, ignore_errors=True)
         failed = folder / f"{stem}.failed.ipynb"
         error = redact(str(exc))
         status.update(status="failed", error=error, failed_notebook=failed.name if failed.exists() else None)
@@ -116,7 +195,6 @@ def run_report(
         status.update(status="ok", error="", failed_notebook=None, last_good_run=stem, last_good_html=run.html.name)
         _write_json(folder / "status.json", status)
     except OSError as exc:  # a full disk: drop this run's files, the last good report stays
-        shutil.rmtree(staging_cache, ignore_errors=True)
         run.notebook.unlink(missing_ok=True)
         run.html.unlink(missing_ok=True)
         return ReportRun(key, "failed", error=str(output_error(exc, folder)), seconds=time.perf_counter() - started)
@@ -131,26 +209,29 @@ def _read_status(folder: Path) -> dict:
 
 
 def report_keys(
-    keys: list[str], config_path: Path | None = None, all_discovered: bool = False, database_url: str | None = None
+    keys: list[str],
+    config_path: Path | None = None,
+    all_discovered: bool = False,
+    database_url: str | None = None,
+    dimension: str = "",
 ) -> tuple[list[str], Path | None]:
-    """The experiments to report on and the config to use: ``keys`` (checked against the config),
+    """The experiments to report on and the config to use: ``keys`` (checked against the config,
+    with ``dimension`` checked against each one's assignment query before any kernel starts),
     else every configured experiment; with ``all_discovered`` also every experiment found in the
     assignment queries, reported from a copy of the config with stub entries (health and units,
     no metrics) written under ``data/``."""
     from workbench.experiments.config import load_config
 
     config = load_config(config_path)
-    if keys:
-        for key in keys:
-            config.experiment(key)  # raises a sentence naming the config file
-        return list(keys), config_path
-    chosen = list(config.experiments)
-    if not all_discovered:
+    chosen = list(keys) or list(config.experiments)
+    for key in chosen:
+        config.report_dimension(key, dimension)  # raises a sentence naming the config file
+    if keys or not all_discovered:
         return chosen, config_path
     from workbench.db.connection import connect
     from workbench.experiments.discovery import discover_experiments, write_experiment_stubs
 
-    db = connect(database_url)
+    db = connect(database_url, config_path=config.path)
     try:
         found = discover_experiments(db, config)
     finally:
@@ -183,15 +264,15 @@ def run_reports(
         "reports_dir": reports_dir,
     }
     if jobs > 1 and len(keys) > 1:
+        import functools
         import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
 
-        with ProcessPoolExecutor(
-            max_workers=min(jobs, len(keys)), mp_context=multiprocessing.get_context("spawn")
-        ) as pool:
+        # Leaving the pool terminates its workers, so an interrupted batch (Ctrl-C, SIGTERM) stops
+        # at once instead of running the reports still queued.
+        with multiprocessing.get_context("spawn").Pool(min(jobs, len(keys))) as pool:
             runs = list(
                 progress(
-                    pool.map(_guarded_run, keys, [options] * len(keys)),
+                    pool.imap(functools.partial(_guarded_run, options=options), keys),
                     total=len(keys),
                     desc="Experiment reports",
                     unit="report",
