@@ -5,6 +5,12 @@ The token goes in the ``authorization`` header as is (no ``Bearer``); answers ar
 participants report is fetched at most once per hour per server and token unless forced. The
 token is registered with :mod:`workbench.redaction`, so it never appears in a repr or a message.
 
+Limits, each refused with one sentence: every request (connection, headers and whole body) ends
+within ``timeout_s``; one method call reads at most ``max_pages`` pages (1,000: 15,000 participants
+at the server's 15 a page) and ``max_bytes`` bytes (200 MB). Codes and session ids travel as one
+percent-encoded path segment (``.`` and ``..`` are refused), so they cannot change the route. The
+client connects directly (no proxy from the environment).
+
 Shapes assumed for the server's JSON (camelCase, times as ISO-8601 UTC strings, pages from 0):
 ``GET /api/participants/{page}`` → ``{results: [participant], page, pageSize, pageCount}``;
 ``GET /api/participant/{code}`` → participant with ``sessionCount``, ``firstSessionDate``,
@@ -17,21 +23,30 @@ Shapes assumed for the server's JSON (camelCase, times as ISO-8601 UTC strings, 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import http.client
+import json
+import re
+import socket
 import threading
 import time
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import pandas as pd
 
-from workbench.errors import WorkbenchError
+from workbench.errors import WorkbenchError, shown
 from workbench.redaction import redact, register_secret
 from workbench.studies.ytdpnl.analyses import LIST_COLUMNS, REPORT_TIMES, millisecond_timestamps
 
 REPORT_CACHE_SECONDS = 3600.0
+MAX_PAGES = 1000  # pages of participants one call reads (the server sends at most 15 a page)
+MAX_BYTES = 200_000_000  # bytes of answers one method call reads
+CHUNK_BYTES = 65536
 _report_cache: dict[str, tuple[float, pd.DataFrame]] = {}
 _report_lock = threading.Lock()
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")  # control characters (C0 and DEL)
 
 
 class ApiError(WorkbenchError):
@@ -53,23 +68,29 @@ class _Token:
 
 
 class ApiClient:
-    """A client of the study server at ``base_url`` authenticated by ``token`` (an admin API token)."""
+    """A client of the study server at ``base_url`` authenticated by ``token`` (an admin API token);
+    ``timeout_s`` bounds each whole request, ``max_pages`` and ``max_bytes`` each method call."""
 
     def __init__(
-        self, base_url: str, token: str, *, timeout_s: float = 30.0, report_cache_s: float = REPORT_CACHE_SECONDS
+        self,
+        base_url: str,
+        token: str,
+        *,
+        timeout_s: float = 30.0,
+        report_cache_s: float = REPORT_CACHE_SECONDS,
+        max_pages: int = MAX_PAGES,
+        max_bytes: int = MAX_BYTES,
     ):
-        if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
-            raise WorkbenchError(
-                f"base_url={base_url!r} is not an http(s) URL: pass the study server's address, e.g. https://personalization-server.example.org."
-            )
-        if not token or not isinstance(token, str):
-            raise WorkbenchError(
-                'token is empty: generate an API token in the study\'s admin panel ("API Tokens" tab) and pass it.'
-            )
+        self.base_url = _checked_base_url(base_url)
+        _check_token(token)
         register_secret(token)
-        self.base_url = base_url.rstrip("/")
+        parts = urlsplit(self.base_url)
+        self._https, self._host, self._port = parts.scheme == "https", parts.hostname, parts.port
+        self._prefix = parts.path
         self.timeout_s = float(timeout_s)
         self.report_cache_s = float(report_cache_s)
+        self.max_pages = int(max_pages)
+        self.max_bytes = int(max_bytes)
         self._token = _Token(token)
         self._cache_key = self.base_url + " " + hashlib.sha256(token.encode()).hexdigest()
 
@@ -82,52 +103,92 @@ class ApiClient:
         raise TypeError("ApiClient holds an API token and cannot be pickled; create a new client where it is needed.")
 
     # ------------------------------------------------------------------ transport
-    def _get(self, path: str) -> Any:
-        """The ``value`` of a Success answer to ``GET path``, or an :class:`ApiError` naming what went wrong."""
-        import requests
+    def _fetch(self, path: str, budget: int) -> tuple[int, bytes]:
+        """Status and body of ``GET path``, connection to last byte within ``timeout_s`` and at most
+        ``budget`` bytes of body; a watchdog shuts the socket at the deadline, however slow the server."""
+        connection_class = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
+        connection = connection_class(self._host, self._port, timeout=self.timeout_s)
+        expired, sockets = threading.Event(), []
 
-        url = self.base_url + path
+        def cut() -> None:
+            expired.set()
+            for sock in sockets:  # the socket itself: http.client hands it to the response and forgets it
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
+        watchdog = threading.Timer(self.timeout_s, cut)
+        watchdog.start()
+        chunks, size = [], 0
         try:
-            response = requests.get(
-                url, headers={"authorization": self._token.value, "accept": "application/json"}, timeout=self.timeout_s
+            connection.connect()
+            sockets.append(connection.sock)
+            if expired.is_set():  # the deadline passed while connecting, before the watchdog could see the socket
+                raise TimeoutError
+            connection.request(
+                "GET", self._prefix + path, headers={"authorization": self._token.value, "accept": "application/json"}
             )
-        except requests.Timeout:
-            raise ApiError(
-                f"The study API did not answer GET {path} within {self.timeout_s:g} s: retry later or raise timeout_s."
-            ) from None
-        except requests.RequestException as exc:
+            response = connection.getresponse()
+            while chunk := response.read(CHUNK_BYTES):
+                size += len(chunk)
+                if size > budget:
+                    raise ApiError(
+                        f"The study API's answers passed max_bytes={self.max_bytes:,} bytes at GET {path}: "
+                        "raise max_bytes if the study is that large, otherwise check the server."
+                    )
+                chunks.append(chunk)
+        except (OSError, http.client.HTTPException) as exc:
+            if expired.is_set() or isinstance(exc, TimeoutError):
+                raise self._too_slow(path) from None
             raise ApiError(
                 f"Cannot reach the study API at {self.base_url} ({type(exc).__name__}): check base_url and the network."
             ) from None
+        finally:
+            watchdog.cancel()
+            connection.close()
+        if expired.is_set():  # a body without a length ends at the cut as at a normal close
+            raise self._too_slow(path)
+        return response.status, b"".join(chunks)
+
+    def _too_slow(self, path: str) -> ApiError:
+        return ApiError(
+            f"The study API did not answer GET {path} within {self.timeout_s:g} s (connection, headers and whole "
+            "body): retry later or raise timeout_s."
+        )
+
+    def _get(self, path: str, budget: int | None = None) -> tuple[Any, int]:
+        """The ``value`` of a Success answer to ``GET path`` and the answer's size in bytes (at most
+        ``budget``, ``max_bytes`` by default), or an :class:`ApiError` naming what went wrong."""
+        status, data = self._fetch(path, self.max_bytes if budget is None else budget)
         try:
-            body = response.json()
+            body = json.loads(data)
         except ValueError:
             raise ApiError(
-                f"The study API answered GET {path} with status {response.status_code} and a body that is not JSON: check base_url points at the study server."
+                f"The study API answered GET {path} with status {status} and a body that is not JSON: check base_url points at the study server."
             ) from None
-        if response.status_code in (401, 403):
+        if status in (401, 403):
             raise ApiError(
-                f"The study API rejected the token for GET {path} (status {response.status_code}): generate a new API token in the admin panel."
+                f"The study API rejected the token for GET {path} (status {status}): generate a new API token in the admin panel."
             )
         if not isinstance(body, dict) or body.get("kind") not in ("Success", "Failure"):
             raise ApiError(
                 f'The study API answered GET {path} without a {{"kind": "Success"|"Failure"}} envelope: check base_url points at the study server.'
             )
-        if body["kind"] == "Failure" or response.status_code >= 400:
+        if body["kind"] == "Failure" or status >= 400:
             message = redact(body.get("message", "no message"))
-            raise ApiError(f"The study API failed GET {path} with status {response.status_code}: {message}.")
+            raise ApiError(f"The study API failed GET {path} with status {status}: {message}.")
         if "value" not in body:
             raise ApiError(
                 f"The study API answered GET {path} with Success but no value: the server's answer is malformed."
             )
-        return body["value"]
+        return body["value"], len(data)
 
     # ------------------------------------------------------------------ endpoints
     def participants(self) -> pd.DataFrame:
-        """Every participant (all pages of GET /api/participants/{page}), as :func:`~workbench.studies.ytdpnl.participants`."""
-        rows, page = [], 0
+        """Every participant (all pages of GET /api/participants/{page}, at most ``max_pages``), as :func:`~workbench.studies.ytdpnl.participants`."""
+        rows, page, used = [], 0, 0
         while True:
-            value = self._get(f"/api/participants/{page}")
+            value, size = self._get(f"/api/participants/{page}", self.max_bytes - used)
+            used += size
             try:
                 rows.extend(value["results"])
                 page_count = int(value["pageCount"])
@@ -135,6 +196,11 @@ class ApiClient:
                 raise ApiError(
                     f"The study API's page {page} of participants lacks results or pageCount: the server's answer is malformed."
                 ) from None
+            if page_count > self.max_pages:
+                raise ApiError(
+                    f"The study API announces {page_count:,} pages of participants (at page {page}), more than "
+                    f"max_pages={self.max_pages:,}: raise max_pages if the study is that large, otherwise check the server."
+                )
             page += 1
             if page >= page_count:
                 break
@@ -153,7 +219,7 @@ class ApiClient:
 
     def participant_summary(self, code: str) -> pd.DataFrame:
         """The sessions of participant ``code`` (GET /api/participant/{code}), as :func:`~workbench.studies.ytdpnl.participant_summary`."""
-        value = self._get(f"/api/participant/{quote(str(code), safe='')}")
+        value, _ = self._get(f"/api/participant/{_segment('code', code)}")
         sessions = sorted(value.get("sessions", []), key=lambda s: s["id"], reverse=True)
         frame = pd.DataFrame(
             {
@@ -176,7 +242,7 @@ class ApiClient:
 
     def session_events(self, session_uuid: str) -> pd.DataFrame:
         """The events of one session newest first (GET /api/event-overviews/{sessionUuid}), as :func:`~workbench.studies.ytdpnl.session_events`."""
-        value = self._get(f"/api/event-overviews/{quote(str(session_uuid), safe='')}")
+        value, _ = self._get(f"/api/event-overviews/{_segment('session_uuid', session_uuid)}")
         frame = pd.DataFrame(
             {
                 "id": pd.Series([e["id"] for e in value], dtype="int64"),
@@ -209,7 +275,7 @@ class ApiClient:
             cached = _report_cache.get(self._cache_key)
             if cached is not None and not force and time.monotonic() - cached[0] < self.report_cache_s:
                 return cached[1].copy()
-        value = self._get("/api/participants-report")
+        value, _ = self._get("/api/participants-report")
         frame = pd.DataFrame(
             {
                 "identifier": pd.Series([r["identifier"] for r in value]),
@@ -220,6 +286,67 @@ class ApiClient:
         with _report_lock:
             _report_cache[self._cache_key] = (time.monotonic(), frame.copy())
         return frame
+
+
+def _checked_base_url(base_url: object) -> str:
+    """``base_url`` without its trailing ``/``, refused (one sentence, credentials never shown) unless
+    it is an http(s) address with a host in visible ASCII, without ``user:password@``, query or fragment."""
+    if isinstance(base_url, str) and "@" in base_url:
+        userinfo = base_url.split("//", 1)[-1].rsplit("@", 1)[0]
+        for secret in (userinfo, *userinfo.split(":", 1)):  # masked by redact() in any log or message
+            register_secret(secret)
+        raise WorkbenchError(
+            "base_url carries a user name or password (user:password@ before the host): remove it; the study API "
+            "authenticates with the token alone."
+        )
+    parts = urlsplit(base_url) if isinstance(base_url, str) else None
+    try:
+        valid = (
+            parts is not None
+            and parts.scheme in ("http", "https")
+            and bool(parts.hostname)
+            and parts.port != 0  # reading .port raises ValueError for a port that is not a number
+            and not parts.query
+            and not parts.fragment
+            and all("!" <= char <= "~" for char in base_url)  # what a request line can carry as is
+        )
+    except ValueError:
+        valid = False
+    if not valid:
+        raise WorkbenchError(
+            f"base_url={shown(base_url)} is not an http(s) URL of a host: pass the study server's address, e.g. "
+            "https://personalization-server.example.org."
+        )
+    return base_url.rstrip("/")
+
+
+def _check_token(token: object) -> None:
+    """Refuse a token that is not one line of visible ASCII, naming the first bad character's kind and position only."""
+    if not token or not isinstance(token, str):
+        raise WorkbenchError(
+            'token is empty: generate an API token in the study\'s admin panel ("API Tokens" tab) and pass it.'
+        )
+    for position, char in enumerate(token, start=1):
+        if not "!" <= char <= "~":
+            kind = {"\n": "a line break", "\r": "a carriage return", " ": "a space"}.get(
+                char, "a control character" if _CONTROL.match(char) else "a non-ASCII character"
+            )
+            raise WorkbenchError(
+                f"token contains {kind} (character {position} of {len(token)}): copy the API token again from "
+                "the admin panel; it is one line of visible ASCII characters."
+            )
+
+
+def _segment(name: str, value: object) -> str:
+    """``value`` as one percent-encoded path segment (``/``, ``?``, ``#``, ``%`` encoded); an empty
+    value, ``.``, ``..`` or a control character, which could change the route, are refused."""
+    text = str(value)
+    if text in ("", ".", "..") or _CONTROL.search(text):
+        raise WorkbenchError(
+            f"{name}={shown(text)} cannot be a participant code or session id (empty, '.', '..' or a control "
+            f"character): pass the {name} as the study shows it."
+        )
+    return quote(text, safe="")
 
 
 def _times(values: list[str | None]) -> pd.Series:
