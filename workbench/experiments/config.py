@@ -20,7 +20,7 @@ from typing import Any
 
 from workbench import metric_types, paths
 from workbench.config_file import DATABASE_KEYS, read_config_file
-from workbench.db.dialects import IDENTIFIER
+from workbench.db.dialects import IDENTIFIER, SOURCE_DIALECT
 from workbench.errors import ConfigError, shown
 from workbench.metric_types import EVENTS, RATIO, MetricType
 
@@ -47,6 +47,22 @@ METRIC_KEYS = {
     "inverse",
     "description",
 }
+# What a metric's filter may be built of, as sqlglot node kinds (an allow-list): the rows' columns,
+# values, operators, CASE, CAST and a few pure functions. Anything else is refused before a query
+# runs: subqueries, placeholders, table and file functions (read_csv, pg_read_file, glob, …).
+# The kinds its outermost node may be (true or false for each row; a bare column is a boolean one):
+FILTER_CONDITIONS = frozenset(
+    {"EQ", "NEQ", "GT", "GTE", "LT", "LTE", "NullSafeEQ", "NullSafeNEQ", "Is", "In", "Between", "Like", "ILike"}
+    | {"Escape", "And", "Or", "Not", "Boolean", "Column"}
+)
+# the functions a filter may call; sqlglot's node kind for each is its name in title case
+FILTER_FUNCTIONS = ("coalesce", "nullif", "lower", "upper", "length", "substring", "trim", "abs", "round", "extract")
+FILTER_NODES = (
+    FILTER_CONDITIONS
+    | {name.title() for name in FILTER_FUNCTIONS}
+    | {"Identifier", "Literal", "Null", "Paren", "Neg", "Add", "Sub", "Mul", "Div", "Mod", "DPipe"}
+    | {"Case", "If", "Cast", "DataType", "DataTypeParam", "Var", "Interval"}
+)
 WINDOW_KEYS = {"delay_hours", "hours"}
 CAPPING_KEYS = {"type", "value"}
 CUPED_KEYS = {"lookback_days"}
@@ -549,20 +565,42 @@ class _Parser:
         return self.number(value["lookback_days"], f"{where}.cuped.lookback_days", 0, open_low=True)
 
     def filter(self, value: Any, where: str) -> str | None:
+        """``value`` if it is one SQL condition built only of :data:`FILTER_NODES`, checked on its
+        parse tree: no comment, no ``;`` outside a quoted string, no subquery or other function."""
         if value is None:
             return None
         import sqlglot
+        from sqlglot.tokens import TokenType
 
+        not_condition = f"{shown(value)} is not a SQL condition; write e.g. \"event = 'Search'\"."
         if not isinstance(value, str) or not value.strip():
             raise self.fail(f"{where}.filter", "must be a SQL condition such as \"event = 'Search'\".")
+        dialect = sqlglot.Dialect.get_or_raise(SOURCE_DIALECT)
         try:
-            sqlglot.parse_one(f"SELECT 1 FROM t WHERE {value}", read="postgres")
-        except sqlglot.errors.SqlglotError:
+            tokens = dialect.tokenize(value)
+            trees = dialect.parser().parse(tokens, value)
+        except sqlglot.errors.SqlglotError:  # ParseError, or TokenError for e.g. an unclosed quote
+            raise self.fail(f"{where}.filter", not_condition) from None
+        if any(t.comments for t in tokens):
             raise self.fail(
-                f"{where}.filter", f"{shown(value)} is not a SQL condition; write e.g. \"event = 'Search'\"."
-            ) from None
-        if ";" in value:
-            raise self.fail(f"{where}.filter", "must be one condition without ';'.")
+                f"{where}.filter", f"{shown(value)} holds a comment (-- or /* */), which would hide SQL; remove it."
+            )
+        if any(t.token_type == TokenType.SEMICOLON for t in tokens):
+            raise self.fail(
+                f"{where}.filter", f"{shown(value)} holds ';' outside a quoted string; a filter is one condition."
+            )
+        tree = trees[0] if len(trees) == 1 else None
+        if tree is None:  # nothing but a comment
+            raise self.fail(f"{where}.filter", not_condition)
+        for node in tree.walk():
+            if type(node).__name__ not in FILTER_NODES:
+                raise self.fail(
+                    f"{where}.filter",
+                    f"{shown(value)} uses {shown(node.sql())}; a filter may use only the "
+                    f"metric's columns, values, operators, CASE, CAST and {', '.join(FILTER_FUNCTIONS)}.",
+                )
+        if type(tree.unnest()).__name__ not in FILTER_CONDITIONS:
+            raise self.fail(f"{where}.filter", not_condition)
         return value.strip()
 
     def resolve_ratios(self, metrics: dict[str, Metric]) -> dict[str, Metric]:
