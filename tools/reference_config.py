@@ -335,7 +335,9 @@ CONFIG_KEYS: tuple[Key, ...] = (
         "filter",
         "SQL condition",
         "none",
-        "rows count only where it holds (metrics sharing one `sql` share one scan)",
+        "rows count only where it holds (metrics sharing one `sql` share one scan); one condition of the metric's "
+        "columns, values, operators, CASE, CAST and a few pure functions: no comment, no `;` outside quotes, no "
+        "subquery or file/table function",
         "{filter: amount > 10}",
         "{filter: 'amount >'}",
     ),
