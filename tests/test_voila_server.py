@@ -1,7 +1,9 @@
 """The Voila entry point's sliced kernel-channel waits (workbench.reports.voila_server): a wake-up the
 event loop never delivers costs at most a slice, where the stock wait hangs for ever; the
 ``get_msg`` contract is unchanged on real zmq sockets. The 10-viewer load test
-(tests/reliability/test_load.py) shows the effect on the served dashboard."""
+(tests/reliability/test_load.py) shows the effect on the served dashboard. The access rules the
+entry point enforces (token, kernel cap, culling) are decided here without a server and proven on the
+served dashboard in tests/reliability/test_dashboard_access.py."""
 
 from __future__ import annotations
 
@@ -17,8 +19,16 @@ import zmq.asyncio
 from jupyter_client.channels import AsyncZMQSocketChannel
 from jupyter_client.session import Session
 
+from workbench.errors import WorkbenchError
 from workbench.reports import voila_server
-from workbench.reports.dashboard import voila_command
+from workbench.reports.dashboard import (
+    MAX_KERNELS,
+    TOKEN_ENV,
+    dashboard_token,
+    is_loopback,
+    voila_command,
+    voila_environment,
+)
 
 
 class MissedWakeupSocket:
@@ -111,3 +121,31 @@ def test_the_dashboard_command_runs_voila_through_the_repair():
     assert command[:3] == [sys.executable, "-m", "workbench.reports.voila_server"]
     shown = subprocess.run([*command[:3], "--help"], check=False, capture_output=True, text=True, timeout=120)
     assert shown.returncode == 0 and shown.stdout.startswith("voila [OPTIONS] NOTEBOOK_FILENAME"), shown.stderr[-2000:]
+
+
+def test_a_token_is_needed_beyond_loopback_and_never_goes_on_the_command_line():
+    assert [is_loopback(ip) for ip in ("127.0.0.1", "127.1.2.3", "localhost", "::1")] == [True] * 4
+    assert [is_loopback(ip) for ip in ("0.0.0.0", "", "::", "192.0.2.2", "dashboard.example.com")] == [False] * 5
+    assert dashboard_token("127.0.0.1", environ={}) is None  # this machine only: no token needed
+    with pytest.raises(WorkbenchError, match=r"^Refusing to serve the dashboard on 0\.0\.0\.0 without a token"):
+        dashboard_token("0.0.0.0", environ={})
+    with pytest.raises(WorkbenchError, match=f"^{TOKEN_ENV} must be at least 16 printable characters") as short:
+        dashboard_token("127.0.0.1", environ={TOKEN_ENV: "c4nary-short"})
+    assert "c4nary" not in str(short.value)
+    given = "c4nary-given-token-1234"
+    assert dashboard_token("0.0.0.0", environ={TOKEN_ENV: given}) == given
+    generated = {dashboard_token("0.0.0.0", new_token=True, environ={TOKEN_ENV: given}) for _ in range(3)}
+    assert len(generated) == 3 and all(len(t) == 43 and t != given for t in generated)  # 32 random bytes each
+
+    token = generated.pop()
+    command = voila_command(8899, "0.0.0.0", cull_idle_seconds=300, max_kernels=4)
+    assert not any(token in arg for arg in command)  # `ps` shows the command line to every user
+    assert voila_environment({}, token=token)[TOKEN_ENV] == token and TOKEN_ENV not in voila_environment({})
+    assert "--CappedKernelManager.max_kernels=4" in command
+    assert "--MappingKernelManager.cull_idle_timeout=300" in command
+    assert "--MappingKernelManager.cull_interval=60" in command  # a quarter of the idle time, at most a minute
+    assert "--MappingKernelManager.cull_interval=3" in voila_command(8899, cull_idle_seconds=15)
+    assert f"--CappedKernelManager.max_kernels={MAX_KERNELS}" in voila_command(8899)
+    assert "--MappingKernelManager.cull_interval=2" in voila_command(
+        8899, cull_idle_seconds=60, cull_interval_seconds=2
+    )

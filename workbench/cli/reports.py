@@ -10,6 +10,7 @@ import typer
 
 from workbench.cli.app import ConfigOption, DatabaseOption, app, fail, say
 from workbench.errors import WorkbenchError
+from workbench.reports.dashboard import CULL_IDLE_MINUTES, MAX_KERNELS, TOKEN_ENV
 
 DimensionOption = Annotated[
     str,
@@ -102,8 +103,35 @@ def run_reports_command(
 def dashboard_command(
     port: Annotated[int, typer.Option(help="Port to serve on.")] = 8866,
     ip: Annotated[
-        str, typer.Option("--ip", help="Address to bind (default 127.0.0.1: this machine only).")
+        str,
+        typer.Option(
+            "--ip",
+            help=f"Address to bind (default 127.0.0.1: this machine only; any other needs a token, ${TOKEN_ENV} or --new-token).",
+        ),
     ] = "127.0.0.1",
+    new_token: Annotated[
+        bool,
+        typer.Option(
+            "--new-token",
+            help=f"Generate an access token and print it once, in the dashboard's address (instead of ${TOKEN_ENV}).",
+        ),
+    ] = False,
+    max_kernels: Annotated[
+        int,
+        typer.Option(
+            "--max-kernels",
+            min=1,
+            help="Viewers served at once, one kernel each; one more gets a 'busy' page (HTTP 503).",
+        ),
+    ] = MAX_KERNELS,
+    cull_idle_minutes: Annotated[
+        float,
+        typer.Option(
+            "--cull-idle-minutes",
+            min=0.25,
+            help="Shut a viewer's kernel down after this many idle minutes, even with its page open (a reload starts a new one).",
+        ),
+    ] = CULL_IDLE_MINUTES,
     database: DatabaseOption = None,
     config: ConfigOption = None,
 ) -> None:
@@ -113,8 +141,12 @@ def dashboard_command(
     from workbench.db.settings import URL_ENV
     from workbench.experiments.config import load_config
     from workbench.paths import CONFIG_ENV
-    from workbench.reports.dashboard import voila_command, voila_environment
+    from workbench.reports.dashboard import dashboard_token, voila_command, voila_environment
 
+    try:
+        token = dashboard_token(ip, new_token)
+    except WorkbenchError as exc:
+        fail(exc)
     if config:  # every kernel Voila starts reads this config (its database, timeouts, experiments)
         try:
             os.environ[CONFIG_ENV] = str(load_config(config).path.absolute())
@@ -122,9 +154,15 @@ def dashboard_command(
             fail(exc)
     if database:
         os.environ[URL_ENV] = database
-    command = voila_command(port, ip)
-    say(f"Dashboard: http://{ip}:{port}/ (Ctrl-C to stop)")
-    os.execvpe(command[0], command, voila_environment())
+    command = voila_command(port, ip, cull_idle_seconds=round(cull_idle_minutes * 60), max_kernels=max_kernels)
+    url = f"http://{ip}:{port}/"
+    if new_token:  # the one place the token is shown
+        say(f"Dashboard: {url}?token={token} (this token is not shown again; Ctrl-C to stop)")
+    elif token:
+        say(f"Dashboard: {url}?token=<${TOKEN_ENV}> (Ctrl-C to stop)")
+    else:
+        say(f"Dashboard: {url} (Ctrl-C to stop)")
+    os.execvpe(command[0], command, voila_environment(token=token))
 
 
 @new_app.command("experiment")

@@ -11,19 +11,26 @@ an ``Output`` redrawn on every change (an empty FigureWidget filled later render
 from __future__ import annotations
 
 import html
+import ipaddress
 import os
+import re
+import secrets
 import sys
 from collections.abc import Mapping
 from pathlib import Path
 
 from workbench import paths
 from workbench.display import NEUTRAL, WORSE, health_banner_html
+from workbench.errors import WorkbenchError
 from workbench.reports.data import ReportData, cache_dir, load_report_cache
 from workbench.reports.tables import GROUPS
 
 DEFAULT_PORT = 8866
-CULL_IDLE_SECONDS = 600
-CULL_INTERVAL_SECONDS = 60
+CULL_IDLE_MINUTES = 5.0
+CULL_INTERVAL_SECONDS = 60  # the longest wait between two checks for idle kernels
+MAX_KERNELS = 10  # viewers served at once, one kernel each (≈190 MB): the 10 of tests/reliability/test_load.py
+TOKEN_ENV = "WORKBENCH_DASHBOARD_TOKEN"
+TOKEN_PATTERN = re.compile(r"[!-~]{16,}")  # at least 16 printable ASCII characters, no spaces
 # templates/voila/templates/workbench_dashboard: Voila's lab template without its CDN stylesheet links
 TEMPLATE = "workbench_dashboard"
 
@@ -34,18 +41,58 @@ def cached_keys(reports_dir: Path | None = None) -> list[str]:
     return sorted(p.parent.parent.name for p in root.glob("*/cache/results.json"))
 
 
+def is_loopback(ip: str) -> bool:
+    """Whether binding ``ip`` serves this machine only (``localhost``, 127.0.0.0/8, ``::1``)."""
+    if ip == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(ip).is_loopback
+    except ValueError:
+        return False
+
+
+def check_access(ip: str, token: str | None) -> None:
+    """Raise :class:`WorkbenchError` when ``token`` is malformed, or missing while ``ip`` reaches beyond
+    this machine; the message never shows the token."""
+    if token and not TOKEN_PATTERN.fullmatch(token):
+        raise WorkbenchError(
+            f"{TOKEN_ENV} must be at least 16 printable characters without spaces: set another one, "
+            "or pass --new-token to have one generated."
+        )
+    if not token and not is_loopback(ip):
+        raise WorkbenchError(
+            f"Refusing to serve the dashboard on {ip} without a token: set {TOKEN_ENV}, pass --new-token "
+            "(printed once), or bind 127.0.0.1."
+        )
+
+
+def dashboard_token(ip: str, new_token: bool = False, environ: Mapping[str, str] | None = None) -> str | None:
+    """The token viewers must present: a new random one when ``new_token``, else ``$WORKBENCH_DASHBOARD_TOKEN``
+    from ``environ`` (default: this process's environment), else ``None`` (allowed on loopback only;
+    :func:`check_access` raises otherwise)."""
+    env = os.environ if environ is None else environ
+    token = secrets.token_urlsafe(32) if new_token else env.get(TOKEN_ENV, "")
+    check_access(ip, token)
+    return token or None
+
+
 def voila_command(
     port: int = DEFAULT_PORT,
     ip: str = "127.0.0.1",
-    cull_idle_seconds: int = CULL_IDLE_SECONDS,
-    cull_interval_seconds: int = CULL_INTERVAL_SECONDS,
+    cull_idle_seconds: int = round(CULL_IDLE_MINUTES * 60),
+    cull_interval_seconds: int | None = None,
+    max_kernels: int = MAX_KERNELS,
 ) -> list[str]:
     """The Voila command line (through :mod:`workbench.reports.voila_server`, which stops pages hanging on a
-    missed execute reply) serving only ``notebooks/dashboard.ipynb``: bound to ``ip``
-    (``--Voila.ip``; a bare ``--ip`` is ignored), sources stripped, tracebacks hidden, the page
-    loading nothing from outside the server (:data:`TEMPLATE`; run it with
-    :func:`voila_environment`), each viewer's kernel shut down once idle ``cull_idle_seconds``
-    (checked every ``cull_interval_seconds``), even while its page is still open."""
+    missed execute reply and enforces the access rules) serving only ``notebooks/dashboard.ipynb``:
+    bound to ``ip`` (``--Voila.ip``; a bare ``--ip`` is ignored), sources stripped, tracebacks hidden,
+    the page loading nothing from outside the server (:data:`TEMPLATE`; run it with
+    :func:`voila_environment`), at most ``max_kernels`` viewers' kernels at once (one more viewer gets
+    a "busy" page, HTTP 503), each shut down once idle ``cull_idle_seconds``, even while its page is
+    still open (checked every ``cull_interval_seconds``; default a quarter of the idle time, at most
+    :data:`CULL_INTERVAL_SECONDS`). The token never goes on the command line (``ps`` shows it to
+    every user): :func:`voila_environment` passes it."""
+    interval = cull_interval_seconds or min(CULL_INTERVAL_SECONDS, max(1, int(cull_idle_seconds) // 4))
     return [
         sys.executable,
         "-m",
@@ -57,17 +104,21 @@ def voila_command(
         f"--template={TEMPLATE}",
         "--strip_sources=True",
         "--show_tracebacks=False",
+        f"--CappedKernelManager.max_kernels={int(max_kernels)}",
         f"--MappingKernelManager.cull_idle_timeout={int(cull_idle_seconds)}",
-        f"--MappingKernelManager.cull_interval={int(cull_interval_seconds)}",
+        f"--MappingKernelManager.cull_interval={int(interval)}",
         "--MappingKernelManager.cull_connected=True",
     ]
 
 
-def voila_environment(base: Mapping[str, str] | None = None) -> dict[str, str]:
+def voila_environment(base: Mapping[str, str] | None = None, token: str | None = None) -> dict[str, str]:
     """``base`` (default: this process's environment) with ``templates/`` first on ``JUPYTER_PATH``,
-    where Voila finds :data:`TEMPLATE`."""
+    where Voila finds :data:`TEMPLATE`, and ``token`` (when given) in :data:`TOKEN_ENV`, which the
+    server takes out of its environment before any kernel starts."""
     env = dict(os.environ if base is None else base)
     env["JUPYTER_PATH"] = os.pathsep.join(p for p in (str(paths.templates_dir()), env.get("JUPYTER_PATH", "")) if p)
+    if token:
+        env[TOKEN_ENV] = token
     return env
 
 

@@ -12,16 +12,37 @@ with the stock wait (ipykernel 6 and 7, pyzmq 26 and 27 alike), 0 in 180 with sl
 :data:`POLL_SLICE_SECONDS`, so a missed wake-up costs at most that long. Run as
 ``python -m workbench.reports.voila_server <voila arguments>`` (what :func:`workbench.reports.dashboard.voila_command`
 builds).
+
+It also enforces the dashboard's access rules (:class:`DashboardVoila`): a token, taken from
+``$WORKBENCH_DASHBOARD_TOKEN`` and removed from the environment before any kernel starts, guards the
+page, the kernel websockets and Voila's REST routes; beyond loopback the server refuses to start
+without one; a token given in the URL is exchanged for the login cookie and dropped from the address;
+request logs never show it. :class:`CappedKernelManager` runs at most ``max_kernels`` kernels at once,
+and one viewer more gets a one-sentence "busy" page (HTTP 503) instead of a kernel.
 """
 
 from __future__ import annotations
 
+import html
+import os
 import sys
 import time
 from queue import Empty
 from typing import Any
+from urllib.parse import urlencode
+
+import tornado.web
+from jupyter_server.log import log_request
+from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager
+from traitlets import Integer
+from voila.app import Voila
+from voila.tornado.handler import TornadoVoilaHandler
+
+from workbench.errors import WorkbenchError
+from workbench.reports.dashboard import MAX_KERNELS, TOKEN_ENV, check_access
 
 POLL_SLICE_SECONDS = 1.0
+RETRY_AFTER_SECONDS = 60
 
 
 async def sliced_get_msg(self, timeout: float | None = None) -> dict[str, Any]:
@@ -45,12 +66,100 @@ def install() -> None:
     AsyncZMQSocketChannel.get_msg = sliced_get_msg  # type: ignore[method-assign]
 
 
-def main() -> int:
-    """Voila's own ``main`` with :func:`install` applied first; arguments from ``sys.argv``."""
-    install()
-    from voila.app import main as voila_main
+class DashboardBusy(tornado.web.HTTPError):
+    """HTTP 503: every kernel the dashboard may run is taken."""
 
-    return voila_main() or 0
+    def __init__(self, max_kernels: int) -> None:
+        super().__init__(
+            503,
+            f"The dashboard is busy: it already serves {max_kernels} viewers, the most it runs at once; "
+            "please try again in a few minutes.",
+        )
+
+
+class CappedKernelManager(AsyncMappingKernelManager):
+    """Voila's kernel manager, running at most ``max_kernels`` kernels (those still starting
+    included); one start more raises :class:`DashboardBusy` without starting anything."""
+
+    max_kernels = Integer(MAX_KERNELS, config=True, help="Kernels (viewers) running at once, at most.")
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._starting = 0
+
+    async def start_kernel(self, *args: Any, **kwargs: Any) -> str:
+        """A new kernel's id, or :class:`DashboardBusy` when ``max_kernels`` are running or starting."""
+        if len(self.list_kernel_ids()) + self._starting >= self.max_kernels:
+            self.log.warning("Refused a viewer: %d kernels are running, the most allowed.", self.max_kernels)
+            raise DashboardBusy(self.max_kernels)
+        self._starting += 1  # counted before the first await, so concurrent requests cannot overshoot
+        try:
+            return await super().start_kernel(*args, **kwargs)
+        finally:
+            self._starting -= 1
+
+
+class DashboardHandler(TornadoVoilaHandler):
+    """Voila's page: a ``?token=`` that authenticated (and set the login cookie) is dropped from the
+    address by a redirect, so it reaches neither the kernel's environment nor the browser's history;
+    :class:`DashboardBusy` is answered with its sentence."""
+
+    @tornado.web.authenticated
+    async def get(self, path: str | None = None) -> None:
+        """The rendered dashboard, or a redirect to the same address without ``token``."""
+        if "token" in self.request.query_arguments:
+            kept = {k: v for k, v in self.request.query_arguments.items() if k != "token"}
+            query = urlencode([(k, value.decode()) for k, values in kept.items() for value in values])
+            self.redirect(self.request.path + (f"?{query}" if query else ""))
+            return
+        await super().get(path)
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        """A plain page with the sentence of :class:`DashboardBusy`; Voila's error page otherwise."""
+        error = kwargs.get("exc_info", (None, None, None))[1]
+        if not isinstance(error, DashboardBusy):
+            super().write_error(status_code, **kwargs)
+            return
+        self.set_header("Content-Type", "text/html; charset=UTF-8")
+        self.set_header("Retry-After", str(RETRY_AFTER_SECONDS))
+        self.write(
+            "<!DOCTYPE html><html><head><meta charset='utf-8'><title>Dashboard busy</title></head>"
+            f"<body><p>{html.escape(error.log_message or '')}</p></body></html>"
+        )
+
+
+class DashboardVoila(Voila):
+    """Voila with the dashboard's access rules: at most ``--CappedKernelManager.max_kernels`` kernels,
+    the token from :data:`TOKEN_ENV`, a refusal to bind beyond loopback without one,
+    :class:`DashboardHandler` for the page and scrubbed request logs."""
+
+    def initialize(self, argv: list[str] | None = None) -> None:
+        """Voila's set-up, then :class:`CappedKernelManager`, the token out of the environment (kernels
+        inherit it) and the checks."""
+        super().initialize(argv)
+        self.voila_configuration.multi_kernel_manager_class = CappedKernelManager
+        token = os.environ.pop(TOKEN_ENV, "")
+        if token:
+            self.token = token
+        try:
+            check_access(self.ip, self.token)
+        except WorkbenchError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            self.exit(1)
+        self.tornado_settings = {**self.tornado_settings, "log_function": log_request}
+
+    def init_handlers(self) -> list:
+        """Voila's routes with :class:`DashboardHandler` in place of its page handler."""
+        return [
+            (route[0], DashboardHandler, *route[2:]) if route[1] is TornadoVoilaHandler else route
+            for route in super().init_handlers()
+        ]
+
+
+def main() -> int:
+    """:class:`DashboardVoila` with :func:`install` applied first; arguments from ``sys.argv``."""
+    install()
+    return DashboardVoila.launch_instance() or 0
 
 
 if __name__ == "__main__":
