@@ -6,10 +6,12 @@ line), never from a run of the ingester.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import io
 import json
 import re
+import uuid
 from datetime import UTC, datetime
 
 import pytest
@@ -19,7 +21,7 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 import workbench as wb
-from workbench.errors import ConfigError, DatabaseError
+from workbench.errors import ConfigError, DatabaseError, DataFileError
 from workbench.events import ingest
 from workbench.events.settings import EventSettings
 from workbench.events.simulate import simulate_stream
@@ -306,3 +308,69 @@ def test_a_malformed_first_line_does_not_turn_the_stream_into_csv(db):
     assert (counts.received, counts.stored, counts.quarantined) == (3, 2, 1)
     csv_counts = ingest(db, io.BytesIO(b'"type",userId\npageview,u9\n'), KEY, settings=SETTINGS)
     assert (csv_counts.received, csv_counts.stored) == (1, 1)
+
+
+def test_events_without_message_id_get_the_documented_derived_id(db, tmp_path):
+    lines = [
+        {"type": "page", "anonymousId": "a1", "occurredAt": "2026-10-01T12:00:00Z", "data": {"path": "/", "n": 2}},
+        {"type": "page", "anonymousId": "a1", "occurredAt": "2026-10-01T12:00:00Z", "data": {"path": "/", "n": 2}},
+        {"type": "click", "userId": 7, "messageId": "m-1"},
+    ]
+    path = tmp_path / "derived.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in lines))
+    counts = ingest(db, path, KEY, settings=SETTINGS)
+    assert (counts.stored, counts.duplicates) == (3, 0)  # identical lines 1 and 2 are two events
+    ids = db.sql("SELECT id, message_id FROM grouparoo.events ORDER BY id")
+    # docs/events.md: evt_ + UUIDv5(namespace, [producer, source name, line, SHA-256 of [type, userId, anonymousId,
+    # occurredAt, data pairs]]), computed here from that sentence
+    namespace = importlib.import_module("workbench.events.ingest").EVENT_ID_NAMESPACE
+    content = json.dumps(["page", None, "a1", "2026-10-01T12:00:00", [["path", "/"], ["n", "2"]]]).encode()
+    expected = {
+        f"evt_{uuid.uuid5(namespace, json.dumps(['web', 'derived.jsonl', line, hashlib.sha256(content).hexdigest()]))}"
+        for line in (1, 2)
+    }
+    assert set(ids.loc[ids["message_id"].isna(), "id"]) == expected
+    (tmp_path / "elsewhere").mkdir()
+    moved = tmp_path / "elsewhere" / "derived.jsonl"  # the same file name in another folder: the same source
+    moved.write_bytes(path.read_bytes())
+    again = ingest(db, moved, KEY, settings=SETTINGS)
+    assert (again.stored, again.duplicates) == (0, 3)
+    renamed = ingest(db, moved, KEY, source_name="derived-2026-10-02.jsonl", settings=SETTINGS)
+    assert (renamed.stored, renamed.duplicates) == (2, 1)  # another source name: new events, the messageId still known
+    for bad in ("", "a\x00b", "x" * 256):
+        with pytest.raises(DataFileError, match="source_name must be 1 to 255 bytes"):
+            ingest(db, moved, KEY, source_name=bad, settings=SETTINGS)
+
+
+def test_csv_resume_keeps_the_header_and_the_line_numbers(db, tmp_path, monkeypatch):
+    ingest_module = importlib.import_module("workbench.events.ingest")
+    rows = ["type,userId,data.note"]
+    for i in range(1, 41):
+        rows.append(
+            f'page,u{i},"two\nlines {i}"' if i % 10 == 0 else ("broken,row" if i % 7 == 0 else f"page,u{i},n{i}")
+        )
+    path = tmp_path / "events.csv"
+    path.write_text("\n".join(rows) + "\n")
+    real, calls = ingest_module._store_batch, []
+
+    def crash_on_third(*args):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(*args)
+
+    monkeypatch.setattr(ingest_module, "_store_batch", crash_on_third)
+    with pytest.raises(KeyboardInterrupt):
+        ingest(db, path, KEY, batch_size=8, quarantine_file=tmp_path / "q1.jsonl", settings=SETTINGS)
+    monkeypatch.setattr(ingest_module, "_store_batch", real)
+    assert table_rows(db, "events") == 16
+    resumed = ingest(db, path, KEY, batch_size=8, resume=True, quarantine_file=tmp_path / "q2.jsonl", settings=SETTINGS)
+    # the 16th stored record is u18 (u7 and u14 broken) on physical line 20 (u10's record spans lines 11-12);
+    # after it, the broken u21, u28 and u35 start on lines 24, 31 and 39 (u20 and u30 span two lines each)
+    assert (resumed.resumed_after, resumed.received, resumed.stored, resumed.quarantined) == (20, 22, 19, 3)
+    assert [json.loads(x)["line"] for x in (tmp_path / "q2.jsonl").read_text().splitlines()] == [24, 31, 39]
+    stored = db.sql("SELECT user_id FROM grouparoo.events", limit=None)["user_id"]
+    assert sorted(stored) == sorted(f"u{i}" for i in range(1, 41) if i % 7)
+    assert set(db.sql("SELECT value FROM grouparoo.event_data WHERE value LIKE 'two%'")["value"]) == {
+        f"two\nlines {i}" for i in (10, 20, 30, 40)
+    }

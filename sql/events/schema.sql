@@ -63,6 +63,18 @@ CREATE TABLE profile_merges (
   merged_at TIMESTAMP NOT NULL
 );
 
+-- One row per committed ingestion batch: how far into a source (its name, e.g. the file's) a
+-- producer's events are stored, and the SHA-256 of those first byte_offset bytes, which
+-- `workbench ingest events --resume` checks before continuing after line `line`.
+CREATE TABLE ingest_progress (
+  producer_id TEXT NOT NULL,
+  source TEXT NOT NULL,
+  line BIGINT NOT NULL,
+  byte_offset BIGINT NOT NULL,
+  prefix_sha256 TEXT NOT NULL,
+  committed_at TIMESTAMP NOT NULL
+);
+
 -- events.profile_id is indexed on PostgreSQL only (indexes_postgresql.sql): DuckDB turns every
 -- update of an indexed column into a delete and re-insert of the whole row and all its index
 -- entries, which made associating events 25-50 times slower; its zone maps serve the lookups.
@@ -73,3 +85,4 @@ CREATE UNIQUE INDEX events_message_id ON events (producer_id, message_id);
 CREATE INDEX event_data_event_id ON event_data (event_id);
 CREATE UNIQUE INDEX profile_identities_value ON profile_identities (kind, value);
 CREATE INDEX profile_identities_profile_id ON profile_identities (profile_id);
+CREATE INDEX ingest_progress_source ON ingest_progress (producer_id, source);

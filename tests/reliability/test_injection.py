@@ -30,6 +30,7 @@ from hostile_values import HOSTILE, NOTEBOOK_SUBSET, hostile_items, preview
 
 import workbench as wb
 from workbench.errors import ConfigError, WorkbenchError
+from workbench.events.settings import FieldLimits
 from workbench.experiments.config import load_config, parse_config
 
 pytestmark = pytest.mark.reliability
@@ -716,6 +717,7 @@ def test_participant_codes_and_dates_of_the_study(engine, study, ledger):
 # ------------------------------------------------------------------ event payloads (Grouparoo ingestion)
 
 PRODUCER_KEY = "k-injection-producer-0001"
+LIMITS = FieldLimits()  # 255 bytes per type, id and data key; 32,768 per record
 
 
 def event_records(values: list[str], prefix: str) -> list[dict]:
@@ -736,8 +738,8 @@ def event_records(values: list[str], prefix: str) -> list[dict]:
 
 def expected_rows(records: list[dict]) -> tuple[set[tuple], int]:
     """(stored rows as (message_id, type, user_id, anonymous_id, key, value), quarantined count),
-    from the ingestion rules of docs/events.md: NUL anywhere, a blank type, no id, or an empty
-    payload key quarantine the record; empty ids are absent; payload values are kept as text."""
+    from the ingestion rules of docs/events.md: NUL anywhere, a blank type, no id, an empty
+    payload key, or a type, id or key over 255 bytes or a record over 32,768 bytes quarantine the record; empty ids are absent; payload values are kept as text."""
     rows, quarantined = set(), 0
     for r in records:
         texts = [
@@ -753,6 +755,8 @@ def expected_rows(records: list[dict]) -> tuple[set[tuple], int]:
             or not r["type"].strip()
             or not (r.get("userId") or r.get("anonymousId"))
             or "" in r.get("data", {})
+            or any(len(t.encode()) > LIMITS.id_bytes for t in [*texts[:4], *r.get("data", {})])
+            or len(json.dumps(r, ensure_ascii=False).encode()) > LIMITS.record_bytes
         ):
             quarantined += 1
             continue
@@ -816,6 +820,7 @@ def test_event_payloads_are_stored_as_sent(engine, tmp_path, ledger):
     assert grown == {
         "grouparoo.events": counts.stored,
         "grouparoo.event_data": sum(1 for row in expected if row[4] is not None),
+        "grouparoo.ingest_progress": 1,  # the hostile file's one batch
     }
     assert set(after) == set(before)
     assert_same_statements(engine, benign_phase, hostile_phase, writes=True)
@@ -855,7 +860,7 @@ def test_event_payloads_are_stored_as_sent(engine, tmp_path, ledger):
         f"{engine.name}: {len(records)} events carrying the {len(values)} hostile values as type, userId, anonymousId, "
         "messageId, payload key and payload value; the types and user ids back through event_counts and profile_stream; the corpus as start",
         f"{counts.stored} events stored exactly as sent, {counts.quarantined} quarantined by the documented rules (NUL, blank type, no id, "
-        f"empty key), received = stored + quarantined; {len(types)} hostile types counted once each; {where}; only the event tables grew, "
+        f"empty key, size limits), received = stored + quarantined; {len(types)} hostile types counted once each; {where}; only the event tables grew, "
         "by the events stored",
     )
 

@@ -33,9 +33,21 @@ def ingest_events_command(
         Path | None, typer.Option(help="File for rejected records (default: data/quarantine/<file>-<time>.jsonl).")
     ] = None,
     batch_size: Annotated[int, typer.Option(help="Events stored per transaction.")] = 50_000,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            "--resume", help="Continue after the last line committed for this source (refused if those lines changed)."
+        ),
+    ] = False,
+    source_name: Annotated[
+        str | None,
+        typer.Option(
+            help="Name of this input in derived event ids and resume progress (default: the file's name; stdin has none)."
+        ),
+    ] = None,
     database: DatabaseOption = None,
 ) -> None:
-    """Validate and store events; bad records go to a quarantine file, re-sent messageIds are skipped."""
+    """Validate and store events; bad records go to a quarantine file, re-sent events are skipped."""
     from workbench.db.connection import connect
     from workbench.events.ingest import ingest
     from workbench.redaction import register_secret
@@ -43,7 +55,16 @@ def ingest_events_command(
     register_secret(producer_key)
     try:
         db = connect(database, read_only=False)
-        counts = ingest(db, file, producer_key, format=format, quarantine_file=quarantine, batch_size=batch_size)
+        counts = ingest(
+            db,
+            file,
+            producer_key,
+            format=format,
+            quarantine_file=quarantine,
+            batch_size=batch_size,
+            source_name=source_name,
+            resume=resume,
+        )
         db.dispose()
     except WorkbenchError as exc:
         fail(exc)

@@ -1,29 +1,36 @@
 """Ingest events from JSON lines or CSV into the event store, losing nothing.
 
 Every record read is counted exactly once: ``received == stored + quarantined + duplicates``.
-A record that fails validation goes to a quarantine file (JSON lines: ``line``, ``reason``,
-``raw``) and never stops its neighbours. Good records are stored in batches, each batch in one
-transaction (all or nothing), so an interrupted run keeps every committed batch; a client
-``messageId`` is unique per producer, so re-sending a file stores nothing twice and completes an
-interrupted run.
+A record that fails validation, or that the database refuses, goes to a quarantine file (JSON
+lines: ``file``, ``line``, ``reason``, ``raw``) and never stops its neighbours: a batch the
+database refuses is split in halves until the refused records are found. Good records are stored
+in batches, each batch in one transaction (all or nothing) that also records how far the source
+was read (``ingest_progress``), so an interrupted run keeps every committed batch and
+``resume=True`` continues after the last one. Re-sending stores nothing twice: a client
+``messageId`` is unique per producer, and an event without one gets an id derived from where it
+was read and what it holds (:func:`derived_event_id`).
 
 Record fields (JSON lines: one object per line; CSV: a header naming the fields, payload
 columns named ``data.<key>``): ``type`` (required), ``userId`` and/or ``anonymousId`` (one
 required, strings or integers), ``occurredAt`` (ISO 8601, or epoch milliseconds; default: the
 time the batch is received), ``messageId`` (optional), ``data`` (a flat object; values stored as
-text, booleans and numbers as JSON writes them, nulls dropped). Other fields are ignored.
+text, booleans and numbers as JSON writes them, nulls dropped). Other fields are ignored. Sizes
+are limited by :class:`workbench.events.settings.FieldLimits`; a UTF-8 byte order mark at the
+start of the input is ignored; a NUL byte anywhere quarantines its record.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import itertools
 import json
 import math
 import os
 import sys
-from collections.abc import Iterable, Iterator
+import uuid
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -32,12 +39,13 @@ from typing import IO, Any, NamedTuple
 from workbench import paths
 from workbench.db.connection import SqlDatabase
 from workbench.db.sql_files import TableDefinition
-from workbench.errors import DatabaseError, DataFileError
-from workbench.events.settings import EventSettings, event_settings
+from workbench.errors import DatabaseError, DataFileError, shown
+from workbench.events.settings import EventSettings, FieldLimits, event_settings
 from workbench.events.statements import (
     STAGED_DATA,
     STAGED_EVENTS,
     event_tables,
+    last_progress_query,
     staging_statements,
     store_staged_statements,
 )
@@ -47,22 +55,34 @@ BATCH_ROWS = 50_000
 EPOCH = datetime(1970, 1, 1)
 FORMATS = ("auto", "jsonl", "csv")
 CSV_FIELDS = {"type", "userId", "anonymousId", "occurredAt", "messageId"}
+BOM = b"\xef\xbb\xbf"
+# the namespace of derived event ids (UUIDv5); changing it would change every derived id
+EVENT_ID_NAMESPACE = uuid.UUID("0b6f4c1e-5d0a-5b7e-9c51-3f2a8e6d4b17")
+# what a database refusing a record (not failing as a whole) raises: PEP 249's IntegrityError and
+# DataError (DuckDB's constraint, conversion and out-of-range errors derive from them), and PostgreSQL's
+# SQLSTATE classes 22 data exception, 23 integrity constraint violation, 54 program limit exceeded
+# (an index row too large)
+REFUSAL_DBAPI_ERRORS = ("IntegrityError", "DataError")
+REFUSAL_SQLSTATE_CLASSES = ("22", "23", "54")
 
 
 @dataclass(frozen=True)
 class IngestCounts:
-    """What one ingestion did; ``received == stored + quarantined + duplicates``."""
+    """What one ingestion did; ``received == stored + quarantined + duplicates`` over the lines it
+    read (after line ``resumed_after`` when it resumed)."""
 
     received: int
     stored: int
     quarantined: int
     duplicates: int
     quarantine_file: Path | None
+    resumed_after: int = 0
 
     def __str__(self) -> str:
         where = f" (see {self.quarantine_file})" if self.quarantine_file else ""
+        resumed = f"resumed after line {self.resumed_after:,}: " if self.resumed_after else ""
         return (
-            f"received {self.received:,}, stored {self.stored:,}, quarantined {self.quarantined:,}{where}, "
+            f"{resumed}received {self.received:,}, stored {self.stored:,}, quarantined {self.quarantined:,}{where}, "
             f"duplicates {self.duplicates:,}"
         )
 
@@ -78,8 +98,42 @@ class Event(NamedTuple):
     data: list[tuple[str, str]]
 
 
+class Pending(NamedTuple):
+    """A validated record waiting for its batch: where it was read, its text, the event."""
+
+    line: int
+    raw: str
+    event: Event
+
+
+class Progress(NamedTuple):
+    """How far a source was read: lines and bytes, and the SHA-256 of those bytes (hex)."""
+
+    line: int
+    offset: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where a batch goes: the store's tables, the producer, the sender's address and the source name."""
+
+    tables: dict[str, TableDefinition]
+    producer: str
+    ip_address: str | None
+    source: str | None  # None: an unnamed input (stdin, a stream without a name), which has no progress
+
+
 class Invalid(ValueError):
     """A record breaks a rule; the message is the quarantine reason."""
+
+
+class RecordsRefused(DatabaseError):
+    """The database refused a batch because of what a record in it holds; ``reason`` says why."""
+
+    def __init__(self, reason: str):
+        super().__init__(f"The database refused a record: {reason}.")
+        self.reason = reason
 
 
 def ingest(
@@ -92,12 +146,17 @@ def ingest(
     batch_size: int = BATCH_ROWS,
     ip_address: str | None = None,
     settings: EventSettings | None = None,
+    source_name: str | None = None,
+    resume: bool = False,
 ) -> IngestCounts:
     """Store the events of ``source`` (a path, ``"-"`` for stdin, or a binary stream) as the producer
     whose API key is ``producer_key``; refused before reading anything when the key is unknown.
 
     Bad records go to ``quarantine_file`` (default ``data/quarantine/<source>-<UTC time>.jsonl``,
     created only when needed); ``ip_address`` is recorded as where the events came from.
+    ``source_name`` (default: the file's name; stdin and unnamed streams have none) identifies the
+    input in derived event ids and in the committed progress; ``resume`` skips the lines committed
+    by the latest ingestion of that name, after checking that they are unchanged.
     """
     settings = settings or event_settings()
     producer = settings.producer_for(producer_key)
@@ -105,42 +164,68 @@ def ingest(
         raise DataFileError(f"format must be one of {FORMATS}, not {format!r}.")
     if batch_size < 1:
         raise DataFileError(f"batch_size must be at least 1, not {batch_size}.")
+    limit = settings.limits.id_bytes
+    if source_name is not None and not (
+        _clean_text(source_name) and 0 < len(source_name.encode("utf-8", "surrogatepass")) <= limit
+    ):
+        raise DataFileError(
+            f"source_name must be 1 to {limit} bytes of UTF-8 text without NUL, not {shown(source_name)}."
+        )
     ensure_event_store(db, settings)
-    tables = event_tables(settings.schema)
-    stream, name, close = _open_source(source)
-    quarantine = Quarantine(quarantine_file or _default_quarantine_file(name))
+    stream, name, close, identity = _open_source(source)
+    target = Target(event_tables(settings.schema), producer, ip_address, source_name or identity)
+    if resume and target.source is None:
+        close()
+        raise DataFileError(
+            f"Resuming {name} needs a name for it: pass --source-name (source_name=…) as when it was sent."
+        )
+    quarantine = Quarantine(quarantine_file or _default_quarantine_file(name), name)
+    reader = LineReader(stream)
     received = stored = duplicates = 0
-    batch: list[Event] = []
+    batch: list[Pending] = []
     try:
-        for line_number, raw, record in _records(stream, format, name):
+        start = _last_progress(db, target) if resume else None
+        committed = start.line if start else 0
+        for line_number, raw, record in _records(reader, format, name, settings.limits, start):
             received += 1
             if isinstance(record, Invalid):
                 quarantine.add(line_number, str(record), raw)
                 continue
-            batch.append(record)
+            batch.append(Pending(line_number, raw, record))
             if len(batch) >= batch_size:
-                written, dropped = _store_batch(db, tables, producer, ip_address, batch)
-                stored, duplicates, batch = stored + written, duplicates + dropped, []
-        if batch:
-            written, dropped = _store_batch(db, tables, producer, ip_address, batch)
+                written, dropped = _commit(db, target, batch, reader.progress(), quarantine)
+                stored, duplicates, batch, committed = stored + written, duplicates + dropped, [], reader.line
+        if batch or (target.source is not None and reader.line > committed):
+            written, dropped = _commit(db, target, batch, reader.progress(), quarantine)
             stored, duplicates = stored + written, duplicates + dropped
     except DatabaseError as exc:
         raise DatabaseError(
             f"Ingesting {name} stopped after {stored:,} events were stored in whole batches: {str(exc).rstrip('.')}. "
-            "Send the same file again once fixed; records with a messageId are not stored twice."
+            "Send the same file again once fixed (with --resume to skip the lines already stored): events with a "
+            "messageId, and those of a named file without one, are not stored twice."
         ) from None
     finally:
         quarantine.close()
         close()
-    return IngestCounts(received, stored, quarantine.count, duplicates, quarantine.path if quarantine.count else None)
+    return IngestCounts(
+        received,
+        stored,
+        quarantine.count,
+        duplicates,
+        quarantine.path if quarantine.count else None,
+        start.line if start else 0,
+    )
 
 
-def _open_source(source: str | Path | IO[bytes]) -> tuple[IO[bytes], str, Any]:
+def _open_source(source: str | Path | IO[bytes]) -> tuple[IO[bytes], str, Any, str | None]:
+    """(binary stream, name for messages, close, the file's name or None for stdin and unnamed streams)."""
     if hasattr(source, "read"):
         name = getattr(source, "name", None)
-        return source, name if isinstance(name, str) else "stream", lambda: None  # type: ignore[return-value]
+        if isinstance(name, str):
+            return source, name, lambda: None, Path(name).name  # type: ignore[return-value]
+        return source, "stream", lambda: None, None  # type: ignore[return-value]
     if str(source) == "-":
-        return sys.stdin.buffer, "stdin", lambda: None
+        return sys.stdin.buffer, "stdin", lambda: None, None
     path = Path(source)
     if not path.is_file():
         raise DataFileError(
@@ -150,7 +235,7 @@ def _open_source(source: str | Path | IO[bytes]) -> tuple[IO[bytes], str, Any]:
         stream = path.open("rb")
     except OSError as exc:
         raise DataFileError(f"{path} cannot be opened ({exc.strerror}): check its permissions.") from None
-    return stream, str(path), stream.close
+    return stream, str(path), stream.close, path.name
 
 
 def _default_quarantine_file(name: str) -> Path:
@@ -160,38 +245,97 @@ def _default_quarantine_file(name: str) -> Path:
 
 
 class Quarantine:
-    """Appends rejected records to a JSON lines file, created on the first one."""
+    """Appends rejected records of the input ``source`` to a JSON lines file, created on the first one."""
 
-    def __init__(self, path: Path):
-        self.path, self.count, self._file = Path(path), 0, None
+    def __init__(self, path: Path, source: str):
+        self.path, self.source, self.count, self._file = Path(path), source, 0, None
 
     def add(self, line: int, reason: str, raw: str) -> None:
         if self._file is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._file = self.path.open("a", encoding="utf-8")
-        self._file.write(json.dumps({"line": line, "reason": reason, "raw": raw}, ensure_ascii=True) + "\n")
+        entry = {"file": self.source, "line": line, "reason": reason, "raw": raw}
+        self._file.write(json.dumps(entry, ensure_ascii=True) + "\n")
         self.count += 1
+
+    def sync(self) -> None:
+        """On disk before a batch commits the progress past these lines."""
+        if self._file is not None:
+            self._file.flush()
+            os.fsync(self._file.fileno())
 
     def close(self) -> None:
         if self._file is not None:
             self._file.close()
 
 
+class LineReader:
+    """The lines of a binary stream, a UTF-8 byte order mark dropped from the first; counts the
+    lines and bytes read and hashes them (SHA-256), so that a resumed run can check them."""
+
+    def __init__(self, stream: IO[bytes]):
+        self._lines, self.line, self.offset, self._digest = iter(stream), 0, 0, hashlib.sha256()
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self
+
+    def __next__(self) -> bytes:
+        line = next(self._lines)
+        self.line, self.offset = self.line + 1, self.offset + len(line)
+        self._digest.update(line)
+        return line[len(BOM) :] if self.line == 1 and line.startswith(BOM) else line
+
+    def progress(self) -> Progress:
+        return Progress(self.line, self.offset, self._digest.hexdigest())
+
+    def skip(self, start: Progress, name: str) -> bytes | None:
+        """Read the ``start.line`` lines already committed, check them against ``start``; the first
+        non-blank one (a CSV header), or None."""
+        first = None
+        for line in itertools.islice(self, start.line):
+            if first is None and line.strip():
+                first = line
+        if self.progress() != start:
+            raise DataFileError(
+                f"{name} changed since its first {start.line:,} lines were ingested (they no longer match what was "
+                "stored): send it again without --resume; nothing already stored is stored twice."
+            )
+        return first
+
+
+def _last_progress(db: SqlDatabase, target: Target) -> Progress | None:
+    """The latest committed position of the producer in the source, or None."""
+    schema = target.tables["events"].name.split(".")[0]
+    rows = db.sql(last_progress_query(schema), producer=target.producer, source=target.source)
+    if rows.empty:
+        return None
+    line, offset, sha256 = rows.iloc[0]
+    return Progress(int(line), int(offset), str(sha256))
+
+
 # ---------------------------------------------------------------- reading and validation
 
 
-def _records(stream: IO[bytes], format: str, name: str) -> Iterator[tuple[int, str, Event | Invalid]]:
-    """(line number, raw text, validated event or the reason it is invalid) per record; blank lines skipped."""
-    lines = iter(stream)
-    head = []
-    for line in lines:
-        head.append(line)
-        if line.strip():
-            break
-    lines = itertools.chain(head, lines)
+def _records(
+    reader: LineReader, format: str, name: str, limits: FieldLimits, start: Progress | None
+) -> Iterator[tuple[int, str, Event | Invalid]]:
+    """(line number, raw text, validated event or the reason it is invalid) per record after
+    ``start``; blank lines skipped."""
+    first = reader.skip(start, name) if start else None
+    lines: Iterable[bytes] = reader
+    sniffed = first or b""
+    if first is None:  # look ahead to the first non-blank line, then read it again
+        head = []
+        for line in reader:
+            head.append(line)
+            if line.strip():
+                break
+        lines, sniffed = itertools.chain(head, reader), head[-1] if head else b""
     if format == "auto":
-        format = _sniffed_format(name, head[-1] if head else b"")
-    return _csv_records(lines, name) if format == "csv" else _json_records(lines)
+        format = _sniffed_format(name, sniffed)
+    if format == "csv":
+        return _csv_records(lines, reader, name, limits, first)
+    return _json_records(lines, limits, start.line if start else 0)
 
 
 def _sniffed_format(name: str, first_line: bytes) -> str:
@@ -205,53 +349,87 @@ def _sniffed_format(name: str, first_line: bytes) -> str:
     return "csv" if not first_line.lstrip().startswith(b"{") and b"type" in header else "jsonl"
 
 
-def _json_records(lines: Iterable[bytes]) -> Iterator[tuple[int, str, Event | Invalid]]:
-    for number, line in enumerate(lines, start=1):
+def _json_records(lines: Iterable[bytes], limits: FieldLimits, base: int) -> Iterator[tuple[int, str, Event | Invalid]]:
+    for number, line in enumerate(lines, start=base + 1):
         if not line.strip():
             continue
         raw = line.rstrip(b"\r\n").decode("utf-8", errors="backslashreplace")
+        if reason := _line_reason(len(line), b"\x00" in line, limits):
+            yield number, raw, Invalid(reason)
+            continue
         try:
             text = line.decode("utf-8")
         except UnicodeDecodeError:
             yield number, raw, Invalid("the line is not valid UTF-8")
             continue
         try:
-            obj = json.loads(text)
+            obj = json.loads(text, parse_constant=_no_constant, parse_float=_finite_float)
         except (ValueError, RecursionError) as exc:
             yield number, raw, Invalid(f"the line is not valid JSON ({str(exc).splitlines()[0][:120]})")
             continue
         # NUL and lone surrogates can only reach a JSON string through \\u escapes
-        yield number, raw, _validated_or_reason(obj, screened=b"\\u" not in line)
+        yield number, raw, _validated_or_reason(obj, limits, screened=b"\\u" not in line)
 
 
-def _csv_records(lines: Iterable[bytes], name: str) -> Iterator[tuple[int, str, Event | Invalid]]:
-    text = (line.decode("utf-8", errors="surrogateescape") for line in lines)
-    reader = csv.reader(text)
+def _line_reason(size: int, has_nul: bool, limits: FieldLimits) -> str | None:
+    """Why a whole line (or CSV record) of ``size`` bytes is refused before it is parsed, or None."""
+    if size > limits.record_bytes:
+        return f"the record is {size:,} bytes, over the limit of {limits.record_bytes:,} bytes per record"
+    if has_nul:
+        return "the record holds a NUL byte (0x00), which no field may hold"
+    return None
+
+
+def _no_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"the number {text[:40]} is too large for a double")
+    return value
+
+
+def _csv_records(
+    lines: Iterable[bytes], reader: LineReader, name: str, limits: FieldLimits, header_line: bytes | None
+) -> Iterator[tuple[int, str, Event | Invalid]]:
+    def text(source: Iterable[bytes]) -> Iterator[str]:
+        for line in source:
+            yield line.decode("utf-8", errors="surrogateescape")
+
+    rows = csv.reader(text(lines))
     try:
-        header = next(reader)
+        header = next(csv.reader(text([header_line]))) if header_line is not None else next(rows)
     except StopIteration:
         return
     except csv.Error as exc:
         raise DataFileError(f"{name} line 1: the CSV header cannot be read ({exc}); fix it.") from None
     if "type" not in header:
         raise DataFileError(
-            f"{name} line {reader.line_num}: the CSV header lacks a type column; expected type, userId, anonymousId, occurredAt, messageId and data.<key> columns."
+            f"{name} line 1: the CSV header lacks a type column; expected type, userId, anonymousId, occurredAt, messageId and data.<key> columns."
         )
+    if not _clean_text("".join(header)):
+        raise DataFileError(f"{name} line 1: the CSV header holds a NUL byte or bytes that are not UTF-8; fix it.")
     ignored = [h for h in header if h not in CSV_FIELDS and not h.startswith("data.")]
-    previous = reader.line_num
+    previous, offset = reader.line, reader.offset
     while True:
         try:
-            row = next(reader)
+            row = next(rows)
         except StopIteration:
             return
         except csv.Error as exc:
             yield previous + 1, "", Invalid(f"the CSV record cannot be parsed ({exc})")
-            previous = reader.line_num
+            previous, offset = reader.line, reader.offset
             continue
-        number, previous = previous + 1, reader.line_num
+        number, size = previous + 1, reader.offset - offset
+        previous, offset = reader.line, reader.offset
         if not any(cell.strip() for cell in row):
             continue
-        raw = _csv_line(row)
+        raw, joined = _csv_line(row), "".join(row)
+        if reason := _line_reason(size, "\x00" in joined, limits):
+            yield number, raw, Invalid(reason)
+            continue
         if len(row) != len(header):
             yield number, raw, Invalid(f"the record has {len(row)} fields but the header has {len(header)}")
             continue
@@ -263,7 +441,7 @@ def _csv_records(lines: Iterable[bytes], name: str) -> Iterator[tuple[int, str, 
                 obj["data"][column[5:]] = cell
             else:
                 obj[column] = cell
-        yield number, raw, _validated_or_reason(obj, screened=_clean_text("".join(row)))
+        yield number, raw, _validated_or_reason(obj, limits, screened=_clean_text(joined))
 
 
 def _csv_line(row: list[str]) -> str:
@@ -272,9 +450,9 @@ def _csv_line(row: list[str]) -> str:
     return out.getvalue().encode("utf-8", errors="surrogateescape").decode("utf-8", errors="backslashreplace")
 
 
-def _validated_or_reason(obj: Any, screened: bool) -> Event | Invalid:
+def _validated_or_reason(obj: Any, limits: FieldLimits, screened: bool) -> Event | Invalid:
     try:
-        return validated_event(obj, screened)
+        return validated_event(obj, limits, screened)
     except Invalid as exc:
         return exc
 
@@ -287,11 +465,13 @@ def _clean_text(text: str) -> bool:
     return True
 
 
-def validated_event(obj: Any, screened: bool = False) -> Event:
+def validated_event(obj: Any, limits: FieldLimits | None = None, screened: bool = False) -> Event:
     """The :class:`Event` in a decoded record, or :class:`Invalid` naming the broken rule.
 
-    ``screened``: the caller already knows no string in ``obj`` holds NUL or invalid UTF-8.
+    ``limits``: the sizes allowed (default :class:`FieldLimits`); ``screened``: the caller already
+    knows no string in ``obj`` holds NUL or invalid UTF-8.
     """
+    limits = limits or FieldLimits()
     check = _no_check if screened else _check_text
     if not isinstance(obj, dict):
         raise Invalid(f"a record must be a JSON object, not {type(obj).__name__}")
@@ -299,18 +479,19 @@ def validated_event(obj: Any, screened: bool = False) -> Event:
     if not isinstance(event_type, str) or not event_type.strip():
         raise Invalid("type is required and must be a non-empty string")
     check(event_type, "type")
-    user_id = _identifier(obj.get("userId"), "userId", check)
-    anonymous_id = _identifier(obj.get("anonymousId"), "anonymousId", check)
+    _check_size(event_type, limits.type_bytes, "type")
+    user_id = _identifier(obj.get("userId"), "userId", check, limits.id_bytes)
+    anonymous_id = _identifier(obj.get("anonymousId"), "anonymousId", check, limits.id_bytes)
     if user_id is None and anonymous_id is None:
         raise Invalid("userId or anonymousId is required")
-    message_id = _identifier(obj.get("messageId"), "messageId", check)
+    message_id = _identifier(obj.get("messageId"), "messageId", check, limits.id_bytes)
     return Event(
         event_type,
         user_id,
         anonymous_id,
         _occurred_at(obj.get("occurredAt")),
         message_id,
-        _payload(obj.get("data"), check),
+        _payload(obj.get("data"), check, limits.key_bytes),
     )
 
 
@@ -327,13 +508,20 @@ def _check_text(text: str, what: str) -> None:
         raise Invalid(f"{what} holds bytes that are not valid UTF-8") from None
 
 
-def _identifier(value: Any, what: str, check=_check_text) -> str | None:
+def _check_size(text: str, limit: int, what: str) -> None:
+    """Invalid when ``text`` is over ``limit`` bytes in UTF-8 (``events.limits``, FieldLimits)."""
+    if len(text) * 4 > limit and (size := len(text.encode("utf-8", errors="surrogatepass"))) > limit:
+        raise Invalid(f"{what} is {size:,} bytes, over the limit of {limit:,} bytes")
+
+
+def _identifier(value: Any, what: str, check: Callable[[str, str], None], limit: int) -> str | None:
     if value is None or value == "":
         return None
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         raise Invalid(f"{what} must be a string or an integer, not {type(value).__name__}")
     text = value if isinstance(value, str) else str(value)
     check(text, what)
+    _check_size(text, limit, what)
     return text
 
 
@@ -358,7 +546,7 @@ def _occurred_at(value: Any) -> datetime | None:
         raise Invalid(f"occurredAt {str(shown)[:60]!r} is neither ISO 8601 nor epoch milliseconds") from None
 
 
-def _payload(data: Any, check=_check_text) -> list[tuple[str, str]]:
+def _payload(data: Any, check: Callable[[str, str], None], key_limit: int) -> list[tuple[str, str]]:
     if data is None:
         return []
     if not isinstance(data, dict):
@@ -368,6 +556,7 @@ def _payload(data: Any, check=_check_text) -> list[tuple[str, str]]:
         if not key:
             raise Invalid("data has an empty key")
         check(key, "a data key")
+        _check_size(key, key_limit, "a data key")
         if value is None:
             continue
         if isinstance(value, (dict, list)):
@@ -381,55 +570,136 @@ def _payload(data: Any, check=_check_text) -> list[tuple[str, str]]:
 # ---------------------------------------------------------------- storing
 
 
-def _store_batch(
-    db: SqlDatabase, tables: dict[str, TableDefinition], producer: str, ip_address: str | None, batch: list[Event]
+def derived_event_id(producer: str, source: str, line: int, event: Event) -> str:
+    """The id of an event sent without a messageId from a named source: ``evt_`` + the UUIDv5
+    (namespace :data:`EVENT_ID_NAMESPACE`) of the JSON list [producer, source name, line number,
+    SHA-256 of the JSON list of the event's type, userId, anonymousId, occurredAt (ISO 8601 or
+    null) and data pairs], so the same line of the same source always gets the same id."""
+    occurred = event.occurred_at.isoformat() if event.occurred_at else None
+    content = json.dumps([event.type, event.user_id, event.anonymous_id, occurred, event.data], ensure_ascii=True)
+    digest = hashlib.sha256(content.encode("ascii")).hexdigest()
+    return "evt_" + str(uuid.uuid5(EVENT_ID_NAMESPACE, json.dumps([producer, source, line, digest])))
+
+
+def _commit(db: SqlDatabase, target: Target, batch: list[Pending], progress: Progress, quarantine: Quarantine):
+    """Store ``batch`` with ``progress`` in one transaction; when the database refuses it, store the
+    records it accepts, quarantine the others, then record ``progress``. (stored, duplicates)."""
+    quarantine.sync()
+    try:
+        return _store_batch(db, target, batch, progress)
+    except RecordsRefused as exc:
+        counts = _store_refused(db, target, batch, exc.reason, quarantine)
+    quarantine.sync()
+    _store_batch(db, target, [], progress)
+    return counts
+
+
+def _store_refused(
+    db: SqlDatabase, target: Target, batch: list[Pending], reason: str, quarantine: Quarantine
 ) -> tuple[int, int]:
-    """Store ``batch`` in one transaction; (events stored, duplicates dropped)."""
+    """``batch`` was refused for ``reason``: store each half apart, down to the single records refused,
+    which are quarantined with the database's reason. (stored, duplicates)."""
+    if len(batch) == 1:
+        quarantine.add(batch[0].line, f"the database refused it: {reason}", batch[0].raw)
+        return 0, 0
+    stored = duplicates = 0
+    for half in (batch[: len(batch) // 2], batch[len(batch) // 2 :]):
+        try:
+            written, dropped = _store_batch(db, target, half)
+        except RecordsRefused as exc:
+            written, dropped = _store_refused(db, target, half, exc.reason, quarantine)
+        stored, duplicates = stored + written, duplicates + dropped
+    return stored, duplicates
+
+
+def _store_batch(
+    db: SqlDatabase, target: Target, batch: list[Pending], progress: Progress | None = None
+) -> tuple[int, int]:
+    """Store ``batch`` (and ``progress``) in one transaction; (events stored, duplicates dropped).
+
+    :class:`RecordsRefused` when the database refuses what a record holds (the transaction rolled back).
+    """
+    import pyarrow as pa
+
     from workbench.db.bulk_write import write_transaction
 
     seen: set[str] = set()
     unique = []
-    for event in batch:
-        if event.message_id is not None:
-            if event.message_id in seen:
+    for pending in batch:
+        if pending.event.message_id is not None:
+            if pending.event.message_id in seen:
                 continue
-            seen.add(event.message_id)
-        unique.append(event)
-    events, data = _arrow_batch(unique, producer, ip_address)
+            seen.add(pending.event.message_id)
+        unique.append(pending)
+    tables = target.tables
     schema = tables["events"].name.split(".")[0]
-    drop_duplicates, count_left, store = store_staged_statements(schema, db.dialect)
+    stored = 0
     with write_transaction(db) as writer:
-        for statement in staging_statements(schema, db.dialect):
-            writer.execute(statement)
-        writer.append(TableDefinition(STAGED_EVENTS, tables["events"].columns), events)
-        writer.append(TableDefinition(STAGED_DATA, tables["event_data"].columns), data)
-        for statement in drop_duplicates:
-            writer.execute(statement)
-        cursor = writer.raw.cursor()
-        cursor.execute(count_left)
-        stored = int(cursor.fetchone()[0])
-        cursor.close()
-        for statement in store:
-            writer.execute(statement)
+        if unique:
+            events, data = _arrow_batch(unique, target)
+            drop_duplicates, count_left, store = store_staged_statements(schema, db.dialect)
+            try:
+                for statement in staging_statements(schema, db.dialect):
+                    writer.execute(statement)
+                writer.append(TableDefinition(STAGED_EVENTS, tables["events"].columns), events)
+                writer.append(TableDefinition(STAGED_DATA, tables["event_data"].columns), data)
+                for statement in drop_duplicates:
+                    writer.execute(statement)
+                cursor = writer.raw.cursor()
+                cursor.execute(count_left)
+                stored = int(cursor.fetchone()[0])
+                cursor.close()
+                for statement in store:
+                    writer.execute(statement)
+            except Exception as exc:
+                if (reason := refusal_reason(exc)) is None:
+                    raise
+                raise RecordsRefused(reason) from None
+        if progress is not None and target.source is not None:
+            now = datetime.now(UTC).replace(tzinfo=None)
+            row = [[target.producer], [target.source], [progress.line], [progress.offset], [progress.sha256], [now]]
+            writer.append(tables["ingest_progress"], pa.table(row, names=tables["ingest_progress"].column_names))
     return stored, len(batch) - stored
 
 
-def _arrow_batch(events: list[Event], producer: str, ip_address: str | None):
+def refusal_reason(exc: BaseException) -> str | None:
+    """The first line of the driver's message when ``exc`` refuses what a record holds (a constraint,
+    a value, a size), None when the database failed for another reason (gone, out of space)."""
+    sqlstate = getattr(exc, "sqlstate", None)
+    refused = (isinstance(sqlstate, str) and sqlstate[:2] in REFUSAL_SQLSTATE_CLASSES) or any(
+        cls.__name__ in REFUSAL_DBAPI_ERRORS for cls in type(exc).__mro__
+    )
+    if not refused:
+        return None
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+
+
+def _arrow_batch(batch: list[Pending], target: Target):
     import pyarrow as pa
 
     now = datetime.now(UTC).replace(tzinfo=None)
-    n = len(events)
-    ids = prefixed_uuid4("evt_", n)
+    n = len(batch)
+    events = [p.event for p in batch]
+    fresh = prefixed_uuid4("evt_", n).to_pylist()
+    ids = pa.array(
+        [
+            new
+            if p.event.message_id is not None or target.source is None
+            else derived_event_id(target.producer, target.source, p.line, p.event)
+            for new, p in zip(fresh, batch)
+        ],
+        type=pa.string(),
+    )
     timestamps = pa.array([now] * n, type=pa.timestamp("us"))
     table = pa.table(
         {
             "id": ids,
-            "producer_id": pa.array([producer] * n, type=pa.string()),
+            "producer_id": pa.array([target.producer] * n, type=pa.string()),
             "profile_id": pa.nulls(n, type=pa.string()),
             "type": pa.array([e.type for e in events], type=pa.string()),
             "user_id": pa.array([e.user_id for e in events], type=pa.string()),
             "anonymous_id": pa.array([e.anonymous_id for e in events], type=pa.string()),
-            "ip_address": pa.array([ip_address] * n, type=pa.string()),
+            "ip_address": pa.array([target.ip_address] * n, type=pa.string()),
             "message_id": pa.array([e.message_id for e in events], type=pa.string()),
             "occurred_at": pa.array([e.occurred_at or now for e in events], type=pa.timestamp("us")),
             "profile_associated_at": pa.nulls(n, type=pa.timestamp("us")),

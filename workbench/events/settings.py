@@ -7,6 +7,8 @@ that name producers, and the declared profile properties.
         web: "k-3f9…"
       properties:                    # see workbench.events.properties
         purchases: {type: purchase, aggregate: count}
+
+The size limits of an ingested record (:class:`FieldLimits`) are fixed here, in one place.
 """
 
 from __future__ import annotations
@@ -27,6 +29,20 @@ SECTION_KEYS = {"schema", "api_keys", "properties"}
 
 
 @dataclass(frozen=True)
+class FieldLimits:
+    """The largest values ingestion stores, in UTF-8 bytes; a record over any of them is quarantined.
+
+    Segment's 32 KB per event for the record; 255 bytes for names and ids, far below PostgreSQL's
+    B-tree entry limit (about 2,700 bytes) on the indexes over type, the ids and message_id.
+    """
+
+    type_bytes: int = 255  # type
+    id_bytes: int = 255  # userId, anonymousId and messageId, each
+    key_bytes: int = 255  # each key of data
+    record_bytes: int = 32_768  # the whole line (a CSV record: its lines) as read
+
+
+@dataclass(frozen=True)
 class EventSettings:
     """Validated event settings; ``api_keys`` maps producer name -> key and never prints."""
 
@@ -34,6 +50,7 @@ class EventSettings:
     api_keys: dict[str, str] = field(default_factory=dict, repr=False)
     properties: dict[str, dict[str, Any]] = field(default_factory=dict)
     source: str = "defaults"
+    limits: FieldLimits = field(default_factory=FieldLimits)
 
     def producer_for(self, key: str) -> str:
         """The producer name whose API key is ``key``, or a ConfigError that does not echo the key."""

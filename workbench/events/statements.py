@@ -85,7 +85,11 @@ def staging_statements(schema: str, dialect: Dialect) -> list[str]:
 
 
 def store_staged_statements(schema: str, dialect: Dialect) -> tuple[list[str], str, list[str]]:
-    """(drop already-stored message ids, count what is left, store it and drop the staging)."""
+    """(drop events already stored, count what is left, store it and drop the staging).
+
+    Stored already: the producer's ``message_id``, or for an event without one its derived ``id``
+    (:func:`workbench.events.ingest.derived_event_id`). Both run for every batch, whatever it holds.
+    """
     events_columns = ", ".join(event_tables(schema)["events"].column_names)
     data_columns = ", ".join(event_tables(schema)["event_data"].column_names)
     drop_duplicates = [
@@ -93,7 +97,11 @@ def store_staged_statements(schema: str, dialect: Dialect) -> tuple[list[str], s
             f"DELETE FROM {STAGED_EVENTS} WHERE message_id IS NOT NULL AND EXISTS ("
             f"SELECT 1 FROM {schema}.events e WHERE e.producer_id = {STAGED_EVENTS}.producer_id "
             f"AND e.message_id = {STAGED_EVENTS}.message_id)"
-        )
+        ),
+        (
+            f"DELETE FROM {STAGED_EVENTS} WHERE message_id IS NULL AND EXISTS ("
+            f"SELECT 1 FROM {schema}.events e WHERE e.id = {STAGED_EVENTS}.id)"
+        ),
     ]
     store = [
         f"INSERT INTO {schema}.events ({events_columns}) SELECT {events_columns} FROM {STAGED_EVENTS}",
@@ -104,6 +112,14 @@ def store_staged_statements(schema: str, dialect: Dialect) -> tuple[list[str], s
         *(drop_temp_tables([STAGED_EVENTS, STAGED_DATA]) if not dialect.on_commit_drop else []),
     ]
     return drop_duplicates, f"SELECT count(*) FROM {STAGED_EVENTS}", store
+
+
+def last_progress_query(schema: str) -> str:
+    """The latest committed position of ``:producer`` in ``:source`` (line, byte_offset, prefix_sha256)."""
+    return (
+        f"SELECT line, byte_offset, prefix_sha256 FROM {schema}.ingest_progress "
+        f"WHERE producer_id = :producer AND source = :source ORDER BY committed_at DESC, line DESC LIMIT 1"
+    )
 
 
 def numeric(expression: str, dialect: Dialect) -> str:
