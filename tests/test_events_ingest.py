@@ -182,21 +182,29 @@ def test_resending_a_file_stores_nothing_twice(db, tmp_path):
     assert other_producer.stored == repeated  # message ids are unique per producer
 
 
+def fail_batch(monkeypatch, number: int, error: BaseException):
+    """Make ingestion raise ``error`` when it stores batch ``number`` (from 1); returns the real
+    batch writer (to put back)."""
+    ingest_module = importlib.import_module("workbench.events.ingest")
+    real, calls = ingest_module._store_batch, []
+
+    def failing(*args):
+        calls.append(1)
+        if len(calls) == number:
+            raise error
+        return real(*args)
+
+    monkeypatch.setattr(ingest_module, "_store_batch", failing)
+    return real
+
+
 def test_an_interrupted_ingestion_resumes_where_it_stopped(db, tmp_path, monkeypatch):
     ingest_module = importlib.import_module("workbench.events.ingest")
 
     stream = simulate_stream(30, seed=12)
     path = tmp_path / "stream.jsonl"
     path.write_bytes(stream.json_lines())
-    real, calls = ingest_module._store_batch, []
-
-    def failing_third_batch(*args):
-        calls.append(1)
-        if len(calls) == 3:
-            raise KeyboardInterrupt
-        return real(*args)
-
-    monkeypatch.setattr(ingest_module, "_store_batch", failing_third_batch)
+    real = fail_batch(monkeypatch, 3, KeyboardInterrupt())
     with pytest.raises(KeyboardInterrupt):
         ingest(db, path, KEY, batch_size=40, settings=SETTINGS)
     assert table_rows(db, "events") == 80  # two whole batches, nothing of the third
@@ -263,17 +271,8 @@ def test_cli_reads_stdin_and_never_prints_the_key(tmp_path, monkeypatch):
 
 
 def test_a_database_failure_says_what_was_kept_and_how_to_resume(db, tmp_path, monkeypatch):
-    ingest_module = importlib.import_module("workbench.events.ingest")
     stream = simulate_stream(10, seed=13)
-    real, calls = ingest_module._store_batch, []
-
-    def failing_second_batch(*args):
-        calls.append(1)
-        if len(calls) == 2:
-            raise DatabaseError("The database refused the batch.")
-        return real(*args)
-
-    monkeypatch.setattr(ingest_module, "_store_batch", failing_second_batch)
+    fail_batch(monkeypatch, 2, DatabaseError("The database refused the batch."))
     with pytest.raises(
         DatabaseError, match=r"stopped after 30 events were stored in whole batches.*Send the same file again"
     ):
@@ -351,15 +350,7 @@ def test_csv_resume_keeps_the_header_and_the_line_numbers(db, tmp_path, monkeypa
         )
     path = tmp_path / "events.csv"
     path.write_text("\n".join(rows) + "\n")
-    real, calls = ingest_module._store_batch, []
-
-    def crash_on_third(*args):
-        calls.append(1)
-        if len(calls) == 3:
-            raise KeyboardInterrupt
-        return real(*args)
-
-    monkeypatch.setattr(ingest_module, "_store_batch", crash_on_third)
+    real = fail_batch(monkeypatch, 3, KeyboardInterrupt())
     with pytest.raises(KeyboardInterrupt):
         ingest(db, path, KEY, batch_size=8, quarantine_file=tmp_path / "q1.jsonl", settings=SETTINGS)
     monkeypatch.setattr(ingest_module, "_store_batch", real)
