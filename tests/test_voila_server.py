@@ -149,3 +149,39 @@ def test_a_token_is_needed_beyond_loopback_and_never_goes_on_the_command_line():
     assert "--MappingKernelManager.cull_interval=2" in voila_command(
         8899, cull_idle_seconds=60, cull_interval_seconds=2
     )
+
+
+def test_kernels_started_at_once_are_each_counted_once_against_the_cap(monkeypatch):
+    """A kernel the manager already lists while its start is still awaited (jupyter_server waits for
+    its first reply after listing it) must not count twice: a load run once refused 2 of 10 viewers
+    with only 8 kernels started. With the cap at 3 and that wait stretched to 2 s, a second and third
+    start during the first one's wait both run, and a fourth is refused."""
+    from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager
+
+    finish = AsyncMappingKernelManager._finish_kernel_start
+
+    async def slow_finish(self, kernel_id):
+        await asyncio.sleep(2)
+        return await finish(self, kernel_id)
+
+    monkeypatch.setattr(AsyncMappingKernelManager, "_finish_kernel_start", slow_finish)
+    manager = voila_server.CappedKernelManager(max_kernels=3)
+
+    async def scenario() -> tuple[list, list[str]]:
+        first = asyncio.create_task(manager.start_kernel(kernel_name="python3"))
+        while not manager.list_kernel_ids():  # listed, its start still awaited
+            await asyncio.sleep(0.05)
+        more = await asyncio.gather(
+            *(manager.start_kernel(kernel_name="python3") for _ in range(2)), return_exceptions=True
+        )
+        started = [await first, *more]
+        try:
+            fourth = await asyncio.gather(manager.start_kernel(kernel_name="python3"), return_exceptions=True)
+            return started, manager.list_kernel_ids(), fourth[0]
+        finally:
+            await manager.shutdown_all(now=True)
+
+    started, listed, fourth = asyncio.run(scenario())
+    assert all(isinstance(kernel, str) for kernel in started), started
+    assert sorted(started) == sorted(listed) and len(set(started)) == 3
+    assert isinstance(fourth, voila_server.DashboardBusy), fourth

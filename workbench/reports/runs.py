@@ -69,8 +69,12 @@ def _claim_stem(folder: Path) -> str:
             fd = os.open(folder / f".{stem}{CLAIM_SUFFIX}", os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
         except FileExistsError:
             continue
-        with os.fdopen(fd, "w") as claim:
-            claim.write(str(os.getpid()))
+        try:
+            with os.fdopen(fd, "w") as claim:
+                claim.write(str(os.getpid()))
+        except OSError:  # a full disk: no claim left behind
+            (folder / f".{stem}{CLAIM_SUFFIX}").unlink(missing_ok=True)
+            raise
         return stem
     raise AssertionError("unreachable")
 
@@ -129,8 +133,13 @@ def run_report(
     root = Path(reports_dir or paths.reports_dir())
     folder = root / key
     folder.mkdir(parents=True, exist_ok=True)
-    remove_abandoned(folder)
-    stem = _claim_stem(folder)
+    try:
+        remove_abandoned(folder)
+        stem = _claim_stem(folder)
+    except OSError as exc:  # a full disk
+        from workbench.reports.notebooks import output_error
+
+        return ReportRun(key, "failed", error=str(output_error(exc, folder)), seconds=time.perf_counter() - started)
     staging_cache = folder / f".cache-{stem}"
     try:
         return _run_claimed(key, folder, stem, staging_cache, started, database_url, config_path, dimension, parameters)

@@ -27,6 +27,7 @@ import html
 import os
 import sys
 import time
+import uuid
 from queue import Empty
 from typing import Any
 from urllib.parse import urlencode
@@ -85,18 +86,23 @@ class CappedKernelManager(AsyncMappingKernelManager):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self._starting = 0
+        self._starting: set[str] = set()
 
-    async def start_kernel(self, *args: Any, **kwargs: Any) -> str:
-        """A new kernel's id, or :class:`DashboardBusy` when ``max_kernels`` are running or starting."""
-        if len(self.list_kernel_ids()) + self._starting >= self.max_kernels:
+    async def start_kernel(self, *args: Any, kernel_id: str | None = None, **kwargs: Any) -> str:
+        """A new kernel's id, or :class:`DashboardBusy` when ``max_kernels`` are running or starting.
+        A starting kernel is counted by its id, once, whether or not the manager lists it yet."""
+        if kernel_id is not None and kernel_id in self:  # an existing kernel, reused
+            return await super().start_kernel(*args, kernel_id=kernel_id, **kwargs)
+        taken = set(self.list_kernel_ids()) | self._starting
+        if len(taken) >= self.max_kernels:
             self.log.warning("Refused a viewer: %d kernels are running, the most allowed.", self.max_kernels)
             raise DashboardBusy(self.max_kernels)
-        self._starting += 1  # counted before the first await, so concurrent requests cannot overshoot
+        kernel_id = kernel_id or str(uuid.uuid4())
+        self._starting.add(kernel_id)  # before the first await, so concurrent requests cannot overshoot
         try:
-            return await super().start_kernel(*args, **kwargs)
+            return await super().start_kernel(*args, kernel_id=kernel_id, **kwargs)
         finally:
-            self._starting -= 1
+            self._starting.discard(kernel_id)
 
 
 class DashboardHandler(TornadoVoilaHandler):
