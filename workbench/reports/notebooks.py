@@ -89,10 +89,10 @@ def _report_kernel_manager() -> type:
 
 
 @contextmanager
-def kernel_sockets() -> Iterator[dict[str, Any]]:
+def kernel_sockets() -> Iterator[tuple[dict[str, Any], Path]]:
     """papermill engine options that connect the report kernel through Unix sockets (ZeroMQ
-    ``ipc``) in a private folder, removed afterwards, instead of TCP ports, with the kernel's
-    standard error in a file there (:data:`KERNEL_LOG`).
+    ``ipc``) in a private folder, removed afterwards, instead of TCP ports; and the file there that
+    receives the kernel's standard error (:data:`KERNEL_LOG`).
 
     jupyter_client picks "free" TCP ports by binding port 0 and closing the socket before the
     kernel binds it, so a kernel started at the same moment by another process
@@ -104,22 +104,21 @@ def kernel_sockets() -> Iterator[dict[str, Any]]:
     if len(parent) > SOCKET_FOLDER_MAX_CHARS:
         parent = "/tmp"
     folder = tempfile.mkdtemp(prefix="wb-kernel-", dir=parent)
-    manager = _report_kernel_manager()
+    manager, stderr_path = _report_kernel_manager(), Path(folder) / KERNEL_LOG
     config = Config(
         {
             "KernelManager": {"transport": "ipc", "ip": os.path.join(folder, "kernel")},
-            manager.__name__: {"stderr_path": os.path.join(folder, KERNEL_LOG)},
+            manager.__name__: {"stderr_path": str(stderr_path)},
         }
     )
     try:
-        yield {"config": config, "kernel_manager_class": manager}
+        yield {"config": config, "kernel_manager_class": manager}, stderr_path
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def kernel_last_words(options: dict[str, Any]) -> str:
-    """The last line the kernel started with ``options`` wrote to its standard error ('' if none)."""
-    path = Path(options["config"][options["kernel_manager_class"].__name__]["stderr_path"])
+def kernel_last_words(path: Path) -> str:
+    """The last line a kernel wrote to its standard error file ``path`` ('' if none)."""
     try:
         lines = path.read_text(encoding="utf-8", errors="replace").strip().splitlines()
     except OSError:
@@ -176,7 +175,7 @@ def execute_notebook(source: Path, output: Path, parameters: dict[str, Any], env
     failure (a kernel that died) carries the kernel's last line of standard error."""
     import papermill as pm
 
-    with _environment({**REPORT_ENV, **env}), kernel_sockets() as options:
+    with _environment({**REPORT_ENV, **env}), kernel_sockets() as (options, stderr_path):
         try:
             pm.execute_notebook(
                 str(source),
@@ -193,7 +192,7 @@ def execute_notebook(source: Path, output: Path, parameters: dict[str, Any], env
         except pm.PapermillExecutionError:
             raise
         except Exception as exc:
-            said = kernel_last_words(options)
+            said = kernel_last_words(stderr_path)
             if said and not isinstance(exc, OSError):  # an OSError is about our outputs, not the kernel
                 raise RuntimeError(f"{exc} (the kernel's last words: {said})") from exc
             raise

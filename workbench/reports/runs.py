@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import html
-import itertools
 import json
 import os
 import shutil
@@ -61,22 +60,24 @@ def _claim_stem(folder: Path) -> str:
     """A file stem for a new run in ``folder``, held by this process: the timestamp, with ``-2``,
     ``-3``, … when another run of the same second has it (such names still sort by time)."""
     base = timestamp_stem()
-    for n in itertools.count(1):
+    n = 0
+    while True:
+        n += 1
         stem = base if n == 1 else f"{base}-{n}"
         if any((folder / f"{stem}{ending}").exists() for ending in (".ipynb", ".html", ".failed.ipynb")):
             continue
+        claim = folder / f".{stem}{CLAIM_SUFFIX}"
         try:
-            fd = os.open(folder / f".{stem}{CLAIM_SUFFIX}", os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            fd = os.open(claim, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
         except FileExistsError:
             continue
         try:
-            with os.fdopen(fd, "w") as claim:
-                claim.write(str(os.getpid()))
+            with os.fdopen(fd, "w") as file:
+                file.write(str(os.getpid()))
         except OSError:  # a full disk: no claim left behind
-            (folder / f".{stem}{CLAIM_SUFFIX}").unlink(missing_ok=True)
+            claim.unlink(missing_ok=True)
             raise
         return stem
-    raise AssertionError("unreachable")
 
 
 def _process_alive(pid: int) -> bool:
