@@ -35,7 +35,6 @@ $(INSTALLED): pyproject.toml
 	@echo "Installing workbench and its dependencies into $(VENV) (first time: about a minute)"
 	@$(PIP) install --upgrade pip $(QUIET_PIP)
 	@$(PIP) install -e '.[test,spark]' $(QUIET_PIP)
-	@$(PIP) install --no-deps gbstats==0.8.0 $(QUIET_PIP)   # test oracle only: its pins are too old for our stack
 	@touch $@
 
 $(KERNEL): $(INSTALLED)

@@ -14,6 +14,8 @@ from support.reliability_ledger import ledger, pytest_terminal_summary  # noqa: 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_DIR = Path(os.environ.get("WORKBENCH_SAMPLE_DIR", ROOT.parent / "shared" / "data" / "growthbook-sample"))
 ARTIFACTS = ROOT / "test-artifacts"
+# GrowthBook's statistics engine at its main branch: the reference of every statistics test
+ORACLE_DIR = Path(os.environ.get("WORKBENCH_GBSTATS_ORACLE", ROOT.parent / "shared" / "oracles" / "gbstats"))
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -43,6 +45,20 @@ def pg_server():
     server = start_postgres()
     yield server
     server.cleanup()
+
+
+@pytest.fixture(scope="session")
+def oracle():
+    """GrowthBook's gbstats from ``ORACLE_DIR`` (put first on ``sys.path``), for comparisons only;
+    the test skips saying where it is expected when the folder is absent."""
+    import importlib
+    import sys
+
+    if not (ORACLE_DIR / "gbstats" / "__init__.py").exists():
+        pytest.skip(f"the gbstats oracle is not at {ORACLE_DIR} (set WORKBENCH_GBSTATS_ORACLE)")
+    if str(ORACLE_DIR) not in sys.path:
+        sys.path.insert(0, str(ORACLE_DIR))
+    return importlib.import_module("gbstats")
 
 
 @pytest.fixture(scope="session")

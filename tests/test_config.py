@@ -99,7 +99,7 @@ CASES = [
     ),
     (
         lambda d: metric(d, "purchased").update(type="average"),
-        "metric 'purchased': type 'average' is not one of ['binomial', 'count', 'mean', 'duration', 'ratio', 'quantile'].",
+        "metric 'purchased': type 'average' is not one of ['binomial', 'count', 'mean', 'duration', 'ratio', 'quantile', 'quantile_unit'].",
     ),
     (
         lambda d: metric(d, "retention_rate").update(window={"delay_hours": "one day"}),

@@ -44,10 +44,14 @@ STATS = [
     "covariate_sum",
     "covariate_sum_squares",
     "main_covariate_sum_product",
+    "denominator_pre_sum",
+    "main_pre_denominator_pre_sum_product",
     "quantile",
     "quantile_n",
+    "quantile_nstar",
     "quantile_lower",
     "quantile_upper",
+    "quantile_level",
 ]
 
 
@@ -124,9 +128,12 @@ def test_dimension_breakdown_keeps_top_values_and_other(db, config, sample_dir):
         "Safari",
     ]
     assert_matches_reference(ours, expected)
-    # nothing silently dropped: the dimension rows add up to the overall rows
-    overall = ours[ours["dimension"] == "overall"].groupby(["metric", "variation"])[["users", "main_sum"]].sum()
-    split = ours[ours["dimension"] == "browser"].groupby(["metric", "variation"])[["users", "main_sum"]].sum()
+    # nothing silently dropped: the dimension rows add up to the overall rows (a quantile's sᵢ
+    # compare with each slice's own quantile, so only its event counts add up)
+    summed = ["users", "main_sum", "denominator_sum"]
+    ours = ours.assign(main_sum=ours["main_sum"].where(ours["metric_type"] != "quantile"))
+    overall = ours[ours["dimension"] == "overall"].groupby(["metric", "variation"])[summed].sum()
+    split = ours[ours["dimension"] == "browser"].groupby(["metric", "variation"])[summed].sum()
     pd.testing.assert_frame_equal(overall, split)
 
 

@@ -85,8 +85,10 @@ def test_cli_prints_health_then_effects(growthbook_url, monkeypatch):
     assert {"p_value", "p_value_adjusted", "ci_lower", "note"} <= set(first)
     p_values = np.array([r["p_value"] for r in data["results"]], dtype=float)
     assert data["settings"]["correction"] == "holm" and all(
-        r["p_value_adjusted"] >= r["p_value"] for r in data["results"] if r["p_value"] is not None
+        r["p_value_adjusted"] >= r["p_value"] for r in data["results"] if r["p_value_adjusted"] is not None
     )
+    goal = [r for r in data["results"] if r["metric"] in ("purchased",)]  # the goal metric: in the family
+    assert goal and all(r["p_value_adjusted"] is not None for r in goal)
     assert np.isfinite(p_values).all()
 
 

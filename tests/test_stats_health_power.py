@@ -1,5 +1,5 @@
 """Health checks, multiple-testing corrections, power and abautomator's interval view against
-scipy/statsmodels and gbstats 0.8.0."""
+scipy/statsmodels and GrowthBook's gbstats at its main branch (the oracle fixture)."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ from workbench.stats.power import (
 @pytest.mark.parametrize(
     "users, weights", [([5050, 4950], [0.5, 0.5]), ([3300, 3400, 3150], [1 / 3] * 3), ([2100, 7700], [0.2, 0.8])]
 )
-def test_srm_matches_chisquare_and_gbstats(users, weights):
+def test_srm_matches_chisquare_and_gbstats(oracle, users, weights):
     from gbstats.utils import check_srm
 
     expected = np.asarray(weights) / sum(weights) * sum(users)

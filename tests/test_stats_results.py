@@ -90,7 +90,7 @@ def _gbstats_dimensions(table: pd.DataFrame, metric: str, statistic_type: str, m
     ],
 )
 @pytest.mark.parametrize("mode", ["frequentist", "sequential", "bayesian"])
-def test_results_agree_with_gbstats_runner(experiment_table, metric, statistic_type, main_type, mode):
+def test_results_agree_with_gbstats_runner(oracle, experiment_table, metric, statistic_type, main_type, mode):
     settings = {
         "frequentist": AnalysisSettings(),
         "sequential": AnalysisSettings(sequential=True),
@@ -167,12 +167,22 @@ def test_guardrails_are_one_sided_against_harm():
     assert math.isinf(results.loc["speed", "ci_lower"]) and math.isinf(results.loc["latency", "ci_upper"])
 
 
-def test_correction_adds_adjusted_p_values_per_slice(experiment_table):
+def test_correction_family_is_goal_metrics_pooled_over_a_dimensions_slices(experiment_table):
+    """GrowthBook's family (``setAdjustedPValuesOnResults``): goal metrics × variations, every slice
+    of one dimension together; overall on its own. Wider scopes add metric groups or pool all."""
     results = experiment_results(experiment_table, AnalysisSettings(correction="holm")).to_pandas()
-    for _, group in results.groupby(["dimension", "dimension_value"]):
+    for _, group in results.groupby("dimension"):
         np.testing.assert_allclose(
             group["p_value_adjusted"], multipletests(group["p_value"], method="holm")[1], rtol=1e-12
         )
+    metrics = sorted(set(experiment_table["metric"]))
+    goal_only = AnalysisSettings(correction="holm", secondary_metrics=tuple(metrics[1:]))
+    narrowed = experiment_results(experiment_table, goal_only).to_pandas()
+    assert narrowed.loc[narrowed["metric"] != metrics[0], "p_value_adjusted"].isna().all()
+    for _, group in narrowed[narrowed["metric"] == metrics[0]].groupby("dimension"):
+        np.testing.assert_allclose(group["p_value_adjusted"], multipletests(group["p_value"], method="holm")[1])
+    widened = experiment_results(experiment_table, goal_only.with_overrides(correction_scope="everything")).to_pandas()
+    np.testing.assert_allclose(widened["p_value_adjusted"], multipletests(widened["p_value"], method="holm")[1])
     plain = experiment_results(experiment_table, AnalysisSettings()).to_pandas()
     np.testing.assert_array_equal(results["p_value"], plain["p_value"])  # p_value stays the unadjusted one
     bh = experiment_results(experiment_table, AnalysisSettings(correction="bh")).to_dict()
@@ -307,3 +317,31 @@ def test_interval_view_of_the_results_matches_statsmodels(experiment_table):
         sm_proportion.test_proportions_2indep(*counts, method="wald", correction=False).pvalue, rel=1e-9
     )
     assert len(view) == 4 * 3 * 2  # metrics × slices × treatments
+
+
+def test_uncapped_result_beside_the_capped_one_and_a_changed_verdict_is_said():
+    """A capped metric's rows carry ``*_uncapped`` sums: the uncapped effect is computed from them
+    (equal to a plain Welch test on the raw values) and a changed verdict is flagged and worded."""
+    from workbench.reports.tables import capping_sentence
+
+    rng = np.random.default_rng(4)
+    raw_a, raw_b = rng.exponential(10, 3000), rng.exponential(10, 3000)
+    raw_b[:40] += 400  # a few whales in the treatment
+    cap = np.quantile(np.concatenate([raw_a, raw_b]), 0.99)
+    rows = []
+    for variation, raw in (("0", raw_a), ("1", raw_b)):
+        row = sums_row("revenue", "mean", variation, np.minimum(raw, cap))
+        row.update(main_sum_uncapped=float(raw.sum()), main_sum_squares_uncapped=float((raw**2).sum()))
+        rows.append(row)
+    results = experiment_results(pd.DataFrame(rows), AnalysisSettings(difference_type="absolute"))
+    row = results.to_pandas().iloc[0]
+    ref = scipy.stats.ttest_ind(raw_b, raw_a, equal_var=False)
+    assert row["uncapped_absolute_effect"] == pytest.approx(raw_b.mean() - raw_a.mean(), rel=1e-12)
+    assert row["uncapped_p_value"] == pytest.approx(ref.pvalue, rel=1e-6)
+    assert row["significance"] == "" and row["uncapped_significance"] == "better"
+    assert row["capping_changed_verdict"]
+    out = results.to_dict()["results"][0]
+    assert out["capping_changed_verdict"] is True
+    assert out["uncapped"]["p_value"] == pytest.approx(ref.pvalue, rel=1e-6)
+    sentence = capping_sentence(row.to_dict(), results.settings)
+    assert "Capping changed the verdict on **revenue**" in sentence and "uncapped better" in sentence

@@ -42,7 +42,7 @@ metrics:
     denominator: orders_per_user
   - name: order_amount_p90
     type: quantile
-    quantile: 0.9
+    quantile: {value: 0.9, level: event}
     sql: SELECT userId AS user_id, timestamp, amount AS value FROM orders
 experiments:
   - key: checkout-layout
@@ -67,6 +67,8 @@ SECTIONS: dict[str, tuple[Any, ...]] = {
     "metrics[].window": ("metrics", 2, "window"),
     "metrics[].capping": ("metrics", 2, "capping"),
     "metrics[].cuped": ("metrics", 2, "cuped"),
+    "metrics[].quantile": ("metrics", 4, "quantile"),
+    "metrics[].prior": ("metrics", 2, "prior"),
     "experiments[]": ("experiments", 0),
     "experiments[].analysis": ("experiments", 0, "analysis"),
     "experiments[].analysis.prior": ("experiments", 0, "analysis", "prior"),
@@ -323,9 +325,9 @@ CONFIG_KEYS: tuple[Key, ...] = (
     K(
         "metrics[]",
         "quantile",
-        "number in (0, 1)",
+        "mapping, or a number in (0, 1)",
         "required for quantile metrics",
-        "the quantile level",
+        "see `metrics[].quantile`; a bare number is the level `value` at event level",
         "{quantile: 0.5}",
         "{quantile: 90}",
         QUANTILE,
@@ -370,6 +372,15 @@ CONFIG_KEYS: tuple[Key, ...] = (
         "{inverse: true}",
         "{inverse: sometimes}",
     ),
+    K(
+        "metrics[]",
+        "prior",
+        "mapping",
+        "the experiment's `analysis.prior`",
+        "this metric's own proper Bayesian prior on the relative effect; see `metrics[].prior`",
+        "{prior: {mean: 0, stddev: 0.3}}",
+        "{prior: 0.3}",
+    ),
     K("metrics[]", "description", "text", '""', "shown in reports", "{description: Revenue per user}", None),
     K(
         "metrics[].window",
@@ -408,11 +419,59 @@ CONFIG_KEYS: tuple[Key, ...] = (
         "{type: percentile, value: 99}",
     ),
     K(
+        "metrics[].capping",
+        "ignore_zeros",
+        "true / false",
+        "false",
+        "percentile caps only: the quantile is taken over the non-zero per-unit values (GrowthBook's "
+        '"ignore zeros"); refused on absolute caps',
+        "{type: percentile, value: 0.99, ignore_zeros: true}",
+        "{type: absolute, value: 100, ignore_zeros: true}",
+    ),
+    K(
+        "metrics[].prior",
+        "mean",
+        "number",
+        "0",
+        "prior mean of the relative effect (0.05: +5%)",
+        "{mean: 0.02, stddev: 0.3}",
+        "{mean: high, stddev: 0.3}",
+    ),
+    K(
+        "metrics[].prior",
+        "stddev",
+        "number > 0",
+        "required",
+        "prior standard deviation of the relative effect",
+        "{stddev: 0.1}",
+        "{stddev: 0}",
+    ),
+    K(
+        "metrics[].quantile",
+        "value",
+        "number in (0, 1)",
+        "required",
+        "the quantile level ν (0.9: the 90th percentile)",
+        "{value: 0.5}",
+        "{value: 90}",
+    ),
+    K(
+        "metrics[].quantile",
+        "level",
+        "`event` / `unit`",
+        "event",
+        "event: over the `value` of every row that counts (variance clustered by unit); unit: over the units' "
+        "per-unit values (sum of `value`, 0 without rows), a `quantile_unit` metric",
+        "{value: 0.9, level: unit}",
+        "{value: 0.9, level: user}",
+    ),
+    K(
         "metrics[].cuped",
         "lookback_days",
         "number > 0",
         "required",
-        "the covariate is the same metric over this many days before first exposure",
+        "the covariate is the same metric over this many days before first exposure (a ratio: its numerator's "
+        "and its denominator's, each over this window)",
         "{lookback_days: 14}",
         "{lookback_days: 0}",
     ),
@@ -605,6 +664,44 @@ CONFIG_KEYS: tuple[Key, ...] = (
         "multiple-testing correction (frequentist)",
         "{correction: holm}",
         "{correction: bonferroni}",
+    ),
+    K(
+        "experiments[].analysis",
+        "correction_scope",
+        "`goal` / `goal_secondary` / `all` / `everything`",
+        "goal",
+        "which p-values one correction family holds: goal metrics (GrowthBook's), plus secondary, plus "
+        "guardrails (each per dimension), or every metric and slice together",
+        "{correction: holm, correction_scope: all}",
+        "{correction_scope: guardrails}",
+    ),
+    K(
+        "experiments[].analysis",
+        "post_stratification",
+        "list of dimension names",
+        "[]",
+        "post-stratify by these dimensions of the assignment query (their values at first exposure; "
+        "[sufficient statistics](../sufficient-statistics.md))",
+        "{post_stratification: [browser]}",
+        "{post_stratification: [country]}",
+    ),
+    K(
+        "experiments[].analysis",
+        "target_mde",
+        "number > 0",
+        "0.1",
+        "relative lift the reports' mid-experiment power is computed for (GrowthBook's default 10%)",
+        "{target_mde: 0.05}",
+        "{target_mde: 0}",
+    ),
+    K(
+        "experiments[].analysis",
+        "metric_priors",
+        "mapping metric → prior",
+        "the metrics' `prior`",
+        "overrides the per-metric priors (each like `analysis.prior`)",
+        "{engine: bayesian, metric_priors: {purchased: {mean: 0, sd: 0.2, proper: true}}}",
+        None,
     ),
     K(
         "experiments[].analysis",
@@ -1010,6 +1107,8 @@ def accepted_keys() -> dict[str, set[str]]:
         "metrics[].window": set(cfg.WINDOW_KEYS),
         "metrics[].capping": set(cfg.CAPPING_KEYS),
         "metrics[].cuped": set(cfg.CUPED_KEYS),
+        "metrics[].quantile": set(cfg.QUANTILE_KEYS),
+        "metrics[].prior": set(cfg.PRIOR_KEYS),
         "experiments[]": set(cfg.EXPERIMENT_KEYS),
         "experiments[].analysis": names(AnalysisSettings),
         "experiments[].analysis.prior": names(GaussianPrior),

@@ -101,7 +101,8 @@ def metric_types_page() -> str:
         (
             f"With `cuped: {{lookback_days: N}}` ({cuped}) the same per-unit value over "
             "`[first exposure − N days, first exposure)` adds `covariate_sum`, `covariate_sum_squares` and "
-            "`main_covariate_sum_product`."
+            "`main_covariate_sum_product`; on a ratio, its numerator's is that covariate and its denominator's adds "
+            f"{', '.join(f'`{c}`' for c in metric_types.RATIO_CUPED_COLUMNS[len(metric_types.CUPED_COLUMNS) :])}."
         ),
         "",
         "## The example config",

@@ -17,10 +17,15 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-Shape = Literal["unit", "ratio", "events"]
+Shape = Literal["unit", "ratio", "events", "unit_quantile"]
 UNIT: Shape = "unit"  # one value per unit, aggregated from the unit's rows
 RATIO: Shape = "ratio"  # two unit metrics of the config, numerator and denominator
-EVENTS: Shape = "events"  # event level: every counted row's value, no per-unit value
+EVENTS: Shape = "events"  # event level: every counted row's value, no per-unit value; a quantile over them
+# one value per unit (aggregated as for UNIT), a quantile over the units' values: not a ratio's
+# part, no planning baseline
+UNIT_QUANTILE: Shape = "unit_quantile"
+# The level of the quantile a shape's statistic takes (``quantile: {level: …}`` in the config).
+QUANTILE_LEVELS: dict[Shape, str] = {EVENTS: "event", UNIT_QUANTILE: "unit"}
 
 # The statistics the statistics engine computes (workbench.stats.moments), with the
 # sufficient-statistic columns each reads.
@@ -34,10 +39,49 @@ STATISTIC_COLUMNS: dict[str, tuple[str, ...]] = {
         "denominator_sum_squares",
         "main_denominator_sum_product",
     ),
-    "quantile": ("quantile", "quantile_n", "quantile_lower", "quantile_upper"),
+    # event level, clustered in units: main_sum… are sums over units of sᵢ (events ≤ the
+    # quantile) and nᵢ (events), as GrowthBook's QuantileClusteredStatistic reads them
+    "quantile_event": (
+        "quantile",
+        "quantile_n",
+        "quantile_nstar",
+        "quantile_lower",
+        "quantile_upper",
+        "quantile_level",
+        "main_sum",
+        "main_sum_squares",
+        "denominator_sum",
+        "denominator_sum_squares",
+        "main_denominator_sum_product",
+    ),
+    "quantile_unit": ("quantile", "quantile_n", "quantile_nstar", "quantile_lower", "quantile_upper", "quantile_level"),
 }
 # Added to a unit metric's columns when it has a CUPED covariate.
 CUPED_COLUMNS = ("covariate_sum", "covariate_sum_squares", "main_covariate_sum_product")
+# Added to a ratio metric's columns when it has a CUPED covariate (GrowthBook's names): the
+# numerator's pre-exposure value is the covariate of CUPED_COLUMNS, the denominator's adds these.
+RATIO_CUPED_COLUMNS = (
+    *CUPED_COLUMNS,
+    "denominator_pre_sum",
+    "denominator_pre_sum_squares",
+    "main_post_denominator_pre_sum_product",
+    "main_pre_denominator_post_sum_product",
+    "main_pre_denominator_pre_sum_product",
+    "denominator_post_denominator_pre_sum_product",
+)
+QUANTILE_COLUMNS = ("quantile", "quantile_n", "quantile_nstar", "quantile_lower", "quantile_upper", "quantile_level")
+# A capped metric's sums again over the per-unit values before capping (GrowthBook's names).
+UNCAPPED_COLUMNS = tuple(
+    f"{column}_uncapped"
+    for column in (
+        "main_sum",
+        "main_sum_squares",
+        "denominator_sum",
+        "denominator_sum_squares",
+        "main_denominator_sum_product",
+        *RATIO_CUPED_COLUMNS,
+    )
+)
 # Every sufficient-statistic column, in the order of docs/sufficient-statistics.md.
 STAT_COLUMNS = (
     "main_sum",
@@ -45,11 +89,9 @@ STAT_COLUMNS = (
     "denominator_sum",
     "denominator_sum_squares",
     "main_denominator_sum_product",
-    *CUPED_COLUMNS,
-    "quantile",
-    "quantile_n",
-    "quantile_lower",
-    "quantile_upper",
+    *RATIO_CUPED_COLUMNS,
+    *QUANTILE_COLUMNS,
+    *UNCAPPED_COLUMNS,
 )
 
 
@@ -67,10 +109,11 @@ class Contract:
 class MetricType:
     """One metric type.
 
-    ``shape`` says how values are formed (:data:`UNIT`, :data:`RATIO`, :data:`EVENTS`);
+    ``shape`` says how values are formed (:data:`UNIT`, :data:`RATIO`, :data:`EVENTS`,
+    :data:`UNIT_QUANTILE`);
     ``statistic`` names the statistic the statistics engine computes (a key of
-    :data:`STATISTIC_COLUMNS`). For unit types, the experiment query counts each unit's rows that
-    count (``{rows}``) and, when ``value_aggregate`` names a SQL aggregate (``SUM``, ``MAX``, …),
+    :data:`STATISTIC_COLUMNS`). For unit and unit-quantile types, the experiment query counts each
+    unit's rows that count (``{rows}``) and, when ``value_aggregate`` names a SQL aggregate (``SUM``, ``MAX``, …),
     aggregates their ``value`` (``{value}``, NULL without rows); ``unit_value`` is the SQL of the
     per-unit value from those two. The same formula gives the CUPED covariate over the
     pre-exposure rows. ``value_column``: the SQL must return ``value``. ``cuped`` and ``capping``:
@@ -100,6 +143,17 @@ class MetricType:
         denominator and has a planning baseline."""
         return self.shape == UNIT
 
+    @property
+    def unit_values(self) -> bool:
+        """True when the experiment query forms one value per unit from ``unit_value`` (unit and
+        unit-quantile types)."""
+        return self.shape in (UNIT, UNIT_QUANTILE)
+
+    @property
+    def quantile_level(self) -> str | None:
+        """``"event"`` or ``"unit"`` for a quantile type (the level its quantile is taken at), else None."""
+        return QUANTILE_LEVELS.get(self.shape)
+
     def required_columns(self, identifier_types: Iterable[str]) -> list[str]:
         """The columns a metric's SQL must return: its identifier columns, ``timestamp`` and,
         when the type reads it, ``value``."""
@@ -121,7 +175,7 @@ def register(kind: MetricType) -> MetricType:
         raise ValueError(
             f"metric type {kind.name!r}: statistic {kind.statistic!r} is not one of {list(STATISTIC_COLUMNS)}."
         )
-    if kind.shape == UNIT and "{rows}" not in kind.unit_value and "{value}" not in kind.unit_value:
+    if kind.unit_values and "{rows}" not in kind.unit_value and "{value}" not in kind.unit_value:
         raise ValueError(f"metric type {kind.name!r}: unit_value must use {{rows}} or {{value}}.")
     REGISTRY[kind.name] = kind
     return kind
@@ -138,6 +192,14 @@ def get(name: str) -> MetricType:
         return REGISTRY[name]
     except (KeyError, TypeError):
         raise ValueError(f"metric_type {name!r} is not one of {', '.join(REGISTRY)}.") from None
+
+
+def quantile_type(level: str, preferred: MetricType | None = None) -> MetricType | None:
+    """The registered quantile type taking its quantile at ``level`` (``event`` / ``unit``):
+    ``preferred`` when it does, else the first registered one; None when no type does."""
+    if preferred is not None and preferred.quantile_level == level:
+        return preferred
+    return next((kind for kind in REGISTRY.values() if kind.quantile_level == level), None)
 
 
 _ROWS = "1 when the unit has at least one row that counts, else 0"
@@ -170,13 +232,25 @@ register(MetricType(
     "ratio", RATIO, "ratio",
     Contract("nothing: `numerator` and `denominator` name two metrics with a per-unit value",
              "the numerator's and the denominator's per-unit values, each with its own window, filter and capping",
-             "`Σm/Σd` with the delta-method variance from `main_denominator_sum_product`"),
-    value_column=False, example={"name": "average_order_value", "numerator": "revenue_per_user", "denominator": "orders_per_user"},
+             "`Σm/Σd` with the delta-method variance from `main_denominator_sum_product`; with CUPED, "
+             "GrowthBook's regression-adjusted ratio over both parts' pre-exposure values"),
+    value_column=False, cuped=True,
+    example={"name": "average_order_value", "numerator": "revenue_per_user", "denominator": "orders_per_user"},
 ))  # fmt: skip
 register(MetricType(
-    "quantile", EVENTS, "quantile",
+    "quantile", EVENTS, "quantile_event",
     Contract("the identifier columns, `timestamp`, `value`",
-             "none: event level, over the `value`s of the rows that count (NULLs dropped)",
-             "the value at rank `ceil(n·q)` and its order-statistic 95% interval (ranks `n·q ∓ 1.96·sqrt(n·q·(1−q))`)"),
-    example={"name": "order_amount_p90", "quantile": 0.9},
+             "none: event level, over the `value`s of the rows that count (NULLs dropped); per unit, the "
+             "events at or below the arm's quantile and the unit's events (the clusters)",
+             "the value at rank `ceil(n·q)` and its order-statistic 95% interval (ranks `n·q ∓ 1.96·sqrt(n·q·(1−q))`), "
+             "variance corrected for events clustered in units (GrowthBook's `QuantileClusteredStatistic`)"),
+    example={"name": "order_amount_p90", "quantile": {"value": 0.9, "level": "event"}},
+))  # fmt: skip
+register(MetricType(
+    "quantile_unit", UNIT_QUANTILE, "quantile_unit",
+    Contract("the identifier columns, `timestamp`, `value`",
+             "the sum of `value` over the rows that count (NULLs ignored; 0 without rows), as for mean",
+             "the per-unit value at rank `ceil(n·q)` over the `n` units and its order-statistic 95% interval"),
+    value_aggregate="SUM", unit_value="COALESCE({value}, 0.0)",
+    example={"name": "revenue_per_user_p90", "type": "quantile", "quantile": {"value": 0.9, "level": "unit"}},
 ))  # fmt: skip

@@ -181,7 +181,8 @@ def sufficient_stats(
                         r[r["variation"] == var] if value == "all" else r[(r["variation"] == var) & (r["dim"] == value)]
                     )
                     row |= quantile_stats(sel["value"].to_numpy(), 0.9)
-                    row["count"] = row["quantile_n"]
+                    row |= cluster_sums(sel, row["quantile"])
+                    row |= {"count": row["quantile_n"], "quantile_nstar": row["quantile_n"], "quantile_level": 0.9}
                 else:
                     a = main.loc[vu, "main"].to_numpy()
                     row |= {"count": len(vu), "main_sum": a.sum(), "main_sum_squares": (a * a).sum()}
@@ -201,6 +202,20 @@ def sufficient_stats(
                         }
                 rows.append(row)
     return pd.DataFrame(rows)
+
+
+def cluster_sums(rows: pd.DataFrame, quantile: float) -> dict:
+    """GrowthBook's per-unit sums of an event quantile over ``rows`` (``unit``, ``value``): sᵢ the
+    unit's values at or below ``quantile``, nᵢ its values (units without rows add 0)."""
+    s = (rows["value"] <= quantile).groupby(rows["unit"]).sum().to_numpy(float)
+    n = rows.groupby("unit").size().to_numpy(float)
+    return {
+        "main_sum": s.sum(),
+        "main_sum_squares": (s * s).sum(),
+        "denominator_sum": n.sum(),
+        "denominator_sum_squares": (n * n).sum(),
+        "main_denominator_sum_product": (s * n).sum(),
+    }
 
 
 def quantile_stats(values: np.ndarray, q: float) -> dict:

@@ -1,11 +1,9 @@
 """Test-only helpers for the statistics tests: simulated per-unit data, the sufficient-statistics
-rows summed from it with numpy (independently of workbench), and GrowthBook's gbstats 0.8.0
-statistics built from the same sums (gbstats is a test oracle only, never imported by workbench)."""
+rows summed from it with numpy (independently of workbench)."""
 
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 
 
 def sums_row(
@@ -43,43 +41,3 @@ def sums_row(
             main_covariate_sum_product=float((y * x).sum()),
         )
     return row
-
-
-def gb_statistic(row: dict, *, cuped: bool = False):
-    """The gbstats statistic for one of our rows, as gbstats' own runner would build it."""
-    from gbstats.models.statistics import (
-        ProportionStatistic,
-        QuantileStatistic,
-        RatioStatistic,
-        RegressionAdjustedStatistic,
-        SampleMeanStatistic,
-    )  # fmt: skip
-
-    n = int(row["users"])
-    binomial = row["metric_type"] == "binomial"
-
-    def base(prefix: str):
-        if binomial:
-            return ProportionStatistic(n=n, sum=float(row[f"{prefix}_sum"]))
-        return SampleMeanStatistic(
-            n=n, sum=float(row[f"{prefix}_sum"]), sum_squares=float(row[f"{prefix}_sum_squares"])
-        )
-
-    if row["metric_type"] == "quantile":
-        return QuantileStatistic(n=int(row["quantile_n"]), n_star=int(row["quantile_n"]), nu=float(row["nu"]), quantile_hat=float(row["quantile"]),
-                                 quantile_lower=float(row["quantile_lower"]), quantile_upper=float(row["quantile_upper"]))  # fmt: skip
-    if row["metric_type"] == "ratio":
-        return RatioStatistic(
-            n=n,
-            m_statistic=base("main"),
-            d_statistic=base("denominator"),
-            m_d_sum_of_products=float(row["main_denominator_sum_product"]),
-        )
-    if cuped:
-        return RegressionAdjustedStatistic(n=n, post_statistic=base("main"), pre_statistic=base("covariate"),
-                                           post_pre_sum_of_products=float(row["main_covariate_sum_product"]), theta=0)  # fmt: skip
-    return base("main")
-
-
-def table(rows: list[dict]) -> pd.DataFrame:
-    return pd.DataFrame(rows)

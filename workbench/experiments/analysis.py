@@ -26,6 +26,7 @@ def analysis_settings(experiment: Experiment, **overrides: Any) -> AnalysisSetti
     """The :class:`AnalysisSettings` of ``experiment``'s config entry, then ``overrides`` (None
     values ignored); errors name the config file and entry."""
     from workbench.stats import AnalysisSettings
+    from workbench.stats.bayesian import GaussianPrior
 
     groups = experiment.metric_groups
     base = AnalysisSettings(
@@ -36,12 +37,32 @@ def analysis_settings(experiment: Experiment, **overrides: Any) -> AnalysisSetti
         secondary_metrics=groups["secondary"],
         guardrail_metrics=groups["guardrail"],
         inverse_metrics=frozenset(name for name, inverse in experiment.inverse.items() if inverse),
+        metric_priors={  # `prior:` on a metric entry: its own proper prior on the relative effect
+            name: GaussianPrior(mean=m.prior.mean, sd=m.prior.stddev, proper=True)
+            for name, m in experiment.metrics.items()
+            if m.prior is not None
+        },
     )
     try:
         configured = base.with_overrides(**experiment.analysis)
     except (ConfigError, TypeError, ValueError) as exc:  # ValueError: a bad prior (GaussianPrior's own check)
         raise ConfigError(f"{experiment.config.path}: experiments[{experiment.key}].analysis: {exc}") from None
     return configured.with_overrides(**overrides)
+
+
+def post_stratification(experiment: Experiment, settings: AnalysisSettings) -> tuple[str, ...]:
+    """The dimensions ``settings`` post-stratify by, each checked to be a dimension of the
+    experiment's assignment query (before any query runs)."""
+    strata = tuple(getattr(settings, "post_stratification", ()) or ())
+    dimensions = experiment.settings.assignment_query.dimensions
+    unknown = [d for d in strata if d not in dimensions]
+    if unknown:
+        raise ConfigError(
+            f"{experiment.config.path}: experiments[{experiment.key}].analysis.post_stratification: "
+            f"{', '.join(map(repr, unknown))} {'is not a dimension' if len(unknown) == 1 else 'are not dimensions'} "
+            f"of assignment query {experiment.settings.assignment_query.name!r}; use some of {list(dimensions)}."
+        )
+    return strata
 
 
 def analyze(
@@ -63,6 +84,7 @@ def analyze(
 
     exp = load_experiment(experiment_or_key) if isinstance(experiment_or_key, str) else experiment_or_key
     settings = analysis_settings(exp, **setting_overrides)
+    strata = post_stratification(exp, settings)
     own_db = db is None
     if own_db:
         from workbench.db.connection import connect
@@ -72,7 +94,8 @@ def analyze(
     stats_frames, unit_frames, sql = [], [], []
     try:
         for dimension in [None, *dims]:
-            stats = sufficient_stats(exp, dimension, db)
+            # the overall query also returns the post-stratification strata rows (dimension "__strata__")
+            stats = sufficient_stats(exp, dimension, db, strata=strata if dimension is None else ())
             units, days = health_facts(exp, dimension, db)
             sql += [stats.attrs.get("sql", ""), units.attrs.get("sql", "")]
             if dimension is None:

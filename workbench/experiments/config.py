@@ -22,7 +22,7 @@ from workbench import metric_types, paths
 from workbench.config_file import DATABASE_KEYS, read_config_file
 from workbench.db.dialects import IDENTIFIER, SOURCE_DIALECT
 from workbench.errors import ConfigError, shown
-from workbench.metric_types import EVENTS, RATIO, MetricType
+from workbench.metric_types import RATIO, MetricType
 
 NAME = IDENTIFIER  # a plain SQL identifier, the rule every module shares
 EXPERIMENT_KEY = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,99}\Z")  # at most 100 characters: keys name report folders
@@ -45,6 +45,7 @@ METRIC_KEYS = {
     "numerator",
     "denominator",
     "inverse",
+    "prior",
     "description",
 }
 # What a metric's filter may be built of, as sqlglot node kinds (an allow-list): the rows' columns,
@@ -64,8 +65,10 @@ FILTER_NODES = (
     | {"Case", "If", "Cast", "DataType", "DataTypeParam", "Var", "Interval"}
 )
 WINDOW_KEYS = {"delay_hours", "hours"}
-CAPPING_KEYS = {"type", "value"}
+CAPPING_KEYS = {"type", "value", "ignore_zeros"}
+PRIOR_KEYS = {"mean", "stddev"}
 CUPED_KEYS = {"lookback_days"}
+QUANTILE_KEYS = {"value", "level"}
 EXPERIMENT_KEYS = {
     "key",
     "name",
@@ -98,10 +101,20 @@ class Window:
 @dataclass(frozen=True)
 class Capping:
     """``absolute``: per-unit values above ``value`` become ``value``; ``percentile``: above the
-    ``value`` quantile (0 < value < 1, nearest rank) of the experiment's per-unit values."""
+    ``value`` quantile (0 < value < 1, nearest rank) of the experiment's per-unit values, of its
+    non-zero ones only with ``ignore_zeros`` (GrowthBook's "ignore zeros")."""
 
     type: str
     value: float
+    ignore_zeros: bool = False
+
+
+@dataclass(frozen=True)
+class Prior:
+    """A metric's own Bayesian prior on the relative effect: normal(``mean``, ``stddev``)."""
+
+    mean: float
+    stddev: float
 
 
 @dataclass(frozen=True)
@@ -123,6 +136,7 @@ class Metric:
     denominator: Metric | None = None
     inverse: bool = False
     description: str = ""
+    prior: Prior | None = None
 
     @property
     def type(self) -> str:
@@ -469,7 +483,7 @@ class _Parser:
         if kind.shape == RATIO:
             self.keys(
                 entry,
-                {"name", "type", "numerator", "denominator", "inverse", "description", "capping"},
+                {"name", "type", "numerator", "denominator", "inverse", "description", "capping", "prior", "cuped"},
                 where,
                 ("numerator", "denominator"),
             )
@@ -478,19 +492,24 @@ class _Parser:
                     where,
                     f"{kind.name} metrics take capping from their numerator and denominator metrics; move 'capping' there.",
                 )
+            if "cuped" in entry and not kind.cuped:
+                raise self.fail(where, f"{kind.name} metrics take no 'cuped'; remove it.")
             self.ratio_parts[name] = (self.name(entry, "numerator", where), self.name(entry, "denominator", where))
-            return Metric(name, kind, inverse=inverse, description=str(entry.get("description") or ""))
+            return Metric(
+                name,
+                kind,
+                cuped_lookback_days=self.cuped(entry.get("cuped"), where),
+                inverse=inverse,
+                description=str(entry.get("description") or ""),
+                prior=self.prior(entry.get("prior"), where),
+            )
         for key in ("numerator", "denominator"):
             if key in entry:
                 raise self.fail(where, f"'{key}' belongs to ratio metrics only; remove it or set type: ratio.")
         sql = self.text(entry, "sql", where)
         quantile = None
-        if kind.shape == EVENTS:
-            if "quantile" not in entry:
-                raise self.fail(where, f"{kind.name} metrics need 'quantile: 0.9' (a level between 0 and 1).")
-            quantile = self.number(entry["quantile"], f"{where}.quantile", 0, 1, open_low=True)
-            if quantile >= 1:
-                raise self.fail(f"{where}.quantile", f"must be < 1, not {quantile}.")
+        if kind.quantile_level:
+            kind, quantile = self.quantile(entry, kind, where)
         elif "quantile" in entry:
             raise self.fail(where, "'quantile' belongs to quantile metrics only; remove it or set type: quantile.")
         refused = [
@@ -530,6 +549,7 @@ class _Parser:
             filter=self.filter(entry.get("filter"), where),
             inverse=inverse,
             description=str(entry.get("description") or ""),
+            prior=self.prior(entry.get("prior"), where),
         )
 
     def window(self, value: Any, where: str) -> Window:
@@ -554,7 +574,52 @@ class _Parser:
             level = self.number(value["value"], f"{where}.capping.value", 0, 1, open_low=True)
         else:
             level = self.number(value["value"], f"{where}.capping.value", 0)
-        return Capping(value["type"], level)
+        ignore_zeros = value.get("ignore_zeros", False)
+        if not isinstance(ignore_zeros, bool):
+            raise self.fail(f"{where}.capping.ignore_zeros", f"must be true or false, not {shown(ignore_zeros)}.")
+        if ignore_zeros and value["type"] != "percentile":
+            raise self.fail(
+                f"{where}.capping.ignore_zeros",
+                "applies to percentile caps only (an absolute cap does not depend on the other values); remove it or use type: percentile.",
+            )
+        return Capping(value["type"], level, ignore_zeros)
+
+    def prior(self, value: Any, where: str) -> Prior | None:
+        """A metric's own Bayesian prior on the relative effect, ``{mean: 0, stddev: 0.3}``."""
+        if value is None:
+            return None
+        if not isinstance(value, dict):
+            raise self.fail(f"{where}.prior", "must be a mapping like {mean: 0.0, stddev: 0.3} (relative effect).")
+        self.keys(value, PRIOR_KEYS, f"{where}.prior", ("stddev",))
+        mean = self.number(value.get("mean", 0.0), f"{where}.prior.mean")
+        return Prior(mean, self.number(value["stddev"], f"{where}.prior.stddev", 0, open_low=True))
+
+    def quantile(self, entry: dict[str, Any], kind: MetricType, where: str) -> tuple[MetricType, float]:
+        """``(type, level ν)`` of a quantile metric: ``quantile: 0.9`` (at the type's own level:
+        event for ``quantile``) or ``quantile: {value: 0.9, level: event | unit}``; the level picks
+        the registered type (``type: quantile`` with ``level: unit`` is a ``quantile_unit`` metric)."""
+        value, level, at = entry.get("quantile"), kind.quantile_level, f"{where}.quantile"
+        if value is None:
+            raise self.fail(
+                where,
+                f"{kind.name} metrics need 'quantile: {{value: 0.9, level: event}}' (a level between 0 and 1, "
+                "taken over events or over units' values).",
+            )
+        if isinstance(value, dict):
+            self.keys(value, QUANTILE_KEYS, at, ("value",))
+            level = value.get("level", level)
+            levels = [name for name in metric_types.QUANTILE_LEVELS.values() if metric_types.quantile_type(name)]
+            if level not in levels:
+                raise self.fail(f"{at}.level", f"must be {' or '.join(levels)}, not {shown(level)}.")
+            value, at = value["value"], f"{at}.value"
+        elif not isinstance(value, (int, float)) or isinstance(value, bool):
+            raise self.fail(
+                at, f"must be a number like 0.9 or a mapping like {{value: 0.9, level: unit}}, not {shown(value)}."
+            )
+        nu = self.number(value, at, 0, 1, open_low=True)
+        if nu >= 1:
+            raise self.fail(at, f"must be < 1, not {nu}.")
+        return metric_types.quantile_type(level, kind) or kind, nu
 
     def cuped(self, value: Any, where: str) -> float | None:
         if value is None:
@@ -699,6 +764,15 @@ class _Parser:
         analysis = entry.get("analysis") or {}
         if not isinstance(analysis, dict):
             raise self.fail(f"{where}.analysis", "must be a mapping of statistics settings (engine, alpha, …).")
+        if analysis.get("post_stratification") is not None:
+            strata = self.names(analysis["post_stratification"], f"{where}.analysis.post_stratification")
+            unknown = [d for d in strata if d not in aq.dimensions]
+            if unknown:
+                raise self.fail(
+                    f"{where}.analysis.post_stratification",
+                    f"{', '.join(map(repr, unknown))} {'is not a dimension' if len(unknown) == 1 else 'are not dimensions'} "
+                    f"of assignment query {aq.name!r}; use some of {list(aq.dimensions)}.",
+                )
         return ExperimentConfig(
             key,
             aq,

@@ -62,6 +62,7 @@ def cumulative_effects(
     of ``days`` (UTC): one row per day × metric × variation, columns ``CUMULATIVE_COLUMNS``."""
     import pandas as pd
 
+    from workbench.experiments.analysis import post_stratification
     from workbench.experiments.engine import sufficient_stats
     from workbench.progress import progress
     from workbench.stats import experiment_results
@@ -69,13 +70,14 @@ def cumulative_effects(
     metrics = tuple(metrics if metrics is not None else experiment.settings.goal_metrics)
     if not metrics or not days:
         return pd.DataFrame(columns=CUMULATIVE_COLUMNS)
+    strata = post_stratification(experiment, settings)  # the same strata rows as the overall results
     frames = []
     for day in progress(days, desc=f"Cumulative {experiment.key}", unit="day"):
         end = dt.datetime.combine(day, dt.time()) + dt.timedelta(days=1, microseconds=-1)
         if experiment.settings.end is not None:
             end = min(end, experiment.settings.end)
         as_of = dataclasses.replace(experiment, settings=dataclasses.replace(experiment.settings, end=end))
-        stats = sufficient_stats(as_of, None, db, metrics=metrics)
+        stats = sufficient_stats(as_of, None, db, metrics=metrics, strata=strata)
         table = experiment_results(stats, settings, experiment=experiment.key).to_pandas()
         table = table[(table["dimension"] == "overall") & (table["variation"] != settings.control)]
         frames.append(table.assign(day=pd.Timestamp(day)))

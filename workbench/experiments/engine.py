@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from workbench.errors import ConfigError
 from workbench.experiments import sql as sql_builder
 from workbench.experiments.config import Config, ExperimentConfig, Metric, load_config, select_columns
-from workbench.metric_types import EVENTS, STAT_COLUMNS
+from workbench.metric_types import STAT_COLUMNS
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -152,17 +152,24 @@ def sufficient_stats(
     top_n: int = sql_builder.DEFAULT_TOP_N,
     show_sql: bool = False,
     metrics: Sequence[Metric | str] | None = None,
+    strata: Sequence[str] = (),
 ) -> pd.DataFrame:
     """The sufficient-statistics table of ``docs/sufficient-statistics.md``: one row per
     (metric, dimension, dimension_value, variation), overall rows always, ``dimension`` rows (top
-    ``top_n`` values plus ``(other)``) when asked. ``.attrs["sql"]`` holds the query that ran."""
+    ``top_n`` values plus ``(other)``) when asked. With ``strata`` (post-stratification
+    dimensions, no ``dimension``) the other rows are the strata instead: ``dimension`` is
+    ``"__strata__"`` and ``dimension_value`` the stratum key. ``.attrs["sql"]`` holds the query that ran."""
     import numpy as np
     import pandas as pd
 
     db = _database(db)
     check_columns(experiment, db)
     metrics = chosen_metrics(experiment, metrics)
-    query = sql_builder.sufficient_stats_query(experiment.config, experiment.settings, dimension, top_n, metrics)
+    strata = (strata,) if isinstance(strata, str) else tuple(strata)
+    query = sql_builder.sufficient_stats_query(
+        experiment.config, experiment.settings, dimension, top_n, metrics, strata
+    )
+    breakdown = sql_builder.STRATA if strata else dimension or "overall"
     wide = _run(query, db, show_sql)
     variations = list(experiment.variations) or sorted(set(wide["variation"]))
     values = set(wide["dimension_value"])
@@ -181,9 +188,7 @@ def sufficient_stats(
             {
                 "metric": metric.name,
                 "metric_type": metric.type,
-                "dimension": np.where(
-                    wide["dimension_value"] == sql_builder.OVERALL, "overall", dimension or "overall"
-                ),
+                "dimension": np.where(wide["dimension_value"] == sql_builder.OVERALL, "overall", breakdown),
                 "dimension_value": wide["dimension_value"].replace(sql_builder.OVERALL, "all"),
                 "variation": wide["variation"].astype(str),
                 "users": wide["users"],
@@ -191,16 +196,21 @@ def sufficient_stats(
         )
         for stat in STAT_COLUMNS:
             part[stat] = pd.to_numeric(wide[cols[stat]], errors="coerce").astype("float64") if stat in cols else np.nan
-        if metric.kind.shape == EVENTS:
-            part["quantile_n"] = part["quantile_n"].fillna(0)
+        if metric.kind.quantile_level:  # an arm or slice without values: n = 0, empty sums, no quantile
+            for stat in cols:
+                if stat not in ("quantile", "quantile_lower", "quantile_upper", "quantile_level"):
+                    part[stat] = part[stat].fillna(0.0)
+            part["quantile_level"] = part["quantile_level"].fillna(metric.quantile or 0.5)
             part["count"] = part["quantile_n"].astype("int64")
         else:
-            for stat in ("main_sum", "main_sum_squares"):
-                part[stat] = part[stat].fillna(0.0)
+            for stat in ("main_sum", "main_sum_squares", "main_sum_uncapped", "main_sum_squares_uncapped"):
+                if stat in cols or not stat.endswith("_uncapped"):
+                    part[stat] = part[stat].fillna(0.0)
             part["count"] = part["users"]
         frames.append(part)
     result = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=STATS_COLUMNS)
-    result["quantile_n"] = result["quantile_n"].astype("Int64")
+    for stat in ("quantile_n", "quantile_nstar"):
+        result[stat] = result[stat].astype("Int64")
     result = result[STATS_COLUMNS]
     result.attrs = {"sql": query.sql, "params": query.params, "experiment": experiment.key}
     return result

@@ -15,19 +15,25 @@ Snowflake or Trino.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from workbench.errors import ConfigError, shown
 from workbench.experiments.config import AssignmentQuery, Config, ExperimentConfig, Metric
-from workbench.metric_types import EVENTS, RATIO
+from workbench.metric_types import RATIO
 
 OVERALL = "__overall__"
 MULTIPLE = "__multiple__"
 OTHER = "(other)"
 NULL_VALUE = "(null)"
 DEFAULT_TOP_N = 20
+# Post-stratification: the stratum of a unit is its values of the listed dimensions (each as in
+# dimension rows: at first exposure, top N values, NULL as NULL_VALUE) joined with STRATA_SEPARATOR.
+STRATA = "__strata__"
+STRATA_SEPARATOR = " | "
 
 
 @dataclass(frozen=True)
@@ -55,16 +61,43 @@ class _Plan:
         base: dict[str, Metric] = {}
         for metric in self.outputs:
             for part in metric.parts:
-                if part.kind.per_unit:
+                if part.kind.unit_values:
                     base.setdefault(part.name, part)
+        # A CUPED ratio's pre-exposure values: each part over the ratio's lookback, from the part
+        # itself when its own CUPED lookback is the same, else from a copy of the part (a base
+        # metric named "<part>@pre<days>", left out of the per-unit output) with that lookback.
+        self.pre_parts: dict[tuple[str, str], str] = {}  # (ratio, "numerator" | "denominator") -> base metric
+        self.hidden: set[str] = set()  # those copies
+        for metric in self.outputs:
+            if metric.kind.shape != RATIO or not metric.cuped_lookback_days:
+                continue
+            for role, part in zip(("numerator", "denominator"), metric.parts, strict=True):
+                if part.cuped_lookback_days != metric.cuped_lookback_days:
+                    part = dataclasses.replace(
+                        part,
+                        name=f"{part.name}@pre{metric.cuped_lookback_days:g}",
+                        cuped_lookback_days=metric.cuped_lookback_days,
+                    )
+                    base.setdefault(part.name, part)
+                    self.hidden.add(part.name)
+                self.pre_parts[(metric.name, role)] = part.name
         self.base = list(base.values())
         self.index = {m.name: i for i, m in enumerate(self.base)}
-        self.quantiles = [m for m in self.outputs if m.kind.shape == EVENTS]
+        self.quantiles = [m for m in self.outputs if m.kind.quantile_level]
         self.params: dict[str, Any] = {"experiment_key": experiment.key}
         self.identity: dict[tuple[int, str], str] = {}  # (join index, other type) -> CTE name
         self.identity_written: set[str] = set()  # identity-map CTEs already in the query
         self.shift_columns: dict[int, str] = {}  # seconds after first exposure -> column of eligible
         self.top_n = DEFAULT_TOP_N
+        self.strata: tuple[str, ...] = ()  # dimensions whose values at first exposure make wb_dim the stratum
+
+    def parts_of(self, metric: Metric) -> list[Metric]:
+        """The base metrics whose per-unit values ``metric``'s sums read: its parts and the copies
+        holding a CUPED ratio's pre-exposure values."""
+        names = [part.name for part in metric.parts] + [
+            name for (ratio, _), name in self.pre_parts.items() if ratio == metric.name
+        ]
+        return [self.base[self.index[name]] for name in dict.fromkeys(names) if name in self.index]
 
     def key_for(self, metric: Metric) -> tuple[str, str | None]:
         """(identifier column of the metric SQL, identity-map CTE or None for a direct join)."""
@@ -173,26 +206,41 @@ def _units_ctes(plan: _Plan, dimension: str | None, included_only: bool) -> list
     if exp_cfg.end is not None:
         where.append("e.timestamp <= :end")
         plan.params["end"] = exp_cfg.end
-    dim_col = f", CAST(e.{dimension} AS VARCHAR) AS wb_raw_dim" if dimension else ""
+    # one dimension (dimension rows) or the post-stratification dimensions (the stratum, one key)
+    dims = (dimension,) if dimension else plan.strata
+    raw = [f"wb_raw_dim{f'_{k}' if k else ''}" for k in range(len(dims))]
+    dim_col = "".join(f", CAST(e.{d} AS VARCHAR) AS {r}" for d, r in zip(dims, raw, strict=True))
     ctes = [
         f"exposures AS (\n  SELECT e.{unit} AS wb_unit, e.timestamp AS wb_ts, CAST(e.variation_id AS VARCHAR) AS wb_variation{dim_col}\n"
         f"  FROM ({aq.sql}) e\n  WHERE {' AND '.join(where)}\n)"
     ]
-    if dimension:
+    if dims:
         plan.params["top_n"] = plan.top_n
+        ranks = [f"dimension_ranks{r[len('wb_raw_dim') :]}" for r in raw]
+        values = [
+            f"CASE WHEN r{k or ''}.wb_value_rank <= :top_n THEN f.{r} ELSE '{OTHER}' END" for k, r in enumerate(raw)
+        ]
+        key = f" || '{STRATA_SEPARATOR}' || ".join(values)
         ctes += [
-            "ranked_exposures AS (\n  SELECT wb_unit, wb_ts, wb_variation, wb_raw_dim,\n"
-            "    ROW_NUMBER() OVER (PARTITION BY wb_unit ORDER BY wb_ts, wb_variation, wb_raw_dim) AS wb_exposure_rank,\n"
+            f"ranked_exposures AS (\n  SELECT wb_unit, wb_ts, wb_variation, {', '.join(raw)},\n"
+            f"    ROW_NUMBER() OVER (PARTITION BY wb_unit ORDER BY wb_ts, wb_variation, {', '.join(raw)}) AS wb_exposure_rank,\n"
             "    MIN(wb_variation) OVER (PARTITION BY wb_unit) AS wb_min_variation,\n"
             "    MAX(wb_variation) OVER (PARTITION BY wb_unit) AS wb_max_variation\n  FROM exposures\n)",
             "first_exposures AS (\n  SELECT wb_unit, wb_ts AS wb_first_exposure,\n"
             f"    CASE WHEN wb_min_variation = wb_max_variation THEN wb_variation ELSE '{MULTIPLE}' END AS wb_variation,\n"
-            f"    COALESCE(wb_raw_dim, '{NULL_VALUE}') AS wb_raw_dim\n  FROM ranked_exposures WHERE wb_exposure_rank = 1\n)",
-            "dimension_ranks AS (\n  SELECT wb_raw_dim, ROW_NUMBER() OVER (ORDER BY COUNT(*) DESC, wb_raw_dim) AS wb_value_rank\n"
-            "  FROM first_exposures GROUP BY wb_raw_dim\n)",
+            + ",\n".join(f"    COALESCE({r}, '{NULL_VALUE}') AS {r}" for r in raw)
+            + "\n  FROM ranked_exposures WHERE wb_exposure_rank = 1\n)",
+            *(
+                f"{rank} AS (\n  SELECT {r}, ROW_NUMBER() OVER (ORDER BY COUNT(*) DESC, {r}) AS wb_value_rank\n"
+                f"  FROM first_exposures GROUP BY {r}\n)"
+                for rank, r in zip(ranks, raw, strict=True)
+            ),
             "units AS (\n  SELECT f.wb_unit, f.wb_first_exposure, f.wb_variation,\n"
-            f"    CASE WHEN r.wb_value_rank <= :top_n THEN f.wb_raw_dim ELSE '{OTHER}' END AS wb_dim\n"
-            "  FROM first_exposures f JOIN dimension_ranks r ON r.wb_raw_dim = f.wb_raw_dim"
+            f"    {key} AS wb_dim\n  FROM first_exposures f"
+            + "".join(
+                f" JOIN {rank} r{k or ''} ON r{k or ''}.{r} = f.{r}"
+                for k, (rank, r) in enumerate(zip(ranks, raw, strict=True))
+            )
             + (f"\n  WHERE {_included(plan, 'f.wb_variation')}" if included_only else "")
             + "\n)",
         ]
@@ -320,9 +368,10 @@ def _metric_ctes(plan: _Plan) -> list[str]:
         i = plan.index[metric.name]
         cap = metric.capping
         if cap is not None and cap.type == "percentile":
+            nonzero = f" WHERE m{i}_main <> 0" if cap.ignore_zeros else ""  # GrowthBook's "ignore zeros"
             ctes.append(
                 f"cap_{i} AS (\n  SELECT MIN(CASE WHEN wb_rank = CEIL(wb_n * {_double(cap.value)}) THEN m{i}_main END) AS wb_cap\n"
-                f"  FROM (SELECT m{i}_main, ROW_NUMBER() OVER (ORDER BY m{i}_main) AS wb_rank, COUNT(*) OVER () AS wb_n FROM raw_per_unit) r\n)"
+                f"  FROM (SELECT m{i}_main, ROW_NUMBER() OVER (ORDER BY m{i}_main) AS wb_rank, COUNT(*) OVER () AS wb_n FROM raw_per_unit{nonzero}) r\n)"
             )
             cross.append(f"CROSS JOIN cap_{i}")
             limit = f"cap_{i}.wb_cap"
@@ -332,6 +381,8 @@ def _metric_ctes(plan: _Plan) -> list[str]:
             limit = None
         for col in (f"m{i}_main", f"m{i}_pre") if metric.cuped_lookback_days else (f"m{i}_main",):
             capped.append(f"LEAST(r.{col}, {limit}) AS {col}" if limit else f"r.{col}")
+            if limit:  # the value before capping too: the *_uncapped sums
+                capped.append(f"r.{col} AS {col}_uncapped")
         capped.append(f"r.m{i}_rows")
     ctes.append(
         "per_unit AS (\n  SELECT r.wb_unit, r.wb_first_exposure, r.wb_variation, r.wb_dim,\n    "
@@ -344,17 +395,25 @@ def _metric_ctes(plan: _Plan) -> list[str]:
 
 
 def _quantile_ctes(plan: _Plan, dimension: str | None) -> list[str]:
-    """Per-event values of each quantile metric, ranked, reduced to the order statistics."""
+    """The values of each quantile metric (event level: every counted row's non-NULL value; unit
+    level: every unit's per-unit value of ``per_unit``), ranked, reduced to the order statistics;
+    for event level also the per-unit cluster sums (:func:`_cluster_ctes`)."""
     end_bound = plan.experiment.end is not None
     ctes = []
     for j, metric in enumerate(plan.quantiles):
-        column, identity = plan.key_for(metric)
         q = metric.quantile or 0.5
-        ctes.append(
-            f"quantile_rows_{j} AS (\n  SELECT u.wb_variation, u.wb_dim, CAST(s.value AS DOUBLE PRECISION) AS wb_value\n"
-            f"  FROM {_source_join(plan, metric.sql or '', column, identity)}\n"
-            f"  WHERE {' AND '.join([_in_window(metric, end_bound, plan.shift_columns), *_date_bounds(plan, f'q{j}', [metric])])} AND s.value IS NOT NULL\n)"
-        )
+        if metric.kind.unit_values:
+            ctes.append(
+                f"quantile_rows_{j} AS (\n  SELECT wb_variation, wb_dim, wb_unit, m{plan.index[metric.name]}_main AS wb_value\n"
+                "  FROM per_unit\n)"
+            )
+        else:
+            column, identity = plan.key_for(metric)
+            ctes.append(
+                f"quantile_rows_{j} AS (\n  SELECT u.wb_variation, u.wb_dim, u.wb_unit, CAST(s.value AS DOUBLE PRECISION) AS wb_value\n"
+                f"  FROM {_source_join(plan, metric.sql or '', column, identity)}\n"
+                f"  WHERE {' AND '.join([_in_window(metric, end_bound, plan.shift_columns), *_date_bounds(plan, f'q{j}', [metric])])} AND s.value IS NOT NULL\n)"
+            )
         windows = [
             "ROW_NUMBER() OVER (PARTITION BY wb_variation ORDER BY wb_value) AS wb_rank_all",
             "COUNT(*) OVER (PARTITION BY wb_variation) AS wb_n_all",
@@ -377,7 +436,47 @@ def _quantile_ctes(plan: _Plan, dimension: str | None) -> list[str]:
                 f"SELECT wb_variation, wb_dim AS wb_group, {_order_statistics('dim', q)}\n  FROM quantile_ranked_{j} GROUP BY wb_variation, wb_dim"
             )
         ctes.append(f"quantile_stats_{j} AS (\n  " + "\n  UNION ALL\n  ".join(selects) + "\n)")
+        if not metric.kind.unit_values:
+            ctes += _cluster_ctes(j, dimension)
     return ctes
+
+
+# The per-unit cluster sums of an event-level quantile (GrowthBook's QuantileClusteredStatistic):
+# sᵢ = the unit's counted events at or below its arm's (slice's) sample quantile, nᵢ = its events.
+CLUSTER_SUMS = {
+    "main_sum": "SUM({s})",
+    "main_sum_squares": "SUM({s} * {s})",
+    "denominator_sum": "SUM(wb_events)",
+    "denominator_sum_squares": "SUM(wb_events * wb_events)",
+    "main_denominator_sum_product": "SUM({s} * wb_events)",
+}
+
+
+def _cluster_ctes(j: int, dimension: str | None) -> list[str]:
+    """``quantile_units_<j>``: per unit with counted events, ``wb_events`` (nᵢ) and ``wb_below_all``
+    (sᵢ against the arm's quantile; ``wb_below_dim`` against its dimension value's within the arm,
+    GrowthBook's ``value <= quantile`` per slice), and ``quantile_clusters_<j>``: the sums over units
+    per arm and slice. Units without counted events add 0 to every sum and are left out here; they
+    count in ``users`` (the number of clusters), as in GrowthBook's LEFT JOIN of units to events."""
+    levels = [("all", f"a.wb_group = '{OVERALL}'")] + ([("dim", "a_dim.wb_group = r.wb_dim")] if dimension else [])
+    below = ",\n    ".join(
+        f"CAST(SUM(CASE WHEN r.wb_value <= a{'' if level == 'all' else '_dim'}.q_value THEN 1 ELSE 0 END) AS DOUBLE PRECISION) AS wb_below_{level}"
+        for level, _ in levels
+    )
+    joins = "".join(
+        f"\n  JOIN quantile_stats_{j} a{'' if level == 'all' else '_dim'} ON a{'' if level == 'all' else '_dim'}.wb_variation = r.wb_variation AND {on}"
+        for level, on in levels
+    )
+    units = (
+        f"quantile_units_{j} AS (\n  SELECT r.wb_variation, r.wb_dim, r.wb_unit, CAST(COUNT(*) AS DOUBLE PRECISION) AS wb_events,\n    {below}\n"
+        f"  FROM quantile_rows_{j} r{joins}\n  GROUP BY r.wb_variation, r.wb_dim, r.wb_unit\n)"
+    )
+    selects = []
+    for level, _ in levels:
+        sums = ", ".join(f"{expr.format(s=f'wb_below_{level}')} AS c_{stat}" for stat, expr in CLUSTER_SUMS.items())
+        group, by = (f"'{OVERALL}'", "wb_variation") if level == "all" else ("wb_dim", "wb_variation, wb_dim")
+        selects.append(f"SELECT wb_variation, {group} AS wb_group, {sums}\n  FROM quantile_units_{j} GROUP BY {by}")
+    return [units, f"quantile_clusters_{j} AS (\n  " + "\n  UNION ALL\n  ".join(selects) + "\n)"]
 
 
 def _order_statistics(level: str, q: float) -> str:
@@ -399,11 +498,16 @@ def sufficient_stats_query(
     dimension: str | None = None,
     top_n: int = DEFAULT_TOP_N,
     metrics: tuple[Metric, ...] | None = None,
+    strata: tuple[str, ...] = (),
 ) -> CompiledQuery:
     """One query returning, per variation and dimension value (``__overall__`` for the whole
-    experiment), ``users`` and the sufficient statistics of every metric of ``experiment``."""
-    plan = _plan(config, experiment, dimension, top_n, metrics)
-    ctes = _units_ctes(plan, dimension, included_only=True) + _metric_ctes(plan) + _quantile_ctes(plan, dimension)
+    experiment), ``users`` and the sufficient statistics of every metric of ``experiment``. With
+    ``strata`` (dimensions, no ``dimension``) the values are the post-stratification strata
+    instead: each unit's values of those dimensions joined with :data:`STRATA_SEPARATOR`. Capped
+    metrics also get each sum before capping as ``<stat>_uncapped``."""
+    plan = _plan(config, experiment, dimension, top_n, metrics, strata)
+    grouped = dimension or (STRATA if plan.strata else None)
+    ctes = _units_ctes(plan, dimension, included_only=True) + _metric_ctes(plan) + _quantile_ctes(plan, grouped)
     selects = [
         "CAST(wb_variation AS VARCHAR) AS variation",
         f"COALESCE(wb_dim, '{OVERALL}') AS dimension_value",
@@ -412,7 +516,7 @@ def sufficient_stats_query(
     columns: dict[str, dict[str, str]] = {}
     for j, metric in enumerate(plan.outputs):
         cols: dict[str, str] = {}
-        if metric.kind.shape == EVENTS:
+        if metric.kind.quantile_level:  # their columns come from the quantile CTEs below
             columns[metric.name] = cols
             continue
         main, den = (
@@ -428,17 +532,30 @@ def sufficient_stats_query(
                 "main_denominator_sum_product": f"SUM({a} * {b})",
             }
         if metric.cuped_lookback_days:
-            c = f"m{plan.index[main]}_pre"
+            c = f"m{plan.index[plan.pre_parts.get((metric.name, 'numerator'), main)]}_pre"
             sums |= {
                 "covariate_sum": f"SUM({c})",
                 "covariate_sum_squares": f"SUM({c} * {c})",
                 "main_covariate_sum_product": f"SUM({a} * {c})",
             }
+            if den is not None:  # a CUPED ratio: the denominator's pre-exposure value too
+                e = f"m{plan.index[plan.pre_parts[(metric.name, 'denominator')]]}_pre"
+                sums |= {
+                    "denominator_pre_sum": f"SUM({e})",
+                    "denominator_pre_sum_squares": f"SUM({e} * {e})",
+                    "main_post_denominator_pre_sum_product": f"SUM({a} * {e})",
+                    "main_pre_denominator_post_sum_product": f"SUM({c} * {b})",
+                    "main_pre_denominator_pre_sum_product": f"SUM({c} * {e})",
+                    "denominator_post_denominator_pre_sum_product": f"SUM({b} * {e})",
+                }
+        uncapped = {plan.index[part.name] for part in plan.parts_of(metric) if part.capping is not None}
+        if uncapped:  # every sum again over the values before capping (GrowthBook's *_uncapped columns)
+            sums |= {f"{stat}_uncapped": _before_capping(expr, uncapped) for stat, expr in sums.items()}
         for stat, expr in sums.items():
             cols[stat] = f"s{j}_{stat}"
             selects.append(f"{expr} AS {cols[stat]}")
         columns[metric.name] = cols
-    group = "GROUPING SETS ((wb_variation), (wb_variation, wb_dim))" if dimension else "wb_variation, wb_dim"
+    group = "GROUPING SETS ((wb_variation), (wb_variation, wb_dim))" if grouped else "wb_variation, wb_dim"
     body = "SELECT " + ",\n  ".join(selects) + f"\nFROM per_unit\nGROUP BY {group}"
     if plan.quantiles:
         ctes.append(f"main_stats AS (\n{body}\n)")
@@ -446,17 +563,28 @@ def sufficient_stats_query(
         for j, metric in enumerate(plan.quantiles):
             k = plan.outputs.index(metric)
             cols = columns[metric.name]
+            # quantile_nstar: the sample size the interval's ranks were taken at, n itself
             for stat, col in (
                 ("quantile_n", "q_n"),
+                ("quantile_nstar", "q_n"),
                 ("quantile", "q_value"),
                 ("quantile_lower", "q_lower"),
                 ("quantile_upper", "q_upper"),
             ):
                 cols[stat] = f"s{k}_{stat}"
                 outer.append(f"q{j}.{col} AS {cols[stat]}")
+            cols["quantile_level"] = f"s{k}_quantile_level"
+            outer.append(f"{_double(metric.quantile or 0.5)} AS {cols['quantile_level']}")
             joins.append(
                 f"LEFT JOIN quantile_stats_{j} q{j} ON q{j}.wb_variation = m.variation AND q{j}.wb_group = m.dimension_value"
             )
+            if not metric.kind.unit_values:  # event level: the per-unit cluster sums
+                for stat in CLUSTER_SUMS:
+                    cols[stat] = f"s{k}_{stat}"
+                    outer.append(f"c{j}.c_{stat} AS {cols[stat]}")
+                joins.append(
+                    f"LEFT JOIN quantile_clusters_{j} c{j} ON c{j}.wb_variation = m.variation AND c{j}.wb_group = m.dimension_value"
+                )
         body = "SELECT " + ", ".join(outer) + "\nFROM main_stats m\n" + "\n".join(joins)
     return CompiledQuery(_with(ctes, body), dict(plan.params), columns)
 
@@ -486,6 +614,8 @@ def unit_metrics_query(
     ctes = _units_ctes(plan, None, included_only=True) + _metric_ctes(plan)
     cols = ["wb_unit AS unit", "wb_variation AS variation", "wb_first_exposure AS first_exposure"]
     for metric in plan.base:
+        if metric.name in plan.hidden:
+            continue
         i = plan.index[metric.name]
         cols += [f"m{i}_main AS n_{metric.name}", f"CASE WHEN m{i}_rows > 0 THEN 1 ELSE 0 END AS pct_{metric.name}"]
     return CompiledQuery(_with(ctes, "SELECT " + ",\n  ".join(cols) + "\nFROM per_unit"), dict(plan.params))
@@ -509,19 +639,38 @@ def probe_columns_query(sql: str) -> str:
 
 
 def _plan(
-    config: Config, experiment: ExperimentConfig, dimension: str | None, top_n: int, metrics: tuple[Metric, ...] | None
+    config: Config,
+    experiment: ExperimentConfig,
+    dimension: str | None,
+    top_n: int,
+    metrics: tuple[Metric, ...] | None,
+    strata: tuple[str, ...] = (),
 ) -> _Plan:
     aq = experiment.assignment_query
-    if dimension is not None and dimension not in aq.dimensions:
+    strata = (strata,) if isinstance(strata, str) else tuple(strata)
+    for name in ([dimension] if dimension is not None else []) + list(strata):
+        if name not in aq.dimensions:
+            raise ConfigError(
+                f"{config.path}: {shown(name)} is not a dimension of assignment query {aq.name!r} used by experiment "
+                f"{experiment.key!r}; choose one of {list(aq.dimensions)}."
+            )
+    if strata and (dimension is not None or len(set(strata)) != len(strata)):
         raise ConfigError(
-            f"{config.path}: {shown(dimension)} is not a dimension of assignment query {aq.name!r} used by experiment "
-            f"{experiment.key!r}; choose one of {list(aq.dimensions)}."
+            f"post-stratification strata {list(strata)} must be distinct dimensions and come without a dimension "
+            "breakdown (strata rows belong to the overall query)."
         )
     if isinstance(top_n, bool) or not isinstance(top_n, int) or top_n < 1:
         raise ConfigError(f"top_n must be a positive integer, not {top_n!r}.")
     plan = _Plan(config, experiment, metrics)
     plan.top_n = top_n
+    plan.strata = strata
     return plan
+
+
+def _before_capping(expr: str, capped: set[int]) -> str:
+    """``expr`` over the per-unit values before capping: ``m<i>_main`` / ``m<i>_pre`` of the capped
+    base metrics ``capped`` become their ``_uncapped`` columns of ``per_unit``."""
+    return re.sub(r"\bm(\d+)_(main|pre)\b", lambda m: f"{m[0]}_uncapped" if int(m[1]) in capped else m[0], expr)
 
 
 def _with(ctes: list[str], body: str) -> str:

@@ -1,7 +1,7 @@
 """Bayesian comparison: a Gaussian posterior on the effect, its credible interval, chance to win
 and risk (expected loss).
 
-GrowthBook's Bayesian engine (gbstats 0.8.0 ``EffectBayesianABTest``; GrowthBook docs
+GrowthBook's Bayesian engine (``gbstats/bayesian/tests.py`` ``EffectBayesianABTest`` at its main branch; GrowthBook docs
 "Statistics: Bayesian"): the data's effect estimate is treated as normal with the frequentist
 (delta-method) variance; a Gaussian prior on the *relative* effect (flat by default) is combined
 with it by the normal–normal conjugate update.
@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from workbench.stats.frequentist import difference
+from workbench.stats.frequentist import Difference, difference
 from workbench.stats.moments import ArmMoments
 
 
@@ -82,14 +82,16 @@ def bayesian_test(
     relative: bool = True,
     alpha: float = 0.05,
     inverse: bool = False,
+    diff: Difference | None = None,
 ) -> BayesianResult:
     """Posterior of the relative (or absolute) effect, its (1-alpha) equal-tailed credible interval,
     chance to win and risks; for absolute effects the relative prior is rescaled by the control
     mean (mean·|μ₁|, sd·|μ₁|). For inverse metrics the chance to win is P(effect < 0) and the two
-    risks swap (gbstats ``EffectBayesianABTest``). The arms must pass ``comparison_note``."""
+    risks swap (gbstats ``EffectBayesianABTest``). ``diff`` replaces the arms' own difference (a
+    post-stratified estimate). The arms must pass ``comparison_note``."""
     from scipy.stats import norm
 
-    diff = difference(control, treatment, relative)
+    diff = diff or difference(control, treatment, relative)
     if prior.proper and not relative:
         scale = abs(control.unadjusted_mean)
         prior = GaussianPrior(prior.mean * scale, prior.sd * scale, True)

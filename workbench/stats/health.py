@@ -2,7 +2,7 @@
 variations.
 
 SRM is Pearson's chi-square goodness-of-fit test of the units per variation against the configured
-traffic weights (Pearson 1900; GrowthBook's ``check_srm`` in gbstats 0.8.0 ``utils.py``), flagged at
+traffic weights (Pearson 1900; GrowthBook's ``check_srm`` in gbstats ``utils.py``), flagged at
 p < 0.001 when every variation has at least 8 units (GrowthBook's thresholds). Units that saw several
 variations (``__multiple__``) are excluded from the analysis; a share of 1% or more is a warning.
 """

@@ -2,7 +2,8 @@
 
 One :class:`ArmMoments` per variation and metric is all the tests need. A row's metric type (the
 registry, :mod:`workbench.metric_types`) names the statistic computed from its sums; the formulas
-are GrowthBook's (gbstats 0.8.0 ``models/statistics.py``), so our numbers match its engine:
+are those of GrowthBook's engine at its main branch (``gbstats/models/statistics.py``, commit
+8f1db44), so our numbers match it:
 
 * proportion (binomial): Bernoulli mean ``p = Σx/n`` and variance ``p(1-p)``;
 * sample mean (count, mean, duration): sample mean and unbiased sample variance
@@ -11,7 +12,13 @@ are GrowthBook's (gbstats 0.8.0 ``models/statistics.py``), so our numbers match 
   (Deng, Knoblich & Lu 2018, "Applying the Delta Method in Metric Analytics");
 * CUPED: ``ȳ - θ·x̄`` with θ pooled over the two arms compared (Deng, Xu, Kohavi & Walker 2013,
   "Improving the Sensitivity of Online Controlled Experiments by Utilizing Pre-Experiment Data");
-* quantile: the sample quantile with a variance read back from its order-statistic interval.
+  for two Bernoulli variables the covariance is the population one, ``Σxy/n - ΣxΣy/n²`` (GrowthBook
+  #4250);
+* ratio CUPED: ``m/d - θ·m₀/d₀`` (post and pre-exposure ratios) with the variance of the delta method
+  over the four per-unit means and θ minimising it over both arms (GrowthBook #3649);
+* quantiles: the sample quantile with a variance read back from its order-statistic interval
+  (unit level), inflated for event-level quantiles by the clustered (per-unit) variance of the
+  empirical distribution function at the quantile (GrowthBook #6250).
 """
 
 from __future__ import annotations
@@ -20,26 +27,62 @@ import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+import numpy as np
+
 from workbench import metric_types
 
 Z_95 = 1.959963984540054  # scipy.stats.norm.ppf(0.975), the width of the table's quantile interval
+QUANTILE_VARIANCE_FLOOR = 1e-5  # GrowthBook's floor of a quantile's variance from 100 values on
+RATIO_THETA_EPSILON = 1e-8  # |θ| below this turns ratio CUPED off (GrowthBook's threshold)
 
 
 @dataclass(frozen=True)
 class ArmMoments:
     """One arm of one metric: ``n`` units, the ``mean`` compared between arms (CUPED-adjusted when
     regression adjustment is on), the per-unit ``variance`` (the mean's variance is
-    ``variance / n``) and the ``unadjusted_mean`` (the relative effect's denominator)."""
+    ``variance / n``), the ``unadjusted_mean`` (the relative effect's denominator) and a ``note``
+    when the arm's statistic cannot be estimated (a sentence for the result)."""
 
     n: int
     mean: float
     variance: float
     unadjusted_mean: float
+    note: str | None = None
 
     @property
     def standard_deviation(self) -> float:
         """Per-unit standard deviation (0 when the variance is not positive, as in gbstats)."""
         return math.sqrt(self.variance) if self.variance > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class CupedArm(ArmMoments):
+    """A CUPED-adjusted arm, with the parts the relative effect's variance needs: the outcome's
+    per-unit ``post_variance``, the covariate's ``pre_variance``, their ``covariance`` and ``theta``
+    (``unadjusted_mean`` is the outcome's mean)."""
+
+    post_variance: float = 0.0
+    pre_variance: float = 0.0
+    covariance: float = 0.0
+    theta: float = 0.0
+
+
+@dataclass(frozen=True)
+class RatioCupedArm(ArmMoments):
+    """A CUPED-adjusted ratio arm: ``means`` of (numerator, denominator, numerator before,
+    denominator before) per unit, their per-unit covariance matrix ``cov`` (4×4) and ``theta``;
+    ``mean`` is ``m/d - θ·m₀/d₀`` and ``variance`` is ``∇ᵀ·cov·∇`` (the delta method)."""
+
+    means: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
+    cov: tuple[tuple[float, ...], ...] = ()
+    theta: float = 0.0
+
+    def gradient(self) -> np.ndarray:
+        """∂(m/d - θ·m₀/d₀)/∂(m, d, m₀, d₀), zero when a denominator mean is 0."""
+        m, d, m0, d0 = self.means
+        if d == 0 or d0 == 0:
+            return np.zeros(4)
+        return np.array([1 / d, -m / d**2, -self.theta / d0, self.theta * m0 / d0**2])
 
 
 def proportion_moments(n: int, successes: float) -> ArmMoments:
@@ -56,8 +99,24 @@ def sample_mean_moments(n: int, total: float, sum_squares: float) -> ArmMoments:
     return ArmMoments(int(n), mean, variance, mean)
 
 
-def _sample_covariance(n: int, sum_x: float, sum_y: float, sum_xy: float) -> float:
-    return (sum_xy - sum_x * sum_y / n) / (n - 1) if n > 1 else 0.0
+def covariance(n: int, sum_x: float, sum_y: float, sum_xy: float, bernoulli: bool = False) -> float:
+    """Covariance of two per-unit variables from their sums over ``n`` units: the sample covariance
+    ``(Σxy - ΣxΣy/n)/(n-1)``, or for two Bernoulli variables the population one
+    ``Σxy/n - ΣxΣy/n²`` (consistent with their ``p(1-p)`` variances; GrowthBook #4250); 0 when
+    n ≤ 1."""
+    if n <= 1:
+        return 0.0
+    if bernoulli:
+        return sum_xy / n - sum_x * sum_y / n**2
+    return (sum_xy - sum_x * sum_y / n) / (n - 1)
+
+
+def ratio_variance(mean_m: float, var_m: float, mean_d: float, var_d: float, cov_md: float) -> float:
+    """Delta-method variance of ``M/D``: ``σm²/μd² - 2·cov(m,d)·μm/μd³ + μm²·σd²/μd⁴`` (Deng et al.
+    2018), 0 when ``μd`` is 0."""
+    if mean_d == 0:
+        return 0.0
+    return var_m / mean_d**2 - 2 * cov_md * mean_m / mean_d**3 + mean_m**2 * var_d / mean_d**4
 
 
 def ratio_moments(
@@ -69,16 +128,15 @@ def ratio_moments(
     numerator_denominator_sum_product: float,
 ) -> ArmMoments:
     """Ratio of sums ``Σm/Σd`` over ``n`` units with the delta-method per-unit variance
-    ``σm²/μd² - 2·cov(m,d)·μm/μd³ + μm²·σd²/μd⁴`` (gbstats ``RatioStatistic``; Deng et al. 2018).
-    Both parts are treated as sample means (count-type components)."""
+    (:func:`ratio_variance`; gbstats ``RatioStatistic``). Both parts are treated as sample means
+    (count-type components)."""
     m = sample_mean_moments(n, numerator_sum, numerator_sum_squares)
     d = sample_mean_moments(n, denominator_sum, denominator_sum_squares)
     mean = numerator_sum / denominator_sum if denominator_sum != 0 else 0.0
     if d.mean == 0 or n <= 1:
         return ArmMoments(int(n), mean, 0.0, mean)
-    covariance = _sample_covariance(n, numerator_sum, denominator_sum, numerator_denominator_sum_product)
-    variance = m.variance / d.mean**2 - 2 * covariance * m.mean / d.mean**3 + m.mean**2 * d.variance / d.mean**4
-    return ArmMoments(int(n), mean, variance, mean)
+    cov = covariance(n, numerator_sum, denominator_sum, numerator_denominator_sum_product)
+    return ArmMoments(int(n), mean, ratio_variance(m.mean, m.variance, d.mean, d.variance, cov), mean)
 
 
 @dataclass(frozen=True)
@@ -107,8 +165,8 @@ class CupedSums:
         return sample_mean_moments(self.n, self.covariate_sum, self.covariate_sum_squares)
 
     def covariance(self) -> float:
-        """Sample covariance of y and x, ``(Σxy - ΣxΣy/n)/(n-1)``."""
-        return _sample_covariance(self.n, self.main_sum, self.covariate_sum, self.main_covariate_sum_product)
+        """Covariance of y and x (:func:`covariance`; the population one for Bernoulli variables)."""
+        return covariance(self.n, self.main_sum, self.covariate_sum, self.main_covariate_sum_product, self.binomial)
 
     def __add__(self, other: CupedSums) -> CupedSums:
         return CupedSums(
@@ -131,22 +189,115 @@ def pooled_theta(control: CupedSums, treatment: CupedSums) -> float:
     return joint.covariance() / joint.covariate().variance
 
 
-def cuped_moments(sums: CupedSums, theta: float) -> ArmMoments:
+def cuped_moments(sums: CupedSums, theta: float) -> CupedArm:
     """Adjusted mean ``ȳ - θx̄`` and per-unit variance ``σy² + θ²σx² - 2θ·cov(y,x)``, keeping ``ȳ``
     as the unadjusted mean (Deng et al. 2013; gbstats ``RegressionAdjustedStatistic``)."""
     y, x = sums.outcome(), sums.covariate()
-    variance = 0.0 if sums.n <= 1 else y.variance + theta**2 * x.variance - 2 * theta * sums.covariance()
-    return ArmMoments(sums.n, y.mean - theta * x.mean, variance, y.mean)
+    cov = sums.covariance()
+    variance = 0.0 if sums.n <= 1 else y.variance + theta**2 * x.variance - 2 * theta * cov
+    return CupedArm(sums.n, y.mean - theta * x.mean, variance, y.mean, None, y.variance, x.variance, cov, theta)
 
 
-def quantile_moments(n: int, quantile: float, lower: float, upper: float) -> ArmMoments:
-    """Sample quantile over ``n`` values with per-value variance ``(n-1)·((upper-lower)/(2·1.96))²``
-    read from its 95% order-statistic interval (gbstats ``QuantileStatistic`` with n* = n), floored
-    at 1e-5 from 100 values on as gbstats does."""
-    variance = (n - 1) * ((upper - lower) / (2 * Z_95)) ** 2 if n > 1 else 0.0
+# A ratio CUPED row's four per-unit variables and, for each pair, the column of its sum of products.
+RATIO_CUPED_PARTS = (
+    ("main_sum", "main_sum_squares"),
+    ("denominator_sum", "denominator_sum_squares"),
+    ("covariate_sum", "covariate_sum_squares"),
+    ("denominator_pre_sum", "denominator_pre_sum_squares"),
+)
+RATIO_CUPED_PRODUCTS = {
+    (0, 1): "main_denominator_sum_product",
+    (0, 2): "main_covariate_sum_product",
+    (0, 3): "main_post_denominator_pre_sum_product",
+    (1, 2): "main_pre_denominator_post_sum_product",
+    (1, 3): "denominator_post_denominator_pre_sum_product",
+    (2, 3): "main_pre_denominator_pre_sum_product",
+}
+
+
+def ratio_cuped_moments(row: Mapping, theta: float) -> RatioCupedArm:
+    """One arm of a ratio metric with CUPED: ``m/d - θ·m₀/d₀`` (0 when a denominator sum is 0), the
+    per-unit covariance matrix of (m, d, m₀, d₀) from the row's sums (sample covariances) and the
+    delta-method variance ``∇ᵀΣ∇`` (GrowthBook ``RegressionAdjustedRatioStatistic``)."""
+    n = int(_value(row, "users"))
+    sums = [(_value(row, s), _value(row, q)) for s, q in RATIO_CUPED_PARTS]
+    means = tuple(total / n if n > 0 else 0.0 for total, _ in sums)
+    cov = np.zeros((4, 4))
+    for i, (total, squares) in enumerate(sums):
+        cov[i, i] = sample_mean_moments(n, total, squares).variance
+    for (i, j), column in RATIO_CUPED_PRODUCTS.items():
+        cov[i, j] = cov[j, i] = covariance(n, sums[i][0], sums[j][0], _value(row, column))
+    post = sums[0][0] / sums[1][0] if sums[1][0] != 0 else 0.0
+    pre = sums[2][0] / sums[3][0] if sums[3][0] != 0 else 0.0
+    arm = RatioCupedArm(n, 0.0, 0.0, post, None, means, tuple(map(tuple, cov)), theta)
+    gradient = arm.gradient()
+    mean = post - theta * pre if sums[1][0] != 0 and sums[3][0] != 0 else 0.0
+    return RatioCupedArm(n, mean, float(gradient @ cov @ gradient), post, None, means, arm.cov, theta)
+
+
+def ratio_cuped_theta(control: RatioCupedArm, treatment: RatioCupedArm) -> float:
+    """θ minimising the variance of the adjusted difference: ``Σ cov(R, R₀) / Σ var(R₀)`` over the two
+    arms, with R = m/d and R₀ = m₀/d₀ linearised by the delta method (GrowthBook
+    ``compute_theta_regression_adjusted_ratio``); 0 when the pre-exposure ratio has no variance."""
+    covariance_sum, variance_sum = 0.0, 0.0
+    for arm in (control, treatment):
+        m, d, m0, d0 = arm.means
+        if d == 0 or d0 == 0:
+            continue
+        post = np.array([1 / d, -m / d**2])
+        pre = np.array([1 / d0, -m0 / d0**2])
+        cov = np.array(arm.cov)
+        covariance_sum += float(pre @ cov[2:4, 0:2] @ post)
+        variance_sum += float(pre @ cov[2:4, 2:4] @ pre)
+    return covariance_sum / variance_sum if variance_sum != 0 else 0.0
+
+
+def quantile_moments(n: int, n_star: int, level: float, quantile: float, lower: float, upper: float) -> ArmMoments:
+    """Sample quantile at ``level`` over ``n`` values with per-value variance
+    ``(n*/n)·(n-1)·((upper-lower)/(2·1.96))²`` read from its 95% order-statistic interval evaluated
+    at ``n*`` values, floored at 1e-5 from 100 values on (gbstats ``QuantileStatistic``). A ``note``
+    says why it cannot be used: too few values for the quantile's interval to stay inside the
+    data (``n ≤ 1.96²·q/(1-q)`` or ``n ≤ 1.96²·(1-q)/q``) or an interval of zero width."""
+    return _quantile_arm(n, level, quantile, _order_statistic_variance(n, n_star, lower, upper))
+
+
+def _order_statistic_variance(n: int, n_star: int, lower: float, upper: float) -> float:
+    return (n_star / n) * (n - 1) * ((upper - lower) / (2 * Z_95)) ** 2 if n > 1 else 0.0
+
+
+def _quantile_arm(n: int, level: float, quantile: float, variance: float) -> ArmMoments:
+    note = None
+    if not 0 < level < 1 or n <= Z_95**2 * level / (1 - level) or n <= Z_95**2 * (1 - level) / level:
+        note = f"too few values ({n}) for the {level:g} quantile's interval: no test is possible"
+    elif variance <= 0:
+        note = "the quantile's interval has zero width (too few distinct values): no test is possible"
     if n >= 100:
-        variance = max(variance, 1e-5)
-    return ArmMoments(int(n), quantile, variance, quantile)
+        variance = max(variance, QUANTILE_VARIANCE_FLOOR)
+    return ArmMoments(int(n), quantile, variance, quantile, note)
+
+
+def clustered_quantile_moments(row: Mapping) -> ArmMoments:
+    """Event-level quantile whose events are clustered in units: the order-statistic variance of
+    :func:`quantile_moments` times ``v_cluster / (q(1-q)/n)``, where ``v_cluster`` is the
+    delta-method variance over units of the share of events at or below the quantile,
+    ``Σsᵢ/Σnᵢ`` (sᵢ events at or below it and nᵢ events of unit i; the ratio variance of
+    :func:`ratio_variance` with population moments over the units) — GrowthBook's
+    ``QuantileClusteredStatistic`` (#6250). Without clusters or events the variance is 0."""
+    n, level = int(_value(row, "quantile_n")), _value(row, "quantile_level")
+    units, below, events = int(_value(row, "users")), _value(row, "main_sum"), _value(row, "denominator_sum")
+    variance = 0.0
+    if n > 1 and level != 0 and units > 1 and events > 0:
+        scale = units / (units - 1)  # population moments over units, made unbiased
+        mu_s, mu_n = below / units, events / units
+        var_s = (_value(row, "main_sum_squares") / units - mu_s**2) * scale
+        var_n = (_value(row, "denominator_sum_squares") / units - mu_n**2) * scale
+        cov_sn = (_value(row, "main_denominator_sum_product") / units - mu_s * mu_n) * scale
+        cluster = ratio_variance(mu_s, var_s, mu_n, var_n, cov_sn) / units
+        iid = _order_statistic_variance(
+            n, int(_value(row, "quantile_nstar")), _value(row, "quantile_lower"), _value(row, "quantile_upper")
+        )
+        variance = iid * cluster / (level * (1 - level) / n)
+    return _quantile_arm(n, level, _value(row, "quantile"), variance)
 
 
 def _value(row: Mapping, column: str) -> float:
@@ -187,8 +338,11 @@ STATISTICS: dict[str, Callable[[Mapping], ArmMoments]] = {
         _value(row, "denominator_sum_squares"),
         _value(row, "main_denominator_sum_product"),
     ),
-    "quantile": lambda row: quantile_moments(
+    "quantile_event": clustered_quantile_moments,
+    "quantile_unit": lambda row: quantile_moments(
         int(_value(row, "quantile_n")),
+        int(_value(row, "quantile_nstar")),
+        _value(row, "quantile_level"),
         _value(row, "quantile"),
         _value(row, "quantile_lower"),
         _value(row, "quantile_upper"),
@@ -206,17 +360,35 @@ def row_moments(row: Mapping) -> ArmMoments:
     return STATISTICS[kind.statistic](row)
 
 
+def adjusted_pair(control_row: Mapping, treatment_row: Mapping) -> tuple[ArmMoments, ArmMoments, float]:
+    """The two arms with CUPED applied (both rows must carry covariate sums): ``(control,
+    treatment, θ)``, or the unadjusted arms and θ = 0 when the covariate has no variance (GrowthBook
+    turns the adjustment off then, as we do)."""
+    if metric_types.get(control_row["metric_type"]).statistic == "ratio":
+        control, treatment = ratio_cuped_moments(control_row, 0.0), ratio_cuped_moments(treatment_row, 0.0)
+        theta = ratio_cuped_theta(control, treatment)
+        if abs(theta) < RATIO_THETA_EPSILON:
+            return row_moments(control_row), row_moments(treatment_row), 0.0
+        return ratio_cuped_moments(control_row, theta), ratio_cuped_moments(treatment_row, theta), theta
+    theta = pooled_theta(cuped_sums(control_row), cuped_sums(treatment_row))
+    if theta == 0:
+        return row_moments(control_row), row_moments(treatment_row), 0.0
+    return cuped_moments(cuped_sums(control_row), theta), cuped_moments(cuped_sums(treatment_row), theta), theta
+
+
 def comparison_note(control: ArmMoments, treatment: ArmMoments, relative: bool) -> str | None:
     """Why the two arms cannot be compared (a sentence for the result's ``note``), or None.
 
-    Mirrors gbstats' refusals: a variation without units, zero variance, and — for relative
-    effects — a control mean of zero."""
+    Mirrors gbstats' refusals: a variation without units, an arm whose statistic cannot be
+    estimated (its ``note``), zero variance, and — for relative effects — a control mean of zero."""
     if control.n == 0 and treatment.n == 0:
         return "no units in either variation"
     if control.n == 0:
         return "the control has no units here, so there is nothing to compare against"
     if treatment.n == 0:
         return "this variation has no units here"
+    if control.note or treatment.note:
+        return control.note or treatment.note
     if control.n < 2 or treatment.n < 2:
         return "fewer than 2 units in a variation: the variance cannot be estimated"
     if relative and control.unadjusted_mean == 0:
