@@ -7,6 +7,7 @@ from workbench.cli import (
     experiments,  # noqa: F401  (registers experiments, stats)
     generate,  # noqa: F401  (registers generate)
     lab,  # noqa: F401  (registers lab)
+    power,  # noqa: F401  (registers power)
     reports,  # noqa: F401  (registers report, run-reports, dashboard, new)
     study,  # noqa: F401  (registers study generate, study report, study check)
 )

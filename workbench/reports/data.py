@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 PROVENANCE_PACKAGES = ("workbench", "duckdb", "pandas", "numpy", "scipy", "plotly", "sqlalchemy", "psycopg")
 # Parquet files of a cache: a name and how to read it from / put it back into a ReportData
 CACHE_FRAMES = ("results", "sufficient_statistics", "srm", "units_per_day", "intervals", "cumulative")
-CACHE_VERSION = 2  # version 1 (before results were cached as objects) is refused with a sentence
+CACHE_VERSION = 3  # version 1 (before results were cached as objects) is refused with a sentence
 
 
 @dataclass

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from workbench.reports.data import ReportData
-    from workbench.stats import ExperimentResults
+    from workbench.stats import AnalysisSettings, ExperimentResults
 
 GROUPS = ("goal", "secondary", "guardrail")
 
@@ -63,7 +63,10 @@ def verdict(data: ReportData) -> str:
             losers.add(row["variation"])
             lines.append(f"- **Variation {shown} is worse on {row['metric']}**: {change}, {ci}, {sure}.")
         else:
-            lines.append(f"- Variation {shown} on {row['metric']}: no clear difference yet ({change}, {ci}, {sure}).")
+            power = power_sentence(row, settings)
+            lines.append(
+                f"- Variation {shown} on {row['metric']}: no clear difference yet ({change}, {ci}, {sure}).{power}"
+            )
     harmed = t[(t["metric_group"] == "guardrail") & (t["significance"] == "worse")]
     for row in harmed.to_dict("records"):
         losers.add(row["variation"])
@@ -71,6 +74,8 @@ def verdict(data: ReportData) -> str:
         lines.append(
             f"- Guardrail **{row['metric']}** is worse in variation {markdown_text(row['variation'])} ({size}, {certainty(row, settings.engine)})."
         )
+    for row in t[t["capping_changed_verdict"]].to_dict("records"):
+        lines.append(f"- {capping_sentence(row, settings)}")
     candidates = sorted((v for v in winners if v not in losers), key=lambda v: -winners[v])
     if candidates:
         call = f"**Variation {markdown_text(candidates[0])} won**: significantly better than the control on {winners[candidates[0]]} goal metric(s) with no goal or guardrail metric worse."
@@ -83,6 +88,39 @@ def verdict(data: ReportData) -> str:
     if results.health.warnings:
         call += " **Caution: the health checks below failed, so these numbers may be biased.**"
     return "\n".join([call, "", *lines])
+
+
+def power_sentence(row: dict, settings: AnalysisSettings) -> str:
+    """Markdown: the mid-experiment power of a goal metric that is not yet significant (GrowthBook's)
+    — the chance to detect a ``target_mde`` lift at the current sample and the units still needed
+    for 80% — or "" when it could not be computed."""
+    power = row.get("power")
+    if power is None or missing(power):
+        return ""
+    mde = f"{settings.target_mde:.0%}"
+    more = row.get("power_additional_units")
+    if missing(more) or not more:
+        return f" With {power:.0%} power to detect a {mde} lift, a real effect that large would most likely have shown."
+    return (
+        f" Power to detect a {mde} lift is {power:.0%} so far: about {more:,.0f} more units would give 80%,"
+        " so keep it running if that lift matters."
+    )
+
+
+def capping_sentence(row: dict, settings: AnalysisSettings) -> str:
+    """Markdown: capping changed this comparison's verdict — the capped and the uncapped call and
+    effects side by side (the capped one is the result shown)."""
+    key = "relative_effect" if settings.relative else "absolute_effect"
+
+    def call(significance: str) -> str:
+        return {"better": "better", "worse": "worse"}.get(significance, "no clear difference")
+
+    return (
+        f"Capping changed the verdict on **{row['metric']}** for variation {markdown_text(row['variation'])}: "
+        f"capped {call(row['significance'])} ({effect(row[key], settings.relative)}), "
+        f"uncapped {call(row['uncapped_significance'])} ({effect(row['uncapped_' + key], settings.relative)}); "
+        "outliers decide this result, so look at the largest values before acting."
+    )
 
 
 def results_rows(results: ExperimentResults, group: str, dimension_value: str = "all") -> pd.DataFrame:
