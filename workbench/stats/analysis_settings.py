@@ -29,6 +29,10 @@ CorrectionScope = Literal["goal", "goal_secondary", "all", "everything"]
 CORRECTION_SCOPES = ("goal", "goal_secondary", "all", "everything")
 
 
+# The fields held as tuples here and written as JSON lists.
+_SEQUENCES = ("variations", "weights", "goal_metrics", "secondary_metrics", "guardrail_metrics", "post_stratification")
+
+
 @dataclass(frozen=True)
 class AnalysisSettings:
     """Settings of one analysis, validated once on construction (errors name the setting).
@@ -149,14 +153,7 @@ class AnalysisSettings:
     def from_dict(cls, data: dict) -> AnalysisSettings:
         """The settings :meth:`to_dict` wrote."""
         values = dict(data)
-        for key in (
-            "variations",
-            "weights",
-            "goal_metrics",
-            "secondary_metrics",
-            "guardrail_metrics",
-            "post_stratification",
-        ):
+        for key in _SEQUENCES:
             if values.get(key) is not None:
                 values[key] = tuple(values[key])
         values["inverse_metrics"] = frozenset(values.get("inverse_metrics") or ())
@@ -166,14 +163,7 @@ class AnalysisSettings:
         """JSON-able settings."""
         out = dataclasses.asdict(self)
         out["inverse_metrics"] = sorted(self.inverse_metrics)
-        for key in (
-            "variations",
-            "weights",
-            "goal_metrics",
-            "secondary_metrics",
-            "guardrail_metrics",
-            "post_stratification",
-        ):
+        for key in _SEQUENCES:
             out[key] = list(out[key]) if out[key] is not None else None
         out["metric_priors"] = {name: dataclasses.asdict(p) for name, p in self.metric_priors.items()}
         return out
