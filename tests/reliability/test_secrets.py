@@ -121,9 +121,9 @@ class Runs:
 
 @contextmanager
 def study_api(db_url: str, token: str) -> Iterator[object]:
-    """The study API test server of tests/test_ytdpnl_api.py, answering from the study tables and
-    accepting only ``token`` (that module's TOKEN, restored on exit)."""
-    import test_ytdpnl_api as api_test
+    """The production-shaped study API test server (tests/support/ytdpnl_server.py), answering from
+    the study tables and accepting only ``token``."""
+    from support.ytdpnl_server import ProductionStudyServer
 
     db = wb.connect(db_url)
     tables = ("participant", "session", "event", "watch_time", "video", "video_list_item", "transition_event")
@@ -133,13 +133,11 @@ def study_api(db_url: str, token: str) -> Iterator[object]:
         for column in ("arm", "type", "list_type", "video_type", "reason", "session_uuid", "uuid"):
             if column in frame:
                 frame[column] = frame[column].map(lambda v: None if v is None else str(v))
-    saved, api_test.TOKEN = api_test.TOKEN, token  # the handler compares with the module's TOKEN at request time
-    server = api_test.StudyServer(raw)
+    server = ProductionStudyServer(raw, token)
     try:
         yield server
     finally:
         server.close()
-        api_test.TOKEN = saved
 
 
 @pytest.fixture(scope="module")

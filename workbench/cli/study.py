@@ -1,4 +1,5 @@
-"""Commands for the YouTube personalization study (seed 002): ``study generate``, ``study report``, ``study check``."""
+"""Commands for the YouTube personalization study (seed 002): ``study generate``, ``study report``,
+``study check`` and ``study api …`` (the study server's HTTP API)."""
 
 from __future__ import annotations
 
@@ -118,3 +119,119 @@ def check_command(
             say("    ids: " + ", ".join(str(i) for i in results.offending_ids(row.check)))
     if results.summary["n_offending"].sum():
         raise typer.Exit(1)
+
+
+api_app = typer.Typer(
+    help="The study server's HTTP API ($YTDPNL_API_URL and $YTDPNL_API_TOKEN): read and administer the study.",
+    no_args_is_help=True,
+)
+study_app.add_typer(api_app, name="api")
+
+
+def _api_call(method: str, *args, **kwargs) -> None:
+    """Call ``ApiClient.method`` with the URL and token from the environment and print its answer:
+    a frame as CSV, anything else as JSON; an error as one redacted sentence and exit status 1."""
+    import json
+    import os
+
+    from workbench.studies.ytdpnl.api_client import ApiClient
+
+    url, token = os.environ.get("YTDPNL_API_URL"), os.environ.get("YTDPNL_API_TOKEN")
+    if not url or not token:
+        fail("Set $YTDPNL_API_URL (the study server's address) and $YTDPNL_API_TOKEN (an admin API token).")
+    try:
+        result = getattr(ApiClient(url, token), method)(*args, **kwargs)
+    except WorkbenchError as exc:
+        fail(exc)
+    if hasattr(result, "to_csv"):
+        say(result.to_csv(index=False).rstrip("\n"))
+    else:
+        say(json.dumps(result, indent=2, default=str))
+
+
+def _arm(value: str) -> str | int:
+    return int(value) if value in ("0", "1") else value
+
+
+@api_app.command("participants")
+def api_participants_command() -> None:
+    """Every participant, as CSV."""
+    _api_call("participants")
+
+
+@api_app.command("summary")
+def api_summary_command(code: Annotated[str, typer.Argument(help="Participant code.")]) -> None:
+    """The sessions of participant CODE, as CSV."""
+    _api_call("participant_summary", code)
+
+
+@api_app.command("events")
+def api_events_command(session_uuid: Annotated[str, typer.Argument(help="Session uuid.")]) -> None:
+    """The events of one session, newest first, as CSV."""
+    _api_call("session_events", session_uuid)
+
+
+@api_app.command("report")
+def api_report_command(
+    force: Annotated[bool, typer.Option("--force", help="Fetch again even if fetched within the hour.")] = False,
+) -> None:
+    """The participants report (transition times in Unix milliseconds), as CSV."""
+    _api_call("participants_report", force=force)
+
+
+@api_app.command("create-participant")
+def api_create_participant_command(
+    code: Annotated[str, typer.Argument(help="The new participant's code.")],
+    arm: Annotated[str, typer.Option(help="control or treatment (or 0 or 1).")] = "control",
+    paid: Annotated[bool, typer.Option("--paid", help="A paid participant.")] = False,
+) -> None:
+    """Create participant CODE."""
+    _api_call("create_participant", code, arm=_arm(arm), is_paid=paid)
+
+
+@api_app.command("update-participant")
+def api_update_participant_command(
+    code: Annotated[str, typer.Argument(help="The participant's code.")],
+    phase: Annotated[int | None, typer.Option(help="0, 1 or 2.")] = None,
+    arm: Annotated[str | None, typer.Option(help="control or treatment (or 0 or 1).")] = None,
+    paid: Annotated[
+        bool | None, typer.Option("--paid/--unpaid", help="Change the paid state (default: keep it).")
+    ] = None,
+    channel_source_id: Annotated[int | None, typer.Option(help="Channel source id.")] = None,
+    pos_in_channel_source: Annotated[int | None, typer.Option(help="Position in the channel source.")] = None,
+) -> None:
+    """Update participant CODE; the paid state is kept unless --paid or --unpaid."""
+    _api_call(
+        "update_participant",
+        code,
+        phase=phase,
+        arm=None if arm is None else _arm(arm),
+        is_paid=paid,
+        channel_source_id=channel_source_id,
+        pos_in_channel_source=pos_in_channel_source,
+    )
+
+
+@api_app.command("upload-participants")
+def api_upload_participants_command(
+    path: Annotated[Path, typer.Argument(help="CSV with columns code, arm and optionally isPaid, phase.")],
+) -> None:
+    """Create and update participants from a CSV file."""
+    _api_call("upload_participants_csv", path)
+
+
+@api_app.command("add-vouchers")
+def api_add_vouchers_command(codes: Annotated[list[str], typer.Argument(help="Voucher codes.")]) -> None:
+    """Add voucher codes."""
+    _api_call("add_vouchers", codes)
+
+
+@api_app.command("rotation-speed")
+def api_rotation_speed_command(
+    set_hours: Annotated[float | None, typer.Option("--set", help="Set the rotation speed to this many hours.")] = None,
+) -> None:
+    """Print the channel rotation speed in hours (24 when never set), or set it with --set."""
+    if set_hours is None:
+        _api_call("channel_rotation_speed")
+    else:
+        _api_call("set_channel_rotation_speed", set_hours)
