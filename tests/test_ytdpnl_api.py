@@ -28,6 +28,10 @@ def raw(backend):
     url = backend.new_url("ytdpnl_api")
     writer = wb.connect(url, read_only=False)
     ytdpnl.generate_study(writer, "tiny", seed=11, schema=SCHEMA, reset_share=0.3)
+    with writer.transaction() as conn:  # a transition edited later: the report must time it by updated_at
+        conn.exec_driver_sql(
+            f"UPDATE {SCHEMA}.transition_event SET updated_at = created_at + INTERVAL '90 seconds' WHERE mod(id, 2) = 0"
+        )
     writer.dispose()
     db = wb.connect(url)
     tables = {}
@@ -85,6 +89,10 @@ def test_api_frames_equal_the_sql_frames(served):
     report = api.participants_report(force=True)
     pd.testing.assert_frame_equal(report, ytdpnl.participants_report(db, schema=SCHEMA))
     assert report["was_reset_to_pre_intervention_at"].notna().any()
+    te = raw["transition_event"]  # both paths time transitions by updated_at, as production does
+    edited = te[te["updated_at"] != te["created_at"]].sort_values("id").groupby(["participant_id", "to_phase"]).last()
+    latest = te.sort_values("id").groupby(["participant_id", "to_phase"]).last()
+    assert (latest["id"].reindex(edited.index) == edited["id"]).any()
 
 
 def test_production_shapes_are_read_not_assumed(served):

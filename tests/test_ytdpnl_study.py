@@ -180,7 +180,7 @@ def test_participants_report_matches_pandas(study: Study):
         (2, "entered_post_intervention_at"),
         (0, "was_reset_to_pre_intervention_at"),
     ):
-        latest = te[te["to_phase"] == phase].groupby("participant_id")["created_at"].last()
+        latest = te[te["to_phase"] == phase].groupby("participant_id")["updated_at"].last()
         expected[column] = epoch_ms(pd.Series(latest.reindex(p["id"]).to_numpy(), dtype="datetime64[us]"))
     pd.testing.assert_frame_equal(got, expected, check_dtype=False)
     assert got["was_reset_to_pre_intervention_at"].notna().any() and got["entered_post_intervention_at"].notna().any()

@@ -43,7 +43,8 @@ def participants_report(
     db: SqlDatabase, *, schema: str | None = None, codes: Iterable[str] | None = None
 ) -> pd.DataFrame:
     """Rows of the seed's ``ParticipantsReportRow``: identifier (the code), phase,
-    activated_browser_extension_at and the latest transition to phases 1, 2 and 0, in epoch ms."""
+    activated_browser_extension_at and the latest transition (by id) to phases 1, 2 and 0, in epoch ms.
+    A transition's time is its ``updated_at``, as production's participantsGetReport takes it."""
     frame = study_query(db, "participants_report", schema, **codes_parameter(codes))
     for column in REPORT_TIMES:
         frame[column] = epoch_milliseconds(frame[column])
