@@ -226,6 +226,7 @@ def metric_baseline(
 
     ``pre_period_days`` (per-unit metrics): the CUPED pre-period whose correlation with the analysis
     period is measured; None takes the metric's own CUPED lookback (none without one), 0 turns it off."""
+    from workbench.stats.moments import cell, covariance
     from workbench.stats.power import ratio_unit_variance
 
     config = config or load_config()
@@ -241,33 +242,26 @@ def metric_baseline(
     row = db.sql(sql, limit=None, start=first, end=last).iloc[0]
 
     def number(column: str) -> float:
-        value = row[column]
-        return 0.0 if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
+        return cell(row, column)
+
+    def unit_covariance(x: str, y: str, xy: str) -> float:
+        return covariance(n, number(x), number(y), number(xy)) if n > 1 else math.nan
 
     n = int(number("units"))
     mean, variance = _moments(n, number("total"), number("total_squares"))
     extra: dict[str, float | None] = {}
     if ratio:
         d_mean, d_variance = _moments(n, number("denominator_total"), number("denominator_total_squares"))
-        covariance = (
-            (number("main_denominator_total") - number("total") * number("denominator_total") / n) / (n - 1)
-            if n > 1
-            else math.nan
-        )
+        cov = unit_covariance("total", "denominator_total", "main_denominator_total")
         extra = {"numerator_mean": mean, "numerator_variance": variance, "denominator_mean": d_mean,
-                 "denominator_variance": d_variance, "numerator_denominator_covariance": covariance}  # fmt: skip
+                 "denominator_variance": d_variance, "numerator_denominator_covariance": cov}  # fmt: skip
         if n > 1 and d_mean != 0:
-            variance = ratio_unit_variance(mean, extra["numerator_variance"], d_mean, d_variance, covariance)  # type: ignore[arg-type]
+            variance = ratio_unit_variance(mean, extra["numerator_variance"], d_mean, d_variance, cov)  # type: ignore[arg-type]
             mean = mean / d_mean
         else:
             mean = variance = math.nan
     elif pre_period_days:
         x_mean, x_variance = _moments(n, number("covariate_total"), number("covariate_total_squares"))
-        covariance = (
-            (number("main_covariate_total") - number("total") * number("covariate_total") / n) / (n - 1)
-            if n > 1
-            else math.nan
-        )
-        extra = {"pre_period_days": float(pre_period_days), "covariate_mean": x_mean,
-                 "covariate_variance": x_variance, "covariance": covariance}  # fmt: skip
+        extra = {"pre_period_days": float(pre_period_days), "covariate_mean": x_mean, "covariate_variance": x_variance,
+                 "covariance": unit_covariance("total", "covariate_total", "main_covariate_total")}  # fmt: skip
     return Baseline(metric, definition.type, n, mean, variance, first, last, sql, **extra)  # type: ignore[arg-type]

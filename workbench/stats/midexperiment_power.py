@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from workbench.stats.bayesian import GaussianPrior
+from workbench.stats.frequentist import difference
 from workbench.stats.moments import ArmMoments, comparison_note
 from workbench.stats.sequential import DEFAULT_TUNING, sequential_halfwidth
 
@@ -77,11 +78,10 @@ class MidExperimentPower:
 
 
 def relative_standard_error(control: ArmMoments, treatment: ArmMoments) -> float:
-    """Standard error of the relative effect ``(μ₂ - μ₁)/|μ₁|`` by the delta method:
-    ``sqrt(s₂²/(μ₁²n₂) + μ₂²s₁²/(μ₁⁴n₁))`` with the unadjusted means (gbstats
-    ``frequentist_variance``). For CUPED results pass the analysis' own standard error instead."""
-    m1, m2 = control.unadjusted_mean, treatment.unadjusted_mean
-    return math.sqrt(treatment.variance / (m1**2 * treatment.n) + control.variance * m2**2 / (m1**4 * control.n))
+    """Standard error of the relative effect ``(μ₂ - μ₁)/|μ₁|`` by the delta method
+    (:func:`workbench.stats.frequentist.difference`; gbstats ``frequentist_variance``). For CUPED
+    results pass the analysis' own standard error instead."""
+    return difference(control, treatment, relative=True).standard_error
 
 
 def _power_function(

@@ -78,11 +78,16 @@ class RatioCupedArm(ArmMoments):
     theta: float = 0.0
 
     def gradient(self) -> np.ndarray:
-        """∂(m/d - θ·m₀/d₀)/∂(m, d, m₀, d₀), zero when a denominator mean is 0."""
-        m, d, m0, d0 = self.means
-        if d == 0 or d0 == 0:
-            return np.zeros(4)
-        return np.array([1 / d, -m / d**2, -self.theta / d0, self.theta * m0 / d0**2])
+        """∂(m/d - θ·m₀/d₀)/∂(m, d, m₀, d₀) at the arm's means (:func:`ratio_cuped_gradient`)."""
+        return ratio_cuped_gradient(self.means, self.theta)
+
+
+def ratio_cuped_gradient(means: tuple[float, float, float, float], theta: float) -> np.ndarray:
+    """∂(m/d - θ·m₀/d₀)/∂(m, d, m₀, d₀) at ``means``, zero when a denominator mean is 0."""
+    m, d, m0, d0 = means
+    if d == 0 or d0 == 0:
+        return np.zeros(4)
+    return np.array([1 / d, -m / d**2, -theta / d0, theta * m0 / d0**2])
 
 
 def proportion_moments(n: int, successes: float) -> ArmMoments:
@@ -198,20 +203,17 @@ def cuped_moments(sums: CupedSums, theta: float) -> CupedArm:
     return CupedArm(sums.n, y.mean - theta * x.mean, variance, y.mean, None, y.variance, x.variance, cov, theta)
 
 
-# A ratio CUPED row's four per-unit variables and, for each pair, the column of its sum of products.
-RATIO_CUPED_PARTS = (
-    ("main_sum", "main_sum_squares"),
-    ("denominator_sum", "denominator_sum_squares"),
-    ("covariate_sum", "covariate_sum_squares"),
-    ("denominator_pre_sum", "denominator_pre_sum_squares"),
-)
-RATIO_CUPED_PRODUCTS = {
-    (0, 1): "main_denominator_sum_product",
-    (0, 2): "main_covariate_sum_product",
-    (0, 3): "main_post_denominator_pre_sum_product",
-    (1, 2): "main_pre_denominator_post_sum_product",
-    (1, 3): "denominator_post_denominator_pre_sum_product",
-    (2, 3): "main_pre_denominator_pre_sum_product",
+# The per-unit variables of a row by column prefix (``{prefix}_sum``, ``{prefix}_sum_squares``):
+# outcome (numerator), denominator, and their pre-exposure values; a ratio CUPED row has all four.
+RATIO_CUPED_VARIABLES = ("main", "denominator", "covariate", "denominator_pre")
+# The column holding the sum of the products of two of them.
+PRODUCTS = {
+    frozenset({"main", "denominator"}): "main_denominator_sum_product",
+    frozenset({"main", "covariate"}): "main_covariate_sum_product",
+    frozenset({"main", "denominator_pre"}): "main_post_denominator_pre_sum_product",
+    frozenset({"covariate", "denominator"}): "main_pre_denominator_post_sum_product",
+    frozenset({"covariate", "denominator_pre"}): "main_pre_denominator_pre_sum_product",
+    frozenset({"denominator", "denominator_pre"}): "denominator_post_denominator_pre_sum_product",
 }
 
 
@@ -219,20 +221,20 @@ def ratio_cuped_moments(row: Mapping, theta: float) -> RatioCupedArm:
     """One arm of a ratio metric with CUPED: ``m/d - θ·m₀/d₀`` (0 when a denominator sum is 0), the
     per-unit covariance matrix of (m, d, m₀, d₀) from the row's sums (sample covariances) and the
     delta-method variance ``∇ᵀΣ∇`` (GrowthBook ``RegressionAdjustedRatioStatistic``)."""
-    n = int(_value(row, "users"))
-    sums = [(_value(row, s), _value(row, q)) for s, q in RATIO_CUPED_PARTS]
-    means = tuple(total / n if n > 0 else 0.0 for total, _ in sums)
+    n = int(cell(row, "users"))
+    sums = [cell(row, f"{name}_sum") for name in RATIO_CUPED_VARIABLES]
+    means = tuple(total / n if n > 0 else 0.0 for total in sums)
     cov = np.zeros((4, 4))
-    for i, (total, squares) in enumerate(sums):
-        cov[i, i] = sample_mean_moments(n, total, squares).variance
-    for (i, j), column in RATIO_CUPED_PRODUCTS.items():
-        cov[i, j] = cov[j, i] = covariance(n, sums[i][0], sums[j][0], _value(row, column))
-    post = sums[0][0] / sums[1][0] if sums[1][0] != 0 else 0.0
-    pre = sums[2][0] / sums[3][0] if sums[3][0] != 0 else 0.0
-    arm = RatioCupedArm(n, 0.0, 0.0, post, None, means, tuple(map(tuple, cov)), theta)
-    gradient = arm.gradient()
-    mean = post - theta * pre if sums[1][0] != 0 and sums[3][0] != 0 else 0.0
-    return RatioCupedArm(n, mean, float(gradient @ cov @ gradient), post, None, means, arm.cov, theta)
+    for i, a in enumerate(RATIO_CUPED_VARIABLES):
+        cov[i, i] = sample_mean_moments(n, sums[i], cell(row, f"{a}_sum_squares")).variance
+        for j in range(i):
+            product = cell(row, PRODUCTS[frozenset({a, RATIO_CUPED_VARIABLES[j]})])
+            cov[i, j] = cov[j, i] = covariance(n, sums[i], sums[j], product)
+    post = sums[0] / sums[1] if sums[1] != 0 else 0.0
+    pre = sums[2] / sums[3] if sums[3] != 0 else 0.0
+    gradient = ratio_cuped_gradient(means, theta)
+    mean = post - theta * pre if sums[1] != 0 and sums[3] != 0 else 0.0
+    return RatioCupedArm(n, mean, float(gradient @ cov @ gradient), post, None, means, tuple(map(tuple, cov)), theta)
 
 
 def ratio_cuped_theta(control: RatioCupedArm, treatment: RatioCupedArm) -> float:
@@ -241,12 +243,8 @@ def ratio_cuped_theta(control: RatioCupedArm, treatment: RatioCupedArm) -> float
     ``compute_theta_regression_adjusted_ratio``); 0 when the pre-exposure ratio has no variance."""
     covariance_sum, variance_sum = 0.0, 0.0
     for arm in (control, treatment):
-        m, d, m0, d0 = arm.means
-        if d == 0 or d0 == 0:
-            continue
-        post = np.array([1 / d, -m / d**2])
-        pre = np.array([1 / d0, -m0 / d0**2])
-        cov = np.array(arm.cov)
+        gradient = ratio_cuped_gradient(arm.means, 1.0)  # ∇R₀ = -(the pre-exposure part at θ = 1)
+        post, pre, cov = gradient[0:2], -gradient[2:4], np.array(arm.cov)
         covariance_sum += float(pre @ cov[2:4, 0:2] @ post)
         variance_sum += float(pre @ cov[2:4, 2:4] @ pre)
     return covariance_sum / variance_sum if variance_sum != 0 else 0.0
@@ -283,69 +281,75 @@ def clustered_quantile_moments(row: Mapping) -> ArmMoments:
     ``Σsᵢ/Σnᵢ`` (sᵢ events at or below it and nᵢ events of unit i; the ratio variance of
     :func:`ratio_variance` with population moments over the units) — GrowthBook's
     ``QuantileClusteredStatistic`` (#6250). Without clusters or events the variance is 0."""
-    n, level = int(_value(row, "quantile_n")), _value(row, "quantile_level")
-    units, below, events = int(_value(row, "users")), _value(row, "main_sum"), _value(row, "denominator_sum")
+    n, level = int(cell(row, "quantile_n")), cell(row, "quantile_level")
+    units, below, events = int(cell(row, "users")), cell(row, "main_sum"), cell(row, "denominator_sum")
     variance = 0.0
     if n > 1 and level != 0 and units > 1 and events > 0:
         scale = units / (units - 1)  # population moments over units, made unbiased
         mu_s, mu_n = below / units, events / units
-        var_s = (_value(row, "main_sum_squares") / units - mu_s**2) * scale
-        var_n = (_value(row, "denominator_sum_squares") / units - mu_n**2) * scale
-        cov_sn = (_value(row, "main_denominator_sum_product") / units - mu_s * mu_n) * scale
+        var_s = (cell(row, "main_sum_squares") / units - mu_s**2) * scale
+        var_n = (cell(row, "denominator_sum_squares") / units - mu_n**2) * scale
+        cov_sn = (cell(row, "main_denominator_sum_product") / units - mu_s * mu_n) * scale
         cluster = ratio_variance(mu_s, var_s, mu_n, var_n, cov_sn) / units
         iid = _order_statistic_variance(
-            n, int(_value(row, "quantile_nstar")), _value(row, "quantile_lower"), _value(row, "quantile_upper")
+            n, int(cell(row, "quantile_nstar")), cell(row, "quantile_lower"), cell(row, "quantile_upper")
         )
         variance = iid * cluster / (level * (1 - level) / n)
-    return _quantile_arm(n, level, _value(row, "quantile"), variance)
+    return _quantile_arm(n, level, cell(row, "quantile"), variance)
 
 
-def _value(row: Mapping, column: str) -> float:
+def cell(row: Mapping, column: str) -> float:
+    """A sufficient-statistics row's number in ``column``: 0 when absent, None or NaN."""
     value = row.get(column)
     return 0.0 if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
 
 
-def has_covariate(row: Mapping) -> bool:
-    """True when the row carries CUPED covariate sums (``covariate_sum`` present and not NaN)."""
-    value = row.get("covariate_sum")
+def present(row: Mapping, column: str) -> bool:
+    """True when the row has a number in ``column`` (present, not None, not NaN)."""
+    value = row.get(column)
     return value is not None and not (isinstance(value, float) and math.isnan(value))
+
+
+def has_covariate(row: Mapping) -> bool:
+    """True when the row carries CUPED covariate sums (``covariate_sum`` present)."""
+    return present(row, "covariate_sum")
 
 
 def cuped_sums(row: Mapping) -> CupedSums:
     """The :class:`CupedSums` of one sufficient-statistics row."""
     return CupedSums(
-        int(_value(row, "users")),
-        _value(row, "main_sum"),
-        _value(row, "main_sum_squares"),
-        _value(row, "covariate_sum"),
-        _value(row, "covariate_sum_squares"),
-        _value(row, "main_covariate_sum_product"),
+        int(cell(row, "users")),
+        cell(row, "main_sum"),
+        cell(row, "main_sum_squares"),
+        cell(row, "covariate_sum"),
+        cell(row, "covariate_sum_squares"),
+        cell(row, "main_covariate_sum_product"),
         binomial=metric_types.get(row["metric_type"]).statistic == "proportion",
     )
 
 
 # Each statistic of workbench.metric_types.STATISTIC_COLUMNS, from one sufficient-statistics row.
 STATISTICS: dict[str, Callable[[Mapping], ArmMoments]] = {
-    "proportion": lambda row: proportion_moments(int(_value(row, "count")), _value(row, "main_sum")),
+    "proportion": lambda row: proportion_moments(int(cell(row, "count")), cell(row, "main_sum")),
     "sample_mean": lambda row: sample_mean_moments(
-        int(_value(row, "count")), _value(row, "main_sum"), _value(row, "main_sum_squares")
+        int(cell(row, "count")), cell(row, "main_sum"), cell(row, "main_sum_squares")
     ),
     "ratio": lambda row: ratio_moments(
-        int(_value(row, "users")),
-        _value(row, "main_sum"),
-        _value(row, "main_sum_squares"),
-        _value(row, "denominator_sum"),
-        _value(row, "denominator_sum_squares"),
-        _value(row, "main_denominator_sum_product"),
+        int(cell(row, "users")),
+        cell(row, "main_sum"),
+        cell(row, "main_sum_squares"),
+        cell(row, "denominator_sum"),
+        cell(row, "denominator_sum_squares"),
+        cell(row, "main_denominator_sum_product"),
     ),
     "quantile_event": clustered_quantile_moments,
     "quantile_unit": lambda row: quantile_moments(
-        int(_value(row, "quantile_n")),
-        int(_value(row, "quantile_nstar")),
-        _value(row, "quantile_level"),
-        _value(row, "quantile"),
-        _value(row, "quantile_lower"),
-        _value(row, "quantile_upper"),
+        int(cell(row, "quantile_n")),
+        int(cell(row, "quantile_nstar")),
+        cell(row, "quantile_level"),
+        cell(row, "quantile"),
+        cell(row, "quantile_lower"),
+        cell(row, "quantile_upper"),
     ),
 }
 

@@ -47,22 +47,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from workbench.stats.moments import ratio_variance
+from workbench.stats.moments import PRODUCTS, cell, covariance, ratio_variance
 
 STATISTICS = ("proportion", "sample_mean", "ratio")
 # The variables summed in a row, by column prefix (``{prefix}_sum``, ``{prefix}_sum_squares``):
 # the outcome(s) first, then their pre-exposure covariate(s) under CUPED.
 OUTCOMES = {"proportion": ("main",), "sample_mean": ("main",), "ratio": ("main", "denominator")}
 COVARIATES = {"proportion": ("covariate",), "sample_mean": ("covariate",), "ratio": ("covariate", "denominator_pre")}
-# The column holding the sum of the products of two variables.
-PRODUCTS = {
-    frozenset({"main", "denominator"}): "main_denominator_sum_product",
-    frozenset({"main", "covariate"}): "main_covariate_sum_product",
-    frozenset({"main", "denominator_pre"}): "main_post_denominator_pre_sum_product",
-    frozenset({"covariate", "denominator"}): "main_pre_denominator_post_sum_product",
-    frozenset({"covariate", "denominator_pre"}): "main_pre_denominator_pre_sum_product",
-    frozenset({"denominator", "denominator_pre"}): "denominator_post_denominator_pre_sum_product",
-}
 # Divisor of a stratum's residual sums of squares: n minus this (GrowthBook's choice).
 RESIDUAL_DOF = {1: 3, 2: 6}  # by the number of outcomes
 RATIO_CUPED_MIN_UNITS = 7  # a ratio CUPED stratum needs more units than the 6 lost to its residuals
@@ -116,18 +107,11 @@ class _Arm:
         if self.bernoulli and i == j:
             p = self.mean(i)
             return p * (1.0 - p)
-        if self.n <= 1:
-            return 0.0
-        return float((self.q[i, j] - self.s[i] * self.s[j] / self.n) / (self.n - 1))
+        return float(covariance(self.n, self.s[i], self.s[j], self.q[i, j]))
 
     def covariance_matrix(self, k: int) -> np.ndarray:
         """Per-unit covariance matrix of the first ``k`` variables."""
         return np.array([[self.covariance(i, j) for j in range(k)] for i in range(k)])
-
-
-def _number(row: Mapping, column: str) -> float:
-    value = row.get(column)
-    return 0.0 if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
 
 
 def _arm_from_row(row: Mapping, statistic: str, cuped: bool) -> _Arm:
@@ -135,15 +119,15 @@ def _arm_from_row(row: Mapping, statistic: str, cuped: bool) -> _Arm:
     ``count``, or from ``users`` for ratio and CUPED rows, as :mod:`workbench.stats.moments` reads them."""
     names = OUTCOMES[statistic] + (COVARIATES[statistic] if cuped else ())
     bernoulli = statistic == "proportion"
-    s = np.array([_number(row, f"{name}_sum") for name in names])
+    s = np.array([cell(row, f"{name}_sum") for name in names])
     q = np.empty((len(names), len(names)))
     for i, a in enumerate(names):
         for j, b in enumerate(names):
             if i == j:
-                q[i, j] = s[i] if bernoulli else _number(row, f"{a}_sum_squares")
+                q[i, j] = s[i] if bernoulli else cell(row, f"{a}_sum_squares")
             else:
-                q[i, j] = _number(row, PRODUCTS[frozenset({a, b})])
-    n = _number(row, "users" if cuped or statistic == "ratio" else "count")
+                q[i, j] = cell(row, PRODUCTS[frozenset({a, b})])
+    n = cell(row, "users" if cuped or statistic == "ratio" else "count")
     return _Arm(int(n), s, q, bernoulli)
 
 

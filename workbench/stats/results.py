@@ -27,7 +27,7 @@ from workbench.stats.frequentist import Difference, difference, t_test, welch_do
 from workbench.stats.health import HealthChecks, health_checks
 from workbench.stats.intervals import difference_intervals
 from workbench.stats.midexperiment_power import mid_experiment_power
-from workbench.stats.moments import ArmMoments, adjusted_pair, comparison_note, has_covariate, row_moments
+from workbench.stats.moments import ArmMoments, adjusted_pair, comparison_note, has_covariate, present, row_moments
 from workbench.stats.post_stratification import STATISTICS as POST_STRATIFIED_STATISTICS
 from workbench.stats.post_stratification import post_stratified_effect
 from workbench.stats.sequential import sequential_test
@@ -406,11 +406,6 @@ def _power(record: Mapping, settings: AnalysisSettings, variations: int) -> dict
     return {"power": result.power, "power_additional_units": result.additional_units, "power_note": None}
 
 
-def _has_uncapped(row: Mapping) -> bool:
-    value = row.get("main_sum_uncapped")
-    return value is not None and not pd.isna(value)
-
-
 def _uncapped(row: Mapping) -> dict:
     """The row with its ``*_uncapped`` sums in place of the capped ones (GrowthBook's
     ``replace_with_uncapped``)."""
@@ -510,7 +505,7 @@ def experiment_results(
                     record[f"unadjusted_{key}"] = unadjusted[key]
             if dimension == "overall" and settings.relative and base["metric_group"] == "goal":
                 record.update(_power(record, settings, len(variations)))
-            if _has_uncapped(control_row) and _has_uncapped(row):
+            if present(control_row, "main_sum_uncapped") and present(row, "main_sum_uncapped"):
                 uncapped = _comparison(_uncapped(control_row), _uncapped(row), settings, metric)
                 for key in RESULT_KEYS:
                     record[f"uncapped_{key}"] = uncapped[key]
