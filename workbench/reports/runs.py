@@ -54,6 +54,9 @@ def timestamp_stem(now: dt.datetime | None = None) -> str:
 
 # A run holds its stem with the hidden file ``.<stem>.running`` (its process id inside) until it ends.
 CLAIM_SUFFIX = ".running"
+# A parallel run's worker process is replaced after this many reports, so the memory one report's
+# analysis leaves behind (pandas and allocator fragments) cannot pile up over a long batch.
+REPORTS_PER_WORKER = 8
 
 
 def _claim_stem(folder: Path) -> str:
@@ -279,7 +282,8 @@ def run_reports(
 
         # Leaving the pool terminates its workers, so an interrupted batch (Ctrl-C, SIGTERM) stops
         # at once instead of running the reports still queued.
-        with multiprocessing.get_context("spawn").Pool(min(jobs, len(keys))) as pool:
+        pool_size = min(jobs, len(keys))
+        with multiprocessing.get_context("spawn").Pool(pool_size, maxtasksperchild=REPORTS_PER_WORKER) as pool:
             runs = list(
                 progress(
                     pool.imap(functools.partial(_guarded_run, options=options), keys),
