@@ -134,8 +134,8 @@ def test_strata_and_uncapped_sql_transpiles(tmp_path, dialect):
 
     cfg = parse_config(config_data(), tmp_path / "w.yml")
     exp = cfg.experiment("checkout-layout")
-    query = sql_builder.sufficient_stats_query(cfg, exp, None, 20, None, ("browser", "country"))
-    assert "WHERE m0_main <> 0" in query.sql and "m0_main_uncapped" in query.sql
+    query = sql_builder.experiment_query(cfg, exp, (), 20, None, ("browser", "country"))
+    assert "WHERE wb_included AND m0_main <> 0" in query.sql and "m0_main_uncapped" in query.sql
     sqlglot.parse_one(transpile(query.sql, dialect, query.params), read=dialect)
 
 

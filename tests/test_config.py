@@ -106,8 +106,51 @@ CASES = [
         "metric 'retention_rate'.window.delay_hours: must be a number, not 'one day'.",
     ),
     (
-        lambda d: metric(d, "revenue_per_user").update(sql="SELECT userId AS user_id, timestamp, amount FROM orders"),
-        "metric 'revenue_per_user': the SQL returns ['user_id', 'timestamp', 'amount'] but a mean metric needs ['value']; add them to its SELECT",
+        lambda d: metric(d, "revenue_per_user_cuped").update(
+            sql="SELECT userId AS user_id, timestamp, amount FROM orders"
+        ),
+        "metric 'revenue_per_user_cuped': the SQL returns ['user_id', 'timestamp', 'amount'] but a mean metric needs ['value']; add them to its SELECT",
+    ),
+    # fact tables: every reference checked before any query runs
+    (
+        lambda d: metric(d, "revenue_per_user").update(fact_table="purchases"),
+        "metric 'revenue_per_user'.fact_table: 'purchases' is not a defined fact table; define it under 'fact_tables' or fix the name (defined: ['orders', 'sessions']).",
+    ),
+    (
+        lambda d: metric(d, "revenue_per_user").update(column="amout"),
+        "metric 'revenue_per_user'.column: ['amout'] is not a column of fact table 'orders'; its columns are ['user_id', 'anonymous_id', 'timestamp', 'amount', 'qty'].",
+    ),
+    (
+        lambda d: metric(d, "revenue_per_user").update(column="rows"),
+        "metric 'revenue_per_user'.column: mean metrics read a column's values; name a column of fact table 'orders'; its columns are",
+    ),
+    (
+        lambda d: metric(d, "orders_per_user").update(column="amount"),
+        "metric 'orders_per_user'.column: count metrics count rows; write `column: rows` (or leave it out), or use type mean to sum 'amount'.",
+    ),
+    (
+        lambda d: metric(d, "bulk_buyer").update(row_filter="quantity > 1"),
+        "metric 'bulk_buyer'.row_filter: ['quantity'] is not a column of fact table 'orders'; its columns are",
+    ),
+    (
+        lambda d: metric(d, "bulk_buyer").update(row_filter="qty > (SELECT 1)"),
+        "metric 'bulk_buyer'.row_filter: 'qty > (SELECT 1)' uses",
+    ),
+    (
+        lambda d: metric(d, "bulk_buyer").update(filter="qty > 1"),
+        "metric 'bulk_buyer': a metric over a fact table takes no 'filter' (use 'row_filter'); remove it.",
+    ),
+    (
+        lambda d: metric(d, "purchased").update(row_filter="qty > 1"),
+        "metric 'purchased': 'row_filter' belongs to metrics over a fact table; add 'fact_table' or remove it.",
+    ),
+    (
+        lambda d: d["fact_tables"][0].update(sql="SELECT userId AS user_id, amount FROM orders"),
+        "fact table 'orders': the SQL returns ['user_id', 'amount'] but a fact table needs ['timestamp']; add them to its SELECT",
+    ),
+    (
+        lambda d: d["fact_tables"].append(dict(d["fact_tables"][0])),
+        "fact_tables: two entries share the name 'orders'; rename one.",
     ),
     (
         lambda d: d["assignment_queries"][0].update(

@@ -4,6 +4,7 @@ pandas computation from the raw CSV files (tests/experiment_reference.py)."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 START, END = dt.datetime(2026, 9, 25), dt.datetime(2026, 11, 22, 23, 59, 59, 999999)
 ALL_METRICS = (
     "purchased",
+    "bulk_buyer",
     "revenue_per_user",
     "average_order_value",
     "revenue_per_user_cuped",
@@ -329,3 +331,20 @@ def test_a_metric_type_registered_here_is_analysed_end_to_end(db, sample_dir, tm
         assert row["absolute_effect"] == pytest.approx(z_treated.mean() - z_control.mean(), rel=1e-9)
         assert row["p_value"] == pytest.approx(welch.pvalue, rel=1e-6)
         assert row["unadjusted_absolute_effect"] == pytest.approx(y[treated].mean() - y[control].mean(), rel=1e-9)
+
+
+def test_duckdb_plan_scans_each_source_table_once(db, config):
+    """DuckDB's EXPLAIN of an analysis with nine metrics over two tables (both metric styles, an
+    event quantile, CUPED, capping, windows, a ratio) and two dimensions: each table scanned once."""
+    if db.dialect.name != "duckdb":
+        pytest.skip("reads DuckDB's EXPLAIN")
+    from workbench.experiments import sql as sql_builder
+
+    names = ("purchased", "bulk_buyer", "revenue_per_user", "orders_per_user", "average_order_value")
+    names += ("revenue_per_user_cuped", "order_amount_p90", "session_duration", "retention_rate")
+    exp = config.experiment("checkout-layout")
+    metrics = tuple(config.metric(n) for n in names)
+    query = sql_builder.experiment_query(config, exp, ("browser", "country"), 20, metrics, dialect=db.dialect)
+    plan = "\n".join(db.sql("EXPLAIN " + query.sql, limit=None, **query.params).iloc[:, -1])
+    scanned = [name.split(".")[-1] for name in re.findall(r"Table: ([\w.]+)", plan)]
+    assert sorted(scanned) == ["experiment_viewed", "orders", "sessions"]

@@ -289,7 +289,7 @@ def test_copies_for_ratio_lookbacks_stay_out_of_unit_metrics(db, config):
     frame = unit_metrics(exp, db=db, metrics=("aov_cuped7", "revenue_p80"))
     assert [c for c in frame.columns if c.startswith("n_")] == ["n_revenue", "n_orders", "n_revenue_p80"]
     # the numerator's own lookback is the ratio's: only the denominator needs a copy, one shift
-    query = sql_builder.sufficient_stats_query(config, exp.settings, "country", 20, (config.metric("aov_cuped3"),))
+    query = sql_builder.experiment_query(config, exp.settings, ("country",), 20, (config.metric("aov_cuped3"),))
     assert query.sql.count("INTERVAL '259200' SECOND AS wb_shift") == 1 and "604800" not in query.sql
     assert set(re.findall(r"\bm\d+_pre\b", query.sql)) == {"m0_pre", "m2_pre"}  # revenue, orders@pre3
 
@@ -298,8 +298,8 @@ def test_copies_for_ratio_lookbacks_stay_out_of_unit_metrics(db, config):
 def test_the_new_sql_transpiles(config, dialect):
     exp = config.experiment("exp")
     metrics = tuple(config.metric(name) for name in METRICS)
-    for dimension in (None, "country"):
-        query = sql_builder.sufficient_stats_query(config, exp, dimension, 20, metrics)
+    for dimensions in ((), ("country",)):
+        query = sql_builder.experiment_query(config, exp, dimensions, 20, metrics)
         assert "quantile_clusters_0" in query.sql and transpile(query.sql, dialect, query.params)
 
 

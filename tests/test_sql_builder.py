@@ -26,9 +26,9 @@ def all_queries(config):
     exp = config.experiment("checkout-layout")
     every = tuple(config.metrics.values())
     return [
-        sql_builder.sufficient_stats_query(config, exp, None, 20, every),
-        sql_builder.sufficient_stats_query(config, exp, "browser", 5, every),
-        sql_builder.health_query(config, exp, "country"),
+        sql_builder.experiment_query(config, exp, (), 20, every),
+        sql_builder.experiment_query(config, exp, ("browser", "country"), 5, every, ("browser",)),
+        sql_builder.experiment_query(config, exp, ("country",), 20, ()),
         sql_builder.unit_metrics_query(config, exp),
         sql_builder.discovery_query(config.assignment_query("anonymous")),
     ]
@@ -43,20 +43,24 @@ def test_compiled_sql_transpiles_for_warehouses(config, dialect):
 
 
 def test_values_are_bound_not_written_into_the_sql(config):
-    query = sql_builder.sufficient_stats_query(config, config.experiment("checkout-layout"), "browser")
+    query = sql_builder.experiment_query(config, config.experiment("checkout-layout"), ("browser",))
     assert "checkout-layout" not in query.sql and "2026" not in query.sql
     assert query.params["experiment_key"] == "checkout-layout" and query.params["top_n"] == 20
     assert [query.params[f"variation_{i}"] for i in range(3)] == ["0", "1", "2"]
 
 
-def test_metrics_sharing_sql_share_one_scan(config):
+def test_metrics_over_one_table_share_one_scan(config):
+    """Five metrics reading `orders` with different SQL (ids and timestamp; amount as value; an
+    event-level quantile; a capped CUPED copy) and two reading `sessions`: one scan each."""
     exp = config.experiment("checkout-layout")
-    names = ("purchased", "revenue_per_user", "average_order_value", "revenue_per_user_cuped")
-    query = sql_builder.sufficient_stats_query(config, exp, None, 20, tuple(config.metric(n) for n in names))
-    orders_sql = config.metric("revenue_per_user").sql
-    assert query.sql.count(orders_sql) == 1  # revenue, orders and the capped CUPED revenue: one scan
-    assert query.sql.count(config.metric("purchased").sql) == 1
+    names = ("purchased", "revenue_per_user", "average_order_value", "revenue_per_user_cuped", "order_amount_p90")
+    names += ("retention_rate", "session_duration")
+    query = sql_builder.experiment_query(
+        config, exp, ("browser", "country"), 20, tuple(config.metric(n) for n in names)
+    )
+    assert query.sql.count("FROM orders") == 1 and query.sql.count("FROM sessions") == 1
     assert query.sql.count("FROM experiment_viewed") == 1  # units built once
+    assert query.sql.count("FROM per_unit\nGROUP BY GROUPING SETS") == 1  # every breakdown in one aggregate
 
 
 def test_metric_without_identity_join_is_a_config_error(config, tmp_path):
@@ -67,6 +71,6 @@ def test_metric_without_identity_join_is_a_config_error(config, tmp_path):
         ConfigError,
         match=r"metric 'page_views_per_user' is keyed by \['anonymous_id'\] but experiment 'checkout-layout' counts user_id units and no identity join links them; add an identity join\.",
     ):
-        sql_builder.sufficient_stats_query(
-            cfg, cfg.experiment("checkout-layout"), None, 20, (cfg.metric("page_views_per_user"),)
+        sql_builder.experiment_query(
+            cfg, cfg.experiment("checkout-layout"), (), 20, (cfg.metric("page_views_per_user"),)
         )

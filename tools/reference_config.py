@@ -26,6 +26,9 @@ assignment_queries:
     identifier_type: user_id
     sql: SELECT userId AS user_id, timestamp, experimentId AS experiment_id, variationId AS variation_id, browser FROM experiment_viewed
     dimensions: [browser]
+fact_tables:
+  - name: orders
+    sql: SELECT userId AS user_id, anonymousId AS anonymous_id, timestamp, amount, qty FROM orders
 metrics:
   - name: purchased
     type: binomial
@@ -44,6 +47,10 @@ metrics:
     type: quantile
     quantile: {value: 0.9, level: event}
     sql: SELECT userId AS user_id, timestamp, amount AS value FROM orders
+  - name: bulk_buyer
+    type: binomial
+    fact_table: orders
+    row_filter: qty > 1
 experiments:
   - key: checkout-layout
     assignment_query: logged_in
@@ -63,6 +70,7 @@ SECTIONS: dict[str, tuple[Any, ...]] = {
     "database": ("database",),
     "identity_joins[]": ("identity_joins", 0),
     "assignment_queries[]": ("assignment_queries", 0),
+    "fact_tables[]": ("fact_tables", 0),
     "metrics[]": ("metrics", 2),
     "metrics[].window": ("metrics", 2, "window"),
     "metrics[].capping": ("metrics", 2, "capping"),
@@ -79,7 +87,7 @@ SECTIONS: dict[str, tuple[Any, ...]] = {
     "event_sources.NAME.unit_join": ("event_sources", "clicks", "unit_join"),
     "event_sources.NAME.sessions": ("event_sources", "clicks", "sessions"),
 }
-RATIO, QUANTILE, BINOMIAL = ("metrics", 3), ("metrics", 4), ("metrics", 0)
+RATIO, QUANTILE, BINOMIAL, FACT = ("metrics", 3), ("metrics", 4), ("metrics", 0), ("metrics", 5)
 _per_unit = [kind.name for kind in metric_types.REGISTRY.values() if kind.per_unit]
 PER_UNIT_TYPES = f"a {', '.join(_per_unit[:-1])} or {_per_unit[-1]} metric"
 
@@ -138,7 +146,75 @@ CONFIG_KEYS: tuple[Key, ...] = (
         None,
         "{assignment_queries: [x]}",
     ),
+    K(
+        "(top level)",
+        "fact_tables",
+        "list of mappings",
+        "[]",
+        "SQL returning rows of facts that many metrics read; one scan per table per analysis",
+        None,
+        "{fact_tables: {name: x}}",
+    ),
     K("(top level)", "metrics", "list of mappings", "[]", "what is measured per unit", None, "{metrics: {name: x}}"),
+    K(
+        "fact_tables[]",
+        "name",
+        "name",
+        "required",
+        "how metrics refer to it (`fact_table:`)",
+        "{name: orders}",
+        "{name: order rows}",
+    ),
+    K(
+        "fact_tables[]",
+        "sql",
+        "SQL",
+        "required",
+        "returns the identifier columns, `timestamp` and the columns metrics read; a plain "
+        "`SELECT … FROM <table>` shares its scan with every metric over that table",
+        "{sql: 'SELECT userId AS user_id, timestamp, amount, qty FROM orders'}",
+        "{sql: 'SELECT userId AS user_id, amount FROM orders'}",
+    ),
+    K(
+        "fact_tables[]",
+        "identifier_types",
+        "list of names",
+        "the identifier columns the SQL returns",
+        "which id columns key the rows; needed with `SELECT *`",
+        "{identifier_types: [user_id]}",
+        "{identifier_types: [device_id]}",
+    ),
+    K("fact_tables[]", "description", "text", '""', "shown in listings", "{description: One row per order}", None),
+    K(
+        "metrics[]",
+        "fact_table",
+        "name",
+        "none (the metric has its own `sql`)",
+        "the fact table whose rows the metric reads, instead of `sql`",
+        "{fact_table: orders}",
+        "{fact_table: purchases}",
+        at=FACT,
+    ),
+    K(
+        "metrics[]",
+        "column",
+        "name or `rows`",
+        "`rows`",
+        "with `fact_table`: the column a mean, duration or quantile metric reads; `rows` counts rows (count, binomial)",
+        "{type: mean, column: amount}",
+        "{type: mean, column: amout}",
+        at=FACT,
+    ),
+    K(
+        "metrics[]",
+        "row_filter",
+        "SQL condition",
+        "every row",
+        "with `fact_table`: the rows the metric counts, over the table's columns (checked as `filter`)",
+        "{row_filter: qty > 2}",
+        "{row_filter: quantity > 1}",
+        at=FACT,
+    ),
     K("(top level)", "experiments", "list of mappings", "[]", "the experiments to analyse", None, "{experiments: [x]}"),
     K(
         "(top level)",
@@ -1103,6 +1179,7 @@ def accepted_keys() -> dict[str, set[str]]:
         "database": set(DATABASE_KEYS),
         "identity_joins[]": set(cfg.IDENTITY_JOIN_KEYS),
         "assignment_queries[]": set(cfg.ASSIGNMENT_KEYS),
+        "fact_tables[]": set(cfg.FACT_TABLE_KEYS),
         "metrics[]": set(cfg.METRIC_KEYS),
         "metrics[].window": set(cfg.WINDOW_KEYS),
         "metrics[].capping": set(cfg.CAPPING_KEYS),

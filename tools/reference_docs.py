@@ -6,7 +6,7 @@ committed page differs from what :func:`reference_pages` writes now. Sources:
 - ``cli.md``: the typer application itself (every command, argument and option, help, default);
 - ``notebooks.md``: papermill's ``inspect_notebook`` (what ``papermill --help-notebook`` prints);
 - ``python-api.md``: ``inspect`` on ``workbench.__all__`` and the modules of :data:`API_MODULES`;
-- ``metric-types.md``: :func:`workbench.experiments.sql.sufficient_stats_query` on a tiny config;
+- ``metric-types.md``: :func:`workbench.experiments.sql.experiment_query` on a tiny config;
 - ``configuration.md``: :data:`tools.reference_config.CONFIG_KEYS`, each example validated and each
   error message produced by :func:`workbench.config_check.validate_config_file` on a bad value.
 """

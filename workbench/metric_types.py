@@ -154,6 +154,12 @@ class MetricType:
         """``"event"`` or ``"unit"`` for a quantile type (the level its quantile is taken at), else None."""
         return QUANTILE_LEVELS.get(self.shape)
 
+    @property
+    def reads_value(self) -> bool:
+        """True when the type's values come from the rows' ``value`` (aggregated per unit, or
+        every row's at event level); False when it only counts rows."""
+        return self.value_aggregate is not None or self.shape == EVENTS
+
     def required_columns(self, identifier_types: Iterable[str]) -> list[str]:
         """The columns a metric's SQL must return: its identifier columns, ``timestamp`` and,
         when the type reads it, ``value``."""

@@ -331,12 +331,10 @@ def check_consistent(cfg) -> None:
         assert all(cfg.metrics[m.name] is m for m in exp.metrics)
         assert not exp.variations or exp.control is None or exp.control in exp.variations
         assert all(isinstance(v, str) for v in exp.variations)
-        for dimension in (None, *exp.dimensions):  # it compiles, or says in one line why not (e.g. no identity join)
-            try:
-                sql_builder.sufficient_stats_query(cfg, exp, dimension)
-                sql_builder.health_query(cfg, exp, dimension)
-            except ConfigError as error:
-                check_rejection(error, cfg.path)
+        try:  # it compiles, or says in one line why not (e.g. no identity join)
+            sql_builder.experiment_query(cfg, exp, exp.dimensions)
+        except ConfigError as error:
+            check_rejection(error, cfg.path)
 
 
 def load_outcome(path: Path, tally: Counter):

@@ -501,10 +501,7 @@ def test_variation_ids_are_bound_and_come_back_intact(engine, ledger):
     before = table_counts(db)
 
     def texts(experiment) -> set[str]:
-        return {
-            q(cfg, experiment.settings).sql
-            for q in (sql_builder.sufficient_stats_query, sql_builder.health_query, sql_builder.unit_metrics_query)
-        }
+        return {q(cfg, experiment.settings).sql for q in (sql_builder.experiment_query, sql_builder.unit_metrics_query)}
 
     benign_text = texts(Experiment(cfg, cfg.experiment("exp_benign")))
     built = 0
@@ -513,7 +510,7 @@ def test_variation_ids_are_bound_and_come_back_intact(engine, ledger):
             continue
         exp = Experiment(cfg, cfg.experiment(f"exp_{i:03d}"))
         assert texts(exp) == benign_text, label
-        assert value in sql_builder.sufficient_stats_query(cfg, exp.settings).params.values(), label
+        assert value in sql_builder.experiment_query(cfg, exp.settings).params.values(), label
         built += 1
     twin, batch = (Experiment(cfg, cfg.experiment(k)) for k in ("allvars_benign", "allvars"))
     assert texts(batch) == texts(twin)

@@ -63,8 +63,17 @@ def identity_pairs(sample_dir: Path) -> pd.DataFrame:
 
 def metric_rows(sample_dir: Path, name: str) -> tuple[pd.DataFrame, str]:
     """Rows of a base metric as ``(frame with userId/anonymousId, ts, value), keyed columns``."""
-    if name in ("purchased", "revenue_per_user", "orders_per_user", "revenue_per_user_cuped", "order_amount_p90"):
+    if name in (
+        "purchased",
+        "revenue_per_user",
+        "orders_per_user",
+        "revenue_per_user_cuped",
+        "order_amount_p90",
+        "bulk_buyer",
+    ):
         o = raw(sample_dir, "purchases")
+        if name == "bulk_buyer":  # the fact metric's row_filter: qty > 1
+            o = o[o["qty"] > 1]
         return pd.DataFrame(
             {"userId": o["userId"], "anonymousId": o["anonymousId"], "ts": o["timestamp"], "value": o["amount"]}
         ), "both"
@@ -96,6 +105,7 @@ BASE = {
     "purchased": ("binomial", 0, None, None, None, None),
     "revenue_per_user": ("mean", 0, None, None, None, None),
     "orders_per_user": ("count", 0, None, None, None, None),
+    "bulk_buyer": ("binomial", 0, None, None, None, None),
     "revenue_per_user_cuped": ("mean", 0, None, 100.0, None, 14),
     "page_views_per_user": ("count", 0, None, None, None, 7),
     "retention_rate": ("binomial", 24, None, None, None, None),

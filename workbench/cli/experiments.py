@@ -67,16 +67,16 @@ def stats_command(
 
     from workbench.db.connection import connect
     from workbench.experiments.config import load_config
-    from workbench.experiments.engine import experiment, health_facts, sufficient_stats
+    from workbench.experiments.engine import experiment, experiment_facts
 
     try:
         cfg = load_config(config)
         exp = experiment(key, cfg)
         db = connect(database, config_path=cfg.path)
-        units, _ = health_facts(exp, dimension, db=db, top_n=top)
-        stats = sufficient_stats(exp, dimension, db=db, top_n=top, show_sql=show_sql)
+        facts = experiment_facts(exp, db, dimensions=(dimension,) if dimension else (), top_n=top, show_sql=show_sql)
     except WorkbenchError as exc:
         fail(exc)
+    units, stats = facts.units, facts.stats
     overall = units[units["dimension"] == "overall"]
     say(
         f"Experiment {key}: " + ", ".join(f"{r.variation} {r.users:,} units ({r.status})" for r in overall.itertuples())

@@ -70,6 +70,9 @@ class Dialect:
         bool  # ANALYZE written tables before commit (fresh planner statistics: else joins plan as nested loops)
     )
     cheap_index_updates: bool  # an index on an often-updated column is cheap; DuckDB rewrites the row and its index entries on each update
+    # an aggregate: "{value}" of the row whose "{order}" (a comma-separated list of columns) is least,
+    # in the text the workbench writes; None: the engine has none (a window function ranks the rows)
+    first_by: str | None = None
 
     def quote(self, name: str) -> str:
         """``name`` as a quoted identifier (any text; the quote character doubled inside)."""
@@ -131,6 +134,7 @@ DUCKDB = Dialect(
     autocommit_driver=True,
     analyze_after_write=False,
     cheap_index_updates=False,
+    first_by="arg_min({value}, row({order}))",
 )
 POSTGRESQL = Dialect(
     name="postgresql",
@@ -175,6 +179,7 @@ SPARK = Dialect(
     autocommit_driver=False,
     analyze_after_write=False,
     cheap_index_updates=False,
+    first_by="min_by({value}, struct({order}))",  # transpiled as written
 )
 DIALECTS: dict[str, Dialect] = {d.name: d for d in (DUCKDB, POSTGRESQL, SPARK)}
 

@@ -1,9 +1,9 @@
 """One call from a configured experiment to its results: database → sufficient statistics →
 statistics engine.
 
-``analyze("checkout-layout")`` runs the experiment engine's two aggregate queries per dimension
-(:func:`workbench.experiments.engine.sufficient_stats` and
-:func:`~workbench.experiments.engine.health_facts`) and hands the small tables to
+``analyze("checkout-layout")`` runs the experiment engine's one query for every dimension
+(:func:`workbench.experiments.engine.experiment_facts`: sufficient statistics and health facts in
+one pass over each source table) and hands the small tables to
 :func:`workbench.stats.experiment_results`; the results keep the settings they were computed with
 and the health facts, new units per day included. Settings come from the
 experiment's config entry (variations, weights, metric groups, ``inverse`` metrics, and the
@@ -76,10 +76,8 @@ def analyze(
     (default: the project's database), overall and per value of each of ``dimensions`` (default:
     the experiment's configured dimensions; ``()`` for overall only). ``setting_overrides`` are
     :class:`~workbench.stats.AnalysisSettings` fields, e.g. ``engine="bayesian"``."""
-    import pandas as pd
-
     from workbench.experiments.engine import experiment as load_experiment
-    from workbench.experiments.engine import health_facts, sufficient_stats
+    from workbench.experiments.engine import experiment_facts
     from workbench.stats import experiment_results
 
     exp = load_experiment(experiment_or_key) if isinstance(experiment_or_key, str) else experiment_or_key
@@ -90,27 +88,14 @@ def analyze(
         from workbench.db.connection import connect
 
         db = connect()
-    dims = list(exp.settings.dimensions if dimensions is None else dimensions)
-    stats_frames, unit_frames, sql = [], [], []
+    dims = tuple(exp.settings.dimensions if dimensions is None else dimensions)
     try:
-        for dimension in [None, *dims]:
-            # the overall query also returns the post-stratification strata rows (dimension "__strata__")
-            stats = sufficient_stats(exp, dimension, db, strata=strata if dimension is None else ())
-            units, days = health_facts(exp, dimension, db)
-            sql += [stats.attrs.get("sql", ""), units.attrs.get("sql", "")]
-            if dimension is None:
-                per_day = days[days["variation"].isin(list(exp.variations) or days["variation"].unique())].reset_index(
-                    drop=True
-                )
-            else:  # overall rows come once, from the overall query
-                stats, units = stats[stats["dimension"] != "overall"], units[units["dimension"] != "overall"]
-            stats_frames.append(stats)
-            unit_frames.append(units)
+        facts = experiment_facts(exp, db, dimensions=dims, strata=strata)
     finally:
         if own_db:  # the session analyze opened is closed, so it holds no DuckDB file open
             db.dispose()
-    table = pd.concat(stats_frames, ignore_index=True)
-    table.attrs = {"sql": sql, "experiment": exp.key}
-    return experiment_results(
-        table, settings, pd.concat(unit_frames, ignore_index=True), experiment=exp.key, units_per_day=per_day
-    )
+    days = facts.days
+    per_day = days[days["variation"].isin(list(exp.variations) or days["variation"].unique())].reset_index(drop=True)
+    table = facts.stats
+    table.attrs = {"sql": [table.attrs.get("sql", "")], "experiment": exp.key}
+    return experiment_results(table, settings, facts.units, experiment=exp.key, units_per_day=per_day)

@@ -26,16 +26,30 @@ from workbench.metric_types import RATIO, MetricType
 
 NAME = IDENTIFIER  # a plain SQL identifier, the rule every module shares
 EXPERIMENT_KEY = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,99}\Z")  # at most 100 characters: keys name report folders
-TOP_KEYS = {"database", "identifier_types", "identity_joins", "assignment_queries", "metrics", "experiments"}
+TOP_KEYS = {
+    "database",
+    "identifier_types",
+    "identity_joins",
+    "assignment_queries",
+    "fact_tables",
+    "metrics",
+    "experiments",
+}
 # sections other modules own and validate themselves (workbench.events.settings, workbench.toolkit.sources)
 OTHER_SECTIONS = {"events", "event_sources"}
 IDENTITY_JOIN_KEYS = {"sql", "identifier_types"}
 ASSIGNMENT_KEYS = {"name", "identifier_type", "sql", "dimensions", "description"}
 ASSIGNMENT_COLUMNS = ("timestamp", "experiment_id", "variation_id")
+FACT_TABLE_KEYS = {"name", "sql", "identifier_types", "description"}
+# A fact metric's `column` that counts rows instead of reading a column (counts and binomials).
+ROWS = "rows"
 METRIC_KEYS = {
     "name",
     "type",
     "sql",
+    "fact_table",
+    "column",
+    "row_filter",
     "identifier_types",
     "window",
     "capping",
@@ -118,10 +132,25 @@ class Prior:
 
 
 @dataclass(frozen=True)
+class FactTable:
+    """SQL returning rows of facts: one column per identifier type it is keyed by, ``timestamp``
+    and the columns metrics read (``columns``: its output columns, None when they cannot be read
+    statically and are probed on the database before a query runs)."""
+
+    name: str
+    sql: str
+    identifier_types: tuple[str, ...]
+    columns: tuple[str, ...] | None = None
+    description: str = ""
+
+
+@dataclass(frozen=True)
 class Metric:
     """One metric of type ``kind`` (the registry's entry, :mod:`workbench.metric_types`). ``sql``
     returns the columns ``kind.required_columns(identifier_types)``; a ratio metric holds its
-    ``numerator`` and ``denominator`` metrics instead."""
+    ``numerator`` and ``denominator`` metrics instead. A metric over a fact table names it
+    (``fact_table``), the ``column`` it reads (None: it counts rows) and its ``row_filter``; its
+    ``sql`` is then the same rows in the shape above, for queries that read one metric alone."""
 
     name: str
     kind: MetricType
@@ -137,6 +166,9 @@ class Metric:
     inverse: bool = False
     description: str = ""
     prior: Prior | None = None
+    fact_table: FactTable | None = None
+    column: str | None = None
+    row_filter: str | None = None
 
     @property
     def type(self) -> str:
@@ -210,6 +242,7 @@ class Config:
     metrics: dict[str, Metric]
     experiments: dict[str, ExperimentConfig]
     database: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+    fact_tables: dict[str, FactTable] = field(default_factory=dict)
 
     def metric(self, name: str) -> Metric:
         if name not in self.metrics:
@@ -278,6 +311,16 @@ def select_columns(sql: str) -> tuple[str, ...] | None:
     return names if all(names) else None
 
 
+def filter_columns(condition: str | None) -> set[str]:
+    """The column names (lower case) a validated filter reads."""
+    if condition is None:
+        return set()
+    import sqlglot
+    from sqlglot import exp
+
+    return {c.name.lower() for c in sqlglot.parse_one(condition, read=SOURCE_DIALECT).find_all(exp.Column)}
+
+
 def _finite(x: float) -> bool:
     """Whether ``x`` is a finite number a float can hold (``10**400`` is not)."""
     try:
@@ -316,6 +359,9 @@ class _Parser:
             "assignment_queries",
             "name",
         )
+        self.fact_tables = self.unique(
+            [self.fact_table(e, i) for i, e in enumerate(self.entries("fact_tables"))], "fact_tables", "name"
+        )
         self.ratio_parts: dict[str, tuple[str, str]] = {}  # ratio metric -> (numerator, denominator) names
         metrics = self.unique([self.metric(e, i) for i, e in enumerate(self.entries("metrics"))], "metrics", "name")
         metrics = self.resolve_ratios(metrics)
@@ -323,7 +369,16 @@ class _Parser:
         experiments = self.unique(
             [self.experiment(e, i) for i, e in enumerate(self.entries("experiments"))], "experiments", "key"
         )
-        return Config(self.path, self.identifier_types, identity_joins, assignment, metrics, experiments, database)
+        return Config(
+            self.path,
+            self.identifier_types,
+            identity_joins,
+            assignment,
+            metrics,
+            experiments,
+            database,
+            self.fact_tables,
+        )
 
     # -- generic checks -------------------------------------------------------------------------
     def entries(self, key: str) -> list[dict[str, Any]]:
@@ -506,7 +561,6 @@ class _Parser:
         for key in ("numerator", "denominator"):
             if key in entry:
                 raise self.fail(where, f"'{key}' belongs to ratio metrics only; remove it or set type: ratio.")
-        sql = self.text(entry, "sql", where)
         quantile = None
         if kind.quantile_level:
             kind, quantile = self.quantile(entry, kind, where)
@@ -520,6 +574,29 @@ class _Parser:
                 where,
                 f"{kind.name} metrics take no {' and no '.join(repr(k) for k in refused)}; remove {'them' if len(refused) > 1 else 'it'}.",
             )
+        common = {
+            "window": self.window(entry.get("window"), where),
+            "capping": self.capping(entry.get("capping"), where),
+            "cuped_lookback_days": self.cuped(entry.get("cuped"), where),
+            "quantile": quantile,
+            "inverse": inverse,
+            "description": str(entry.get("description") or ""),
+            "prior": self.prior(entry.get("prior"), where),
+        }
+        if "fact_table" in entry:
+            return Metric(name, kind, **common, **self.fact_metric(entry, kind, where))
+        for key in ("column", "row_filter"):
+            if key in entry:
+                raise self.fail(where, f"'{key}' belongs to metrics over a fact table; add 'fact_table' or remove it.")
+        sql = self.text(entry, "sql", where)
+        types = self.identifiers(entry, sql, where)
+        self.sql_columns(sql, kind.required_columns(types), where, f"a {kind.name} metric")
+        return Metric(
+            name, kind, sql=sql, identifier_types=types, filter=self.filter(entry.get("filter"), where), **common
+        )
+
+    def identifiers(self, entry: dict[str, Any], sql: str, where: str) -> tuple[str, ...]:
+        """The identifier types ``sql`` returns: listed under ``identifier_types``, else read from it."""
         columns = select_columns(sql)
         if "identifier_types" in entry:
             types = self.names(entry["identifier_types"], f"{where}.identifier_types")
@@ -536,21 +613,69 @@ class _Parser:
             )
         for t in types:
             self.known_type(t, f"{where}.identifier_types")
-        self.sql_columns(sql, kind.required_columns(types), where, f"a {kind.name} metric")
-        return Metric(
-            name,
-            kind,
-            sql=sql,
-            identifier_types=types,
-            window=self.window(entry.get("window"), where),
-            capping=self.capping(entry.get("capping"), where),
-            cuped_lookback_days=self.cuped(entry.get("cuped"), where),
-            quantile=quantile,
-            filter=self.filter(entry.get("filter"), where),
-            inverse=inverse,
-            description=str(entry.get("description") or ""),
-            prior=self.prior(entry.get("prior"), where),
+        return types
+
+    def fact_table(self, entry: dict[str, Any], i: int) -> FactTable:
+        where = self.entry_name(entry, "name", f"fact_tables[{i}]", "fact table")
+        self.keys(entry, FACT_TABLE_KEYS, where, ("name", "sql"))
+        name = self.name(entry, "name", where)
+        where = f"fact table {name!r}"
+        sql = self.text(entry, "sql", where)
+        types = self.identifiers(entry, sql, where)
+        columns = self.sql_columns(sql, [*types, "timestamp"], where, "a fact table")
+        return FactTable(name, sql, types, columns, str(entry.get("description") or ""))
+
+    def fact_metric(self, entry: dict[str, Any], kind: MetricType, where: str) -> dict[str, Any]:
+        """The fields of a metric over a fact table: the table, the ``column`` it reads (``rows``:
+        none, it counts rows), its ``row_filter``, and the same rows as one metric's ``sql``, every
+        reference checked against the table's columns when they can be read statically."""
+        for key, instead in (("sql", "its rows come from the fact table"), ("filter", "use 'row_filter'")):
+            if key in entry:
+                raise self.fail(where, f"a metric over a fact table takes no '{key}' ({instead}); remove it.")
+        table_name = self.name(entry, "fact_table", where)
+        if table_name not in self.fact_tables:
+            raise self.fail(
+                f"{where}.fact_table",
+                f"{shown(table_name)} is not a defined fact table; define it under 'fact_tables' or fix the name "
+                f"(defined: {sorted(self.fact_tables)}).",
+            )
+        table = self.fact_tables[table_name]
+        known = f"; its columns are {list(table.columns)}" if table.columns is not None else ""
+        column = entry.get("column", ROWS)
+        if not isinstance(column, str) or not NAME.match(column):
+            raise self.fail(
+                f"{where}.column", f"must name a column of fact table {table.name!r} or be `rows`, not {shown(column)}."
+            )
+        if kind.reads_value and column == ROWS:
+            raise self.fail(
+                f"{where}.column",
+                f"{kind.name} metrics read a column's values; name a column of fact table {table.name!r}{known}.",
+            )
+        if not kind.reads_value and column != ROWS:
+            raise self.fail(
+                f"{where}.column",
+                f"{kind.name} metrics count rows; write `column: rows` (or leave it out), or use type mean to sum {column!r}.",
+            )
+        row_filter = self.filter(entry.get("row_filter"), where, "row_filter")
+        if table.columns is not None:
+            for what, names in (("column", {column} - {ROWS}), ("row_filter", filter_columns(row_filter))):
+                if unknown := sorted(names - set(table.columns)):
+                    raise self.fail(
+                        f"{where}.{what}",
+                        f"{unknown} {'is not a column' if len(unknown) == 1 else 'are not columns'} of fact table {table.name!r}{known}.",
+                    )
+        value = "1" if column == ROWS else f"f.{column}"
+        ids = ", ".join(f"f.{t}" for t in table.identifier_types)
+        sql = f"SELECT {ids}, f.timestamp, {value} AS value FROM ({table.sql}) f" + (
+            f" WHERE {row_filter}" if row_filter else ""
         )
+        return {
+            "sql": sql,
+            "identifier_types": table.identifier_types,
+            "fact_table": table,
+            "column": None if column == ROWS else column,
+            "row_filter": row_filter,
+        }
 
     def window(self, value: Any, where: str) -> Window:
         if value is None:
@@ -629,43 +754,42 @@ class _Parser:
         self.keys(value, CUPED_KEYS, f"{where}.cuped", ("lookback_days",))
         return self.number(value["lookback_days"], f"{where}.cuped.lookback_days", 0, open_low=True)
 
-    def filter(self, value: Any, where: str) -> str | None:
-        """``value`` if it is one SQL condition built only of :data:`FILTER_NODES`, checked on its
-        parse tree: no comment, no ``;`` outside a quoted string, no subquery or other function."""
+    def filter(self, value: Any, where: str, key: str = "filter") -> str | None:
+        """``value`` (the entry's ``key``) if it is one SQL condition built only of
+        :data:`FILTER_NODES`, checked on its parse tree: no comment, no ``;`` outside a quoted
+        string, no subquery or other function."""
         if value is None:
             return None
         import sqlglot
         from sqlglot.tokens import TokenType
 
+        where = f"{where}.{key}"
+
         not_condition = f"{shown(value)} is not a SQL condition; write e.g. \"event = 'Search'\"."
         if not isinstance(value, str) or not value.strip():
-            raise self.fail(f"{where}.filter", "must be a SQL condition such as \"event = 'Search'\".")
+            raise self.fail(where, "must be a SQL condition such as \"event = 'Search'\".")
         dialect = sqlglot.Dialect.get_or_raise(SOURCE_DIALECT)
         try:
             tokens = dialect.tokenize(value)
             trees = dialect.parser().parse(tokens, value)
         except sqlglot.errors.SqlglotError:  # ParseError, or TokenError for e.g. an unclosed quote
-            raise self.fail(f"{where}.filter", not_condition) from None
+            raise self.fail(where, not_condition) from None
         if any(t.comments for t in tokens):
-            raise self.fail(
-                f"{where}.filter", f"{shown(value)} holds a comment (-- or /* */), which would hide SQL; remove it."
-            )
+            raise self.fail(where, f"{shown(value)} holds a comment (-- or /* */), which would hide SQL; remove it.")
         if any(t.token_type == TokenType.SEMICOLON for t in tokens):
-            raise self.fail(
-                f"{where}.filter", f"{shown(value)} holds ';' outside a quoted string; a filter is one condition."
-            )
+            raise self.fail(where, f"{shown(value)} holds ';' outside a quoted string; a filter is one condition.")
         tree = trees[0] if len(trees) == 1 else None
         if tree is None:  # nothing but a comment
-            raise self.fail(f"{where}.filter", not_condition)
+            raise self.fail(where, not_condition)
         for node in tree.walk():
             if type(node).__name__ not in FILTER_NODES:
                 raise self.fail(
-                    f"{where}.filter",
+                    where,
                     f"{shown(value)} uses {shown(node.sql())}; a filter may use only the "
                     f"metric's columns, values, operators, CASE, CAST and {', '.join(FILTER_FUNCTIONS)}.",
                 )
         if type(tree.unnest()).__name__ not in FILTER_CONDITIONS:
-            raise self.fail(f"{where}.filter", not_condition)
+            raise self.fail(where, not_condition)
         return value.strip()
 
     def resolve_ratios(self, metrics: dict[str, Metric]) -> dict[str, Metric]:

@@ -12,7 +12,14 @@ from typing import TYPE_CHECKING, Any
 
 from workbench.errors import ConfigError
 from workbench.experiments import sql as sql_builder
-from workbench.experiments.config import Config, ExperimentConfig, Metric, load_config, select_columns
+from workbench.experiments.config import (
+    Config,
+    ExperimentConfig,
+    Metric,
+    filter_columns,
+    load_config,
+    select_columns,
+)
 from workbench.metric_types import STAT_COLUMNS
 
 if TYPE_CHECKING:
@@ -121,7 +128,12 @@ def check_columns(experiment: Experiment, db) -> None:
     ]
     for metric in s.metrics + ((s.activation_metric,) if s.activation_metric else ()):
         for m in metric.parts:
-            checks.append((f"metric {m.name!r}", m.sql or "", m.kind.required_columns(m.identifier_types)))
+            if m.fact_table is not None:  # the fact table's own SQL, with what the metric reads
+                needed = [*m.fact_table.identifier_types, "timestamp", *([m.column] if m.column else [])]
+                needed += sorted(filter_columns(m.row_filter))
+                checks.append((f"fact table {m.fact_table.name!r} (metric {m.name!r})", m.fact_table.sql, needed))
+            else:
+                checks.append((f"metric {m.name!r}", m.sql or "", m.kind.required_columns(m.identifier_types)))
     checks += [(f"identity_joins[{i}]", j.sql, list(j.identifier_types)) for i, j in enumerate(cfg.identity_joins)]
     for where, sql, needed in checks:
         if select_columns(sql) is not None:
@@ -144,6 +156,139 @@ def _run(query: sql_builder.CompiledQuery, db, show_sql: bool):
     return frame
 
 
+@dataclass(frozen=True)
+class Facts:
+    """What one query of an experiment returns: ``stats`` (the sufficient-statistics table),
+    ``units`` (units per dimension, dimension_value, variation and status) and ``days`` (units per
+    first-exposure day and variation)."""
+
+    stats: pd.DataFrame
+    units: pd.DataFrame
+    days: pd.DataFrame
+
+
+def experiment_facts(
+    experiment: Experiment,
+    db=None,
+    *,
+    dimensions: Sequence[str] = (),
+    top_n: int = sql_builder.DEFAULT_TOP_N,
+    show_sql: bool = False,
+    metrics: Sequence[Metric | str] | None = None,
+    strata: Sequence[str] = (),
+) -> Facts:
+    """The sufficient statistics and health facts of ``experiment``, overall, per value of each
+    of ``dimensions`` (top ``top_n`` values plus ``(other)``) and per post-stratification stratum,
+    from one query (:func:`workbench.experiments.sql.experiment_query`): one pass over each
+    source table. ``stats`` holds the overall rows, then the strata rows (``dimension``
+    ``"__strata__"``, ``dimension_value`` the stratum key), then each dimension's rows, each block
+    metric by metric, as :func:`sufficient_stats`."""
+
+    db = _database(db)
+    check_columns(experiment, db)
+    metrics = chosen_metrics(experiment, metrics)
+    dimensions = (dimensions,) if isinstance(dimensions, str) else tuple(dimensions)
+    strata = (strata,) if isinstance(strata, str) else tuple(strata)
+    query = sql_builder.experiment_query(
+        experiment.config, experiment.settings, dimensions, top_n, metrics, strata, getattr(db, "dialect", None)
+    )
+    wide = _run(query, db, show_sql)
+    wide["variation"] = wide["variation"].astype(str)
+    wide["users"] = wide["users"].astype("int64")
+    wide["breakdown"] = wide["wb_set"].astype(int).map(dict(enumerate(query.sets)))
+    stats = _stats_table(experiment, wide, query, metrics, strata)
+    units, days = _health_tables(experiment, wide)
+    for frame in (stats, units, days):
+        frame.attrs = {"sql": query.sql, "params": query.params, "experiment": experiment.key}
+    return Facts(stats, units, days)
+
+
+def _stats_table(experiment: Experiment, wide, query, metrics: tuple[Metric, ...], strata: tuple[str, ...]):
+    """The sufficient-statistics table from the query's rows of the analysed variations."""
+    import numpy as np
+    import pandas as pd
+
+    known = set(experiment.variations)
+    analysed = wide[wide["variation"].isin(known) if known else wide["variation"] != sql_builder.MULTIPLE]
+    variations = list(experiment.variations) or sorted(set(analysed["variation"]))
+    overall = analysed[analysed["breakdown"] == sql_builder.OVERALL]
+    blocks = [(sql_builder.STRATA if strata else "overall", sql_builder.STRATA if strata else None)]
+    blocks += [(name, name) for name in query.sets[1:] if name not in (sql_builder.STRATA, sql_builder.DAYS)]
+    frames = []
+    for label, breakdown in blocks:
+        rows = pd.concat([overall, analysed[analysed["breakdown"] == breakdown]]) if breakdown else overall
+        values = set(rows["dimension_value"])
+        groups = (
+            [sql_builder.OVERALL]
+            + sorted(values - {sql_builder.OVERALL, sql_builder.OTHER})
+            + [sql_builder.OTHER] * (sql_builder.OTHER in values)
+        )
+        index = pd.MultiIndex.from_product([groups, variations], names=["dimension_value", "variation"])
+        block = rows.set_index(["dimension_value", "variation"]).reindex(index).reset_index()
+        block["users"] = block["users"].fillna(0).astype("int64")
+        for metric in metrics:
+            cols = query.columns[metric.name]
+            part = pd.DataFrame(
+                {
+                    "metric": metric.name,
+                    "metric_type": metric.type,
+                    "dimension": np.where(block["dimension_value"] == sql_builder.OVERALL, "overall", label),
+                    "dimension_value": block["dimension_value"].replace(sql_builder.OVERALL, "all"),
+                    "variation": block["variation"].astype(str),
+                    "users": block["users"],
+                }
+            )
+            for stat in STAT_COLUMNS:
+                part[stat] = (
+                    pd.to_numeric(block[cols[stat]], errors="coerce").astype("float64") if stat in cols else np.nan
+                )
+            if metric.kind.quantile_level:  # an arm or slice without values: n = 0, empty sums, no quantile
+                for stat in cols:
+                    if stat not in ("quantile", "quantile_lower", "quantile_upper", "quantile_level"):
+                        part[stat] = part[stat].fillna(0.0)
+                part["quantile_level"] = part["quantile_level"].fillna(metric.quantile or 0.5)
+                part["count"] = part["quantile_n"].astype("int64")
+            else:
+                for stat in ("main_sum", "main_sum_squares", "main_sum_uncapped", "main_sum_squares_uncapped"):
+                    if stat in cols or not stat.endswith("_uncapped"):
+                        part[stat] = part[stat].fillna(0.0)
+                part["count"] = part["users"]
+            if breakdown and breakdown != sql_builder.STRATA and frames:  # the overall rows come once, first
+                part = part[part["dimension"] != "overall"]
+            frames.append(part)
+    result = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=STATS_COLUMNS)
+    for stat in ("quantile_n", "quantile_nstar"):
+        result[stat] = result[stat].astype("Int64")
+    return result[STATS_COLUMNS].reset_index(drop=True)
+
+
+def _health_tables(experiment: Experiment, wide):
+    """``(units, days)`` from the query's rows of every variation."""
+    import pandas as pd
+
+    known = set(experiment.variations)
+
+    def status(v: str) -> str:
+        if v == sql_builder.MULTIPLE:
+            return "multiple"
+        return "included" if not known or v in known else "unknown"
+
+    units = wide[wide["breakdown"] != sql_builder.DAYS]
+    units = units[units["breakdown"] != sql_builder.STRATA].copy()
+    units["dimension"] = units["breakdown"].replace(sql_builder.OVERALL, "overall")
+    units["dimension_value"] = units["dimension_value"].where(units["dimension"] != "overall", "all")
+    units["status"] = units["variation"].map(status)
+    order = {name: k for k, name in enumerate(["overall", *dict.fromkeys(units["dimension"])])}
+    units = units.sort_values(
+        ["dimension", "dimension_value", "variation"],
+        key=lambda s: s.map(order) if s.name == "dimension" else s,
+    )[["dimension", "dimension_value", "variation", "users", "status"]].reset_index(drop=True)
+    days = wide[wide["breakdown"] == sql_builder.DAYS][["day", "variation", "users"]].copy()
+    days["day"] = pd.to_datetime(days["day"])
+    days = days.sort_values(["day", "variation"]).reset_index(drop=True)
+    return units, days
+
+
 def sufficient_stats(
     experiment: Experiment,
     dimension: str | None = None,
@@ -157,63 +302,12 @@ def sufficient_stats(
     """The sufficient-statistics table of ``docs/sufficient-statistics.md``: one row per
     (metric, dimension, dimension_value, variation), overall rows always, ``dimension`` rows (top
     ``top_n`` values plus ``(other)``) when asked. With ``strata`` (post-stratification
-    dimensions, no ``dimension``) the other rows are the strata instead: ``dimension`` is
-    ``"__strata__"`` and ``dimension_value`` the stratum key. ``.attrs["sql"]`` holds the query that ran."""
-    import numpy as np
-    import pandas as pd
-
-    db = _database(db)
-    check_columns(experiment, db)
-    metrics = chosen_metrics(experiment, metrics)
-    strata = (strata,) if isinstance(strata, str) else tuple(strata)
-    query = sql_builder.sufficient_stats_query(
-        experiment.config, experiment.settings, dimension, top_n, metrics, strata
-    )
-    breakdown = sql_builder.STRATA if strata else dimension or "overall"
-    wide = _run(query, db, show_sql)
-    variations = list(experiment.variations) or sorted(set(wide["variation"]))
-    values = set(wide["dimension_value"])
-    groups = (
-        [sql_builder.OVERALL]
-        + sorted(values - {sql_builder.OVERALL, sql_builder.OTHER})
-        + [sql_builder.OTHER] * (sql_builder.OTHER in values)
-    )
-    index = pd.MultiIndex.from_product([groups, variations], names=["dimension_value", "variation"])
-    wide = wide.set_index(["dimension_value", "variation"]).reindex(index).reset_index()
-    wide["users"] = wide["users"].fillna(0).astype("int64")
-    frames = []
-    for metric in metrics:
-        cols = query.columns[metric.name]
-        part = pd.DataFrame(
-            {
-                "metric": metric.name,
-                "metric_type": metric.type,
-                "dimension": np.where(wide["dimension_value"] == sql_builder.OVERALL, "overall", breakdown),
-                "dimension_value": wide["dimension_value"].replace(sql_builder.OVERALL, "all"),
-                "variation": wide["variation"].astype(str),
-                "users": wide["users"],
-            }
-        )
-        for stat in STAT_COLUMNS:
-            part[stat] = pd.to_numeric(wide[cols[stat]], errors="coerce").astype("float64") if stat in cols else np.nan
-        if metric.kind.quantile_level:  # an arm or slice without values: n = 0, empty sums, no quantile
-            for stat in cols:
-                if stat not in ("quantile", "quantile_lower", "quantile_upper", "quantile_level"):
-                    part[stat] = part[stat].fillna(0.0)
-            part["quantile_level"] = part["quantile_level"].fillna(metric.quantile or 0.5)
-            part["count"] = part["quantile_n"].astype("int64")
-        else:
-            for stat in ("main_sum", "main_sum_squares", "main_sum_uncapped", "main_sum_squares_uncapped"):
-                if stat in cols or not stat.endswith("_uncapped"):
-                    part[stat] = part[stat].fillna(0.0)
-            part["count"] = part["users"]
-        frames.append(part)
-    result = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=STATS_COLUMNS)
-    for stat in ("quantile_n", "quantile_nstar"):
-        result[stat] = result[stat].astype("Int64")
-    result = result[STATS_COLUMNS]
-    result.attrs = {"sql": query.sql, "params": query.params, "experiment": experiment.key}
-    return result
+    dimensions) the strata rows too: ``dimension`` is ``"__strata__"`` and ``dimension_value`` the
+    stratum key. ``.attrs["sql"]`` holds the query that ran (:func:`experiment_facts`)."""
+    dims = (dimension,) if dimension else ()
+    return experiment_facts(
+        experiment, db, dimensions=dims, top_n=top_n, show_sql=show_sql, metrics=metrics, strata=strata
+    ).stats
 
 
 def health_facts(
@@ -225,35 +319,11 @@ def health_facts(
     show_sql: bool = False,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``(units, days)``: units per (dimension, dimension_value, variation) with ``status``
-    ``included`` / ``multiple`` / ``unknown``; and units per first-exposure ``day`` and variation."""
-    import pandas as pd
-
-    db = _database(db)
-    check_columns(experiment, db)
-    query = sql_builder.health_query(experiment.config, experiment.settings, dimension, top_n)
-    raw = _run(query, db, show_sql)
-    known = set(experiment.variations)
-
-    def status(v: str) -> str:
-        if v == sql_builder.MULTIPLE:
-            return "multiple"
-        return "included" if not known or v in known else "unknown"
-
-    raw["variation"] = raw["variation"].astype(str)
-    raw["users"] = raw["users"].astype("int64")
-    units = raw[raw["day"].isna()].copy()
-    units["dimension"] = units["dimension_value"].map(lambda v: "overall" if v is None or pd.isna(v) else dimension)
-    units["dimension_value"] = units["dimension_value"].map(lambda v: "all" if v is None or pd.isna(v) else v)
-    units["status"] = units["variation"].map(status)
-    units = units[["dimension", "dimension_value", "variation", "users", "status"]]
-    units = units.sort_values(
-        ["dimension", "dimension_value", "variation"], key=lambda s: s.map(lambda v: (v != "overall" and v != "all", v))
-    ).reset_index(drop=True)
-    days = raw[raw["day"].notna()][["day", "variation", "users"]].copy()
-    days["day"] = pd.to_datetime(days["day"])
-    days = days.sort_values(["day", "variation"]).reset_index(drop=True)
-    units.attrs = days.attrs = {"sql": query.sql, "params": query.params, "experiment": experiment.key}
-    return units, days
+    ``included`` / ``multiple`` / ``unknown``; and units per first-exposure ``day`` and variation
+    (:func:`experiment_facts` without metrics)."""
+    dims = (dimension,) if dimension else ()
+    facts = experiment_facts(experiment, db, dimensions=dims, top_n=top_n, show_sql=show_sql, metrics=())
+    return facts.units, facts.days
 
 
 def unit_metrics(

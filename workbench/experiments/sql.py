@@ -1,10 +1,17 @@
 """Compile an experiment of the validated config into SQL: the one SQL-building module of the
 experiment engine.
 
-One query per experiment builds the units once (distinct identifiers exposed between start and
-end, ``__multiple__`` when several variations, first exposure, dimension value at first
-exposure), reads each metric source once (metrics with the same ``sql`` share one scan, told apart
-by their ``filter``), and returns sufficient statistics per variation × dimension value.
+One query per experiment answers the whole analysis in one pass over each source table:
+
+- the units once (distinct identifiers exposed between start and end, ``__multiple__`` when
+  several variations, first exposure, each dimension's value at first exposure, top N of each);
+- one scan per source table: every metric reading the same table (fact-table metrics, and legacy
+  metrics whose SQL is a plain ``SELECT … FROM <table> [WHERE …]``) is one ``CASE`` per metric
+  over one join of that table's rows to their units, the identity map joined once per identifier
+  type; other metric SQL is scanned once per distinct text;
+- one per-unit relation, grouped once with ``GROUPING SETS``: overall, each dimension, the
+  post-stratification strata and the first-exposure days (the health facts), for every variation
+  (``__multiple__`` and unknown ones too: their units are counted, their sums unused).
 
 Values (experiment key, dates, variations, top N) are bound parameters (``:name``); identifiers
 come only from the validated config (plain names); numbers from the config (window hours, caps,
@@ -17,10 +24,11 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import re
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
+from workbench.db.dialects import SOURCE_DIALECT, Dialect
 from workbench.errors import ConfigError, shown
 from workbench.experiments.config import AssignmentQuery, Config, ExperimentConfig, Metric
 from workbench.metric_types import RATIO
@@ -34,15 +42,20 @@ DEFAULT_TOP_N = 20
 # dimension rows: at first exposure, top N values, NULL as NULL_VALUE) joined with STRATA_SEPARATOR.
 STRATA = "__strata__"
 STRATA_SEPARATOR = " | "
+# The grouping set of units per first-exposure day (health facts): its rows have ``day``.
+DAYS = "__day__"
 
 
 @dataclass(frozen=True)
 class CompiledQuery:
-    """SQL text with its bound parameters; ``columns[metric][stat]`` names the result column."""
+    """SQL text with its bound parameters; ``columns[metric][stat]`` names the result column;
+    ``sets[i]`` names the breakdown of result rows with ``wb_set = i`` (``__overall__``, a
+    dimension, ``__strata__``, ``__day__``)."""
 
     sql: str
     params: dict[str, Any]
     columns: dict[str, dict[str, str]] = field(default_factory=dict)
+    sets: tuple[str, ...] = ()
 
 
 def _double(x: float) -> str:
@@ -50,8 +63,119 @@ def _double(x: float) -> str:
     return f"CAST({float(x)!r} AS DOUBLE PRECISION)"
 
 
+@dataclass(frozen=True)
+class RowSource:
+    """A metric's rows in a form scans share: ``relation`` (SQL of the rows, read as ``s``) and
+    SQL expressions over ``s``: the identifier column per identifier type (``keys``), the
+    ``timestamp``, the ``value`` (None when the type only counts rows) and the ``condition`` a row
+    must meet (None: every row)."""
+
+    relation: str
+    keys: tuple[tuple[str, str], ...]
+    timestamp: str
+    value: str | None
+    condition: str | None
+
+
+@functools.lru_cache(maxsize=1024)
+def row_source(metric: Metric) -> RowSource:
+    """Where ``metric``'s rows come from: its fact table's SQL and the ``column`` and ``row_filter``
+    over it, or its own SQL, ``value`` and ``filter``. When that SQL is a plain ``SELECT
+    <expressions> FROM <table> [WHERE <condition>]``, the rows are the table itself (``SELECT * FROM
+    <table>``) with those expressions and that condition (the filter's output names replaced by
+    their expressions), so that every metric over one table shares its scan, whichever style
+    defines it; any other SQL is a relation of its own."""
+    if metric.fact_table is not None:
+        sql, value, condition = metric.fact_table.sql, metric.column, metric.row_filter
+    else:
+        sql, value, condition = metric.sql or "", "value", metric.filter
+    value = value if metric.kind.reads_value else None
+    plain = _plain_select(sql)
+    if plain is None:
+        return RowSource(
+            sql,
+            tuple((t, f"s.{t}") for t in metric.identifier_types),
+            "s.timestamp",
+            f"s.{value}" if value else None,
+            _over_rows(condition, {}),
+        )
+    relation, outputs, where = plain
+    rendered = {name: _over_rows(node, {}) for name, node in outputs.items()}
+    conditions = [c for c in (_over_rows(where, {}), _over_rows(condition, outputs)) if c]
+    return RowSource(
+        relation,
+        tuple((t, rendered[t]) for t in metric.identifier_types),
+        rendered["timestamp"],
+        rendered[value.lower()] if value else None,
+        " AND ".join(f"({c})" for c in conditions) if len(conditions) > 1 else (conditions[0] if conditions else None),
+    )
+
+
+def _plain_select(sql: str):
+    """``(relation, outputs, where)`` when ``sql`` is ``SELECT <expressions> FROM <table> [WHERE
+    <condition>]`` with nothing else (no join, grouping, DISTINCT, LIMIT, window, subquery or
+    aggregate): ``relation`` is ``SELECT * FROM <table>``, ``outputs`` maps each output name (lower
+    case) to its expression; else None."""
+    import sqlglot
+    from sqlglot import exp
+
+    try:
+        tree = sqlglot.parse_one(sql, read=SOURCE_DIALECT)
+    except sqlglot.errors.SqlglotError:
+        return None
+    if not isinstance(tree, exp.Select) or {k for k, v in tree.args.items() if v} - {"expressions", "from_", "where"}:
+        return None
+    source = tree.args["from_"].this if tree.args.get("from_") else None
+    if not isinstance(source, exp.Table) or not isinstance(source.this, exp.Identifier) or source.args.get("joins"):
+        return None
+    forbidden = (exp.AggFunc, exp.Window, exp.Subquery, exp.Star, exp.Placeholder, exp.Select)
+    if any(node.find(*forbidden) for node in [*tree.selects, tree.args.get("where") or exp.true()]):
+        return None
+    outputs = {select.alias_or_name.lower(): select.unalias() for select in tree.selects}
+    where = tree.args["where"].this if tree.args.get("where") else None
+    return f"SELECT * FROM {source.sql(dialect=SOURCE_DIALECT)}", outputs, where
+
+
+def _over_rows(condition, outputs: dict) -> str | None:
+    """``condition`` (SQL text or a parsed expression) over the rows ``s``: each column qualified
+    with ``s``; a bare name in ``outputs`` (a metric SQL's output) becomes its expression."""
+    if condition is None:
+        return None
+    import sqlglot
+    from sqlglot import exp
+
+    node = sqlglot.parse_one(condition, read=SOURCE_DIALECT) if isinstance(condition, str) else condition.copy()
+
+    def qualify(n):
+        if isinstance(n, exp.Column):
+            if not n.table and n.name.lower() in outputs:
+                return exp.Paren(this=sqlglot.parse_one(_over_rows(outputs[n.name.lower()], {}), read=SOURCE_DIALECT))
+            return exp.Column(this=n.this.copy(), table=exp.to_identifier("s"))
+        return n
+
+    return node.transform(qualify).sql(dialect=SOURCE_DIALECT)
+
+
+@dataclass
+class _Scan:
+    """One join of a source's rows to their units: the metrics (``base``), event-level quantiles
+    (``quantiles``, their indexes in the plan) and the activation metric reading it."""
+
+    index: int
+    source: RowSource
+    key: str  # the identifier expression over s joined to the unit (or to the identity map)
+    identity: str | None  # identity-map CTE, None for a direct join
+    base: list[Metric] = field(default_factory=list)
+    quantiles: list[int] = field(default_factory=list)
+    activation: Metric | None = None
+
+    @property
+    def members(self) -> list[Metric]:
+        return self.base + ([self.activation] if self.activation else [])
+
+
 class _Plan:
-    """What one experiment needs: units, base metrics (per source), ratios and quantiles."""
+    """What one experiment needs: units, breakdowns, base metrics, scans, ratios and quantiles."""
 
     def __init__(self, config: Config, experiment: ExperimentConfig, metrics: tuple[Metric, ...] | None) -> None:
         self.config, self.experiment = config, experiment
@@ -86,10 +210,23 @@ class _Plan:
         self.quantiles = [m for m in self.outputs if m.kind.quantile_level]
         self.params: dict[str, Any] = {"experiment_key": experiment.key}
         self.identity: dict[tuple[int, str], str] = {}  # (join index, other type) -> CTE name
-        self.identity_written: set[str] = set()  # identity-map CTEs already in the query
         self.shift_columns: dict[int, str] = {}  # seconds after first exposure -> column of eligible
         self.top_n = DEFAULT_TOP_N
-        self.strata: tuple[str, ...] = ()  # dimensions whose values at first exposure make wb_dim the stratum
+        self.dimensions: tuple[str, ...] = ()  # breakdowns, each a column wb_dim_<k> of the units
+        self.strata: tuple[str, ...] = ()  # dimensions whose values at first exposure make wb_strata
+        self.scans: list[_Scan] = []
+        self.activation_scan: int | None = None
+        self.first_by: str | None = None  # the engine's first-by aggregate (Dialect.first_by), if any
+
+    @property
+    def sets(self) -> list[tuple[str, str | None]]:
+        """The breakdowns the statistics are grouped by, as (name, unit column): overall (no
+        column), each dimension, the strata."""
+        return (
+            [(OVERALL, None)]
+            + [(d, f"wb_dim_{k}") for k, d in enumerate(self.dimensions)]
+            + ([(STRATA, "wb_strata")] if self.strata else [])
+        )
 
     def parts_of(self, metric: Metric) -> list[Metric]:
         """The base metrics whose per-unit values ``metric``'s sums read: its parts and the copies
@@ -100,7 +237,7 @@ class _Plan:
         return [self.base[self.index[name]] for name in dict.fromkeys(names) if name in self.index]
 
     def key_for(self, metric: Metric) -> tuple[str, str | None]:
-        """(identifier column of the metric SQL, identity-map CTE or None for a direct join)."""
+        """(identifier type the metric's rows are joined by, identity-map CTE or None for a direct join)."""
         if self.unit_type in metric.identifier_types:
             return self.unit_type, None
         for other in metric.identifier_types:
@@ -112,13 +249,30 @@ class _Plan:
             f"{self.experiment.key!r} counts {self.unit_type} units and no identity join links them; add an identity join."
         )
 
-    def sources(self) -> list[tuple[str, str, str | None, list[Metric]]]:
-        """Base metrics grouped by (sql, key column, identity map): one scan each."""
-        groups: dict[tuple[str, str, str | None], list[Metric]] = {}
+    def plan_scans(self) -> None:
+        """Group every row-reading metric (base metrics, event-level quantiles, the activation
+        metric) by (relation, join key, identity map, timestamp): one scan each."""
+        scans: dict[tuple[str, str, str | None, str], _Scan] = {}
+
+        def scan_of(metric: Metric) -> _Scan:
+            source = row_source(metric)
+            id_type, identity = self.key_for(metric)
+            key = dict(source.keys)[id_type]
+            group = (source.relation, key, identity, source.timestamp)
+            if group not in scans:
+                scans[group] = _Scan(len(scans), source, key, identity)
+            return scans[group]
+
         for metric in self.base:
-            column, identity = self.key_for(metric)
-            groups.setdefault((metric.sql or "", column, identity), []).append(metric)
-        return [(sql, column, identity, metrics) for (sql, column, identity), metrics in groups.items()]
+            scan_of(metric).base.append(metric)
+        for j, metric in enumerate(self.quantiles):
+            if not metric.kind.unit_values:
+                scan_of(metric).quantiles.append(j)
+        if self.experiment.activation_metric is not None:
+            scan = scan_of(self.experiment.activation_metric)
+            scan.activation = self.experiment.activation_metric
+            self.activation_scan = scan.index
+        self.scans = list(scans.values())
 
 
 def _exposure_shift(hours: float, columns: dict[int, str] | None = None, unit: str = "u.") -> str:
@@ -137,41 +291,39 @@ def _shift_columns(plan: _Plan) -> dict[int, str]:
     """The first-exposure shifts (seconds, not 0) that the windows and CUPED lookbacks of the plan's
     metrics compare with, each named as a column of ``eligible``."""
     hours = set()
-    for metric in plan.base + plan.quantiles:
-        hours.add(metric.window.delay_hours)
-        if metric.window.hours is not None:
-            hours.add(metric.window.delay_hours + metric.window.hours)
-        if metric.cuped_lookback_days:
-            hours.add(-metric.cuped_lookback_days * 24)
+    for scan in plan.scans:
+        for metric in scan.members + [plan.quantiles[j] for j in scan.quantiles]:
+            hours.add(metric.window.delay_hours)
+            if metric.window.hours is not None:
+                hours.add(metric.window.delay_hours + metric.window.hours)
+            if metric.cuped_lookback_days:
+                hours.add(-metric.cuped_lookback_days * 24)
     seconds = sorted({round(h * 3600) for h in hours} - {0})
     return {value: f"wb_shift_{i}" for i, value in enumerate(seconds)}
 
 
-def _in_window(metric: Metric, end_bound: bool, columns: dict[int, str] | None = None) -> str:
-    """Condition on ``s.timestamp`` for a metric row to count after first exposure ``u.wb_first_exposure``."""
-    parts = [f"s.timestamp >= {_exposure_shift(metric.window.delay_hours, columns)}"]
+def _counted(metric: Metric, end_bound: bool, columns: dict[int, str]) -> str:
+    """Condition for a row of ``metric`` to count after first exposure ``u.wb_first_exposure``."""
+    source = row_source(metric)
+    ts = source.timestamp
+    parts = [f"{ts} >= {_exposure_shift(metric.window.delay_hours, columns)}"]
     if metric.window.hours is not None:
-        parts.append(f"s.timestamp <= {_exposure_shift(metric.window.delay_hours + metric.window.hours, columns)}")
+        parts.append(f"{ts} <= {_exposure_shift(metric.window.delay_hours + metric.window.hours, columns)}")
     elif end_bound:
-        parts.append("s.timestamp <= :end")
-    if metric.filter:
-        parts.append(f"({metric.filter})")
+        parts.append(f"{ts} <= :end")
+    if source.condition:
+        parts.append(f"({source.condition})")
     return " AND ".join(parts)
 
 
-def _pre_window(metric: Metric, columns: dict[int, str] | None = None) -> str:
-    """Condition for the CUPED covariate: [first exposure − lookback, first exposure)."""
+def _pre_window(metric: Metric, columns: dict[int, str]) -> str:
+    """Condition for a row to count in the CUPED covariate: [first exposure − lookback, first exposure)."""
+    source = row_source(metric)
     hours = (metric.cuped_lookback_days or 0) * 24
-    parts = [f"s.timestamp >= {_exposure_shift(-hours, columns)}", "s.timestamp < u.wb_first_exposure"]
-    if metric.filter:
-        parts.append(f"({metric.filter})")
+    parts = [f"{source.timestamp} >= {_exposure_shift(-hours, columns)}", f"{source.timestamp} < u.wb_first_exposure"]
+    if source.condition:
+        parts.append(f"({source.condition})")
     return " AND ".join(parts)
-
-
-def _source_join(plan: _Plan, sql: str, column: str, identity: str | None) -> str:
-    if identity is None:
-        return f"eligible u\n  JOIN ({sql}) s ON s.{column} = u.wb_unit"
-    return f"eligible u\n  JOIN {identity} m ON m.wb_unit = u.wb_unit\n  JOIN ({sql}) s ON s.{column} = m.wb_other"
 
 
 def _included(plan: _Plan, variation: str) -> str:
@@ -183,16 +335,14 @@ def _included(plan: _Plan, variation: str) -> str:
     for i, v in enumerate(plan.experiment.variations):
         plan.params[f"variation_{i}"] = v
         names.append(f":variation_{i}")
-    # A CASE, not a bare IN: PostgreSQL guesses 0.5% of units pass an IN on a computed column
-    # (and then hashes the big metric tables); for a boolean expression it guesses half.
     return f"CASE WHEN {variation} IN ({', '.join(names)}) THEN TRUE ELSE FALSE END"
 
 
-def _units_ctes(plan: _Plan, dimension: str | None, included_only: bool) -> list[str]:
-    """CTEs ``exposures``, ``units``, ``assigned`` (after activation) and, with ``included_only``,
-    ``eligible`` (with the first-exposure shifts). ``units`` holds every variation for the health
-    facts, and only the analysed ones with ``included_only``: filtered once, where they are built,
-    instead of in every metric scan that reads ``eligible``."""
+def _units_ctes(plan: _Plan) -> list[str]:
+    """CTEs ``exposures``, ``units`` (every unit exposed: its first exposure, variation or
+    ``__multiple__``, and per breakdown its value at first exposure, top N or ``(other)``), the
+    identity maps, and ``eligible``: the units with ``wb_included`` (an analysed variation), the
+    first-exposure ``wb_day`` and the first-exposure shifts the metric windows compare with."""
     aq, exp_cfg, unit = plan.assignment, plan.experiment, plan.unit_type
     where = [
         "e.experiment_id = :experiment_key",
@@ -206,149 +356,166 @@ def _units_ctes(plan: _Plan, dimension: str | None, included_only: bool) -> list
     if exp_cfg.end is not None:
         where.append("e.timestamp <= :end")
         plan.params["end"] = exp_cfg.end
-    # one dimension (dimension rows) or the post-stratification dimensions (the stratum, one key)
-    dims = (dimension,) if dimension else plan.strata
-    raw = [f"wb_raw_dim{f'_{k}' if k else ''}" for k in range(len(dims))]
-    dim_col = "".join(f", CAST(e.{d} AS VARCHAR) AS {r}" for d, r in zip(dims, raw, strict=True))
+    dims = list(dict.fromkeys(plan.dimensions + plan.strata))  # each dimension read once
+    raw = [f"wb_raw_{k}" for k in range(len(dims))]
+    dim_col = "".join(
+        f", COALESCE(CAST(e.{d} AS VARCHAR), '{NULL_VALUE}') AS {r}" for d, r in zip(dims, raw, strict=True)
+    )
     ctes = [
         f"exposures AS (\n  SELECT e.{unit} AS wb_unit, e.timestamp AS wb_ts, CAST(e.variation_id AS VARCHAR) AS wb_variation{dim_col}\n"
         f"  FROM ({aq.sql}) e\n  WHERE {' AND '.join(where)}\n)"
     ]
     if dims:
         plan.params["top_n"] = plan.top_n
-        ranks = [f"dimension_ranks{r[len('wb_raw_dim') :]}" for r in raw]
-        values = [
-            f"CASE WHEN r{k or ''}.wb_value_rank <= :top_n THEN f.{r} ELSE '{OTHER}' END" for k, r in enumerate(raw)
-        ]
-        key = f" || '{STRATA_SEPARATOR}' || ".join(values)
-        ctes += [
-            f"ranked_exposures AS (\n  SELECT wb_unit, wb_ts, wb_variation, {', '.join(raw)},\n"
-            f"    ROW_NUMBER() OVER (PARTITION BY wb_unit ORDER BY wb_ts, wb_variation, {', '.join(raw)}) AS wb_exposure_rank,\n"
-            "    MIN(wb_variation) OVER (PARTITION BY wb_unit) AS wb_min_variation,\n"
-            "    MAX(wb_variation) OVER (PARTITION BY wb_unit) AS wb_max_variation\n  FROM exposures\n)",
-            "first_exposures AS (\n  SELECT wb_unit, wb_ts AS wb_first_exposure,\n"
-            f"    CASE WHEN wb_min_variation = wb_max_variation THEN wb_variation ELSE '{MULTIPLE}' END AS wb_variation,\n"
-            + ",\n".join(f"    COALESCE({r}, '{NULL_VALUE}') AS {r}" for r in raw)
-            + "\n  FROM ranked_exposures WHERE wb_exposure_rank = 1\n)",
-            *(
-                f"{rank} AS (\n  SELECT {r}, ROW_NUMBER() OVER (ORDER BY COUNT(*) DESC, {r}) AS wb_value_rank\n"
-                f"  FROM first_exposures GROUP BY {r}\n)"
-                for rank, r in zip(ranks, raw, strict=True)
-            ),
-            "units AS (\n  SELECT f.wb_unit, f.wb_first_exposure, f.wb_variation,\n"
-            f"    {key} AS wb_dim\n  FROM first_exposures f"
-            + "".join(
-                f" JOIN {rank} r{k or ''} ON r{k or ''}.{r} = f.{r}"
-                for k, (rank, r) in enumerate(zip(ranks, raw, strict=True))
+        value = {
+            d: f"CASE WHEN r{k}.wb_value_rank <= :top_n THEN f.{r} ELSE '{OTHER}' END"
+            for k, (d, r) in enumerate(zip(dims, raw, strict=True))
+        }
+        columns = [f"{value[d]} AS wb_dim_{k}" for k, d in enumerate(plan.dimensions)]
+        if plan.strata:
+            columns.append(f" || '{STRATA_SEPARATOR}' || ".join(value[d] for d in plan.strata) + " AS wb_strata")
+        variation = f"CASE WHEN MIN(wb_variation) = MAX(wb_variation) THEN MIN(wb_variation) ELSE '{MULTIPLE}' END"
+        order = ", ".join(["wb_ts", "wb_variation", *raw])
+        if plan.first_by:  # one aggregate per unit: each dimension's value at the first exposure
+            firsts = ",\n    ".join(f"{plan.first_by.format(value=r, order=order)} AS {r}" for r in raw)
+            ctes.append(
+                f"first_exposures AS (\n  SELECT wb_unit, MIN(wb_ts) AS wb_first_exposure, {variation} AS wb_variation,\n"
+                f"    {firsts}\n  FROM exposures GROUP BY wb_unit\n)"
             )
-            + (f"\n  WHERE {_included(plan, 'f.wb_variation')}" if included_only else "")
+        else:  # the first exposure ranked by a window (ties broken by variation, then the values)
+            ctes += [
+                f"ranked_exposures AS (\n  SELECT wb_unit, wb_ts, wb_variation, {', '.join(raw)},\n"
+                f"    ROW_NUMBER() OVER (PARTITION BY wb_unit ORDER BY {order}) AS wb_exposure_rank,\n"
+                "    MIN(wb_variation) OVER (PARTITION BY wb_unit) AS wb_min_variation,\n"
+                "    MAX(wb_variation) OVER (PARTITION BY wb_unit) AS wb_max_variation\n  FROM exposures\n)",
+                "first_exposures AS (\n  SELECT wb_unit, wb_ts AS wb_first_exposure,\n"
+                f"    CASE WHEN wb_min_variation = wb_max_variation THEN wb_variation ELSE '{MULTIPLE}' END AS wb_variation, "
+                + ", ".join(raw)
+                + "\n  FROM ranked_exposures WHERE wb_exposure_rank = 1\n)",
+            ]
+        ctes += [
+            *(
+                f"dimension_ranks_{k} AS (\n  SELECT {r}, ROW_NUMBER() OVER (ORDER BY COUNT(*) DESC, {r}) AS wb_value_rank\n"
+                f"  FROM first_exposures GROUP BY {r}\n)"
+                for k, r in enumerate(raw)
+            ),
+            "units AS (\n  SELECT f.wb_unit, f.wb_first_exposure, f.wb_variation,\n    "
+            + ",\n    ".join(columns)
+            + "\n  FROM first_exposures f"
+            + "".join(f" JOIN dimension_ranks_{k} r{k} ON r{k}.{r} = f.{r}" for k, r in enumerate(raw))
             + "\n)",
         ]
     else:
         variation = f"CASE WHEN MIN(wb_variation) = MAX(wb_variation) THEN MIN(wb_variation) ELSE '{MULTIPLE}' END"
         ctes.append(
-            f"units AS (\n  SELECT wb_unit, MIN(wb_ts) AS wb_first_exposure,\n    {variation} AS wb_variation,\n"
-            "    CAST(NULL AS VARCHAR) AS wb_dim\n  FROM exposures GROUP BY wb_unit"
-            + (f"\n  HAVING {_included(plan, variation)}" if included_only else "")
-            + "\n)"
+            f"units AS (\n  SELECT wb_unit, MIN(wb_ts) AS wb_first_exposure,\n    {variation} AS wb_variation\n"
+            "  FROM exposures GROUP BY wb_unit\n)"
         )
-    for (j, other), name in _identity_maps(plan).items():
+    for (j, other), name in plan.identity.items():
         join = plan.config.identity_joins[j]
         ctes.append(
             f"{name} AS (\n  SELECT DISTINCT j.{plan.unit_type} AS wb_unit, j.{other} AS wb_other FROM ({join.sql}) j\n"
             f"  WHERE j.{plan.unit_type} IS NOT NULL AND j.{other} IS NOT NULL\n)"
         )
-    if exp_cfg.activation_metric:
-        metric = exp_cfg.activation_metric
-        column, identity = plan.key_for(metric)
-        ctes.append(_identity_cte_if_new(plan, identity))
-        join = _source_join(plan, metric.sql or "", column, identity).replace("eligible u", "units u", 1)
-        conditions = [_in_window(metric, exp_cfg.end is not None), *_date_bounds(plan, "activation", [metric])]
-        ctes.append(f"activated AS (\n  SELECT DISTINCT u.wb_unit FROM {join}\n  WHERE {' AND '.join(conditions)}\n)")
-        ctes.append("assigned AS (\n  SELECT * FROM units WHERE wb_unit IN (SELECT wb_unit FROM activated)\n)")
-    else:
-        ctes.append("assigned AS (\n  SELECT * FROM units\n)")
-    if included_only:
-        plan.shift_columns = _shift_columns(plan)
-        shifted = "".join(
-            f", {_exposure_shift(sec / 3600, unit='')} AS {col}" for sec, col in plan.shift_columns.items()
-        )
-        ctes.append(f"eligible AS (\n  SELECT *{shifted} FROM assigned\n)")
-    return [c for c in ctes if c]
-
-
-def _identity_maps(plan: _Plan) -> dict[tuple[int, str], str]:
-    """Resolve every metric's key first so that all identity-map CTEs are known."""
-    for metric in plan.base + plan.quantiles:
-        plan.key_for(metric)
-    plan.identity_written = set(plan.identity.values())
-    return dict(plan.identity)
-
-
-def _identity_cte_if_new(plan: _Plan, identity: str | None) -> str:
-    """The activation metric may need an identity map no other metric needs."""
-    if identity is None or identity in plan.identity_written:
-        return ""
-    ((j, other),) = [k for k, v in plan.identity.items() if v == identity]
-    join = plan.config.identity_joins[j]
-    plan.identity_written.add(identity)
-    return (
-        f"{identity} AS (\n  SELECT DISTINCT j.{plan.unit_type} AS wb_unit, j.{other} AS wb_other FROM ({join.sql}) j\n"
-        f"  WHERE j.{plan.unit_type} IS NOT NULL AND j.{other} IS NOT NULL\n)"
+    plan.shift_columns = _shift_columns(plan)
+    shifted = "".join(f", {_exposure_shift(sec / 3600, unit='')} AS {col}" for sec, col in plan.shift_columns.items())
+    ctes.append(
+        f"eligible AS (\n  SELECT *, {_included(plan, 'wb_variation')} AS wb_included,\n"
+        f"    CAST(wb_first_exposure AS DATE) AS wb_day{shifted}\n  FROM units\n)"
     )
+    return ctes
 
 
-def _date_bounds(plan: _Plan, name: str, metrics: list[Metric]) -> list[str]:
-    """Conditions on ``s.timestamp`` with the constant bounds of any row ``metrics`` can count, bound
-    as ``:rows_from_<name>`` and ``:rows_to_<name>``: from the experiment's start minus the longest
-    CUPED lookback (or plus the smallest delay), to its end plus the longest conversion window. None
-    when the experiment has no dates. Engines push them into the scan (zone maps, date partitions)."""
+def _date_bounds(plan: _Plan, name: str, metrics: list[Metric], ts: str) -> list[str]:
+    """Conditions on the rows' timestamp ``ts`` with the constant bounds of any row ``metrics`` can
+    count, bound as ``:rows_from_<name>`` and ``:rows_to_<name>``: from the experiment's start
+    minus the longest CUPED lookback (or plus the smallest delay), to its end plus the longest
+    conversion window. None when the experiment has no dates. Engines push them into the scan
+    (zone maps, date partitions)."""
     start, end = plan.experiment.start, plan.experiment.end
     bounds = []
     if start is not None:
         low_hours = min(-m.cuped_lookback_days * 24 if m.cuped_lookback_days else m.window.delay_hours for m in metrics)
         plan.params[f"rows_from_{name}"] = start + dt.timedelta(hours=low_hours)
-        bounds.append(f"s.timestamp >= :rows_from_{name}")
+        bounds.append(f"{ts} >= :rows_from_{name}")
     if end is not None:
         high_hours = max([0.0] + [m.window.delay_hours + m.window.hours for m in metrics if m.window.hours is not None])
         plan.params[f"rows_to_{name}"] = end + dt.timedelta(hours=high_hours)
-        bounds.append(f"s.timestamp <= :rows_to_{name}")
+        bounds.append(f"{ts} <= :rows_to_{name}")
     return bounds
 
 
-def _metric_ctes(plan: _Plan) -> list[str]:
-    """One aggregate per source (per unit), then ``raw_per_unit``, percentile caps and ``per_unit``."""
-    end_bound = plan.experiment.end is not None
-    ctes, joins, raw_cols = [], [], []
-    for k, (sql, column, identity, metrics) in enumerate(plan.sources()):
-        aggregates = []
-        for metric in metrics:
-            i, kind = plan.index[metric.name], metric.kind
-            counted = _in_window(metric, end_bound, plan.shift_columns)
-            aggregates.append(f"SUM(CASE WHEN {counted} THEN 1 ELSE 0 END) AS m{i}_rows")
+def _scan_ctes(plan: _Plan, scan: _Scan) -> list[str]:
+    """``rows_<k>``: the scan's rows joined to their units, with per metric whether the row
+    counts (``m<i>_hit``), its value when it does (``m<i>_v``), the same before exposure for the
+    CUPED covariate, the activation metric's hit and each event-level quantile's value; then
+    ``source_<k>``: those summed per unit. The per-unit windows live in the CASEs only (in WHERE
+    they would become a non-equi join condition that doubles DuckDB's join cost); WHERE holds the
+    constant date bounds and, when every metric of the scan has a condition, any of them."""
+    end_bound, cols, k = plan.experiment.end is not None, plan.shift_columns, scan.index
+    double = "DOUBLE PRECISION"
+    row_cols, sums = [], []
+    for metric in scan.base:
+        i, kind, value = plan.index[metric.name], metric.kind, row_source(metric).value
+        counted = _counted(metric, end_bound, cols)
+        row_cols.append(f"CASE WHEN {counted} THEN 1 ELSE 0 END AS m{i}_hit")
+        sums.append(f"SUM(m{i}_hit) AS m{i}_rows")
+        if kind.value_aggregate:
+            row_cols.append(f"CASE WHEN {counted} THEN CAST({value} AS {double}) END AS m{i}_v")
+            sums.append(f"{kind.value_aggregate}(m{i}_v) AS m{i}_value")
+        if metric.cuped_lookback_days:
+            pre = _pre_window(metric, cols)
             if kind.value_aggregate:
-                aggregates.append(
-                    f"{kind.value_aggregate}(CASE WHEN {counted} THEN CAST(s.value AS DOUBLE PRECISION) END) AS m{i}_value"
-                )
-            if metric.cuped_lookback_days:
-                pre = _pre_window(metric, plan.shift_columns)
-                if kind.value_aggregate:
-                    aggregates.append(
-                        f"{kind.value_aggregate}(CASE WHEN {pre} THEN CAST(s.value AS DOUBLE PRECISION) END) AS m{i}_pre"
-                    )
-                else:
-                    aggregates.append(f"SUM(CASE WHEN {pre} THEN 1 ELSE 0 END) AS m{i}_pre")
-        # The per-unit windows live in the CASEs above only: in WHERE they would become a non-equi
-        # join condition that doubles DuckDB's join cost. WHERE holds the constant date bounds.
-        bounds = _date_bounds(plan, str(k), metrics)
-        where = f"\n  WHERE {' AND '.join(bounds)}" if bounds else ""
-        ctes.append(
-            f"source_{k} AS (\n  SELECT u.wb_unit,\n    "
-            + ",\n    ".join(aggregates)
-            + f"\n  FROM {_source_join(plan, sql, column, identity)}{where}\n  GROUP BY u.wb_unit\n)"
+                row_cols.append(f"CASE WHEN {pre} THEN CAST({value} AS {double}) END AS m{i}_pre_v")
+                sums.append(f"{kind.value_aggregate}(m{i}_pre_v) AS m{i}_pre")
+            else:
+                row_cols.append(f"CASE WHEN {pre} THEN 1 ELSE 0 END AS m{i}_pre_hit")
+                sums.append(f"SUM(m{i}_pre_hit) AS m{i}_pre")
+    if scan.activation is not None:
+        row_cols.append(f"CASE WHEN {_counted(scan.activation, end_bound, cols)} THEN 1 ELSE 0 END AS wb_act_hit")
+        sums.append("SUM(wb_act_hit) AS wb_act_rows")
+    quantiles = [plan.quantiles[j] for j in scan.quantiles]
+    for j, metric in zip(scan.quantiles, quantiles, strict=True):
+        value = row_source(metric).value
+        row_cols.append(f"CASE WHEN {_counted(metric, end_bound, cols)} THEN CAST({value} AS {double}) END AS q{j}_v")
+    unit_cols = ["u.wb_unit"]
+    if quantiles:  # the quantile rows are grouped by arm and breakdown
+        unit_cols += ["u.wb_variation", "u.wb_included"] + [f"u.{c}" for _, c in plan.sets if c]
+    members = scan.members + quantiles
+    bounds = _date_bounds(plan, str(k), members, scan.source.timestamp)
+    conditions = list(dict.fromkeys(row_source(m).condition for m in members))
+    if None not in conditions:
+        bounds.append("(" + " OR ".join(f"({c})" for c in conditions) + ")")
+    if scan.identity is None:
+        join = f"eligible u\n  JOIN ({scan.source.relation}) s ON {scan.key} = u.wb_unit"
+    else:
+        join = (
+            f"eligible u\n  JOIN {scan.identity} m ON m.wb_unit = u.wb_unit\n"
+            f"  JOIN ({scan.source.relation}) s ON {scan.key} = m.wb_other"
         )
+    ctes = [
+        f"rows_{k} AS (\n  SELECT {', '.join(unit_cols)},\n    "
+        + ",\n    ".join(row_cols)
+        + f"\n  FROM {join}"
+        + (f"\n  WHERE {' AND '.join(bounds)}" if bounds else "")
+        + "\n)"
+    ]
+    if sums:
+        ctes.append(f"source_{k} AS (\n  SELECT wb_unit, {', '.join(sums)}\n  FROM rows_{k} GROUP BY wb_unit\n)")
+    return ctes
+
+
+def _metric_ctes(plan: _Plan) -> list[str]:
+    """The scans, then ``raw_per_unit`` (every unit, after activation), percentile caps (over the
+    analysed units) and ``per_unit``."""
+    ctes, joins, raw_cols = [], [], []
+    for scan in plan.scans:
+        ctes += _scan_ctes(plan, scan)
+        if not scan.base and scan.activation is None:
+            continue
+        k = scan.index
         joins.append(f"LEFT JOIN source_{k} ON source_{k}.wb_unit = u.wb_unit")
-        for metric in metrics:
+        for metric in scan.base:
             i = plan.index[metric.name]
             rows = f"COALESCE(source_{k}.m{i}_rows, 0)"
             main = metric.kind.unit_value_sql(rows, f"source_{k}.m{i}_value")
@@ -356,11 +523,21 @@ def _metric_ctes(plan: _Plan) -> list[str]:
             if metric.cuped_lookback_days:
                 pre = metric.kind.unit_value_sql(f"COALESCE(source_{k}.m{i}_pre, 0)", f"source_{k}.m{i}_pre")
                 raw_cols.append(f"CAST({pre} AS DOUBLE PRECISION) AS m{i}_pre")
+    unit_cols = ["wb_unit", "wb_first_exposure", "wb_variation", "wb_included", "wb_day"] + [
+        c for _, c in plan.sets if c
+    ]
+    activated = (
+        f"\n  WHERE COALESCE(source_{plan.activation_scan}.wb_act_rows, 0) > 0"
+        if plan.activation_scan is not None
+        else ""
+    )
     ctes.append(
-        "raw_per_unit AS (\n  SELECT u.wb_unit, u.wb_first_exposure, u.wb_variation, u.wb_dim"
+        "raw_per_unit AS (\n  SELECT "
+        + ", ".join(f"u.{c}" for c in unit_cols)
         + "".join(f",\n    {c}" for c in raw_cols)
         + "\n  FROM eligible u\n  "
         + "\n  ".join(joins)
+        + activated
         + "\n)"
     )
     capped, cross = [], []
@@ -368,10 +545,11 @@ def _metric_ctes(plan: _Plan) -> list[str]:
         i = plan.index[metric.name]
         cap = metric.capping
         if cap is not None and cap.type == "percentile":
-            nonzero = f" WHERE m{i}_main <> 0" if cap.ignore_zeros else ""  # GrowthBook's "ignore zeros"
+            nonzero = f" AND m{i}_main <> 0" if cap.ignore_zeros else ""  # GrowthBook's "ignore zeros"
             ctes.append(
                 f"cap_{i} AS (\n  SELECT MIN(CASE WHEN wb_rank = CEIL(wb_n * {_double(cap.value)}) THEN m{i}_main END) AS wb_cap\n"
-                f"  FROM (SELECT m{i}_main, ROW_NUMBER() OVER (ORDER BY m{i}_main) AS wb_rank, COUNT(*) OVER () AS wb_n FROM raw_per_unit{nonzero}) r\n)"
+                f"  FROM (SELECT m{i}_main, ROW_NUMBER() OVER (ORDER BY m{i}_main) AS wb_rank, COUNT(*) OVER () AS wb_n\n"
+                f"    FROM raw_per_unit WHERE wb_included{nonzero}) r\n)"
             )
             cross.append(f"CROSS JOIN cap_{i}")
             limit = f"cap_{i}.wb_cap"
@@ -385,8 +563,9 @@ def _metric_ctes(plan: _Plan) -> list[str]:
                 capped.append(f"r.{col} AS {col}_uncapped")
         capped.append(f"r.m{i}_rows")
     ctes.append(
-        "per_unit AS (\n  SELECT r.wb_unit, r.wb_first_exposure, r.wb_variation, r.wb_dim,\n    "
-        + ",\n    ".join(capped)
+        "per_unit AS (\n  SELECT "
+        + ", ".join(f"r.{c}" for c in unit_cols)
+        + "".join(f",\n    {c}" for c in capped)
         + "\n  FROM raw_per_unit r"
         + "".join(f" {c}" for c in cross)
         + "\n)"
@@ -394,50 +573,48 @@ def _metric_ctes(plan: _Plan) -> list[str]:
     return ctes
 
 
-def _quantile_ctes(plan: _Plan, dimension: str | None) -> list[str]:
-    """The values of each quantile metric (event level: every counted row's non-NULL value; unit
-    level: every unit's per-unit value of ``per_unit``), ranked, reduced to the order statistics;
-    for event level also the per-unit cluster sums (:func:`_cluster_ctes`)."""
-    end_bound = plan.experiment.end is not None
+def _quantile_ctes(plan: _Plan) -> list[str]:
+    """The values of each quantile metric over the analysed units (event level: every counted
+    row's non-NULL value, from its scan's rows; unit level: every unit's per-unit value of
+    ``per_unit``), ranked per arm and breakdown, reduced to the order statistics; for event level
+    also the per-unit cluster sums (:func:`_cluster_ctes`)."""
+    sets = plan.sets
+    set_cols = [c for _, c in sets if c]
     ctes = []
     for j, metric in enumerate(plan.quantiles):
         q = metric.quantile or 0.5
+        carried = "".join(f", {c}" for c in set_cols)
         if metric.kind.unit_values:
-            ctes.append(
-                f"quantile_rows_{j} AS (\n  SELECT wb_variation, wb_dim, wb_unit, m{plan.index[metric.name]}_main AS wb_value\n"
-                "  FROM per_unit\n)"
-            )
+            source, value, where = "per_unit", f"m{plan.index[metric.name]}_main", "wb_included"
         else:
-            column, identity = plan.key_for(metric)
-            ctes.append(
-                f"quantile_rows_{j} AS (\n  SELECT u.wb_variation, u.wb_dim, u.wb_unit, CAST(s.value AS DOUBLE PRECISION) AS wb_value\n"
-                f"  FROM {_source_join(plan, metric.sql or '', column, identity)}\n"
-                f"  WHERE {' AND '.join([_in_window(metric, end_bound, plan.shift_columns), *_date_bounds(plan, f'q{j}', [metric])])} AND s.value IS NOT NULL\n)"
-            )
-        windows = [
-            "ROW_NUMBER() OVER (PARTITION BY wb_variation ORDER BY wb_value) AS wb_rank_all",
-            "COUNT(*) OVER (PARTITION BY wb_variation) AS wb_n_all",
-        ]
-        if dimension:
+            (scan,) = [s for s in plan.scans if j in s.quantiles]
+            source, value, where = f"rows_{scan.index}", f"q{j}_v", f"wb_included AND q{j}_v IS NOT NULL"
+            if plan.activation_scan is not None:  # only the activated units
+                where += " AND wb_unit IN (SELECT wb_unit FROM per_unit)"
+        ctes.append(
+            f"quantile_rows_{j} AS (\n  SELECT wb_variation{carried}, wb_unit, {value} AS wb_value\n"
+            f"  FROM {source} WHERE {where}\n)"
+        )
+        windows = []
+        for s, (_, col) in enumerate(sets):
+            partition = "wb_variation" + (f", {col}" if col else "")
             windows += [
-                "ROW_NUMBER() OVER (PARTITION BY wb_variation, wb_dim ORDER BY wb_value) AS wb_rank_dim",
-                "COUNT(*) OVER (PARTITION BY wb_variation, wb_dim) AS wb_n_dim",
+                f"ROW_NUMBER() OVER (PARTITION BY {partition} ORDER BY wb_value) AS wb_rank_{s}",
+                f"COUNT(*) OVER (PARTITION BY {partition}) AS wb_n_{s}",
             ]
         ctes.append(
-            f"quantile_ranked_{j} AS (\n  SELECT wb_variation, wb_dim, wb_value,\n    "
+            f"quantile_ranked_{j} AS (\n  SELECT wb_variation{carried}, wb_value,\n    "
             + ",\n    ".join(windows)
             + f"\n  FROM quantile_rows_{j}\n)"
         )
         selects = [
-            f"SELECT wb_variation, '{OVERALL}' AS wb_group, {_order_statistics('all', q)}\n  FROM quantile_ranked_{j} GROUP BY wb_variation"
+            f"SELECT wb_variation, {s} AS wb_set, {col or repr(OVERALL)} AS wb_group, {_order_statistics(s, q)}\n"
+            f"  FROM quantile_ranked_{j} GROUP BY wb_variation{f', {col}' if col else ''}"
+            for s, (_, col) in enumerate(sets)
         ]
-        if dimension:
-            selects.append(
-                f"SELECT wb_variation, wb_dim AS wb_group, {_order_statistics('dim', q)}\n  FROM quantile_ranked_{j} GROUP BY wb_variation, wb_dim"
-            )
         ctes.append(f"quantile_stats_{j} AS (\n  " + "\n  UNION ALL\n  ".join(selects) + "\n)")
         if not metric.kind.unit_values:
-            ctes += _cluster_ctes(j, dimension)
+            ctes += _cluster_ctes(j, sets)
     return ctes
 
 
@@ -452,37 +629,42 @@ CLUSTER_SUMS = {
 }
 
 
-def _cluster_ctes(j: int, dimension: str | None) -> list[str]:
-    """``quantile_units_<j>``: per unit with counted events, ``wb_events`` (nᵢ) and ``wb_below_all``
-    (sᵢ against the arm's quantile; ``wb_below_dim`` against its dimension value's within the arm,
-    GrowthBook's ``value <= quantile`` per slice), and ``quantile_clusters_<j>``: the sums over units
-    per arm and slice. Units without counted events add 0 to every sum and are left out here; they
-    count in ``users`` (the number of clusters), as in GrowthBook's LEFT JOIN of units to events."""
-    levels = [("all", f"a.wb_group = '{OVERALL}'")] + ([("dim", "a_dim.wb_group = r.wb_dim")] if dimension else [])
+def _cluster_ctes(j: int, sets: list[tuple[str, str | None]]) -> list[str]:
+    """``quantile_units_<j>``: per unit with counted events, ``wb_events`` (nᵢ) and, per breakdown
+    ``s``, ``wb_below_<s>`` (sᵢ against the quantile of the unit's arm in its slice, GrowthBook's
+    ``value <= quantile`` per slice), and ``quantile_clusters_<j>``: the sums over units per arm
+    and slice. Units without counted events add 0 to every sum and are left out here; they count
+    in ``users`` (the number of clusters), as in GrowthBook's LEFT JOIN of units to events."""
+    set_cols = [c for _, c in sets if c]
     below = ",\n    ".join(
-        f"CAST(SUM(CASE WHEN r.wb_value <= a{'' if level == 'all' else '_dim'}.q_value THEN 1 ELSE 0 END) AS DOUBLE PRECISION) AS wb_below_{level}"
-        for level, _ in levels
+        f"CAST(SUM(CASE WHEN r.wb_value <= a{s}.q_value THEN 1 ELSE 0 END) AS DOUBLE PRECISION) AS wb_below_{s}"
+        for s in range(len(sets))
     )
     joins = "".join(
-        f"\n  JOIN quantile_stats_{j} a{'' if level == 'all' else '_dim'} ON a{'' if level == 'all' else '_dim'}.wb_variation = r.wb_variation AND {on}"
-        for level, on in levels
+        f"\n  JOIN quantile_stats_{j} a{s} ON a{s}.wb_variation = r.wb_variation AND a{s}.wb_set = {s}"
+        f" AND a{s}.wb_group = {f'r.{col}' if col else repr(OVERALL)}"
+        for s, (_, col) in enumerate(sets)
     )
+    by = ", ".join(["r.wb_variation", *(f"r.{c}" for c in set_cols), "r.wb_unit"])
     units = (
-        f"quantile_units_{j} AS (\n  SELECT r.wb_variation, r.wb_dim, r.wb_unit, CAST(COUNT(*) AS DOUBLE PRECISION) AS wb_events,\n    {below}\n"
-        f"  FROM quantile_rows_{j} r{joins}\n  GROUP BY r.wb_variation, r.wb_dim, r.wb_unit\n)"
+        f"quantile_units_{j} AS (\n  SELECT {by}, CAST(COUNT(*) AS DOUBLE PRECISION) AS wb_events,\n    {below}\n"
+        f"  FROM quantile_rows_{j} r{joins}\n  GROUP BY {by}\n)"
     )
     selects = []
-    for level, _ in levels:
-        sums = ", ".join(f"{expr.format(s=f'wb_below_{level}')} AS c_{stat}" for stat, expr in CLUSTER_SUMS.items())
-        group, by = (f"'{OVERALL}'", "wb_variation") if level == "all" else ("wb_dim", "wb_variation, wb_dim")
-        selects.append(f"SELECT wb_variation, {group} AS wb_group, {sums}\n  FROM quantile_units_{j} GROUP BY {by}")
+    for s, (_, col) in enumerate(sets):
+        sums = ", ".join(f"{expr.format(s=f'wb_below_{s}')} AS c_{stat}" for stat, expr in CLUSTER_SUMS.items())
+        selects.append(
+            f"SELECT wb_variation, {s} AS wb_set, {col or repr(OVERALL)} AS wb_group, {sums}\n"
+            f"  FROM quantile_units_{j} GROUP BY wb_variation{f', {col}' if col else ''}"
+        )
     return [units, f"quantile_clusters_{j} AS (\n  " + "\n  UNION ALL\n  ".join(selects) + "\n)"]
 
 
-def _order_statistics(level: str, q: float) -> str:
+def _order_statistics(s: int, q: float) -> str:
     """Nearest-rank quantile (rank ceil(n·q)) and the values at ranks n·q ∓ 1.96·sqrt(n·q·(1−q))
-    (floor / ceil, clipped to [1, n]): the order-statistic confidence interval of a quantile."""
-    n, rank = f"wb_n_{level}", f"wb_rank_{level}"
+    (floor / ceil, clipped to [1, n]) within breakdown ``s``: the order-statistic confidence
+    interval of a quantile."""
+    n, rank = f"wb_n_{s}", f"wb_rank_{s}"
     nq = f"{n} * {_double(q)}"
     half = f"{_double(1.96)} * SQRT({nq} * {_double(1 - q)})"
     return (
@@ -492,77 +674,107 @@ def _order_statistics(level: str, q: float) -> str:
     )
 
 
-def sufficient_stats_query(
+def _sums(a: str, b: str | None, c: str | None, e: str | None) -> dict[str, str]:
+    """The sums of a metric's sufficient statistics over per-unit columns: ``a`` its (numerator's)
+    value, ``b`` a ratio's denominator, ``c`` the (numerator's) CUPED covariate, ``e`` a CUPED
+    ratio's denominator before exposure."""
+    sums = {"main_sum": f"SUM({a})", "main_sum_squares": f"SUM({a} * {a})"}
+    if b is not None:
+        sums |= {
+            "denominator_sum": f"SUM({b})",
+            "denominator_sum_squares": f"SUM({b} * {b})",
+            "main_denominator_sum_product": f"SUM({a} * {b})",
+        }
+    if c is not None:
+        sums |= {
+            "covariate_sum": f"SUM({c})",
+            "covariate_sum_squares": f"SUM({c} * {c})",
+            "main_covariate_sum_product": f"SUM({a} * {c})",
+        }
+    if e is not None:
+        sums |= {
+            "denominator_pre_sum": f"SUM({e})",
+            "denominator_pre_sum_squares": f"SUM({e} * {e})",
+            "main_post_denominator_pre_sum_product": f"SUM({a} * {e})",
+            "main_pre_denominator_post_sum_product": f"SUM({c} * {b})",
+            "main_pre_denominator_pre_sum_product": f"SUM({c} * {e})",
+            "denominator_post_denominator_pre_sum_product": f"SUM({b} * {e})",
+        }
+    return sums
+
+
+def _metric_sums(plan: _Plan, metric: Metric) -> dict[str, str]:
+    """Every sum of ``metric``'s sufficient statistics over ``per_unit``; for a capped metric
+    also each over the values before capping, as ``<stat>_uncapped``."""
+    ratio = metric.kind.shape == RATIO
+    main = metric.numerator.name if ratio else metric.name
+    den = metric.denominator.name if ratio else None
+    cov = plan.pre_parts.get((metric.name, "numerator"), main) if metric.cuped_lookback_days else None
+    den_pre = plan.pre_parts[(metric.name, "denominator")] if metric.cuped_lookback_days and ratio else None
+    capped = {part.name for part in plan.parts_of(metric) if part.capping is not None}
+
+    def column(name: str | None, part: str, uncapped: bool) -> str | None:
+        if name is None:
+            return None
+        return f"m{plan.index[name]}_{part}" + ("_uncapped" if uncapped and name in capped else "")
+
+    def over(uncapped: bool) -> dict[str, str]:
+        return _sums(
+            *(column(n, p, uncapped) for n, p in ((main, "main"), (den, "main"), (cov, "pre"), (den_pre, "pre")))
+        )
+
+    sums = over(False)
+    if capped:  # every sum again over the values before capping (GrowthBook's *_uncapped columns)
+        sums |= {f"{stat}_uncapped": expr for stat, expr in over(True).items()}
+    return sums
+
+
+def experiment_query(
     config: Config,
     experiment: ExperimentConfig,
-    dimension: str | None = None,
+    dimensions: tuple[str, ...] = (),
     top_n: int = DEFAULT_TOP_N,
     metrics: tuple[Metric, ...] | None = None,
     strata: tuple[str, ...] = (),
+    dialect: Dialect | None = None,
 ) -> CompiledQuery:
-    """One query returning, per variation and dimension value (``__overall__`` for the whole
-    experiment), ``users`` and the sufficient statistics of every metric of ``experiment``. With
-    ``strata`` (dimensions, no ``dimension``) the values are the post-stratification strata
-    instead: each unit's values of those dimensions joined with :data:`STRATA_SEPARATOR`. Capped
-    metrics also get each sum before capping as ``<stat>_uncapped``."""
-    plan = _plan(config, experiment, dimension, top_n, metrics, strata)
-    grouped = dimension or (STRATA if plan.strata else None)
-    ctes = _units_ctes(plan, dimension, included_only=True) + _metric_ctes(plan) + _quantile_ctes(plan, grouped)
+    """The experiment in one query: per variation (``__multiple__`` and unknown ones included)
+    and breakdown (``wb_set``, named by ``sets``: overall, each of ``dimensions``, the
+    post-stratification ``strata`` — each unit's values of those dimensions joined with
+    :data:`STRATA_SEPARATOR` — and the first-exposure days), ``users`` and, except for days, the
+    sufficient statistics of ``metrics`` (default: the experiment's). Capped metrics also get
+    each sum before capping as ``<stat>_uncapped``. With the ``dialect`` of the engine it runs on,
+    the text may use that engine's aggregates (:attr:`~workbench.db.dialects.Dialect.first_by`)."""
+    plan = _plan(config, experiment, dimensions, top_n, metrics, strata)
+    plan.first_by = dialect.first_by if dialect is not None else None
+    plan.plan_scans()
+    ctes = _units_ctes(plan) + _metric_ctes(plan) + _quantile_ctes(plan)
+    sets = plan.sets
+    columns = [c for _, c in sets if c] + ["wb_day"]
+    which = " ".join(f"WHEN GROUPING({c}) = 0 THEN {s}" for s, c in enumerate(columns, start=1))
     selects = [
         "CAST(wb_variation AS VARCHAR) AS variation",
-        f"COALESCE(wb_dim, '{OVERALL}') AS dimension_value",
+        f"CASE {which} ELSE 0 END AS wb_set",
+        f"COALESCE({', '.join([*columns[:-1], repr(OVERALL)])}) AS dimension_value",
+        "wb_day AS day",
         "COUNT(*) AS users",
     ]
-    columns: dict[str, dict[str, str]] = {}
+    result: dict[str, dict[str, str]] = {}
     for j, metric in enumerate(plan.outputs):
-        cols: dict[str, str] = {}
+        result[metric.name] = {}
         if metric.kind.quantile_level:  # their columns come from the quantile CTEs below
-            columns[metric.name] = cols
             continue
-        main, den = (
-            (metric.numerator.name, metric.denominator.name) if metric.kind.shape == RATIO else (metric.name, None)
-        )
-        a = f"m{plan.index[main]}_main"
-        sums = {"main_sum": f"SUM({a})", "main_sum_squares": f"SUM({a} * {a})"}
-        if den is not None:
-            b = f"m{plan.index[den]}_main"
-            sums |= {
-                "denominator_sum": f"SUM({b})",
-                "denominator_sum_squares": f"SUM({b} * {b})",
-                "main_denominator_sum_product": f"SUM({a} * {b})",
-            }
-        if metric.cuped_lookback_days:
-            c = f"m{plan.index[plan.pre_parts.get((metric.name, 'numerator'), main)]}_pre"
-            sums |= {
-                "covariate_sum": f"SUM({c})",
-                "covariate_sum_squares": f"SUM({c} * {c})",
-                "main_covariate_sum_product": f"SUM({a} * {c})",
-            }
-            if den is not None:  # a CUPED ratio: the denominator's pre-exposure value too
-                e = f"m{plan.index[plan.pre_parts[(metric.name, 'denominator')]]}_pre"
-                sums |= {
-                    "denominator_pre_sum": f"SUM({e})",
-                    "denominator_pre_sum_squares": f"SUM({e} * {e})",
-                    "main_post_denominator_pre_sum_product": f"SUM({a} * {e})",
-                    "main_pre_denominator_post_sum_product": f"SUM({c} * {b})",
-                    "main_pre_denominator_pre_sum_product": f"SUM({c} * {e})",
-                    "denominator_post_denominator_pre_sum_product": f"SUM({b} * {e})",
-                }
-        uncapped = {plan.index[part.name] for part in plan.parts_of(metric) if part.capping is not None}
-        if uncapped:  # every sum again over the values before capping (GrowthBook's *_uncapped columns)
-            sums |= {f"{stat}_uncapped": _before_capping(expr, uncapped) for stat, expr in sums.items()}
-        for stat, expr in sums.items():
-            cols[stat] = f"s{j}_{stat}"
-            selects.append(f"{expr} AS {cols[stat]}")
-        columns[metric.name] = cols
-    group = "GROUPING SETS ((wb_variation), (wb_variation, wb_dim))" if grouped else "wb_variation, wb_dim"
-    body = "SELECT " + ",\n  ".join(selects) + f"\nFROM per_unit\nGROUP BY {group}"
+        for stat, expr in _metric_sums(plan, metric).items():
+            result[metric.name][stat] = f"s{j}_{stat}"
+            selects.append(f"{expr} AS s{j}_{stat}")
+    grouping = ", ".join(["(wb_variation)", *(f"(wb_variation, {c})" for c in columns)])
+    body = "SELECT " + ",\n  ".join(selects) + f"\nFROM per_unit\nGROUP BY GROUPING SETS ({grouping})"
     if plan.quantiles:
         ctes.append(f"main_stats AS (\n{body}\n)")
         outer, joins = ["m.*"], []
         for j, metric in enumerate(plan.quantiles):
             k = plan.outputs.index(metric)
-            cols = columns[metric.name]
+            cols = result[metric.name]
             # quantile_nstar: the sample size the interval's ranks were taken at, n itself
             for stat, col in (
                 ("quantile_n", "q_n"),
@@ -575,50 +787,34 @@ def sufficient_stats_query(
                 outer.append(f"q{j}.{col} AS {cols[stat]}")
             cols["quantile_level"] = f"s{k}_quantile_level"
             outer.append(f"{_double(metric.quantile or 0.5)} AS {cols['quantile_level']}")
-            joins.append(
-                f"LEFT JOIN quantile_stats_{j} q{j} ON q{j}.wb_variation = m.variation AND q{j}.wb_group = m.dimension_value"
-            )
+            on = "ON {a}.wb_variation = m.variation AND {a}.wb_set = m.wb_set AND {a}.wb_group = m.dimension_value"
+            joins.append(f"LEFT JOIN quantile_stats_{j} q{j} {on.format(a=f'q{j}')}")
             if not metric.kind.unit_values:  # event level: the per-unit cluster sums
                 for stat in CLUSTER_SUMS:
                     cols[stat] = f"s{k}_{stat}"
                     outer.append(f"c{j}.c_{stat} AS {cols[stat]}")
-                joins.append(
-                    f"LEFT JOIN quantile_clusters_{j} c{j} ON c{j}.wb_variation = m.variation AND c{j}.wb_group = m.dimension_value"
-                )
+                joins.append(f"LEFT JOIN quantile_clusters_{j} c{j} {on.format(a=f'c{j}')}")
         body = "SELECT " + ", ".join(outer) + "\nFROM main_stats m\n" + "\n".join(joins)
-    return CompiledQuery(_with(ctes, body), dict(plan.params), columns)
-
-
-def health_query(
-    config: Config, experiment: ExperimentConfig, dimension: str | None = None, top_n: int = DEFAULT_TOP_N
-) -> CompiledQuery:
-    """Units per variation (``__multiple__`` and unknown ones included) overall, per dimension
-    value and per first-exposure day, in one grouped query over the units."""
-    plan = _plan(config, experiment, dimension, top_n, metrics=())
-    ctes = _units_ctes(plan, dimension, included_only=False)
-    sets = ["(wb_variation)", "(wb_variation, wb_day)"] + (["(wb_variation, wb_dim)"] if dimension else [])
-    body = (
-        f"SELECT wb_variation AS variation, {'wb_dim' if dimension else 'CAST(NULL AS VARCHAR)'} AS dimension_value, wb_day AS day, COUNT(*) AS users\n"
-        "FROM (SELECT wb_variation, wb_dim, CAST(wb_first_exposure AS DATE) AS wb_day FROM assigned) a\n"
-        f"GROUP BY GROUPING SETS ({', '.join(sets)})"
-    )
-    return CompiledQuery(_with(ctes, body), dict(plan.params))
+    names = (*(name for name, _ in sets), DAYS)
+    return CompiledQuery(_with(ctes, body), dict(plan.params), result, names)
 
 
 def unit_metrics_query(
     config: Config, experiment: ExperimentConfig, metrics: tuple[Metric, ...] | None = None
 ) -> CompiledQuery:
-    """One row per included unit: ``unit, variation, first_exposure`` and per base metric
+    """One row per analysed unit: ``unit, variation, first_exposure`` and per base metric
     ``n_<metric>`` (per-unit value after capping) and ``pct_<metric>`` (1 if any row counted)."""
-    plan = _plan(config, experiment, None, DEFAULT_TOP_N, metrics)
-    ctes = _units_ctes(plan, None, included_only=True) + _metric_ctes(plan)
+    plan = _plan(config, experiment, (), DEFAULT_TOP_N, metrics)
+    plan.plan_scans()
+    ctes = _units_ctes(plan) + _metric_ctes(plan)
     cols = ["wb_unit AS unit", "wb_variation AS variation", "wb_first_exposure AS first_exposure"]
     for metric in plan.base:
         if metric.name in plan.hidden:
             continue
         i = plan.index[metric.name]
         cols += [f"m{i}_main AS n_{metric.name}", f"CASE WHEN m{i}_rows > 0 THEN 1 ELSE 0 END AS pct_{metric.name}"]
-    return CompiledQuery(_with(ctes, "SELECT " + ",\n  ".join(cols) + "\nFROM per_unit"), dict(plan.params))
+    body = "SELECT " + ",\n  ".join(cols) + "\nFROM per_unit WHERE wb_included"
+    return CompiledQuery(_with(ctes, body), dict(plan.params))
 
 
 def discovery_query(aq: AssignmentQuery) -> CompiledQuery:
@@ -641,36 +837,31 @@ def probe_columns_query(sql: str) -> str:
 def _plan(
     config: Config,
     experiment: ExperimentConfig,
-    dimension: str | None,
+    dimensions: tuple[str, ...],
     top_n: int,
     metrics: tuple[Metric, ...] | None,
     strata: tuple[str, ...] = (),
 ) -> _Plan:
     aq = experiment.assignment_query
+    dimensions = (dimensions,) if isinstance(dimensions, str) else tuple(dimensions)
     strata = (strata,) if isinstance(strata, str) else tuple(strata)
-    for name in ([dimension] if dimension is not None else []) + list(strata):
+    for name in dimensions + strata:
         if name not in aq.dimensions:
             raise ConfigError(
                 f"{config.path}: {shown(name)} is not a dimension of assignment query {aq.name!r} used by experiment "
                 f"{experiment.key!r}; choose one of {list(aq.dimensions)}."
             )
-    if strata and (dimension is not None or len(set(strata)) != len(strata)):
+    if len(set(strata)) != len(strata) or len(set(dimensions)) != len(dimensions):
         raise ConfigError(
-            f"post-stratification strata {list(strata)} must be distinct dimensions and come without a dimension "
-            "breakdown (strata rows belong to the overall query)."
+            f"dimensions {list(dimensions)} and post-stratification strata {list(strata)} must each be distinct."
         )
     if isinstance(top_n, bool) or not isinstance(top_n, int) or top_n < 1:
         raise ConfigError(f"top_n must be a positive integer, not {top_n!r}.")
     plan = _Plan(config, experiment, metrics)
     plan.top_n = top_n
+    plan.dimensions = dimensions
     plan.strata = strata
     return plan
-
-
-def _before_capping(expr: str, capped: set[int]) -> str:
-    """``expr`` over the per-unit values before capping: ``m<i>_main`` / ``m<i>_pre`` of the capped
-    base metrics ``capped`` become their ``_uncapped`` columns of ``per_unit``."""
-    return re.sub(r"\bm(\d+)_(main|pre)\b", lambda m: f"{m[0]}_uncapped" if int(m[1]) in capped else m[0], expr)
 
 
 def _with(ctes: list[str], body: str) -> str:
