@@ -14,9 +14,10 @@ import yaml
 
 import workbench as wb
 from support import experiment_reference as ref
+from workbench.errors import ConfigError
 from workbench.experiments.config import load_config, parse_config
 from workbench.experiments.discovery import discover_experiments
-from workbench.experiments.engine import experiment, health_facts, sufficient_stats, unit_metrics
+from workbench.experiments.engine import experiment, experiment_facts, health_facts, sufficient_stats, unit_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
 START, END = dt.datetime(2026, 9, 25), dt.datetime(2026, 11, 22, 23, 59, 59, 999999)
@@ -137,6 +138,45 @@ def test_dimension_breakdown_keeps_top_values_and_other(db, config, sample_dir):
     overall = ours[ours["dimension"] == "overall"].groupby(["metric", "variation"])[summed].sum()
     split = ours[ours["dimension"] == "browser"].groupby(["metric", "variation"])[summed].sum()
     pd.testing.assert_frame_equal(overall, split)
+
+
+def test_one_query_gives_every_dimension_and_the_health_facts(db, config, sample_dir):
+    """`experiment_facts` with two dimensions (one query): each dimension's rows equal the pandas
+    reference of that dimension alone, and the health facts count the units per dimension value."""
+    metrics = ("purchased", "bulk_buyer", "average_order_value", "order_amount_p90", "session_duration")
+    exp = experiment("checkout-layout", config)
+    facts = experiment_facts(exp, db, dimensions=("browser", "country"), top_n=3, metrics=metrics)
+    assert facts.stats.attrs["sql"].count("GROUPING SETS") == 1
+    for dimension in ("browser", "country"):
+        ours = facts.stats[facts.stats["dimension"].isin(["overall", dimension])]
+        expected = ref.sufficient_stats(
+            sample_dir, "checkout-layout", START, END, ["0", "1", "2"], metrics, dimension=dimension, top_n=3
+        )
+        assert_matches_reference(ours, expected)
+        units = ref.units(sample_dir, "checkout-layout", START, END, "userId", dimension, 3)
+        counted = facts.units[facts.units["dimension"] == dimension].set_index(["dimension_value", "variation"])
+        assert counted["users"].to_dict() == units.groupby(["dim", "variation"]).size().to_dict()
+    assert list(dict.fromkeys(facts.units["dimension"])) == ["overall", "browser", "country"]
+    assert facts.days["users"].sum() == facts.units[facts.units["dimension"] == "overall"]["users"].sum()
+
+
+def test_a_fact_table_read_with_select_star_is_checked_before_the_query(db, config, tmp_path):
+    data = yaml.safe_load((ROOT / "workbench.yml").read_text())
+    data["fact_tables"].append(
+        {
+            "name": "raw_orders",
+            "identifier_types": ["user_id"],
+            "sql": "SELECT * FROM (SELECT userId AS user_id, timestamp, amount FROM orders) o",
+        }
+    )
+    data["metrics"].append({"name": "typo", "type": "mean", "fact_table": "raw_orders", "column": "amout"})
+    data["experiments"][0]["goal_metrics"] = ["typo"]
+    cfg = parse_config(data, tmp_path / "workbench.yml")  # the columns of SELECT * are not known yet
+    with pytest.raises(
+        ConfigError,
+        match=r"fact table 'raw_orders' \(metric 'typo'\): the SQL returns \['user_id', 'timestamp', 'amount'\] but needs \['amout'\]",
+    ):
+        sufficient_stats(experiment("checkout-layout", cfg), db=db)
 
 
 def test_anonymous_units_with_identity_join_and_unknown_variations(db, config, sample_dir, tmp_path):

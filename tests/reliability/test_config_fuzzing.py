@@ -103,8 +103,8 @@ BAD_NAMES = [
 ]
 # "<file>: <entry>: …" or "<file> line N: …" where the entry is a section, a position or a named entry.
 ENTRY = re.compile(
-    r"^: (?:(?:identifier_types|identity_joins|assignment_queries|metrics|experiments|database)\b"
-    r"|(?:metric|experiment|assignment query) '[^']*'|unknown top-level key|the file must hold a mapping)"
+    r"^: (?:(?:identifier_types|identity_joins|assignment_queries|fact_tables|metrics|experiments|database)\b"
+    r"|(?:metric|experiment|assignment query|fact table) '[^']*'|unknown top-level key|the file must hold a mapping)"
 )
 
 

@@ -73,6 +73,10 @@ class Dialect:
     # an aggregate: "{value}" of the row whose "{order}" (a comma-separated list of columns) is least,
     # in the text the workbench writes; None: the engine has none (a window function ranks the rows)
     first_by: str | None = None
+    # constant date bounds on each metric scan (pushed into date partitions and Parquet row groups);
+    # False on DuckDB: it takes them as 20% selective and then builds its hash join on the whole
+    # metric table instead of on the units (50M rows: 6.2 s with them, 3.3 s without)
+    scan_date_bounds: bool = True
 
     def quote(self, name: str) -> str:
         """``name`` as a quoted identifier (any text; the quote character doubled inside)."""
@@ -135,6 +139,7 @@ DUCKDB = Dialect(
     analyze_after_write=False,
     cheap_index_updates=False,
     first_by="arg_min({value}, row({order}))",
+    scan_date_bounds=False,
 )
 POSTGRESQL = Dialect(
     name="postgresql",

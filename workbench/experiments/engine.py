@@ -304,7 +304,7 @@ def sufficient_stats(
     ``top_n`` values plus ``(other)``) when asked. With ``strata`` (post-stratification
     dimensions) the strata rows too: ``dimension`` is ``"__strata__"`` and ``dimension_value`` the
     stratum key. ``.attrs["sql"]`` holds the query that ran (:func:`experiment_facts`)."""
-    dims = (dimension,) if dimension else ()
+    dims = (dimension,) if dimension is not None else ()
     return experiment_facts(
         experiment, db, dimensions=dims, top_n=top_n, show_sql=show_sql, metrics=metrics, strata=strata
     ).stats
@@ -321,7 +321,7 @@ def health_facts(
     """``(units, days)``: units per (dimension, dimension_value, variation) with ``status``
     ``included`` / ``multiple`` / ``unknown``; and units per first-exposure ``day`` and variation
     (:func:`experiment_facts` without metrics)."""
-    dims = (dimension,) if dimension else ()
+    dims = (dimension,) if dimension is not None else ()
     facts = experiment_facts(experiment, db, dimensions=dims, top_n=top_n, show_sql=show_sql, metrics=())
     return facts.units, facts.days
 

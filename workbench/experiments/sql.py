@@ -104,7 +104,7 @@ def row_source(metric: Metric) -> RowSource:
     conditions = [c for c in (_over_rows(where, {}), _over_rows(condition, outputs)) if c]
     return RowSource(
         relation,
-        tuple((t, rendered[t]) for t in metric.identifier_types),
+        tuple((t, rendered[t.lower()]) for t in metric.identifier_types),
         rendered["timestamp"],
         rendered[value.lower()] if value else None,
         " AND ".join(f"({c})" for c in conditions) if len(conditions) > 1 else (conditions[0] if conditions else None),
@@ -217,6 +217,7 @@ class _Plan:
         self.scans: list[_Scan] = []
         self.activation_scan: int | None = None
         self.first_by: str | None = None  # the engine's first-by aggregate (Dialect.first_by), if any
+        self.date_bounds = True  # constant date bounds on the metric scans (Dialect.scan_date_bounds)
 
     @property
     def sets(self) -> list[tuple[str, str | None]]:
@@ -482,7 +483,7 @@ def _scan_ctes(plan: _Plan, scan: _Scan) -> list[str]:
     if quantiles:  # the quantile rows are grouped by arm and breakdown
         unit_cols += ["u.wb_variation", "u.wb_included"] + [f"u.{c}" for _, c in plan.sets if c]
     members = scan.members + quantiles
-    bounds = _date_bounds(plan, str(k), members, scan.source.timestamp)
+    bounds = _date_bounds(plan, str(k), members, scan.source.timestamp) if plan.date_bounds else []
     conditions = list(dict.fromkeys(row_source(m).condition for m in members))
     if None not in conditions:
         bounds.append("(" + " OR ".join(f"({c})" for c in conditions) + ")")
@@ -744,20 +745,25 @@ def experiment_query(
     :data:`STRATA_SEPARATOR` — and the first-exposure days), ``users`` and, except for days, the
     sufficient statistics of ``metrics`` (default: the experiment's). Capped metrics also get
     each sum before capping as ``<stat>_uncapped``. With the ``dialect`` of the engine it runs on,
-    the text may use that engine's aggregates (:attr:`~workbench.db.dialects.Dialect.first_by`)."""
+    the text may use that engine's aggregates (:attr:`~workbench.db.dialects.Dialect.first_by`) and leaves
+    out the constant date bounds of the metric scans where they hurt its plans
+    (:attr:`~workbench.db.dialects.Dialect.scan_date_bounds`)."""
     plan = _plan(config, experiment, dimensions, top_n, metrics, strata)
-    plan.first_by = dialect.first_by if dialect is not None else None
+    if dialect is not None:
+        plan.first_by, plan.date_bounds = dialect.first_by, dialect.scan_date_bounds
     plan.plan_scans()
     ctes = _units_ctes(plan) + _metric_ctes(plan) + _quantile_ctes(plan)
     sets = plan.sets
     columns = [c for _, c in sets if c] + ["wb_day"]
-    which = " ".join(f"WHEN GROUPING({c}) = 0 THEN {s}" for s, c in enumerate(columns, start=1))
-    selects = [
+    # The sums per finest cell (variation × every breakdown's value × first-exposure day) in one
+    # aggregate over the units, then every breakdown from those few rows: sums add up.
+    fine = ["COUNT(*) AS wb_users"]
+    totals = [
         "CAST(wb_variation AS VARCHAR) AS variation",
-        f"CASE {which} ELSE 0 END AS wb_set",
+        f"CASE {' '.join(f'WHEN GROUPING({c}) = 0 THEN {s}' for s, c in enumerate(columns, start=1))} ELSE 0 END AS wb_set",
         f"COALESCE({', '.join([*columns[:-1], repr(OVERALL)])}) AS dimension_value",
         "wb_day AS day",
-        "COUNT(*) AS users",
+        "CAST(SUM(wb_users) AS BIGINT) AS users",
     ]
     result: dict[str, dict[str, str]] = {}
     for j, metric in enumerate(plan.outputs):
@@ -766,9 +772,12 @@ def experiment_query(
             continue
         for stat, expr in _metric_sums(plan, metric).items():
             result[metric.name][stat] = f"s{j}_{stat}"
-            selects.append(f"{expr} AS s{j}_{stat}")
+            fine.append(f"{expr} AS s{j}_{stat}")
+            totals.append(f"SUM(s{j}_{stat}) AS s{j}_{stat}")
+    by = ", ".join(["wb_variation", *columns])
+    ctes.append(f"cells AS (\n  SELECT {by},\n    " + ",\n    ".join(fine) + f"\n  FROM per_unit GROUP BY {by}\n)")
     grouping = ", ".join(["(wb_variation)", *(f"(wb_variation, {c})" for c in columns)])
-    body = "SELECT " + ",\n  ".join(selects) + f"\nFROM per_unit\nGROUP BY GROUPING SETS ({grouping})"
+    body = "SELECT " + ",\n  ".join(totals) + f"\nFROM cells\nGROUP BY GROUPING SETS ({grouping})"
     if plan.quantiles:
         ctes.append(f"main_stats AS (\n{body}\n)")
         outer, joins = ["m.*"], []
