@@ -7,7 +7,7 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
-from test_experiment_engine import END, START, assert_matches_reference
+from test_experiment_engine import ALL_METRICS, END, START, assert_matches_reference
 
 from support import experiment_reference as ref
 
@@ -52,34 +52,28 @@ def test_spark_statistics_equal_pandas(spark_db, sample_dir):
     from workbench.experiments.engine import experiment, sufficient_stats
 
     exp = experiment("checkout-layout", load_config(ROOT / "workbench.yml"))
-    # binomial, ratio, capped mean with CUPED, quantile, identity-joined count, percentile-capped duration
-    metrics = (
-        "purchased",
-        "average_order_value",
-        "revenue_per_user_cuped",
-        "order_amount_p90",
-        "page_views_per_user",
-        "session_duration",
-    )
-    ours = sufficient_stats(exp, db=spark_db, metrics=metrics)
-    expected = ref.sufficient_stats(sample_dir, "checkout-layout", START, END, ["0", "1", "2"], metrics)
+    # every metric type, both metric styles (fact tables and own SQL), in one query
+    ours = sufficient_stats(exp, db=spark_db, metrics=ALL_METRICS)
+    expected = ref.sufficient_stats(sample_dir, "checkout-layout", START, END, ["0", "1", "2"], ALL_METRICS)
     assert_matches_reference(ours, expected)
 
 
 def test_spark_dimension_statistics_and_multiple_exposures(spark_db, sample_dir):
     from workbench.experiments.config import load_config
-    from workbench.experiments.engine import experiment, health_facts, sufficient_stats
+    from workbench.experiments.engine import experiment, experiment_facts
 
     exp = experiment("checkout-layout", load_config(ROOT / "workbench.yml"))
-    units, _ = health_facts(exp, db=spark_db)
+    metrics = ("retention_rate", "bulk_buyer", "order_amount_p90")
+    facts = experiment_facts(exp, spark_db, dimensions=("browser", "country"), top_n=2, metrics=metrics)
     views = ref.raw(sample_dir, "experimentViews")
     per_user = views[views["experimentId"] == "checkout-layout"].groupby("userId")["variationId"].nunique()
-    assert units.set_index("variation").loc[ref.MULTIPLE, "users"] == (per_user > 1).sum()
-    ours = sufficient_stats(exp, "browser", db=spark_db, top_n=2, metrics=("retention_rate",))
-    expected = ref.sufficient_stats(
-        sample_dir, "checkout-layout", START, END, ["0", "1", "2"], ("retention_rate",), dimension="browser", top_n=2
-    )
-    assert_matches_reference(ours, expected)
+    overall = facts.units[facts.units["dimension"] == "overall"]
+    assert overall.set_index("variation").loc[ref.MULTIPLE, "users"] == (per_user > 1).sum()
+    for dimension in ("browser", "country"):
+        expected = ref.sufficient_stats(
+            sample_dir, "checkout-layout", START, END, ["0", "1", "2"], metrics, dimension=dimension, top_n=2
+        )
+        assert_matches_reference(facts.stats[facts.stats["dimension"].isin(["overall", dimension])], expected)
 
 
 def test_parameters_are_inlined_as_typed_literals():
