@@ -73,7 +73,9 @@ def stats_command(
         cfg = load_config(config)
         exp = experiment(key, cfg)
         db = connect(database, config_path=cfg.path)
-        facts = experiment_facts(exp, db, dimensions=(dimension,) if dimension is not None else (), top_n=top, show_sql=show_sql)
+        facts = experiment_facts(
+            exp, db, dimensions=(dimension,) if dimension is not None else (), top_n=top, show_sql=show_sql
+        )
     except WorkbenchError as exc:
         fail(exc)
     units, stats = facts.units, facts.stats
