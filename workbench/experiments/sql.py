@@ -111,7 +111,7 @@ def row_source(metric: Metric) -> RowSource:
     )
 
 
-def _plain_select(sql: str):
+def _plain_select(sql: str) -> tuple[str, dict[str, Any], Any] | None:
     """``(relation, outputs, where)`` when ``sql`` is ``SELECT <expressions> FROM <table> [WHERE
     <condition>]`` with nothing else (no join, grouping, DISTINCT, LIMIT, window, subquery or
     aggregate): ``relation`` is ``SELECT * FROM <table>``, ``outputs`` maps each output name (lower
@@ -136,7 +136,7 @@ def _plain_select(sql: str):
     return f"SELECT * FROM {source.sql(dialect=SOURCE_DIALECT)}", outputs, where
 
 
-def _over_rows(condition, outputs: dict) -> str | None:
+def _over_rows(condition: Any, outputs: dict[str, Any]) -> str | None:
     """``condition`` (SQL text or a parsed expression) over the rows ``s``: each column qualified
     with ``s``; a bare name in ``outputs`` (a metric SQL's output) becomes its expression."""
     if condition is None:
