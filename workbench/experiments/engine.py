@@ -197,7 +197,7 @@ def experiment_facts(
     wide["users"] = wide["users"].astype("int64")
     wide["breakdown"] = wide["wb_set"].astype(int).map(dict(enumerate(query.sets)))
     stats = _stats_table(experiment, wide, query, metrics, strata)
-    units, days = _health_tables(experiment, wide)
+    units, days = _health_tables(experiment, wide, query.sets[1:])
     for frame in (stats, units, days):
         frame.attrs = {"sql": query.sql, "params": query.params, "experiment": experiment.key}
     return Facts(stats, units, days)
@@ -265,8 +265,9 @@ def _stats_table(experiment: Experiment, wide, query, metrics: tuple[Metric, ...
     return result[STATS_COLUMNS].reset_index(drop=True)
 
 
-def _health_tables(experiment: Experiment, wide):
-    """``(units, days)`` from the query's rows of every variation."""
+def _health_tables(experiment: Experiment, wide, sets: tuple[str, ...]):
+    """``(units, days)`` from the query's rows of every variation; ``sets`` names the breakdowns in
+    the order the units table lists them after the overall rows."""
     import pandas as pd
 
     known = set(experiment.variations)
@@ -281,7 +282,7 @@ def _health_tables(experiment: Experiment, wide):
     units["dimension"] = units["breakdown"].replace(sql_builder.OVERALL, "overall")
     units["dimension_value"] = units["dimension_value"].where(units["dimension"] != "overall", "all")
     units["status"] = units["variation"].map(status)
-    order = {name: k for k, name in enumerate(["overall", *dict.fromkeys(units["dimension"])])}
+    order = {name: k for k, name in enumerate(["overall", *sets])}  # overall, then the query's breakdowns
     units = units.sort_values(
         ["dimension", "dimension_value", "variation"],
         key=lambda s: s.map(order) if s.name == "dimension" else s,
