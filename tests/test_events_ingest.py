@@ -23,6 +23,7 @@ from typer.testing import CliRunner
 import workbench as wb
 from workbench.errors import ConfigError, DatabaseError, DataFileError
 from workbench.events import ingest
+from workbench.events.ingest import BOM
 from workbench.events.settings import EventSettings
 from workbench.events.simulate import simulate_stream
 
@@ -80,8 +81,14 @@ bad_lines = st.one_of(
     st.just(b'{"type": "x", "userId": "\\ud800"}'),
     st.just(b'{"type": "x", "userId": "u", "data": {"k": "\\u0000"}}'),
     st.just(b'{"type": "x", "anonymousId": "\xff\xfe"}'),
+    # the reader drops a byte order mark opening the file: a first line blank without it is blank
     st.binary(min_size=1, max_size=20).filter(
-        lambda b: b.strip() and b"\n" not in b and b"\r" not in b and not b.lstrip().startswith(b"{")
+        lambda b: (
+            b.removeprefix(BOM).strip()
+            and b"\n" not in b
+            and b"\r" not in b
+            and not b.removeprefix(BOM).lstrip().startswith(b"{")
+        )
     ),
 )
 lines = st.lists(
