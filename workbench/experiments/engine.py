@@ -187,10 +187,9 @@ def experiment_facts(
     db = _database(db)
     check_columns(experiment, db)
     metrics = chosen_metrics(experiment, metrics)
-    dimensions = (dimensions,) if isinstance(dimensions, str) else tuple(dimensions)
     strata = (strata,) if isinstance(strata, str) else tuple(strata)
     query = sql_builder.experiment_query(
-        experiment.config, experiment.settings, dimensions, top_n, metrics, strata, getattr(db, "dialect", None)
+        experiment.config, experiment.settings, dimensions, top_n, metrics, strata, db.dialect
     )
     wide = _run(query, db, show_sql)
     wide["variation"] = wide["variation"].astype(str)
@@ -211,15 +210,16 @@ def _stats_table(experiment: Experiment, wide, query, metrics: tuple[Metric, ...
     known = set(experiment.variations)
     analysed = wide[wide["variation"].isin(known) if known else wide["variation"] != sql_builder.MULTIPLE]
     variations = list(experiment.variations) or sorted(set(analysed["variation"]))
-    overall = analysed[analysed["breakdown"] == sql_builder.OVERALL]
-    blocks = [(sql_builder.STRATA if strata else "overall", sql_builder.STRATA if strata else None)]
-    blocks += [(name, name) for name in query.sets[1:] if name not in (sql_builder.STRATA, sql_builder.DAYS)]
+    # the overall rows (with the strata rows, if any) first, then each dimension's rows
+    first = [sql_builder.OVERALL, sql_builder.STRATA]
+    blocks = [(sql_builder.STRATA if strata else "overall", analysed[analysed["breakdown"].isin(first)])]
+    blocks += [(name, analysed[analysed["breakdown"] == name]) for name in query.sets[1:] if name not in first]
+    blocks = [(label, rows) for label, rows in blocks if label != sql_builder.DAYS]
     frames = []
-    for label, breakdown in blocks:
-        rows = pd.concat([overall, analysed[analysed["breakdown"] == breakdown]]) if breakdown else overall
-        values = set(rows["dimension_value"])
+    for k, (label, rows) in enumerate(blocks):
+        values = set(rows["dimension_value"]) | ({sql_builder.OVERALL} if k == 0 else set())  # zero-filled when empty
         groups = (
-            [sql_builder.OVERALL]
+            [sql_builder.OVERALL] * (sql_builder.OVERALL in values)
             + sorted(values - {sql_builder.OVERALL, sql_builder.OTHER})
             + [sql_builder.OTHER] * (sql_builder.OTHER in values)
         )
@@ -256,8 +256,6 @@ def _stats_table(experiment: Experiment, wide, query, metrics: tuple[Metric, ...
                     if stat in cols or not stat.endswith("_uncapped"):
                         part[stat] = part[stat].fillna(0.0)
                 part["count"] = part["users"]
-            if breakdown and breakdown != sql_builder.STRATA and frames:  # the overall rows come once, first
-                part = part[part["dimension"] != "overall"]
             frames.append(part)
     result = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=STATS_COLUMNS)
     for stat in ("quantile_n", "quantile_nstar"):
@@ -277,8 +275,7 @@ def _health_tables(experiment: Experiment, wide, sets: tuple[str, ...]):
             return "multiple"
         return "included" if not known or v in known else "unknown"
 
-    units = wide[wide["breakdown"] != sql_builder.DAYS]
-    units = units[units["breakdown"] != sql_builder.STRATA].copy()
+    units = wide[~wide["breakdown"].isin([sql_builder.DAYS, sql_builder.STRATA])].copy()
     units["dimension"] = units["breakdown"].replace(sql_builder.OVERALL, "overall")
     units["dimension_value"] = units["dimension_value"].where(units["dimension"] != "overall", "all")
     units["status"] = units["variation"].map(status)
