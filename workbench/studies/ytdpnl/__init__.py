@@ -21,7 +21,10 @@ from workbench.studies.ytdpnl.analyses import (
 )
 from workbench.studies.ytdpnl.api_client import ApiClient
 from workbench.studies.ytdpnl.arm_comparison import arm_comparison, arm_sufficient_statistics
+from workbench.studies.ytdpnl.channel_sources import channel_positions, rotation_speeds, unusable_channels
 from workbench.studies.ytdpnl.generator import generate_study
+from workbench.studies.ytdpnl.home_page import home_page
+from workbench.studies.ytdpnl.home_page_comparison import home_page_comparison, home_page_sufficient_statistics
 from workbench.studies.ytdpnl.sanity_checks import SanityCheckResults, sanity_checks
 
 __all__ = [
@@ -29,8 +32,12 @@ __all__ = [
     "SanityCheckResults",
     "arm_comparison",
     "arm_sufficient_statistics",
+    "channel_positions",
     "daily_activity",
     "generate_study",
+    "home_page",
+    "home_page_comparison",
+    "home_page_sufficient_statistics",
     "latest_recommendations",
     "latest_sessions",
     "latest_watch_times",
@@ -39,7 +46,9 @@ __all__ = [
     "participant_summary",
     "participants",
     "participants_report",
+    "rotation_speeds",
     "sanity_checks",
     "session_events",
     "transition_audit",
+    "unusable_channels",
 ]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, TypedDict
 
 import pandas as pd
 import sqlalchemy as sa
@@ -36,6 +36,16 @@ def study_schema(schema: str | None) -> str | None:
     return schema
 
 
+class StudyScope(TypedDict, total=False):
+    """The keyword filters every study analysis takes: ``schema`` (where the tables are), ``codes``
+    (a participant subset) and ``start``/``end`` (the time window, start included, end excluded)."""
+
+    schema: str | None
+    codes: Iterable[str] | None
+    start: Any
+    end: Any
+
+
 def codes_parameter(codes: Iterable[str] | None) -> dict[str, Any]:
     """Bound values for the ``(:all_codes OR p.code IN :codes)`` participant filter of the SQL files."""
     if codes is None:
@@ -50,8 +60,8 @@ def time_window(start: Any = None, end: Any = None) -> dict[str, pd.Timestamp]:
     """``start`` (inclusive) and ``end`` (exclusive) as timestamps; missing bounds are far away.
 
     A bare date as ``end`` means the end of that day (the day is included)."""
-    lower = FAR_PAST if start is None else _timestamp(start, "start")
-    upper = FAR_FUTURE if end is None else _timestamp(end, "end")
+    lower = FAR_PAST if start is None else timestamp_argument(start, "start")
+    upper = FAR_FUTURE if end is None else timestamp_argument(end, "end")
     if end is not None and _is_day(end):
         upper += pd.Timedelta(days=1)
     if upper <= lower:
@@ -59,7 +69,7 @@ def time_window(start: Any = None, end: Any = None) -> dict[str, pd.Timestamp]:
     return {"start": lower.to_pydatetime(), "end": upper.to_pydatetime()}
 
 
-def _timestamp(value: Any, name: str) -> pd.Timestamp:
+def timestamp_argument(value: Any, name: str) -> pd.Timestamp:
     """``value`` as a timestamp, or one sentence naming the argument (never NaT or a year before 1)."""
     try:
         stamp = pd.Timestamp(value)
@@ -85,6 +95,18 @@ def study_query(db: SqlDatabase, name: str, schema: str | None = None, **params:
     A ``codes`` list is bound as an expanding ``IN`` list.
     """
     return run_study_sql(db, read_sql(f"ytdpnl/{name}.sql"), schema, **params)
+
+
+def scoped_query(db: SqlDatabase, name: str, scope: StudyScope, **params: Any) -> pd.DataFrame:
+    """:func:`study_query` of ``name`` with the filters of ``scope`` bound (codes and the time window
+    as ``:all_codes``/``:codes`` and ``:start``/``:end``); an unknown filter is refused."""
+    unknown = sorted(set(scope) - set(StudyScope.__annotations__))
+    if unknown:
+        raise WorkbenchError(
+            f"{', '.join(unknown)} is not a filter of the study's analyses: use schema, codes, start or end."
+        )
+    window = time_window(scope.get("start"), scope.get("end"))
+    return study_query(db, name, scope.get("schema"), **window, **codes_parameter(scope.get("codes")), **params)
 
 
 def run_study_sql(db: SqlDatabase, sql: str, schema: str | None = None, **params: Any) -> pd.DataFrame:
