@@ -201,7 +201,7 @@ def test_home_page_comparison_uses_the_statistics_engine(raw: Raw):
                 np.testing.assert_allclose(result["mean"], t[main].sum() / t[denominator].sum())
                 np.testing.assert_allclose(result["baseline_mean"], c[main].sum() / c[denominator].sum())
     assert tested >= 2
-    with pytest.raises(WorkbenchError, match="^code is not a filter of the study's analyses"):
+    with pytest.raises(WorkbenchError, match=r"^code is not a filter of the study's analyses"):
         ytdpnl.home_page_comparison(raw.db, schema=SCHEMA, code=["x"])
 
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import re
+
 import nbformat
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
@@ -56,3 +59,41 @@ def test_report_notebook_runs_on_a_participant_subset(study_url, tmp_path):
     assert all(code in html for code in codes) and sum(code in html for code in people["code"]) == 4
     assert "application/vnd.plotly.v1+json" in str(nb.cells)
     assert run.html.stat().st_size > 0
+    # the home-page section: its table agrees with a direct count of the subset's HOME_SHOWN events
+    db = wb.connect(study_url)
+    events = db.sql(
+        "SELECT CAST(e.arm AS text) AS arm, s.participant_code, e.created_at FROM ytdpnl.event e "
+        "JOIN ytdpnl.session s ON s.uuid = e.session_uuid WHERE e.type = 'HOME_SHOWN'",
+        limit=None,
+    )
+    mine = events[events["participant_code"].isin(codes) & (events["created_at"] < pd.Timestamp("2023-02-20"))]
+    counted = mine.groupby("arm").size()
+    db.dispose()
+    home_cell = next(c for c in nb.cells if c.cell_type == "code" and "home = ytdpnl.home_page(" in c.source)
+    table = html_rows(home_cell.outputs[0]["data"]["text/html"])
+    header = table[0]
+    shown = {
+        row[header.index("arm")]: int(row[header.index("home_shown")])
+        for row in table[1:]
+        if row[header.index("phase")] == "all"
+    }
+    assert shown and shown == {arm: int(n) for arm, n in counted.items()}
+    assert "application/vnd.plotly.v1+json" in home_cell.outputs[1]["data"]
+    later = [
+        c
+        for c in nb.cells
+        if c.cell_type == "code" and ("home_tiles_chart" in c.source or "channel_positions(" in c.source)
+    ]
+    assert len(later) == 2 and all(
+        any("application/vnd.plotly.v1+json" in o.get("data", {}) for o in c.outputs) for c in later
+    )
+
+
+def html_rows(html: str) -> list[list[str]]:
+    """The rows of a pandas HTML table as text cells (the index cell included, the header's first cell blank)."""
+    rows = re.findall(r"<tr[^>]*>(.*?)</tr>", html, flags=re.S)
+    cells = [
+        [re.sub(r"<[^>]+>", "", cell).strip() for cell in re.findall(r"<t[hd][^>]*>(.*?)</t[hd]>", row, flags=re.S)]
+        for row in rows
+    ]
+    return [row for row in cells if row]

@@ -28,15 +28,22 @@ def daily_activity_chart(daily: pd.DataFrame, arms: pd.Series | None = None, fig
     return fig
 
 
-def arm_comparison_chart(results: pd.DataFrame):
-    """Absolute treatment − control effect per metric with its interval, from :func:`arm_comparison`."""
+def arm_comparison_chart(
+    results: pd.DataFrame,
+    title: str = "Treatment − control in the intervention phase (per participant, CUPED where available)",
+):
+    """Absolute treatment − control effect per metric with its interval, from :func:`arm_comparison`
+    or :func:`home_page_comparison` (a dimension's rows are labelled ``metric · dimension value``)."""
     import plotly.graph_objects as go
 
     frame = results.dropna(subset=["ci_lower", "ci_upper"])
+    label = frame["metric"].where(
+        frame["dimension"] == "overall", frame["metric"] + " · " + frame["dimension"] + " " + frame["dimension_value"]
+    )
     fig = go.Figure(
         go.Scatter(
             x=frame["absolute_effect"],
-            y=frame["metric"],
+            y=label,
             mode="markers",
             error_x={
                 "type": "data",
@@ -48,8 +55,86 @@ def arm_comparison_chart(results: pd.DataFrame):
     )
     fig.add_vline(x=0, line_dash="dot")
     fig.update_layout(
-        title="Treatment − control in the intervention phase (per participant, CUPED where available)",
+        title=title,
         xaxis_title="absolute difference of means",
+        height=360,
+        margin={"l": 40, "r": 20, "t": 50, "b": 40},
+    )
+    return fig
+
+
+def home_page_chart(home: pd.DataFrame):
+    """Per phase and arm: home pages shown per participant and injected-tile clicks per home page
+    shown, from :func:`home_page`."""
+    measures = {
+        "home_shown_per_participant": "home pages shown per participant",
+        "click_through": "injected-tile clicks per home page",
+    }
+    fig = _phase_bars(home, measures, name="measure", color="arm", title="The home page per arm and phase")
+    fig.update_layout(barmode="group")
+    fig.update_yaxes(matches=None, showticklabels=True)
+    return fig
+
+
+def home_tiles_chart(home: pd.DataFrame):
+    """Share of shown home-page tiles from the default list, the replacement pool and neither, per
+    arm and phase, from :func:`home_page`."""
+    sources = {"default_tiles": "default", "replacement_tiles": "replacement pool", "other_tiles": "neither list"}
+    shares = home[list(sources)].div(home["shown_tiles"].where(home["shown_tiles"] > 0), axis=0)
+    fig = _phase_bars(
+        home[["arm", "phase"]].join(shares),
+        sources,
+        name="tile from",
+        color="tile from",
+        title="Where the shown home-page tiles came from (share of shown tiles)",
+    )
+    fig.update_layout(barmode="stack")
+    return fig
+
+
+def _phase_bars(frame: pd.DataFrame, columns: dict[str, str], *, name: str, color: str, title: str):
+    """Bars per phase of each of ``columns`` (column → label, melted into ``name``), coloured by
+    ``color``, one panel per arm or per column (whichever ``color`` is not)."""
+    import plotly.express as px
+
+    long = frame.melt(id_vars=["arm", "phase"], value_vars=list(columns), var_name=name, value_name="value")
+    long[name] = long[name].map(columns)
+    fig = px.bar(
+        long,
+        x="phase",
+        y="value",
+        color=color,
+        facet_col=name if color == "arm" else "arm",
+        labels={"phase": "phase (all = every phase)", "value": ""},
+    )
+    fig.for_each_annotation(lambda a: a.update(text=a.text.split("=", 1)[-1]))
+    fig.update_layout(title=title, height=380, margin={"l": 40, "r": 20, "t": 70, "b": 40})
+    return fig
+
+
+def channel_positions_chart(positions: pd.DataFrame):
+    """Treatment participants per channel-source position (unusable channels marked), from
+    :func:`channel_positions`."""
+    import plotly.express as px
+
+    frame = positions.assign(
+        source=positions["title"].fillna("source").astype(str)
+        + " ("
+        + positions["channel_source_id"].astype(str)
+        + ")",
+        channel=positions["youtube_channel_id"].fillna("no channel").astype(str)
+        + positions["unusable_since"].notna().map({True: " (unusable)", False: ""}),
+    )
+    fig = px.bar(
+        frame,
+        x="position",
+        y="participants",
+        color="source",
+        hover_data=["channel", "participants_due", "last_moved_at"],
+        labels={"position": "position in the channel source", "participants": "treatment participants"},
+    )
+    fig.update_layout(
+        title="Where treatment participants stand in their channel sources",
         height=360,
         margin={"l": 40, "r": 20, "t": 50, "b": 40},
     )
