@@ -305,6 +305,16 @@ def test_the_cli_reads_the_token_from_the_environment(fresh, monkeypatch):
     result = runner.invoke(app, ["study", "api", "summary", "cli-1"])
     assert result.exit_code == 0 and result.output.startswith("code,session_id")
     assert runner.invoke(app, ["study", "api", "rotation-speed", "--set", "6"]).output.strip() == "6.0"
+    result = runner.invoke(app, ["study", "api", "create-channel-source", "UCa", "UCb", "--title", "news"])
+    created = json.loads(result.output)
+    assert result.exit_code == 0 and fresh.channel_items[created["id"]] == ["UCa", "UCb"]
+    assert fresh.requests[-1][2] == {"channelIds": ["UCa", "UCb"], "title": "news", "isDefault": False}
+    result = runner.invoke(
+        app, ["study", "api", "update-channel-source", str(created["id"]), "UCc", "--default", "--reset-positions"]
+    )
+    assert result.exit_code == 0 and json.loads(result.output)["isDefault"] is True
+    assert fresh.channel_items[created["id"]] == ["UCc"]
+    assert fresh.requests[-1][2] == {"channelIds": ["UCc"], "isDefault": True, "resetParticipantPositions": True}
     result = runner.invoke(app, ["study", "api", "summary", "nobody"])
     assert result.exit_code == 1 and "Participant not found" in result.output and TOKEN not in result.output
     monkeypatch.setenv("YTDPNL_API_TOKEN", "wrong-token")

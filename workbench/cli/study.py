@@ -226,6 +226,39 @@ def api_add_vouchers_command(codes: Annotated[list[str], typer.Argument(help="Vo
     _api_call("add_vouchers", codes)
 
 
+@api_app.command("create-channel-source")
+def api_create_channel_source_command(
+    channel_ids: Annotated[list[str], typer.Argument(help="YouTube channel ids, in rotation order.")],
+    title: Annotated[str | None, typer.Option(help="A title for the source.")] = None,
+    default: Annotated[bool, typer.Option("--default", help="Make it the default source.")] = False,
+) -> None:
+    """Create a channel source of CHANNEL_IDS (the first source ever created is the default); its record as JSON."""
+    _api_call("create_channel_source", channel_ids, title=title, is_default=default)
+
+
+@api_app.command("update-channel-source")
+def api_update_channel_source_command(
+    source_id: Annotated[int, typer.Argument(help="The channel source's id.")],
+    channel_ids: Annotated[list[str], typer.Argument(help="Its new YouTube channel ids (they replace the old ones).")],
+    title: Annotated[str | None, typer.Option(help="A new title (production keeps it only with --default).")] = None,
+    default: Annotated[
+        bool | None, typer.Option("--default/--not-default", help="Change the default flag (default: keep it).")
+    ] = None,
+    reset_positions: Annotated[
+        bool, typer.Option("--reset-positions", help="Put the source's participants back at position 0.")
+    ] = False,
+) -> None:
+    """Replace the channels of channel source SOURCE_ID; its record as JSON."""
+    _api_call(
+        "update_channel_source",
+        source_id,
+        channel_ids,
+        title=title,
+        is_default=default,
+        reset_participant_positions=reset_positions,
+    )
+
+
 @api_app.command("rotation-speed")
 def api_rotation_speed_command(
     set_hours: Annotated[float | None, typer.Option("--set", help="Set the rotation speed to this many hours.")] = None,
