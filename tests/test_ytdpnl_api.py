@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import pandas as pd
 import pytest
@@ -32,11 +33,16 @@ def raw(backend):
         conn.exec_driver_sql(
             f"UPDATE {SCHEMA}.transition_event SET updated_at = created_at + INTERVAL '90 seconds' WHERE mod(id, 2) = 0"
         )
+        conn.exec_driver_sql(  # participants moved in their channel source and edited: every column differs somewhere
+            f"UPDATE {SCHEMA}.participant SET pos_in_channel_source = mod(id, 3), "
+            "pos_in_channel_source_last_updated_at = created_at + INTERVAL '7 hours', "
+            "updated_at = created_at + INTERVAL '2 days', extension_installed = mod(id, 3) = 0 WHERE mod(id, 2) = 1"
+        )
     writer.dispose()
     db = wb.connect(url)
     tables = {}
     for table in ("participant", "session", "event", "watch_time", "video", "video_list_item", "transition_event"):
-        frame = db.sql(f"SELECT * FROM {SCHEMA}.{table}")
+        frame = db.sql(f"SELECT * FROM {SCHEMA}.{table} ORDER BY 1")  # id order, also after the UPDATEs above
         for column in ("arm", "type", "list_type", "video_type", "reason", "session_uuid", "uuid"):
             if column in frame:
                 frame[column] = frame[column].map(lambda v: None if v is None else str(v))
@@ -68,7 +74,13 @@ def client(server: ProductionStudyServer, **kwargs) -> ytdpnl.ApiClient:
 def test_api_frames_equal_the_sql_frames(served):
     db, server, raw = served
     api = client(server)
-    pd.testing.assert_frame_equal(api.participants(), ytdpnl.participants(db, schema=SCHEMA))
+    people = api.participants()
+    pd.testing.assert_frame_equal(people, ytdpnl.participants(db, schema=SCHEMA))
+    sent = next(iter(server.participants.values()))  # every field the server sends is a column
+    fields = sorted(re.sub(r"(?<!^)([A-Z])", r"_\1", k).lower() for k in sent)
+    assert sorted(people.columns) == fields == sorted(raw["participant"].columns)
+    assert people["pos_in_channel_source"].nunique() == 3 and people["extension_installed"].nunique() == 2
+    assert people["channel_source_id"].isna().any() and (people["updated_at"] > people["created_at"]).any()
     assert server.hits["participants"] >= 2  # several pages of 15 were fetched
     code = raw["participant"]["code"].iloc[2]
     from_api, from_sql = api.participant_summary(code), ytdpnl.participant_summary(db, code, schema=SCHEMA)

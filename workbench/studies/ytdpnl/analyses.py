@@ -26,6 +26,7 @@ REPORT_TIMES = (
     "entered_post_intervention_at",
     "was_reset_to_pre_intervention_at",
 )
+PARTICIPANT_TIMES = ("extension_activated_at", "pos_in_channel_source_last_updated_at", "created_at", "updated_at")
 LIST_COLUMNS = {"NON_PERSONALIZED": "non_personalized", "PERSONALIZED": "personalized", "SHOWN": "shown"}
 FLOAT_TOLERANCE = 1e-3  # seconds: stored figures are float4 (real)
 
@@ -53,11 +54,16 @@ def participants_report(
 
 
 def participants(db: SqlDatabase, *, schema: str | None = None, codes: Iterable[str] | None = None) -> pd.DataFrame:
-    """The participants in id order: id, code, arm, phase, is_paid, extension_activated_at, created_at."""
+    """The participants in id order, every column production's Participant entity sends: id, code,
+    arm, phase, is_paid, extension_installed, extension_activated_at, channel_source_id (<NA>: the
+    default source), pos_in_channel_source, pos_in_channel_source_last_updated_at, created_at, updated_at."""
     frame = study_query(db, "participants", schema, **codes_parameter(codes))
     frame["phase"] = frame["phase"].astype("int64")
-    frame["is_paid"] = frame["is_paid"].astype(bool)
-    return millisecond_timestamps(frame, ["extension_activated_at", "created_at"])
+    frame["pos_in_channel_source"] = frame["pos_in_channel_source"].astype("int64")
+    frame["channel_source_id"] = frame["channel_source_id"].astype("Int64")
+    for column in ("is_paid", "extension_installed"):
+        frame[column] = frame[column].astype(bool)
+    return millisecond_timestamps(frame, PARTICIPANT_TIMES)
 
 
 def millisecond_timestamps(frame: pd.DataFrame, columns: Iterable[str]) -> pd.DataFrame:

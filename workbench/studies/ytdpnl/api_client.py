@@ -230,7 +230,8 @@ class ApiClient:
     # ------------------------------------------------------------------ reading endpoints
     def participants(self) -> pd.DataFrame:
         """Every participant (all pages of GET /api/participants/{page}, at most ``max_pages``), as
-        :func:`~workbench.studies.ytdpnl.participants`; the server pages newest first, so a participant
+        :func:`~workbench.studies.ytdpnl.participants` (every field of production's Participant entity,
+        src/server/models/participant.ts); the server pages newest first, so a participant
         created while paging would shift the pages: the count is checked and a change refused."""
         rows: dict[int, dict] = {}
         page, used, count = 0, 0, None
@@ -268,8 +269,19 @@ class ApiClient:
                     "arm": pd.Series([r["arm"] for r in rows_list]),
                     "phase": pd.Series([_int(r["phase"]) for r in rows_list], dtype="int64"),
                     "is_paid": pd.Series([bool(r.get("isPaid")) for r in rows_list], dtype=bool),
+                    "extension_installed": pd.Series([bool(r["extensionInstalled"]) for r in rows_list], dtype=bool),
                     "extension_activated_at": _times([r.get("extensionActivatedAt") for r in rows_list]),
+                    "channel_source_id": pd.Series(
+                        [_int_or_none(r.get("channelSourceId")) for r in rows_list], dtype="Int64"
+                    ),
+                    "pos_in_channel_source": pd.Series(
+                        [_int(r["posInChannelSource"]) for r in rows_list], dtype="int64"
+                    ),
+                    "pos_in_channel_source_last_updated_at": _times(
+                        [r["posInChannelSourceLastUpdatedAt"] for r in rows_list]
+                    ),
                     "created_at": _times([r["createdAt"] for r in rows_list]),
+                    "updated_at": _times([r["updatedAt"] for r in rows_list]),
                 }
             )
         except (KeyError, TypeError, ValueError) as exc:
