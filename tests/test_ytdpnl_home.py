@@ -49,6 +49,8 @@ class Raw:
             "session",
             "event",
             "video_list_item",
+            "video",
+            "video_metadata",
             "channel_source",
             "channel_source_item",
             "channel_rotation_speed_setting",
@@ -267,3 +269,32 @@ def test_rotation_speeds_and_unusable_channels_match_pandas(raw: Raw):
         for s, p in zip(expected["channel_source_id"], expected["position"])
     ]
     assert unusable["participants_there"].sum() > 0
+
+
+@pytest.mark.parametrize("subset", [False, True])
+def test_pool_channels_match_pandas(raw: Raw, subset: bool):
+    t = raw.tables
+    codes = list(t["participant"]["code"][1::3]) if subset else None
+    window = ("2023-02-10", "2023-02-15") if subset else (None, None)
+    frame = ytdpnl.pool_channels(raw.db, schema=SCHEMA, codes=codes, start=window[0], end=window[1])
+    events = raw.events()
+    events = events[events["type"] == "HOME_SHOWN"]
+    if subset:
+        events = events[
+            events["code"].isin(codes)
+            & (events["created_at"] >= pd.Timestamp(window[0]))
+            & (events["created_at"] < pd.Timestamp(window[1]) + pd.Timedelta(days=1))
+        ]
+    items = t["video_list_item"][t["video_list_item"]["list_type"] == "HOME_REPLACEMENT_SOURCE"]
+    channel = t["video"].merge(t["video_metadata"], on="youtube_id", how="left").set_index("id_x")["youtube_channel_id"]
+    pool = items.assign(channel=items["video_id"].map(channel)).merge(events, left_on="event_id", right_on="id")
+    pool = pool.assign(day=pd.to_datetime(pool["created_at_y"]).dt.normalize(), channel=pool["channel"].fillna("-"))
+    keys = ["day", "code", "arm", "phase", "channel"]
+    expected = pool.groupby(keys).agg(home_shown=("event_id", "nunique"), pool_videos=("event_id", "size"))
+    got = frame.assign(channel=frame["youtube_channel_id"].fillna("-")).set_index(keys)
+    assert len(got) == len(expected) > 0
+    expected = expected.loc[got.index]
+    np.testing.assert_array_equal(got["home_shown"], expected["home_shown"])
+    np.testing.assert_array_equal(got["pool_videos"], expected["pool_videos"])
+    # every home page's pool shows under at least one channel
+    assert frame["home_shown"].sum() >= len(events) == pool["event_id"].nunique()

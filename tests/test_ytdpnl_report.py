@@ -82,9 +82,10 @@ def test_report_notebook_runs_on_a_participant_subset(study_url, tmp_path):
     later = [
         c
         for c in nb.cells
-        if c.cell_type == "code" and ("home_tiles_chart" in c.source or "channel_positions(" in c.source)
+        if c.cell_type == "code"
+        and any(f in c.source for f in ("home_tiles_chart", "channel_positions(", "pool_channels("))
     ]
-    assert len(later) == 2 and all(
+    assert len(later) == 3 and all(
         any("application/vnd.plotly.v1+json" in o.get("data", {}) for o in c.outputs) for c in later
     )
 

@@ -21,7 +21,12 @@ from workbench.studies.ytdpnl.analyses import (
 )
 from workbench.studies.ytdpnl.api_client import ApiClient
 from workbench.studies.ytdpnl.arm_comparison import arm_comparison, arm_sufficient_statistics
-from workbench.studies.ytdpnl.channel_sources import channel_positions, rotation_speeds, unusable_channels
+from workbench.studies.ytdpnl.channel_sources import (
+    channel_positions,
+    pool_channels,
+    rotation_speeds,
+    unusable_channels,
+)
 from workbench.studies.ytdpnl.generator import generate_study
 from workbench.studies.ytdpnl.home_page import home_page
 from workbench.studies.ytdpnl.home_page_comparison import home_page_comparison, home_page_sufficient_statistics
@@ -46,6 +51,7 @@ __all__ = [
     "participant_summary",
     "participants",
     "participants_report",
+    "pool_channels",
     "rotation_speeds",
     "sanity_checks",
     "session_events",

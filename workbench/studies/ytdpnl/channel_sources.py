@@ -3,18 +3,25 @@ in them, how fast they rotate, and which channels the extension found unusable.
 
 Production keeps only each participant's current position and when it last moved
 (``pos_in_channel_source_last_updated_at``), so positions are a snapshot; the rotation speed
-keeps its whole history.
+keeps its whole history, and the replacement pools of the home pages show the rotation day by day
+(:func:`pool_channels`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Unpack
 
 import pandas as pd
 
 from workbench.db.connection import SqlDatabase
-from workbench.studies.ytdpnl.tables import codes_parameter, study_query, timestamp_argument
+from workbench.studies.ytdpnl.tables import (
+    StudyScope,
+    codes_parameter,
+    scoped_query,
+    study_query,
+    timestamp_argument,
+)
 
 DEFAULT_SPEED_HOURS = 24.0  # production's rotation speed when no setting exists
 
@@ -63,4 +70,19 @@ def unusable_channels(
     for column in ("channel_source_id", "position"):
         frame[column] = frame[column].astype("Int64")
     frame["participants_there"] = frame["participants_there"].astype("int64")
+    return frame
+
+
+def pool_channels(db: SqlDatabase, **scope: Unpack[StudyScope]) -> pd.DataFrame:
+    """Per participant (code), arm, phase, day and channel (None: videos without metadata): the
+    home pages whose replacement pool (``HOME_REPLACEMENT_SOURCE``) held that channel's videos
+    (home_shown) and how many pool items were its (pool_videos), day by day; ``scope`` as for
+    :func:`~workbench.studies.ytdpnl.home_page.home_page_sums`."""
+    frame = scoped_query(db, "pool_channels", scope)
+    frame["arm"] = frame["arm"].astype(str)
+    frame["day"] = pd.to_datetime(frame["day"])
+    channels = frame["youtube_channel_id"].astype(object)
+    frame["youtube_channel_id"] = channels.where(channels.notna(), None)
+    for column in ("phase", "home_shown", "pool_videos"):
+        frame[column] = frame[column].astype("int64")
     return frame

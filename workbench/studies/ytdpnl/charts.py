@@ -139,3 +139,27 @@ def channel_positions_chart(positions: pd.DataFrame):
         margin={"l": 40, "r": 20, "t": 50, "b": 40},
     )
     return fig
+
+
+def pool_channels_chart(pools: pd.DataFrame, top: int = 8):
+    """Home pages per day whose replacement pool held each channel (the ``top`` channels by home
+    pages, the rest as "other channels"), from :func:`pool_channels`: the rotation as seen."""
+    import plotly.express as px
+
+    channel = pools["youtube_channel_id"].fillna("no metadata")
+    leaders = pools.groupby(channel)["home_shown"].sum().nlargest(top).index
+    frame = pools.assign(channel=channel.where(channel.isin(leaders), "other channels"))
+    per_day = frame.groupby(["day", "channel"], as_index=False)["home_shown"].sum()
+    fig = px.bar(
+        per_day,
+        x="day",
+        y="home_shown",
+        color="channel",
+        labels={"day": "day (UTC)", "home_shown": "home pages with the channel in their pool", "channel": "channel"},
+    )
+    fig.update_layout(
+        title="Channels in the replacement pools, day by day",
+        height=380,
+        margin={"l": 40, "r": 20, "t": 50, "b": 40},
+    )
+    return fig
