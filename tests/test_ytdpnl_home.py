@@ -216,8 +216,10 @@ def test_channel_positions_match_pandas(raw: Raw):
     people = t["participant"][t["participant"]["arm"] == "treatment"]
     people = people.assign(
         source=people["channel_source_id"].fillna(default).astype(int),
-        due=(AS_OF - pd.to_datetime(people["pos_in_channel_source_last_updated_at"])).dt.total_seconds()
-        >= 3600 * hours,
+        due=(
+            (AS_OF - pd.to_datetime(people["pos_in_channel_source_last_updated_at"])).dt.total_seconds() >= 3600 * hours
+        )
+        & (people["phase"] <= 1),
     )
     placed = people.groupby(["source", "pos_in_channel_source"]).agg(
         participants=("id", "size"), participants_due=("due", "sum")

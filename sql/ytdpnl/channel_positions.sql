@@ -2,8 +2,10 @@
 -- source and position, for every item of a source and for any position a participant holds beyond
 -- a source's items (youtube_channel_id NULL there: production answers "item not found").
 -- A participant without channel_source_id reads the default source, as production does; control
--- participants get no channel. participants_due counts those whose position was last moved at
--- least speed_hours before :as_of (production advances them at their next home page); speed_hours
+-- participants get no channel. participants_due counts those in phase 0 or 1 whose position was
+-- last moved at least speed_hours before :as_of (production's isPositionUpdateNeeded: they move on
+-- when the extension next asks for their channel; a HOME_INJECTED_TILE_CLICKED moves them at once,
+-- whatever the time); speed_hours
 -- is the current channel_rotation_speed_setting, 24 when none is current. is_last marks a
 -- source's last item: production never moves a participant past it.
 WITH speed AS (
@@ -14,8 +16,9 @@ placed AS (
   SELECT coalesce(p.channel_source_id, (SELECT min(id) FROM channel_source WHERE is_default)) AS channel_source_id,
          p.pos_in_channel_source AS position,
          count(*) AS participants,
-         sum(CASE WHEN EXTRACT(EPOCH FROM (CAST(:as_of AS timestamp) - p.pos_in_channel_source_last_updated_at))
-                       >= 3600 * sp.speed_hours THEN 1 ELSE 0 END) AS participants_due,
+         sum(CASE WHEN p.phase <= 1
+                       AND EXTRACT(EPOCH FROM (CAST(:as_of AS timestamp) - p.pos_in_channel_source_last_updated_at))
+                           >= 3600 * sp.speed_hours THEN 1 ELSE 0 END) AS participants_due,
          min(p.pos_in_channel_source_last_updated_at) AS first_moved_at,
          max(p.pos_in_channel_source_last_updated_at) AS last_moved_at
   FROM participant p

@@ -32,7 +32,8 @@ def channel_positions(
     """One row per channel source and position: channel_source_id, title, is_default, position,
     youtube_channel_id (None past a source's items), is_last, unusable_since (None when usable),
     participants (treatment, a missing channel_source_id reading the default source),
-    participants_due (last moved at least speed_hours before ``as_of``, default now in UTC),
+    participants_due (in phase 0 or 1 and last moved at least speed_hours before ``as_of``, default
+    now in UTC: production moves them when the extension next asks for their channel),
     first_moved_at, last_moved_at and speed_hours (the current setting, 24 when none)."""
     moment = pd.Timestamp.now(tz="UTC").tz_localize(None) if as_of is None else timestamp_argument(as_of, "as_of")
     frame = study_query(db, "channel_positions", schema, as_of=moment.to_pydatetime(), **codes_parameter(codes))
