@@ -248,7 +248,9 @@ def test_csv_records_with_quoting_payload_columns_and_broken_rows(db, tmp_path):
 
 
 def test_unknown_producer_key_is_refused_before_reading(db):
-    with pytest.raises(ConfigError, match=r"not one of the events.api_keys") as caught:
+    with pytest.raises(
+        ConfigError, match=r"not an active key of the api_keys table nor one of the events.api_keys"
+    ) as caught:
         ingest(db, io.BytesIO(b'{"type": "x", "userId": "u"}\n'), "not-a-known-key", settings=SETTINGS)
     assert "not-a-known-key" not in str(caught.value)
 
@@ -294,7 +296,7 @@ def test_the_events_section_is_validated_and_keys_stay_secret(tmp_path):
     config = tmp_path / "workbench.yml"
     config.write_text("events:\n  schema: tracking\n  api_keys:\n    web: secret-web-key-42\n")
     settings = event_settings(config)
-    assert (settings.schema, settings.producer_for("secret-web-key-42")) == ("tracking", "web")
+    assert (settings.schema, settings.configured_producer("secret-web-key-42")) == ("tracking", "web")
     assert "secret-web-key-42" not in repr(settings) and redact("key secret-web-key-42") == "key ***"
     assert event_settings(tmp_path / "absent.yml").schema == "grouparoo"
     for body, message in [

@@ -75,6 +75,17 @@ CREATE TABLE ingest_progress (
   committed_at TIMESTAMP NOT NULL
 );
 
+-- One row per API key (seed 001's apiKeys): the producer's name (any text, e.g. "Web API"), which
+-- events.producer_id records, and the SHA-256 (hex) of the secret key; the key itself is shown
+-- once when created and never stored. A revoked key keeps its row with revoked_at set.
+CREATE TABLE api_keys (
+  id TEXT PRIMARY KEY,
+  name TEXT NOT NULL,
+  key_sha256 TEXT NOT NULL,
+  created_at TIMESTAMP NOT NULL,
+  revoked_at TIMESTAMP
+);
+
 -- events.profile_id is indexed on PostgreSQL only (indexes_postgresql.sql): DuckDB turns every
 -- update of an indexed column into a delete and re-insert of the whole row and all its index
 -- entries, which made associating events 25-50 times slower; its zone maps serve the lookups.
@@ -85,4 +96,6 @@ CREATE UNIQUE INDEX events_message_id ON events (producer_id, message_id);
 CREATE INDEX event_data_event_id ON event_data (event_id);
 CREATE UNIQUE INDEX profile_identities_value ON profile_identities (kind, value);
 CREATE INDEX profile_identities_profile_id ON profile_identities (profile_id);
+CREATE UNIQUE INDEX api_keys_key_sha256 ON api_keys (key_sha256);
+CREATE INDEX api_keys_name ON api_keys (name);
 CREATE INDEX ingest_progress_source ON ingest_progress (producer_id, source);

@@ -3,6 +3,7 @@
 from workbench.cli import (
     analyze,  # noqa: F401  (registers analyze)
     data,  # noqa: F401  (registers load, info, overview)
+    event_service,  # noqa: F401  (registers events keys, events serve, events resolve)
     events,  # noqa: F401  (registers ingest events, identities resolve)
     experiments,  # noqa: F401  (registers experiments, stats)
     generate,  # noqa: F401  (registers generate)

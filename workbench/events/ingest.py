@@ -40,6 +40,7 @@ from workbench import paths
 from workbench.db.connection import SqlDatabase
 from workbench.db.sql_files import TableDefinition
 from workbench.errors import DatabaseError, DataFileError, shown
+from workbench.events.api_keys import producer_for_key
 from workbench.events.settings import EventSettings, FieldLimits, event_settings
 from workbench.events.statements import (
     STAGED_DATA,
@@ -159,7 +160,6 @@ def ingest(
     by the latest ingestion of that name, after checking that they are unchanged.
     """
     settings = settings or event_settings()
-    producer = settings.producer_for(producer_key)
     if format not in FORMATS:
         raise DataFileError(f"format must be one of {FORMATS}, not {format!r}.")
     if batch_size < 1:
@@ -172,6 +172,7 @@ def ingest(
             f"source_name must be 1 to {limit} bytes of UTF-8 text without NUL, not {shown(source_name)}."
         )
     ensure_event_store(db, settings)
+    producer = producer_for_key(db, producer_key, settings)
     stream, name, close, identity = _open_source(source)
     target = Target(event_tables(settings.schema), producer, ip_address, source_name or identity)
     if resume and target.source is None:

@@ -122,6 +122,19 @@ def last_progress_query(schema: str) -> str:
     )
 
 
+def api_key_statements(schema: str) -> dict[str, str]:
+    """The ``api_keys`` table's statements by use: ``insert`` (binds :id, :name, :key_sha256, :now),
+    ``active_by_name`` (:name), ``producer_of`` (:key_sha256), ``listing``, ``revoke`` (:name, :now)."""
+    table = f"{schema}.api_keys"
+    return {
+        "insert": f"INSERT INTO {table} (id, name, key_sha256, created_at) VALUES (:id, :name, :key_sha256, :now)",
+        "active_by_name": f"SELECT id FROM {table} WHERE name = :name AND revoked_at IS NULL",
+        "producer_of": f"SELECT name FROM {table} WHERE key_sha256 = :key_sha256 AND revoked_at IS NULL",
+        "listing": f"SELECT name, created_at, revoked_at FROM {table} ORDER BY created_at, name",
+        "revoke": f"UPDATE {table} SET revoked_at = :now WHERE name = :name AND revoked_at IS NULL",
+    }
+
+
 def numeric(expression: str, dialect: Dialect) -> str:
     """``expression`` (text) as a double, NULL when it is not a decimal number."""
     return f"CASE WHEN {dialect.full_match(expression, NUMBER_PATTERN)} THEN CAST({expression} AS {dialect.double_type}) END"

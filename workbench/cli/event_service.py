@@ -1,0 +1,60 @@
+"""Commands of ``workbench events``: API keys in the database, the HTTP collection service and the
+resolution loop that keeps profiles current."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from workbench.cli.app import DatabaseOption, app, opened_database, say
+
+events_app = typer.Typer(help="Collect events over HTTP and manage the API keys that send them.", no_args_is_help=True)
+app.add_typer(events_app, name="events")
+keys_app = typer.Typer(help="API keys (kept in the api_keys table; only a hash is stored).", no_args_is_help=True)
+events_app.add_typer(keys_app, name="keys")
+
+
+@keys_app.command("create")
+def create_key_command(
+    name: Annotated[str, typer.Argument(help='The producer\'s name, any text (e.g. "Web API").')],
+    database: DatabaseOption = None,
+) -> None:
+    """Create a key and print it once: the last line of the output is the key alone."""
+    from workbench.events.api_keys import create_api_key
+
+    with opened_database(database, read_only=False) as db:
+        key = create_api_key(db, name)
+    say(f"Created the API key {name!r}; it is shown only now (the database keeps its SHA-256):")
+    say(key)
+
+
+@keys_app.command("list")
+def list_keys_command(database: DatabaseOption = None) -> None:
+    """Every key's name, when it was created and revoked, and where it is kept (never the key)."""
+    from workbench.events.api_keys import list_api_keys
+
+    with opened_database(database, read_only=False) as db:
+        keys = list_api_keys(db)
+    if keys.empty:
+        say("No API keys yet: create one with `workbench events keys create NAME`.")
+        return
+    say(keys.to_string(index=False))
+    if (keys["kept_in"] != "database").any():
+        say(
+            "Keys kept in workbench.yml still work; to move one into the database, create a key with "
+            "`workbench events keys create NAME`, give it to the sender, then delete the old entry."
+        )
+
+
+@keys_app.command("revoke")
+def revoke_key_command(
+    name: Annotated[str, typer.Argument(help="The name of the key to revoke.")],
+    database: DatabaseOption = None,
+) -> None:
+    """Revoke a key: the service refuses its events from now on."""
+    from workbench.events.api_keys import revoke_api_key
+
+    with opened_database(database, read_only=False) as db:
+        revoke_api_key(db, name)
+    say(f"Revoked the API key {name!r}.")
