@@ -58,3 +58,50 @@ def revoke_key_command(
     with opened_database(database, read_only=False) as db:
         revoke_api_key(db, name)
     say(f"Revoked the API key {name!r}.")
+
+
+@events_app.command("serve")
+def serve_command(
+    host: Annotated[
+        str, typer.Option(help="Address to bind; 127.0.0.1 keeps the service on this machine.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8870,
+    database: DatabaseOption = None,
+) -> None:
+    """Accept events over HTTP (POST /api/v1/track, as @grouparoo/client-web sends them) and keep profiles current."""
+    from workbench.events.service import serve
+    from workbench.events.settings import event_settings
+
+    with opened_database(database, read_only=False) as db:
+        settings = event_settings()
+        say(f"Collecting events at http://{host}:{port}/api/v1/track into {db} (Ctrl-C stops)")
+        serve(db, settings, host, port)
+
+
+@events_app.command("resolve")
+def resolve_command(
+    watch: Annotated[
+        bool, typer.Option("--watch", help="Keep going: resolve again every events.resolve_every_seconds.")
+    ] = False,
+    database: DatabaseOption = None,
+) -> None:
+    """Associate events lacking a profile with one (once, or every events.resolve_every_seconds with --watch)."""
+    import threading
+
+    from workbench.events.keep_current import keep_profiles_current
+    from workbench.events.settings import event_settings
+
+    with opened_database(database, read_only=False) as db:
+        settings = event_settings()
+        if not watch:
+            from workbench.events.identities import resolve_identities
+
+            say(f"Identity resolution: {resolve_identities(db, settings=settings)}")
+            return
+        say(f"Resolving every {settings.resolve_every_seconds:g} s (Ctrl-C stops)")
+        try:
+            keep_profiles_current(
+                db, settings, threading.Event(), threading.Lock(), lambda counts: say(f"Identity resolution: {counts}")
+            )
+        except KeyboardInterrupt:
+            say("Stopped.")

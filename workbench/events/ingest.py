@@ -595,6 +595,13 @@ def _commit(db: SqlDatabase, target: Target, batch: list[Pending], progress: Pro
     return counts
 
 
+def store_received(db: SqlDatabase, target: Target, received: list[Pending], quarantine: Quarantine) -> tuple[int, int]:
+    """Store events received from an unnamed source (``target.source`` None: HTTP requests) the way
+    a file's batch is stored: in one transaction, the records the database refuses quarantined
+    (under their ``line``) and the others stored; committed when this returns. (stored, duplicates)."""
+    return _commit(db, target, received, Progress(0, 0, ""), quarantine)
+
+
 def _store_refused(
     db: SqlDatabase, target: Target, batch: list[Pending], reason: str, quarantine: Quarantine
 ) -> tuple[int, int]:

@@ -14,6 +14,8 @@ The size limits of an ingested record (:class:`FieldLimits`) are fixed here, in 
 from __future__ import annotations
 
 import hmac
+import ipaddress
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,7 +28,8 @@ from workbench.redaction import register_secret
 
 DEFAULT_SCHEMA = "grouparoo"
 NAME = LOWER_CASE_IDENTIFIER
-SECTION_KEYS = {"schema", "api_keys", "properties"}
+SECTION_KEYS = {"schema", "api_keys", "properties", "allowed_origins", "trusted_proxies", "resolve_every_seconds"}
+ORIGIN = re.compile(r"^https?://[^/\s?#]+$")  # scheme://host[:port], as browsers send in Origin
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,8 @@ class FieldLimits:
     id_bytes: int = 255  # userId, anonymousId and messageId, each
     key_bytes: int = 255  # each key of data
     record_bytes: int = 32_768  # the whole line (a CSV record: its lines) as read
+    request_bytes: int = 4_194_304  # one HTTP request body (workbench events serve), a batch included
+    batch_events: int = 1_000  # events in one batch request
 
 
 @dataclass(frozen=True)
@@ -52,6 +57,9 @@ class EventSettings:
     properties: dict[str, dict[str, Any]] = field(default_factory=dict)
     source: str = "defaults"
     limits: FieldLimits = field(default_factory=FieldLimits)
+    allowed_origins: tuple[str, ...] = ("*",)  # origins whose pages may post events ("*": any)
+    trusted_proxies: tuple[str, ...] = ()  # addresses/networks whose X-Forwarded-For is believed
+    resolve_every_seconds: float = 60.0  # the service's identity resolution and property refresh period
 
     def configured_producer(self, key: str) -> str | None:
         """The producer name whose ``events.api_keys`` entry is ``key``, or None (the keys of the
@@ -89,4 +97,39 @@ def event_settings(path: Path | None = None) -> EventSettings:
         raise ConfigError(
             f"{path}: events.properties must map property names to mappings like `{{type: purchase, aggregate: count}}`."
         )
-    return EventSettings(schema, api_keys, properties, str(path))
+    return EventSettings(
+        schema,
+        api_keys,
+        properties,
+        str(path),
+        allowed_origins=_origins(section.get("allowed_origins", ["*"]), path),
+        trusted_proxies=_proxies(section.get("trusted_proxies", []), path),
+        resolve_every_seconds=_period(section.get("resolve_every_seconds", 60), path),
+    )
+
+
+def _origins(value: Any, path: Path) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(o, str) and (o == "*" or ORIGIN.match(o)) for o in value):
+        raise ConfigError(
+            f'{path}: events.allowed_origins must be a list of origins like https://shop.example.com (no path), or ["*"] for any.'
+        )
+    return tuple(value)
+
+
+def _proxies(value: Any, path: Path) -> tuple[str, ...]:
+    try:
+        if not isinstance(value, list):
+            raise TypeError
+        for item in value:
+            ipaddress.ip_network(item, strict=False)
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"{path}: events.trusted_proxies must be a list of IP addresses or networks (e.g. [10.0.0.0/8, 127.0.0.1])."
+        ) from None
+    return tuple(value)
+
+
+def _period(value: Any, path: Path) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 86_400:
+        raise ConfigError(f"{path}: events.resolve_every_seconds must be a number of seconds above 0 and up to 86400.")
+    return float(value)

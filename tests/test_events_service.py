@@ -1,0 +1,241 @@
+"""The HTTP collection service: what @grouparoo/client-web posts is stored through the loss-free
+ingestion path, bad events are answered 400 and quarantined, keys are checked, CORS preflights are
+answered, bodies are limited; on DuckDB and PostgreSQL, in process (Starlette's TestClient) and as
+a real `workbench events serve` process under uvicorn."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import requests
+from starlette.testclient import TestClient
+
+import workbench as wb
+from workbench.events.api_keys import create_api_key
+from workbench.events.http_records import sender_address
+from workbench.events.service import create_app
+from workbench.events.settings import EventSettings
+
+SETTINGS = EventSettings(schema="grouparoo", source="the test settings")
+BIN = Path(sys.executable).parent
+
+
+@pytest.fixture
+def db(backend, request):
+    url = backend.new_url(f"svc_{re.sub(r'[^a-z0-9]+', '_', request.node.name.lower())[-45:]}")
+    database = wb.connect(url, read_only=False)
+    yield database
+    database.dispose()
+
+
+def client_event(key: str, **fields) -> dict:
+    """An event exactly as @grouparoo/client-web 0.3.3 builds it (src/client.ts, track())."""
+    return {
+        "apiKey": key,
+        "type": "pageview",
+        "data": {"path": "/"},
+        "userId": None,
+        "anonymousId": "aid-1",
+        "sessionId": "sid-1",
+        "ocurredAt": 1_764_000_000_123,
+        **fields,
+    }
+
+
+def test_a_client_event_is_stored_with_its_data_times_and_address(db, tmp_path):
+    key = create_api_key(db, "Web API", SETTINGS)
+    quarantine = tmp_path / "q.jsonl"
+    with TestClient(create_app(db, SETTINGS, quarantine, keep_profiles=False), client=("203.0.113.7", 5555)) as client:
+        before = datetime.utcnow()
+        answer = client.post("/api/v1/track", json=client_event(key, data={"path": "/", "n": 3, "ok": True}))
+        after = datetime.utcnow()
+        assert answer.status_code == 200, answer.text
+        assert answer.json() == {"stored": 1, "duplicates": 0}
+        again = client.post("/api/v1/track", json=client_event(key, data={"path": "/", "n": 3, "ok": True}))
+        assert again.json() == {"stored": 0, "duplicates": 1}  # a retry of the same event
+        no_time = client_event(key, type="signup")
+        del no_time["ocurredAt"]
+        assert client.post("/api/v1/track", json=no_time).json() == {"stored": 1, "duplicates": 0}
+    events = db.sql(
+        "SELECT id, producer_id, type, user_id, anonymous_id, ip_address, occurred_at, created_at, message_id "
+        "FROM grouparoo.events ORDER BY type"
+    )
+    assert events["type"].tolist() == ["pageview", "signup"]
+    assert events["producer_id"].tolist() == ["Web API", "Web API"]
+    assert events["ip_address"].tolist() == ["203.0.113.7", "203.0.113.7"]
+    assert events["anonymous_id"].tolist() == ["aid-1", "aid-1"] and events["user_id"].isna().all()
+    page, signup = events.iloc[0], events.iloc[1]
+    assert page["occurred_at"] == datetime(1970, 1, 1) + timedelta(milliseconds=1_764_000_000_123)
+    assert before - timedelta(seconds=1) <= page["created_at"] <= after
+    assert signup["occurred_at"] == signup["created_at"]  # no client time: the receipt time
+    assert page["message_id"].startswith("sha256:") and pd.isna(signup["message_id"])
+    data = db.sql(f"SELECT key, value FROM grouparoo.event_data WHERE event_id = '{page['id']}' ORDER BY key")
+    assert list(data.itertuples(index=False, name=None)) == [
+        ("n", "3"),
+        ("ok", "true"),
+        ("path", "/"),
+        ("sessionId", "sid-1"),
+    ]
+    assert not quarantine.exists()
+
+
+def test_bad_events_are_answered_400_and_quarantined_without_the_key(db, tmp_path):
+    key = create_api_key(db, "Web API", SETTINGS)
+    quarantine = tmp_path / "q.jsonl"
+    with TestClient(create_app(db, SETTINGS, quarantine, keep_profiles=False)) as client:
+        no_ids = client.post("/api/v1/track", json=client_event(key, anonymousId=None))
+        nested = client.post("/api/v1/track", json=client_event(key, data={"a": {"b": 1}}))
+        broken = client.post(
+            "/api/v1/track",
+            content=b'{"apiKey": "' + key.encode() + b'", "type": ',
+            headers={"content-type": "application/json"},
+        )
+        wrong_key = client.post("/api/v1/track", json=client_event("wbk_not-a-key"))
+        no_key = client.post("/api/v1/track", json={k: v for k, v in client_event(key).items() if k != "apiKey"})
+        batch = client.post(
+            "/api/v1/track/batch",
+            json={
+                "apiKey": key,
+                "events": [client_event(key, type="a"), {"type": "b"}, client_event(key, type="c", ocurredAt="soon")],
+            },
+        )
+    assert (no_ids.status_code, no_ids.json()) == (
+        400,
+        {"error": {"message": "The event was refused: userId or anonymousId is required."}},
+    )
+    assert nested.status_code == 400 and "nested dict" in nested.json()["error"]["message"]
+    assert broken.status_code == 400 and "not JSON" in broken.json()["error"]["message"]
+    assert (
+        wrong_key.status_code == 401 and "apiKey is missing, unknown or revoked" in wrong_key.json()["error"]["message"]
+    )
+    assert no_key.status_code == 401
+    assert batch.status_code == 400
+    assert batch.json()["stored"] == 1 and [r["index"] for r in batch.json()["refused"]] == [1, 2]
+    assert db.sql("SELECT type FROM grouparoo.events")["type"].tolist() == ["a"]
+    text = quarantine.read_text()
+    entries = [json.loads(line) for line in text.splitlines()]
+    assert len(entries) == 7  # every refused event, one line each
+    assert key not in text and "wbk_not-a-key" not in text
+    assert [e["line"] for e in entries] == sorted(e["line"] for e in entries)
+    assert {e["file"] for e in entries} == {"HTTP"}
+
+
+def test_cors_preflight_origins_and_body_limits(db, tmp_path):
+    key = create_api_key(db, "Web API", SETTINGS)
+    settings = EventSettings(schema="grouparoo", allowed_origins=("http://shop.example",))
+    with TestClient(create_app(db, settings, tmp_path / "q.jsonl", keep_profiles=False)) as client:
+        headers = {
+            "Origin": "http://shop.example",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "content-type",
+        }
+        allowed = client.options("/api/v1/track", headers=headers)
+        assert allowed.status_code == 200 and allowed.headers["access-control-allow-origin"] == "http://shop.example"
+        other = client.options("/api/v1/track", headers={**headers, "Origin": "http://evil.example"})
+        assert other.status_code == 400 and "access-control-allow-origin" not in other.headers
+        posted = client.post("/api/v1/track", json=client_event(key), headers={"Origin": "http://shop.example"})
+        assert posted.headers["access-control-allow-origin"] == "http://shop.example"
+        huge = client.post("/api/v1/track", json=client_event(key, data={"x": "y" * 40_000}))
+        assert huge.status_code == 413 and "over the limit of 32,768 bytes" in huge.json()["error"]["message"]
+        assert client.get("/healthz").json() == {"status": "ok"}
+    with TestClient(create_app(db, SETTINGS, tmp_path / "q2.jsonl", keep_profiles=False)) as client:
+        anyone = client.options("/api/v1/track", headers={**headers, "Origin": "http://anywhere.example"})
+        assert anyone.status_code == 200 and anyone.headers["access-control-allow-origin"] == "*"
+
+
+def test_the_sender_address_trusts_forwarded_for_only_from_configured_proxies():
+    assert sender_address("198.51.100.2", "203.0.113.9", ()) == "198.51.100.2"
+    assert sender_address("10.0.0.5", "203.0.113.9, 10.0.0.7", ("10.0.0.0/8",)) == "203.0.113.9"
+    assert (
+        sender_address("10.0.0.5", "1.1.1.1, 203.0.113.9", ("10.0.0.5",)) == "203.0.113.9"
+    )  # the left one is the sender's claim
+    assert sender_address("10.0.0.5", "not-an-ip", ("10.0.0.5",)) == "10.0.0.5"
+    assert sender_address("198.51.100.2", "203.0.113.9", ("10.0.0.0/8",)) == "198.51.100.2"
+
+
+def test_the_keeper_associates_events_with_profiles_while_serving(db, tmp_path):
+    key = create_api_key(db, "Web API", SETTINGS)
+    settings = EventSettings(schema="grouparoo", resolve_every_seconds=0.2)
+    with TestClient(create_app(db, settings, tmp_path / "q.jsonl")) as client:
+        client.post("/api/v1/track", json=client_event(key, anonymousId="aid-9"))
+        client.post("/api/v1/track", json=client_event(key, type="identify", userId="u-9", anonymousId="aid-9"))
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            with client.app.state.collector.lock:
+                left = db.sql("SELECT count(*) AS n FROM grouparoo.events WHERE profile_id IS NULL").iloc[0, 0]
+            if left == 0:
+                break
+            time.sleep(0.1)
+    profiles = db.sql("SELECT DISTINCT profile_id FROM grouparoo.events")
+    assert len(profiles) == 1 and profiles.iloc[0, 0] is not None
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_service(url: str, port: int, home: Path) -> subprocess.Popen:
+    """`workbench events serve` as a real process; returns once /healthz answers."""
+    env = {**os.environ, "WORKBENCH_HOME": str(home)}
+    process = subprocess.Popen(
+        [str(BIN / "workbench"), "events", "serve", "--port", str(port), "--database", url],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                return process
+        except requests.ConnectionError:
+            time.sleep(0.2)
+        if process.poll() is not None:
+            raise AssertionError(f"the service exited: {process.stderr.read()}")
+    process.kill()
+    raise AssertionError("the service did not answer /healthz within 60 s")
+
+
+def test_a_real_service_process_binds_localhost_and_stores_across_a_kill(backend, tmp_path):
+    url = backend.new_url("svc_real_process")
+    db = wb.connect(url, read_only=False)
+    key = create_api_key(db, "Web API", SETTINGS)
+    db.dispose()
+    port = free_port()
+    service = start_service(url, port, tmp_path)
+    try:
+        listening = subprocess.run(["ss", "-ltnH", f"sport = :{port}"], capture_output=True, text=True).stdout
+        assert f"127.0.0.1:{port}" in listening
+        track = f"http://127.0.0.1:{port}/api/v1/track"
+        for i in range(5):
+            assert requests.post(track, json=client_event(key, ocurredAt=1_764_000_000_000 + i)).status_code == 200
+        service.send_signal(signal.SIGKILL)
+        service.wait()
+        service = start_service(url, port, tmp_path)
+        for i in range(3, 8):  # 3 and 4 are retries of events already acknowledged
+            assert requests.post(track, json=client_event(key, ocurredAt=1_764_000_000_000 + i)).status_code == 200
+    finally:
+        service.send_signal(signal.SIGTERM)
+        out, err = service.communicate(timeout=30)
+    assert service.returncode == 128 + signal.SIGTERM and "Traceback" not in err, (
+        err
+    )  # stopped as every command stops on SIGTERM
+    assert key not in out + err
+    db = wb.connect(url)
+    times = db.sql("SELECT occurred_at FROM grouparoo.events ORDER BY occurred_at")["occurred_at"]
+    db.dispose()
+    assert len(times) == 8 and times.is_unique
