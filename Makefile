@@ -12,11 +12,14 @@ DEMO_STAMP := data/.demo-data
 DEMO_EXPERIMENTS ?= checkout-layout add-to-cart-cta results-order price-display
 DEMO_INDEX := reports/index.html
 PIP_LOG := $(VENV)/pip-install.log
+# Grouparoo's own browser client, which the event service's browser test drives (git-ignored folder)
+GROUPAROO_CLIENT_VERSION := 0.3.3
+GROUPAROO_CLIENT := test-clients/grouparoo-client-web-$(GROUPAROO_CLIENT_VERSION)/dist/grouparooWebClient.js
 # pip's output goes to a log, shown only when an install fails
 PIP = $(BIN)/python -m pip --disable-pip-version-check -q
 QUIET_PIP = >>$(PIP_LOG) 2>&1 || { cat $(PIP_LOG) >&2; echo "error: pip failed (log: $(PIP_LOG))" >&2; exit 1; }
 
-.PHONY: help setup system-deps demo test reliability docs lab lint bench clean
+.PHONY: help setup system-deps test-clients demo test reliability docs lab lint bench clean
 
 help:
 	@echo "make demo   - set up, load sample data into data/workbench.duckdb, run the reports, print where they are"
@@ -58,6 +61,17 @@ system-deps:
 	   fi; \
 	 fi
 
+# The npm package @grouparoo/client-web, unpacked (npm pack: no install scripts run).
+$(GROUPAROO_CLIENT):
+	@command -v npm >/dev/null || { echo "error: the tests need npm (Node.js) to fetch @grouparoo/client-web: apt-get install -y npm" >&2; exit 1; }
+	@mkdir -p test-clients
+	@cd test-clients && tarball=$$(npm pack --silent @grouparoo/client-web@$(GROUPAROO_CLIENT_VERSION)) \
+	  && mkdir -p grouparoo-client-web-$(GROUPAROO_CLIENT_VERSION) \
+	  && tar -xzf "$$tarball" -C grouparoo-client-web-$(GROUPAROO_CLIENT_VERSION) --strip-components=1 && rm -f "$$tarball"
+	@echo "Fetched @grouparoo/client-web@$(GROUPAROO_CLIENT_VERSION) into test-clients/"
+
+test-clients: $(GROUPAROO_CLIENT)
+
 # --- the demo -------------------------------------------------------------------------------
 # Loads GrowthBook's own sample data when it is beside the clone, else generates the same tables.
 $(DEMO_STAMP): $(INSTALLED)
@@ -80,7 +94,7 @@ demo: $(KERNEL) $(DEMO_INDEX)
 	@echo "Dashboard:          $(BIN)/workbench dashboard   then open http://127.0.0.1:8866/"
 
 # --- checks ---------------------------------------------------------------------------------
-test: $(KERNEL) system-deps lint
+test: $(KERNEL) system-deps lint test-clients
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 reliability: $(KERNEL) system-deps
@@ -106,4 +120,4 @@ bench: $(INSTALLED)
 	@for script in benchmarks/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
 
 clean:
-	rm -rf $(VENV) data reports test-artifacts
+	rm -rf $(VENV) data reports test-artifacts test-clients

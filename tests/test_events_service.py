@@ -6,15 +6,11 @@ a real `workbench events serve` process under uvicorn."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
-import socket
 import subprocess
-import sys
 import time
 from datetime import datetime, timedelta
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -22,13 +18,13 @@ import requests
 from starlette.testclient import TestClient
 
 import workbench as wb
+from support.event_service import free_port, start_service
 from workbench.events.api_keys import create_api_key
 from workbench.events.http_records import sender_address
 from workbench.events.service import create_app
 from workbench.events.settings import EventSettings
 
 SETTINGS = EventSettings(schema="grouparoo", source="the test settings")
-BIN = Path(sys.executable).parent
 
 
 @pytest.fixture
@@ -179,35 +175,6 @@ def test_the_keeper_associates_events_with_profiles_while_serving(db, tmp_path):
             time.sleep(0.1)
     profiles = db.sql("SELECT DISTINCT profile_id FROM grouparoo.events")
     assert len(profiles) == 1 and profiles.iloc[0, 0] is not None
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_service(url: str, port: int, home: Path) -> subprocess.Popen:
-    """`workbench events serve` as a real process; returns once /healthz answers."""
-    env = {**os.environ, "WORKBENCH_HOME": str(home)}
-    process = subprocess.Popen(
-        [str(BIN / "workbench"), "events", "serve", "--port", str(port), "--database", url],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return process
-        except requests.ConnectionError:
-            time.sleep(0.2)
-        if process.poll() is not None:
-            raise AssertionError(f"the service exited: {process.stderr.read()}")
-    process.kill()
-    raise AssertionError("the service did not answer /healthz within 60 s")
 
 
 def test_a_real_service_process_binds_localhost_and_stores_across_a_kill(backend, tmp_path):

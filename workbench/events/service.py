@@ -7,7 +7,8 @@ Routes:
   :mod:`workbench.events.http_records`); body at most ``FieldLimits.record_bytes``.
 - ``POST /api/v1/track/batch``: ``{"apiKey": …, "events": [event, …]}`` for server-side senders;
   body at most ``FieldLimits.request_bytes``, at most ``FieldLimits.batch_events`` events.
-- ``GET /healthz``: 200 ``{"status": "ok"}`` when the database answers, else 503.
+- ``GET /healthz``: 200 ``{"status": "ok"}`` when the database answers (with ``profiles``: the
+  profile keeper's rounds so far and the events its last round left without a profile), else 503.
 
 Answers are JSON. 200 ``{"stored": n, "duplicates": d}`` only after the transaction holding the
 events committed. An error is ``{"error": {"message": sentence}}`` (what the web client reads): 400
@@ -172,7 +173,11 @@ def create_app(
 
     async def healthz(request: Request) -> JSONResponse:
         if await run_in_threadpool(collector.healthy):
-            return JSONResponse({"status": "ok"})
+            keeper = request.app.state.keeper
+            if keeper is None or keeper.last is None:
+                return JSONResponse({"status": "ok"})
+            profiles = {"rounds": keeper.rounds, "events_without_profile": keeper.last.unassociated}
+            return JSONResponse({"status": "ok", "profiles": profiles})
         return JSONResponse({"status": "the database does not answer"}, status_code=503)
 
     @contextlib.asynccontextmanager
