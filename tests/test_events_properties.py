@@ -52,6 +52,8 @@ PROPERTIES = {
         "filters": [{"key": "price", "op": "less", "value": 80}],
     },
     "max_amount": {"type": "purchase", "aggregate": "max", "key": "amount"},
+    "price_change": {"type": "add-to-cart", "aggregate": "diff", "key": "price"},
+    "last_price_step": {"type": "add-to-cart", "aggregate": "diff", "key": "price", "between": "last_two"},
     "last_path": {"type": "pageview", "aggregate": "most_recent", "key": "path"},
     "first_pageview_at": {"type": "pageview", "aggregate": "least_recent", "column": "occurred_at"},
     "o_paths": {
@@ -118,6 +120,9 @@ def expected_properties(stream) -> pd.DataFrame:
     cheap = cart[num(cart["price"]) < 80]
     out["min_cheap_price"] = num(cheap["price"]).groupby(cheap["owner"]).min()
     out["max_amount"] = num(purchase["amount"]).groupby(purchase["owner"]).max()
+    prices = num(cart["price"]).groupby(cart["owner"])
+    out["price_change"] = prices.last() - prices.first()
+    out["last_price_step"] = prices.apply(lambda p: p.iloc[-1] - p.iloc[-2] if len(p) > 1 else np.nan)
     out["last_path"] = page.groupby("owner")["path"].last()
     out["first_pageview_at"] = page.groupby("owner")["occurred_at"].first()
     with_o = page[page["path"].str.contains("o", regex=False)]
@@ -145,7 +150,14 @@ def test_profile_properties_equal_pandas_on_the_raw_events(resolved, stream):
                 (list(h) if isinstance(h, (list, np.ndarray)) else None) == (w if isinstance(w, list) else None)
                 for h, w in zip(have, want)
             ), name
-        elif name in ("usd_revenue", "avg_dear_price", "min_cheap_price", "max_amount"):
+        elif name in (
+            "usd_revenue",
+            "avg_dear_price",
+            "min_cheap_price",
+            "max_amount",
+            "price_change",
+            "last_price_step",
+        ):
             np.testing.assert_allclose(
                 have.astype(float).to_numpy(), want.astype(float).to_numpy(), rtol=1e-12, err_msg=name
             )
@@ -175,6 +187,9 @@ def test_declared_properties_come_from_the_config(resolved, stream):
         ),
         ({"type": "purchase", "aggregate": "count", "since": "last week"}, "ISO 8601"),
         ({"type": "purchase", "aggregate": "count", "within_days": -3}, "within_days"),
+        ({"type": "purchase", "aggregate": "diff"}, "needs 'key'"),
+        ({"type": "purchase", "aggregate": "diff", "key": "amount", "between": "first_two"}, "between"),
+        ({"type": "purchase", "aggregate": "count", "between": "last_two"}, "between"),
     ],
 )
 def test_bad_declarations_are_refused_naming_the_entry(declaration, message):

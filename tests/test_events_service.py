@@ -6,25 +6,30 @@ a real `workbench events serve` process under uvicorn."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import subprocess
-import time
+import sys
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import pandas as pd
 import pytest
 import requests
+import sqlalchemy as sa
 from starlette.testclient import TestClient
 
 import workbench as wb
-from support.event_service import free_port, start_service
+from support.event_service import free_port, start_service, wait_for_current_profiles
 from workbench.events.api_keys import create_api_key
 from workbench.events.http_records import sender_address
 from workbench.events.service import create_app
 from workbench.events.settings import EventSettings
+from workbench.events.store import ensure_event_store
 
 SETTINGS = EventSettings(schema="grouparoo", source="the test settings")
+BIN = Path(sys.executable).parent
 
 
 @pytest.fixture
@@ -160,21 +165,56 @@ def test_the_sender_address_trusts_forwarded_for_only_from_configured_proxies():
     assert sender_address("198.51.100.2", "203.0.113.9", ("10.0.0.0/8",)) == "198.51.100.2"
 
 
-def test_the_keeper_associates_events_with_profiles_while_serving(db, tmp_path):
+def test_the_keeper_associates_events_and_refreshes_properties_while_serving(db, tmp_path):
     key = create_api_key(db, "Web API", SETTINGS)
-    settings = EventSettings(schema="grouparoo", resolve_every_seconds=0.2)
+    properties = {"score_change": {"type": "quiz", "aggregate": "diff", "key": "score"}}
+    settings = EventSettings(schema="grouparoo", resolve_every_seconds=0.2, properties=properties)
     with TestClient(create_app(db, settings, tmp_path / "q.jsonl")) as client:
-        client.post("/api/v1/track", json=client_event(key, anonymousId="aid-9"))
-        client.post("/api/v1/track", json=client_event(key, type="identify", userId="u-9", anonymousId="aid-9"))
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            with client.app.state.collector.lock:
-                left = db.sql("SELECT count(*) AS n FROM grouparoo.events WHERE profile_id IS NULL").iloc[0, 0]
-            if left == 0:
-                break
-            time.sleep(0.1)
-    profiles = db.sql("SELECT DISTINCT profile_id FROM grouparoo.events")
-    assert len(profiles) == 1 and profiles.iloc[0, 0] is not None
+        for ms, score in ((1_000, 3), (2_000, 10), (3_000, 7)):
+            client.post("/api/v1/track", json=client_event(key, type="quiz", data={"score": score}, ocurredAt=ms))
+        client.post("/api/v1/track", json=client_event(key, type="identify", userId="u-9", ocurredAt=4_000))
+        wait_for_current_profiles(lambda: client.get("/healthz").json())
+    events = db.sql("SELECT DISTINCT profile_id FROM grouparoo.events")
+    assert len(events) == 1 and events.iloc[0, 0] is not None
+    values = db.sql("SELECT profile_id, name, value FROM grouparoo.profile_property_values")
+    assert list(values.itertuples(index=False, name=None)) == [(events.iloc[0, 0], "score_change", "4")]  # 7 − 3
+
+
+def test_resolve_watch_associates_rows_other_systems_inserted(backend, tmp_path):
+    url = backend.new_url("svc_resolve_watch")
+    db = wb.connect(url, read_only=False)
+    ensure_event_store(db, SETTINGS)
+    with db.transaction() as conn:
+        for i, (user, anonymous) in enumerate([(None, "a-1"), ("u-1", "a-1"), (None, "a-2")]):
+            conn.execute(
+                sa.text(
+                    "INSERT INTO grouparoo.events (id, producer_id, type, user_id, anonymous_id, occurred_at, created_at, "
+                    "updated_at) VALUES (:id, 'backend', 'signup', :user, :anonymous, :at, :at, :at)"
+                ),
+                {"id": f"evt_{i}", "user": user, "anonymous": anonymous, "at": datetime(2026, 1, 1, 0, i)},
+            )
+    db.dispose()
+    (tmp_path / "workbench.yml").write_text("events:\n  resolve_every_seconds: 0.3\n")
+    env = {**os.environ, "WORKBENCH_HOME": str(tmp_path)}
+    watch = subprocess.Popen(
+        [str(BIN / "workbench"), "events", "resolve", "--watch", "--database", url],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    lines = [watch.stdout.readline() for _ in range(3)]  # the banner, then two rounds
+    watch.send_signal(signal.SIGTERM)
+    watch.communicate(timeout=30)
+    assert lines[0].startswith("Resolving every 0.3 s")
+    assert "associated 3 events" in lines[1] and "2 profiles" in lines[1] and "0 events left" in lines[1]
+    assert "associated 0 events" in lines[2]
+    db = wb.connect(url)
+    owners = db.sql(
+        "SELECT e.id, p.user_id FROM grouparoo.events e JOIN grouparoo.profiles p ON p.id = e.profile_id ORDER BY e.id"
+    )
+    db.dispose()
+    assert owners["user_id"].tolist()[:2] == ["u-1", "u-1"] and pd.isna(owners["user_id"].iloc[2])
 
 
 def test_a_real_service_process_binds_localhost_and_stores_across_a_kill(backend, tmp_path):

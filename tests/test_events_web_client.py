@@ -9,14 +9,14 @@ import functools
 import http.server
 import signal
 import threading
-import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
+import requests
 
 import workbench as wb
-from support.event_service import free_port, health, start_service
+from support.event_service import free_port, start_service, wait_for_current_profiles
 from support.offline_browser import CHROMIUM
 from workbench.events.api_keys import create_api_key
 from workbench.events.settings import EventSettings
@@ -114,12 +114,7 @@ def test_the_grouparoo_web_client_delivers_every_event_once(backend, site, tmp_p
             page.evaluate("client.track('thank-you')")
             wait_until(page, "client.queue.length === 0 && !client.processing")
             browser.close()
-        deadline = time.monotonic() + 60
-        while (profiles := health(port).get("profiles", {})).get("events_without_profile") != 0 or profiles.get(
-            "rounds", 0
-        ) < 2:
-            assert time.monotonic() < deadline, f"profiles not kept current: {profiles}"
-            time.sleep(0.2)
+        wait_for_current_profiles(lambda: requests.get(f"{endpoint}/healthz", timeout=5).json())
     finally:
         service.send_signal(signal.SIGTERM)
         service.communicate(timeout=30)

@@ -936,7 +936,7 @@ CONFIG_KEYS: tuple[Key, ...] = (
     K(
         "events.properties.NAME",
         "aggregate",
-        "`count`, `sum`, `avg`, `min`, `max`, `most_recent`, `least_recent`, `all_values`",
+        "`count`, `sum`, `avg`, `min`, `max`, `diff`, `most_recent`, `least_recent`, `all_values`",
         "required",
         "how the events become one value per profile",
         "{aggregate: max}",
@@ -950,6 +950,15 @@ CONFIG_KEYS: tuple[Key, ...] = (
         "the payload value aggregated",
         "{key: amount}",
         "{key: ''}",
+    ),
+    K(
+        "events.properties.NAME",
+        "between",
+        "`earliest_and_latest`, `last_two`",
+        "earliest_and_latest",
+        "what `diff` subtracts from the latest value: the earliest, or the one before the latest",
+        "{aggregate: diff, key: amount, between: last_two}",
+        "{aggregate: diff, key: amount, between: first_two}",
     ),
     K(
         "events.properties.NAME",

@@ -86,6 +86,16 @@ CREATE TABLE api_keys (
   revoked_at TIMESTAMP
 );
 
+-- The declared profile properties (events.properties) of every profile, as text (numbers as
+-- decimal text, times ISO 8601, lists JSON), rewritten by each refresh of the HTTP service's
+-- profile keeper or `workbench events resolve --watch`; profile_properties() computes them typed.
+CREATE TABLE profile_property_values (
+  profile_id TEXT NOT NULL,
+  name TEXT NOT NULL,
+  value TEXT,
+  computed_at TIMESTAMP NOT NULL
+);
+
 -- events.profile_id is indexed on PostgreSQL only (indexes_postgresql.sql): DuckDB turns every
 -- update of an indexed column into a delete and re-insert of the whole row and all its index
 -- entries, which made associating events 25-50 times slower; its zone maps serve the lookups.

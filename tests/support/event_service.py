@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import requests
@@ -45,5 +46,14 @@ def start_service(url: str, port: int, home: Path) -> subprocess.Popen:
     raise AssertionError("the service did not answer /healthz within 60 s")
 
 
-def health(port: int) -> dict:
-    return requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5).json()
+def wait_for_current_profiles(health: Callable[[], dict], seconds: float = 60) -> dict:
+    """Wait until two rounds of the profile keeper began after this call (so one began after the
+    events sent before it) and the latest left no event without a profile; its ``profiles``."""
+    start = health()["profiles"]["rounds"]
+    deadline = time.monotonic() + seconds
+    while True:
+        profiles = health()["profiles"]
+        if profiles["rounds"] >= start + 2 and profiles["events_without_profile"] == 0:
+            return profiles
+        assert time.monotonic() < deadline and profiles["error"] is None, f"profiles not kept current: {profiles}"
+        time.sleep(0.1)

@@ -100,8 +100,16 @@ def resolve_command(
             return
         say(f"Resolving every {settings.resolve_every_seconds:g} s (Ctrl-C stops)")
         try:
-            keep_profiles_current(
-                db, settings, threading.Event(), threading.Lock(), lambda counts: say(f"Identity resolution: {counts}")
-            )
+            keep_profiles_current(db, settings, threading.Event(), threading.Lock(), _report_round)
         except KeyboardInterrupt:
             say("Stopped.")
+
+
+def _report_round(outcome: object) -> None:
+    """One line per round of ``events resolve --watch``: its counts, or why it failed (redacted)."""
+    from workbench.redaction import redact
+
+    if isinstance(outcome, Exception):
+        say(f"Identity resolution failed, trying again next round: {redact(outcome)}")
+    else:
+        say(f"Identity resolution: {outcome}")

@@ -1,5 +1,6 @@
 """Keep profiles current: every ``events.resolve_every_seconds``, associate the events that lack a
-profile (those the service received and rows other systems inserted directly) with one.
+profile (those the service received and rows other systems inserted directly) with one, then
+rewrite the declared properties in ``profile_property_values`` when events were associated.
 
 The HTTP service runs :class:`ProfileKeeper` in a thread beside its requests;
 ``workbench events resolve --watch`` runs :func:`keep_profiles_current` in the foreground.
@@ -11,7 +12,9 @@ import threading
 from collections.abc import Callable
 
 from workbench.db.connection import SqlDatabase
+from workbench.errors import WorkbenchError
 from workbench.events.identities import ResolutionCounts, resolve_identities
+from workbench.events.properties import refresh_property_values
 from workbench.events.settings import EventSettings
 
 
@@ -20,14 +23,24 @@ def keep_profiles_current(
     settings: EventSettings,
     stop: threading.Event,
     lock: threading.Lock,
-    report: Callable[[ResolutionCounts], None] = lambda counts: None,
+    report: Callable[[ResolutionCounts | WorkbenchError], None] = lambda outcome: None,
 ) -> None:
-    """Resolve identities now and then every ``settings.resolve_every_seconds`` until ``stop`` is set,
-    holding ``lock`` (the writers' lock) during each round; ``report`` receives each round's counts."""
+    """Resolve identities (and refresh the property values: in the first round, then after rounds
+    that associated events) now and every ``settings.resolve_every_seconds`` until ``stop`` is set,
+    holding ``lock`` (the writers' lock) during each round; ``report`` receives each round's counts,
+    or the error that ended it (a database gone away, a bad property): the next round tries again."""
+    refreshed = False
     while not stop.is_set():
-        with lock:
-            counts = resolve_identities(db, settings=settings)
-        report(counts)
+        outcome: ResolutionCounts | WorkbenchError
+        try:
+            with lock:
+                outcome = resolve_identities(db, settings=settings)
+                if outcome.associated or not refreshed:
+                    refresh_property_values(db, settings)
+                    refreshed = True
+        except WorkbenchError as exc:
+            outcome = exc
+        report(outcome)
         stop.wait(settings.resolve_every_seconds)
 
 
@@ -38,12 +51,16 @@ class ProfileKeeper:
         self._stop = threading.Event()
         self.rounds = 0
         self.last: ResolutionCounts | None = None
+        self.error: str | None = None  # why the latest round failed, None after one that succeeded
         self._thread = threading.Thread(
             target=keep_profiles_current, args=(db, settings, self._stop, lock, self._record), daemon=True
         )
 
-    def _record(self, counts: ResolutionCounts) -> None:
-        self.rounds, self.last = self.rounds + 1, counts
+    def _record(self, outcome: ResolutionCounts | WorkbenchError) -> None:
+        if isinstance(outcome, WorkbenchError):
+            self.error = str(outcome)
+            return
+        self.rounds, self.last, self.error = self.rounds + 1, outcome, None
 
     def start(self) -> None:
         self._thread.start()

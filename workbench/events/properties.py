@@ -10,9 +10,13 @@ objects or mappings)::
                         filters: [{key: currency, op: equals, value: USD}]}
         last_path:     {type: pageview, aggregate: most_recent, key: path}
         first_seen:    {type: pageview, aggregate: least_recent, column: occurred_at}
+        score_change:  {type: quiz, aggregate: diff, key: score}     # latest − earliest
+        score_step:    {type: quiz, aggregate: diff, key: score, between: last_two}
 
 Aggregates: ``count`` (events; 0 when none), ``sum``/``avg``/``min``/``max`` of a payload key
-read as a number (text that is not a decimal number is ignored), ``most_recent``/``least_recent``
+read as a number (text that is not a decimal number is ignored), ``diff`` of such a number (seed
+001's "diffs": the latest value minus the earliest, 0 for a single event; with ``between:
+last_two``, the latest minus the one before it, null for a single event), ``most_recent``/``least_recent``
 value of a payload key or an events column, ``all_values`` (a list ordered by occurred_at).
 Filters on payload keys: ``equals``, ``not_equals``, ``contains``, ``not_contains`` (text),
 ``greater``, ``less`` (numbers); an event lacking the key never matches a filter. Time rules:
@@ -24,19 +28,27 @@ as metrics and dimensions keyed by either.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from workbench.db import Database
+from workbench.db.connection import SqlDatabase
 from workbench.errors import ConfigError
 from workbench.events.settings import EventSettings, event_settings, validated_name
-from workbench.events.statements import EVENT_COLUMNS, profile_properties_query
+from workbench.events.statements import (
+    EVENT_COLUMNS,
+    clear_property_values,
+    event_tables,
+    profile_properties_query,
+)
 
-AGGREGATES = ("count", "sum", "avg", "min", "max", "most_recent", "least_recent", "all_values")
+AGGREGATES = ("count", "sum", "avg", "min", "max", "diff", "most_recent", "least_recent", "all_values")
+DIFF_BETWEEN = ("earliest_and_latest", "last_two")  # what a diff subtracts from the latest value
 OPERATORS = ("equals", "not_equals", "contains", "not_contains", "greater", "less")
-SPEC_KEYS = {"type", "aggregate", "key", "column", "filters", "since", "until", "within_days"}
+SPEC_KEYS = {"type", "aggregate", "key", "column", "filters", "since", "until", "within_days", "between"}
 
 
 @dataclass(frozen=True)
@@ -59,6 +71,7 @@ class PropertySpec:
     since: datetime | None = None
     until: datetime | None = None
     within_days: float | None = None
+    between: str | None = None  # diff only: one of DIFF_BETWEEN
 
 
 def property_spec(name: str, declaration: Mapping[str, Any], where: str = "events.properties") -> PropertySpec:
@@ -81,7 +94,10 @@ def property_spec(name: str, declaration: Mapping[str, Any], where: str = "event
         raise ConfigError(f"{here}: 'column' must be one of {EVENT_COLUMNS}, not {column!r}.")
     if key is not None and column is not None:
         raise ConfigError(f"{here}: give 'key' (a payload key) or 'column' (an events column), not both.")
-    if aggregate in ("sum", "avg", "min", "max") and key is None:
+    between = declaration.get("between")
+    if between is not None and (aggregate != "diff" or between not in DIFF_BETWEEN):
+        raise ConfigError(f"{here}: 'between' applies to aggregate diff and is one of {DIFF_BETWEEN}, not {between!r}.")
+    if aggregate in ("sum", "avg", "min", "max", "diff") and key is None:
         raise ConfigError(f"{here}: aggregate {aggregate} needs 'key', the payload key holding the number.")
     if aggregate in ("most_recent", "least_recent", "all_values") and key is None and column is None:
         raise ConfigError(
@@ -100,6 +116,7 @@ def property_spec(name: str, declaration: Mapping[str, Any], where: str = "event
         _moment(declaration.get("since"), f"{here}.since"),
         _moment(declaration.get("until"), f"{here}.until"),
         within,
+        (between or DIFF_BETWEEN[0]) if aggregate == "diff" else None,
     )
 
 
@@ -170,6 +187,50 @@ def profile_properties(
     frame = db.sql(sql, limit=None, **params)
     frame.attrs["sql"] = sql
     return frame
+
+
+def refresh_property_values(db: SqlDatabase, settings: EventSettings | None = None) -> int:
+    """Rewrite ``profile_property_values`` with the declared properties of every profile, in one
+    transaction; the number of rows written (0, leaving the table alone, when none are declared)."""
+    import pyarrow as pa
+
+    from workbench.db.bulk_write import write_transaction
+
+    settings = settings or event_settings()
+    if not settings.properties:
+        return 0
+    frame = profile_properties(db, settings=settings)
+    names = [c for c in frame.columns if c not in ("profile_id", "user_id", "anonymous_id")]
+    now = datetime.now(UTC).replace(tzinfo=None)
+    rows = [(p, n, _as_text(v)) for n in names for p, v in zip(frame["profile_id"], frame[n])]
+    table = pa.table(
+        {
+            "profile_id": pa.array([r[0] for r in rows], pa.string()),
+            "name": pa.array([r[1] for r in rows], pa.string()),
+            "value": pa.array([r[2] for r in rows], pa.string()),
+            "computed_at": pa.array([now] * len(rows), pa.timestamp("us")),
+        }
+    )
+    with write_transaction(db) as writer:
+        writer.execute(clear_property_values(settings.schema))
+        writer.append(event_tables(settings.schema)["profile_property_values"], table)
+    return len(rows)
+
+
+def _as_text(value: Any) -> str | None:
+    """A property value as text: None for nulls, ISO 8601 for times, JSON for lists, else str()."""
+    import numpy as np
+    import pandas as pd
+
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return json.dumps([_as_text(v) for v in value])
+    if value is None or pd.isna(value):
+        return None
+    if isinstance(value, (datetime, pd.Timestamp)):
+        return value.isoformat()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
 
 
 def _specs(properties: Any, settings: EventSettings) -> list[PropertySpec]:

@@ -8,7 +8,8 @@ Routes:
 - ``POST /api/v1/track/batch``: ``{"apiKey": …, "events": [event, …]}`` for server-side senders;
   body at most ``FieldLimits.request_bytes``, at most ``FieldLimits.batch_events`` events.
 - ``GET /healthz``: 200 ``{"status": "ok"}`` when the database answers (with ``profiles``: the
-  profile keeper's rounds so far and the events its last round left without a profile), else 503.
+  profile keeper's rounds so far, the events its last round left without a profile, and why the
+  latest round failed or null), else 503.
 
 Answers are JSON. 200 ``{"stored": n, "duplicates": d}`` only after the transaction holding the
 events committed. An error is ``{"error": {"message": sentence}}`` (what the web client reads): 400
@@ -46,6 +47,7 @@ from workbench.events.api_keys import producer_for_key
 from workbench.events.http_records import record_of, sender_address
 from workbench.events.ingest import Invalid, Pending, Quarantine, Target, store_received, validated_event
 from workbench.events.keep_current import ProfileKeeper
+from workbench.events.properties import declared_properties
 from workbench.events.settings import EventSettings
 from workbench.events.statements import event_tables
 from workbench.events.store import ensure_event_store
@@ -151,6 +153,7 @@ def create_app(
     """The ASGI app storing into ``db``; bad events go to ``quarantine_file`` (default
     ``data/quarantine/http-<UTC time>.jsonl``); ``keep_profiles`` runs the profile keeper while it serves."""
     ensure_event_store(db, settings)
+    declared_properties(settings)  # a bad declaration stops the start, not the keeper later
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     collector = Collector(db, settings, quarantine_file or paths.data_dir() / "quarantine" / f"http-{stamp}.jsonl")
     limits = settings.limits
@@ -174,9 +177,10 @@ def create_app(
     async def healthz(request: Request) -> JSONResponse:
         if await run_in_threadpool(collector.healthy):
             keeper = request.app.state.keeper
-            if keeper is None or keeper.last is None:
+            if keeper is None:
                 return JSONResponse({"status": "ok"})
-            profiles = {"rounds": keeper.rounds, "events_without_profile": keeper.last.unassociated}
+            left = keeper.last.unassociated if keeper.last else None
+            profiles = {"rounds": keeper.rounds, "events_without_profile": left, "error": keeper.error}
             return JSONResponse({"status": "ok", "profiles": profiles})
         return JSONResponse({"status": "the database does not answer"}, status_code=503)
 

@@ -135,6 +135,11 @@ def api_key_statements(schema: str) -> dict[str, str]:
     }
 
 
+def clear_property_values(schema: str) -> str:
+    """Empties ``profile_property_values`` before a refresh writes it again (same transaction)."""
+    return f"DELETE FROM {schema}.profile_property_values"
+
+
 def numeric(expression: str, dialect: Dialect) -> str:
     """``expression`` (text) as a double, NULL when it is not a decimal number."""
     return f"CASE WHEN {dialect.full_match(expression, NUMBER_PATTERN)} THEN CAST({expression} AS {dialect.double_type}) END"
@@ -281,6 +286,16 @@ def _property_subquery(schema: str, dialect: Dialect, spec: Any, window_start: A
         return f"SELECT e.profile_id, count(*) AS value FROM {source} WHERE {conditions} GROUP BY e.profile_id"
     if spec.aggregate in ("sum", "avg", "min", "max"):
         return f"SELECT e.profile_id, {spec.aggregate}({numeric(value, dialect)}) AS value FROM {source} WHERE {conditions} GROUP BY e.profile_id"
+    if spec.aggregate == "diff":
+        number = numeric(value, dialect)
+        other = "oldest = 1" if spec.between == "earliest_and_latest" else "newest = 2"
+        return (
+            f"SELECT profile_id, max(CASE WHEN newest = 1 THEN number END) - max(CASE WHEN {other} THEN number END) "
+            f"AS value FROM (SELECT e.profile_id, {number} AS number, "
+            f"row_number() OVER (PARTITION BY e.profile_id ORDER BY e.occurred_at DESC, e.id DESC) AS newest, "
+            f"row_number() OVER (PARTITION BY e.profile_id ORDER BY e.occurred_at, e.id) AS oldest "
+            f"FROM {source} WHERE {conditions} AND {number} IS NOT NULL) ranked GROUP BY profile_id"
+        )
     if spec.aggregate == "all_values":
         return f"SELECT e.profile_id, array_agg({value} ORDER BY e.occurred_at, e.id) AS value FROM {source} WHERE {conditions} GROUP BY e.profile_id"
     direction = "DESC" if spec.aggregate == "most_recent" else "ASC"
