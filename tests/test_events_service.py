@@ -11,6 +11,7 @@ import re
 import signal
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -62,12 +63,12 @@ def test_a_client_event_is_stored_with_its_data_times_and_address(db, tmp_path):
         answer = client.post("/api/v1/track", json=client_event(key, data={"path": "/", "n": 3, "ok": True}))
         after = datetime.utcnow()
         assert answer.status_code == 200, answer.text
-        assert answer.json() == {"stored": 1, "duplicates": 0}
+        assert answer.json() == {"accepted": 1}
         again = client.post("/api/v1/track", json=client_event(key, data={"path": "/", "n": 3, "ok": True}))
-        assert again.json() == {"stored": 0, "duplicates": 1}  # a retry of the same event
+        assert again.json() == {"accepted": 1}  # a retry of the same event: stored once (below)
         no_time = client_event(key, type="signup")
         del no_time["ocurredAt"]
-        assert client.post("/api/v1/track", json=no_time).json() == {"stored": 1, "duplicates": 0}
+        assert client.post("/api/v1/track", json=no_time).json() == {"accepted": 1}
     events = db.sql(
         "SELECT id, producer_id, type, user_id, anonymous_id, ip_address, occurred_at, created_at, message_id "
         "FROM grouparoo.events ORDER BY type"
@@ -122,7 +123,7 @@ def test_bad_events_are_answered_400_and_quarantined_without_the_key(db, tmp_pat
     )
     assert no_key.status_code == 401
     assert batch.status_code == 400
-    assert batch.json()["stored"] == 1 and [r["index"] for r in batch.json()["refused"]] == [1, 2]
+    assert batch.json()["accepted"] == 1 and [r["index"] for r in batch.json()["refused"]] == [1, 2]
     assert db.sql("SELECT type FROM grouparoo.events")["type"].tolist() == ["a"]
     text = quarantine.read_text()
     entries = [json.loads(line) for line in text.splitlines()]
@@ -235,6 +236,13 @@ def test_a_real_service_process_binds_localhost_and_stores_across_a_kill(backend
         service = start_service(url, port, tmp_path)
         for i in range(3, 8):  # 3 and 4 are retries of events already acknowledged
             assert requests.post(track, json=client_event(key, ocurredAt=1_764_000_000_000 + i)).status_code == 200
+        # concurrent senders share group commits: each gets its own answer; 100..139 sent twice, one bad each
+        bodies = [client_event(key, ocurredAt=1_764_000_000_100 + i % 40) for i in range(80)]
+        bodies += [client_event(key, anonymousId=None)] * 4
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(lambda body: requests.post(track, json=body, timeout=60), bodies))
+        assert [a.status_code for a in answers] == [200] * 80 + [400] * 4
+        assert all(a.json() == {"accepted": 1} for a in answers[:80])
     finally:
         service.send_signal(signal.SIGTERM)
         out, err = service.communicate(timeout=30)
@@ -245,4 +253,4 @@ def test_a_real_service_process_binds_localhost_and_stores_across_a_kill(backend
     db = wb.connect(url)
     times = db.sql("SELECT occurred_at FROM grouparoo.events ORDER BY occurred_at")["occurred_at"]
     db.dispose()
-    assert len(times) == 8 and times.is_unique
+    assert len(times) == 48 and times.is_unique

@@ -100,11 +100,13 @@ class Event(NamedTuple):
 
 
 class Pending(NamedTuple):
-    """A validated record waiting for its batch: where it was read, its text, the event."""
+    """A validated record waiting for its batch: where it was read, its text, the event, and the
+    sender's address when it differs from record to record (HTTP; else the target's)."""
 
     line: int
     raw: str
     event: Event
+    ip_address: str | None = None
 
 
 class Progress(NamedTuple):
@@ -707,7 +709,7 @@ def _arrow_batch(batch: list[Pending], target: Target):
             "type": pa.array([e.type for e in events], type=pa.string()),
             "user_id": pa.array([e.user_id for e in events], type=pa.string()),
             "anonymous_id": pa.array([e.anonymous_id for e in events], type=pa.string()),
-            "ip_address": pa.array([target.ip_address] * n, type=pa.string()),
+            "ip_address": pa.array([p.ip_address or target.ip_address for p in batch], type=pa.string()),
             "message_id": pa.array([e.message_id for e in events], type=pa.string()),
             "occurred_at": pa.array([e.occurred_at or now for e in events], type=pa.timestamp("us")),
             "profile_associated_at": pa.nulls(n, type=pa.timestamp("us")),

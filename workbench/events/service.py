@@ -11,11 +11,11 @@ Routes:
   profile keeper's rounds so far, the events its last round left without a profile, and why the
   latest round failed or null), else 503.
 
-Answers are JSON. 200 ``{"stored": n, "duplicates": d}`` only after the transaction holding the
-events committed. An error is ``{"error": {"message": sentence}}`` (what the web client reads): 400
+Answers are JSON. 200 ``{"accepted": n}`` only after the transaction holding the events committed
+(an event sent again, same ``messageId``, is accepted and not stored twice). An error is ``{"error": {"message": sentence}}`` (what the web client reads): 400
 for a bad event (kept in the quarantine file, with its reason; in a batch the others are stored and
 ``refused`` lists ``{"index", "reason"}``), 401 for a missing, unknown or revoked API key (the
-request is quarantined too), 413 for a body over its limit, 503 when the database cannot commit
+request is quarantined too; a revoked key is refused within ``KEY_CACHE_SECONDS``), 413 for a body over its limit, 503 when the database cannot commit
 (nothing stored: send again). ``createdAt`` is the time of receipt; ``ipAddress`` the connection's
 (see :func:`workbench.events.http_records.sender_address`). CORS preflights are answered for
 ``events.allowed_origins``. The API key never appears in answers, logs or the quarantine.
@@ -27,6 +27,7 @@ import contextlib
 import json
 import re
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,7 +44,7 @@ from starlette.routing import Route
 from workbench import paths
 from workbench.db.connection import SqlDatabase
 from workbench.errors import ConfigError, DatabaseError
-from workbench.events.api_keys import producer_for_key
+from workbench.events.api_keys import key_sha256, producer_for_key
 from workbench.events.http_records import record_of, sender_address
 from workbench.events.ingest import Invalid, Pending, Quarantine, Target, store_received, validated_event
 from workbench.events.keep_current import ProfileKeeper
@@ -53,6 +54,7 @@ from workbench.events.statements import event_tables
 from workbench.events.store import ensure_event_store
 
 QUARANTINE_SOURCE = "HTTP"
+KEY_CACHE_SECONDS = 5.0  # how long a key's producer is remembered: a revoked key works at most this long
 # an apiKey inside a body too broken to parse, blanked before the body is quarantined
 _KEY_IN_TEXT = re.compile(rb'("apiKey"\s*:\s*)"(?:[^"\\]|\\.)*"?')
 
@@ -67,10 +69,10 @@ class Refused(Exception):
 
 @dataclass
 class Receipt:
-    """What one request's events became: stored, duplicates, and (index, reason) of each refused."""
+    """What one request's events became: how many are in the store (stored now or before: a resent
+    event is not stored twice), and (index, reason) of each refused."""
 
-    stored: int = 0
-    duplicates: int = 0
+    accepted: int = 0
     refused: list[tuple[int, str]] = field(default_factory=list)
 
 
@@ -90,45 +92,121 @@ class RecordingQuarantine(Quarantine):
         return taken
 
 
+@dataclass
+class _Ticket:
+    """One request's events waiting for the group commit that stores them; ``first`` is the
+    quarantine line of its first event."""
+
+    producer: str
+    first: int
+    count: int
+    pending: list[Pending] = field(default_factory=list)
+    invalid: list[tuple[int, str, str]] = field(default_factory=list)  # (line, reason, raw)
+    done: threading.Event = field(default_factory=threading.Event)
+    receipt: Receipt | None = None
+
+
 class Collector:
-    """The service's only writer: authenticates, validates, stores and quarantines, one request at a
-    time under ``lock`` (which the profile keeper holds too: DuckDB has one writer)."""
+    """The service's only writer. Requests are validated in their own threads, then stored by group
+    commit: whichever waiting request takes the writers' ``lock`` stores every request queued by
+    then, one transaction per producer, and answers them all (the profile keeper holds the same
+    lock: DuckDB has one writer). A key's producer is remembered for ``KEY_CACHE_SECONDS``."""
 
     def __init__(self, db: SqlDatabase, settings: EventSettings, quarantine_file: Path):
         self.db, self.settings, self.lock = db, settings, threading.Lock()
         self.quarantine = RecordingQuarantine(quarantine_file, QUARANTINE_SOURCE)
         self.tables = event_tables(settings.schema)
         self.received = 0  # events received by this run: their ``line`` in the quarantine
+        self._queue: list[_Ticket] = []
+        self._queue_lock = threading.Lock()
+        self._producers: dict[str, tuple[str, float]] = {}  # key SHA-256 -> (producer, valid until)
 
     def receive(self, key: Any, bodies: list[Any], ip_address: str | None) -> Receipt:
-        """Store the events ``bodies`` sent with ``key`` from ``ip_address``; committed on return."""
-        with self.lock:
-            first = self.received + 1
-            self.received += len(bodies)
-            try:
-                producer = producer_for_key(self.db, key, self.settings) if isinstance(key, str) else None
-            except ConfigError:
-                producer = None
-            if producer is None:
+        """Store the events ``bodies`` sent with ``key`` from ``ip_address``; committed on return.
+        :class:`Refused` (401) for a bad key, (503) when the database could not commit them."""
+        first = self._lines(len(bodies))
+        producer = self._producer(key)
+        if producer is None:
+            with self.lock:
                 for i, body in enumerate(bodies):
                     self.quarantine.add(first + i, "the API key is missing, unknown or revoked", _raw(body))
                 self.quarantine.sync()
                 self.quarantine.take()
-                raise Refused(
-                    401, "The apiKey is missing, unknown or revoked: send a key from `workbench events keys create`."
-                )
-            pending = []
-            for i, body in enumerate(bodies):
-                try:
-                    record, raw = record_of(body)
-                    pending.append(Pending(first + i, raw, validated_event(record, self.settings.limits)))
-                except Invalid as exc:
-                    self.quarantine.add(first + i, str(exc), _raw(body))
-            target = Target(self.tables, producer, ip_address, None)
-            stored, duplicates = store_received(self.db, target, pending, self.quarantine)
+            raise Refused(
+                401, "The apiKey is missing, unknown or revoked: send a key from `workbench events keys create`."
+            )
+        ticket = _Ticket(producer, first, len(bodies))
+        for i, body in enumerate(bodies):
+            try:
+                record, raw = record_of(body)
+                event = validated_event(record, self.settings.limits)
+                ticket.pending.append(Pending(first + i, raw, event, ip_address))
+            except Invalid as exc:
+                ticket.invalid.append((first + i, str(exc), _raw(body)))
+        with self._queue_lock:
+            self._queue.append(ticket)
+        with self.lock:
+            if not ticket.done.is_set():
+                with self._queue_lock:
+                    batch, self._queue = self._queue, []
+                self._commit(batch)
+        if ticket.receipt is None:
+            raise Refused(503, "The event store could not commit the events; nothing was stored: send them again.")
+        return ticket.receipt
+
+    def quarantine_unreadable(self, reason: str, text: str) -> None:
+        """Keep a body that could not be read as JSON (its key already blanked)."""
+        line = self._lines(1)
+        with self.lock:
+            self.quarantine.add(line, reason, text)
             self.quarantine.sync()
-            refused = sorted((line - first, reason) for line, reason in self.quarantine.take().items())
-            return Receipt(stored, duplicates, refused)
+            self.quarantine.take()
+
+    def _lines(self, count: int) -> int:
+        """Reserve ``count`` quarantine line numbers; the first."""
+        with self._queue_lock:
+            self.received += count
+            return self.received - count + 1
+
+    def _producer(self, key: Any) -> str | None:
+        if not isinstance(key, str) or not key:
+            return None
+        digest = key_sha256(key)
+        known = self._producers.get(digest)
+        if known is not None and known[1] > time.monotonic():
+            return known[0]
+        with self.lock:
+            try:
+                producer = producer_for_key(self.db, key, self.settings)
+            except ConfigError:
+                return None
+        self._producers[digest] = (producer, time.monotonic() + KEY_CACHE_SECONDS)
+        return producer
+
+    def _commit(self, batch: list[_Ticket]) -> None:
+        """Store ``batch``'s events (one transaction per producer) and quarantine its bad ones; give
+        each ticket whose events committed its receipt, then mark them all done."""
+        try:
+            for ticket in batch:
+                for line, reason, raw in ticket.invalid:
+                    self.quarantine.add(line, reason, raw)
+            failed: set[str] = set()
+            for producer in dict.fromkeys(t.producer for t in batch):
+                pending = [p for t in batch if t.producer == producer for p in t.pending]
+                try:
+                    store_received(self.db, Target(self.tables, producer, None, None), pending, self.quarantine)
+                except DatabaseError:
+                    failed.add(producer)
+            self.quarantine.sync()
+            reasons = self.quarantine.take()
+            for ticket in batch:
+                if ticket.producer not in failed:
+                    lines = range(ticket.first, ticket.first + ticket.count)
+                    refused = [(line - ticket.first, reasons[line]) for line in lines if line in reasons]
+                    ticket.receipt = Receipt(ticket.count - len(refused), refused)
+        finally:
+            for ticket in batch:
+                ticket.done.set()
 
     def healthy(self) -> bool:
         """True when the database answers a query."""
@@ -236,35 +314,23 @@ async def _json_body(request: Request, limit: int, collector: Collector) -> Any:
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         reason = f"the body is not JSON ({exc.__class__.__name__}: {str(exc)[:80]})"
         text = _KEY_IN_TEXT.sub(rb'\1"***"', raw).decode("utf-8", errors="backslashreplace")
-        await run_in_threadpool(_quarantine_text, collector, reason, text)
+        await run_in_threadpool(collector.quarantine_unreadable, reason, text)
         raise Refused(400, f"The event was refused: {reason}.") from None
-
-
-def _quarantine_text(collector: Collector, reason: str, text: str) -> None:
-    with collector.lock:
-        collector.received += 1
-        collector.quarantine.add(collector.received, reason, text)
-        collector.quarantine.sync()
-        collector.quarantine.take()
 
 
 async def _receive(collector: Collector, request: Request, key: Any, bodies: list[Any], single: bool) -> JSONResponse:
     peer = request.client.host if request.client else None
     ip_address = sender_address(peer, request.headers.get("x-forwarded-for"), collector.settings.trusted_proxies)
-    try:
-        receipt = await run_in_threadpool(collector.receive, key, bodies, ip_address)
-    except DatabaseError:
-        raise Refused(
-            503, "The event store could not commit the events; nothing was stored: send them again."
-        ) from None
-    counts = {"stored": receipt.stored, "duplicates": receipt.duplicates}
+    receipt = await run_in_threadpool(collector.receive, key, bodies, ip_address)
     if not receipt.refused:
-        return JSONResponse(counts)
+        return JSONResponse({"accepted": receipt.accepted})
     if single:
         return JSONResponse({"error": {"message": f"The event was refused: {receipt.refused[0][1]}."}}, status_code=400)
     refused = [{"index": i, "reason": reason} for i, reason in receipt.refused]
     message = f"{len(refused)} of {len(bodies)} events were refused (see refused); the others were stored."
-    return JSONResponse({"error": {"message": message}, **counts, "refused": refused}, status_code=400)
+    return JSONResponse(
+        {"error": {"message": message}, "accepted": receipt.accepted, "refused": refused}, status_code=400
+    )
 
 
 async def _refused(request: Request, exc: Exception) -> JSONResponse:
