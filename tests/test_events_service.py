@@ -166,6 +166,25 @@ def test_the_sender_address_trusts_forwarded_for_only_from_configured_proxies():
     assert sender_address("198.51.100.2", "203.0.113.9", ("10.0.0.0/8",)) == "198.51.100.2"
 
 
+def test_forwarded_addresses_are_believed_only_from_trusted_proxies_and_batches_store_every_event(db, tmp_path):
+    key = create_api_key(db, "Server", SETTINGS)
+    settings = EventSettings(schema="grouparoo", trusted_proxies=("10.0.0.0/8",))
+    forwarded = {"X-Forwarded-For": "198.51.100.4, 203.0.113.9"}
+    app = create_app(db, settings, tmp_path / "q.jsonl", keep_profiles=False)
+    with TestClient(app, client=("10.1.2.3", 4000)) as proxied, TestClient(app, client=("192.0.2.1", 4000)) as direct:
+        batch = {"apiKey": key, "events": [client_event(key, type="a", ocurredAt=1), {"type": "b", "userId": 7}]}
+        assert proxied.post("/api/v1/track/batch", json=batch, headers=forwarded).json() == {"accepted": 2}
+        assert direct.post("/api/v1/track", json=client_event(key, type="c"), headers=forwarded).json() == {
+            "accepted": 1
+        }
+    rows = db.sql("SELECT type, coalesce(user_id, '-') AS user_id, ip_address FROM grouparoo.events ORDER BY type")
+    assert list(rows.itertuples(index=False, name=None)) == [
+        ("a", "-", "203.0.113.9"),
+        ("b", "7", "203.0.113.9"),
+        ("c", "-", "192.0.2.1"),
+    ]
+
+
 def test_the_keeper_associates_events_and_refreshes_properties_while_serving(db, tmp_path):
     key = create_api_key(db, "Web API", SETTINGS)
     properties = {"score_change": {"type": "quiz", "aggregate": "diff", "key": "score"}}
