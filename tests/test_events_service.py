@@ -235,6 +235,12 @@ def test_resolve_watch_associates_rows_other_systems_inserted(backend, tmp_path)
     )
     db.dispose()
     assert owners["user_id"].tolist()[:2] == ["u-1", "u-1"] and pd.isna(owners["user_id"].iloc[2])
+    once = subprocess.run(
+        [str(BIN / "workbench"), "events", "resolve", "--database", url], env=env, capture_output=True, text=True
+    )
+    assert once.returncode == 0 and once.stdout.splitlines() == [
+        "Identity resolution: associated 0 events in 0 batch(es); 2 profiles, 0 merges logged, 0 events left without a profile"
+    ]
 
 
 def test_a_real_service_process_binds_localhost_and_stores_across_a_kill(backend, tmp_path):

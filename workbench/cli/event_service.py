@@ -81,11 +81,11 @@ def serve_command(
 @events_app.command("resolve")
 def resolve_command(
     watch: Annotated[
-        bool, typer.Option("--watch", help="Keep going: resolve again every events.resolve_every_seconds.")
+        bool, typer.Option("--watch", help="Keep going: a round every events.resolve_every_seconds until stopped.")
     ] = False,
     database: DatabaseOption = None,
 ) -> None:
-    """Associate events lacking a profile with one (once, or every events.resolve_every_seconds with --watch)."""
+    """Associate events lacking a profile with one and refresh profile_property_values, as the service does."""
     import threading
 
     from workbench.events.keep_current import keep_profiles_current
@@ -93,14 +93,10 @@ def resolve_command(
 
     with opened_database(database, read_only=False) as db:
         settings = event_settings()
-        if not watch:
-            from workbench.events.identities import resolve_identities
-
-            say(f"Identity resolution: {resolve_identities(db, settings=settings)}")
-            return
-        say(f"Resolving every {settings.resolve_every_seconds:g} s (Ctrl-C stops)")
+        if watch:
+            say(f"Resolving every {settings.resolve_every_seconds:g} s (Ctrl-C stops)")
         try:
-            keep_profiles_current(db, settings, threading.Event(), threading.Lock(), _report_round)
+            keep_profiles_current(db, settings, threading.Event(), threading.Lock(), _report_round, once=not watch)
         except KeyboardInterrupt:
             say("Stopped.")
 

@@ -24,11 +24,13 @@ def keep_profiles_current(
     stop: threading.Event,
     lock: threading.Lock,
     report: Callable[[ResolutionCounts | WorkbenchError], None] = lambda outcome: None,
+    once: bool = False,
 ) -> None:
     """Resolve identities (and refresh the property values: in the first round, then after rounds
     that associated events) now and every ``settings.resolve_every_seconds`` until ``stop`` is set,
     holding ``lock`` (the writers' lock) during each round; ``report`` receives each round's counts,
-    or the error that ended it (a database gone away, a bad property): the next round tries again."""
+    or the error that ended it (a database gone away, a bad property): the next round tries again.
+    ``once``: one round, whose error is raised."""
     refreshed = False
     while not stop.is_set():
         outcome: ResolutionCounts | WorkbenchError
@@ -39,8 +41,12 @@ def keep_profiles_current(
                     refresh_property_values(db, settings)
                     refreshed = True
         except WorkbenchError as exc:
+            if once:
+                raise
             outcome = exc
         report(outcome)
+        if once:
+            return
         stop.wait(settings.resolve_every_seconds)
 
 
