@@ -218,6 +218,7 @@ class _Plan:
         self.activation_scan: int | None = None
         self.first_by: str | None = None  # the engine's first-by aggregate (Dialect.first_by), if any
         self.date_bounds = True  # constant date bounds on the metric scans (Dialect.scan_date_bounds)
+        self.numbered = False  # units joined by their row numbers (Dialect.numbered_units)
 
     @property
     def sets(self) -> list[tuple[str, str | None]]:
@@ -420,8 +421,10 @@ def _units_ctes(plan: _Plan) -> list[str]:
         )
     plan.shift_columns = _shift_columns(plan)
     shifted = "".join(f", {_exposure_shift(sec / 3600, unit='')} AS {col}" for sec, col in plan.shift_columns.items())
+    # wb_key: what the per-unit relations join and group on (the unit's row number or its id)
+    key, materialized = ("ROW_NUMBER() OVER ()", " MATERIALIZED") if plan.numbered else ("wb_unit", "")
     ctes.append(
-        f"eligible AS (\n  SELECT *, {_included(plan, 'wb_variation')} AS wb_included,\n"
+        f"eligible AS{materialized} (\n  SELECT *, {key} AS wb_key, {_included(plan, 'wb_variation')} AS wb_included,\n"
         f"    CAST(wb_first_exposure AS DATE) AS wb_day{shifted}\n  FROM units\n)"
     )
     return ctes
@@ -479,7 +482,7 @@ def _scan_ctes(plan: _Plan, scan: _Scan) -> list[str]:
     for j, metric in zip(scan.quantiles, quantiles, strict=True):
         value = row_source(metric).value
         row_cols.append(f"CASE WHEN {_counted(metric, end_bound, cols)} THEN CAST({value} AS {double}) END AS q{j}_v")
-    unit_cols = ["u.wb_unit"]
+    unit_cols = ["u.wb_key"]
     if quantiles:  # the quantile rows are grouped by arm and breakdown
         unit_cols += ["u.wb_variation", "u.wb_included"] + [f"u.{c}" for _, c in plan.sets if c]
     members = scan.members + quantiles
@@ -502,7 +505,7 @@ def _scan_ctes(plan: _Plan, scan: _Scan) -> list[str]:
         + "\n)"
     ]
     if sums:
-        ctes.append(f"source_{k} AS (\n  SELECT wb_unit, {', '.join(sums)}\n  FROM rows_{k} GROUP BY wb_unit\n)")
+        ctes.append(f"source_{k} AS (\n  SELECT wb_key, {', '.join(sums)}\n  FROM rows_{k} GROUP BY wb_key\n)")
     return ctes
 
 
@@ -515,7 +518,7 @@ def _metric_ctes(plan: _Plan) -> list[str]:
         if not scan.base and scan.activation is None:
             continue
         k = scan.index
-        joins.append(f"LEFT JOIN source_{k} ON source_{k}.wb_unit = u.wb_unit")
+        joins.append(f"LEFT JOIN source_{k} ON source_{k}.wb_key = u.wb_key")
         for metric in scan.base:
             i = plan.index[metric.name]
             rows = f"COALESCE(source_{k}.m{i}_rows, 0)"
@@ -524,7 +527,7 @@ def _metric_ctes(plan: _Plan) -> list[str]:
             if metric.cuped_lookback_days:
                 pre = metric.kind.unit_value_sql(f"COALESCE(source_{k}.m{i}_pre, 0)", f"source_{k}.m{i}_pre")
                 raw_cols.append(f"CAST({pre} AS DOUBLE PRECISION) AS m{i}_pre")
-    unit_cols = ["wb_unit", "wb_first_exposure", "wb_variation", "wb_included", "wb_day"] + [
+    unit_cols = ["wb_unit", "wb_key", "wb_first_exposure", "wb_variation", "wb_included", "wb_day"] + [
         c for _, c in plan.sets if c
     ]
     activated = (
@@ -591,9 +594,9 @@ def _quantile_ctes(plan: _Plan) -> list[str]:
             (scan,) = [s for s in plan.scans if j in s.quantiles]
             source, value, where = f"rows_{scan.index}", f"q{j}_v", f"wb_included AND q{j}_v IS NOT NULL"
             if plan.activation_scan is not None:  # only the activated units
-                where += " AND wb_unit IN (SELECT wb_unit FROM per_unit)"
+                where += " AND wb_key IN (SELECT wb_key FROM per_unit)"
         ctes.append(
-            f"quantile_rows_{j} AS (\n  SELECT wb_variation{carried}, wb_unit, {value} AS wb_value\n"
+            f"quantile_rows_{j} AS (\n  SELECT wb_variation{carried}, wb_key, {value} AS wb_value\n"
             f"  FROM {source} WHERE {where}\n)"
         )
         windows = []
@@ -646,7 +649,7 @@ def _cluster_ctes(j: int, sets: list[tuple[str, str | None]]) -> list[str]:
         f" AND a{s}.wb_group = {f'r.{col}' if col else repr(OVERALL)}"
         for s, (_, col) in enumerate(sets)
     )
-    by = ", ".join(["r.wb_variation", *(f"r.{c}" for c in set_cols), "r.wb_unit"])
+    by = ", ".join(["r.wb_variation", *(f"r.{c}" for c in set_cols), "r.wb_key"])
     units = (
         f"quantile_units_{j} AS (\n  SELECT {by}, CAST(COUNT(*) AS DOUBLE PRECISION) AS wb_events,\n    {below}\n"
         f"  FROM quantile_rows_{j} r{joins}\n  GROUP BY {by}\n)"
@@ -750,7 +753,11 @@ def experiment_query(
     (:attr:`~workbench.db.dialects.Dialect.scan_date_bounds`)."""
     plan = _plan(config, experiment, dimensions, top_n, metrics, strata)
     if dialect is not None:
-        plan.first_by, plan.date_bounds = dialect.first_by, dialect.scan_date_bounds
+        plan.first_by, plan.date_bounds, plan.numbered = (
+            dialect.first_by,
+            dialect.scan_date_bounds,
+            dialect.numbered_units,
+        )
     plan.plan_scans()
     ctes = _units_ctes(plan) + _metric_ctes(plan) + _quantile_ctes(plan)
     sets = plan.sets
