@@ -72,7 +72,8 @@ CAP = 40.0
 
 
 def generated() -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Exposures of 240 units (a few in both arms, some twice, countries with NULLs) and events:
+    """Exposures of 240 units (a few in both arms, some twice, some twice at the same instant,
+    countries with NULLs) and events:
     per unit a random number of them (zero for about a fifth), values correlated within the unit,
     rounded so that ties sit at the quantiles, some NULL; before, during and after the experiment."""
     rng = np.random.default_rng(20261203)
@@ -87,6 +88,10 @@ def generated() -> tuple[pd.DataFrame, pd.DataFrame]:
             exposures.append((unit, first + dt.timedelta(hours=5), "exp", variation, "JP"))
         if k % 41 == 0:  # seen in both arms: excluded
             exposures.append((unit, first + dt.timedelta(hours=2), "exp", str(1 - int(variation)), country))
+        if k % 23 == 0:  # seen twice at the same instant: the least (variation, country) counts
+            exposures.append((unit, first, "exp", variation, "AA"))
+        if k % 29 == 0:  # at the same instant in the other arm too: excluded
+            exposures.append((unit, first, "exp", str(1 - int(variation)), "ZZ"))
         level = rng.gamma(2.0, 4.0) * (1.3 if variation == "1" else 1.0)
         n_events = 0 if rng.random() < 0.2 else int(rng.poisson(rng.choice([1.0, 3.0, 8.0])))
         for _ in range(n_events + int(rng.poisson(2.0))):  # and some before exposure
