@@ -79,11 +79,19 @@ CASES = [
     (lambda d: d.update(metrics_=1), "unknown top-level key(s) ['metrics_']; allowed:"),
     (
         lambda d: metric(d, "purchased").update(windw={"hours": 1}),
-        "metric 'purchased': unknown key(s) ['windw']; allowed:",
+        "metric 'purchased': unknown key(s) ['windw']; allowed: [",
+    ),
+    (
+        lambda d: metric(d, "purchased").update(windw={"hours": 1}),
+        "Did you mean 'window'?",
     ),
     (
         lambda d: d["experiments"][0].update(goal_metrics=["purchases"]),
         "experiment 'checkout-layout'.goal_metrics: 'purchases' is not a defined metric; define it under 'metrics' or fix the name",
+    ),
+    (
+        lambda d: d["experiments"][0].update(goal_metrics=["purchases"]),
+        "). Did you mean 'purchased'?",
     ),
     (
         lambda d: metric(d, "average_order_value").update(denominator="orders"),
@@ -117,8 +125,12 @@ CASES = [
         "metric 'revenue_per_user'.fact_table: 'purchases' is not a defined fact table; define it under 'fact_tables' or fix the name (defined: ['orders', 'sessions']).",
     ),
     (
+        lambda d: d["experiments"][0].update(dimensions=["browsr"]),
+        "is not a dimension of assignment query 'logged_in' ['browser', 'country']. Did you mean 'browser'?",
+    ),
+    (
         lambda d: metric(d, "revenue_per_user").update(column="amout"),
-        "metric 'revenue_per_user'.column: ['amout'] is not a column of fact table 'orders'; its columns are ['user_id', 'anonymous_id', 'timestamp', 'amount', 'qty'].",
+        "metric 'revenue_per_user'.column: ['amout'] is not a column of fact table 'orders'; its columns are ['user_id', 'anonymous_id', 'timestamp', 'amount', 'qty']. Did you mean 'amount'?",
     ),
     (
         lambda d: metric(d, "revenue_per_user").update(column="rows"),
@@ -192,7 +204,18 @@ def test_each_mistake_is_one_sentence_naming_file_and_entry(change, message, tmp
         parse_config(edited(change), path)
     text = str(err.value)
     assert text.startswith(f"{path}: ") and message in text, text
-    assert "\n" not in text and text.endswith(".")
+    assert "\n" not in text and text.endswith((".", "?"))
+
+
+def test_a_mistyped_name_gets_the_closest_one_and_a_far_one_none(tmp_path):
+    config = parse_config(copy.deepcopy(SEED), tmp_path / "workbench.yml")
+    with pytest.raises(ConfigError, match=r"configured: \[.*\]\. Did you mean 'checkout-layout'\?$"):
+        config.experiment("checkout-layot")
+    with pytest.raises(ConfigError, match=r"Did you mean 'purchased'\?$"):
+        config.metric("purchasd")
+    with pytest.raises(ConfigError) as far:
+        config.experiment("zzz")
+    assert "Did you mean" not in str(far.value)
 
 
 def test_star_sql_columns_are_probed_on_the_database_before_the_query(growthbook_url, tmp_path):

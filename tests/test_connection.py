@@ -105,6 +105,30 @@ def test_missing_table_names_the_fix(backend):
     db.dispose()
 
 
+def test_errors_keep_the_engines_hint_and_name_a_missing_value(backend):
+    """The engine's own suggestion survives (DuckDB names the table and the columns it meant;
+    PostgreSQL hints at the column), SQLAlchemy's link does not, and a placeholder without a value
+    is named with how to pass it."""
+    url = backend.new_url("hints")
+    writer = wb.connect(url, read_only=False)
+    writer.sql("CREATE TABLE experiment_viewed (userId TEXT, amount DOUBLE PRECISION)")
+    writer.dispose()
+    db = wb.connect(url)
+    with pytest.raises(DatabaseError) as column:
+        db.sql("SELECT amout FROM experiment_viewed")
+    assert "amount" in str(column.value)
+    if backend.name == "duckdb":  # PostgreSQL offers no table suggestion
+        with pytest.raises(DatabaseError, match=r"is missing.*Did you mean \"experiment_viewed\"\?"):
+            db.sql("SELECT * FROM experiment_viewd")
+    with pytest.raises(DatabaseError) as missing:
+        db.sql("SELECT * FROM experiment_viewed WHERE userId = :user_id")
+    assert str(missing.value) == (
+        "The query has a placeholder :user_id with no value: pass one, e.g. db.sql(query, user_id=…)."
+    )
+    assert "sqlalche.me" not in str(missing.value)
+    db.dispose()
+
+
 @pytest.mark.postgres
 def test_postgresql_password_from_environment_never_shown(pg_server, monkeypatch, caplog):
     url = pg_server.url(pg_server.create_database("env_password").split("/")[-1])

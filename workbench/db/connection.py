@@ -363,12 +363,29 @@ _CONNECTION_LOST = (
 )
 
 
+# lines of an engine's message that say what was meant: DuckDB's "Did you mean …?" and "Candidate
+# bindings: …", PostgreSQL's "HINT:  Perhaps you meant …"
+_ENGINE_HINT = re.compile(r"^(Did you mean .*|Candidate bindings: .*|HINT:\s+.*)$", re.MULTILINE)
+# SQLAlchemy's "(Background on this error at: https://sqlalche.me/…)" tail
+_BACKGROUND = re.compile(r"\s*\(Background on this error at: [^)]*\)")
+_MISSING_BIND = re.compile(r"A value is required for bind parameter '([^']+)'")
+
+
 def explain_error(exc: BaseException, db: SqlDatabase | None = None) -> DatabaseError:
-    """Turn a driver error into one sentence naming what to fix; secrets are masked."""
+    """Turn a driver error into one sentence naming what to fix, keeping the engine's own hint
+    (a table or column it suggests); secrets are masked."""
     original = getattr(exc, "orig", None) or exc
-    message = redact(str(original)).strip().splitlines()[0] if str(original).strip() else type(original).__name__
+    text = _BACKGROUND.sub("", redact(str(original))).strip()
+    message = text.splitlines()[0] if text else type(original).__name__
+    if hint := _ENGINE_HINT.search(text):
+        message += " " + re.sub(r"^HINT:\s+", "", hint.group(1))
     where = db.settings.display_url if db is not None else "the database"
     low = message.lower()
+    if missing := _MISSING_BIND.search(message):
+        name = missing.group(1)
+        return DatabaseError(
+            f"The query has a placeholder :{name} with no value: pass one, e.g. db.sql(query, {name}=…)."
+        )
     if "could not open file" in low or "conflicting lock" in low or "could not set lock" in low:
         return DatabaseError(
             f"The DuckDB file {where} is locked by another process (a notebook, a dashboard or a writer): close it and retry. ({message})"

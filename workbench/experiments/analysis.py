@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from workbench.errors import ConfigError
+from workbench.errors import ConfigError, did_you_mean
 
 if TYPE_CHECKING:
     from workbench.experiments.engine import Experiment
@@ -61,6 +61,7 @@ def post_stratification(experiment: Experiment, settings: AnalysisSettings) -> t
             f"{experiment.config.path}: experiments[{experiment.key}].analysis.post_stratification: "
             f"{', '.join(map(repr, unknown))} {'is not a dimension' if len(unknown) == 1 else 'are not dimensions'} "
             f"of assignment query {experiment.settings.assignment_query.name!r}; use some of {list(dimensions)}."
+            + did_you_mean(unknown[0], dimensions)
         )
     return strata
 

@@ -21,7 +21,7 @@ from typing import Any
 from workbench import metric_types, paths
 from workbench.config_file import DATABASE_KEYS, read_config_file
 from workbench.db.dialects import IDENTIFIER, SOURCE_DIALECT
-from workbench.errors import ConfigError, shown
+from workbench.errors import ConfigError, did_you_mean, shown
 from workbench.metric_types import RATIO, MetricType
 
 NAME = IDENTIFIER  # a plain SQL identifier, the rule every module shares
@@ -246,7 +246,10 @@ class Config:
 
     def metric(self, name: str) -> Metric:
         if name not in self.metrics:
-            raise ConfigError(f"{self.path}: there is no metric named {shown(name)}; defined: {sorted(self.metrics)}.")
+            raise ConfigError(
+                f"{self.path}: there is no metric named {shown(name)}; defined: {sorted(self.metrics)}."
+                + did_you_mean(name, self.metrics)
+            )
         return self.metrics[name]
 
     def experiment(self, key: str) -> ExperimentConfig:
@@ -254,6 +257,7 @@ class Config:
             raise ConfigError(
                 f"{self.path}: there is no experiment {shown(key)} under 'experiments'; add an entry "
                 f"(or run `workbench experiments --write-stubs`); configured: {sorted(self.experiments)}."
+                + did_you_mean(key, self.experiments)
             )
         return self.experiments[key]
 
@@ -393,7 +397,8 @@ class _Parser:
     def keys(self, entry: dict[str, Any], allowed: set[str], where: str, required: tuple[str, ...] = ()) -> None:
         unknown = set(entry) - allowed
         if unknown:
-            raise self.fail(where, f"unknown key(s) {sorted(unknown, key=str)}; allowed: {sorted(allowed)}.")
+            hint = did_you_mean(next(iter(unknown)), allowed) if len(unknown) == 1 else ""
+            raise self.fail(where, f"unknown key(s) {sorted(unknown, key=str)}; allowed: {sorted(allowed)}.{hint}")
         for key in required:
             if entry.get(key) in (None, ""):
                 raise self.fail(where, f"the key '{key}' is required.")
@@ -637,7 +642,7 @@ class _Parser:
             raise self.fail(
                 f"{where}.fact_table",
                 f"{shown(table_name)} is not a defined fact table; define it under 'fact_tables' or fix the name "
-                f"(defined: {sorted(self.fact_tables)}).",
+                f"(defined: {sorted(self.fact_tables)})." + did_you_mean(table_name, self.fact_tables),
             )
         table = self.fact_tables[table_name]
         known = f"; its columns are {list(table.columns)}" if table.columns is not None else ""
@@ -662,7 +667,8 @@ class _Parser:
                 if unknown := sorted(names - set(table.columns)):
                     raise self.fail(
                         f"{where}.{what}",
-                        f"{unknown} {'is not a column' if len(unknown) == 1 else 'are not columns'} of fact table {table.name!r}{known}.",
+                        f"{unknown} {'is not a column' if len(unknown) == 1 else 'are not columns'} of fact table {table.name!r}{known}."
+                        + did_you_mean(unknown[0], table.columns),
                     )
         value = "1" if column == ROWS else f"f.{column}"
         ids = ", ".join(f"f.{t}" for t in table.identifier_types)
@@ -800,7 +806,9 @@ class _Parser:
             for key, part in (("numerator", numerator), ("denominator", denominator)):
                 if part not in metrics:
                     raise self.fail(
-                        f"metric {name!r}.{key}", f"{shown(part)} is not a defined metric; define it or fix the name."
+                        f"metric {name!r}.{key}",
+                        f"{shown(part)} is not a defined metric; define it or fix the name."
+                        + did_you_mean(part, metrics),
                     )
                 if not metrics[part].kind.per_unit:
                     raise self.fail(
@@ -829,7 +837,9 @@ class _Parser:
             raise self.fail(where, f"name its 'assignment_query', one of {sorted(self.assignment_known)}.")
         if aq_name not in self.assignment_known:
             raise self.fail(
-                where, f"assignment_query {shown(aq_name)} is not defined; use one of {sorted(self.assignment_known)}."
+                where,
+                f"assignment_query {shown(aq_name)} is not defined; use one of {sorted(self.assignment_known)}."
+                + did_you_mean(aq_name, self.assignment_known),
             )
         aq = self.assignment_known[aq_name]
         groups = {}
@@ -839,7 +849,8 @@ class _Parser:
                 if name not in self.metrics_known:
                     raise self.fail(
                         f"{where}.{group}",
-                        f"{shown(name)} is not a defined metric; define it under 'metrics' or fix the name (defined: {sorted(self.metrics_known)}).",
+                        f"{shown(name)} is not a defined metric; define it under 'metrics' or fix the name (defined: {sorted(self.metrics_known)})."
+                        + did_you_mean(name, self.metrics_known),
                     )
             groups[group] = tuple(self.metrics_known[name] for name in names)
         activation = entry.get("activation_metric")
@@ -879,7 +890,8 @@ class _Parser:
             if d not in aq.dimensions:
                 raise self.fail(
                     f"{where}.dimensions",
-                    f"{shown(d)} is not a dimension of assignment query {shown(aq.name)} {list(aq.dimensions)}.",
+                    f"{shown(d)} is not a dimension of assignment query {shown(aq.name)} {list(aq.dimensions)}."
+                    + did_you_mean(d, aq.dimensions),
                 )
         start = self.timestamp(entry.get("start"), f"{where}.start")
         end = self.timestamp(entry.get("end"), f"{where}.end", end_of_day=True)
@@ -895,7 +907,8 @@ class _Parser:
                 raise self.fail(
                     f"{where}.analysis.post_stratification",
                     f"{', '.join(map(repr, unknown))} {'is not a dimension' if len(unknown) == 1 else 'are not dimensions'} "
-                    f"of assignment query {aq.name!r}; use some of {list(aq.dimensions)}.",
+                    f"of assignment query {aq.name!r}; use some of {list(aq.dimensions)}."
+                    + did_you_mean(unknown[0], aq.dimensions),
                 )
         return ExperimentConfig(
             key,

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from workbench.db.dialects import SOURCE_DIALECT, Dialect
-from workbench.errors import ConfigError, shown
+from workbench.errors import ConfigError, did_you_mean, shown
 from workbench.experiments.config import AssignmentQuery, Config, ExperimentConfig, Metric
 from workbench.metric_types import RATIO
 
@@ -865,7 +865,7 @@ def _plan(
         if name not in aq.dimensions:
             raise ConfigError(
                 f"{config.path}: {shown(name)} is not a dimension of assignment query {aq.name!r} used by experiment "
-                f"{experiment.key!r}; choose one of {list(aq.dimensions)}."
+                f"{experiment.key!r}; choose one of {list(aq.dimensions)}." + did_you_mean(name, aq.dimensions)
             )
     if len(set(strata)) != len(strata) or len(set(dimensions)) != len(dimensions):
         raise ConfigError(
