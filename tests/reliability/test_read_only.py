@@ -87,6 +87,11 @@ WRITERS = {
     ("workbench/cli/study.py", "generate_command"): "the study's generator",
     ("workbench/cli/events.py", "ingest_events_command"): "ingestion",
     ("workbench/cli/events.py", "resolve_identities_command"): "ingestion (identity resolution)",
+    ("workbench/cli/event_service.py", "create_key_command"): "the event service (API keys)",
+    ("workbench/cli/event_service.py", "list_keys_command"): "the event service (creates the key table)",
+    ("workbench/cli/event_service.py", "revoke_key_command"): "the event service (API keys)",
+    ("workbench/cli/event_service.py", "serve_command"): "the event service (ingestion over HTTP)",
+    ("workbench/cli/event_service.py", "resolve_command"): "the event service (identity resolution)",
 }
 # the one helper that passes its caller's mode on; its callers are audited instead
 PASS_THROUGH = {("workbench/cli/app.py", "opened_database")}
@@ -160,7 +165,7 @@ def test_only_loaders_the_generator_and_ingestion_ask_for_writable_sessions(ledg
         f"AST audit of every `read_only=` argument, engine/driver connection and read-write SQL text in "
         f"{modules} modules of workbench/",
         f"writable sessions asked for at exactly {len(WRITERS)} call sites (load, generate, study generate, ingest events, "
-        "identities resolve); no engine or driver connection made outside connection.py and pg_server.py; no read-write SQL",
+        "identities resolve, and the event service's keys create/list/revoke, serve and resolve); no engine or driver connection made outside connection.py and pg_server.py; no read-write SQL",
     )
 
 
