@@ -201,7 +201,9 @@ CASES = [
 def test_each_mistake_is_one_sentence_naming_file_and_entry(change, message, tmp_path):
     path = tmp_path / "workbench.yml"
     with pytest.raises(ConfigError) as err:
-        parse_config(edited(change), path)
+        config = parse_config(edited(change), path)
+        for key in config.broken_experiments:  # an experiment entry's mistake fails that experiment alone
+            config.experiment(key)
     text = str(err.value)
     assert text.startswith(f"{path}: ") and message in text, text
     assert "\n" not in text and text.endswith((".", "?"))

@@ -5,6 +5,7 @@ same browser, run-reports with one broken experiment on PostgreSQL, and no passw
 
 from __future__ import annotations
 
+import html
 import json
 import math
 import os
@@ -690,3 +691,34 @@ def test_all_discovered_adds_unconfigured_experiments_from_a_copy_of_the_config(
     copy = load_config(config_path)
     assert set(copy.experiments) == set(found) and copy.experiments["homepage-nav-ios"].goal_metrics == ()
     assert report_keys(["price-display"], duck[1]) == (["price-display"], duck[1])
+
+
+@pytest.mark.notebook
+@pytest.mark.postgres
+def test_a_mistyped_entry_fails_that_experiment_alone(scheduled):
+    """`goal_metrics: [purchases]` in add-to-cart-cta's entry: analysing price-display still works,
+    add-to-cart-cta fails with the config's sentence (and the closest name), run-reports reports
+    price-display, exits 1, and the index shows the failure while add-to-cart-cta's last good
+    report stays."""
+    home, url, *_ = scheduled
+    typo = home / "typo.yml"
+    typo.write_text(CONFIG.replace("GOAL", "purchases"), encoding="utf-8")
+    env = {**os.environ, "WORKBENCH_HOME": str(home), "WORKBENCH_DATABASE_URL": url}
+    folder = home / "reports" / "add-to-cart-cta"
+    kept = (folder / "latest.html").read_bytes()
+
+    def workbench(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [WORKBENCH, *args, "--config", str(typo)], capture_output=True, text=True, env=env, timeout=400
+        )
+
+    assert workbench("analyze", "price-display").returncode == 0
+    broken = workbench("analyze", "add-to-cart-cta")
+    sentence = "'purchases' is not a defined metric"
+    assert broken.returncode == 1 and sentence in broken.stderr and "Did you mean 'purchased'?" in broken.stderr
+    run = workbench("run-reports")
+    assert run.returncode == 1 and "ok     price-display" in run.stdout and "1 of 2 report(s) failed" in run.stderr
+    assert (folder / "latest.html").read_bytes() == kept
+    status = json.loads((folder / "status.json").read_text())
+    assert status["status"] == "failed" and sentence in status["error"]
+    assert sentence in html.unescape((home / "reports" / "index.html").read_text())

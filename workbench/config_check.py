@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from workbench.errors import ConfigError
 from workbench.experiments.config import Config, load_config
 
 
@@ -26,6 +27,8 @@ def validate_config_file(path: Path) -> Config:
 
     path = Path(path)
     config = load_config(path)
+    for sentence in config.broken_experiments.values():  # analysis skips them; a check names them
+        raise ConfigError(sentence)
     resolve_database(config_path=path)
     events = event_settings(path)
     for name, declaration in events.properties.items():

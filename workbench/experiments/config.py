@@ -243,6 +243,10 @@ class Config:
     experiments: dict[str, ExperimentConfig]
     database: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
     fact_tables: dict[str, FactTable] = field(default_factory=dict)
+    # experiment entries that failed validation, key -> the sentence saying why: each fails alone
+    # (analysing it raises that sentence); the other experiments work
+    broken_experiments: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
+    experiment_keys: tuple[str, ...] = ()  # every experiment entry's key in file order, broken ones too
 
     def metric(self, name: str) -> Metric:
         if name not in self.metrics:
@@ -253,6 +257,8 @@ class Config:
         return self.metrics[name]
 
     def experiment(self, key: str) -> ExperimentConfig:
+        if key in self.broken_experiments:
+            raise ConfigError(self.broken_experiments[key])
         if key not in self.experiments:
             raise ConfigError(
                 f"{self.path}: there is no experiment {shown(key)} under 'experiments'; add an entry "
@@ -370,9 +376,19 @@ class _Parser:
         metrics = self.unique([self.metric(e, i) for i, e in enumerate(self.entries("metrics"))], "metrics", "name")
         metrics = self.resolve_ratios(metrics)
         self.metrics_known, self.assignment_known = metrics, assignment
-        experiments = self.unique(
-            [self.experiment(e, i) for i, e in enumerate(self.entries("experiments"))], "experiments", "key"
-        )
+        parsed, broken = [], {}
+        for i, entry in enumerate(self.entries("experiments")):
+            key = entry.get("key")
+            try:
+                parsed.append(self.experiment(entry, i))
+            except ConfigError as exc:
+                if not isinstance(key, str) or not EXPERIMENT_KEY.match(key) or key in broken:
+                    raise  # an entry without a usable key cannot fail alone
+                broken[key] = str(exc)
+        experiments = self.unique(parsed, "experiments", "key")
+        if clash := set(broken) & set(experiments):
+            raise self.fail("experiments", f"two entries share the key {shown(min(clash))}; rename one.")
+        keys = tuple(str(e["key"]) for e in self.entries("experiments"))
         return Config(
             self.path,
             self.identifier_types,
@@ -382,6 +398,8 @@ class _Parser:
             experiments,
             database,
             self.fact_tables,
+            broken,
+            keys,
         )
 
     # -- generic checks -------------------------------------------------------------------------

@@ -166,6 +166,7 @@ def _run_claimed(
     """:func:`run_report`'s work once ``stem`` is held."""
     import time
 
+    from workbench.experiments.config import load_config
     from workbench.reports.data import cache_dir
     from workbench.reports.notebooks import output_error, run_notebook
 
@@ -176,6 +177,7 @@ def _run_claimed(
     status = _read_status(folder)
     status.update(key=key, last_run=stem)
     try:
+        load_config(config_path).experiment(key)  # a broken entry fails here with its own sentence
         run = run_notebook(
             REPORT_NOTEBOOK,
             folder,
@@ -236,9 +238,10 @@ def report_keys(
     from workbench.experiments.config import load_config
 
     config = load_config(config_path)
-    chosen = list(keys) or list(config.experiments)
+    chosen = list(keys) or list(config.experiment_keys)  # a broken entry fails in its own run
     for key in chosen:
-        config.report_dimension(key, dimension)  # raises a sentence naming the config file
+        if key not in config.broken_experiments:
+            config.report_dimension(key, dimension)  # raises a sentence naming the config file
     if keys or not all_discovered:
         return chosen, config_path
     from workbench.db.connection import connect
