@@ -32,7 +32,8 @@ def discover_experiments(db=None, config: Config | None = None, *, write_stubs: 
         found.insert(0, "assignment_query", name)
         frames.append(found)
     result = pd.concat(frames, ignore_index=True)
-    result["configured"] = result["experiment_id"].isin(config.experiments)
+    # a broken entry counts as configured: it needs fixing, not a stub
+    result["configured"] = result["experiment_id"].isin(config.experiment_keys)
     if write_stubs:
         write_experiment_stubs(config, result)
     return result
