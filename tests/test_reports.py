@@ -380,7 +380,7 @@ def test_report_command_writes_notebook_html_latest_and_cache(cli_report, raw):
 
 @pytest.mark.notebook
 @pytest.mark.browser
-def test_report_html_renders_every_chart_offline(cli_report, artifacts_dir, raw):
+def test_report_html_renders_every_chart_offline(cli_report, duck, artifacts_dir, raw):
     home, _proc, _seconds = cli_report
     html = home / "reports" / "price-display" / "latest.html"
     source = html.read_text()
@@ -388,6 +388,19 @@ def test_report_html_renders_every_chart_offline(cli_report, artifacts_dir, raw)
     assert "<title>price-display: experiment report</title>" in source and "wb-footer" in source
     rel, *_ = pandas_relative(pandas_units(raw, "price-display"), "purchased")
     assert f"{rel:+.1%}" in source
+    # light: plotly.js and the stylesheet are shared files in reports/, linked relatively
+    shared = sorted(p.name for pattern in ("*.css", "*.js") for p in (home / "reports").glob(pattern))
+    assert [n.split("-")[0] for n in shared] == ["jupyterlab", "plotly"], shared
+    assert f'<script src="../{shared[1]}">' in source and f'href="../{shared[0]}"' in source
+    assert html.stat().st_size <= 300_000 and (home / "reports" / shared[1]).stat().st_size > 4_000_000
+    nb = html.with_name(json.loads(html.with_name("status.json").read_text())["last_good_run"] + ".ipynb")
+    assert nb.stat().st_size <= 300_000  # figures leave their JSON only, not plotly.js
+    # no folder of the machine: the project home, the database's and the config's folders
+    for folder in (home, duck[1].parent):
+        assert str(folder) not in source
+    assert not re.search(r"(?<![\w.])/(tmp|home|root|work)/", source)
+    # the SQL appendix is collapsed
+    assert re.search(r"<details><summary>\d+ SQL quer(y|ies) \(click to show\)</summary><pre>WITH", source)
     with offline_page(html) as (page, fetched):
         page.wait_for_function(
             "() => document.querySelectorAll('.js-plotly-plot .main-svg').length >= 5", timeout=60_000
@@ -395,10 +408,76 @@ def test_report_html_renders_every_chart_offline(cli_report, artifacts_dir, raw)
         traces = page.eval_on_selector_all(".js-plotly-plot", "els => els.map(e => (e.data || []).length)")
         assert len(traces) == 5 and all(n > 0 for n in traces)
         assert page.locator("text=Results by metric group").count() >= 1
+        assert not page.locator("details pre").first.is_visible()  # the SQL stays folded until clicked
         page.screenshot(path=str(artifacts_dir / "experiment-report.png"), full_page=True)
         save_screenshot(page, "report-summary")  # docs/getting-started.md
         save_screenshot(page, "report-results", heading="Results by metric group")
     assert not [u for u in fetched if "plotly" in u]
+
+
+@pytest.mark.notebook
+@pytest.mark.browser
+def test_standalone_report_opens_alone_and_old_runs_are_pruned(duck, tmp_path):
+    """`workbench report --standalone --keep 2` in a project whose folder holds four older runs
+    (two failed): the page embeds plotly.js and its stylesheet, so a copy alone in an empty folder
+    draws its charts offline; the newest two runs (this one and a failed one) are kept, the others
+    deleted, and nothing is shared under reports/."""
+    folder = tmp_path / "home" / "reports" / "price-display"
+    folder.mkdir(parents=True)
+    for name in ("20250101-000000.ipynb", "20250101-000000.html", "20250102-000000.failed.ipynb"):
+        (folder / name).write_text("{}", encoding="utf-8")
+    for name in ("20250103-000000.ipynb", "20250103-000000.html", "20250103-000000-2.failed.ipynb"):
+        (folder / name).write_text("{}", encoding="utf-8")
+    (folder / "status.json").write_text(json.dumps({"last_good_run": "20250101-000000"}), encoding="utf-8")
+    env = {**os.environ, "WORKBENCH_HOME": str(tmp_path / "home")}
+    options = ["--standalone", "--keep", "2", "--config", str(duck[1]), "--database", duck[0], "--dimension", "none"]
+    proc = subprocess.run(
+        [WORKBENCH, "report", "price-display", *options],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=400,
+    )
+    assert proc.returncode == 0, proc.stderr
+    new = json.loads((folder / "status.json").read_text())["last_good_run"]
+    assert sorted(p.name for p in folder.glob("2*")) == [
+        "20250103-000000-2.failed.ipynb",  # the newest two runs: the failed one of the same second, and
+        f"{new}.html",  # this one
+        f"{new}.ipynb",
+    ]
+    assert not list((tmp_path / "home" / "reports").glob("*.js"))  # nothing shared: the page holds it all
+    alone = tmp_path / "mail" / "report.html"
+    alone.parent.mkdir()
+    alone.write_bytes((folder / "latest.html").read_bytes())
+    page_text = alone.read_text()
+    assert alone.stat().st_size > 4_800_000 and 'src="../' not in page_text and 'href="../' not in page_text
+    with offline_page(alone) as (page, fetched):  # the folder holds nothing else to load
+        page.wait_for_function(
+            "() => document.querySelectorAll('.js-plotly-plot .main-svg').length >= 4", timeout=60_000
+        )
+        assert page.evaluate("getComputedStyle(document.body).getPropertyValue('--jp-ui-font-family')").strip()
+    assert not [u for u in fetched if "plotly" in u]
+
+
+def test_pruning_keeps_the_newest_runs_and_the_last_good_one(tmp_path):
+    from workbench.errors import WorkbenchError
+    from workbench.reports.runs import prune_runs
+
+    stems = [f"202601{d:02d}-000000" for d in range(1, 7)]
+    for stem in stems:
+        (tmp_path / f"{stem}.ipynb").write_text("{}")
+        (tmp_path / f"{stem}.html").write_text("")
+    (tmp_path / f"{stems[-1]}-2.failed.ipynb").write_text("{}")
+    for other in ("latest.html", ".20260107-000000.running", "status.json"):
+        (tmp_path / other).write_text(json.dumps({"last_good_run": stems[1]}))
+    assert prune_runs(tmp_path, keep=3) == [stems[0], stems[2], stems[3]]
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert left == sorted(
+        [".20260107-000000.running", "latest.html", "status.json", f"{stems[-1]}-2.failed.ipynb"]
+        + [f"{stem}{ending}" for stem in (stems[1], stems[4], stems[5]) for ending in (".ipynb", ".html")]
+    )
+    with pytest.raises(WorkbenchError, match="keep at least 1"):
+        prune_runs(tmp_path, keep=0)
 
 
 @pytest.mark.notebook

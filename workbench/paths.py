@@ -64,3 +64,15 @@ def config_path() -> Path:
 def dotenv_path() -> Path:
     """The git-ignored file of secrets (``WORKBENCH_DATABASE_PASSWORD=…``) in the project root."""
     return project_root() / ".env"
+
+
+def shown_path(path: str | Path) -> str:
+    """``path`` as a page may show it without the machine's folders: relative to the project root
+    when inside it, else ``…/<file name>``."""
+    path = Path(path)
+    if not path.is_absolute():
+        return str(path)
+    try:
+        return str(path.resolve().relative_to(project_root()))
+    except ValueError:
+        return f"…/{path.name}"

@@ -11,12 +11,21 @@ import typer
 from workbench.cli.app import ConfigOption, DatabaseOption, app, fail, say
 from workbench.errors import WorkbenchError
 from workbench.reports.dashboard import CULL_IDLE_MINUTES, MAX_KERNELS, TOKEN_ENV
+from workbench.reports.runs import KEEP_RUNS
 
 DimensionOption = Annotated[
     str,
     typer.Option(
         "--dimension",
         help="Break results down by this assignment-query column (default: the experiment's first configured dimension; none: overall only).",
+    ),
+]
+KeepOption = Annotated[
+    int,
+    typer.Option(
+        "--keep",
+        min=1,
+        help="Runs kept per experiment: older timestamped notebooks and pages are deleted (never the last good report).",
     ),
 ]
 new_app = typer.Typer(
@@ -31,13 +40,23 @@ def report_command(
     dimension: DimensionOption = "",
     config: ConfigOption = None,
     database: DatabaseOption = None,
+    standalone: Annotated[
+        bool,
+        typer.Option(
+            "--standalone",
+            help="Embed plotly.js and the stylesheet in the page (about 5 MB) so it opens on its own, e.g. as an e-mail attachment.",
+        ),
+    ] = False,
+    keep: KeepOption = KEEP_RUNS,
 ) -> None:
     """Run the experiment report notebook and write reports/<key>/<timestamp>.ipynb and .html, and latest.html."""
     from workbench.reports.runs import report_keys, run_report, write_index
 
     try:
         report_keys([key], config, dimension=dimension)  # refuses a bad key or dimension before any kernel starts
-        run = run_report(key, database_url=database, config_path=config, dimension=dimension)
+        run = run_report(
+            key, database_url=database, config_path=config, dimension=dimension, standalone=standalone, keep=keep
+        )
         if run.status == "ok":
             write_index()
     except WorkbenchError as exc:
@@ -73,6 +92,7 @@ def run_reports_command(
             "--jobs", min=1, help="Reports run at once, each in its own process and kernel (up to one per core)."
         ),
     ] = 1,
+    keep: KeepOption = KEEP_RUNS,
 ) -> None:
     """Run every experiment's report (for cron or a systemd timer); exit 1 if any failed, with one line per failure."""
     from workbench import paths
@@ -83,7 +103,9 @@ def run_reports_command(
     except WorkbenchError as exc:
         fail(exc)
     try:
-        runs = run_reports(chosen, database_url=database, config_path=config_path, dimension=dimension, jobs=jobs)
+        runs = run_reports(
+            chosen, database_url=database, config_path=config_path, dimension=dimension, jobs=jobs, keep=keep
+        )
     except WorkbenchError as exc:  # the index could not be written (a full disk)
         fail(exc)
     for run in runs:

@@ -1,6 +1,8 @@
 """Experiment reports on disk: ``reports/<key>/<timestamp>.ipynb`` and ``.html`` from
 ``notebooks/experiment_report.ipynb``, ``latest.html``, the results cache the dashboard reads
-(``reports/<key>/cache/``), a ``status.json`` per experiment and ``reports/index.html``.
+(``reports/<key>/cache/``), a ``status.json`` per experiment, ``reports/index.html`` and the
+plotly.js and stylesheet every page links (:mod:`workbench.reports.page_assets`). Only the newest runs are kept
+(:func:`prune_runs`).
 
 Each report runs in its own kernel (papermill); a failure in one never stops the others, and
 outputs are replaced by rename only after success, so a failed run (a query error, a database
@@ -27,6 +29,7 @@ from workbench.files import atomic_write, replace_file, swap_directory
 from workbench.redaction import redact
 
 REPORT_NOTEBOOK = "experiment_report.ipynb"
+KEEP_RUNS = 10  # runs (timestamped notebook and HTML) kept per experiment
 
 
 @dataclass(frozen=True)
@@ -123,10 +126,15 @@ def run_report(
     dimension: str = "",
     reports_dir: Path | None = None,
     parameters: dict | None = None,
+    standalone: bool = False,
+    keep: int = KEEP_RUNS,
 ) -> ReportRun:
     """Execute the experiment report of ``key`` into ``reports/<key>/`` and update ``latest.html``,
     the cache and ``status.json``; never raises for a failed notebook (the run says ``failed``).
-    Runs of the same second get distinct files; what a killed run left is removed first."""
+    The page links the shared plotly.js and stylesheet in ``reports/``, or inlines them when
+    ``standalone``; then
+    only the newest ``keep`` runs stay (:func:`prune_runs`). Runs of the same second get distinct
+    files; what a killed run left is removed first."""
     import time
 
     started = time.perf_counter()
@@ -146,10 +154,15 @@ def run_report(
         return ReportRun(key, "failed", error=str(output_error(exc, folder)), seconds=time.perf_counter() - started)
     staging_cache = folder / f".cache-{stem}"
     try:
-        return _run_claimed(key, folder, stem, staging_cache, started, database_url, config_path, dimension, parameters)
+        run = _run_claimed(
+            key, folder, stem, staging_cache, started, database_url, config_path, dimension, parameters, standalone
+        )
     finally:  # an interrupt (Ctrl-C, SIGTERM) too: the staging cache (swapped in after success) and the claim go
         shutil.rmtree(staging_cache, ignore_errors=True)
         (folder / f".{stem}{CLAIM_SUFFIX}").unlink(missing_ok=True)
+    with contextlib.suppress(OSError):  # pruning is housekeeping: the run's outcome stands
+        prune_runs(folder, keep)
+    return run
 
 
 def _run_claimed(
@@ -162,6 +175,7 @@ def _run_claimed(
     config_path: Path | None,
     dimension: str,
     parameters: dict | None,
+    standalone: bool,
 ) -> ReportRun:
     """:func:`run_report`'s work once ``stem`` is held."""
     import time
@@ -178,6 +192,7 @@ def _run_claimed(
     status.update(key=key, last_run=stem)
     try:
         load_config(config_path).experiment(key)  # a broken entry fails here with its own sentence
+        shared_assets = None if standalone else _write_page_assets(root)
         run = run_notebook(
             REPORT_NOTEBOOK,
             folder,
@@ -186,6 +201,7 @@ def _run_claimed(
             stem=stem,
             title=f"{key}: experiment report",
             config_path=config_path,
+            shared_assets=shared_assets,
         )
     except WorkbenchError as exc:
         failed = folder / f"{stem}.failed.ipynb"
@@ -214,6 +230,45 @@ def _run_claimed(
         run.html.unlink(missing_ok=True)
         return ReportRun(key, "failed", error=str(output_error(exc, folder)), seconds=time.perf_counter() - started)
     return ReportRun(key, "ok", run.notebook, run.html, latest, seconds=time.perf_counter() - started)
+
+
+def _write_page_assets(root: Path) -> str:
+    """Write the shared page files into ``root`` when missing and return their address from a
+    report's folder (``"../"``); a failed write (a full disk) is one sentence, like every other
+    output of the run."""
+    from workbench.reports.notebooks import output_error
+    from workbench.reports.page_assets import write_page_assets
+
+    try:
+        write_page_assets(root)
+    except OSError as exc:
+        raise output_error(exc, root) from None
+    return "../"
+
+
+def _run_stems(folder: Path) -> list[str]:
+    """The runs in ``folder``, oldest first: the stems of its timestamped notebooks and pages
+    (``<stem>.ipynb``, ``<stem>.html``, ``<stem>.failed.ipynb``)."""
+    stems = {
+        p.name.split(".", 1)[0]
+        for p in folder.iterdir()
+        if p.name[:1].isdigit() and p.name.endswith((".ipynb", ".html"))
+    }
+    return sorted(stems)
+
+
+def prune_runs(folder: Path, keep: int = KEEP_RUNS) -> list[str]:
+    """Delete the timestamped notebooks and pages of all but the newest ``keep`` runs in ``folder``;
+    the last good run (``status.json``) always stays, and ``latest.html``, the cache and runs in
+    progress are never touched. Returns the stems removed."""
+    if keep < 1:
+        raise WorkbenchError(f"keep={keep} would leave no run: keep at least 1.")
+    protected = _read_status(folder).get("last_good_run")
+    doomed = [stem for stem in _run_stems(folder)[:-keep] if stem != protected]
+    for stem in doomed:
+        for ending in (".ipynb", ".html", ".failed.ipynb"):
+            (folder / f"{stem}{ending}").unlink(missing_ok=True)
+    return doomed
 
 
 def _read_status(folder: Path) -> dict:
@@ -267,10 +322,12 @@ def run_reports(
     reports_dir: Path | None = None,
     dimension: str = "",
     jobs: int = 1,
+    keep: int = KEEP_RUNS,
 ) -> list[ReportRun]:
     """Run :func:`run_report` for each key (each its own kernel; failures recorded, never raised),
-    ``jobs`` at a time (each in a worker process of its own when above 1), then write
-    ``reports/index.html``; the runs come back in the order of ``keys``."""
+    ``jobs`` at a time (each in a worker process of its own when above 1), keeping the newest
+    ``keep`` runs of each, then write ``reports/index.html``; the runs come back in the order of
+    ``keys``."""
     from workbench.progress import progress
 
     options = {
@@ -278,6 +335,7 @@ def run_reports(
         "config_path": config_path,
         "dimension": dimension,
         "reports_dir": reports_dir,
+        "keep": keep,
     }
     if jobs > 1 and len(keys) > 1:
         import functools

@@ -1,6 +1,6 @@
 """The tables and plain-language sentences of experiment reports and the dashboard: the verdict
 (which variation won, how sure we are), the results of one metric group and segment, and the
-provenance appendix. How numbers, rows and the health banner look is :mod:`workbench.display`'s.
+provenance and SQL appendices. How numbers, rows and the health banner look is :mod:`workbench.display`'s.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import re
 from typing import TYPE_CHECKING
 
 from workbench.display import certainty, effect, missing, number, results_table_html
+from workbench.paths import shown_path
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
 GROUPS = ("goal", "secondary", "guardrail")
 
 
+_DUCKDB_FILE = re.compile(r"^(duckdb:///)(/[^?]*)")
 _MARKDOWN_PUNCTUATION = re.compile(r"([\\`*_{}\[\]()#+\-.!|~])")
 
 
@@ -148,14 +150,16 @@ def dimension_values(results: ExperimentResults) -> list[tuple[str, str]]:
 
 
 def provenance_html(data: ReportData) -> str:
-    """The provenance of a report as a two-column HTML table (no secrets: the URL is masked)."""
+    """The provenance of a report as a two-column HTML table: no secrets (the URL is masked) and no
+    folders of the machine (files relative to the project root, or by name)."""
     p = data.provenance
     window = p.get("data_window", {})
+    database = _DUCKDB_FILE.sub(lambda m: m[1] + shown_path(m[2]), str(p.get("database")))
     items = [
         ("experiment", p.get("experiment")),
-        ("config file", p.get("config_file")),
+        ("config file", shown_path(p.get("config_file") or "")),
         ("config SHA-256", p.get("config_sha256")),
-        ("database", p.get("database")),
+        ("database", database),
         ("configured window", f"{window.get('configured_start')} to {window.get('configured_end')}"),
         ("first/last exposure day", f"{window.get('first_exposure_day')} to {window.get('last_exposure_day')}"),
         ("dimension", p.get("dimension") or "none"),
@@ -171,3 +175,9 @@ def provenance_html(data: ReportData) -> str:
         )
         + "</table>"
     )
+
+
+def sql_appendix_html(queries: list[str]) -> str:
+    """Every query that ran, collapsed under one ``<details>`` line that says how many there are."""
+    blocks = "".join(f"<pre>{html.escape(query)}</pre>" for query in queries)
+    return f"<details><summary>{len(queries)} SQL quer{'y' if len(queries) == 1 else 'ies'} (click to show)</summary>{blocks}</details>"
