@@ -459,6 +459,78 @@ def test_standalone_report_opens_alone_and_old_runs_are_pruned(duck, tmp_path):
     assert not [u for u in fetched if "plotly" in u]
 
 
+def user_notebook(path: Path) -> Path:
+    """A researcher's notebook: a typed parameters cell, a file written in its working folder, and a
+    toolkit funnel chart."""
+    import nbformat
+
+    parameters = nbformat.v4.new_code_cell(
+        'steps: int = 3  # funnel steps\nwithin_hours: float = 1.0  # window\nlabel: str = "x"  # a name\nsplit: bool = True  # a flag'
+    )
+    parameters.metadata["tags"] = ["parameters"]
+    code = (
+        "import workbench as wb\nfrom workbench.toolkit import Toolkit\n"
+        'tk = Toolkit(wb.connect(), source="growthbook_pages")\n'
+        'funnel = tk.funnel(["/", "/search", "/cart", "/checkout", "/success"][:steps], within=f"{within_hours:g}h")\n'
+        'open("seen.txt", "w").write(repr((steps, within_hours, label, split)))'
+    )
+    nb = nbformat.v4.new_notebook(
+        cells=[
+            nbformat.v4.new_markdown_cell("# My funnel"),
+            parameters,
+            nbformat.v4.new_code_cell(code),
+            nbformat.v4.new_code_cell("funnel.plot()"),
+        ],
+        metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+    )
+    nbformat.write(nb, path)
+    return path
+
+
+@pytest.mark.notebook
+@pytest.mark.browser
+def test_render_runs_any_notebook_with_typed_parameters(duck, tmp_path):
+    """`workbench render NOTEBOOK -p NAME VALUE…`: parameters typed as the notebook declares them,
+    the kernel in the notebook's folder, the executed notebook and a code-free standalone page
+    whose toolkit chart draws offline; bad parameters are one sentence before any kernel starts."""
+    (tmp_path / "mine").mkdir()
+    source = user_notebook(tmp_path / "mine" / "funnel.ipynb")
+    env = {**os.environ, "WORKBENCH_HOME": str(tmp_path / "home"), "WORKBENCH_DATABASE_URL": duck[0]}
+
+    def render(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [WORKBENCH, "render", str(source), *args], capture_output=True, text=True, env=env, timeout=400
+        )
+
+    proc = render("-p", "steps", "4", "-p", "within_hours", "2", "-p", "label", "7", "--parameter", "split", "no")
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "mine" / "seen.txt").read_text() == "(4, 2.0, '7', False)"
+    out = tmp_path / "home" / "reports" / "rendered"
+    assert f"HTML page:         {out / 'funnel.html'}" in proc.stdout
+    nb = json.loads((out / "funnel.ipynb").read_text())
+    assert not errors(nb) and "steps = 4" in "".join(nb["cells"][2]["source"])  # papermill's injected cell
+    page = (out / "funnel.html").read_text()
+    assert "import workbench" not in page and "<title>funnel</title>" in page
+    with offline_page(out / "funnel.html") as (browser_page, fetched):
+        browser_page.wait_for_selector(".js-plotly-plot .main-svg", timeout=60_000)
+        steps = browser_page.eval_on_selector(".js-plotly-plot", "e => e.data[0].y.length")
+        assert steps == 4
+    assert not [u for u in fetched if "plotly" in u]
+    for args, sentence in [
+        (
+            ("-p", "step", "4"),
+            "funnel.ipynb has no parameter 'step': it declares steps, within_hours, label, split. Did you mean 'steps'?",
+        ),
+        (("-p", "steps", "four"), "-p steps 'four': funnel.ipynb declares steps as int, so give a whole number."),
+        (("-p", "split", "maybe"), "declares split as bool, so give true or false."),
+        (("-p", "steps"), "-p needs a name and a value: -p NAME VALUE."),
+        (("steps", "4"), "Unexpected argument 'steps': set a notebook parameter with -p NAME VALUE."),
+    ]:
+        bad = render(*args)
+        assert bad.returncode == 1 and sentence in bad.stderr and "Traceback" not in bad.stderr, bad.stderr
+    assert render("-p", "steps", "4", "--output-dir", str(tmp_path / "mine")).returncode == 1  # never over its source
+
+
 def test_pruning_keeps_the_newest_runs_and_the_last_good_one(tmp_path):
     from workbench.errors import WorkbenchError
     from workbench.reports.runs import prune_runs

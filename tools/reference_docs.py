@@ -170,7 +170,7 @@ def notebooks_page() -> str:
         (
             "Each notebook in `notebooks/` has one cell tagged `parameters`; papermill replaces those values "
             "(`papermill --help-notebook notebooks/NAME.ipynb` prints the same list, "
-            "`workbench.reports.notebooks.run_notebook(name, output_dir, parameters)` runs one). "
+            "`workbench render notebooks/NAME.ipynb -p PARAMETER VALUE` runs one). "
             "Connections never travel as parameters: the notebook opens its own from the environment."
         ),
         "",

@@ -1,9 +1,10 @@
-"""Report commands: ``report`` (one experiment), ``run-reports`` (scheduled runs), ``dashboard``
-(Voila), and ``new experiment`` / ``new analysis`` (from the templates in ``templates/``)."""
+"""Report commands: ``report`` (one experiment), ``run-reports`` (scheduled runs), ``render`` (any
+notebook), ``dashboard`` (Voila), and ``new experiment`` / ``new analysis`` (from the templates in ``templates/``)."""
 
 from __future__ import annotations
 
 from contextlib import suppress
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -119,6 +120,57 @@ def run_reports_command(
         for run in failed:
             typer.echo(f"  {run.key}: {run.error}", err=True)
         raise typer.Exit(1)
+
+
+def parameter_pairs(args: list[str]) -> list[tuple[str, str]]:
+    """The ``(NAME, VALUE)`` pairs of ``-p NAME VALUE`` (or ``--parameter``) in ``args``; anything
+    else is refused with one sentence."""
+    pairs, rest = [], list(args)
+    while rest:
+        flag = rest.pop(0)
+        if flag not in ("-p", "--parameter"):
+            raise WorkbenchError(f"Unexpected argument {flag!r}: set a notebook parameter with -p NAME VALUE.")
+        if len(rest) < 2:
+            raise WorkbenchError(f"{flag} needs a name and a value: -p NAME VALUE.")
+        pairs.append((rest.pop(0), rest.pop(0)))
+    return pairs
+
+
+@app.command("render", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def render_command(
+    ctx: typer.Context,
+    notebook: Annotated[
+        Path, typer.Argument(help="The notebook to run, then -p NAME VALUE for each parameter to set (repeatable).")
+    ],
+    output_dir: Annotated[
+        Path | None,
+        typer.Option("--output-dir", help="Where the executed notebook and its page go (default: reports/rendered/)."),
+    ] = None,
+    config: ConfigOption = None,
+    database: DatabaseOption = None,
+) -> None:
+    """Run NOTEBOOK with papermill in its own folder (-p NAME VALUE sets a parameter, typed as its
+    parameters cell declares) and write the executed notebook and a code-free, standalone HTML page."""
+    from workbench import paths
+    from workbench.reports.notebooks import run_notebook, typed_parameters
+
+    source = notebook.expanduser().absolute()
+    try:
+        if not source.is_file():
+            raise WorkbenchError(f"There is no notebook at {notebook}: give the path of an .ipynb file.")
+        parameters = typed_parameters(source, parameter_pairs(ctx.args))
+        run = run_notebook(
+            source,
+            output_dir or paths.reports_dir() / "rendered",
+            parameters,
+            database_url=database,
+            config_path=config,
+            cwd=source.parent,
+        )
+    except WorkbenchError as exc:
+        fail(exc)
+    say(f"Executed notebook: {run.notebook}")
+    say(f"HTML page:         {run.html}")
 
 
 @app.command("dashboard")

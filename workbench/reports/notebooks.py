@@ -8,6 +8,7 @@ The database URL never travels as a notebook parameter: the kernel inherits it t
 
 from __future__ import annotations
 
+import ast
 import datetime as dt
 import errno
 import os
@@ -22,7 +23,7 @@ from typing import Any
 
 from workbench import paths
 from workbench.db.settings import URL_ENV
-from workbench.errors import WorkbenchError
+from workbench.errors import WorkbenchError, did_you_mean, shown
 from workbench.files import atomic_write, temporary_file
 from workbench.paths import CONFIG_ENV, shown_path
 from workbench.redaction import redact
@@ -194,10 +195,12 @@ def export_html(
     return html_path
 
 
-def execute_notebook(source: Path, output: Path, parameters: dict[str, Any], env: dict[str, str]) -> None:
+def execute_notebook(
+    source: Path, output: Path, parameters: dict[str, Any], env: dict[str, str], cwd: Path | None = None
+) -> None:
     """Execute ``source`` into ``output`` with papermill as every report run does: the kernel gets
-    :data:`REPORT_ENV` and ``env`` in its environment, the project root as its working directory and
-    sockets of its own (:func:`kernel_sockets`); papermill's cell errors propagate, and any other
+    :data:`REPORT_ENV` and ``env`` in its environment, ``cwd`` (default: the project root) as its
+    working directory and sockets of its own (:func:`kernel_sockets`); papermill's cell errors propagate, and any other
     failure (a kernel that died) carries the kernel's last line of standard error."""
     import papermill as pm
 
@@ -209,7 +212,7 @@ def execute_notebook(source: Path, output: Path, parameters: dict[str, Any], env
                 parameters=parameters,
                 kernel_name=KERNEL_NAME,
                 progress_bar=False,
-                cwd=str(paths.project_root()),
+                cwd=str(cwd or paths.project_root()),
                 log_output=False,
                 request_save_on_cell_execute=False,  # one write at the end, not one per cell
                 extra_arguments=KERNEL_ARGUMENTS,
@@ -224,8 +227,61 @@ def execute_notebook(source: Path, output: Path, parameters: dict[str, Any], env
             raise
 
 
+def typed_parameters(source: Path, pairs: list[tuple[str, str]]) -> dict[str, Any]:
+    """The ``(name, text)`` pairs as values of the parameters ``source`` declares in its cell tagged
+    ``parameters``, each converted to the type its annotation names (``int``, ``float``, ``bool``,
+    ``str``; unannotated: a Python literal, else the text). An undeclared name, a notebook without
+    such a cell or a value of the wrong type is one sentence."""
+    import papermill as pm
+
+    try:
+        declared = pm.inspect_notebook(str(source))
+    except Exception as exc:  # not JSON, not a notebook: nbformat's and papermill's own errors
+        raise WorkbenchError(
+            f"{source.name} is not a notebook that can be read ({redact(exc)}): give an .ipynb file."
+        ) from None
+    values: dict[str, Any] = {}
+    for name, text in pairs:
+        if not declared:
+            raise WorkbenchError(
+                f"{source.name} has no cell tagged 'parameters', so -p {name} has nothing to set: tag the cell of its settings 'parameters'."
+            )
+        if name not in declared:
+            raise WorkbenchError(
+                f"{source.name} has no parameter {shown(name)}: it declares {', '.join(declared)}.{did_you_mean(name, declared)}"
+            )
+        kind = declared[name]["inferred_type_name"]
+        values[name] = _typed_value(name, text, kind, source.name)
+    return values
+
+
+_BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+
+
+def _typed_value(name: str, text: str, kind: str, notebook: str) -> Any:
+    """``text`` as a value of ``kind`` (a type's name from a parameters cell) for :func:`typed_parameters`."""
+    try:
+        if kind == "int":
+            return int(text)
+        if kind == "float":
+            return float(text)
+        if kind == "bool":
+            return _BOOLEANS[text.strip().lower()]
+    except (ValueError, KeyError):
+        raise WorkbenchError(
+            f"-p {name} {shown(text)}: {notebook} declares {name} as {kind}, so give "
+            + {"int": "a whole number.", "float": "a number.", "bool": "true or false."}[kind]
+        ) from None
+    if kind == "str":
+        return text
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
 def run_notebook(
-    name: str,
+    name: str | Path,
     output_dir: Path,
     parameters: dict[str, Any] | None = None,
     database_url: str | None = None,
@@ -233,28 +289,36 @@ def run_notebook(
     title: str | None = None,
     config_path: Path | None = None,
     shared_assets: str | None = None,
+    cwd: Path | None = None,
 ) -> NotebookRun:
-    """Execute ``notebooks/<name>`` with ``parameters`` into ``output_dir/<stem>.ipynb`` and ``.html``.
-    ``database_url`` and ``config_path`` reach the kernel as ``$WORKBENCH_DATABASE_URL`` and
-    ``$WORKBENCH_CONFIG``, so every session and config the notebook opens is theirs; the page
-    links the files in ``shared_assets`` or inlines them (:func:`export_html`)."""
+    """Execute the notebook ``name`` (a file in ``notebooks/``, or the absolute path of any notebook)
+    with ``parameters`` into ``output_dir/<stem>.ipynb`` and ``.html``, in ``cwd`` (default: the
+    project root). ``database_url`` and ``config_path`` reach the kernel as
+    ``$WORKBENCH_DATABASE_URL`` and ``$WORKBENCH_CONFIG``, so every session and config the notebook
+    opens is theirs; the page links the files in ``shared_assets`` or inlines them
+    (:func:`export_html`)."""
     import papermill as pm
 
-    source = paths.notebooks_dir() / name
+    source = paths.notebooks_dir() / name  # an absolute name stays itself
     if not source.is_file():
         raise WorkbenchError(
             f"The notebook {source} does not exist: pick one of {sorted(p.name for p in paths.notebooks_dir().glob('*.ipynb'))}."
         )
+    name = source.name
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    stem = stem or Path(name).stem
+    stem = stem or source.stem
     final_nb, final_html = output_dir / f"{stem}.ipynb", output_dir / f"{stem}.html"
+    if final_nb.resolve() == source.resolve():
+        raise WorkbenchError(
+            f"The executed notebook would overwrite {source}: write it to another folder (--output-dir)."
+        )
     tmp_nb = temporary_file(output_dir, stem, suffix=".ipynb")
     try:
         env = {URL_ENV: database_url} if database_url else {}
         if config_path:
-            env[CONFIG_ENV] = str(Path(config_path).absolute())  # the kernel runs in the project root
-        execute_notebook(source, tmp_nb, parameters or {}, env)
+            env[CONFIG_ENV] = str(Path(config_path).absolute())  # the kernel runs in another folder
+        execute_notebook(source, tmp_nb, parameters or {}, env, cwd=cwd)
     except pm.PapermillExecutionError as exc:
         failed = output_dir / f"{stem}.failed.ipynb"
         os.replace(tmp_nb, failed)
