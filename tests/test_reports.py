@@ -595,13 +595,21 @@ def test_every_notebook_declares_typed_commented_parameters():
 
     for name, expected in (("experiment_report", {"experiment", "config_path", "dimension", "engine", "alpha", "correction", "cumulative_points", "cache_dir"}),
                            ("data_quality", {"config_path", "last_days"}), ("power_analysis", {"metric", "start", "end", "relative_mde", "arms", "alpha", "target_power", "traffic_share", "cuped", "pre_period_days", "cuped_correlation", "sequential", "sequential_tuning", "config_path"}),
-                           ("dashboard", {"reports_dir"})):  # fmt: skip
-        params = pm.inspect_notebook(str(paths.notebooks_dir() / f"{name}.ipynb"))
+                           ("dashboard", {"reports_dir"}), ("../templates/notebooks/analysis", {"experiment"})):  # fmt: skip
+        path = paths.notebooks_dir() / f"{name}.ipynb"
+        params = pm.inspect_notebook(str(path))
         assert set(params) == expected, name
         assert all(p["inferred_type_name"] in ("str", "int", "float") and p["help"] for p in params.values()), name
-        nb = json.loads((paths.notebooks_dir() / f"{name}.ipynb").read_text())
+        nb = json.loads(path.read_text())
         assert nb["metadata"]["kernelspec"]["name"] == "python3"
         assert not [c for c in nb["cells"] if c["cell_type"] == "code" and c["outputs"]]
+        code = [
+            "".join(c["source"])
+            for c in nb["cells"]
+            if c["cell_type"] == "code" and "parameters" not in c["metadata"].get("tags", [])
+        ]
+        unused = [p for p in params if not any(re.search(rf"\b{p}\b", cell) for cell in code)]
+        assert not unused, (name, unused)  # every parameter changes something
 
 
 # --- scheduled runs on PostgreSQL, one experiment broken ------------------------------------------
