@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -48,7 +49,11 @@ def test_lab_serves_the_notebooks_with_the_project_kernel(tmp_path):
         info = json.loads(runtime.read_text())
         assert info["hostname"] == "127.0.0.1" and info["port"] == port
         assert Path(info["root_dir"]) == paths.notebooks_dir()
+        first = (tmp_path / "lab.log").read_text().splitlines()[0]  # the address comes first, tokened
         token = info["token"]
+        assert first == f"JupyterLab: http://127.0.0.1:{port}/lab?token={token}" and len(token) >= 32
+        with pytest.raises(urllib.error.HTTPError, match="403"):
+            _get(f"http://127.0.0.1:{port}/api/contents")  # nothing without it
         specs = _get(f"http://127.0.0.1:{port}/api/kernelspecs?token={token}")
         kernel = specs["kernelspecs"]["python3"]["spec"]["argv"][0]
         assert kernel in ("python", "python3") or Path(kernel).parent == Path(sys.executable).parent

@@ -12,6 +12,7 @@ import typer
 from workbench.cli.app import app, fail, say
 
 KERNEL_NAME = "python3"  # the kernelspec every workbench notebook names
+TOKEN_ENV = "JUPYTER_TOKEN"  # Jupyter Server reads its token from here
 
 
 def ensure_project_kernel() -> str:
@@ -57,6 +58,17 @@ def lab_arguments(port: int, open_browser: bool) -> list[str]:
     return arguments
 
 
+def lab_token() -> str:
+    """The server's access token: ``$JUPYTER_TOKEN`` when set, else a new random one put there, so
+    the server takes it from its environment (never the command line, which ``ps`` shows) and the
+    address printed first already opens the lab."""
+    import secrets
+
+    token = os.environ.get(TOKEN_ENV) or secrets.token_urlsafe(24)
+    os.environ[TOKEN_ENV] = token
+    return token
+
+
 @app.command("lab")
 def lab_command(
     port: Annotated[int, typer.Option("--port", help="Port on 127.0.0.1 (it must be free).")] = 8888,
@@ -66,7 +78,9 @@ def lab_command(
     if not 1 <= port <= 65535:
         fail(f"--port {port} is not a TCP port: pick one between 1024 and 65535.")
     kernel = ensure_project_kernel()
-    say(f"JupyterLab on http://127.0.0.1:{port}/lab (kernel {KERNEL_NAME}: {kernel}); stop it with Ctrl-C.")
+    token = lab_token()
+    say(f"JupyterLab: http://127.0.0.1:{port}/lab?token={token}")
+    say(f"(open that address; kernel {KERNEL_NAME}: {kernel}; stop it with Ctrl-C)")
     arguments = lab_arguments(port, browser)
     sys.stdout.flush()
     os.execv(arguments[0], arguments)  # JupyterLab takes this process over: signals reach it directly
