@@ -6,7 +6,8 @@ Per Markdown file, in document order, in a temporary project holding the reposit
 
 - ```python blocks run in one IPython namespace per file (so ``%load_ext`` works);
 - ```sql blocks starting with ``%%sql`` run as a cell in that namespace; others parse with sqlglot;
-- ```console lines starting with ``$ `` run with bash and must exit 0 (other lines are output);
+- ```console lines starting with ``$ `` run with bash and must exit 0 (other lines are output); an
+  ``$ export NAME=value`` line sets NAME for the file's later blocks, as in the reader's shell;
 - ```yaml blocks parse; one holding workbench.yml top-level keys passes ``validate_config_file``;
 - ```json blocks parse; ```text, ```mermaid, ```ini, ```cron, ```markdown and unlabelled blocks are not run.
 
@@ -25,6 +26,7 @@ import subprocess
 import sys
 import time
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote
@@ -219,16 +221,28 @@ def console_commands(text: str) -> list[str]:
     return commands
 
 
-def check_console(block: Block, project: Path) -> None:
+def check_console(block: Block, project: Path, setenv: Callable[[str, str], None]) -> None:
+    """Run each ``$ `` line with bash in ``project``; what an ``export`` line sets goes to ``setenv``
+    (the environment of the file's later blocks)."""
     commands = console_commands(block.text)
     assert commands, "a console block without `$ ` lines: label it text instead"
     for command in commands:
+        exporting = command.startswith("export ")
         done = subprocess.run(
-            ["bash", "-c", command], cwd=project, capture_output=True, text=True, timeout=CONSOLE_TIMEOUT_S, check=False
+            ["bash", "-c", f"set -e\n{command}\nenv -0" if exporting else command],
+            cwd=project,
+            capture_output=True,
+            text=True,
+            timeout=CONSOLE_TIMEOUT_S,
+            check=False,
         )
         assert done.returncode == 0, (
             f"`{command}` exited {done.returncode}:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
         )
+        if exporting:
+            exported = dict(item.split("=", 1) for item in done.stdout.split("\0") if "=" in item)
+            name = command.removeprefix("export ").split("=", 1)[0].strip()
+            setenv(name, exported[name])
 
 
 def check_yaml(block: Block, tmp_path: Path) -> None:
@@ -253,8 +267,9 @@ def check_sql(block: Block, shell) -> None:
     assert statements, "an empty sql block"
 
 
-def block_failures(path: Path, project: Path, shell, tmp_path: Path) -> list[str]:
-    """Run each block of ``path`` in document order; one line per failure, naming file and line."""
+def block_failures(path: Path, project: Path, shell, tmp_path: Path, setenv: Callable[[str, str], None]) -> list[str]:
+    """Run each block of ``path`` in document order; one line per failure, naming file and line;
+    ``setenv`` receives what ``export`` lines set."""
     failures = []
     name = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path.name
     for block in code_blocks(path.read_text(encoding="utf-8")):
@@ -273,7 +288,7 @@ def block_failures(path: Path, project: Path, shell, tmp_path: Path) -> list[str
             if block.language == "python":
                 run_cell(shell, block.text)
             elif block.language == "console":
-                check_console(block, project)
+                check_console(block, project, setenv)
             elif block.language == "yaml":
                 check_yaml(block, tmp_path)
             elif block.language == "json":
@@ -288,13 +303,18 @@ def block_failures(path: Path, project: Path, shell, tmp_path: Path) -> list[str
 
 
 @pytest.mark.parametrize("path", DOC_FILES, ids=[str(p.relative_to(ROOT)) for p in DOC_FILES])
-def test_code_blocks_run(path: Path, project: Path, ipython, tmp_path: Path) -> None:
-    """Each block of the file runs (or parses) in document order."""
-    failures = block_failures(path, project, ipython, tmp_path)
+def test_code_blocks_run(path: Path, project: Path, ipython, tmp_path: Path, monkeypatch) -> None:
+    """Each block of the file runs (or parses) in document order; the getting-started tour leaves
+    the demo's database, reports and config as they were."""
+    demo = [project / "data" / "workbench.duckdb", project / "workbench.yml"]
+    before = [p.read_bytes() for p in demo]
+    failures = block_failures(path, project, ipython, tmp_path, monkeypatch.setenv)
     assert not failures, "\n".join(failures)
+    if path.name == "getting-started.md":
+        assert [p.read_bytes() for p in demo] == before and not (project / "reports").exists()
 
 
-def test_the_runner_reports_every_kind_of_failure(project: Path, ipython, tmp_path: Path) -> None:
+def test_the_runner_reports_every_kind_of_failure(project: Path, ipython, tmp_path: Path, monkeypatch) -> None:
     """A page with one broken block of each kind yields one failure each, at the right line; a
     skipped block and a fragment are not run, and names defined by one block reach the next."""
     page = tmp_path / "broken.md"
@@ -307,10 +327,13 @@ def test_the_runner_reports_every_kind_of_failure(project: Path, ipython, tmp_pa
         "```sql\nSELECT FROM WHERE\n```\n"  # 20: does not parse
         "<!-- docs-test: skip (a server) -->\n```console\n$ false\n```\n"
         "<!-- docs-test: skip -->\n```console\n$ false\n```\n"  # 28: skip without a reason
-        "```bash\nfalse\n```\n",  # 31: unknown label
+        "```bash\nfalse\n```\n"  # 31: unknown label
+        "```console\n$ export DOCS_TEST_HOME=$PWD/elsewhere  # a comment\n```\n"  # reaches the blocks below
+        "```python\nimport os\nassert os.environ['DOCS_TEST_HOME'] == os.getcwd() + '/elsewhere'\n```\n"
+        '```console\n$ test "$DOCS_TEST_HOME" = "$PWD/elsewhere"\n```\n',
         encoding="utf-8",
     )
-    failures = block_failures(page, project, ipython, tmp_path)
+    failures = block_failures(page, project, ipython, tmp_path, monkeypatch.setenv)
     assert [f.split(":")[1].split()[0] for f in failures] == ["4", "7", "11", "20", "28", "31"], failures
     assert "n is 3" in failures[0] and "`workbench no-such-command` exited 2" in failures[1]
     assert "type 'sum' is not one of" in failures[2] and "ParseError" in failures[3]
