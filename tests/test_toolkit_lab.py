@@ -105,3 +105,42 @@ def test_starter_notebook_runs_on_the_growthbook_sample(growthbook_url, sample_d
         o for c in nb.cells for o in c.get("outputs", []) if "application/vnd.plotly.v1+json" in o.get("data", {})
     ]
     assert len(figures) == 5
+
+
+@pytest.mark.notebook
+def test_toolkit_charts_survive_a_plain_nbconvert_export(tmp_path, monkeypatch):
+    """A funnel drawn in a kernel with plotly's default renderer (its JSON only, which nbconvert
+    drops) also leaves a PNG of itself, made by kaleido in Debian's Chromium: JupyterLab keeps the
+    interactive figure, `jupyter nbconvert --to html` shows the image."""
+    import base64
+    import struct
+
+    import papermill as pm
+
+    for name in ("PLOTLY_RENDERER", "WORKBENCH_CHART_IMAGES"):
+        monkeypatch.delenv(name, raising=False)
+    code = (
+        "import pandas as pd\nfrom workbench.toolkit.frames import Funnel\n"
+        "steps = pd.DataFrame({'step': ['/', '/cart', '/success'], 'units': [100, 40, 10]})\n"
+        "Funnel.of(steps, 'SELECT 1', {}).plot()"
+    )
+    nb = nbformat.v4.new_notebook(
+        cells=[nbformat.v4.new_code_cell(code)],
+        metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+    )
+    nbformat.write(nb, tmp_path / "funnel.ipynb")
+    pm.execute_notebook(
+        str(tmp_path / "funnel.ipynb"), str(tmp_path / "run.ipynb"), progress_bar=False, cwd=str(tmp_path)
+    )
+    (output,) = nbformat.read(tmp_path / "run.ipynb", as_version=4).cells[0].outputs
+    assert set(output["data"]) == {"application/vnd.plotly.v1+json", "image/png"}
+    assert output["data"]["application/vnd.plotly.v1+json"]["data"][0]["type"] == "funnel"
+    png = base64.b64decode(output["data"]["image/png"])
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and struct.unpack(">II", png[16:24]) == (900, 420)  # width, height
+    subprocess.run(
+        [sys.executable, "-m", "jupyter", "nbconvert", "--to", "html", str(tmp_path / "run.ipynb")],
+        check=True,
+        capture_output=True,
+    )
+    page = (tmp_path / "run.html").read_text()
+    assert f'src="data:image/png;base64,{output["data"]["image/png"]}"' in page.replace("\n", "")

@@ -24,6 +24,9 @@ BETTER, WORSE, NEUTRAL, MUTED = "#1a7f37", "#cf222e", "#57606a", "#d0d7de"
 BACKGROUNDS = {"better": "#dafbe1", "worse": "#ffebe9"}  # rows and banners
 SERIES = ("#0969da", "#bf3989", "#9a6700", "#1a7f37", "#8250df")  # one colour per variation
 MARKS = {"better": "▲ better", "worse": "▼ worse"}
+# "0": toolkit charts show without their static PNG (report kernels, whose pages draw the figures'
+# JSON themselves: workbench.toolkit.charts)
+CHART_IMAGES_ENV = "WORKBENCH_CHART_IMAGES"
 
 
 def missing(x: Any) -> bool:

@@ -23,6 +23,7 @@ from typing import Any
 
 from workbench import paths
 from workbench.db.settings import URL_ENV
+from workbench.display import CHART_IMAGES_ENV
 from workbench.errors import WorkbenchError, did_you_mean, shown
 from workbench.files import atomic_write, temporary_file
 from workbench.paths import CONFIG_ENV, shown_path
@@ -40,6 +41,7 @@ REPORT_ENV = {
     # them with the shared script or an inlined one.
     "PLOTLY_RENDERER": "plotly_mimetype",
     "WORKBENCH_PROGRESS": "0",  # no progress widgets in executed reports
+    CHART_IMAGES_ENV: "0",  # no static chart images: export_html draws the figures' JSON
 }
 
 

@@ -2,7 +2,7 @@
 
 Each class is a :class:`pandas.DataFrame` (so every pandas operation works; derived frames are
 plain DataFrames) whose ``.sql`` is the SQL that ran and ``.params`` the values bound to it.
-``.plot()`` returns the usual plotly figure for that result.
+``.plot()`` returns the usual plotly figure for that result (a :class:`~workbench.toolkit.charts.Chart`).
 """
 
 from __future__ import annotations
@@ -38,8 +38,13 @@ class ToolkitFrame(pd.DataFrame):
 
 
 def _layout(fig, title: str):
-    fig.update_layout(title=title, height=420, margin={"l": 40, "r": 20, "t": 50, "b": 40})
-    return fig
+    """``fig`` titled and laid out as every toolkit chart, as a :class:`~workbench.toolkit.charts.Chart`
+    (a static image beside it survives a plain nbconvert export)."""
+    from workbench.toolkit.charts import Chart
+
+    chart = Chart(fig)
+    chart.update_layout(title=title, height=420, margin={"l": 40, "r": 20, "t": 50, "b": 40})
+    return chart
 
 
 class Events(ToolkitFrame):
