@@ -192,11 +192,14 @@ def test_tables_charts_and_verdict_follow_the_results(data, tmp_path):
     html = report_tables.group_table_html(data.results, "goal")
     purchased = overall[overall["metric"] == "purchased"].iloc[0]
     assert html.count('class="wb-row') == 1 and f"wb-{purchased['significance'] or 'neutral'}" in html
-    verdict = report_tables.verdict(data)
-    if purchased["significance"] == "worse":
-        assert "Variation 1 is worse on purchased" in verdict and "No variation beat the control" in verdict
-    elif purchased["significance"] == "better":
-        assert "Variation 1 won" in verdict
+    verdict, decision = report_tables.verdict(data), data.results.decision
+    # the generator plants a drop in purchases and revenue for price-display (seed 5)
+    assert purchased["significance"] == "worse" and "**Variation 1 is worse on purchased**" in verdict
+    assert (decision.action, decision.variations) == ("roll back", ("1",)) and not data.results.health.warnings
+    assert decision.reasons[0].startswith(
+        f"Variation 1 is significantly worse on purchased ({purchased['relative_effect']:+.1%}, p = {purchased['p_value']:.2g}), revenue ("
+    )
+    assert "won" not in verdict
     rows = report_charts.interval_rows(data.results, data.intervals, "secondary")
     assert list(rows["metric"]) == ["revenue"]
     plain = report_charts.interval_chart(rows)
@@ -395,10 +398,40 @@ def test_report_html_renders_every_chart_offline(cli_report, artifacts_dir, raw)
         traces = page.eval_on_selector_all(".js-plotly-plot", "els => els.map(e => (e.data || []).length)")
         assert len(traces) == 5 and all(n > 0 for n in traces)
         assert page.locator("text=Results by metric group").count() >= 1
+        # the decision comes first: above the experiment line and every section
+        decision = page.locator(".wb-decision")
+        assert decision.count() == 1 and "wb-decision-worse" in decision.get_attribute("class")
+        assert decision.inner_text().startswith("Decision: Roll back variation 1\n")
+        assert decision.bounding_box()["y"] < page.locator("h2").first.bounding_box()["y"]
         page.screenshot(path=str(artifacts_dir / "experiment-report.png"), full_page=True)
         save_screenshot(page, "report-summary")  # docs/getting-started.md
         save_screenshot(page, "report-results", heading="Results by metric group")
     assert not [u for u in fetched if "plotly" in u]
+
+
+@pytest.mark.notebook
+@pytest.mark.browser
+def test_an_unhealthy_experiment_opens_with_a_red_banner_and_no_winner(growthbook_url, tmp_path):
+    """GrowthBook's checkout-layout (a sample-ratio mismatch, variation 2 ahead on purchases): the
+    red health banner is the first thing on the page, the decision "don't trust yet" next."""
+    from workbench.reports.runs import run_report
+
+    if not growthbook_url.startswith("duckdb"):
+        pytest.skip("one papermill run of the sample is enough: DuckDB's")
+    config = Path(__file__).resolve().parents[1] / "workbench.yml"
+    run = run_report("checkout-layout", database_url=growthbook_url, config_path=config,
+                     reports_dir=tmp_path, dimension="none")  # fmt: skip
+    assert run.status == "ok", run.error
+    with offline_page(run.latest) as (page, _fetched):
+        first = page.locator(".wb-banner, .wb-decision, h2").first  # after the title and its one sentence
+        assert "wb-unhealthy" in first.get_attribute("class") and "Sample ratio mismatch" in first.inner_text()
+        decision = page.locator(".wb-decision")
+        assert decision.inner_text().startswith("Decision: Don't trust yet: the health checks failed\n")
+        assert (
+            page.evaluate("getComputedStyle(document.querySelector('.wb-unhealthy')).backgroundColor")
+            == "rgb(255, 235, 233)"
+        )
+        assert " won" not in page.inner_text("body")
 
 
 @pytest.mark.notebook
