@@ -225,6 +225,69 @@ def test_tables_charts_and_verdict_follow_the_results(data, tmp_path):
     )
 
 
+@pytest.mark.browser
+def test_the_index_says_decision_health_and_a_failed_or_stale_state_in_red(data, tmp_path):
+    """Four report folders around one cached result (roll back, healthy): a fresh scheduled run, a
+    scheduled run three days old (stale), a failed run with its sentence, and an old run without a
+    schedule (never stale); the page turns the fresh row stale by itself when viewed two days on."""
+    import datetime as dt
+
+    from workbench.display import BACKGROUNDS
+    from workbench.reports.data import save_report_cache
+    from workbench.reports.runs import timestamp_stem, write_index
+
+    now = dt.datetime.now(dt.UTC)
+    days_ago = {"fresh": 0, "old": 3, "broken": 1, "manual": 3}
+    for key, age in days_ago.items():
+        folder = tmp_path / key
+        save_report_cache(data, folder / "cache")
+        good = timestamp_stem(now - dt.timedelta(days=age))
+        status = {"key": key, "status": "ok", "last_run": good, "last_good_run": good, "last_good_html": f"{good}.html"}
+        status.update({} if key == "manual" else {"every_hours": 24})
+        if key == "broken":
+            status.update(status="failed", last_run=timestamp_stem(now), error="Table no_such_table does not exist.")
+        (folder / "status.json").write_text(json.dumps(status))
+    (tmp_path / "overview").mkdir()
+    (tmp_path / "overview" / "overview.html").write_text("<html></html>")
+    index = write_index(tmp_path)
+    with offline_page(index) as (page, _fetched):
+
+        def row(key: str) -> dict:
+            return page.evaluate(
+                """key => { const r = document.querySelector(`tr[data-key="${key}"]`);
+                  const cell = c => r.querySelector(c); const bg = e => getComputedStyle(e).backgroundColor;
+                  return {link: r.querySelector("a").getAttribute("href"), name: r.querySelector("a").textContent,
+                          decision: cell(".wb-decision").innerText, decisionBg: bg(cell(".wb-decision")),
+                          health: cell(".wb-health").innerText, state: cell(".wb-state").innerText,
+                          stateBg: bg(cell(".wb-state"))}; }""",
+                key,
+            )
+
+        def rgb(colour: str) -> str:
+            return f"rgb({int(colour[1:3], 16)}, {int(colour[3:5], 16)}, {int(colour[5:7], 16)})"
+
+        red, green = rgb(BACKGROUNDS["worse"]), rgb(BACKGROUNDS["better"])
+        fresh, old, broken, manual = (row(k) for k in days_ago)
+        assert (fresh["link"], fresh["name"]) == ("fresh/latest.html", "fresh")
+        assert fresh["decision"].startswith("roll back 1\nVariation 1 is significantly worse on purchased")
+        assert fresh["decisionBg"] == red and fresh["health"] == "healthy"
+        assert (fresh["state"], fresh["stateBg"]) == ("ok", green)
+        assert old["stateBg"] == red
+        assert (
+            old["state"]
+            == f"stale: no successful run since {(now - dt.timedelta(days=3)):%Y-%m-%d %H:%M} UTC, scheduled every 24 h"
+        )
+        assert (broken["state"], broken["stateBg"]) == ("failed: Table no_such_table does not exist.", red)
+        assert (manual["state"], manual["stateBg"]) == ("ok", green)
+        assert page.locator("a", has_text="the data overview").get_attribute("href") == "overview/overview.html"
+        # viewed two days later, without the index rewritten: the fresh row has turned stale
+        page.clock.install(time=now + dt.timedelta(days=2))
+        page.reload()
+        later = row("fresh")
+        assert later["state"].startswith("stale: no successful run since") and later["stateBg"] == red
+        assert row("manual")["state"] == "ok" and row("broken")["state"].startswith("failed: ")
+
+
 def test_baseline_from_the_database_matches_pandas(duck, raw):
     from workbench.experiments.baselines import metric_baseline
 
@@ -534,10 +597,14 @@ def test_run_reports_keeps_the_last_good_report_when_one_breaks(scheduled):
     assert len(list(folder.glob("*.failed.ipynb"))) == 1 and len(list(folder.glob("2*[0-9].html"))) == 1
     status = json.loads((folder / "status.json").read_text())
     assert status["status"] == "failed" and status["last_good_run"] < status["last_run"]
+    assert status["every_hours"] == 24  # run-reports' default schedule, which the index judges staleness by
     assert (home / "reports" / "price-display" / "latest.html").is_file()
     assert "ok     price-display" in second.stdout
     index = (home / "reports" / "index.html").read_text()
     assert "add-to-cart-cta" in index and "price-display" in index and "failed" in index and "no_such_table" in index
+    assert '<a href="price-display/latest.html">price-display</a>' in index  # named by experiment
+    assert re.search(r'data-key="add-to-cart-cta".*?<b>ship 1</b>.*?data-state="failed"', index)  # last good decision
+    assert re.search(r'data-key="price-display".*?<b>roll back 1</b>.*?data-state="ok"', index)
     db = wb.connect(url)
     raw = {t: db.sql(f"SELECT * FROM {t}", limit=None) for t in ("experiment_viewed", "orders")}
     db.dispose()
@@ -570,7 +637,9 @@ def test_dashboard_widgets_follow_the_selection_and_refresh(scheduled, monkeypat
     dash = Dashboard(reports)
     assert dash.experiment.value == "add-to-cart-cta"
     goal = dash.chart_rows.copy()
+    assert dash.banner.value.index("Decision: Ship variation 1") < dash.banner.value.index("Healthy")
     dash.experiment.value = "price-display"
+    assert dash.banner.value.index("Decision: Roll back variation 1") < dash.banner.value.index("Healthy")
     assert dash.segment.options[0][1] == "all" and len(dash.segment.options) > 2
     assert not dash.chart_rows["relative"].equals(goal["relative"])
     dash.group.value = "guardrail"

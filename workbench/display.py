@@ -108,6 +108,11 @@ def decision_html(decision: Decision, health: HealthChecks) -> str:
     )
 
 
+def decision_and_health_html(decision: Decision, health: HealthChecks) -> str:
+    """:func:`decision_html`, followed by the green health banner when every check passed."""
+    return decision_html(decision, health) + ("" if health.warnings else health_banner_html(health))
+
+
 def decision_text(decision: Decision) -> list[str]:
     """The decision as plain lines: ``DECISION: <headline>.`` then one ``- reason`` per line."""
     return [f"DECISION: {decision.headline}.", *(f"- {r}" for r in decision.reasons)]
@@ -212,9 +217,8 @@ def settings_line(results: ExperimentResults) -> str:
 def results_html(results: ExperimentResults) -> str:
     """A notebook cell's view of the results: the decision (after the health banner when a check
     failed, else the green one after it), then every comparison."""
-    health = "" if results.health.warnings else health_banner_html(results.health)
     table = results_table_html(results, caption=settings_line(results))
-    return f"<div>{decision_html(results.decision, results.health)}{health}{table}</div>"
+    return f"<div>{decision_and_health_html(results.decision, results.health)}{table}</div>"
 
 
 def results_text(results: ExperimentResults) -> str:
