@@ -20,6 +20,7 @@ from workbench.experiments.config import load_config
 from workbench.experiments.engine import experiment
 from workbench.stats import AnalysisSettings, experiment_results, mid_experiment_power
 from workbench.stats.moments import ArmMoments
+from workbench.stats.results import REQUIRED_COLUMNS
 
 CONFIG = Path(__file__).resolve().parents[1] / "workbench.yml"
 
@@ -139,9 +140,21 @@ def test_failed_health_is_never_a_ship():
     )
 
 
-def test_no_units_is_no_data():
+def test_no_units_is_no_data_but_units_without_metrics_are_not():
     d = decision_of([converted("purchased", "0", 0, 0), converted("purchased", "1", 0, 0)])
     assert (d.action, d.headline, d.label) == ("no data", "No data yet", "no data yet")
+    # a discovered experiment's stub entry: units (the health facts), no metrics
+    counts = pd.DataFrame(
+        {"dimension": "overall", "dimension_value": "all", "variation": ["0", "1"], "users": [500, 510]}
+    )
+    stub = experiment_results(
+        pd.DataFrame(columns=list(REQUIRED_COLUMNS)), AnalysisSettings(variations=("0", "1")), unit_counts=counts
+    )
+    assert stub.health.units == 1010
+    assert (stub.decision.action, stub.decision.reasons) == (
+        "inconclusive",
+        ("Nothing decides this experiment: no metrics are configured.",),
+    )
 
 
 def test_the_decision_is_first_in_the_text_and_json():

@@ -50,7 +50,7 @@ class Decision:
     variation to ship or those to roll back (empty otherwise); ``reasons`` plain sentences with the
     evidence, most important first; ``more_units`` / ``more_days`` what "keep running" still
     needs (units over both arms of the neediest goal comparison; days at the traffic so far, None
-    when the days are unknown)."""
+    when the days are unknown) for the planned relative effect ``target_mde``."""
 
     action: Action
     variations: tuple[str, ...] = ()
@@ -167,7 +167,7 @@ def decide(results: ExperimentResults) -> Decision:
     settings, health = results.settings, results.health
     t = results.table
     overall = t[(t["dimension"] == "overall") & (t["variation"].astype(str) != str(settings.control))]
-    if not len(t) or not (t.loc[t["dimension"] == "overall", ["units", "baseline_units"]].to_numpy().sum()):
+    if not health.units:
         return Decision("no data", reasons=("No unit has been exposed to this experiment yet.",))
     if health.warnings:
         return Decision("don't trust yet", reasons=tuple(health.warnings))
@@ -189,7 +189,9 @@ def decide(results: ExperimentResults) -> Decision:
         ordered = tuple(v for v in dict.fromkeys(str(r["variation"]) for r in rows) if v in harmed)
         return Decision("roll back", ordered, tuple(harms))
     if not goal:
-        why = "only one variation (the control): nothing to compare" if not rows else "no goal metrics are configured"
+        why = "no goal metrics are configured"
+        if not rows:
+            why = "no metrics are configured" if t.empty else "only one variation (the control): nothing to compare"
         return Decision("inconclusive", reasons=(f"Nothing decides this experiment: {why}.",))
     days = days_so_far(health.units_per_day)
     reasons = tuple(_power_reason(r, results, days) for r in goal)
