@@ -226,7 +226,7 @@ def test_tables_charts_and_verdict_follow_the_results(data, tmp_path):
 
 
 @pytest.mark.browser
-def test_the_index_says_decision_health_and_a_failed_or_stale_state_in_red(data, tmp_path):
+def test_the_index_says_decision_health_and_a_failed_or_stale_state_in_red(data, tmp_path, artifacts_dir):
     """Four report folders around one cached result (roll back, healthy): a fresh scheduled run, a
     scheduled run three days old (stale), a failed run with its sentence, and an old run without a
     schedule (never stale); the page turns the fresh row stale by itself when viewed two days on."""
@@ -280,6 +280,7 @@ def test_the_index_says_decision_health_and_a_failed_or_stale_state_in_red(data,
         assert (broken["state"], broken["stateBg"]) == ("failed: Table no_such_table does not exist.", red)
         assert (manual["state"], manual["stateBg"]) == ("ok", green)
         assert page.locator("a", has_text="the data overview").get_attribute("href") == "overview/overview.html"
+        page.screenshot(path=str(artifacts_dir / "report-index.png"), full_page=True)
         # viewed two days later, without the index rewritten: the fresh row has turned stale
         page.clock.install(time=now + dt.timedelta(days=2))
         page.reload()
