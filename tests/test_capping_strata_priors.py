@@ -115,9 +115,11 @@ def test_unknown_strata_dimension_is_refused_before_any_query(tmp_path):
         match=r"experiment 'checkout-layout'\.analysis\.post_stratification: 'device' is not a dimension of "
         r"assignment query 'logged_in'; use some of \['browser', 'country'\]\.",
     ):
-        parse_config(config_data(analysis={"post_stratification": ["browser", "device"]}), tmp_path / "w.yml")
+        parse_config(
+            config_data(analysis={"post_stratification": ["browser", "device"]}), tmp_path / "w.yml"
+        ).experiment("checkout-layout")
     with pytest.raises(ConfigError, match=r"post_stratification: lists a name twice"):
-        parse_config(config_data(analysis={"post_stratification": ["browser", "browser"]}), tmp_path / "w.yml")
+        parse_config(config_data(analysis={"post_stratification": ["browser", "browser"]}), tmp_path / "w.yml").strict()
     exp = experiment("checkout-layout", parse_config(config_data(), tmp_path / "w.yml"))
 
     class NoDatabase:

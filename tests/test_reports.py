@@ -192,11 +192,14 @@ def test_tables_charts_and_verdict_follow_the_results(data, tmp_path):
     html = report_tables.group_table_html(data.results, "goal")
     purchased = overall[overall["metric"] == "purchased"].iloc[0]
     assert html.count('class="wb-row') == 1 and f"wb-{purchased['significance'] or 'neutral'}" in html
-    verdict = report_tables.verdict(data)
-    if purchased["significance"] == "worse":
-        assert "Variation 1 is worse on purchased" in verdict and "No variation beat the control" in verdict
-    elif purchased["significance"] == "better":
-        assert "Variation 1 won" in verdict
+    verdict, decision = report_tables.verdict(data), data.results.decision
+    # the generator plants a drop in purchases and revenue for price-display (seed 5)
+    assert purchased["significance"] == "worse" and "**Variation 1 is worse on purchased**" in verdict
+    assert (decision.action, decision.variations) == ("roll back", ("1",)) and not data.results.health.warnings
+    assert decision.reasons[0].startswith(
+        f"Variation 1 is significantly worse on purchased ({purchased['relative_effect']:+.1%}, p = {purchased['p_value']:.2g}), revenue ("
+    )
+    assert "won" not in verdict
     rows = report_charts.interval_rows(data.results, data.intervals, "secondary")
     assert list(rows["metric"]) == ["revenue"]
     plain = report_charts.interval_chart(rows)
@@ -220,6 +223,70 @@ def test_tables_charts_and_verdict_follow_the_results(data, tmp_path):
     assert (
         str(again.results) == str(data.results) and again.results.health.srm_flagged == data.results.health.srm_flagged
     )
+
+
+@pytest.mark.browser
+def test_the_index_says_decision_health_and_a_failed_or_stale_state_in_red(data, tmp_path, artifacts_dir):
+    """Four report folders around one cached result (roll back, healthy): a fresh scheduled run, a
+    scheduled run three days old (stale), a failed run with its sentence, and an old run without a
+    schedule (never stale); the page turns the fresh row stale by itself when viewed two days on."""
+    import datetime as dt
+
+    from workbench.display import BACKGROUNDS
+    from workbench.reports.data import save_report_cache
+    from workbench.reports.runs import timestamp_stem, write_index
+
+    now = dt.datetime.now(dt.UTC)
+    days_ago = {"fresh": 0, "old": 3, "broken": 1, "manual": 3}
+    for key, age in days_ago.items():
+        folder = tmp_path / key
+        save_report_cache(data, folder / "cache")
+        good = timestamp_stem(now - dt.timedelta(days=age))
+        status = {"key": key, "status": "ok", "last_run": good, "last_good_run": good, "last_good_html": f"{good}.html"}
+        status.update({} if key == "manual" else {"every_hours": 24})
+        if key == "broken":
+            status.update(status="failed", last_run=timestamp_stem(now), error="Table no_such_table does not exist.")
+        (folder / "status.json").write_text(json.dumps(status))
+    (tmp_path / "overview").mkdir()
+    (tmp_path / "overview" / "overview.html").write_text("<html></html>")
+    index = write_index(tmp_path)
+    with offline_page(index) as (page, _fetched):
+
+        def row(key: str) -> dict:
+            return page.evaluate(
+                """key => { const r = document.querySelector(`tr[data-key="${key}"]`);
+                  const cell = c => r.querySelector(c); const bg = e => getComputedStyle(e).backgroundColor;
+                  return {link: r.querySelector("a").getAttribute("href"), name: r.querySelector("a").textContent,
+                          decision: cell(".wb-decision").innerText, decisionBg: bg(cell(".wb-decision")),
+                          health: cell(".wb-health").innerText, state: cell(".wb-state").innerText,
+                          stateBg: bg(cell(".wb-state"))}; }""",
+                key,
+            )
+
+        def rgb(colour: str) -> str:
+            return f"rgb({int(colour[1:3], 16)}, {int(colour[3:5], 16)}, {int(colour[5:7], 16)})"
+
+        red, green = rgb(BACKGROUNDS["worse"]), rgb(BACKGROUNDS["better"])
+        fresh, old, broken, manual = (row(k) for k in days_ago)
+        assert (fresh["link"], fresh["name"]) == ("fresh/latest.html", "fresh")
+        assert fresh["decision"].startswith("roll back 1\nVariation 1 is significantly worse on purchased")
+        assert fresh["decisionBg"] == red and fresh["health"] == "healthy"
+        assert (fresh["state"], fresh["stateBg"]) == ("ok", green)
+        assert old["stateBg"] == red
+        assert (
+            old["state"]
+            == f"stale: no successful run since {(now - dt.timedelta(days=3)):%Y-%m-%d %H:%M} UTC, scheduled every 24 h"
+        )
+        assert (broken["state"], broken["stateBg"]) == ("failed: Table no_such_table does not exist.", red)
+        assert (manual["state"], manual["stateBg"]) == ("ok", green)
+        assert page.locator("a", has_text="the data overview").get_attribute("href") == "overview/overview.html"
+        page.screenshot(path=str(artifacts_dir / "report-index.png"), full_page=True)
+        # viewed two days later, without the index rewritten: the fresh row has turned stale
+        page.clock.install(time=now + dt.timedelta(days=2))
+        page.reload()
+        later = row("fresh")
+        assert later["state"].startswith("stale: no successful run since") and later["stateBg"] == red
+        assert row("manual")["state"] == "ok" and row("broken")["state"].startswith("failed: ")
 
 
 def test_baseline_from_the_database_matches_pandas(duck, raw):
@@ -409,6 +476,11 @@ def test_report_html_renders_every_chart_offline(cli_report, duck, artifacts_dir
         assert len(traces) == 5 and all(n > 0 for n in traces)
         assert page.locator("text=Results by metric group").count() >= 1
         assert not page.locator("details pre").first.is_visible()  # the SQL stays folded until clicked
+        # the decision comes first: above the experiment line and every section
+        decision = page.locator(".wb-decision")
+        assert decision.count() == 1 and "wb-decision-worse" in decision.get_attribute("class")
+        assert decision.inner_text().startswith("Decision: Roll back variation 1\n")
+        assert decision.bounding_box()["y"] < page.locator("h2").first.bounding_box()["y"]
         page.screenshot(path=str(artifacts_dir / "experiment-report.png"), full_page=True)
         save_screenshot(page, "report-summary")  # docs/getting-started.md
         save_screenshot(page, "report-results", heading="Results by metric group")
@@ -553,6 +625,31 @@ def test_pruning_keeps_the_newest_runs_and_the_last_good_one(tmp_path):
 
 
 @pytest.mark.notebook
+@pytest.mark.browser
+def test_an_unhealthy_experiment_opens_with_a_red_banner_and_no_winner(growthbook_url, tmp_path):
+    """GrowthBook's checkout-layout (a sample-ratio mismatch, variation 2 ahead on purchases): the
+    red health banner is the first thing on the page, the decision "don't trust yet" next."""
+    from workbench.reports.runs import run_report
+
+    if not growthbook_url.startswith("duckdb"):
+        pytest.skip("one papermill run of the sample is enough: DuckDB's")
+    config = Path(__file__).resolve().parents[1] / "workbench.yml"
+    run = run_report("checkout-layout", database_url=growthbook_url, config_path=config,
+                     reports_dir=tmp_path, dimension="none")  # fmt: skip
+    assert run.status == "ok", run.error
+    with offline_page(run.latest) as (page, _fetched):
+        first = page.locator(".wb-banner, .wb-decision, h2").first  # after the title and its one sentence
+        assert "wb-unhealthy" in first.get_attribute("class") and "Sample ratio mismatch" in first.inner_text()
+        decision = page.locator(".wb-decision")
+        assert decision.inner_text().startswith("Decision: Don't trust yet: the health checks failed\n")
+        assert (
+            page.evaluate("getComputedStyle(document.querySelector('.wb-unhealthy')).backgroundColor")
+            == "rgb(255, 235, 233)"
+        )
+        assert " won" not in page.inner_text("body")
+
+
+@pytest.mark.notebook
 def test_data_quality_and_power_notebooks_execute(duck, raw, tmp_path):
     from workbench.reports.notebooks import run_notebook
 
@@ -660,10 +757,14 @@ def test_run_reports_keeps_the_last_good_report_when_one_breaks(scheduled):
     assert len(list(folder.glob("*.failed.ipynb"))) == 1 and len(list(folder.glob("2*[0-9].html"))) == 1
     status = json.loads((folder / "status.json").read_text())
     assert status["status"] == "failed" and status["last_good_run"] < status["last_run"]
+    assert status["every_hours"] == 24  # run-reports' default schedule, which the index judges staleness by
     assert (home / "reports" / "price-display" / "latest.html").is_file()
     assert "ok     price-display" in second.stdout
     index = (home / "reports" / "index.html").read_text()
     assert "add-to-cart-cta" in index and "price-display" in index and "failed" in index and "no_such_table" in index
+    assert '<a href="price-display/latest.html">price-display</a>' in index  # named by experiment
+    assert re.search(r'data-key="add-to-cart-cta".*?<b>ship 1</b>.*?data-state="failed"', index)  # last good decision
+    assert re.search(r'data-key="price-display".*?<b>roll back 1</b>.*?data-state="ok"', index)
     db = wb.connect(url)
     raw = {t: db.sql(f"SELECT * FROM {t}", limit=None) for t in ("experiment_viewed", "orders")}
     db.dispose()
@@ -696,7 +797,9 @@ def test_dashboard_widgets_follow_the_selection_and_refresh(scheduled, monkeypat
     dash = Dashboard(reports)
     assert dash.experiment.value == "add-to-cart-cta"
     goal = dash.chart_rows.copy()
+    assert dash.banner.value.index("Decision: Ship variation 1") < dash.banner.value.index("Healthy")
     dash.experiment.value = "price-display"
+    assert dash.banner.value.index("Decision: Roll back variation 1") < dash.banner.value.index("Healthy")
     assert dash.segment.options[0][1] == "all" and len(dash.segment.options) > 2
     assert not dash.chart_rows["relative"].equals(goal["relative"])
     dash.group.value = "guardrail"

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from workbench.errors import ConfigError
 from workbench.experiments.config import Config, load_config
 
 
@@ -26,9 +25,7 @@ def validate_config_file(path: Path) -> Config:
     from workbench.toolkit.sources import configured_sources
 
     path = Path(path)
-    config = load_config(path)
-    for sentence in config.broken_experiments.values():  # analysis skips them; a check names them
-        raise ConfigError(sentence)
+    config = load_config(path).strict()
     resolve_database(config_path=path)
     events = event_settings(path)
     for name, declaration in events.properties.items():

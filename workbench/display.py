@@ -17,11 +17,13 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from workbench.stats import ExperimentResults
+    from workbench.stats.decision import Decision
     from workbench.stats.health import HealthChecks
 
 # One palette for every chart, table and banner.
 BETTER, WORSE, NEUTRAL, MUTED = "#1a7f37", "#cf222e", "#57606a", "#d0d7de"
 BACKGROUNDS = {"better": "#dafbe1", "worse": "#ffebe9"}  # rows and banners
+NOTICE = "#fff8c5"  # a decision that is neither ship nor harm: keep running, inconclusive, no data
 SERIES = ("#0969da", "#bf3989", "#9a6700", "#1a7f37", "#8250df")  # one colour per variation
 MARKS = {"better": "▲ better", "worse": "▼ worse"}
 # "0": toolkit charts show without their static PNG (report kernels, whose pages draw the figures'
@@ -90,6 +92,33 @@ def health_text(health: HealthChecks) -> list[str]:
     """The health banner as plain lines."""
     head = f"{'Healthy' if not health.warnings else 'NOT HEALTHY'}: {health_facts(health)}."
     return [head, *(f"WARNING: {w}" for w in health.warnings)]
+
+
+# -- the decision ------------------------------------------------------------------------------
+def decision_html(decision: Decision, health: HealthChecks) -> str:
+    """What a report shows first: the red health banner when a check failed, then the decision's
+    headline (green ship, red roll back or don't trust yet, yellow otherwise) with its reasons
+    (the health warnings are the banner's, not repeated)."""
+    colour = BACKGROUNDS.get(decision.tone, NOTICE)
+    untrusted = "The results below may be biased: find the cause of the failed checks before acting on any of them."
+    reasons = (untrusted,) if decision.action == "don't trust yet" else decision.reasons
+    items = "".join(f"<li>{html.escape(r)}</li>" for r in reasons)
+    banner = health_banner_html(health) if health.warnings else ""
+    return (
+        f'{banner}<div class="wb-decision wb-decision-{decision.tone}" style="background:{colour};padding:8px 12px;'
+        f'border-radius:4px;margin:6px 0"><div style="font-size:1.3em"><b>Decision: {html.escape(decision.headline)}</b></div>'
+        f"<ul style='margin:4px 0'>{items}</ul></div>"
+    )
+
+
+def decision_and_health_html(decision: Decision, health: HealthChecks) -> str:
+    """:func:`decision_html`, followed by the green health banner when every check passed."""
+    return decision_html(decision, health) + ("" if health.warnings else health_banner_html(health))
+
+
+def decision_text(decision: Decision) -> list[str]:
+    """The decision as plain lines: ``DECISION: <headline>.`` then one ``- reason`` per line."""
+    return [f"DECISION: {decision.headline}.", *(f"- {r}" for r in decision.reasons)]
 
 
 # -- results tables ----------------------------------------------------------------------------
@@ -189,10 +218,10 @@ def settings_line(results: ExperimentResults) -> str:
 
 
 def results_html(results: ExperimentResults) -> str:
-    """A notebook cell's view of the results: the health banner, then every comparison."""
-    return (
-        f"<div>{health_banner_html(results.health)}{results_table_html(results, caption=settings_line(results))}</div>"
-    )
+    """A notebook cell's view of the results: the decision (after the health banner when a check
+    failed, else the green one after it), then every comparison."""
+    table = results_table_html(results, caption=settings_line(results))
+    return f"<div>{decision_and_health_html(results.decision, results.health)}{table}</div>"
 
 
 def results_text(results: ExperimentResults) -> str:
@@ -204,4 +233,6 @@ def results_text(results: ExperimentResults) -> str:
     else:
         heads, _records, cells = _cells(results, results.table)
         body = pd.DataFrame(cells, columns=heads).to_string(index=False)
-    return "\n".join([settings_line(results), *health_text(results.health), "", body])
+    return "\n".join(
+        [*decision_text(results.decision), "", settings_line(results), *health_text(results.health), "", body]
+    )

@@ -352,14 +352,14 @@ def load_outcome(path: Path, tally: Counter):
 
 
 def first_broken(cfg):
-    """``cfg``, after checking that the experiments it holds are consistent and raising the first
-    broken experiment entry's sentence: that experiment fails alone (analysing it raises the
-    sentence) while the others load."""
+    """``cfg``, after checking that the experiments it holds are consistent and that each broken
+    entry fails alone (analysing it raises its own sentence); raises the first one's sentence."""
     if cfg.broken_experiments:
         check_consistent(cfg)
-    for key in cfg.broken_experiments:
-        cfg.experiment(key)
-    return cfg
+    for key, sentence in cfg.broken_experiments.items():
+        with pytest.raises(ConfigError, match=re.escape(sentence)):
+            cfg.experiment(key)
+    return cfg.strict()
 
 
 def write(path: Path, data) -> None:

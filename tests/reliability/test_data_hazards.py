@@ -440,8 +440,8 @@ def test_experiment_without_traffic_says_no_data_yet(backend, tmp_path, ledger):
     assert any(w.startswith("No data yet") for w in results.health.warnings)
     text = str(results)
     assert "No data yet" in text and "no units in either variation" in text
-    verdict = report_tables.verdict(data)
-    assert verdict.startswith("**No data yet**")
+    assert data.results.decision.action == "no data"
+    assert "No data yet" in report_tables.no_data_html(data)
     assert "No data yet" in health_banner_html(data.results.health)
     html = report_tables.group_table_html(data.results, "goal")
     assert "0 / 0" in html
@@ -458,12 +458,17 @@ def test_experiment_without_traffic_says_no_data_yet(backend, tmp_path, ledger):
         assert run.status == "ok", run.error
         page = run.latest.read_text(encoding="utf-8")
         assert "No data yet" in page and "Traceback" not in page
-        rendered = "; the papermill HTML report renders with 'No data yet' and no traceback"
+        # a short page: no health figures, sections or charts about numbers that do not exist
+        assert "wb-no-data" in page and "p = 1" not in page and "Results by metric group" not in page
+        assert "Plotly.newPlot(" not in page and 'class="wb-results"' not in page
+        executed = run.notebook.read_text(encoding="utf-8")
+        assert "Results by metric group" in executed  # the notebook still holds every cell
+        rendered = "; the papermill HTML report is a short page saying 'No data yet' (no health figures, sections or charts) and no traceback"
     ledger(
         "Data hazards",
         f"an experiment with no traffic yet ({backend.name}): configured, its exposure table holding only another experiment",
         f"no exception and no RuntimeWarning; {len(table)} result rows with 0 units, blank means and the note 'no units in either variation'; "
-        f"health warning and report verdict 'No data yet'{rendered} (before the fix: KeyError in the health checks)",
+        f"health warning and report decision 'No data yet'{rendered} (before the fix: KeyError in the health checks)",
     )
 
 

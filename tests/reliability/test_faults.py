@@ -152,7 +152,7 @@ def test_server_stopped_mid_batch_keeps_the_last_good_reports(own_server, tmp_pa
     assert all((reports / link).stat().st_size > 100_000 for link in links)
     for key in BATCH:
         assert f"purchased v1: {lifts[key]:+.1%}" in index, key
-    states = dict(re.findall(r"<td>([\w.-]+)</td><td>(ok|failed)</td>", index))
+    states = dict(re.findall(r'<tr data-key="([\w.-]+)".*?data-state="(\w+)"', index))
     assert states == {BATCH[0]: "ok", BATCH[1]: "failed", BATCH[2]: "failed"}, states
     ledger(
         "Faults",

@@ -262,7 +262,7 @@ def accepted_variation(value: str, path: Path) -> bool:
     mapping = config_mapping()
     mapping["experiments"] = [hostile_experiment(0, value)]
     try:
-        parse_config(mapping, path)
+        parse_config(mapping, path).strict()
     except ConfigError as exc:
         assert_one_sentence(str(exc), str(path), "exp_000", "variations")
         return False
@@ -448,7 +448,7 @@ def test_config_entries_refuse_hostile_names_and_dates(tmp_path, ledger):
     kept_keys, refused = [], 0
     for label, value in ITEMS:
         try:
-            config = parse_config(minimal_mapping(key=value), path)
+            config = parse_config(minimal_mapping(key=value), path).strict()
         except ConfigError as exc:
             assert_one_sentence(str(exc), str(path), "experiment")
             refused += 1
@@ -465,13 +465,13 @@ def test_config_entries_refuse_hostile_names_and_dates(tmp_path, ledger):
         )
         for change, named in entries:
             with pytest.raises(ConfigError) as err:
-                parse_config(minimal_mapping(**change), path)
+                parse_config(minimal_mapping(**change), path).strict()
             assert_one_sentence(str(err.value), str(path), "exp_benign", named)
             refused += 1
         mapping = minimal_mapping()
         mapping["assignment_queries"][0]["dimensions"] = [value]
         with pytest.raises(ConfigError) as err:
-            parse_config(mapping, path)
+            parse_config(mapping, path).strict()
         assert_one_sentence(str(err.value), str(path), "assignment query 'assignments'")
         refused += 1
     assert refused == len(ITEMS) * 7 - len(kept_keys)

@@ -93,6 +93,14 @@ def run_reports_command(
             "--jobs", min=1, help="Reports run at once, each in its own process and kernel (up to one per core)."
         ),
     ] = 1,
+    every: Annotated[
+        float,
+        typer.Option(
+            "--every",
+            min=0.01,
+            help="Hours between scheduled runs (default 24: daily); the index shows an experiment as stale, in red, once its last successful run is older.",
+        ),
+    ] = 24.0,
     keep: KeepOption = KEEP_RUNS,
 ) -> None:
     """Run every experiment's report (for cron or a systemd timer); exit 1 if any failed, with one line per failure."""
@@ -105,7 +113,13 @@ def run_reports_command(
         fail(exc)
     try:
         runs = run_reports(
-            chosen, database_url=database, config_path=config_path, dimension=dimension, jobs=jobs, keep=keep
+            chosen,
+            database_url=database,
+            config_path=config_path,
+            dimension=dimension,
+            jobs=jobs,
+            every_hours=every,
+            keep=keep,
         )
     except WorkbenchError as exc:  # the index could not be written (a full disk)
         fail(exc)

@@ -256,6 +256,13 @@ class Config:
             )
         return self.metrics[name]
 
+    def strict(self) -> Config:
+        """This config, or the :class:`ConfigError` of its first broken experiment entry (where
+        analysis lets each broken entry fail alone, a check wants every mistake)."""
+        for sentence in self.broken_experiments.values():
+            raise ConfigError(sentence)
+        return self
+
     def experiment(self, key: str) -> ExperimentConfig:
         if key in self.broken_experiments:
             raise ConfigError(self.broken_experiments[key])

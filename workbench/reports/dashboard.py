@@ -1,5 +1,5 @@
 """The experiment dashboard (served by Voila from ``notebooks/dashboard.ipynb``): experiment
-picker, metric-group tabs, segment selector, health banner, interval chart with a "highlight
+picker, metric-group tabs, segment selector, the decision with the health banner, interval chart with a "highlight
 significant" toggle, cumulative effect chart and a results table with hover details.
 
 It reads the cached results of ``reports/<key>/cache/`` (written by ``workbench report`` and
@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from workbench import paths
-from workbench.display import NEUTRAL, WORSE, health_banner_html
+from workbench.display import NEUTRAL, WORSE, decision_and_health_html
 from workbench.errors import WorkbenchError
 from workbench.reports.data import ReportData, cache_dir, load_report_cache
 from workbench.reports.tables import GROUPS
@@ -192,7 +192,7 @@ class Dashboard:
             f"<span style='color:{NEUTRAL}'>Control: variation {html.escape(data.control)} · computed {html.escape(str(p.get('computed_at')))}"
             f" · data {html.escape(str(p.get('data_window', {}).get('first_exposure_day')))} to {html.escape(str(p.get('data_window', {}).get('last_exposure_day')))}</span>"
         )
-        self.banner.value = health_banner_html(data.results.health)
+        self.banner.value = decision_and_health_html(data.results.decision, data.results.health)
         options = [
             ("all units" if dim == "overall" else f"{dim} = {value}", value)
             for dim, value in dimension_values(data.results)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import html
 import json
 import os
 import shutil
@@ -22,11 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from workbench import paths
-from workbench.display import BACKGROUNDS, missing
 from workbench.errors import ConfigError, WorkbenchError, shown
 from workbench.experiments.config import EXPERIMENT_KEY
 from workbench.files import atomic_write, replace_file, swap_directory
 from workbench.redaction import redact
+from workbench.reports.index_page import read_status, record_schedule, write_index
 
 REPORT_NOTEBOOK = "experiment_report.ipynb"
 KEEP_RUNS = 10  # runs (timestamped notebook and HTML) kept per experiment
@@ -188,7 +187,7 @@ def _run_claimed(
     params = {"experiment": key, "dimension": dimension, "cache_dir": str(staging_cache), **(parameters or {})}
     if config_path:
         params["config_path"] = str(Path(config_path).absolute())  # the kernel runs in the project root, not here
-    status = _read_status(folder)
+    status = read_status(folder)
     status.update(key=key, last_run=stem)
     try:
         load_config(config_path).experiment(key)  # a broken entry fails here with its own sentence
@@ -263,19 +262,12 @@ def prune_runs(folder: Path, keep: int = KEEP_RUNS) -> list[str]:
     progress are never touched. Returns the stems removed."""
     if keep < 1:
         raise WorkbenchError(f"keep={keep} would leave no run: keep at least 1.")
-    protected = _read_status(folder).get("last_good_run")
+    protected = read_status(folder).get("last_good_run")
     doomed = [stem for stem in _run_stems(folder)[:-keep] if stem != protected]
     for stem in doomed:
         for ending in (".ipynb", ".html", ".failed.ipynb"):
             (folder / f"{stem}{ending}").unlink(missing_ok=True)
     return doomed
-
-
-def _read_status(folder: Path) -> dict:
-    try:
-        return json.loads((folder / "status.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
 
 
 def report_keys(
@@ -322,12 +314,13 @@ def run_reports(
     reports_dir: Path | None = None,
     dimension: str = "",
     jobs: int = 1,
+    every_hours: float | None = None,
     keep: int = KEEP_RUNS,
 ) -> list[ReportRun]:
     """Run :func:`run_report` for each key (each its own kernel; failures recorded, never raised),
     ``jobs`` at a time (each in a worker process of its own when above 1), keeping the newest
-    ``keep`` runs of each, then write ``reports/index.html``; the runs come back in the order of
-    ``keys``."""
+    ``keep`` runs of each, record ``every_hours`` (how often this batch is scheduled) in each
+    status, then write ``reports/index.html``; the runs come back in the order of ``keys``."""
     from workbench.progress import progress
 
     options = {
@@ -356,6 +349,8 @@ def run_reports(
     else:
         runs = [_guarded_run(key, options) for key in progress(keys, desc="Experiment reports", unit="report")]
     try:
+        if every_hours is not None:
+            record_schedule(keys, every_hours, reports_dir)
         write_index(reports_dir, keys)
     except WorkbenchError:  # a full disk: the old index stays whole
         if all(run.status == "ok" for run in runs):
@@ -369,71 +364,3 @@ def _guarded_run(key: str, options: dict) -> ReportRun:
         return run_report(key, **options)
     except Exception as exc:  # one experiment's failure must never stop the others
         return ReportRun(key, "failed", error=redact(f"{type(exc).__name__}: {exc}"))
-
-
-def _key_results(folder: Path) -> tuple[str, bool | None]:
-    """The goal metrics' overall effects of the cached results as one line, and the SRM flag."""
-    from workbench.reports.data import load_report_cache
-
-    try:
-        results = load_report_cache(folder / "cache").results
-    except (OSError, ValueError, WorkbenchError):
-        return "", None
-    settings, t = results.settings, results.table
-    chosen = t[
-        t["metric"].isin(settings.goal_metrics)
-        & (t["dimension"] == "overall")
-        & (t["variation"] != settings.control)
-        & t["relative_effect"].notna()
-    ]
-    parts = []
-    for r in chosen.to_dict("records"):
-        p = r["p_value_adjusted"] if settings.correction != "none" else r["p_value"]
-        sure = (
-            f"p {p:.2g}"
-            if not missing(p)
-            else (f"chance to win {r['chance_to_win']:.0%}" if not missing(r["chance_to_win"]) else "")
-        )
-        parts.append(f"{r['metric']} v{r['variation']}: {r['relative_effect']:+.1%} ({sure})")
-    return "; ".join(parts), results.health.srm_flagged
-
-
-def write_index(reports_dir: Path | None = None, keys: list[str] | None = None) -> Path:
-    """``reports/index.html``: every experiment with a report folder (and every key in ``keys``):
-    status of the last run, last good run (linked), key results and the SRM flag; a write that
-    fails (a full disk) leaves the old index whole and raises one sentence."""
-    from workbench.reports.notebooks import output_error
-
-    root = Path(reports_dir or paths.reports_dir())
-    root.mkdir(parents=True, exist_ok=True)
-    names = sorted({p.parent.name for p in root.glob("*/status.json")} | set(keys or []))
-    rows = []
-    for key in names:
-        status = _read_status(root / key)
-        results, srm = _key_results(root / key)
-        good = status.get("last_good_html")
-        link = (
-            f'<a href="{html.escape(key)}/latest.html">{html.escape(status.get("last_good_run", ""))}</a>'
-            if good
-            else "never"
-        )
-        state = status.get("status", "not run")
-        colour = {"ok": BACKGROUNDS["better"], "failed": BACKGROUNDS["worse"]}.get(state, "")
-        srm_cell = "⚠ SRM" if srm else ("ok" if srm is False else "")
-        rows.append(
-            f'<tr style="background:{colour}"><td>{html.escape(key)}</td><td>{html.escape(state)}</td><td>{html.escape(status.get("last_run", ""))}</td>'
-            f"<td>{link}</td><td>{html.escape(results)}</td><td>{srm_cell}</td><td>{html.escape(status.get('error', ''))}</td></tr>"
-        )
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    page = (
-        "<!doctype html><html><head><meta charset='utf-8'><title>Experiment reports</title><style>body{font-family:sans-serif;margin:2em}"
-        "td,th{border-bottom:1px solid #ddd;padding:4px 8px;text-align:left;vertical-align:top}</style></head><body>"
-        f"<h1>Experiment reports</h1><p>Updated {stamp}.</p><table><thead><tr><th>experiment</th><th>status</th><th>last run</th>"
-        f"<th>last good report</th><th>key results (goal metrics, overall)</th><th>SRM</th><th>error</th></tr></thead><tbody>{''.join(rows)}</tbody></table></body></html>"
-    )
-    index = root / "index.html"
-    try:
-        atomic_write(index, page)
-    except OSError as exc:
-        raise output_error(exc, root) from None
-    return index

@@ -1,5 +1,5 @@
 """The tables and plain-language sentences of experiment reports and the dashboard: the verdict
-(which variation won, how sure we are), the results of one metric group and segment, and the
+(each goal metric's comparison behind the decision), the page of an experiment without data, the results of one metric group and segment, and the
 provenance and SQL appendices. How numbers, rows and the health banner look is :mod:`workbench.display`'s.
 """
 
@@ -9,7 +9,7 @@ import html
 import re
 from typing import TYPE_CHECKING
 
-from workbench.display import certainty, effect, missing, number, results_table_html
+from workbench.display import NOTICE, certainty, effect, missing, number, results_table_html
 from workbench.paths import shown_path
 
 if TYPE_CHECKING:
@@ -32,22 +32,33 @@ def markdown_text(value: object) -> str:
     return _MARKDOWN_PUNCTUATION.sub(r"\\\1", html.escape(str(value), quote=False))
 
 
+# An output carrying this metadata ends the HTML report (workbench.reports.report_end).
+END_OF_REPORT = {"workbench_end_of_report": True}
+
+
+def no_data_html(data: ReportData) -> str:
+    """The whole page of an experiment no unit has been exposed to yet: what to check, no empty
+    charts or health figures."""
+    window = data.provenance.get("data_window", {})
+    return (
+        f'<div class="wb-decision wb-no-data" style="background:{NOTICE};padding:8px 12px;border-radius:4px">'
+        f"<div style='font-size:1.3em'><b>No data yet</b></div><p>No unit has been exposed to "
+        f"<code>{html.escape(data.key)}</code> between {html.escape(str(window.get('configured_start')))} and "
+        f"{html.escape(str(window.get('configured_end')))}, so there is nothing to compare. This page turns into the full report "
+        "once traffic arrives; if it should have, check the dates, the experiment key and its assignment query.</p></div>"
+    )
+
+
 def verdict(data: ReportData) -> str:
-    """Markdown sentences a stakeholder can act on: for each goal metric which variation is
-    significantly better or worse than the control (effect, interval, p-value or chance to
-    win), guardrails that got worse, and the overall call (with a caution when health failed)."""
+    """Markdown sentences behind the decision (which the report states first): for each goal metric
+    whether each variation is significantly better or worse than the control (effect, interval,
+    p-value or chance to win, and the power of one not significant yet), guardrails that got worse,
+    and results that capping changed."""
     results = data.results
     settings = results.settings
     level = f"{1 - settings.alpha:.0%}"
     t = results.table[results.table["dimension"] == "overall"]
-    if len(t) and not (t["units"].sum() + t["baseline_units"].sum()):
-        return (
-            "**No data yet**: no unit has been exposed to this experiment between its start and end, so there is nothing "
-            "to compare; the results fill in once traffic arrives (check the dates and the experiment key if it should have)."
-        )
     lines = []
-    winners: dict[str, int] = {}
-    losers: set[str] = set()
     for row in t[t["metric_group"] == "goal"].to_dict("records"):
         if row["variation"] == data.control:
             continue
@@ -58,38 +69,28 @@ def verdict(data: ReportData) -> str:
         sure = certainty(row, settings.engine)
         if missing(row["ci_lower"]) and isinstance(row["note"], str) and row["note"]:
             lines.append(f"- Variation {shown} on {row['metric']}: cannot be compared ({row['note']}).")
-        elif row["significance"] == "better":
-            winners[row["variation"]] = winners.get(row["variation"], 0) + 1
-            lines.append(f"- **Variation {shown} is better on {row['metric']}**: {change}, {ci}, {sure}.")
-        elif row["significance"] == "worse":
-            losers.add(row["variation"])
-            lines.append(f"- **Variation {shown} is worse on {row['metric']}**: {change}, {ci}, {sure}.")
+        elif row["significance"] in ("better", "worse"):
+            lines.append(
+                f"- **Variation {shown} is {row['significance']} on {row['metric']}**: {change}, {ci}, {sure}."
+            )
         else:
             power = power_sentence(row, settings)
             lines.append(
                 f"- Variation {shown} on {row['metric']}: no clear difference yet ({change}, {ci}, {sure}).{power}"
             )
+    if not lines:
+        lines.append(
+            "- This experiment has no goal metrics configured: add `goal_metrics` to its entry in workbench.yml."
+        )
     harmed = t[(t["metric_group"] == "guardrail") & (t["significance"] == "worse")]
     for row in harmed.to_dict("records"):
-        losers.add(row["variation"])
         size = effect(row["relative_effect" if settings.relative else "absolute_effect"], settings.relative)
         lines.append(
             f"- Guardrail **{row['metric']}** is worse in variation {markdown_text(row['variation'])} ({size}, {certainty(row, settings.engine)})."
         )
     for row in t[t["capping_changed_verdict"]].to_dict("records"):
         lines.append(f"- {capping_sentence(row, settings)}")
-    candidates = sorted((v for v in winners if v not in losers), key=lambda v: -winners[v])
-    if candidates:
-        call = f"**Variation {markdown_text(candidates[0])} won**: significantly better than the control on {winners[candidates[0]]} goal metric(s) with no goal or guardrail metric worse."
-    elif losers and not winners:
-        call = f"**No variation beat the control**; variation(s) {', '.join(markdown_text(v) for v in sorted(losers))} did worse. Keep the control."
-    elif not lines:
-        call = "This experiment has no goal metrics configured: add `goal_metrics` to its entry in workbench.yml."
-    else:
-        call = "**No winner yet**: no variation is significantly better on the goal metrics without harming another."
-    if results.health.warnings:
-        call += " **Caution: the health checks below failed, so these numbers may be biased.**"
-    return "\n".join([call, "", *lines])
+    return "\n".join(lines)
 
 
 def power_sentence(row: dict, settings: AnalysisSettings) -> str:

@@ -66,6 +66,13 @@ class HealthChecks:
     units_per_day: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=UNITS_PER_DAY_COLUMNS))
 
     @property
+    def units(self) -> int:
+        """Units in the configured variations overall (those that saw several are not counted)."""
+        overall = self.srm[self.srm["dimension"] == "overall"] if len(self.srm) else self.srm
+        columns = [c for c in overall.columns if c.startswith("users_")]
+        return int(overall[columns].to_numpy().sum()) if len(overall) else 0
+
+    @property
     def srm_flagged(self) -> bool:
         """True when the overall sample-ratio check is flagged."""
         overall = self.srm[self.srm["dimension"] == "overall"] if len(self.srm) else self.srm

@@ -23,6 +23,7 @@ from workbench.errors import WorkbenchError
 from workbench.stats.analysis_settings import AnalysisSettings
 from workbench.stats.bayesian import bayesian_test
 from workbench.stats.corrections import adjusted_p_values
+from workbench.stats.decision import Decision, decide
 from workbench.stats.frequentist import Difference, difference, t_test, welch_dof
 from workbench.stats.health import HealthChecks, health_checks
 from workbench.stats.intervals import difference_intervals
@@ -87,6 +88,12 @@ class ExperimentResults:
     sufficient_statistics: pd.DataFrame
     experiment: str | None = None
 
+    @property
+    def decision(self) -> Decision:
+        """What to do: ship, roll back, keep running, inconclusive or don't trust yet
+        (:func:`workbench.stats.decision.decide`)."""
+        return decide(self)
+
     def to_pandas(self) -> pd.DataFrame:
         """All result columns: the JSON fields plus ``metric_type``, ``metric_group``, ``inverse``,
         ``standard_error``, ``significance`` ("better"/"worse"/""), ``cuped``, ``theta`` and the
@@ -94,7 +101,7 @@ class ExperimentResults:
         return self.table.copy()
 
     def to_dict(self) -> dict:
-        """JSON-able results: ``experiment``, ``settings``, ``srm_p_value``,
+        """JSON-able results: ``experiment``, ``decision`` (:meth:`Decision.to_dict`), ``settings``, ``srm_p_value``,
         ``multiple_exposure_units``, ``health`` (warnings, unknown variations, SRM per dimension
         value), ``results`` (one dict per comparison with exactly the documented fields and
         ``note``; a capped metric's also carry ``uncapped`` — the same fields uncapped — and
@@ -123,6 +130,7 @@ class ExperimentResults:
             results.append(out)
         return {
             "experiment": self.experiment,
+            "decision": self.decision.to_dict(),
             "settings": self.settings.to_dict(),
             "srm_p_value": _json_value(self.health.srm_p_value),
             "multiple_exposure_units": int(self.health.multiple_exposure_units),
