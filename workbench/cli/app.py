@@ -48,6 +48,11 @@ def _every_command() -> None:
 
 
 def _terminated(signum: int, frame: object) -> NoReturn:
+    import logging
+
+    # The cell the kernel was running is abandoned with its kernel: its task's DeadKernelError is
+    # expected, and asyncio would print it as a traceback ("exception was never retrieved").
+    logging.getLogger("asyncio").setLevel(logging.CRITICAL)
     raise SystemExit(128 + signum)
 
 
