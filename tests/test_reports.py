@@ -56,7 +56,7 @@ experiments:
     start: 2026-09-25
     end: 2026-11-23
     variations: ["0", "1"]
-    dimensions: [browser]
+    dimensions: [browser, country]
     goal_metrics: [purchased]
     secondary_metrics: [revenue]
     guardrail_metrics: [sessions]
@@ -157,6 +157,8 @@ def test_results_and_intervals_match_pandas(data, raw):
     got = table[(table["dimension"] == "browser") & (table["metric"] == "purchased")]
     for r in got.itertuples():
         assert r.units == expected[(r.dimension_value, r.variation)]
+    # an explicit dimension is the only breakdown, though the entry configures two
+    assert data.provenance["dimensions"] == ["browser"] and set(table["dimension"]) == {"overall", "browser"}
 
 
 def test_cumulative_effect_is_the_result_as_of_each_day(data, raw):
@@ -386,8 +388,6 @@ def cli_report(duck, tmp_path_factory):
             "price-display",
             "--config",
             str(duck[1]),
-            "--dimension",
-            "browser",
             "--database",
             duck[0],
         ],
@@ -434,7 +434,7 @@ def test_report_command_writes_notebook_html_latest_and_cache(cli_report, raw):
         for o in c["outputs"]
         if "application/vnd.plotly.v1+json" in o.get("data", {})
     ]
-    assert len(plotly) == 5  # units per day, three interval charts, one cumulative chart
+    assert len(plotly) == 7  # units per day, three interval charts, one cumulative chart, one per dimension
     text = json.dumps(nb)
     assert "WITH" in text and "config SHA-256" in text
     cached = pd.read_parquet(folder / "cache" / "results.parquet")
@@ -470,10 +470,10 @@ def test_report_html_renders_every_chart_offline(cli_report, duck, artifacts_dir
     assert re.search(r"<details><summary>\d+ SQL quer(y|ies) \(click to show\)</summary><pre>WITH", source)
     with offline_page(html) as (page, fetched):
         page.wait_for_function(
-            "() => document.querySelectorAll('.js-plotly-plot .main-svg').length >= 5", timeout=60_000
+            "() => document.querySelectorAll('.js-plotly-plot .main-svg').length >= 7", timeout=60_000
         )
         traces = page.eval_on_selector_all(".js-plotly-plot", "els => els.map(e => (e.data || []).length)")
-        assert len(traces) == 5 and all(n > 0 for n in traces)
+        assert len(traces) == 7 and all(n > 0 for n in traces)
         assert page.locator("text=Results by metric group").count() >= 1
         assert not page.locator("details pre").first.is_visible()  # the SQL stays folded until clicked
         # the decision comes first: above the experiment line and every section
@@ -624,19 +624,27 @@ def test_pruning_keeps_the_newest_runs_and_the_last_good_one(tmp_path):
         prune_runs(tmp_path, keep=0)
 
 
-@pytest.mark.notebook
-@pytest.mark.browser
-def test_an_unhealthy_experiment_opens_with_a_red_banner_and_no_winner(growthbook_url, tmp_path):
-    """GrowthBook's checkout-layout (a sample-ratio mismatch, variation 2 ahead on purchases): the
-    red health banner is the first thing on the page, the decision "don't trust yet" next."""
+@pytest.fixture(scope="module")
+def checkout_report(growthbook_url, tmp_path_factory):
+    """GrowthBook's checkout-layout reported with the project's workbench.yml (dimensions: browser,
+    country) on DuckDB: the run and its reports folder."""
     from workbench.reports.runs import run_report
 
     if not growthbook_url.startswith("duckdb"):
         pytest.skip("one papermill run of the sample is enough: DuckDB's")
+    reports = tmp_path_factory.mktemp("checkout-reports")
     config = Path(__file__).resolve().parents[1] / "workbench.yml"
-    run = run_report("checkout-layout", database_url=growthbook_url, config_path=config,
-                     reports_dir=tmp_path, dimension="none")  # fmt: skip
+    run = run_report("checkout-layout", database_url=growthbook_url, config_path=config, reports_dir=reports)
     assert run.status == "ok", run.error
+    return run, reports
+
+
+@pytest.mark.notebook
+@pytest.mark.browser
+def test_an_unhealthy_experiment_opens_with_a_red_banner_and_no_winner(checkout_report):
+    """GrowthBook's checkout-layout (a sample-ratio mismatch, variation 2 ahead on purchases): the
+    red health banner is the first thing on the page, the decision "don't trust yet" next."""
+    run, _reports = checkout_report
     with offline_page(run.latest) as (page, _fetched):
         first = page.locator(".wb-banner, .wb-decision, h2").first  # after the title and its one sentence
         assert "wb-unhealthy" in first.get_attribute("class") and "Sample ratio mismatch" in first.inner_text()
@@ -647,6 +655,60 @@ def test_an_unhealthy_experiment_opens_with_a_red_banner_and_no_winner(growthboo
             == "rgb(255, 235, 233)"
         )
         assert " won" not in page.inner_text("body")
+
+
+@pytest.mark.notebook
+@pytest.mark.browser
+def test_the_report_offers_every_configured_dimension_offline(checkout_report, growthbook_url, artifacts_dir):
+    """checkout-layout configures dimensions [browser, country]: the page's selector offers both,
+    browser's section (its chart across browsers and a table per browser) shows first, and choosing
+    country from file:// with the network cut shows country's chart, whose rows are every country
+    of the experiment's exposures, and hides browser's."""
+    run, reports = checkout_report
+    db = wb.connect(growthbook_url)
+    countries = set(
+        db.sql("SELECT DISTINCT country FROM experiment_viewed WHERE experimentId = :key", key="checkout-layout")[
+            "country"
+        ]
+    )
+    browsers = set(
+        db.sql("SELECT DISTINCT browser FROM experiment_viewed WHERE experimentId = :key", key="checkout-layout")[
+            "browser"
+        ]
+    )
+    db.dispose()
+    assert run.latest.stat().st_size <= 300_000
+    shown = """() => [...document.querySelectorAll('.js-plotly-plot')].filter(e => e.offsetParent !== null
+                 && e.getBoundingClientRect().width > 300).map(e => [e.layout.title.text, e.data[1].y])"""
+    sections = """() => [...document.querySelectorAll('.wb-dimension-section')].filter(e => e.offsetParent !== null)
+                    .map(e => e.dataset.dimension)"""
+    with offline_page(run.latest) as (page, fetched):
+        page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot .main-svg').length >= 7")
+        assert page.eval_on_selector_all("#wb-dimension option", "os => os.map(o => o.value)") == [
+            "browser",
+            "country",
+        ]
+        assert page.evaluate(sections) == ["browser"]
+        charts = dict(page.evaluate(shown))
+        assert "Goal metrics by country" not in charts
+        assert {label.split(" · ")[0] for label in charts["Goal metrics by browser"]} == browsers
+        assert (
+            page.get_by_text("browser = Chrome", exact=True).is_visible()
+            and not page.get_by_text("country = US", exact=True).is_visible()
+        )
+        page.select_option("#wb-dimension", "country")
+        assert page.evaluate(sections) == ["country"]
+        charts = dict(page.evaluate(shown))
+        assert "Goal metrics by browser" not in charts
+        assert {label.split(" · ")[0] for label in charts["Goal metrics by country"]} == countries
+        assert (
+            page.get_by_text("country = US", exact=True).is_visible()
+            and not page.get_by_text("browser = Chrome", exact=True).is_visible()
+        )
+        page.screenshot(path=str(artifacts_dir / "report-dimensions.png"), full_page=True)
+    assert not [u for u in fetched if "plotly" in u]  # the charts drew from the shared file
+    cached = pd.read_parquet(reports / "checkout-layout" / "cache" / "results.parquet")
+    assert set(cached["dimension"]) == {"overall", "browser", "country"}  # the dashboard's cache too
 
 
 @pytest.mark.notebook
@@ -800,14 +862,22 @@ def test_dashboard_widgets_follow_the_selection_and_refresh(scheduled, monkeypat
     assert dash.banner.value.index("Decision: Ship variation 1") < dash.banner.value.index("Healthy")
     dash.experiment.value = "price-display"
     assert dash.banner.value.index("Decision: Roll back variation 1") < dash.banner.value.index("Healthy")
-    assert dash.segment.options[0][1] == "all" and len(dash.segment.options) > 2
+    assert dash.segment.options[0][1] == ("overall", "all")
+    assert {value[0] for _label, value in dash.segment.options[1:]} == {"browser", "country"}  # both dimensions
     assert not dash.chart_rows["relative"].equals(goal["relative"])
     dash.group.value = "guardrail"
     assert list(dash.chart_rows["metric"]) == ["sessions"] and "sessions" in dash.table.value
     dash.group.value = "goal"
     segment = dash.segment.options[1][1]
     dash.segment.value = segment
-    assert set(dash.chart_rows["dimension_value"]) == {segment}
+    assert set(zip(dash.chart_rows["dimension"], dash.chart_rows["dimension_value"])) == {segment}
+    country = next(value for _label, value in dash.segment.options if value[0] == "country")
+    dash.segment.value = country
+    assert set(zip(dash.chart_rows["dimension"], dash.chart_rows["dimension_value"])) == {country}
+    assert dash.figure.layout.title.text == f"Goal metrics — country = {country[1]}"
+    table = dash.data("price-display").results.table
+    rows = table[(table["dimension"] == "country") & (table["dimension_value"] == country[1])]
+    assert dash.table.value.count('class="wb-row') == len(rows[rows["metric_group"] == "goal"]) > 0
     dash.highlight.value = True
     muted = [c for c, s in zip(dash.figure.data[0].marker.color, dash.chart_rows["significance"]) if not s]
     assert all(c == "#d0d7de" for c in muted)
@@ -891,6 +961,10 @@ def test_dashboard_in_voila_answers_each_interaction(scheduled, artifacts_dir):
             segment = changed(secondary, "segment")
             assert "browser = " in segment[0] and segment[1] != secondary[1]
             assert page.locator(".wb-results tr[title]").count() > 0  # hover details
+            country = page.locator("select").nth(1).locator("option", has_text="country = ").first.text_content()
+            page.locator("select").nth(1).select_option(label=country)
+            by_country = changed(segment, "country")
+            assert f"— {country}".replace("\xa0", " ") in json.loads(by_country[0])[0] and by_country[1] != segment[1]
             browser.close()
     finally:
         server.terminate()

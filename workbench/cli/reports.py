@@ -18,7 +18,7 @@ DimensionOption = Annotated[
     str,
     typer.Option(
         "--dimension",
-        help="Break results down by this assignment-query column (default: the experiment's first configured dimension; none: overall only).",
+        help="Break results down by these assignment-query columns, separated by commas (default: every configured dimension of the experiment; none: overall only).",
     ),
 ]
 KeepOption = Annotated[

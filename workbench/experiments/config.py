@@ -274,21 +274,23 @@ class Config:
             )
         return self.experiments[key]
 
-    def report_dimension(self, key: str, choice: str | None) -> str | None:
-        """The dimension experiment ``key``'s report breaks results down by: ``choice``, where "" or
-        None means its first configured dimension (if any) and "none" overall only; a column its
-        assignment query lacks raises one sentence."""
+    def report_dimensions(self, key: str, choice: str | None) -> tuple[str, ...]:
+        """The dimensions experiment ``key``'s report breaks results down by: ``choice``, where "" or
+        None means every configured dimension, "none" overall only, and otherwise assignment-query
+        columns separated by commas; a column the query lacks raises one sentence."""
         exp = self.experiment(key)
         if not choice:
-            return exp.dimensions[0] if exp.dimensions else None
+            return tuple(exp.dimensions)
         if choice == "none":
-            return None
-        if choice not in exp.assignment_query.dimensions:
-            raise ConfigError(
-                f"{self.path}: dimension {shown(choice)} is not a column of experiment {key!r}'s assignment query "
-                f"{exp.assignment_query.name!r}; use one of {list(exp.assignment_query.dimensions)} or none."
-            )
-        return choice
+            return ()
+        chosen = tuple(dict.fromkeys(c.strip() for c in choice.split(",")))
+        for column in chosen:
+            if column not in exp.assignment_query.dimensions:
+                raise ConfigError(
+                    f"{self.path}: dimension {shown(column)} is not a column of experiment {key!r}'s assignment query "
+                    f"{exp.assignment_query.name!r}; use some of {list(exp.assignment_query.dimensions)} or none."
+                )
+        return chosen
 
     def assignment_query(self, name: str) -> AssignmentQuery:
         return self.assignment_queries[name]

@@ -20,18 +20,23 @@ INTERVAL_AXIS = "relative difference of variation vs control (%)"
 
 
 def interval_rows(
-    results: ExperimentResults, intervals: pd.DataFrame, group: str, dimension_value: str = "all"
+    results: ExperimentResults,
+    intervals: pd.DataFrame,
+    group: str,
+    dimension: str = "overall",
+    value: str | None = None,
 ) -> pd.DataFrame:
-    """The rows of one interval chart: ``intervals`` of the metrics of ``group`` at
-    ``dimension_value`` (``"all"``: overall), with the results' significance, means and units;
-    relative figures in percent."""
+    """The rows of one interval chart: ``intervals`` of the metrics of ``group`` in ``dimension``
+    (``"overall"``: all units) at ``value`` (None: every value, each row's label led by its value),
+    with the results' significance, means and units; relative figures in percent."""
     import pandas as pd
 
     keys = ["metric", "dimension", "dimension_value", "variation"]
     if intervals.empty or "relative" not in intervals:
         return pd.DataFrame()
-    res = results.table[results.table["metric_group"] == group]
-    res = res[res["dimension_value"] == dimension_value]
+    res = results.table[(results.table["metric_group"] == group) & (results.table["dimension"] == dimension)]
+    if value is not None:
+        res = res[res["dimension_value"] == value]
     p_column = "p_value_adjusted" if res["p_value_adjusted"].notna().any() else "p_value"
     extra = res[
         [
@@ -51,6 +56,8 @@ def interval_rows(
     for column in ("relative", "relative_68_lower", "relative_68_upper", "relative_95_lower", "relative_95_upper"):
         rows[column] = rows[column] * 100
     rows["label"] = rows["metric"] + " · " + rows["variation"].astype(str)
+    if value is None and dimension != "overall":
+        rows["label"] = rows["dimension_value"].astype(str) + " · " + rows["label"]
     return rows.reset_index(drop=True)
 
 

@@ -134,7 +134,9 @@ class Dashboard:
         keys = cached_keys(self.reports_dir)
         self.experiment = w.Dropdown(options=keys, description="Experiment", layout=w.Layout(width="360px"))
         self.group = w.ToggleButtons(options=list(GROUPS), description="Metrics", style={"button_width": "110px"})
-        self.segment = w.Dropdown(options=[("all units", "all")], description="Segment", layout=w.Layout(width="360px"))
+        self.segment = w.Dropdown(
+            options=[("all units", ("overall", "all"))], description="Segment", layout=w.Layout(width="360px")
+        )
         self.highlight = w.ToggleButton(
             value=False,
             description="Highlight significant",
@@ -183,7 +185,8 @@ class Dashboard:
         return self._data[key]
 
     def show_experiment(self) -> None:
-        """Load the picked experiment: banner, segment options, results and cumulative chart."""
+        """Load the picked experiment: banner, segment options
+        (every value of every cached dimension, as (dimension, value)), results and cumulative chart."""
         from workbench.reports.tables import dimension_values
 
         data = self.data(self.experiment.value)
@@ -194,12 +197,12 @@ class Dashboard:
         )
         self.banner.value = decision_and_health_html(data.results.decision, data.results.health)
         options = [
-            ("all units" if dim == "overall" else f"{dim} = {value}", value)
+            ("all units" if dim == "overall" else f"{dim} = {value}", (dim, value))
             for dim, value in dimension_values(data.results)
         ]
         with self.segment.hold_trait_notifications():
             self.segment.options = options
-            self.segment.value = "all"
+            self.segment.value = ("overall", "all")
         self.draw_results()
         self.draw_cumulative()
 
@@ -213,13 +216,13 @@ class Dashboard:
         if not self.experiment.value:
             return
         data = self.data(self.experiment.value)
-        rows = interval_rows(data.results, data.intervals, self.group.value, self.segment.value)
+        rows = interval_rows(data.results, data.intervals, self.group.value, *self.segment.value)
         self.chart_rows = rows
         figure = interval_chart(
             rows, f"{self.group.value.capitalize()} metrics — {self.segment.label}", self.highlight.value
         )
         self.figure = figure
-        self.table.value = group_table_html(data.results, self.group.value, self.segment.value)
+        self.table.value = group_table_html(data.results, self.group.value, *self.segment.value)
         self.chart.clear_output(wait=True)
         with self.chart:
             display(_figure_widget(figure))
@@ -248,9 +251,8 @@ class Dashboard:
         self.status.value = f"Recomputing {html.escape(key)} from the database…"
         try:
             old = self.data(key)
-            fresh = report_data(
-                key, dimension=old.provenance.get("dimension"), config_path=old.provenance.get("config_file")
-            )
+            dimensions = ",".join(old.provenance.get("dimensions", [])) or "none"
+            fresh = report_data(key, dimension=dimensions, config_path=old.provenance.get("config_file"))
             save_report_cache(fresh, cache_dir(key, self.reports_dir))
         except Exception as exc:  # shown to the user, the dashboard keeps the cached results
             from workbench.redaction import redact

@@ -24,7 +24,8 @@ if TYPE_CHECKING:
 PROVENANCE_PACKAGES = ("workbench", "duckdb", "pandas", "numpy", "scipy", "plotly", "sqlalchemy", "psycopg")
 # Parquet files of a cache: a name and how to read it from / put it back into a ReportData
 CACHE_FRAMES = ("results", "sufficient_statistics", "srm", "units_per_day", "intervals", "cumulative")
-CACHE_VERSION = 3  # version 1 (before results were cached as objects) is refused with a sentence
+# older versions are refused with a sentence: 1 cached no objects, 3 at most one dimension
+CACHE_VERSION = 4
 
 
 @dataclass
@@ -78,8 +79,9 @@ def report_data(
     **setting_overrides: Any,
 ) -> ReportData:
     """Compute the report of experiment ``key`` of ``config_path`` (default: the project's
-    ``workbench.yml``) on ``db``: overall results plus per value of ``dimension`` (None or "":
-    the experiment's first configured dimension, if any; "none": overall only), the cumulative
+    ``workbench.yml``) on ``db``: overall results plus per value of each dimension ``dimension``
+    names (None or "": every configured dimension; "none": overall only; else columns separated by
+    commas: :meth:`~workbench.experiments.config.Config.report_dimensions`), the cumulative
     effect of goal metrics at up to ``cumulative_points`` days.
     ``setting_overrides`` are ``AnalysisSettings`` fields (engine, alpha, …)."""
     import time
@@ -93,7 +95,7 @@ def report_data(
     started = time.perf_counter()
     config = load_config(Path(config_path) if config_path else None)
     exp = experiment(key, config)
-    dimension = config.report_dimension(key, dimension)
+    dimensions = config.report_dimensions(key, dimension)
     if db is None:  # a session of its own, closed afterwards so it holds no DuckDB file open
         from workbench.db.connection import connect
 
@@ -103,13 +105,13 @@ def report_data(
                 key,
                 db,
                 config_path=config_path,
-                dimension=dimension or "none",
+                dimension=",".join(dimensions) or "none",
                 cumulative_points=cumulative_points,
                 **setting_overrides,
             )
         finally:
             db.dispose()
-    results = analyze(exp, db, dimensions=[dimension] if dimension else [], **setting_overrides)
+    results = analyze(exp, db, dimensions=dimensions, **setting_overrides)
     days = results.health.units_per_day
     points = end_days(days["day"].min().date(), days["day"].max().date(), cumulative_points) if len(days) else []
     cumulative = cumulative_effects(exp, db, results.settings, points)
@@ -119,7 +121,7 @@ def report_data(
         "config_sha256": config_hash(config.path),
         "database": db.settings.display_url if isinstance(db, SqlDatabase) else db.dialect.title,
         "data_window": _data_window(exp, days),
-        "dimension": dimension or None,
+        "dimensions": list(dimensions),
         "computed_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
         "seconds": round(time.perf_counter() - started, 2),
         "packages": package_versions(),

@@ -288,7 +288,7 @@ def report_keys(
     chosen = list(keys) or list(config.experiment_keys)  # a broken entry fails in its own run
     for key in chosen:
         if key not in config.broken_experiments:
-            config.report_dimension(key, dimension)  # raises a sentence naming the config file
+            config.report_dimensions(key, dimension)  # raises a sentence naming the config file
     if keys or not all_discovered:
         return chosen, config_path
     from workbench.db.connection import connect

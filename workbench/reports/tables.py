@@ -126,19 +126,23 @@ def capping_sentence(row: dict, settings: AnalysisSettings) -> str:
     )
 
 
-def results_rows(results: ExperimentResults, group: str, dimension_value: str = "all") -> pd.DataFrame:
-    """The results of ``group``'s metrics at ``dimension_value`` (``"all"``: overall), in order."""
+def results_rows(
+    results: ExperimentResults, group: str, dimension: str = "overall", value: str | None = None
+) -> pd.DataFrame:
+    """The results of ``group``'s metrics in ``dimension`` (``"overall"``: all units) at ``value``
+    (None: every value of the dimension), in order."""
     t = results.table
-    t = t[(t["metric_group"] == group) & (t["dimension_value"] == dimension_value)]
-    if dimension_value == "all":
-        t = t[t["dimension"] == "overall"]
+    t = t[(t["metric_group"] == group) & (t["dimension"] == dimension)]
+    if value is not None:
+        t = t[t["dimension_value"] == value]
     return t.reset_index(drop=True)
 
 
-def group_table_html(results: ExperimentResults, group: str, dimension_value: str = "all") -> str:
-    """The results table (:func:`workbench.display.results_table_html`) of ``group``'s metrics at
-    ``dimension_value``."""
-    rows = results_rows(results, group, dimension_value)
+def group_table_html(
+    results: ExperimentResults, group: str, dimension: str = "overall", value: str | None = None
+) -> str:
+    """The results table (:func:`workbench.display.results_table_html`) of :func:`results_rows`."""
+    rows = results_rows(results, group, dimension, value)
     if rows.empty:
         return f"<p><i>No {group} metrics for this selection.</i></p>"
     return results_table_html(results, rows)
@@ -148,6 +152,43 @@ def dimension_values(results: ExperimentResults) -> list[tuple[str, str]]:
     """(dimension, value) pairs present, overall first."""
     pairs = results.table[["dimension", "dimension_value"]].drop_duplicates()
     return [("overall", "all")] + [tuple(p) for p in pairs.itertuples(index=False) if p[0] != "overall"]
+
+
+# Shows the outputs of the chosen dimension's section in the static page: each section starts at
+# an output holding a .wb-dimension-section marker and runs to the next one; charts are resized
+# once shown. Without script (or in JupyterLab, which runs none) every section stays visible.
+_DIMENSION_SCRIPT = """<script>(function () {
+  var select = document.currentScript.previousElementSibling;
+  function show() {
+    var markers = document.querySelectorAll(".wb-dimension-section");
+    markers.forEach(function (marker) {
+      var on = marker.dataset.dimension === select.value;
+      for (var o = marker.closest(".jp-OutputArea-child"); o; o = o.nextElementSibling) {
+        if (o !== marker.closest(".jp-OutputArea-child") && o.querySelector(".wb-dimension-section")) break;
+        o.style.display = on ? "" : "none";
+        if (on && window.Plotly) o.querySelectorAll(".js-plotly-plot").forEach(function (c) { Plotly.Plots.resize(c); });
+      }
+    });
+  }
+  select.addEventListener("change", show);
+  document.addEventListener("DOMContentLoaded", show);
+})();</script>"""
+
+
+def dimension_selector_html(dimensions: list[str]) -> str:
+    """A ``<select>`` of ``dimensions`` whose inline script shows the chosen one's section
+    (:func:`dimension_section_html` onwards) and hides the others, offline and from ``file://``."""
+    options = "".join(f'<option value="{html.escape(d)}">{html.escape(d)}</option>' for d in dimensions)
+    return (
+        f'<label for="wb-dimension">Dimension: </label><select id="wb-dimension">{options}</select>{_DIMENSION_SCRIPT}'
+    )
+
+
+def dimension_section_html(dimension: str) -> str:
+    """The heading that starts ``dimension``'s section of the report (the marker
+    :func:`dimension_selector_html`'s script looks for)."""
+    name = html.escape(dimension)
+    return f'<h3 class="wb-dimension-section" data-dimension="{name}">By {name}</h3>'
 
 
 def provenance_html(data: ReportData) -> str:
@@ -163,7 +204,7 @@ def provenance_html(data: ReportData) -> str:
         ("database", database),
         ("configured window", f"{window.get('configured_start')} to {window.get('configured_end')}"),
         ("first/last exposure day", f"{window.get('first_exposure_day')} to {window.get('last_exposure_day')}"),
-        ("dimension", p.get("dimension") or "none"),
+        ("dimensions", ", ".join(p.get("dimensions", [])) or "none"),
         ("computed at", p.get("computed_at")),
         ("computation time", f"{p.get('seconds')} s"),
         ("packages", ", ".join(f"{k} {v}" for k, v in p.get("packages", {}).items())),
