@@ -864,6 +864,7 @@ def test_dashboard_widgets_follow_the_selection_and_refresh(scheduled, monkeypat
     assert dash.banner.value.index("Decision: Roll back variation 1") < dash.banner.value.index("Healthy")
     assert dash.segment.options[0][1] == ("overall", "all")
     assert {value[0] for _label, value in dash.segment.options[1:]} == {"browser", "country"}  # both dimensions
+    assert 'href="reports/price-display/latest.html"' in dash.banner.value.split("</b>", 1)[1].split("</div>", 1)[0]
     assert not dash.chart_rows["relative"].equals(goal["relative"])
     dash.group.value = "guardrail"
     assert list(dash.chart_rows["metric"]) == ["sessions"] and "sessions" in dash.table.value
@@ -965,6 +966,12 @@ def test_dashboard_in_voila_answers_each_interaction(scheduled, artifacts_dir):
             page.locator("select").nth(1).select_option(label=country)
             by_country = changed(segment, "country")
             assert f"— {country}".replace("\xa0", " ") in json.loads(by_country[0])[0] and by_country[1] != segment[1]
+            # the full report, linked beside the decision and served behind the dashboard's login
+            link = page.locator(".wb-decision a.wb-report-link")
+            assert link.get_attribute("href") == "reports/price-display/latest.html"
+            report = page.request.get(f"http://127.0.0.1:{port}/reports/price-display/latest.html")
+            assert report.status == 200 and "<title>price-display: experiment report</title>" in report.text()
+            assert page.request.get(f"http://127.0.0.1:{port}/reports/price-display/cache/results.json").status == 404
             browser.close()
     finally:
         server.terminate()

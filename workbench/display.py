@@ -95,10 +95,11 @@ def health_text(health: HealthChecks) -> list[str]:
 
 
 # -- the decision ------------------------------------------------------------------------------
-def decision_html(decision: Decision, health: HealthChecks) -> str:
+def decision_html(decision: Decision, health: HealthChecks, aside: str = "") -> str:
     """What a report shows first: the red health banner when a check failed, then the decision's
-    headline (green ship, red roll back or don't trust yet, yellow otherwise) with its reasons
-    (the health warnings are the banner's, not repeated)."""
+    headline (green ship, red roll back or don't trust yet, yellow otherwise), followed on its line
+    by ``aside`` (HTML, e.g. a link), with its reasons (the health warnings are the banner's, not
+    repeated)."""
     colour = BACKGROUNDS.get(decision.tone, NOTICE)
     untrusted = "The results below may be biased: find the cause of the failed checks before acting on any of them."
     reasons = (untrusted,) if decision.action == "don't trust yet" else decision.reasons
@@ -106,14 +107,15 @@ def decision_html(decision: Decision, health: HealthChecks) -> str:
     banner = health_banner_html(health) if health.warnings else ""
     return (
         f'{banner}<div class="wb-decision wb-decision-{decision.tone}" style="background:{colour};padding:8px 12px;'
-        f'border-radius:4px;margin:6px 0"><div style="font-size:1.3em"><b>Decision: {html.escape(decision.headline)}</b></div>'
+        f'border-radius:4px;margin:6px 0"><div style="font-size:1.3em"><b>Decision: {html.escape(decision.headline)}</b>{aside}</div>'
         f"<ul style='margin:4px 0'>{items}</ul></div>"
     )
 
 
-def decision_and_health_html(decision: Decision, health: HealthChecks) -> str:
-    """:func:`decision_html`, followed by the green health banner when every check passed."""
-    return decision_html(decision, health) + ("" if health.warnings else health_banner_html(health))
+def decision_and_health_html(decision: Decision, health: HealthChecks, aside: str = "") -> str:
+    """:func:`decision_html` (``aside`` beside the headline), followed by the green health banner
+    when every check passed."""
+    return decision_html(decision, health, aside) + ("" if health.warnings else health_banner_html(health))
 
 
 def decision_text(decision: Decision) -> list[str]:

@@ -18,6 +18,7 @@ import secrets
 import sys
 from collections.abc import Mapping
 from pathlib import Path
+from urllib.parse import quote
 
 from workbench import paths
 from workbench.display import NEUTRAL, WORSE, decision_and_health_html
@@ -185,7 +186,7 @@ class Dashboard:
         return self._data[key]
 
     def show_experiment(self) -> None:
-        """Load the picked experiment: banner, segment options
+        """Load the picked experiment: banner with the link to its full report, segment options
         (every value of every cached dimension, as (dimension, value)), results and cumulative chart."""
         from workbench.reports.tables import dimension_values
 
@@ -195,7 +196,8 @@ class Dashboard:
             f"<span style='color:{NEUTRAL}'>Control: variation {html.escape(data.control)} · computed {html.escape(str(p.get('computed_at')))}"
             f" · data {html.escape(str(p.get('data_window', {}).get('first_exposure_day')))} to {html.escape(str(p.get('data_window', {}).get('last_exposure_day')))}</span>"
         )
-        self.banner.value = decision_and_health_html(data.results.decision, data.results.health)
+        link = self.report_link(self.experiment.value)
+        self.banner.value = decision_and_health_html(data.results.decision, data.results.health, link)
         options = [
             ("all units" if dim == "overall" else f"{dim} = {value}", (dim, value))
             for dim, value in dimension_values(data.results)
@@ -226,6 +228,14 @@ class Dashboard:
         self.chart.clear_output(wait=True)
         with self.chart:
             display(_figure_widget(figure))
+
+    def report_link(self, key: str) -> str:
+        """A link to ``key``'s full report, ``reports/<key>/latest.html`` (served beside the dashboard
+        by :mod:`workbench.reports.voila_server`), or "" when it has none."""
+        if not (self.reports_dir / key / "latest.html").is_file():
+            return ""
+        href = html.escape(f"reports/{quote(key)}/latest.html")
+        return f' <a class="wb-report-link" href="{href}" target="_blank" style="margin-left:1em">full report</a>'
 
     def draw_cumulative(self) -> None:
         from IPython.display import display

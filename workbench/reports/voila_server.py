@@ -17,7 +17,8 @@ It also enforces the dashboard's access rules (:class:`DashboardVoila`): a token
 ``$WORKBENCH_DASHBOARD_TOKEN`` and removed from the environment before any kernel starts, guards the
 page, the kernel websockets and Voila's REST routes; beyond loopback the server refuses to start
 without one; a token given in the URL is exchanged for the login cookie and dropped from the address;
-request logs never show it. :class:`CappedKernelManager` runs at most ``max_kernels`` kernels at once,
+request logs never show it; the HTML reports under ``reports/`` are served behind the same login
+(:class:`ReportFileHandler`). :class:`CappedKernelManager` runs at most ``max_kernels`` kernels at once,
 and one viewer more gets a one-sentence "busy" page (HTTP 503) instead of a kernel.
 """
 
@@ -33,17 +34,21 @@ from typing import Any
 from urllib.parse import urlencode
 
 import tornado.web
+from jupyter_server.base.handlers import JupyterHandler
 from jupyter_server.log import log_request
 from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager
+from jupyter_server.utils import url_path_join
 from traitlets import Integer
 from voila.app import Voila
 from voila.tornado.handler import TornadoVoilaHandler
 
+from workbench import paths
 from workbench.errors import WorkbenchError
 from workbench.reports.dashboard import MAX_KERNELS, TOKEN_ENV, check_access
 
 POLL_SLICE_SECONDS = 1.0
 RETRY_AFTER_SECONDS = 60
+REPORT_FILES = (".html", ".js", ".css")  # pages and the shared plotly.js and stylesheet they link
 
 
 async def sliced_get_msg(self, timeout: float | None = None) -> dict[str, Any]:
@@ -134,6 +139,19 @@ class DashboardHandler(TornadoVoilaHandler):
         )
 
 
+class ReportFileHandler(JupyterHandler, tornado.web.StaticFileHandler):
+    """``/reports/<path>``: the HTML reports under ``reports/`` (the dashboard links each
+    experiment's ``latest.html``) and the shared files they link, for viewers past the same login as
+    the dashboard; anything else there (notebooks, caches, status) is 404."""
+
+    @tornado.web.authenticated
+    async def get(self, path: str, include_body: bool = True) -> None:
+        """The file at ``path`` under ``reports/`` when it ends in one of :data:`REPORT_FILES`."""
+        if not path.endswith(REPORT_FILES):
+            raise tornado.web.HTTPError(404)
+        await tornado.web.StaticFileHandler.get(self, path, include_body)
+
+
 class DashboardVoila(Voila):
     """Voila with the dashboard's access rules: at most ``--CappedKernelManager.max_kernels`` kernels,
     the token from :data:`TOKEN_ENV`, a refusal to bind beyond loopback without one,
@@ -155,8 +173,14 @@ class DashboardVoila(Voila):
         self.tornado_settings = {**self.tornado_settings, "log_function": log_request}
 
     def init_handlers(self) -> list:
-        """Voila's routes with :class:`DashboardHandler` in place of its page handler."""
-        return [
+        """Voila's routes with :class:`DashboardHandler` in place of its page handler, after
+        :class:`ReportFileHandler` (before Voila's catch-all page route)."""
+        reports = (
+            url_path_join(self.server_url, r"/reports/(.*)"),
+            ReportFileHandler,
+            {"path": str(paths.reports_dir())},
+        )
+        return [reports] + [
             (route[0], DashboardHandler, *route[2:]) if route[1] is TornadoVoilaHandler else route
             for route in super().init_handlers()
         ]
