@@ -177,6 +177,9 @@ def test_binding_beyond_loopback_without_a_valid_token_is_refused(tmp_path, ledg
 
 def test_beyond_loopback_nothing_answers_without_the_token_and_kernels_are_capped_and_culled(tmp_path, ledger):
     args = ("--ip", "0.0.0.0", "--max-kernels", str(MAX_KERNELS), "--cull-idle-minutes", str(CULL_MINUTES))
+    report = tmp_path / "home" / "reports" / "some-test" / "latest.html"  # a report the dashboard links
+    report.parent.mkdir(parents=True)
+    report.write_text("<title>some-test: experiment report</title>", encoding="utf-8")
     with serving(tmp_path / "home", *args, token=TOKEN) as server:
         host = lan_address()
         base = f"http://{host}:{server.port}"
@@ -187,11 +190,16 @@ def test_beyond_loopback_nothing_answers_without_the_token_and_kernels_are_cappe
         anonymous = [requests.get(f"{base}/", allow_redirects=False, timeout=30) for _ in range(ANONYMOUS_GETS)]
         wrong = requests.get(f"{base}/?token=c4nary-wrong-token-0000", allow_redirects=False, timeout=30)
         routes = ["/api/kernels", "/api/sessions", "/api/contents", "/api/kernelspecs", "/voila/files/dashboard.ipynb"]
+        routes.append("/reports/some-test/latest.html")
         rest = {route: requests.get(base + route, allow_redirects=False, timeout=30).status_code for route in routes}
         assert [r.status_code for r in anonymous] == [302] * ANONYMOUS_GETS
         assert {r.headers["Location"] for r in anonymous} == {"/login?next=%2F"}
         assert wrong.status_code == 302 and wrong.headers["Location"].startswith("/login")
         assert all(status in (302, 403, 404) for status in rest.values()), rest
+        shown = requests.get(
+            f"{base}/reports/some-test/latest.html", headers={"Authorization": f"token {TOKEN}"}, timeout=30
+        )
+        assert shown.status_code == 200 and shown.text == report.read_text()  # with the token, the report
         time.sleep(1)
         assert not server.kernels() and "Kernel started" not in server.text()
         anonymous_mb = server.tree_mb()
@@ -256,7 +264,7 @@ def test_beyond_loopback_nothing_answers_without_the_token_and_kernels_are_cappe
         f"anonymous: {ANONYMOUS_GETS} × 302 to /login, REST routes {sorted(set(rest.values()))}, 0 kernels started, "
         f"Voila {idle_mb:.0f} → {anonymous_mb:.0f} MB (the review: 486 → 1,623 MB); with the token {MAX_KERNELS} pages "
         f"served and {VIEWERS - MAX_KERNELS} × 503 with one sentence and Retry-After in {viewed:.1f} s, tree {peak_mb:.0f} MB; "
-        f"kernel API and websocket 403 / 403 / 403 anonymous, 200 with the token; both kernels culled "
+        f"kernel API and websocket 403 / 403 / 403 anonymous, 200 with the token (and the report under /reports/); both kernels culled "
         f"{culled_after:.0f} s after the viewers came (tree {culled_mb:.0f} MB), then a viewer was served again; the "
         "token in no log line, no kernel's environment, no address after the redirect",
     )
