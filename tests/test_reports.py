@@ -666,16 +666,14 @@ def test_the_report_offers_every_configured_dimension_offline(checkout_report, g
     of the experiment's exposures, and hides browser's."""
     run, reports = checkout_report
     db = wb.connect(growthbook_url)
-    countries = set(
-        db.sql("SELECT DISTINCT country FROM experiment_viewed WHERE experimentId = :key", key="checkout-layout")[
-            "country"
-        ]
-    )
-    browsers = set(
-        db.sql("SELECT DISTINCT browser FROM experiment_viewed WHERE experimentId = :key", key="checkout-layout")[
-            "browser"
-        ]
-    )
+    values = {  # the segments of each dimension: every value among the experiment's exposures
+        column: set(
+            db.sql(f"SELECT DISTINCT {column} FROM experiment_viewed WHERE experimentId = :key", key="checkout-layout")[
+                column
+            ]
+        )
+        for column in ("browser", "country")
+    }
     db.dispose()
     assert run.latest.stat().st_size <= 300_000
     shown = """() => [...document.querySelectorAll('.js-plotly-plot')].filter(e => e.offsetParent !== null
@@ -688,23 +686,18 @@ def test_the_report_offers_every_configured_dimension_offline(checkout_report, g
             "browser",
             "country",
         ]
-        assert page.evaluate(sections) == ["browser"]
-        charts = dict(page.evaluate(shown))
-        assert "Goal metrics by country" not in charts
-        assert {label.split(" · ")[0] for label in charts["Goal metrics by browser"]} == browsers
-        assert (
-            page.get_by_text("browser = Chrome", exact=True).is_visible()
-            and not page.get_by_text("country = US", exact=True).is_visible()
-        )
-        page.select_option("#wb-dimension", "country")
-        assert page.evaluate(sections) == ["country"]
-        charts = dict(page.evaluate(shown))
-        assert "Goal metrics by browser" not in charts
-        assert {label.split(" · ")[0] for label in charts["Goal metrics by country"]} == countries
-        assert (
-            page.get_by_text("country = US", exact=True).is_visible()
-            and not page.get_by_text("browser = Chrome", exact=True).is_visible()
-        )
+        assert page.evaluate(sections) == ["browser"]  # the first dimension until another is chosen
+        for chosen, other, seen, unseen in (
+            ("browser", "country", "browser = Chrome", "country = US"),
+            ("country", "browser", "country = US", "browser = Chrome"),
+        ):
+            page.select_option("#wb-dimension", chosen)
+            assert page.evaluate(sections) == [chosen]
+            charts = dict(page.evaluate(shown))
+            assert f"Goal metrics by {other}" not in charts
+            assert {label.split(" · ")[0] for label in charts[f"Goal metrics by {chosen}"]} == values[chosen]
+            assert page.get_by_text(seen, exact=True).is_visible()
+            assert not page.get_by_text(unseen, exact=True).is_visible()
         page.screenshot(path=str(artifacts_dir / "report-dimensions.png"), full_page=True)
     assert not [u for u in fetched if "plotly" in u]  # the charts drew from the shared file
     cached = pd.read_parquet(reports / "checkout-layout" / "cache" / "results.parquet")
