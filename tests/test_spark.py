@@ -22,12 +22,13 @@ TABLES = ["experiment_viewed", "orders", "pages", "sessions", "events"]
 
 @pytest.fixture(scope="module")
 def spark_db(tmp_path_factory, sample_dir):
-    """A SparkDatabase holding GrowthBook's sample, copied from a DuckDB file through Parquet."""
+    """``connect()`` on ``spark+local://`` (an in-process local session) with GrowthBook's sample as
+    Parquet folders named in ``database.spark_tables``, exported from a DuckDB file."""
     pytest.importorskip("pyspark")
     import duckdb
 
     import workbench as wb
-    from workbench.db.spark import SparkDatabase, local_spark_session
+    from workbench.db.spark import SparkDatabase
     from workbench.growthbook_sample import load_growthbook_sample
 
     tmp = tmp_path_factory.mktemp("spark")
@@ -38,13 +39,14 @@ def spark_db(tmp_path_factory, sample_dir):
     with duckdb.connect(str(tmp / "gb.duckdb"), read_only=True) as con:
         for table in TABLES:
             con.execute(f"COPY {table} TO '{tmp / table}.parquet' (FORMAT parquet)")
-    session = local_spark_session("workbench-tests")
-    session.sparkContext.setLogLevel("ERROR")
-    db = SparkDatabase(session)
-    for table in TABLES:
-        db.register_parquet(table, tmp / f"{table}.parquet")
+    config = tmp / "workbench.yml"
+    tables = "".join(f"    {table}: {tmp / table}.parquet\n" for table in TABLES)
+    config.write_text(f"database:\n  url: spark+local://\n  spark_tables:\n{tables}", encoding="utf-8")
+    db = wb.connect(config_path=config)
+    assert isinstance(db, SparkDatabase) and db.read_only and "spark+local" in repr(db)
+    db.session.sparkContext.setLogLevel("ERROR")
     yield db
-    session.stop()
+    db.dispose()
 
 
 def test_spark_statistics_equal_pandas(spark_db, sample_dir):

@@ -239,7 +239,8 @@ CONFIG_KEYS: tuple[Key, ...] = (
         "url",
         "URL",
         "`$WORKBENCH_DATABASE_URL`, else `data/workbench.duckdb`",
-        "the database; never with a password (use `$WORKBENCH_DATABASE_PASSWORD` or `.env`)",
+        "the database (DuckDB file, PostgreSQL, Spark Connect `sc://host:15002` or `spark+local://`); never with a "
+        "password or token (use `$WORKBENCH_DATABASE_PASSWORD` or `.env`)",
         "{url: postgresql+psycopg://analyst@db-host:5432/analytics}",
         "{url: 'db-host:5432/analytics'}",
     ),
@@ -279,6 +280,16 @@ CONFIG_KEYS: tuple[Key, ...] = (
         "(refused otherwise; a warning when allowed)",
         "{allow_privileged_role: false}",
         "{allow_privileged_role: maybe}",
+    ),
+    K(
+        "database",
+        "spark_tables",
+        "mapping of table name → Parquet path",
+        "{}",
+        "on Spark (`sc://…`, `spark+local://`): Parquet folders or files, as the Spark server sees them, "
+        "registered as views under these names in every session ([scaling](../scaling.md#pointing-the-workbench-at-spark))",
+        "{spark_tables: {orders: /data/orders.parquet}}",
+        "{spark_tables: [orders]}",
     ),
     K(
         "identity_joins[]",

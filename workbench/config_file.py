@@ -13,7 +13,14 @@ import yaml
 
 from workbench.errors import ConfigError
 
-DATABASE_KEYS = {"url", "statement_timeout_seconds", "duckdb_memory_limit", "duckdb_threads", "allow_privileged_role"}
+DATABASE_KEYS = {
+    "url",
+    "statement_timeout_seconds",
+    "duckdb_memory_limit",
+    "duckdb_threads",
+    "allow_privileged_role",
+    "spark_tables",
+}
 
 
 def read_config_file(path: Path) -> dict[str, Any]:

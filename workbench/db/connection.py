@@ -95,8 +95,7 @@ class SqlDatabase:
         """
         import pandas as pd
 
-        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
-            raise ValueError(f"limit must be a positive number of rows or None (all rows), not {limit!r}")
+        check_limit(limit)
         started = time.perf_counter()
         try:
             with self.engine.begin() as conn:
@@ -110,21 +109,34 @@ class SqlDatabase:
                 result.close()
         except sa.exc.SQLAlchemyError as exc:
             raise _query_error(exc, self, query) from None
-        elapsed = time.perf_counter() - started
-        truncated = limit is not None and len(rows) > limit
-        kept = rows[:limit] if truncated else rows
-        frame = pd.DataFrame([tuple(row) for row in kept], columns=columns)  # tuples: pandas probes Row objects slowly
-        frame.attrs.update(truncated=truncated, elapsed_s=elapsed)
-        if truncated:
-            warnings.warn(
-                f"The result has more than {limit:,} rows: only the first {limit:,} are returned; "
-                "pass limit=None for all rows, or aggregate in SQL.",
-                RowLimitWarning,
-                stacklevel=2,
-            )
-        if elapsed > SLOW_QUERY_S:
-            print(f"query ran in {elapsed:.1f} s ({len(frame):,} rows)", file=sys.stderr)
-        return frame
+        frame = pd.DataFrame([tuple(row) for row in rows], columns=columns)  # tuples: pandas probes Row objects slowly
+        return limited_frame(frame, limit, time.perf_counter() - started)
+
+
+def check_limit(limit: object) -> None:
+    """``limit`` must be a positive number of rows or None (all rows)."""
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise ValueError(f"limit must be a positive number of rows or None (all rows), not {limit!r}")
+
+
+def limited_frame(frame, limit: int | None, elapsed_s: float):
+    """``frame`` (fetched with at most ``limit + 1`` rows) cut to ``limit`` rows, with
+    ``attrs["truncated"]`` and ``attrs["elapsed_s"]`` (seconds) set; a cut warns
+    (:class:`RowLimitWarning`) and a query slower than ``SLOW_QUERY_S`` prints its time (stderr)."""
+    truncated = limit is not None and len(frame) > limit
+    if truncated:
+        frame = frame.iloc[:limit]
+    frame.attrs.update(truncated=truncated, elapsed_s=elapsed_s)
+    if truncated:
+        warnings.warn(
+            f"The result has more than {limit:,} rows: only the first {limit:,} are returned; "
+            "pass limit=None for all rows, or aggregate in SQL.",
+            RowLimitWarning,
+            stacklevel=3,
+        )
+    if elapsed_s > SLOW_QUERY_S:
+        print(f"query ran in {elapsed_s:.1f} s ({len(frame):,} rows)", file=sys.stderr)
+    return frame
 
 
 _READS_ROWS = re.compile(r"^\s*(?:--[^\n]*\n\s*)*\(?\s*(?:SELECT|WITH|VALUES|TABLE)\b", re.IGNORECASE)
@@ -173,10 +185,16 @@ def connect(
 
     ``read_only`` sessions refuse writes; ``statement_timeout_s`` (seconds) stops runaway
     queries; ``check`` opens one connection at once so that a wrong URL or a server that is down
-    fails here with one clear sentence.
+    fails here with one clear sentence. Spark URLs (``sc://``, ``spark+local://``) give a
+    :class:`~workbench.db.spark.SparkDatabase`, which implements the same
+    :class:`~workbench.db.Database` protocol.
     """
     settings = resolve_database(url, config_path)
     timeout = statement_timeout_s if statement_timeout_s is not None else settings.statement_timeout_s
+    if settings.dialect == "spark":
+        from workbench.db.spark import open_spark
+
+        return open_spark(settings, read_only, timeout, config_path or paths.config_path(), check)  # type: ignore[return-value]
     engine = _ENGINE_BUILDERS[settings.dialect](settings, read_only, timeout)
     db = SqlDatabase(engine, settings, read_only, timeout, config_path or paths.config_path())
     if check:
@@ -406,7 +424,11 @@ def explain_error(exc: BaseException, db: SqlDatabase | None = None) -> Database
         return DatabaseError(
             f"The connection to the database {where} was lost (the server stopped or restarted): check that it runs, then run again. ({message})"
         )
-    if ("relation" in low and "does not exist" in low) or ("table with name" in low and "does not exist" in low):
+    if (
+        ("relation" in low and "does not exist" in low)
+        or ("table with name" in low and "does not exist" in low)
+        or "table_or_view_not_found" in low
+    ):
         return DatabaseError(
             f"A table the query reads is missing from {where}: load data with `workbench load` or `workbench generate`, or fix the SQL. ({message})"
         )
@@ -424,14 +446,20 @@ def explain_error(exc: BaseException, db: SqlDatabase | None = None) -> Database
             f"This analysis session on {where} is read-only: writes go through the loaders, the generator or ingestion. ({message})"
         )
     if "statement timeout" in low or "canceling statement" in low or "interrupt" in low:
-        limit = f" ({db.statement_timeout_s:g} s)" if db is not None else ""
-        setting = (
-            f"database.statement_timeout_seconds in {db.config_path}"
-            if db is not None
-            else "database.statement_timeout_seconds"
-        )
-        return DatabaseError(
-            f"The query ran longer than the statement timeout{limit} on {where} and was stopped: narrow it or raise "
-            f"{setting} (in Python: connect(statement_timeout_s=…)). ({message})"
-        )
+        return timeout_error(db, message)
     return DatabaseError(f"The database {where} reported an error: {message}")
+
+
+def timeout_error(db: Any, message: str) -> DatabaseError:
+    """The sentence for a query stopped by ``db``'s statement timeout (``message``: the engine's words)."""
+    where = db.settings.display_url if db is not None else "the database"
+    limit = f" ({db.statement_timeout_s:g} s)" if db is not None else ""
+    setting = (
+        f"database.statement_timeout_seconds in {db.config_path}"
+        if db is not None
+        else "database.statement_timeout_seconds"
+    )
+    return DatabaseError(
+        f"The query ran longer than the statement timeout{limit} on {where} and was stopped: narrow it or raise "
+        f"{setting} (in Python: connect(statement_timeout_s=…)). ({message})"
+    )

@@ -10,7 +10,7 @@ The SQL the workbench writes (experiment queries, ``sql/``) is the text DuckDB a
 both run, read by sqlglot as :data:`SOURCE_DIALECT`; engines that need other text (Spark SQL)
 transpile it. Opening a session (driver arguments, read-only mode, statement timeout) is the
 driver's business: ``_ENGINE_BUILDERS`` in :mod:`workbench.db.connection` for engines reached
-through SQLAlchemy, the database class itself otherwise (:class:`workbench.db.spark.SparkDatabase`).
+through SQLAlchemy, :func:`workbench.db.spark.open_spark` for Spark.
 """
 
 from __future__ import annotations
@@ -39,9 +39,7 @@ class Dialect:
     title: str  # its name in messages
     sqlglot: str  # sqlglot's name for it (transpile(), parsing)
     # -- URLs and sessions (workbench.db.settings, workbench.db.connection)
-    url_example: (
-        str | None
-    )  # a URL naming it, for messages; None: connect() does not open it (Spark: wrap a SparkSession)
+    url_example: str | None  # a URL naming it, for messages; None: connect() does not open it
     url_drivername: str | None  # the SQLAlchemy driver every URL is normalised to; None: the URL's own
     url_drivers: tuple[str, ...]  # drivers a URL may name (normalised to url_drivername); empty: any
     embedded: (
@@ -61,8 +59,8 @@ class Dialect:
     on_commit_drop: bool  # CREATE TEMP TABLE … ON COMMIT DROP: temporary tables drop themselves at commit
     # -- bulk writes (workbench.db.bulk_write)
     bulk_load: (
-        Literal["arrow", "copy"] | None
-    )  # Arrow scan into the table, or COPY … FROM STDIN (FORMAT csv); None: not writable
+        Literal["arrow", "copy", "catalog"] | None
+    )  # Arrow scan into the table, COPY … FROM STDIN (FORMAT csv), or Parquet-backed catalog tables (Spark); None: not writable
     autocommit_driver: (
         bool  # the driver connection autocommits: a write transaction begins, commits and rolls back on it
     )
@@ -81,6 +79,8 @@ class Dialect:
     # materialized CTE) instead of its id, often a long string: cheaper hashing; False on Spark, where
     # a window without a partition gathers every unit in one task
     numbered_units: bool = True
+    # URL schemes that name this dialect with a driver: "sc" (Spark Connect's own scheme) -> "spark+connect"
+    url_aliases: tuple[tuple[str, str], ...] = ()
 
     def quote(self, name: str) -> str:
         """``name`` as a quoted identifier (any text; the quote character doubled inside)."""
@@ -173,9 +173,9 @@ SPARK = Dialect(
     name="spark",
     title="Spark SQL",
     sqlglot="spark",
-    url_example=None,
+    url_example="sc://host:15002 (Spark Connect) or spark+local:// (in-process)",
     url_drivername=None,
-    url_drivers=(),
+    url_drivers=("connect", "local"),
     embedded=False,
     server_side_cursors=False,
     identifier_quote="`",
@@ -186,12 +186,13 @@ SPARK = Dialect(
     drop_table_cascade=False,
     serial_sequences=False,
     on_commit_drop=False,
-    bulk_load=None,
+    bulk_load="catalog",
     autocommit_driver=False,
     analyze_after_write=False,
     cheap_index_updates=False,
     first_by="min_by({value}, struct({order}))",  # transpiled as written
     numbered_units=False,
+    url_aliases=(("sc", "spark+connect"),),
 )
 DIALECTS: dict[str, Dialect] = {d.name: d for d in (DUCKDB, POSTGRESQL, SPARK)}
 

@@ -1,9 +1,10 @@
 """Which database to use and how: from an argument, the environment, ``.env`` or ``workbench.yml``.
 
 Precedence for the URL: explicit argument > ``$WORKBENCH_DATABASE_URL`` > ``database.url`` in the
-config file > the embedded DuckDB file ``data/workbench.duckdb``. A password may come from the URL
-in the environment or from ``$WORKBENCH_DATABASE_PASSWORD`` (environment or the git-ignored
-``.env``), never from the config file, which is under version control.
+config file > the embedded DuckDB file ``data/workbench.duckdb``. A password (a Spark Connect
+token) may come from the URL in the environment or from ``$WORKBENCH_DATABASE_PASSWORD``
+(environment or the git-ignored ``.env``), never from the config file, which is under version
+control. Spark Connect's own ``sc://host:port`` is held as ``spark+connect://host:port``.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from dotenv import dotenv_values
 
 from workbench import paths
 from workbench.config_file import database_section
-from workbench.db.dialects import DIALECTS
+from workbench.db.dialects import DIALECTS, IDENTIFIER
 from workbench.errors import ConfigError, shown
 from workbench.redaction import register_secret
 
@@ -41,6 +42,7 @@ class DatabaseSettings:
     duckdb_memory_limit: str = DEFAULT_DUCKDB_MEMORY_LIMIT
     duckdb_threads: int = DEFAULT_DUCKDB_THREADS
     allow_privileged_role: bool = False  # analyse as a PostgreSQL superuser (or a role that reaches server files)
+    spark_tables: tuple[tuple[str, str], ...] = ()  # Spark: (view name, Parquet folder or file as the server sees it)
 
     @property
     def dialect(self) -> str:
@@ -72,15 +74,32 @@ def parse_url(text: str, source: str) -> sa.URL:
     except Exception:
         raise ConfigError(f"{source} is not a database URL: {_URL_HELP}.") from None
     register_secret(url.password)
+    aliases = {alias: name for d in DIALECTS.values() for alias, name in d.url_aliases}
+    if url.drivername in aliases:
+        url = _spark_connect_url(url.set(drivername=aliases[url.drivername]), source)
     backend = url.get_backend_name()
     dialect = DIALECTS.get(backend)
     if dialect is not None and dialect.url_example is not None:
-        if dialect.url_drivers and (driver := url.get_driver_name()) not in dialect.url_drivers:
+        driver = url.drivername.partition("+")[2] or backend
+        if dialect.url_drivers and driver not in dialect.url_drivers:
             raise ConfigError(f"{source} asks for the {dialect.title} driver {driver!r}; {_URL_HELP}.")
         return url.set(drivername=dialect.url_drivername) if dialect.url_drivername else url
     raise ConfigError(
         f"{source} names the unsupported database {backend!r} ({url.render_as_string(hide_password=True)}): {_URL_HELP}."
     )
+
+
+def _spark_connect_url(url: sa.URL, source: str) -> sa.URL:
+    """Spark Connect's ``sc://host:port/;key=value;…`` with its parameters (``use_ssl``, ``user_id``…)
+    moved into the URL's query; a token in the URL is refused, since URLs are shown and logged."""
+    params = dict(part.partition("=")[::2] for part in (url.database or "").split(";") if part.strip("/ "))
+    if "token" in params:
+        register_secret(params["token"])
+        raise ConfigError(
+            f"{source} holds a Spark Connect token: remove ;token=… from the URL and set {PASSWORD_ENV} "
+            "in the environment or the git-ignored .env file."
+        )
+    return url.set(database=None, query={**url.query, **params})
 
 
 def resolve_database(url: str | None = None, config_path: Path | None = None) -> DatabaseSettings:
@@ -127,6 +146,7 @@ def resolve_database(url: str | None = None, config_path: Path | None = None) ->
             f"{cfg_path}: database.allow_privileged_role must be true or false, not {shown(allow_privileged)}."
         )
     return DatabaseSettings(
+        spark_tables=_spark_tables(section.get("spark_tables", {}), cfg_path),
         url=parsed,
         source=source,
         statement_timeout_s=float(timeout),
@@ -134,3 +154,15 @@ def resolve_database(url: str | None = None, config_path: Path | None = None) ->
         duckdb_threads=threads,
         allow_privileged_role=allow_privileged,
     )
+
+
+def _spark_tables(value: object, cfg_path: Path) -> tuple[tuple[str, str], ...]:
+    """``database.spark_tables``: table name -> Parquet folder or file, as the Spark server sees it."""
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and IDENTIFIER.match(k) and isinstance(v, str) and v.strip() for k, v in value.items()
+    ):
+        raise ConfigError(
+            f"{cfg_path}: database.spark_tables must map table names to Parquet paths, such as "
+            f"{{orders: /data/orders.parquet}}, not {shown(value)}."
+        )
+    return tuple((name, path.strip()) for name, path in value.items())

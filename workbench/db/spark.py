@@ -1,18 +1,43 @@
 """Spark SQL as a workbench database: the same compiled experiment SQL, transpiled by sqlglot,
-run by a local (or given) SparkSession. For users who outgrow one machine.
+run by a Spark Connect server (``sc://host:15002``), an in-process local session
+(``spark+local://``) or a given SparkSession. For users who outgrow one machine.
 
 ``SparkDatabase`` is a :class:`workbench.db.Database`: its ``dialect`` is Spark SQL's and
 ``sql(query, **params)`` inlines parameters as typed sqlglot literals (Spark SQL text has no bound
-parameters), never by string concatenation.
+parameters), never by string concatenation. Spark has no read-only sessions, so a read-only
+``SparkDatabase`` reads each statement with sqlglot first and runs only a single query that names
+no file and calls no Java method; the statement timeout cancels the query's Spark jobs by tag.
 """
 
 from __future__ import annotations
 
+import contextlib
+import re
+import threading
+import time
+import uuid
+import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from workbench.db.dialects import DIALECTS, IDENTIFIER, transpile
+from workbench.db.connection import DEFAULT_ROW_LIMIT, check_limit, explain_error, limited_frame, timeout_error
+from workbench.db.dialects import DIALECTS, IDENTIFIER, SOURCE_DIALECT, transpile
+from workbench.db.settings import DatabaseSettings
 from workbench.errors import DatabaseError
+
+# Tested with the pandas our pins allow (3.x): PySpark 4.3 warns on every conversion that it does
+# not yet fully support it; tests/test_spark_connect.py proves the results equal DuckDB's.
+warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas", category=FutureWarning)
+
+DEFAULT_CONNECT_PORT = 15002
+CONNECT_RETRIES = 5  # retries of an unavailable Spark Connect server (about 5 s in all), then one error
+# Spark SQL reads files directly as `format`.`path`; an analysis session reads catalog tables only
+_FILE_SOURCES = frozenset({"parquet", "csv", "json", "orc", "text", "avro", "binaryfile", "delta", "jdbc"})
+# functions that call any static Java method on the driver
+_JAVA_CALLS = frozenset({"reflect", "java_method", "try_reflect"})
+_GRPC_DETAILS = re.compile(r'details = "([^"]*)"')  # in the text of a gRPC error
+_SESSION_CONF = {"spark.sql.session.timeZone": "UTC", "spark.sql.timestampType": "TIMESTAMP_NTZ"}
 
 
 def local_spark_session(app_name: str = "workbench", cores: int = 2, memory: str = "2g"):
@@ -37,19 +62,130 @@ def local_spark_session(app_name: str = "workbench", cores: int = 2, memory: str
     )
 
 
+def connect_url(settings: DatabaseSettings) -> str:
+    """The ``sc://host:port/;key=value`` string PySpark's client takes, token (password) included:
+    never show it."""
+    url = settings.url
+    params = [f"{key}={value}" for key, value in url.query.items()]
+    if url.password:
+        params.append(f"token={url.password}")
+    return f"sc://{url.host or 'localhost'}:{url.port or DEFAULT_CONNECT_PORT}/" + "".join(f";{p}" for p in params)
+
+
+def open_spark(
+    settings: DatabaseSettings, read_only: bool, statement_timeout_s: float, config_path: Path, check: bool
+) -> SparkDatabase:
+    """The Spark database ``settings`` names (``spark+connect``: a new Spark Connect session;
+    ``spark+local``: the process's local session), in UTC with naive timestamps, with
+    ``database.spark_tables`` registered as views. ``check`` opens the session at once."""
+
+    def opener():
+        import os
+
+        os.environ.setdefault("GRPC_VERBOSITY", "ERROR")  # gRPC's own INFO lines (TLS handshakes) stay off stderr
+        from pyspark.sql import SparkSession
+
+        if settings.url.drivername == "spark+local":
+            session = local_spark_session()
+        else:
+            from pyspark.sql.connect.client.retries import DefaultPolicy
+
+            session = SparkSession.builder.remote(connect_url(settings)).create()
+            # a server that is down fails in seconds, not after the client's 10 minutes of retries
+            session.client.set_retry_policies([DefaultPolicy(max_retries=CONNECT_RETRIES, max_backoff=2000)])
+            warnings.filterwarnings("ignore", message=r"\[RETRIES_EXCEEDED\]", category=UserWarning)
+        for key, value in _SESSION_CONF.items():
+            session.conf.set(key, value)
+        for name, path in settings.spark_tables:
+            try:
+                session.read.parquet(path).createOrReplaceTempView(name)
+            except Exception as exc:
+                raise DatabaseError(
+                    f"database.spark_tables.{name} names {path}, which Spark cannot read as Parquet: "
+                    f"fix the path (as the Spark server sees it). ({explain_error(exc)})"
+                ) from None
+        return session
+
+    db = SparkDatabase(
+        None,
+        settings=settings,
+        read_only=read_only,
+        statement_timeout_s=statement_timeout_s,
+        config_path=config_path,
+        opener=opener,
+    )
+    if check:
+        db.sql("SELECT 1 AS ok")
+    return db
+
+
 class SparkDatabase:
-    """Runs workbench SQL on a SparkSession; register tables first."""
+    """Runs workbench SQL on Spark. Given a ``session`` it uses it (views registered by hand, the
+    caller stops it); :func:`open_spark` gives it an ``opener`` instead, which opens a session on
+    first use and again after :meth:`dispose`."""
 
     dialect = DIALECTS["spark"]
 
-    def __init__(self, session) -> None:
-        self.session = session
+    def __init__(
+        self,
+        session=None,
+        *,
+        settings: DatabaseSettings | None = None,
+        read_only: bool = False,
+        statement_timeout_s: float = 0.0,
+        config_path: Path | None = None,
+        opener: Callable[[], Any] | None = None,
+    ) -> None:
+        import sqlalchemy as sa
+
+        self._session = session
+        self._opener = opener
+        self.settings = settings or DatabaseSettings(url=sa.URL.create("spark+local"), source="argument")
+        self.read_only = read_only
+        self.statement_timeout_s = statement_timeout_s  # 0: none
+        self.config_path = config_path or Path("workbench.yml")  # where database.statement_timeout_seconds is set
 
     def __repr__(self) -> str:
-        return f"<workbench.SparkDatabase master={self.session.sparkContext.master}>"
+        mode = "read-only" if self.read_only else "writable"
+        return f"<workbench.SparkDatabase {self.settings.display_url} ({mode})>"
+
+    __str__ = __repr__
+
+    @property
+    def session(self):
+        """The SparkSession (opened on first use when this database has an opener)."""
+        if self._session is None and self._opener is not None:
+            _quiet_query_errors()
+            try:
+                self._session = self._opener()
+            except DatabaseError:
+                raise
+            except Exception as exc:
+                raise self._explained(exc) from None
+        return self._session
+
+    def _explained(self, exc: BaseException) -> DatabaseError:
+        """:func:`~workbench.db.connection.explain_error` of a Spark error, reading a gRPC error's
+        details (``Connection refused``, the server's message) rather than its wrapper's first line."""
+        text = str(exc)
+        if details := _GRPC_DETAILS.search(text):
+            text = details.group(1)
+        return explain_error(RuntimeError(text), self)
 
     def dispose(self) -> None:
-        """Nothing to release: the SparkSession belongs to the caller (stop it with ``session.stop()``)."""
+        """Stop the session this database opened (it opens a new one when used again); a session
+        given by the caller is the caller's to stop."""
+        if self._opener is not None and self._session is not None:
+            session, self._session = self._session, None
+            with contextlib.suppress(Exception):  # a server already gone: nothing left to release
+                session.stop()
+
+    def transaction(self):
+        """Spark has no transactions: refused with the alternative."""
+        raise DatabaseError(
+            f"{self.settings.display_url} is Spark, which has no transactions: this write runs on DuckDB or "
+            "PostgreSQL; export its tables to Parquet and name them in database.spark_tables to analyse them on Spark."
+        )
 
     def register_parquet(self, table: str, path: Path | str) -> None:
         """Expose the Parquet file or folder ``path`` as the view ``table``."""
@@ -66,28 +202,77 @@ class SparkDatabase:
             frame = db.sql(f"SELECT * FROM {_identifier(table)}", limit=None)
             self.register_frame(table, frame)
 
-    def sql(self, query: str, /, *, limit: int | None = None, **params: Any):
-        """Run DuckDB/PostgreSQL-dialect ``query`` with ``params`` on Spark; a pandas DataFrame
-        (at most ``limit`` rows when given)."""
-        spark_sql = transpile(query, self.dialect, params)
-        views: list[str] = []
+    def sql(self, query: str, /, *, limit: int | None = DEFAULT_ROW_LIMIT, **params: Any):
+        """Run DuckDB/PostgreSQL-dialect ``query`` with ``params`` on Spark; a pandas DataFrame of at
+        most ``limit`` rows (``None``: all), like :meth:`SqlDatabase.sql
+        <workbench.db.connection.SqlDatabase.sql>`. A read-only session runs only one query; a
+        query running longer than ``statement_timeout_s`` seconds is cancelled (its Spark jobs too)."""
+        check_limit(limit)
+        if self.read_only:
+            self._check_read_only(query)
         try:
+            spark_sql = transpile(query, self.dialect, params)
+        except KeyError as exc:
+            raise DatabaseError(
+                f"The query has a placeholder :{exc.args[0]} with no value: pass one, e.g. db.sql(query, {exc.args[0]}=…)."
+            ) from None
+        session = self.session
+        tag = f"workbench-{uuid.uuid4().hex}"
+        timer = threading.Timer(self.statement_timeout_s, session.interruptTag, (tag,))
+        timer.daemon = True
+        views: list[str] = []
+        started = time.perf_counter()
+        session.addTag(tag)
+        try:
+            if self.statement_timeout_s > 0:
+                timer.start()
             spark_sql, views = self._cache_shared_ctes(spark_sql)
-            frame = self.session.sql(spark_sql)
-            return (frame if limit is None else frame.limit(limit)).toPandas()
+            frame = session.sql(spark_sql)
+            frame = (frame if limit is None else frame.limit(limit + 1)).toPandas()
         except Exception as exc:  # Spark raises many exception types
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise DatabaseError(f"Spark SQL reported an error: {first}") from None
+            if timer.finished.is_set():
+                raise timeout_error(self, f"{time.perf_counter() - started:.1f} s") from None
+            raise self._explained(exc) from None
         finally:
+            timer.cancel()
+            session.removeTag(tag)
             for view in reversed(views):
-                self.session.catalog.uncacheTable(view)
-                self.session.catalog.dropTempView(view)
+                session.catalog.uncacheTable(view)
+                session.catalog.dropTempView(view)
+        return limited_frame(frame, limit, time.perf_counter() - started)
+
+    def _check_read_only(self, query: str) -> None:
+        """Refuse anything but one query reading catalog tables (Spark sessions cannot be made read-only)."""
+        import sqlglot
+        from sqlglot import exp
+
+        where = self.settings.display_url
+        try:
+            trees = [t for t in sqlglot.parse(query, read=SOURCE_DIALECT) if t is not None]
+        except sqlglot.errors.SqlglotError as exc:
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise DatabaseError(f"The query cannot be read as SQL, so {where} does not run it: {first}") from None
+        if len(trees) != 1 or not isinstance(trees[0], exp.Query):
+            raise DatabaseError(
+                f"This analysis session on {where} is read-only: it runs one query (SELECT or WITH) per call; "
+                "writes go through the loaders or the generator (connect(read_only=False))."
+            )
+        for table in trees[0].find_all(exp.Table):
+            if table.db.lower() in _FILE_SOURCES:
+                raise DatabaseError(
+                    f"Sessions on {where} read catalog tables only, not files ({table.db}.`…`): "
+                    "name the folder in database.spark_tables instead."
+                )
+        for call in trees[0].find_all(exp.Anonymous):
+            if str(call.name).lower() in _JAVA_CALLS:
+                raise DatabaseError(
+                    f"Sessions on {where} do not call Java methods ({call.name}): remove it from the query."
+                )
 
     def _cache_shared_ctes(self, spark_sql: str) -> tuple[str, list[str]]:
         """Spark inlines a CTE at every reference; cache each CTE used more than once (the units,
         the per-unit values) as a temporary view so it is computed once. Returns the rewritten
         query and the views to drop."""
-        import uuid
 
         import sqlglot
         from sqlglot import exp
@@ -133,6 +318,14 @@ class SparkDatabase:
         if kept:
             main.set(with_key, exp.With(expressions=kept))
         return main.sql(dialect=self.dialect.sqlglot), views
+
+
+def _quiet_query_errors() -> None:
+    """PySpark logs every failed query's JVM stack trace to stderr; the DatabaseError says it in one sentence."""
+    from pyspark.logger import PySparkLogger
+
+    for name in ("SQLQueryContextLogger", "DataFrameQueryContextLogger"):
+        PySparkLogger.getLogger(name).disabled = True
 
 
 def _identifier(name: str) -> str:
