@@ -1,4 +1,5 @@
-"""Write tables in bulk inside one transaction: DuckDB's Arrow scan, PostgreSQL's ``COPY``.
+"""Write tables in bulk inside one transaction: DuckDB's Arrow scan, PostgreSQL's ``COPY``; on
+Spark, staged Parquet catalog tables (:mod:`workbench.db.catalog_write`).
 
 Writers hand over :class:`pyarrow.Table` batches whose columns are named like the target table.
 Nothing is written row by row, and a failure rolls the whole transaction back.
@@ -77,6 +78,12 @@ def write_transaction(db: SqlDatabase) -> Iterator[BulkWriter]:
     """A :class:`BulkWriter` whose work is committed at the end, or rolled back on any error."""
     if db.read_only:
         raise WorkbenchError("Bulk writes need a writable session: open it with connect(read_only=False).")
+    if db.dialect.bulk_load == "catalog":
+        from workbench.db.catalog_write import catalog_transaction
+
+        with catalog_transaction(db) as writer:
+            yield writer  # type: ignore[misc]
+        return
     try:
         raw = db.engine.raw_connection()
     except Exception as exc:  # the driver's own error is explained below
