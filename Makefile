@@ -46,12 +46,14 @@ $(KERNEL): $(INSTALLED)
 
 setup: $(KERNEL)
 
-# Debian packages the tests need: PostgreSQL server binaries and Chromium. apt runs only when one
-# is missing, and only as root; otherwise this says what to install.
+# Debian packages the tests need: PostgreSQL server binaries, Chromium and Java (for the Spark
+# Connect server the Spark tests start). apt runs only when one is missing, and only as root;
+# otherwise this says what to install.
 system-deps:
 	@missing=""; \
 	 { command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; } || missing="$$missing postgresql"; \
 	 test -x /usr/bin/chromium || missing="$$missing chromium"; \
+	 command -v java >/dev/null || missing="$$missing openjdk-17-jre-headless"; \
 	 if [ -n "$$missing" ]; then \
 	   if [ "$$(id -u)" = 0 ]; then \
 	     echo "Installing Debian packages:$$missing"; \

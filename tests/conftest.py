@@ -109,3 +109,17 @@ def artifacts_dir() -> Path:
     """Where tests leave screenshots and reports for a human to look at (git-ignored)."""
     ARTIFACTS.mkdir(exist_ok=True)
     return ARTIFACTS
+
+
+@pytest.fixture(scope="session")
+def spark_connect_server(tmp_path_factory):
+    """A Spark Connect server (local mode, from the installed pyspark) for this test session,
+    stopped after; skips saying why when Java is missing."""
+    pytest.importorskip("pyspark.sql.connect.client", reason="pyspark[connect] is not installed: run `make setup`")
+    from support.spark_server import java_missing_reason, start_spark_connect
+
+    if reason := java_missing_reason():
+        pytest.skip(reason)
+    server = start_spark_connect(tmp_path_factory.mktemp("spark-connect"))
+    yield server
+    server.stop()
