@@ -190,7 +190,8 @@ def test_server_down_gives_one_sentence_without_password(isolated_home):
         ("mysql://root:" + CANARY + "@localhost/db", "unsupported database 'mysql'"),
         ("not a url at all " + CANARY, "is not a database URL"),
         ("postgresql+asyncpg://u:" + CANARY + "@h/db", "driver 'asyncpg'"),
-        ("spark://u:" + CANARY + "@h/db", "unsupported database 'spark'"),  # a dialect, but not one connect() opens
+        ("spark://u:" + CANARY + "@h/db", "Spark SQL driver 'spark'; use"),  # Spark needs sc:// or spark+local://
+        ("sc://h:15002/;token=" + CANARY, "holds a Spark Connect token: remove ;token=… from the URL"),
     ],
 )
 def test_bad_urls_are_refused_clearly(url, expected):

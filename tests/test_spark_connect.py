@@ -20,6 +20,7 @@ import workbench as wb
 from support.generated_project import SETUP, experiment_entry
 from workbench.db.connection import RowLimitWarning
 from workbench.errors import ConfigError, DatabaseError
+from workbench.events.store import ensure_event_store
 
 pytestmark = [pytest.mark.spark, pytest.mark.filterwarnings("ignore::FutureWarning:pyspark.*")]
 ROOT = Path(__file__).resolve().parents[1]
@@ -90,6 +91,12 @@ def test_read_only_timeouts_and_the_token_stay_safe(spark_connect_server, monkey
     with pytest.warns(RowLimitWarning):
         assert len(db.sql("SELECT id FROM range(10) a", limit=3)) == 3
     db.dispose()
+    writer = wb.connect(spark_connect_server.url, read_only=False)
+    with pytest.raises(
+        DatabaseError, match="Spark, which has no transactions: this write runs on DuckDB or PostgreSQL"
+    ):
+        ensure_event_store(writer)  # event ingestion and the service start here
+    writer.dispose()
 
     token = "tok-" + "9f2c71e05a"
     with pytest.raises(ConfigError, match="WORKBENCH_DATABASE_PASSWORD") as refused:

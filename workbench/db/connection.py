@@ -191,10 +191,8 @@ def connect(
     """
     settings = resolve_database(url, config_path)
     timeout = statement_timeout_s if statement_timeout_s is not None else settings.statement_timeout_s
-    if settings.dialect == "spark":
-        from workbench.db.spark import open_spark
-
-        return open_spark(settings, read_only, timeout, config_path or paths.config_path(), check)  # type: ignore[return-value]
+    if opener := _SESSION_OPENERS.get(settings.dialect):
+        return opener(settings, read_only, timeout, config_path or paths.config_path(), check)
     engine = _ENGINE_BUILDERS[settings.dialect](settings, read_only, timeout)
     db = SqlDatabase(engine, settings, read_only, timeout, config_path or paths.config_path())
     if check:
@@ -367,6 +365,14 @@ def _keep_read_only(engine: sa.Engine, settings: DatabaseSettings) -> None:
             )
 
 
+def _open_spark(settings: DatabaseSettings, read_only: bool, timeout_s: float, config_path: Path, check: bool):
+    from workbench.db.spark import open_spark  # pyspark and its client load only for Spark URLs
+
+    return open_spark(settings, read_only, timeout_s, config_path, check)
+
+
+# how connect() opens each dialect not reached through SQLAlchemy: a Database of its own
+_SESSION_OPENERS = {"spark": _open_spark}
 # how connect() opens each dialect reached through SQLAlchemy (the Dialect's name, as in DIALECTS):
 # driver arguments, read-only analysis sessions and the statement timeout
 _ENGINE_BUILDERS = {"duckdb": _duckdb_engine, "postgresql": _postgresql_engine}
