@@ -133,3 +133,38 @@ def test_run_reports_on_spark_equal_duckdb(spark_connect_server, tmp_path_factor
         spark, duck = results["spark"][key], results["duckdb"][key]
         assert len(spark) >= 2
         pd.testing.assert_frame_equal(spark, duck, check_dtype=False, rtol=1e-9)
+
+
+def test_a_standalone_worker_runs_the_analysis(tmp_path_factory):
+    """A Connect server submitting to a standalone master with one worker (one core, small memory):
+    generated data gives DuckDB's sufficient statistics, and the worker's executor ran the tasks."""
+    from support.spark_server import java_missing_reason, start_spark_connect, start_standalone
+    from workbench.experiments.config import load_config
+    from workbench.experiments.engine import experiment, sufficient_stats
+
+    if reason := java_missing_reason():
+        pytest.skip(reason)
+    root = tmp_path_factory.mktemp("spark-standalone")
+    cluster = start_standalone(root / "cluster", worker_cores=1, worker_memory="1g")
+    conf = {"spark.executor.cores": "1", "spark.executor.memory": "512m", "spark.cores.max": "1"}
+    try:
+        server = start_spark_connect(root / "connect", master=cluster.master_url, extra_conf=conf)
+        try:
+            config = root / "workbench.yml"
+            config.write_text(SETUP + "experiments:\n" + experiment_entry("price-display"), encoding="utf-8")
+            duck = f"duckdb:///{root / 'generated.duckdb'}"
+            for url in (server.url, duck):
+                workbench("generate", "--users", "1000", "--seed", "3", url=url, home=root)
+            exp = experiment("price-display", load_config(config))
+            on_cluster, on_duck = wb.connect(server.url, config_path=config), wb.connect(duck, config_path=config)
+            ours = sufficient_stats(exp, db=on_cluster)
+            assert ours["users"].sum() > 0
+            assert_matches_reference(ours, sufficient_stats(exp, db=on_duck))
+            on_cluster.dispose()
+            on_duck.dispose()
+        finally:
+            server.stop()
+        logs = list(cluster.work_dir.glob("app-*/*/stderr"))
+        assert logs and any("Finished task" in log.read_text(errors="replace") for log in logs), logs
+    finally:
+        cluster.stop()

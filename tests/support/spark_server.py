@@ -113,3 +113,68 @@ def start_spark_connect(
     raise WorkbenchError(
         f"The Spark Connect server did not listen on {port} within {START_TIMEOUT_S} s: {server.log()[-2000:]}"
     )
+
+
+@dataclass
+class StandaloneCluster:
+    """A Spark standalone master and one worker (``spark-class``), each in its own process group."""
+
+    root: Path
+    port: int
+    processes: list[subprocess.Popen]
+
+    @property
+    def master_url(self) -> str:
+        return f"spark://127.0.0.1:{self.port}"
+
+    @property
+    def work_dir(self) -> Path:
+        """Where the worker keeps each application's executor logs (``app-*/<executor>/stderr``)."""
+        return self.root / "work"
+
+    def stop(self) -> None:
+        for process in reversed(self.processes):
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+                process.wait(timeout=30)
+
+
+def start_standalone(root: Path, worker_cores: int = 1, worker_memory: str = "1g") -> StandaloneCluster:
+    """Start a standalone master on 127.0.0.1 and one worker with ``worker_cores`` cores and
+    ``worker_memory``; wait until the worker has registered."""
+    home = spark_home()
+    root.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "SPARK_HOME": str(home), "SPARK_DAEMON_MEMORY": "256m", "SPARK_LOG_DIR": str(root / "logs")}
+    port = free_port()
+    spark_class = str(home / "bin" / "spark-class")
+    master = [spark_class, "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1", "--port", str(port)]
+    master += ["--webui-port", str(free_port())]
+    cluster = StandaloneCluster(root, port, [])
+    with open(root / "master.out", "wb") as out:
+        cluster.processes.append(
+            subprocess.Popen(master, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, cwd=root)
+        )
+    _wait_for_line(root / "master.out", "I have been elected leader", cluster)
+    worker = [spark_class, "org.apache.spark.deploy.worker.Worker", cluster.master_url, "--host", "127.0.0.1"]
+    worker += ["--cores", str(worker_cores), "--memory", worker_memory, "--webui-port", str(free_port())]
+    worker += ["--work-dir", str(cluster.work_dir)]
+    with open(root / "worker.out", "wb") as out:
+        cluster.processes.append(
+            subprocess.Popen(worker, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, cwd=root)
+        )
+    _wait_for_line(root / "worker.out", "Successfully registered with master", cluster)
+    return cluster
+
+
+def _wait_for_line(log: Path, line: str, cluster: StandaloneCluster) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if log.exists() and line in log.read_text(errors="replace"):
+            return
+        if any(p.poll() is not None for p in cluster.processes):
+            break
+        time.sleep(0.5)
+    cluster.stop()
+    raise WorkbenchError(
+        f"Spark standalone did not log {line!r} within {START_TIMEOUT_S} s: {log.read_text(errors='replace')[-2000:]}"
+    )
