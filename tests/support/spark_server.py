@@ -50,22 +50,23 @@ class SparkConnectServer:
     def url(self) -> str:
         return f"sc://127.0.0.1:{self.port}"
 
-    @property
-    def warehouse(self) -> Path:
-        return self.root / "warehouse"
-
     def log(self) -> str:
         return (self.root / "server.out").read_text(errors="replace")
 
     def stop(self) -> None:
         """Stop the server's process group (its JVM) and wait for it."""
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
+        stop_group(self.process)
+
+
+def stop_group(process: subprocess.Popen) -> None:
+    """SIGTERM the process group ``process`` leads (SIGKILL after 30 s) and wait for it."""
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
 
 
 def start_spark_connect(
@@ -134,9 +135,7 @@ class StandaloneCluster:
 
     def stop(self) -> None:
         for process in reversed(self.processes):
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
-                process.wait(timeout=30)
+            stop_group(process)
 
 
 def start_standalone(root: Path, worker_cores: int = 1, worker_memory: str = "1g") -> StandaloneCluster:

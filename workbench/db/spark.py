@@ -90,7 +90,10 @@ def open_spark(
         else:
             from pyspark.sql.connect.client.retries import DefaultPolicy
 
+            marked = "SPARK_CONNECT_MODE_ENABLED" in os.environ
             session = SparkSession.builder.remote(connect_url(settings)).create()
+            if not marked:  # PySpark marks the whole process as Spark Connect: a later spark+local:// stays classic
+                os.environ.pop("SPARK_CONNECT_MODE_ENABLED", None)
             # a server that is down fails in seconds, not after the client's 10 minutes of retries
             session.client.set_retry_policies([DefaultPolicy(max_retries=CONNECT_RETRIES, max_backoff=2000)])
             warnings.filterwarnings("ignore", message=r"\[RETRIES_EXCEEDED\]", category=UserWarning)
