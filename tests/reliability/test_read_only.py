@@ -93,8 +93,8 @@ WRITERS = {
     ("workbench/cli/event_service.py", "serve_command"): "the event service (ingestion over HTTP)",
     ("workbench/cli/event_service.py", "resolve_command"): "the event service (identity resolution)",
 }
-# the one helper that passes its caller's mode on; its callers are audited instead
-PASS_THROUGH = {("workbench/cli/app.py", "opened_database")}
+# the helpers that pass their caller's mode on (the CLI's, connect()'s for Spark); their callers are audited instead
+PASS_THROUGH = {("workbench/cli/app.py", "opened_database"), ("workbench/db/spark.py", "open_spark")}
 # where engines may be created at all: everything else goes through connect()
 ENGINE_MAKERS = {"workbench/db/connection.py", "tests/support/pg_server.py"}
 
