@@ -49,6 +49,12 @@ def read_status(folder: Path) -> dict:
         return {}
 
 
+def write_status(folder: Path, status: dict) -> None:
+    """Replace ``folder/status.json`` with ``status`` atomically (an ``OSError`` on a full disk
+    leaves the old one whole)."""
+    atomic_write(folder / "status.json", json.dumps(status, indent=1, default=str))
+
+
 def record_schedule(keys: list[str], every_hours: float, reports_dir: Path | None = None) -> None:
     """Record in each of ``keys``' ``status.json`` that its reports run every ``every_hours`` hours
     (a status that cannot be rewritten, on a full disk, keeps its old schedule)."""
@@ -60,7 +66,7 @@ def record_schedule(keys: list[str], every_hours: float, reports_dir: Path | Non
         if status:
             status["every_hours"] = every_hours
             with contextlib.suppress(OSError):
-                atomic_write(root / key / "status.json", json.dumps(status, indent=1, default=str))
+                write_status(root / key, status)
 
 
 def run_time(stem: str) -> dt.datetime:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import json
 import os
 import shutil
 from dataclasses import dataclass
@@ -23,9 +22,9 @@ from pathlib import Path
 from workbench import paths
 from workbench.errors import ConfigError, WorkbenchError, shown
 from workbench.experiments.config import EXPERIMENT_KEY
-from workbench.files import atomic_write, replace_file, swap_directory
+from workbench.files import replace_file, swap_directory
 from workbench.redaction import redact
-from workbench.reports.index_page import read_status, record_schedule, write_index
+from workbench.reports.index_page import read_status, record_schedule, write_index, write_status
 
 REPORT_NOTEBOOK = "experiment_report.ipynb"
 KEEP_RUNS = 10  # runs (timestamped notebook and HTML) kept per experiment
@@ -43,10 +42,6 @@ class ReportRun:
     failed_notebook: Path | None = None
     error: str = ""
     seconds: float = 0.0
-
-
-def _write_json(path: Path, payload: dict) -> None:
-    atomic_write(path, json.dumps(payload, indent=1, default=str))
 
 
 def timestamp_stem(now: dt.datetime | None = None) -> str:
@@ -209,7 +204,7 @@ def _run_claimed(
         with contextlib.suppress(
             OSError
         ):  # a full disk: the error is returned all the same, the old status stays whole
-            _write_json(folder / "status.json", status)
+            write_status(folder, status)
         return ReportRun(
             key,
             "failed",
@@ -223,7 +218,7 @@ def _run_claimed(
         if staging_cache.is_dir():
             swap_directory(staging_cache, cache_dir(key, root))
         status.update(status="ok", error="", failed_notebook=None, last_good_run=stem, last_good_html=run.html.name)
-        _write_json(folder / "status.json", status)
+        write_status(folder, status)
     except OSError as exc:  # a full disk: drop this run's files, the last good report stays
         run.notebook.unlink(missing_ok=True)
         run.html.unlink(missing_ok=True)
