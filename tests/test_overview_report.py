@@ -119,6 +119,24 @@ def test_overview_html_renders_charts_offline_in_chromium(executed_overview, art
     assert not [u for u in refused if "plotly" in u], "plotly.js must be inlined, not fetched"
 
 
+@pytest.mark.notebook
+@pytest.mark.browser
+def test_the_default_overview_links_the_reports_shared_plotly_js(growthbook_url, tmp_path):
+    """Written where the index links it (reports/overview/), the overview loads the reports' shared
+    plotly.js instead of inlining its 4.8 MB, and still draws both charts offline from file://."""
+    env = {**os.environ, "WORKBENCH_DATABASE_URL": growthbook_url, "WORKBENCH_HOME": str(tmp_path)}
+    proc = subprocess.run([WORKBENCH, "overview"], capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    html = tmp_path / "reports" / "overview" / "overview.html"
+    shared = sorted(p.name for p in (tmp_path / "reports").glob("plotly-*.min.js"))
+    assert len(shared) == 1 and f'src="../{shared[0]}"' in html.read_text()
+    assert html.stat().st_size <= 300_000, html.stat().st_size
+    with offline_page(html) as (page, refused):
+        page.wait_for_selector(".js-plotly-plot .main-svg", timeout=30_000)
+        traces = page.eval_on_selector_all(".js-plotly-plot", "els => els.map(e => (e.data || []).length)")
+    assert len(traces) == 2 and all(n > 0 for n in traces) and not refused
+
+
 def test_cli_help_on_every_command():
     import typer.main
     from typer.testing import CliRunner

@@ -52,16 +52,24 @@ def overview_command(
     database: DatabaseOption = None,
     config: ConfigOption = None,
     output_dir: Annotated[
-        Path | None, typer.Option(help="Folder for the executed notebook and HTML (default: reports/overview).")
+        Path | None,
+        typer.Option(
+            help="Folder for the executed notebook and HTML (default: reports/overview, whose page links the reports' "
+            "shared plotly.js; any other folder gets a standalone page)."
+        ),
     ] = None,
 ) -> None:
     """Run the data overview notebook with papermill and write its executed copy and HTML report."""
     from workbench import paths
     from workbench.reports.notebooks import run_notebook
+    from workbench.reports.runs import linked_page_assets
 
     try:
         out = output_dir or paths.reports_dir() / "overview"
-        result = run_notebook("overview.ipynb", out, parameters={}, database_url=database, config_path=config)
+        shared = None if output_dir else linked_page_assets(paths.reports_dir())
+        result = run_notebook(
+            "overview.ipynb", out, parameters={}, database_url=database, config_path=config, shared_assets=shared
+        )
     except WorkbenchError as exc:
         fail(exc)
     say(f"Executed notebook: {result.notebook}")

@@ -186,7 +186,7 @@ def _run_claimed(
     status.update(key=key, last_run=stem)
     try:
         load_config(config_path).experiment(key)  # a broken entry fails here with its own sentence
-        shared_assets = None if standalone else _write_page_assets(root)
+        shared_assets = None if standalone else linked_page_assets(root)
         run = run_notebook(
             REPORT_NOTEBOOK,
             folder,
@@ -226,10 +226,10 @@ def _run_claimed(
     return ReportRun(key, "ok", run.notebook, run.html, latest, seconds=time.perf_counter() - started)
 
 
-def _write_page_assets(root: Path) -> str:
+def linked_page_assets(root: Path) -> str:
     """Write the shared page files into ``root`` when missing and return their address from a
-    report's folder (``"../"``); a failed write (a full disk) is one sentence, like every other
-    output of the run."""
+    page's folder one level below it (``"../"``: a report's, the data overview's); a failed write
+    (a full disk) is one sentence, like every other output of the run."""
     from workbench.reports.notebooks import output_error
     from workbench.reports.page_assets import write_page_assets
 
