@@ -8,6 +8,7 @@ served dashboard in tests/reliability/test_dashboard_access.py."""
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import sys
 import time
@@ -23,6 +24,7 @@ from workbench.errors import WorkbenchError
 from workbench.reports import voila_server
 from workbench.reports.dashboard import (
     MAX_KERNELS,
+    PREHEAT_ENV,
     TOKEN_ENV,
     dashboard_token,
     is_loopback,
@@ -185,3 +187,80 @@ def test_kernels_started_at_once_are_each_counted_once_against_the_cap(monkeypat
     assert all(isinstance(kernel, str) for kernel in started), started
     assert sorted(started) == sorted(listed) and len(set(started)) == 3
     assert isinstance(fourth, voila_server.DashboardBusy), fourth
+
+
+def test_warm_kernels_wait_outside_the_cap_and_count_once_a_viewer_claims_one():
+    """With a cap of one viewer: a kernel started for Voila's pool (``VOILA_PREHEAT=True``) is not a
+    viewer, a viewer's cold start is, a second viewer is refused whether it asks for a cold start or
+    for the warm kernel, and once the first viewer's kernel is gone the warm one is handed over and
+    counted."""
+    manager = voila_server.CappedKernelManager(max_kernels=1)
+    warm_env, cold_env = ({**os.environ, PREHEAT_ENV: flag} for flag in ("True", "False"))
+
+    async def hand_over(kernel_id: str) -> tuple:
+        return None, [], kernel_id  # Voila's (render task, rendered cells, kernel id)
+
+    async def scenario() -> tuple:
+        warm = await manager.start_kernel(kernel_name="python3", env=warm_env)
+        counted = [manager.viewers()]
+        viewer = await manager.start_kernel(kernel_name="python3", env=cold_env)
+        counted.append(manager.viewers())
+        refused = await asyncio.gather(
+            manager.start_kernel(kernel_name="python3"),
+            manager.claimed(lambda: hand_over(warm)),
+            return_exceptions=True,
+        )
+        await manager.shutdown_kernel(viewer, now=True)
+        handed = await manager.claimed(lambda: hand_over(warm))
+        counted.append(manager.viewers())
+        try:
+            return warm, counted, refused, handed, sorted(manager.list_kernel_ids())
+        finally:
+            await manager.shutdown_all(now=True)
+
+    warm, counted, refused, handed, listed = asyncio.run(scenario())
+    assert counted == [0, 1, 1]
+    assert all(isinstance(r, voila_server.DashboardBusy) for r in refused), refused
+    assert handed[-1] == warm and listed == [warm]
+
+
+def test_a_warm_kernel_reads_the_cached_results_when_its_viewer_comes(tmp_path):
+    """The dashboard's kernel, started and warmed before any viewer, waits for the viewer's request
+    before reading ``reports/``: an experiment whose cache is removed after the kernel warmed up is
+    not offered, and the page came from the pre-heated kernel."""
+    import psutil
+    import requests
+
+    from support.offline_browser import wait_for_port
+    from support.pg_server import free_port
+
+    cache = tmp_path / "reports" / "gone-experiment" / "cache"
+    cache.mkdir(parents=True)
+    (cache / "results.json").write_text("{}")
+    port = free_port()
+    log = tmp_path / "voila.log"
+    with log.open("w") as out:
+        server = subprocess.Popen(
+            voila_command(port),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**voila_environment(), "WORKBENCH_HOME": str(tmp_path)},
+        )
+        try:
+            wait_for_port(port, 60)
+            deadline, before = time.perf_counter() + 120, -1
+            while time.perf_counter() < deadline:  # the warm kernel's imports done: its memory holds still
+                kernels = [c for c in psutil.Process(server.pid).children() if "ipykernel" in " ".join(c.cmdline())]
+                now = sum(k.memory_info().rss for k in kernels)
+                if kernels and abs(now - before) < 2**21:
+                    break
+                before = now
+                time.sleep(1)
+            assert "Kernel pool of" in log.read_text()
+            (cache / "results.json").unlink()
+            page = requests.get(f"http://127.0.0.1:{port}/", timeout=120)
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+    assert page.status_code == 200 and "No cached results yet" in page.text
+    assert "Using pre-heated kernel" in log.read_text()

@@ -11,6 +11,7 @@ an ``Output`` redrawn on every change (an empty FigureWidget filled later render
 from __future__ import annotations
 
 import html
+import importlib
 import ipaddress
 import os
 import re
@@ -30,10 +31,27 @@ DEFAULT_PORT = 8866
 CULL_IDLE_MINUTES = 5.0
 CULL_INTERVAL_SECONDS = 60  # the longest wait between two checks for idle kernels
 MAX_KERNELS = 10  # viewers served at once, one kernel each (≈190 MB): the 10 of tests/reliability/test_load.py
+POOL_SIZE = 1  # kernels Voila keeps started, the notebook run up to its wait, ahead of the next viewer
+PREHEAT_ENV = "VOILA_PREHEAT"  # "True" in the kernels Voila starts for that pool (voila.utils.ENV_VARIABLE)
+# What the first draw imports (most of a kernel's start-up): imported before a warm kernel waits
+FIRST_DRAW_MODULES = ("ipywidgets", "plotly.graph_objects", "plotly.io", "workbench.reports.charts", "workbench.stats")
 TOKEN_ENV = "WORKBENCH_DASHBOARD_TOKEN"
 TOKEN_PATTERN = re.compile(r"[!-~]{16,}")  # at least 16 printable ASCII characters, no spaces
 # templates/voila/templates/workbench_dashboard: Voila's lab template without its CDN stylesheet links
 TEMPLATE = "workbench_dashboard"
+
+
+def wait_for_viewer() -> None:
+    """In a kernel Voila keeps warm (:data:`PREHEAT_ENV`), import :data:`FIRST_DRAW_MODULES`, then
+    wait until a viewer's request claims the kernel, so the cached results are read when a page is
+    asked for, not when the kernel started. Anywhere else (JupyterLab, papermill) return at once."""
+    if os.environ.get(PREHEAT_ENV) != "True":
+        return
+    for module in FIRST_DRAW_MODULES:
+        importlib.import_module(module)
+    from voila.utils import wait_for_request
+
+    wait_for_request()
 
 
 def cached_keys(reports_dir: Path | None = None) -> list[str]:
@@ -89,8 +107,9 @@ def voila_command(
     bound to ``ip`` (``--Voila.ip``; a bare ``--ip`` is ignored), sources stripped, tracebacks hidden,
     the page loading nothing from outside the server (:data:`TEMPLATE`; run it with
     :func:`voila_environment`), at most ``max_kernels`` viewers' kernels at once (one more viewer gets
-    a "busy" page, HTTP 503), each shut down once idle ``cull_idle_seconds``, even while its page is
-    still open (checked every ``cull_interval_seconds``; default a quarter of the idle time, at most
+    a "busy" page, HTTP 503) plus :data:`POOL_SIZE` started ahead of the next viewer (Voila's
+    pre-heated kernels, the notebook run up to :func:`wait_for_viewer`), each viewer's shut down
+    once idle ``cull_idle_seconds``, even while its page is still open (checked every ``cull_interval_seconds``; default a quarter of the idle time, at most
     :data:`CULL_INTERVAL_SECONDS`). The token never goes on the command line (``ps`` shows it to
     every user): :func:`voila_environment` passes it."""
     interval = cull_interval_seconds or min(CULL_INTERVAL_SECONDS, max(1, int(cull_idle_seconds) // 4))
@@ -106,6 +125,8 @@ def voila_command(
         "--strip_sources=True",
         "--show_tracebacks=False",
         f"--CappedKernelManager.max_kernels={int(max_kernels)}",
+        "--preheat_kernel=True",
+        f"--pool_size={POOL_SIZE}",
         f"--MappingKernelManager.cull_idle_timeout={int(cull_idle_seconds)}",
         f"--MappingKernelManager.cull_interval={int(interval)}",
         "--MappingKernelManager.cull_connected=True",
@@ -130,6 +151,7 @@ class Dashboard:
     def __init__(self, reports_dir: Path | str | None = None) -> None:
         import ipywidgets as w
 
+        wait_for_viewer()
         self.reports_dir = Path(reports_dir) if reports_dir else paths.reports_dir()
         self._data: dict[str, ReportData] = {}
         keys = cached_keys(self.reports_dir)

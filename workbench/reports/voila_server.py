@@ -18,8 +18,9 @@ It also enforces the dashboard's access rules (:class:`DashboardVoila`): a token
 page, the kernel websockets and Voila's REST routes; beyond loopback the server refuses to start
 without one; a token given in the URL is exchanged for the login cookie and dropped from the address;
 request logs never show it; the HTML reports under ``reports/`` are served behind the same login
-(:class:`ReportFileHandler`). :class:`CappedKernelManager` runs at most ``max_kernels`` kernels at once,
-and one viewer more gets a one-sentence "busy" page (HTTP 503) instead of a kernel.
+(:class:`ReportFileHandler`). :class:`CappedKernelManager` serves at most ``max_kernels`` viewers at once,
+and one viewer more gets a one-sentence "busy" page (HTTP 503) instead of a kernel; Voila keeps one
+kernel warm ahead of the next viewer (``--preheat_kernel``), outside that count.
 """
 
 from __future__ import annotations
@@ -29,11 +30,13 @@ import os
 import sys
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from queue import Empty
 from typing import Any
 from urllib.parse import urlencode
 
 import tornado.web
+import voila.app
 from jupyter_server.base.handlers import JupyterHandler
 from jupyter_server.log import log_request
 from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager
@@ -41,14 +44,17 @@ from jupyter_server.utils import url_path_join
 from traitlets import Integer
 from voila.app import Voila
 from voila.tornado.handler import TornadoVoilaHandler
+from voila.voila_kernel_manager import voila_kernel_manager_factory
 
 from workbench import paths
 from workbench.errors import WorkbenchError
-from workbench.reports.dashboard import MAX_KERNELS, TOKEN_ENV, check_access
+from workbench.reports.dashboard import MAX_KERNELS, PREHEAT_ENV, TOKEN_ENV, check_access
 
 POLL_SLICE_SECONDS = 1.0
 RETRY_AFTER_SECONDS = 60
-REPORT_FILES = (".html", ".js", ".css")  # pages and the shared plotly.js and stylesheet they link
+REPORT_FILES = (".html", ".js", ".css")
+# Where a warm kernel dials the server for its viewer's request (voila.utils.wait_for_request; default 127.0.0.1)
+APP_IP_ENV = "VOILA_APP_IP"  # pages and the shared plotly.js and stylesheet they link
 
 
 async def sliced_get_msg(self, timeout: float | None = None) -> dict[str, Any]:
@@ -66,10 +72,12 @@ async def sliced_get_msg(self, timeout: float | None = None) -> dict[str, Any]:
 
 
 def install() -> None:
-    """Make every asyncio kernel channel of this process wait in slices."""
+    """Make every asyncio kernel channel of this process wait in slices, and Voila build its kernel
+    manager with :func:`kernel_manager_factory`."""
     from jupyter_client.channels import AsyncZMQSocketChannel
 
     AsyncZMQSocketChannel.get_msg = sliced_get_msg  # type: ignore[method-assign]
+    voila.app.voila_kernel_manager_factory = kernel_manager_factory
 
 
 class DashboardBusy(tornado.web.HTTPError):
@@ -84,30 +92,77 @@ class DashboardBusy(tornado.web.HTTPError):
 
 
 class CappedKernelManager(AsyncMappingKernelManager):
-    """Voila's kernel manager, running at most ``max_kernels`` kernels (those still starting
-    included); one start more raises :class:`DashboardBusy` without starting anything."""
+    """Voila's kernel manager, serving at most ``max_kernels`` viewers at once (kernels still starting
+    included); one viewer more raises :class:`DashboardBusy` without starting anything. Kernels Voila
+    starts ahead of any request (its pre-heated pool, started with ``VOILA_PREHEAT=True``) are not
+    viewers until one claims them (:meth:`claimed`), so the server runs at most ``max_kernels``
+    viewers' kernels plus the pool's."""
 
     max_kernels = Integer(MAX_KERNELS, config=True, help="Kernels (viewers) running at once, at most.")
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._starting: set[str] = set()
+        self._warm: set[str] = set()  # started for the pool; no viewer has claimed them yet
+        self._claiming = 0  # viewers being handed a warm kernel
+
+    def viewers(self) -> int:
+        """Kernels serving viewers: running or starting, less the unclaimed warm ones, plus the
+        claims in progress."""
+        return len((set(self.list_kernel_ids()) | self._starting) - self._warm) + self._claiming
+
+    def admit(self) -> None:
+        """Raise :class:`DashboardBusy` when ``max_kernels`` viewers are served or starting."""
+        if self.viewers() >= self.max_kernels:
+            self.log.warning("Refused a viewer: %d viewers' kernels are running, the most allowed.", self.max_kernels)
+            raise DashboardBusy(self.max_kernels)
+
+    async def claimed(self, claim: Callable[[], Awaitable[tuple]]) -> tuple:
+        """A viewer admitted (:meth:`admit`) onto a warm kernel: ``claim()`` (Voila's hand-over,
+        whose result ends with the kernel's id) counted as a viewer from the start."""
+        self.admit()
+        self._claiming += 1
+        try:
+            handed = await claim()
+        finally:
+            self._claiming -= 1
+        self._warm.discard(handed[-1])
+        return handed
 
     async def start_kernel(self, *args: Any, kernel_id: str | None = None, **kwargs: Any) -> str:
-        """A new kernel's id, or :class:`DashboardBusy` when ``max_kernels`` are running or starting.
-        A starting kernel is counted by its id, once, whether or not the manager lists it yet."""
+        """A new kernel's id, or :class:`DashboardBusy` when ``max_kernels`` viewers are served or
+        starting (never for the pool's kernels). A starting kernel is counted by its id, once,
+        whether or not the manager lists it yet."""
         if kernel_id is not None and kernel_id in self:  # an existing kernel, reused
             return await super().start_kernel(*args, kernel_id=kernel_id, **kwargs)
-        taken = set(self.list_kernel_ids()) | self._starting
-        if len(taken) >= self.max_kernels:
-            self.log.warning("Refused a viewer: %d kernels are running, the most allowed.", self.max_kernels)
-            raise DashboardBusy(self.max_kernels)
+        warm = (kwargs.get("env") or {}).get(PREHEAT_ENV) == "True"
+        if not warm:
+            self.admit()
         kernel_id = kernel_id or str(uuid.uuid4())
         self._starting.add(kernel_id)  # before the first await, so concurrent requests cannot overshoot
+        if warm:
+            self._warm.add(kernel_id)
         try:
             return await super().start_kernel(*args, kernel_id=kernel_id, **kwargs)
+        except BaseException:
+            self._warm.discard(kernel_id)
+            raise
         finally:
             self._starting.discard(kernel_id)
+
+
+def kernel_manager_factory(base: type, preheat_kernel: bool, default_pool_size: int, **kwargs: Any) -> type:
+    """Voila's kernel-manager factory (``voila_kernel_manager_factory``), with every hand-over of a
+    pre-heated kernel to a viewer admitted by :meth:`CappedKernelManager.claimed`."""
+    made = voila_kernel_manager_factory(base, preheat_kernel, default_pool_size, **kwargs)
+    if not preheat_kernel:
+        return made
+
+    class WarmKernelManager(made):  # type: ignore[misc, valid-type]
+        async def get_rendered_notebook(self, *args: Any, **kw: Any) -> tuple:
+            return await self.claimed(lambda: super(WarmKernelManager, self).get_rendered_notebook(*args, **kw))
+
+    return WarmKernelManager
 
 
 class DashboardHandler(TornadoVoilaHandler):
@@ -152,6 +207,16 @@ class ReportFileHandler(JupyterHandler, tornado.web.StaticFileHandler):
         await tornado.web.StaticFileHandler.get(self, path, include_body)
 
 
+def reachable_host(ip: str) -> str:
+    """The host a kernel on this machine dials to reach a server bound to ``ip`` (a URL's host part):
+    loopback for the wildcard addresses, an IPv6 address in brackets."""
+    if ip in ("", "0.0.0.0"):
+        return "127.0.0.1"
+    if ip == "::":
+        return "[::1]"
+    return f"[{ip}]" if ":" in ip else ip
+
+
 class DashboardVoila(Voila):
     """Voila with the dashboard's access rules: at most ``--CappedKernelManager.max_kernels`` kernels,
     the token from :data:`TOKEN_ENV`, a refusal to bind beyond loopback without one,
@@ -171,6 +236,7 @@ class DashboardVoila(Voila):
             print(f"error: {exc}", file=sys.stderr)
             self.exit(1)
         self.tornado_settings = {**self.tornado_settings, "log_function": log_request}
+        os.environ[APP_IP_ENV] = reachable_host(self.ip)  # read by the warm kernels, which inherit it
 
     def init_handlers(self) -> list:
         """Voila's routes with :class:`DashboardHandler` in place of its page handler, after
