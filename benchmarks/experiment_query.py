@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import queue
-import resource
 import shutil
 import sys
 import tempfile
@@ -82,7 +81,10 @@ FLOOR = [
 
 
 def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """This process's own peak RSS (VmHWM): ``getrusage``'s ``ru_maxrss`` survives ``exec``, so a
+    child spawned by a parent that had grown (generating 50M rows) reported the parent's peak."""
+    status = Path("/proc/self/status").read_text()
+    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:"))) / 1024
 
 
 def measure_query(url: str, config_path: str, out: multiprocessing.Queue) -> None:
