@@ -11,7 +11,6 @@ an ``Output`` redrawn on every change (an empty FigureWidget filled later render
 from __future__ import annotations
 
 import html
-import importlib
 import ipaddress
 import os
 import re
@@ -33,22 +32,40 @@ CULL_INTERVAL_SECONDS = 60  # the longest wait between two checks for idle kerne
 MAX_KERNELS = 10  # viewers served at once, one kernel each (≈190 MB): the 10 of tests/reliability/test_load.py
 POOL_SIZE = 1  # kernels Voila keeps started, the notebook run up to its wait, ahead of the next viewer
 PREHEAT_ENV = "VOILA_PREHEAT"  # "True" in the kernels Voila starts for that pool (voila.utils.ENV_VARIABLE)
-# What the first draw imports (most of a kernel's start-up): imported before a warm kernel waits
-FIRST_DRAW_MODULES = ("ipywidgets", "plotly.graph_objects", "plotly.io", "workbench.reports.charts", "workbench.stats")
 TOKEN_ENV = "WORKBENCH_DASHBOARD_TOKEN"
 TOKEN_PATTERN = re.compile(r"[!-~]{16,}")  # at least 16 printable ASCII characters, no spaces
 # templates/voila/templates/workbench_dashboard: Voila's lab template without its CDN stylesheet links
 TEMPLATE = "workbench_dashboard"
 
 
+def warm_up() -> None:
+    """Run once what the first draw runs the first time, which a kernel pays for on its first page:
+    the imports, plotly's lazily loaded figure and trace classes and its reading of pandas columns
+    (a throwaway figure like the charts', serialised) and pyarrow's Parquet reader."""
+    import ipywidgets  # noqa: F401
+    import pandas as pd
+    import plotly.graph_objects as go
+    import plotly.io as pio
+    import pyarrow.parquet  # noqa: F401
+
+    import workbench.reports.charts
+    import workbench.stats  # noqa: F401
+
+    column = pd.Series([0.0])
+    figure = go.Figure([go.Bar(x=column, y=column), go.Scatter(x=column, y=column, error_x={"array": column})])
+    figure.add_hline(y=0)
+    figure.add_vline(x=0)
+    figure.update_layout(title="warm-up")
+    pio.to_json(figure, validate=False)
+
+
 def wait_for_viewer() -> None:
-    """In a kernel Voila keeps warm (:data:`PREHEAT_ENV`), import :data:`FIRST_DRAW_MODULES`, then
-    wait until a viewer's request claims the kernel, so the cached results are read when a page is
-    asked for, not when the kernel started. Anywhere else (JupyterLab, papermill) return at once."""
+    """In a kernel Voila keeps warm (:data:`PREHEAT_ENV`), :func:`warm_up`, then wait until a
+    viewer's request claims the kernel, so the cached results are read when a page is asked for,
+    not when the kernel started. Anywhere else (JupyterLab, papermill) return at once."""
     if os.environ.get(PREHEAT_ENV) != "True":
         return
-    for module in FIRST_DRAW_MODULES:
-        importlib.import_module(module)
+    warm_up()
     from voila.utils import wait_for_request
 
     wait_for_request()
