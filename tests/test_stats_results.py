@@ -21,7 +21,7 @@ from workbench.stats import AnalysisSettings, GaussianPrior, experiment_results
 
 REL = 1e-6
 FREQUENTIST_FIELDS = ["metric", "dimension", "dimension_value", "variation", "baseline", "units", "baseline_units", "mean", "baseline_mean",
-                      "absolute_effect", "relative_effect", "ci_lower", "ci_upper", "p_value", "note"]  # fmt: skip
+                      "absolute_effect", "relative_effect", "ci_lower", "ci_upper", "p_value", "chance_to_win", "note"]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -186,7 +186,7 @@ def test_correction_family_is_goal_metrics_pooled_over_a_dimensions_slices(exper
     plain = experiment_results(experiment_table, AnalysisSettings()).to_pandas()
     np.testing.assert_array_equal(results["p_value"], plain["p_value"])  # p_value stays the unadjusted one
     bh = experiment_results(experiment_table, AnalysisSettings(correction="bh")).to_dict()
-    assert list(bh["results"][0]) == [*FREQUENTIST_FIELDS[:-1], "p_value_adjusted", "note"]
+    assert list(bh["results"][0]) == [*FREQUENTIST_FIELDS[:-2], "p_value_adjusted", "chance_to_win", "note"]
 
 
 def test_to_dict_is_json_with_exactly_the_documented_fields(experiment_table):
@@ -208,8 +208,36 @@ def test_to_dict_is_json_with_exactly_the_documented_fields(experiment_table):
     assert len(frequentist["sufficient_statistics"]) == len(experiment_table)
     bayesian = experiment_results(experiment_table, AnalysisSettings(engine="bayesian")).to_dict()
     json.dumps(bayesian, allow_nan=False)
-    assert list(bayesian["results"][0]) == [*FREQUENTIST_FIELDS[:-2], "chance_to_win", "risk", "note"]
+    assert list(bayesian["results"][0]) == [*FREQUENTIST_FIELDS[:-1], "risk", "note"]
     assert set(bayesian["results"][0]["risk"]) == {"control", "treatment"}
+
+
+@pytest.mark.parametrize("relative", [True, False])
+def test_frequentist_chance_to_win_is_the_flat_prior_posterior(relative):
+    """Under the frequentist engine chance to win is P(effect > 0) for a normal posterior centred on
+    the estimate with the test's standard error: Φ(effect / se) on the analysed scale, recomputed
+    here from the raw samples (Welch's standard error, the delta method for the relative scale)."""
+    rng = np.random.default_rng(21)
+    y_a, y_b = rng.normal(10, 2, 500), rng.normal(10.2, 2, 500)
+    table = pd.DataFrame([sums_row("m", "mean", "0", y_a), sums_row("m", "mean", "1", y_b)])
+    scale = "relative" if relative else "absolute"
+    settings = AnalysisSettings(difference_type=scale)
+    row = experiment_results(table, settings).to_pandas().iloc[0]
+    a_mean, b_mean, a_var, b_var = y_a.mean(), y_b.mean(), y_a.var(ddof=1), y_b.var(ddof=1)
+    if relative:
+        estimate = b_mean / a_mean - 1
+        se = math.sqrt(b_var / (a_mean**2 * 500) + a_var * b_mean**2 / (a_mean**4 * 500))
+    else:
+        estimate, se = b_mean - a_mean, math.sqrt(a_var / 500 + b_var / 500)
+    assert row[f"{scale}_effect"] == pytest.approx(estimate, rel=1e-9)
+    assert row["chance_to_win"] == pytest.approx(scipy.stats.norm.cdf(estimate / se), rel=1e-9)
+    assert 0.5 < row["chance_to_win"] < 1  # a positive effect, not certain
+    inverse = experiment_results(table, settings.with_overrides(inverse_metrics=frozenset({"m"}))).to_pandas().iloc[0]
+    assert inverse["chance_to_win"] == pytest.approx(scipy.stats.norm.sf(estimate / se), rel=1e-9)
+    bayes = experiment_results(table, settings.with_overrides(engine="bayesian")).to_pandas().iloc[0]
+    # the Bayesian engine's flat prior gives the same chance, and its p-value is the Welch test's
+    assert bayes["chance_to_win"] == pytest.approx(row["chance_to_win"], rel=1e-9)
+    assert bayes["p_value"] == pytest.approx(row["p_value"], rel=1e-12)
 
 
 def test_bayesian_prior_and_inverse_metric():

@@ -117,7 +117,9 @@ class MetricType:
     aggregates their ``value`` (``{value}``, NULL without rows); ``unit_value`` is the SQL of the
     per-unit value from those two. The same formula gives the CUPED covariate over the
     pre-exposure rows. ``value_column``: the SQL must return ``value``. ``cuped`` and ``capping``:
-    the options the type takes. ``example`` is the type's metric entry in the reference page's
+    the options the type takes. ``value_format``: how its values are shown unless the metric sets
+    ``format`` (one of ``workbench.display.FORMATS``: ``percent`` for rates of 0–1, ``duration``
+    for seconds, ``currency``, ``number``). ``example`` is the type's metric entry in the reference page's
     example config (``name`` and ``sql`` have defaults).
     """
 
@@ -130,6 +132,7 @@ class MetricType:
     unit_value: str = ""
     cuped: bool = False
     capping: bool = False
+    value_format: str = "number"
     example: Mapping[str, Any] = field(default_factory=dict, hash=False, compare=False)
 
     @property
@@ -213,6 +216,7 @@ register(MetricType(
     "binomial", UNIT, "proportion",
     Contract("the identifier columns, `timestamp`", _ROWS, "proportion `p = Σx/n`, variance `p(1−p)`"),
     value_column=False, unit_value="CASE WHEN {rows} > 0 THEN 1.0 ELSE 0.0 END", cuped=True, capping=True,
+    value_format="percent",
     example={"name": "purchased", "sql": "SELECT userId AS user_id, timestamp FROM orders"},
 ))  # fmt: skip
 register(MetricType(
@@ -231,7 +235,7 @@ register(MetricType(
     "duration", UNIT, "sample_mean",
     Contract("the identifier columns, `timestamp`, `value` (seconds)",
              "the sum of `value` over the rows that count, as for mean", "sample mean, unbiased variance"),
-    value_aggregate="SUM", unit_value="COALESCE({value}, 0.0)", cuped=True, capping=True,
+    value_aggregate="SUM", unit_value="COALESCE({value}, 0.0)", cuped=True, capping=True, value_format="duration",
     example={"name": "session_duration", "sql": "SELECT userId AS user_id, sessionStart AS timestamp, duration AS value FROM sessions"},
 ))  # fmt: skip
 register(MetricType(

@@ -28,11 +28,11 @@ one-sided guardrail tests).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
-from workbench.display import certainty, effect, missing
+from workbench.display import certainty, effect, missing, sentence_start
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -58,15 +58,20 @@ class Decision:
     more_units: float | None = None
     more_days: float | None = None
     target_mde: float | None = None
+    names: Mapping[str, str] = field(default_factory=dict, compare=False)
+
+    def _shown(self, short: bool) -> str:
+        """The variations by name, else ``variation 2`` (``2`` when ``short``), joined by "and"."""
+        return " and ".join(self.names.get(v) or (v if short else f"variation {v}") for v in self.variations)
 
     @property
     def headline(self) -> str:
-        """The decision as the first sentence of a report, e.g. ``Ship variation 2``."""
-        shown = " and ".join(self.variations)
+        """The decision as the first sentence of a report, e.g. ``Ship variation 2`` (``Ship Big
+        buttons`` when the variation is named)."""
         if self.action == "ship":
-            return f"Ship variation {shown}"
+            return f"Ship {self._shown(False)}"
         if self.action == "roll back":
-            return f"Roll back variation{'s' if len(self.variations) > 1 else ''} {shown}"
+            return f"Roll back {self._shown(False)}"
         if self.action == "keep running":
             return f"Keep running: {self._more()} for the planned {self.target_mde:.0%} effect"
         if self.action == "don't trust yet":
@@ -79,7 +84,7 @@ class Decision:
     def label(self) -> str:
         """The decision in a few words, for the index and tables, e.g. ``keep running (9 more days)``."""
         if self.action in ("ship", "roll back"):
-            return f"{self.action} {' and '.join(self.variations)}"
+            return f"{self.action} {self._shown(True)}"
         if self.action == "keep running":
             return f"keep running ({self._more()})"
         if self.action == "don't trust yet":
@@ -97,7 +102,7 @@ class Decision:
         return f"about {self.more_units:,.0f} more units"
 
     def to_dict(self) -> dict:
-        """JSON-able: ``action``, ``headline``, ``variations``, ``reasons``, ``more_units``, ``more_days``."""
+        """JSON-able: ``action``, ``headline``, ``variations`` (ids), ``reasons``, ``more_units``, ``more_days``."""
         return {
             "action": self.action,
             "headline": self.headline,
@@ -130,7 +135,10 @@ def _harm_reasons(rows: Sequence[dict], results: ExperimentResults) -> list[str]
     for row in rows:
         if row["significance"] == "worse":
             by_variation.setdefault(str(row["variation"]), []).append(f"{row['metric']} ({_figures(row, results)})")
-    return [f"Variation {v} is significantly worse on {', '.join(found)}." for v, found in by_variation.items()]
+    return [
+        f"{sentence_start(results.labels.variation(v))} is significantly worse on {', '.join(found)}."
+        for v, found in by_variation.items()
+    ]
 
 
 def _extension(row: dict) -> float | None:
@@ -144,7 +152,7 @@ def _extension(row: dict) -> float | None:
 
 def _power_reason(row: dict, results: ExperimentResults, days: int | None) -> str:
     """One goal comparison without a significant result, and what its power says."""
-    head = f"{row['metric']}, variation {row['variation']}: no significant difference ({_figures(row, results)})"
+    head = f"{row['metric']}, {results.labels.variation(row['variation'])}: no significant difference ({_figures(row, results)})"
     mde = f"{results.settings.target_mde:.0%}"
     extension, power = _extension(row), row.get("power")
     if extension is None:
@@ -164,13 +172,13 @@ def _power_reason(row: dict, results: ExperimentResults, days: int | None) -> st
 def decide(results: ExperimentResults) -> Decision:
     """The :class:`Decision` the overall results of ``results`` support (the rule in the module
     docstring)."""
-    settings, health = results.settings, results.health
+    settings, health, names = results.settings, results.health, results.labels.variation_names
     t = results.table
     overall = t[(t["dimension"] == "overall") & (t["variation"].astype(str) != str(settings.control))]
     if not health.units:
-        return Decision("no data", reasons=("No unit has been exposed to this experiment yet.",))
+        return Decision("no data", reasons=("No unit has been exposed to this experiment yet.",), names=names)
     if health.warnings:
-        return Decision("don't trust yet", reasons=tuple(health.warnings))
+        return Decision("don't trust yet", reasons=tuple(health.warnings), names=names)
     rows = overall.to_dict("records")
     harms = _harm_reasons(rows, results)
     harmed = {str(r["variation"]) for r in rows if r["significance"] == "worse"}
@@ -183,16 +191,17 @@ def decide(results: ExperimentResults) -> Decision:
         effect_key = "relative_effect" if settings.relative else "absolute_effect"
         best = max(wins, key=lambda v: (len(wins[v]), sum(abs(r[effect_key]) for r in wins[v])))
         found = ", ".join(f"{r['metric']} ({_figures(r, results)})" for r in wins[best])
-        reason = f"Variation {best} is significantly better on {found} and significantly worse on no metric."
-        return Decision("ship", (best,), (reason, *harms))
+        shown = sentence_start(results.labels.variation(best))
+        reason = f"{shown} is significantly better on {found} and significantly worse on no metric."
+        return Decision("ship", (best,), (reason, *harms), names=names)
     if harmed:
         ordered = tuple(v for v in dict.fromkeys(str(r["variation"]) for r in rows) if v in harmed)
-        return Decision("roll back", ordered, tuple(harms))
+        return Decision("roll back", ordered, tuple(harms), names=names)
     if not goal:
         why = "no goal metrics are configured"
         if not rows:
             why = "no metrics are configured" if t.empty else "only one variation (the control): nothing to compare"
-        return Decision("inconclusive", reasons=(f"Nothing decides this experiment: {why}.",))
+        return Decision("inconclusive", reasons=(f"Nothing decides this experiment: {why}.",), names=names)
     days = days_so_far(health.units_per_day)
     reasons = tuple(_power_reason(r, results, days) for r in goal)
     known = [(extension, r) for r in goal if (extension := _extension(r)) is not None]
@@ -200,9 +209,9 @@ def decide(results: ExperimentResults) -> Decision:
     if neediest is not None and 0 < extension <= MAX_EXTENSION:
         more_days = extension * days if days else None
         more_units = float(neediest["power_additional_units"])
-        return Decision("keep running", (), reasons, more_units, more_days, settings.target_mde)
+        return Decision("keep running", (), reasons, more_units, more_days, settings.target_mde, names)
     if extension > MAX_EXTENSION:
         reasons += (
             f"80% power for a {settings.target_mde:.0%} effect needs more than {MAX_EXTENSION:g} times the units so far, too long to wait for.",
         )
-    return Decision("inconclusive", reasons=reasons)
+    return Decision("inconclusive", reasons=reasons, names=names)

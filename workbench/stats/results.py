@@ -10,18 +10,20 @@ sentence in ``note`` instead of raising.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from workbench import metric_types
+from workbench.display import Labels, ValueFormat
 from workbench.errors import WorkbenchError
 from workbench.stats.analysis_settings import AnalysisSettings
-from workbench.stats.bayesian import bayesian_test
+from workbench.stats.bayesian import bayesian_test, chance_to_win
 from workbench.stats.corrections import adjusted_p_values
 from workbench.stats.decision import Decision, decide
 from workbench.stats.frequentist import Difference, difference, t_test, welch_dof
@@ -80,13 +82,14 @@ def _zero_row(template: Mapping, variation: str) -> dict:
 class ExperimentResults:
     """Results of one experiment. ``table`` holds one row per metric × dimension value × variation
     (see :meth:`to_pandas`), ``health`` the checks to read first, ``sufficient_statistics`` the rows
-    the results came from."""
+    the results came from, ``labels`` the names and units readers see (:class:`workbench.display.Labels`)."""
 
     table: pd.DataFrame
     health: HealthChecks
     settings: AnalysisSettings
     sufficient_statistics: pd.DataFrame
     experiment: str | None = None
+    labels: Labels = field(default_factory=Labels)
 
     @property
     def decision(self) -> Decision:
@@ -103,16 +106,14 @@ class ExperimentResults:
     def to_dict(self) -> dict:
         """JSON-able results: ``experiment``, ``decision`` (:meth:`Decision.to_dict`), ``settings``, ``srm_p_value``,
         ``multiple_exposure_units``, ``health`` (warnings, unknown variations, SRM per dimension
-        value), ``results`` (one dict per comparison with exactly the documented fields and
+        value), ``variation_names`` (id → configured name), ``results`` (one dict per comparison
+        with exactly the documented fields, ``p_value`` and ``chance_to_win`` under both engines, and
         ``note``; a capped metric's also carry ``uncapped`` — the same fields uncapped — and
         ``capping_changed_verdict``) and ``sufficient_statistics``. NaN and infinite values become null."""
-        fields = list(ROW_FIELDS)
-        if self.settings.engine == "frequentist":
-            fields.append("p_value")
-            if self.settings.correction != "none":
-                fields.append("p_value_adjusted")
-        else:
-            fields.append("chance_to_win")
+        fields = [*ROW_FIELDS, "p_value"]
+        if self.settings.engine == "frequentist" and self.settings.correction != "none":
+            fields.append("p_value_adjusted")
+        fields.append("chance_to_win")
         results = []
         for record in self.table.to_dict("records"):
             out = {name: _json_value(record[name]) for name in fields}
@@ -130,6 +131,7 @@ class ExperimentResults:
             results.append(out)
         return {
             "experiment": self.experiment,
+            "variation_names": dict(self.labels.variation_names),
             "decision": self.decision.to_dict(),
             "settings": self.settings.to_dict(),
             "srm_p_value": _json_value(self.health.srm_p_value),
@@ -262,9 +264,13 @@ def _test(
 ) -> dict:
     """The configured test of ``metric`` on one scale, as result columns: guardrails are tested
     one-sided against harm (sequentially too), Bayesian tests use the metric's prior; ``diff``
-    replaces the arms' own difference (a post-stratified estimate)."""
+    replaces the arms' own difference (a post-stratified estimate). Both engines give a chance to
+    win and a p-value: the frequentist chance to win is the posterior probability of a better
+    variation under a flat prior, ``Φ(effect / se)`` on the analysed scale (``Φ(−effect / se)``
+    for inverse metrics); the Bayesian p-value is the two-sided Welch test of the same data."""
     inverse = metric in settings.inverse_metrics
     if settings.engine == "bayesian":
+        p_value = t_test(control, treatment, relative=relative, alpha=settings.alpha, diff=diff).p_value
         r = bayesian_test(
             control,
             treatment,
@@ -275,7 +281,8 @@ def _test(
             diff=diff,
         )
         return {"estimate": r.estimate, "ci_lower": r.ci_lower, "ci_upper": r.ci_upper, "standard_error": r.sd,
-                "chance_to_win": r.chance_to_win, "risk_control": r.risk_control, "risk_treatment": r.risk_treatment}  # fmt: skip
+                "chance_to_win": r.chance_to_win, "risk_control": r.risk_control, "risk_treatment": r.risk_treatment,
+                "p_value": p_value}  # fmt: skip
     guardrail = settings.metric_group(metric) == "guardrail"
     alternative = ("greater" if inverse else "less") if guardrail else "two-sided"
     if settings.sequential:
@@ -296,6 +303,7 @@ def _test(
         "ci_upper": r.ci_upper,
         "standard_error": r.standard_error,
         "p_value": r.p_value,
+        "chance_to_win": chance_to_win(r.estimate, r.standard_error, inverse),
     }
 
 
@@ -461,12 +469,14 @@ def experiment_results(
     unit_counts: pd.DataFrame | None = None,
     experiment: str | None = None,
     units_per_day: pd.DataFrame | None = None,
+    labels: Labels | None = None,
 ) -> ExperimentResults:
     """Compare every variation with the control for every metric and dimension value of
     ``sufficient_statistics`` under ``settings``; ``unit_counts`` (the experiment engine's health
     facts: dimension, dimension_value, variation, users, ``__multiple__`` included) feeds the health
     checks, which otherwise use the table's units; ``units_per_day`` (day, variation, users) is kept
-    in the health checks."""
+    in the health checks; ``labels`` name the experiment and its variations, each metric without a
+    format taking its type's (:attr:`workbench.metric_types.MetricType.value_format`)."""
     settings = settings or AnalysisSettings()
     missing = [c for c in REQUIRED_COLUMNS if c not in sufficient_statistics.columns]
     if missing:
@@ -564,4 +574,8 @@ def experiment_results(
         bool(r["uncapped_significance"] != r["significance"]) if _has_uncapped_result(r) else False
         for r in frame.to_dict("records")
     ]
-    return ExperimentResults(frame, health, settings, sufficient_statistics.copy(), experiment)
+    labels = labels or Labels()
+    types = dict(zip(table["metric"], table["metric_type"]))
+    formats = {m: labels.formats.get(m) or ValueFormat(metric_types.get(t).value_format) for m, t in types.items()}
+    labels = dataclasses.replace(labels, formats={**labels.formats, **formats})
+    return ExperimentResults(frame, health, settings, sufficient_statistics.copy(), experiment, labels)
