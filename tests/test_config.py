@@ -52,6 +52,35 @@ def test_seed_000_setup_is_expressed_exactly():
     assert cfg.experiment("homepage-nav-ios").weights == (0.5, 0.25, 0.25)
 
 
+def test_variations_by_id_or_with_a_name_and_the_metrics_units(tmp_path):
+    """Plain ids and {id, name} entries mix; names reach the experiment, ids stay the variations;
+    a metric's format and currency override its type's, the top-level currency is the default."""
+
+    def change(d):
+        d["currency"] = {"symbol": "€", "symbol_after": True}
+        exp = d["experiments"][0]
+        exp.update(variations=[{"id": 0, "name": " Control "}, "1", {"id": "2", "name": "Summary beside form"}])
+        exp.update(name="Checkout", description="One page", hypothesis="Fewer steps, more purchases.")
+        metric(d, "revenue_per_user").update(format="currency")
+        metric(d, "average_order_value").update(format="currency", currency={"symbol": "£", "decimals": 0})
+        metric(d, "retention_rate").update(format="number")
+
+    cfg = parse_config(edited(change), tmp_path / "workbench.yml")
+    exp = cfg.experiment("checkout-layout")
+    assert exp.variations == ("0", "1", "2") and exp.control == "0"
+    assert exp.variation_names == {"0": "Control", "2": "Summary beside form"}
+    assert (exp.name, exp.description, exp.hypothesis) == ("Checkout", "One page", "Fewer steps, more purchases.")
+    revenue, aov = cfg.metric("revenue_per_user").format, cfg.metric("average_order_value").format
+    assert (revenue.kind, revenue.currency.symbol, revenue.currency.symbol_after, revenue.currency.decimals) == (
+        "currency", "€", True, 2,
+    )  # fmt: skip
+    assert (aov.currency.symbol, aov.currency.decimals, aov.currency.symbol_after) == ("£", 0, True)
+    assert cfg.metric("retention_rate").format.kind == "number"
+    assert cfg.metric("purchased").format is None  # the binomial type's own (percent) applies
+    plain = load_config(ROOT / "workbench.yml").experiment("results-order")
+    assert plain.variation_names == {"0": "Control", "1": "Best sellers first"} and plain.hypothesis
+
+
 def test_path_comes_from_workbench_config(tmp_path, monkeypatch):
     path = tmp_path / "other.yml"
     path.write_text(yaml.safe_dump(SEED))
@@ -189,6 +218,51 @@ CASES = [
     (
         lambda d: metric(d, "session_duration").update(capping={"type": "percentile", "value": 99}),
         "metric 'session_duration'.capping.value: must be ≤ 1, not 99.",
+    ),
+    # variations by id or {id, name}; formats of metrics
+    (
+        lambda d: d["experiments"][0].update(variations=["0", {"id": "1", "label": "B"}, "2"]),
+        'experiment \'checkout-layout\'.variations: an entry must be an id or {id: "0", name: "Control"}, not',
+    ),
+    (
+        lambda d: d["experiments"][0].update(variations=[{"name": "Control"}, "1", "2"]),
+        'experiment \'checkout-layout\'.variations: an entry must be an id or {id: "0", name: "Control"}, not',
+    ),
+    (
+        lambda d: d["experiments"][0].update(variations=[{"id": "0", "name": "A"}, {"id": "1", "name": "A"}, "2"]),
+        "experiment 'checkout-layout'.variations: two variations share a name: ['A', 'A'].",
+    ),
+    (
+        lambda d: d["experiments"][0].update(variations=[{"id": "0", "name": 7}, "1", "2"]),
+        "experiment 'checkout-layout'.variations: the name of variation '0' must be text, not 7.",
+    ),
+    (
+        lambda d: d["experiments"][0].update(variations=["0", {"id": "0", "name": "Again"}, "2"]),
+        "experiment 'checkout-layout'.variations: lists a variation twice",
+    ),
+    (
+        lambda d: d["experiments"][0].update(hypothesis=["more", "sales"]),
+        "experiment 'checkout-layout'.hypothesis: must be text, not",
+    ),
+    (
+        lambda d: metric(d, "revenue_per_user").update(format="money"),
+        "metric 'revenue_per_user'.format: 'money' is not one of ['number', 'percent', 'duration', 'currency'].",
+    ),
+    (
+        lambda d: metric(d, "purchased").update(currency={"symbol": "€"}),
+        "metric 'purchased': 'currency' needs 'format: currency'; add it or remove 'currency'.",
+    ),
+    (
+        lambda d: metric(d, "purchased").update(format="percent", currency={"symbol": "€"}),
+        "metric 'purchased': 'currency' applies to 'format: currency' only, not 'percent'; remove it.",
+    ),
+    (
+        lambda d: metric(d, "revenue_per_user").update(currency={"decimals": 2.5}),
+        "metric 'revenue_per_user'.currency.decimals: must be a whole number from 0 to 6, not 2.5.",
+    ),
+    (
+        lambda d: d.update(currency={"sign": "€"}),
+        "currency: must be a mapping with keys among ['decimals', 'symbol', 'symbol_after']",
     ),
     (
         lambda d: metric(d, "purchased").update(name="1purchased"),

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from workbench.errors import ConfigError, did_you_mean
 
 if TYPE_CHECKING:
+    from workbench.display import Labels
     from workbench.experiments.engine import Experiment
     from workbench.stats import AnalysisSettings, ExperimentResults
 
@@ -48,6 +49,22 @@ def analysis_settings(experiment: Experiment, **overrides: Any) -> AnalysisSetti
     except (ConfigError, TypeError, ValueError) as exc:  # ValueError: a bad prior (GaussianPrior's own check)
         raise ConfigError(f"{experiment.config.path}: experiments[{experiment.key}].analysis: {exc}") from None
     return configured.with_overrides(**overrides)
+
+
+def labels(experiment: Experiment) -> Labels:
+    """What readers see of ``experiment``'s entry: its name, description, hypothesis, variation
+    names, each metric's description as its display name and the metrics' configured formats."""
+    from workbench.display import Labels
+
+    entry = experiment.settings
+    return Labels(
+        entry.name,
+        entry.description,
+        entry.hypothesis,
+        dict(entry.variation_names),
+        {name: m.description for name, m in experiment.metrics.items() if m.description},
+        {name: m.format for name, m in experiment.metrics.items() if m.format is not None},
+    )
 
 
 def post_stratification(experiment: Experiment, settings: AnalysisSettings) -> tuple[str, ...]:
@@ -99,4 +116,6 @@ def analyze(
     per_day = days[days["variation"].isin(list(exp.variations) or days["variation"].unique())].reset_index(drop=True)
     table = facts.stats
     table.attrs = {"sql": [table.attrs.get("sql", "")], "experiment": exp.key}
-    return experiment_results(table, settings, facts.units, experiment=exp.key, units_per_day=per_day)
+    return experiment_results(
+        table, settings, facts.units, experiment=exp.key, units_per_day=per_day, labels=labels(exp)
+    )

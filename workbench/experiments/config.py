@@ -21,6 +21,7 @@ from typing import Any
 from workbench import metric_types, paths
 from workbench.config_file import DATABASE_KEYS, read_config_file
 from workbench.db.dialects import IDENTIFIER, SOURCE_DIALECT
+from workbench.display import FORMATS, Currency, ValueFormat
 from workbench.errors import ConfigError, did_you_mean, shown
 from workbench.metric_types import RATIO, MetricType
 
@@ -34,6 +35,7 @@ TOP_KEYS = {
     "fact_tables",
     "metrics",
     "experiments",
+    "currency",
 }
 # sections other modules own and validate themselves (workbench.events.settings, workbench.toolkit.sources)
 OTHER_SECTIONS = {"events", "event_sources"}
@@ -61,6 +63,8 @@ METRIC_KEYS = {
     "inverse",
     "prior",
     "description",
+    "format",
+    "currency",
 }
 # What a metric's filter may be built of, as sqlglot node kinds (an allow-list): the rows' columns,
 # values, operators, CASE, CAST and a few pure functions. Anything else is refused before a query
@@ -83,10 +87,13 @@ CAPPING_KEYS = {"type", "value", "ignore_zeros"}
 PRIOR_KEYS = {"mean", "stddev"}
 CUPED_KEYS = {"lookback_days"}
 QUANTILE_KEYS = {"value", "level"}
+CURRENCY_KEYS = {"symbol", "decimals", "symbol_after"}
+VARIATION_KEYS = {"id", "name"}
 EXPERIMENT_KEYS = {
     "key",
     "name",
     "description",
+    "hypothesis",
     "assignment_query",
     "start",
     "end",
@@ -169,6 +176,7 @@ class Metric:
     fact_table: FactTable | None = None
     column: str | None = None
     row_filter: str | None = None
+    format: ValueFormat | None = None
 
     @property
     def type(self) -> str:
@@ -207,7 +215,8 @@ class ExperimentConfig:
     """One experiment entry, its assignment query and metrics resolved. ``variations`` empty means
     "every variation found"; ``control`` defaults to the first variation; ``weights`` default to an
     equal split; ``analysis`` holds the statistics settings (engine, alpha, …) the statistics
-    engine validates."""
+    engine validates; ``variation_names`` the configured names (id → name), ``name``,
+    ``description`` and ``hypothesis`` what the reports' header says."""
 
     key: str
     assignment_query: AssignmentQuery
@@ -224,6 +233,8 @@ class ExperimentConfig:
     analysis: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
     name: str = ""
     description: str = ""
+    hypothesis: str = ""
+    variation_names: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
 
     @property
     def metrics(self) -> tuple[Metric, ...]:
@@ -372,6 +383,7 @@ class _Parser:
         if not isinstance(database, dict) or set(database) - DATABASE_KEYS:
             raise self.fail("database", f"must be a mapping with keys among {sorted(DATABASE_KEYS)}.")
         self.identifier_types = self.names(self.data.get("identifier_types") or [], "identifier_types")
+        self.currency = self.currency_format(self.data.get("currency"), "currency", Currency())
         identity_joins = tuple(self.identity_join(e, i) for i, e in enumerate(self.entries("identity_joins")))
         assignment = self.unique(
             [self.assignment_query(e, i) for i, e in enumerate(self.entries("assignment_queries"))],
@@ -490,6 +502,48 @@ class _Parser:
             raise self.fail(where, f'a variation id must be text or a number such as "0", not {shown(value)}.')
         return str(value)
 
+    def variation(self, value: Any, where: str) -> tuple[str, str]:
+        """(id, name) of one ``variations`` entry: a plain id (no name: ``""``) or ``{id: "0", name: "Control"}``."""
+        if not isinstance(value, dict):
+            return self.variation_id(value, where), ""
+        if set(value) - VARIATION_KEYS or "id" not in value:
+            raise self.fail(where, f'an entry must be an id or {{id: "0", name: "Control"}}, not {shown(value)}.')
+        name = value.get("name", "")
+        if not isinstance(name, str) or (name and not name.strip()):
+            raise self.fail(where, f"the name of variation {shown(value['id'])} must be text, not {shown(name)}.")
+        return self.variation_id(value["id"], where), name.strip()
+
+    def currency_format(self, value: Any, where: str, default: Currency) -> Currency:
+        """A ``currency: {symbol, decimals, symbol_after}`` mapping over ``default``; absent: ``default``."""
+        if value is None:
+            return default
+        if not isinstance(value, dict) or set(value) - CURRENCY_KEYS:
+            raise self.fail(
+                where,
+                f'must be a mapping with keys among {sorted(CURRENCY_KEYS)}, e.g. {{symbol: "€", symbol_after: true}}.',
+            )
+        symbol = value.get("symbol", default.symbol)
+        decimals = value.get("decimals", default.decimals)
+        after = value.get("symbol_after", default.symbol_after)
+        if not isinstance(symbol, str) or not isinstance(after, bool):
+            raise self.fail(where, "symbol must be text and symbol_after true or false.")
+        if isinstance(decimals, bool) or not isinstance(decimals, int) or not 0 <= decimals <= 6:
+            raise self.fail(f"{where}.decimals", f"must be a whole number from 0 to 6, not {shown(decimals)}.")
+        return Currency(symbol, decimals, after)
+
+    def value_format(self, entry: dict[str, Any], where: str) -> ValueFormat | None:
+        """A metric's ``format`` (None: its type's) with its ``currency`` over the top-level one."""
+        kind = entry.get("format")
+        if kind is None:
+            if "currency" in entry:
+                raise self.fail(where, "'currency' needs 'format: currency'; add it or remove 'currency'.")
+            return None
+        if kind not in FORMATS:
+            raise self.fail(f"{where}.format", f"{shown(kind)} is not one of {list(FORMATS)}.")
+        if "currency" in entry and kind != "currency":
+            raise self.fail(where, f"'currency' applies to 'format: currency' only, not {kind!r}; remove it.")
+        return ValueFormat(kind, self.currency_format(entry.get("currency"), f"{where}.currency", self.currency))
+
     def unique(self, items: list[Any], section: str, attr: str) -> dict[str, Any]:
         seen: dict[str, Any] = {}
         for item in items:
@@ -570,7 +624,8 @@ class _Parser:
         if kind.shape == RATIO:
             self.keys(
                 entry,
-                {"name", "type", "numerator", "denominator", "inverse", "description", "capping", "prior", "cuped"},
+                {"name", "type", "numerator", "denominator", "inverse", "description", "capping", "prior", "cuped"}
+                | {"format", "currency"},
                 where,
                 ("numerator", "denominator"),
             )
@@ -589,6 +644,7 @@ class _Parser:
                 inverse=inverse,
                 description=str(entry.get("description") or ""),
                 prior=self.prior(entry.get("prior"), where),
+                format=self.value_format(entry, where),
             )
         for key in ("numerator", "denominator"):
             if key in entry:
@@ -614,6 +670,7 @@ class _Parser:
             "inverse": inverse,
             "description": str(entry.get("description") or ""),
             "prior": self.prior(entry.get("prior"), where),
+            "format": self.value_format(entry, where),
         }
         if "fact_table" in entry:
             return Metric(name, kind, **common, **self.fact_metric(entry, kind, where))
@@ -890,15 +947,22 @@ class _Parser:
                 f"{where}.activation_metric", f"{shown(activation)} must name a defined metric that is not a ratio."
             )
         activation = None if activation is None else self.metrics_known[activation]
-        variations = tuple(
-            self.variation_id(v, f"{where}.variations")
+        entries = [
+            self.variation(v, f"{where}.variations")
             for v in self.listed(entry.get("variations"), f"{where}.variations")
-        )
+        ]
+        variations = tuple(v for v, _ in entries)
         if len(set(variations)) != len(variations) or "__multiple__" in variations:
             raise self.fail(
                 f"{where}.variations",
                 f"lists a variation twice or uses the reserved id '__multiple__': {list(variations)}.",
             )
+        variation_names = {v: name for v, name in entries if name}
+        if len(set(variation_names.values())) != len(variation_names):
+            raise self.fail(f"{where}.variations", f"two variations share a name: {list(variation_names.values())}.")
+        for text_key in ("name", "description", "hypothesis"):
+            if not isinstance(entry.get(text_key) or "", str):
+                raise self.fail(f"{where}.{text_key}", f"must be text, not {shown(entry[text_key])}.")
         control = entry.get("control")
         control = None if control is None else self.variation_id(control, f"{where}.control")
         if control is not None and variations and control not in variations:
@@ -951,8 +1015,10 @@ class _Parser:
             groups["secondary_metrics"],
             groups["guardrail_metrics"],
             analysis,
-            str(entry.get("name") or ""),
-            str(entry.get("description") or ""),
+            str(entry.get("name") or "").strip(),
+            str(entry.get("description") or "").strip(),
+            str(entry.get("hypothesis") or "").strip(),
+            variation_names,
         )
 
     def timestamp(self, value: Any, where: str, end_of_day: bool = False) -> dt.datetime | None:

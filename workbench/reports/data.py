@@ -24,8 +24,8 @@ if TYPE_CHECKING:
 PROVENANCE_PACKAGES = ("workbench", "duckdb", "pandas", "numpy", "scipy", "plotly", "sqlalchemy", "psycopg")
 # Parquet files of a cache: a name and how to read it from / put it back into a ReportData
 CACHE_FRAMES = ("results", "sufficient_statistics", "srm", "units_per_day", "intervals", "cumulative")
-# older versions are refused with a sentence: 1 cached no objects, 3 at most one dimension
-CACHE_VERSION = 4
+# older versions are refused with a sentence: 1 cached no objects, 3 at most one dimension, 4 no labels
+CACHE_VERSION = 5
 
 
 @dataclass
@@ -167,6 +167,7 @@ def save_report_cache(data: ReportData, directory: Path) -> Path:
         "version": CACHE_VERSION,
         "key": data.key,
         "experiment": results.experiment,
+        "labels": results.labels.to_dict(),
         "settings": results.settings.to_dict(),
         "health": {
             "srm_p_value": health.srm_p_value,
@@ -193,6 +194,7 @@ def load_report_cache(directory: Path) -> ReportData:
     """The :class:`ReportData` saved by :func:`save_report_cache` in ``directory``."""
     import pandas as pd
 
+    from workbench.display import Labels
     from workbench.stats import AnalysisSettings, ExperimentResults
     from workbench.stats.health import HealthChecks
 
@@ -222,6 +224,7 @@ def load_report_cache(directory: Path) -> ReportData:
         AnalysisSettings.from_dict(payload["settings"]),
         frames["sufficient_statistics"],
         payload["experiment"],
+        Labels.from_dict(payload["labels"]),
     )
     return ReportData(
         payload["key"], results, frames["intervals"], frames["cumulative"], payload["sql"], payload["provenance"]
