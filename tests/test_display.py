@@ -21,6 +21,7 @@ from workbench.display import (
     change,
     duration,
     money,
+    probability,
     results_table_html,
     results_text,
     value,
@@ -40,8 +41,17 @@ def test_durations_read_as_people_write_them(seconds, shown):
     assert duration(seconds) == shown
 
 
+def test_chances_are_never_rounded_to_certainty():
+    assert [probability(x) for x in (0.975, 0.9994, 0.0004, 0.5, None)] == ["97.5%", ">99.9%", "<0.1%", "50.0%", ""]
+
+
 def test_rates_currency_and_effects_in_the_metrics_units():
-    assert value(0.0312, PERCENT) == "3.12%" and value(0.5, PERCENT) == "50%" and value(1.0, PERCENT) == "100%"
+    assert (
+        value(0.0312, PERCENT) == "3.12%"
+        and value(0.4298, PERCENT) == "43.0%"
+        and value(0.5, PERCENT) == "50.0%"
+        and value(1.0, PERCENT) == "100%"
+    )
     assert value(83, SECONDS) == "1m 23s"
     assert money(1234.5, Currency()) == "$1,234.50" and money(-3.2, Currency()) == "-$3.20"
     assert value(1234.5, EURO) == "1,234.50 €" and money(7.0, Currency("¥", 0)) == "¥7"
@@ -146,7 +156,9 @@ def test_a_row_per_metric_and_variation_in_the_metrics_units(results, samples):
         assert row["cells"][3] == f"{value(treated.mean(), fmt)} | {len(treated):,} units"
         lift = treated.mean() / control.mean() - 1
         assert row["cells"][4].split(" | ")[0] == f"{lift:+.1%}"
-        assert row["cells"][6] == f"{t['chance_to_win']:.1%}" and row["cells"][7] == f"{t['p_value']:.3g}"
+        chance = t["chance_to_win"]
+        shown = ">99.9%" if chance > 0.999 else "<0.1%" if chance < 0.001 else f"{chance:.1%}"
+        assert row["cells"][6] == shown and row["cells"][7] == f"{t['p_value']:.3g}"
         # the interval drawn: its ends map back to the CI on the axis the whole table shares
         svg, ci = row["svg"]["svg"], row["svg"]["wb-ci"]
         low, high, width = float(svg["data-axis-low"]), float(svg["data-axis-high"]), float(svg["width"])
@@ -178,10 +190,13 @@ def test_the_text_view_and_the_header_say_the_same(results):
     assert text.splitlines()[0] == "DECISION: Roll back Summary beside form."
     assert "Checkout layout" in text and "Hypothesis: Fewer steps, more purchases." in text
     for row in t.to_dict("records"):
-        assert f"{row['chance_to_win']:.1%}" in text and f"{row['p_value']:.3g}" in text
+        chance = row["chance_to_win"]
+        shown = ">99.9%" if chance > 0.999 else "<0.1%" if chance < 0.001 else f"{chance:.1%}"
+        assert shown in text and f"{row['p_value']:.3g}" in text
+    assert "<0.1%" in text  # variation 2's purchases: never rounded to a certain 0.0%
     page = results._repr_html_()
     assert (
-        page.index("Checkout layout</h2>")
+        page.index(">Checkout layout</div>")
         < page.index("Decision: Roll back Summary beside form")
         < page.index("<table")
     )

@@ -45,6 +45,8 @@ metrics:
   - name: revenue
     type: mean
     sql: SELECT userId AS user_id, timestamp, amount AS value FROM orders
+    format: currency
+    currency: {symbol: "€", symbol_after: true}
   - name: sessions
     type: count
     sql: SELECT userId AS user_id, sessionStart AS timestamp, 1 AS value FROM sessions
@@ -53,9 +55,12 @@ metrics:
     sql: SELECT userId AS user_id, timestamp FROM no_such_table
 experiments:
   - key: price-display
+    name: Price display
+    description: Prices with tax and shipping included
+    hypothesis: All-in prices avoid a surprise at checkout, so more visitors buy.
     start: 2026-09-25
     end: 2026-11-23
-    variations: ["0", "1"]
+    variations: [{id: "0", name: Control}, {id: "1", name: All-in prices}]
     dimensions: [browser, country]
     goal_metrics: [purchased]
     secondary_metrics: [revenue]
@@ -196,10 +201,10 @@ def test_tables_charts_and_verdict_follow_the_results(data, tmp_path):
     assert html.count('class="wb-row') == 1 and f"wb-{purchased['significance'] or 'neutral'}" in html
     verdict, decision = report_tables.verdict(data), data.results.decision
     # the generator plants a drop in purchases and revenue for price-display (seed 5)
-    assert purchased["significance"] == "worse" and "**Variation 1 is worse on purchased**" in verdict
+    assert purchased["significance"] == "worse" and "**All\\-in prices is worse on purchased**" in verdict
     assert (decision.action, decision.variations) == ("roll back", ("1",)) and not data.results.health.warnings
     assert decision.reasons[0].startswith(
-        f"Variation 1 is significantly worse on purchased ({purchased['relative_effect']:+.1%}, p = {purchased['p_value']:.2g}), revenue ("
+        f"All-in prices is significantly worse on purchased ({purchased['relative_effect']:+.1%}, p = {purchased['p_value']:.2g}), revenue ("
     )
     assert "won" not in verdict
     rows = report_charts.interval_rows(data.results, data.intervals, "secondary")
@@ -271,7 +276,9 @@ def test_the_index_says_decision_health_and_a_failed_or_stale_state_in_red(data,
         red, green = rgb(BACKGROUNDS["worse"]), rgb(BACKGROUNDS["better"])
         fresh, old, broken, manual = (row(k) for k in days_ago)
         assert (fresh["link"], fresh["name"]) == ("fresh/latest.html", "fresh")
-        assert fresh["decision"].startswith("roll back 1\nVariation 1 is significantly worse on purchased")
+        assert fresh["decision"].startswith(
+            "roll back All-in prices\nAll-in prices is significantly worse on purchased"
+        )
         assert fresh["decisionBg"] == red and fresh["health"] == "healthy"
         assert (fresh["state"], fresh["stateBg"]) == ("ok", green)
         assert old["stateBg"] == red
@@ -283,6 +290,7 @@ def test_the_index_says_decision_health_and_a_failed_or_stale_state_in_red(data,
         assert (manual["state"], manual["stateBg"]) == ("ok", green)
         assert page.locator("a", has_text="the data overview").get_attribute("href") == "overview/overview.html"
         page.screenshot(path=str(artifacts_dir / "report-index.png"), full_page=True)
+        save_screenshot(page, "report-index")  # docs/reports.md
         # viewed two days later, without the index rewritten: the fresh row has turned stale
         page.clock.install(time=now + dt.timedelta(days=2))
         page.reload()
@@ -479,8 +487,28 @@ def test_report_html_renders_every_chart_offline(cli_report, duck, artifacts_dir
         # the decision comes first: above the experiment line and every section
         decision = page.locator(".wb-decision")
         assert decision.count() == 1 and "wb-decision-worse" in decision.get_attribute("class")
-        assert decision.inner_text().startswith("Decision: Roll back variation 1\n")
+        assert decision.inner_text().startswith("Decision: Roll back All-in prices\n")
         assert decision.bounding_box()["y"] < page.locator("h2").first.bounding_box()["y"]
+        # the first screen names the harm, under the experiment's name and hypothesis
+        assert "significantly worse on purchased" in decision.inner_text() and "revenue (" in decision.inner_text()
+        box = decision.bounding_box()
+        assert box["y"] + box["height"] <= 800, box
+        assert page.locator(".wb-title").inner_text() == "Price display"
+        assert page.locator(".wb-hypothesis").inner_text() == (
+            "Hypothesis: All-in prices avoid a surprise at checkout, so more visitors buy."
+        )
+        # GrowthBook's rows: the goal table's one row in the metric's units, interval drawn, both certainties
+        goal = page.locator(".wb-results").first
+        cells = goal.locator("tr.wb-row td").all_inner_texts()
+        units = pandas_units(raw, "price-display")
+        control, treated = (units[units["variation"] == v]["purchased"] for v in ("0", "1"))
+        assert cells[1] == "All-in prices\nid 1"
+        for cell, arm in ((cells[2], control), (cells[3], treated)):  # rates in %, three significant digits
+            assert cell == f"{arm.mean() * 100:#.3g}".rstrip(".") + f"%\n{len(arm):,} units"
+        assert cells[4].startswith(f"{rel:+.1%}") and re.fullmatch(r"\d+\.\d%|<0\.1%", cells[6]) and cells[7]
+        assert goal.locator("svg.wb-interval line.wb-ci").get_attribute("stroke") == "#cf222e"  # worse: red
+        revenue = page.locator(".wb-results").nth(1).locator("tr.wb-row td").all_inner_texts()
+        assert revenue[2].split("\n")[0].endswith(" €") and revenue[3].split("\n")[0].endswith(" €")
         page.screenshot(path=str(artifacts_dir / "experiment-report.png"), full_page=True)
         save_screenshot(page, "report-summary")  # docs/getting-started.md
         save_screenshot(page, "report-results", heading="Results by metric group")
@@ -655,6 +683,14 @@ def test_an_unhealthy_experiment_opens_with_a_red_banner_and_no_winner(checkout_
             == "rgb(255, 235, 233)"
         )
         assert " won" not in page.inner_text("body")
+        # named as in workbench.yml: the experiment, its hypothesis, the variations; values in their units
+        assert page.locator(".wb-title").inner_text() == "Checkout layout"
+        assert page.locator(".wb-hypothesis").inner_text().startswith("Hypothesis: Fewer steps")
+        goal = page.locator(".wb-results").first.inner_text()
+        assert "One-page checkout" in goal and "Summary beside form" in goal and "%" in goal
+        guardrail = page.locator(".wb-results").nth(2).locator("tr.wb-row td").all_inner_texts()
+        assert guardrail[0].startswith("session_duration") and re.fullmatch(r"\d+m \d\ds", guardrail[2].split("\n")[0])
+        save_screenshot(page, "report-unhealthy")  # docs/reports.md
 
 
 @pytest.mark.notebook
@@ -699,6 +735,7 @@ def test_the_report_offers_every_configured_dimension_offline(checkout_report, g
             assert page.get_by_text(seen, exact=True).is_visible()
             assert not page.get_by_text(unseen, exact=True).is_visible()
         page.screenshot(path=str(artifacts_dir / "report-dimensions.png"), full_page=True)
+        save_screenshot(page, "report-dimensions", heading="Results per dimension")  # docs/reports.md
     assert not [u for u in fetched if "plotly" in u]  # the charts drew from the shared file
     cached = pd.read_parquet(reports / "checkout-layout" / "cache" / "results.parquet")
     assert set(cached["dimension"]) == {"overall", "browser", "country"}  # the dashboard's cache too
@@ -819,13 +856,13 @@ def test_run_reports_keeps_the_last_good_report_when_one_breaks(scheduled):
     assert "add-to-cart-cta" in index and "price-display" in index and "failed" in index and "no_such_table" in index
     assert '<a href="price-display/latest.html">price-display</a>' in index  # named by experiment
     assert re.search(r'data-key="add-to-cart-cta".*?<b>ship 1</b>.*?data-state="failed"', index)  # last good decision
-    assert re.search(r'data-key="price-display".*?<b>roll back 1</b>.*?data-state="ok"', index)
+    assert re.search(r'data-key="price-display".*?<b>roll back All-in prices</b>.*?data-state="ok"', index)
     db = wb.connect(url)
     raw = {t: db.sql(f"SELECT * FROM {t}", limit=None) for t in ("experiment_viewed", "orders")}
     db.dispose()
-    for key in ("price-display", "add-to-cart-cta"):
+    for key, name in (("price-display", "All-in prices"), ("add-to-cart-cta", "variation 1")):
         rel, *_ = pandas_relative(pandas_units(raw, key), "purchased")
-        assert f"purchased v1: {rel:+.1%}" in index, key  # the last good results of both
+        assert f"purchased {name}: {rel:+.1%}" in index, key  # the last good results of both, by variation name
 
 
 @pytest.mark.notebook
@@ -854,7 +891,7 @@ def test_dashboard_widgets_follow_the_selection_and_refresh(scheduled, monkeypat
     goal = dash.chart_rows.copy()
     assert dash.banner.value.index("Decision: Ship variation 1") < dash.banner.value.index("Healthy")
     dash.experiment.value = "price-display"
-    assert dash.banner.value.index("Decision: Roll back variation 1") < dash.banner.value.index("Healthy")
+    assert dash.banner.value.index("Decision: Roll back All-in prices") < dash.banner.value.index("Healthy")
     assert dash.segment.options[0][1] == ("overall", "all")
     assert {value[0] for _label, value in dash.segment.options[1:]} == {"browser", "country"}  # both dimensions
     assert 'href="reports/price-display/latest.html"' in dash.banner.value.split("</b>", 1)[1].split("</div>", 1)[0]
@@ -935,6 +972,12 @@ def test_dashboard_in_voila_answers_each_interaction(scheduled, artifacts_dir):
             page.locator("select").nth(0).select_option("price-display")
             picked = changed(first, "experiment")
             assert picked[1] != first[1] and "Goal metrics" in picked[0]
+            # the report's results rows: names, the interval drawn in each row, chance to win and p-value
+            page.wait_for_function("() => document.querySelector('.wb-title').innerText === 'Price display'")
+            assert "All-in prices" in picked[1] and "chance to win\tp-value" in picked[1]
+            assert (
+                page.locator(".wb-results svg.wb-interval").count() == page.locator(".wb-results tr.wb-row").count() > 0
+            )
             page.get_by_role("button", name="guardrail").click()
             tab = changed(picked, "tab")
             assert "Guardrail metrics" in tab[0] and "sessions" in tab[1] and tab[1] != picked[1]

@@ -199,5 +199,11 @@ def test_cli_states_the_decision_first(growthbook_url, monkeypatch):
     out = CliRunner().invoke(app, ["analyze", "price-display", "--overall-only", "--database", growthbook_url])
     assert out.exit_code == 0, out.output
     first, second = out.output.splitlines()[:2]
-    assert first == "DECISION: Roll back variation 1."
-    assert second.startswith("- Variation 1 is significantly worse on revenue_per_user (-33.0%")
+    assert first == "DECISION: Roll back All-in prices."  # the variation's name in workbench.yml
+    assert second.startswith("- All-in prices is significantly worse on revenue_per_user (-33.0%")
+    out = CliRunner().invoke(
+        app, ["analyze", "price-display", "--overall-only", "--format", "json", "--database", growthbook_url]
+    )
+    payload = json.loads(out.output)  # JSON keeps the ids, and says the names
+    assert payload["decision"]["variations"] == ["1"] and {r["variation"] for r in payload["results"]} == {"1"}
+    assert payload["variation_names"] == {"0": "Control", "1": "All-in prices"}

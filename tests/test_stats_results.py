@@ -371,5 +371,5 @@ def test_uncapped_result_beside_the_capped_one_and_a_changed_verdict_is_said():
     out = results.to_dict()["results"][0]
     assert out["capping_changed_verdict"] is True
     assert out["uncapped"]["p_value"] == pytest.approx(ref.pvalue, rel=1e-6)
-    sentence = capping_sentence(row.to_dict(), results.settings)
+    sentence = capping_sentence(row.to_dict(), results)
     assert "Capping changed the verdict on **revenue**" in sentence and "uncapped better" in sentence

@@ -154,12 +154,12 @@ def money(x: float | None, currency: Currency) -> str:
 
 
 def value(x: float | None, fmt: ValueFormat) -> str:
-    """A metric value in its units: ``3.12%`` (percent: a rate of 0–1), ``1m 23s`` (duration in
+    """A metric value in its units: ``3.12%``, ``43.0%`` (percent: a rate of 0–1), ``1m 23s`` (duration in
     seconds), ``$12.30`` (currency), else four significant digits; empty when missing."""
     if missing(x):
         return ""
     if fmt.kind == "percent":
-        return f"{x * 100:.3g}%"
+        return f"{x * 100:#.3g}".rstrip(".") + "%"  # three significant digits, kept: 43.0%
     if fmt.kind == "duration":
         return duration(x)
     if fmt.kind == "currency":
@@ -187,11 +187,18 @@ def effect(x: float | None, relative: bool) -> str:
     return percent(x)
 
 
+def probability(x: float | None) -> str:
+    """A chance as ``97.5%``, never rounded to certainty: ``>99.9%`` / ``<0.1%`` at the ends; empty when missing."""
+    if missing(x):
+        return ""
+    return ">99.9%" if x > 0.999 else "<0.1%" if x < 0.001 else f"{x:.1%}"
+
+
 def certainty(row: dict, engine: str) -> str:
     """``p = 0.012`` (the adjusted p-value when there is one) or ``chance to beat control 97.5%``."""
     if engine == "bayesian":
         chance = row.get("chance_to_win")
-        return "no chance to win computed" if missing(chance) else f"chance to beat control {chance:.1%}"
+        return "no chance to win computed" if missing(chance) else f"chance to beat control {probability(chance)}"
     p = row.get("p_value_adjusted")
     p = row.get("p_value") if missing(p) else p
     return "no p-value" if missing(p) else f"p = {p:.2g}"
@@ -284,7 +291,6 @@ def _record_cells(results: ExperimentResults, r: dict, segments: bool) -> dict[s
     labels, relative = results.labels, results.settings.relative
     fmt = labels.format(r["metric"])
     p = _p_value(r, results.settings.correction != "none")
-    chance = r.get("chance_to_win")
     interval = (
         ""
         if missing(r["ci_lower"]) and missing(r["ci_upper"])
@@ -301,7 +307,7 @@ def _record_cells(results: ExperimentResults, r: dict, segments: bool) -> dict[s
         "effect": change(r["relative_effect" if relative else "absolute_effect"], fmt, relative),
         "mark": MARKS.get(r["significance"], ""),
         "interval": interval,
-        "chance": "" if missing(chance) else f"{chance:.1%}",
+        "chance": probability(r.get("chance_to_win")),
         "p": "" if missing(p) else f"{p:.3g}",
         "note": r["note"] if isinstance(r.get("note"), str) else "",
     }
@@ -405,14 +411,17 @@ def results_table_html(results: ExperimentResults, rows: pd.DataFrame | None = N
 
 
 def header_html(results: ExperimentResults) -> str:
-    """The experiment's name (its key when unnamed) as a heading, with its description and hypothesis."""
+    """The experiment's name (its key when unnamed) in large type, with its description and
+    hypothesis; not a heading element, so a page's sections stay its headings."""
     labels = results.labels
     name = labels.name or results.experiment or "Experiment"
-    parts = [f'<h2 class="wb-title" style="margin:4px 0">{html.escape(name)}</h2>']
+    parts = [f'<div class="wb-title" style="font-size:1.6em;font-weight:600;margin:4px 0">{html.escape(name)}</div>']
     if labels.description:
-        parts.append(f'<p class="wb-description">{html.escape(labels.description)}</p>')
+        parts.append(f'<div class="wb-description" style="margin:2px 0">{html.escape(labels.description)}</div>')
     if labels.hypothesis:
-        parts.append(f'<p class="wb-hypothesis"><b>Hypothesis:</b> {html.escape(labels.hypothesis)}</p>')
+        parts.append(
+            f'<div class="wb-hypothesis" style="margin:2px 0"><b>Hypothesis:</b> {html.escape(labels.hypothesis)}</div>'
+        )
     return f'<div class="wb-header">{"".join(parts)}</div>'
 
 
@@ -452,7 +461,7 @@ def results_text(results: ExperimentResults) -> str:
             cells.append([c[k] for k in keys])
         body = pd.DataFrame(cells, columns=_heads(results, segments)).to_string(index=False)
     labels = results.labels
-    header = [labels.name or results.experiment or "Experiment"]
+    header = [labels.name] if labels.name else []  # the settings line names the key
     header += [labels.description] if labels.description else []
     header += [f"Hypothesis: {labels.hypothesis}"] if labels.hypothesis else []
     return "\n".join(

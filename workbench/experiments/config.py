@@ -525,8 +525,10 @@ class _Parser:
         symbol = value.get("symbol", default.symbol)
         decimals = value.get("decimals", default.decimals)
         after = value.get("symbol_after", default.symbol_after)
-        if not isinstance(symbol, str) or not isinstance(after, bool):
-            raise self.fail(where, "symbol must be text and symbol_after true or false.")
+        if not isinstance(symbol, str):
+            raise self.fail(f"{where}.symbol", f'must be text such as "€", not {shown(symbol)}.')
+        if not isinstance(after, bool):
+            raise self.fail(f"{where}.symbol_after", f"must be true or false, not {shown(after)}.")
         if isinstance(decimals, bool) or not isinstance(decimals, int) or not 0 <= decimals <= 6:
             raise self.fail(f"{where}.decimals", f"must be a whole number from 0 to 6, not {shown(decimals)}.")
         return Currency(symbol, decimals, after)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from workbench.display import BETTER, MUTED, NEUTRAL, SERIES, WORSE
+from workbench.display import BETTER, MUTED, NEUTRAL, SERIES, WORSE, Labels
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -28,7 +28,8 @@ def interval_rows(
 ) -> pd.DataFrame:
     """The rows of one interval chart: ``intervals`` of the metrics of ``group`` in ``dimension``
     (``"overall"``: all units) at ``value`` (None: every value, each row's label led by its value),
-    with the results' significance, means and units; relative figures in percent."""
+    with the results' significance, means and units, each variation's ``variation_name``;
+    relative figures in percent."""
     import pandas as pd
 
     keys = ["metric", "dimension", "dimension_value", "variation"]
@@ -55,7 +56,8 @@ def interval_rows(
     rows = rows[rows["relative"].notna()].copy()
     for column in ("relative", "relative_68_lower", "relative_68_upper", "relative_95_lower", "relative_95_upper"):
         rows[column] = rows[column] * 100
-    rows["label"] = rows["metric"] + " · " + rows["variation"].astype(str)
+    rows["variation_name"] = rows["variation"].map(results.labels.variation)
+    rows["label"] = rows["metric"] + " · " + rows["variation_name"]
     if value is None and dimension != "overall":
         rows["label"] = rows["dimension_value"].astype(str) + " · " + rows["label"]
     return rows.reset_index(drop=True)
@@ -80,7 +82,7 @@ def interval_chart(rows: pd.DataFrame, title: str = "", highlight_significant: b
         colour = {"better": BETTER, "worse": WORSE}.get(significance, NEUTRAL)
         colours.append(MUTED if highlight_significant and not significance else colour)
     hover = [
-        f"<b>{r.metric}</b>, variation {r.variation} vs control<br>relative: {r.relative:+.2f}% "
+        f"<b>{r.metric}</b>, {r.variation_name} vs control<br>relative: {r.relative:+.2f}% "
         f"(68%: {r.relative_68_lower:+.2f}% to {r.relative_68_upper:+.2f}%; 95%: {r.relative_95_lower:+.2f}% to {r.relative_95_upper:+.2f}%)"
         f"<br>absolute: {r.absolute:+.4g}<br>p-value: {r.test_p_value:.3g}<br>mean: {r.mean:.4g} (control {r.baseline_mean:.4g})"
         f"<br>units: {int(r.units):,} (control {int(r.baseline_units):,})"
@@ -133,9 +135,12 @@ def interval_chart(rows: pd.DataFrame, title: str = "", highlight_significant: b
     return fig
 
 
-def cumulative_chart(cumulative: pd.DataFrame, metric: str, relative: bool = True) -> go.Figure:
+def cumulative_chart(
+    cumulative: pd.DataFrame, metric: str, relative: bool = True, labels: Labels | None = None
+) -> go.Figure:
     """The effect of each variation on ``metric`` with the data up to each day, and its interval
-    as a band: an effect that settles and a band that narrows away from zero is a result to trust."""
+    as a band: an effect that settles and a band that narrows away from zero is a result to trust.
+    The legend names variations by ``labels`` (default: ``variation <id>``)."""
     import plotly.graph_objects as go
 
     rows = cumulative[
@@ -169,7 +174,7 @@ def cumulative_chart(cumulative: pd.DataFrame, metric: str, relative: bool = Tru
                 y=part[effect] * scale,
                 mode="lines+markers",
                 line_color=colour,
-                name=f"variation {variation}",
+                name=(labels or Labels()).variation(variation),
                 customdata=part[["units", "p_value"]].to_numpy(),
                 hovertemplate="%{x|%Y-%m-%d}: %{y:+.2f}"
                 + ("%" if relative else "")
@@ -189,15 +194,21 @@ def cumulative_chart(cumulative: pd.DataFrame, metric: str, relative: bool = Tru
     return fig
 
 
-def units_per_day_chart(units_per_day: pd.DataFrame) -> go.Figure:
+def units_per_day_chart(units_per_day: pd.DataFrame, labels: Labels | None = None) -> go.Figure:
     """New units per first-exposure day and variation (stacked bars): gaps, spikes or one arm
-    drifting away from its share point to logging problems."""
+    drifting away from its share point to logging problems. The legend names variations by
+    ``labels`` (default: ``variation <id>``)."""
     import plotly.graph_objects as go
 
     parts = units_per_day.groupby(units_per_day["variation"].astype(str), sort=True)
     fig = go.Figure(
         [
-            go.Bar(x=part["day"], y=part["users"], name=f"variation {variation}", marker_color=SERIES[i % len(SERIES)])
+            go.Bar(
+                x=part["day"],
+                y=part["users"],
+                name=(labels or Labels()).variation(variation),
+                marker_color=SERIES[i % len(SERIES)],
+            )
             for i, (variation, part) in enumerate(parts)
         ]
     )

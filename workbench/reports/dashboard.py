@@ -21,7 +21,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from workbench import paths
-from workbench.display import NEUTRAL, WORSE, decision_and_health_html
+from workbench.display import NEUTRAL, WORSE, decision_and_health_html, header_html
 from workbench.errors import WorkbenchError
 from workbench.reports.data import ReportData, cache_dir, load_report_cache
 from workbench.reports.tables import GROUPS
@@ -232,7 +232,8 @@ class Dashboard:
         data = self.data(self.experiment.value)
         p = data.provenance
         self.status.value = (
-            f"<span style='color:{NEUTRAL}'>Control: variation {html.escape(data.control)} · computed {html.escape(str(p.get('computed_at')))}"
+            header_html(data.results)
+            + f"<span style='color:{NEUTRAL}'>Control: {html.escape(data.results.labels.variation(data.control))} · computed {html.escape(str(p.get('computed_at')))}"
             f" · data {html.escape(str(p.get('data_window', {}).get('first_exposure_day')))} to {html.escape(str(p.get('data_window', {}).get('last_exposure_day')))}</span>"
         )
         link = self.report_link(self.experiment.value)
@@ -288,7 +289,7 @@ class Dashboard:
             if not metrics:
                 display(_html("<i>No goal metrics, so no cumulative chart.</i>"))
             for metric in metrics:
-                display(_figure_widget(cumulative_chart(data.cumulative, metric)))
+                display(_figure_widget(cumulative_chart(data.cumulative, metric, labels=data.results.labels)))
 
     def recompute(self) -> None:
         """Recompute the picked experiment from the database, rewrite its cache, redraw."""

@@ -130,7 +130,7 @@ def key_results(results) -> str:
             if not missing(p)
             else (f"chance to win {r['chance_to_win']:.0%}" if not missing(r["chance_to_win"]) else "")
         )
-        parts.append(f"{r['metric']} v{r['variation']}: {r['relative_effect']:+.1%} ({sure})")
+        parts.append(f"{r['metric']} {results.labels.variation(r['variation'])}: {r['relative_effect']:+.1%} ({sure})")
     return "; ".join(parts)
 
 

@@ -9,7 +9,7 @@ import html
 import re
 from typing import TYPE_CHECKING
 
-from workbench.display import NOTICE, certainty, effect, missing, number, results_table_html
+from workbench.display import NOTICE, certainty, change, missing, results_table_html, sentence_start, value
 from workbench.paths import shown_path
 
 if TYPE_CHECKING:
@@ -22,7 +22,7 @@ GROUPS = ("goal", "secondary", "guardrail")
 
 
 _DUCKDB_FILE = re.compile(r"^(duckdb:///)(/[^?]*)")
-_MARKDOWN_PUNCTUATION = re.compile(r"([\\`*_{}\[\]()#+\-.!|~])")
+_MARKDOWN_PUNCTUATION = re.compile(r"([\\`*_{}\[\]()#+\-.!|~$])")  # $: no LaTeX math in Jupyter
 
 
 def markdown_text(value: object) -> str:
@@ -55,41 +55,41 @@ def verdict(data: ReportData) -> str:
     p-value or chance to win, and the power of one not significant yet), guardrails that got worse,
     and results that capping changed."""
     results = data.results
-    settings = results.settings
+    settings, labels = results.settings, results.labels
     level = f"{1 - settings.alpha:.0%}"
     t = results.table[results.table["dimension"] == "overall"]
     lines = []
     for row in t[t["metric_group"] == "goal"].to_dict("records"):
         if row["variation"] == data.control:
             continue
-        shown = markdown_text(row["variation"])
-        ci = f"{level} interval {effect(row['ci_lower'], settings.relative)} to {effect(row['ci_upper'], settings.relative)}"
-        size = effect(row["relative_effect" if settings.relative else "absolute_effect"], settings.relative)
-        change = f"{size} ({number(row['baseline_mean'])} → {number(row['mean'])})"
+        shown = markdown_text(sentence_start(labels.variation(row["variation"])))
+        fmt = labels.format(row["metric"])
+        ci = markdown_text(
+            f"{level} interval {change(row['ci_lower'], fmt, settings.relative)} to {change(row['ci_upper'], fmt, settings.relative)}"
+        )
+        size = change(row["relative_effect" if settings.relative else "absolute_effect"], fmt, settings.relative)
+        moved = markdown_text(f"{size} ({value(row['baseline_mean'], fmt)} → {value(row['mean'], fmt)})")
         sure = certainty(row, settings.engine)
         if missing(row["ci_lower"]) and isinstance(row["note"], str) and row["note"]:
-            lines.append(f"- Variation {shown} on {row['metric']}: cannot be compared ({row['note']}).")
+            lines.append(f"- {shown} on {row['metric']}: cannot be compared ({row['note']}).")
         elif row["significance"] in ("better", "worse"):
-            lines.append(
-                f"- **Variation {shown} is {row['significance']} on {row['metric']}**: {change}, {ci}, {sure}."
-            )
+            lines.append(f"- **{shown} is {row['significance']} on {row['metric']}**: {moved}, {ci}, {sure}.")
         else:
             power = power_sentence(row, settings)
-            lines.append(
-                f"- Variation {shown} on {row['metric']}: no clear difference yet ({change}, {ci}, {sure}).{power}"
-            )
+            lines.append(f"- {shown} on {row['metric']}: no clear difference yet ({moved}, {ci}, {sure}).{power}")
     if not lines:
         lines.append(
             "- This experiment has no goal metrics configured: add `goal_metrics` to its entry in workbench.yml."
         )
     harmed = t[(t["metric_group"] == "guardrail") & (t["significance"] == "worse")]
     for row in harmed.to_dict("records"):
-        size = effect(row["relative_effect" if settings.relative else "absolute_effect"], settings.relative)
+        fmt = labels.format(row["metric"])
+        size = change(row["relative_effect" if settings.relative else "absolute_effect"], fmt, settings.relative)
         lines.append(
-            f"- Guardrail **{row['metric']}** is worse in variation {markdown_text(row['variation'])} ({size}, {certainty(row, settings.engine)})."
+            f"- Guardrail **{row['metric']}** is worse in {markdown_text(labels.variation(row['variation']))} ({markdown_text(size)}, {certainty(row, settings.engine)})."
         )
     for row in t[t["capping_changed_verdict"]].to_dict("records"):
-        lines.append(f"- {capping_sentence(row, settings)}")
+        lines.append(f"- {capping_sentence(row, results)}")
     return "\n".join(lines)
 
 
@@ -110,18 +110,19 @@ def power_sentence(row: dict, settings: AnalysisSettings) -> str:
     )
 
 
-def capping_sentence(row: dict, settings: AnalysisSettings) -> str:
+def capping_sentence(row: dict, results: ExperimentResults) -> str:
     """Markdown: capping changed this comparison's verdict — the capped and the uncapped call and
     effects side by side (the capped one is the result shown)."""
+    settings, fmt = results.settings, results.labels.format(row["metric"])
     key = "relative_effect" if settings.relative else "absolute_effect"
 
     def call(significance: str) -> str:
         return {"better": "better", "worse": "worse"}.get(significance, "no clear difference")
 
     return (
-        f"Capping changed the verdict on **{row['metric']}** for variation {markdown_text(row['variation'])}: "
-        f"capped {call(row['significance'])} ({effect(row[key], settings.relative)}), "
-        f"uncapped {call(row['uncapped_significance'])} ({effect(row['uncapped_' + key], settings.relative)}); "
+        f"Capping changed the verdict on **{row['metric']}** for {markdown_text(results.labels.variation(row['variation']))}: "
+        f"capped {call(row['significance'])} ({markdown_text(change(row[key], fmt, settings.relative))}), "
+        f"uncapped {call(row['uncapped_significance'])} ({markdown_text(change(row['uncapped_' + key], fmt, settings.relative))}); "
         "outliers decide this result, so look at the largest values before acting."
     )
 
