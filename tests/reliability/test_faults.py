@@ -151,7 +151,7 @@ def test_server_stopped_mid_batch_keeps_the_last_good_reports(own_server, tmp_pa
     assert sorted(links) == sorted(f"{key}/latest.html" for key in BATCH)
     assert all("purchased" in (reports / link).read_text() for link in links)  # full reports (~100 KB), not stubs
     for key in BATCH:
-        assert f"purchased v1: {lifts[key]:+.1%}" in index, key
+        assert f"purchased variation 1: {lifts[key]:+.1%}" in index, key
     states = dict(re.findall(r'<tr data-key="([\w.-]+)".*?data-state="(\w+)"', index))
     assert states == {BATCH[0]: "ok", BATCH[1]: "failed", BATCH[2]: "failed"}, states
     ledger(
@@ -457,7 +457,7 @@ def test_full_disk_leaves_the_good_report_in_place(small_disk, tmp_path, ledger)
         )  # no temporary file left
         trials.append(f"{what} ({filler / 1e6:.1f} MB of filler)")
         (reports / "filler").unlink()
-    assert f"purchased v1: {lifts[key]:+.1%}" in index.decode()
+    assert f"purchased variation 1: {lifts[key]:+.1%}" in index.decode()
     ledger(
         "Faults",
         f"full disk while writing a report: a 24 MB tmpfs holding a good {report_mb:.1f} MB report, filled to "
