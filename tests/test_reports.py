@@ -920,6 +920,31 @@ def test_dashboard_widgets_follow_the_selection_and_refresh(scheduled, monkeypat
     assert dash.data("price-display").provenance["computed_at"] > before
 
 
+@pytest.mark.postgres
+def test_dashboard_says_which_cache_an_older_workbench_wrote_and_shows_the_others(scheduled, tmp_path):
+    """A cache of an older version is refused with its sentence in the status line, no results and
+    no chart for it; picking another experiment shows that one's results."""
+    import shutil
+
+    from workbench.reports.dashboard import Dashboard
+
+    home, *_ = scheduled
+    reports = tmp_path / "reports"
+    shutil.copytree(home / "reports" / "price-display" / "cache", reports / "price-display" / "cache")
+    old = reports / "aaa-old" / "cache"
+    shutil.copytree(home / "reports" / "price-display" / "cache", old)
+    payload = json.loads((old / "results.json").read_text())
+    (old / "results.json").write_text(json.dumps({**payload, "key": "aaa-old", "version": 4}))
+    dash = Dashboard(reports)
+    assert dash.experiment.value == "aaa-old"  # the first, sorted
+    assert "written by an older workbench: run `workbench report aaa-old` again" in dash.status.value
+    assert dash.table.value == dash.banner.value == "" and dash.figure is None
+    dash.group.value = "secondary"  # no redraw of what could not be read
+    assert dash.figure is None and dash.table.value == ""
+    dash.experiment.value = "price-display"
+    assert "Roll back" in dash.banner.value and dash.figure is not None and "wb-results" in dash.table.value
+
+
 @pytest.mark.browser
 @pytest.mark.postgres
 def test_dashboard_in_voila_answers_each_interaction(scheduled, artifacts_dir):

@@ -171,6 +171,7 @@ class Dashboard:
         wait_for_viewer()
         self.reports_dir = Path(reports_dir) if reports_dir else paths.reports_dir()
         self._data: dict[str, ReportData] = {}
+        self._unreadable: set[str] = set()  # experiments whose cache could not be read
         keys = cached_keys(self.reports_dir)
         self.experiment = w.Dropdown(options=keys, description="Experiment", layout=w.Layout(width="360px"))
         self.group = w.ToggleButtons(options=list(GROUPS), description="Metrics", style={"button_width": "110px"})
@@ -229,7 +230,17 @@ class Dashboard:
         (every value of every cached dimension, as (dimension, value)), results and cumulative chart."""
         from workbench.reports.tables import dimension_values
 
-        data = self.data(self.experiment.value)
+        key = self.experiment.value
+        try:
+            data = self.data(key)
+        except WorkbenchError as exc:  # e.g. a cache an older workbench wrote: its sentence, the others still shown
+            self._unreadable.add(key)
+            self.status.value = f"<span style='color:{WORSE}'>{html.escape(str(exc))}</span>"
+            self.banner.value = self.table.value = ""
+            self.chart.clear_output()
+            self.cumulative.clear_output()
+            return
+        self._unreadable.discard(key)
         p = data.provenance
         self.status.value = (
             header_html(data.results)
@@ -255,7 +266,7 @@ class Dashboard:
         from workbench.reports.charts import interval_chart, interval_rows
         from workbench.reports.tables import group_table_html
 
-        if not self.experiment.value:
+        if not self.experiment.value or self.experiment.value in self._unreadable:
             return
         data = self.data(self.experiment.value)
         rows = interval_rows(data.results, data.intervals, self.group.value, *self.segment.value)
