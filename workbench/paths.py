@@ -54,6 +54,12 @@ def default_duckdb_path() -> Path:
     return data_dir() / "workbench.duckdb"
 
 
+def state_path(database: Path) -> Path:
+    """The incremental-refresh state file of the DuckDB file ``database``:
+    ``data/state/<database stem>.state.duckdb`` (the analysed file itself is never written)."""
+    return data_dir() / "state" / f"{database.stem}.state.duckdb"
+
+
 def config_path() -> Path:
     """The project config file: ``$WORKBENCH_CONFIG`` or ``workbench.yml`` in the project root."""
     if explicit := os.environ.get(CONFIG_ENV):

@@ -92,6 +92,9 @@ WRITERS = {
     ("workbench/cli/event_service.py", "revoke_key_command"): "the event service (API keys)",
     ("workbench/cli/event_service.py", "serve_command"): "the event service (ingestion over HTTP)",
     ("workbench/cli/event_service.py", "resolve_command"): "the event service (identity resolution)",
+    # incremental refresh: writes only its state (DuckDB: a state file beside the database, which is
+    # attached read-only; PostgreSQL: the schema state_schema)
+    ("workbench/db/connection.py", "connect_state"): "incremental refresh (its state only)",
 }
 # the helpers that pass their caller's mode on (the CLI's, connect()'s for Spark); their callers are audited instead
 PASS_THROUGH = {("workbench/cli/app.py", "opened_database"), ("workbench/db/spark.py", "open_spark")}
@@ -165,7 +168,7 @@ def test_only_loaders_the_generator_and_ingestion_ask_for_writable_sessions(ledg
         f"AST audit of every `read_only=` argument, engine/driver connection and read-write SQL text in "
         f"{modules} modules of workbench/",
         f"writable sessions asked for at exactly {len(WRITERS)} call sites (load, generate, study generate, ingest events, "
-        "identities resolve, and the event service's keys create/list/revoke, serve and resolve); no engine or driver connection made outside connection.py and pg_server.py; no read-write SQL",
+        "identities resolve, the event service's keys create/list/revoke, serve and resolve, and the incremental-refresh state session); no engine or driver connection made outside connection.py and pg_server.py; no read-write SQL",
     )
 
 

@@ -7,6 +7,7 @@ ingestion) ask for ``read_only=False`` explicitly.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import sys
 import threading
@@ -205,7 +206,30 @@ def connect(
     return db
 
 
-def _duckdb_engine(settings: DatabaseSettings, read_only: bool, timeout_s: float) -> sa.Engine:
+def connect_state(db: SqlDatabase, schema: str) -> SqlDatabase:
+    """A session for an incremental refresh of ``db``'s experiments: it reads ``db`` as an analysis
+    does and writes only the refresh state, named ``<schema>.<table>``. On DuckDB, one in-process
+    connection with ``db``'s file attached read-only (the default catalog: its tables keep their
+    names) and the state file (:func:`workbench.paths.state_path`) attached writable as ``schema``;
+    nothing else outside them is reachable. On PostgreSQL, a writable session on the same
+    database (the state is the schema ``schema``, created by the refresh if missing).
+    ``schema`` is a validated lower-case identifier."""
+    settings = db.settings
+    if settings.dialect == "duckdb":
+        source = settings.url.database
+        if source in (None, "", ":memory:"):
+            raise DatabaseError("An incremental refresh needs a DuckDB database file, not an in-memory database.")
+        in_memory = dataclasses.replace(settings, url=settings.url.set(database=":memory:"))
+        state = (Path(source), paths.state_path(Path(source)), schema)
+        engine = _duckdb_engine(in_memory, read_only=False, timeout_s=db.statement_timeout_s, attach=state)
+    else:
+        engine = _ENGINE_BUILDERS[settings.dialect](settings, read_only=False, timeout_s=db.statement_timeout_s)
+    return SqlDatabase(engine, settings, False, db.statement_timeout_s, db.config_path)
+
+
+def _duckdb_engine(
+    settings: DatabaseSettings, read_only: bool, timeout_s: float, attach: tuple[Path, Path, str] | None = None
+) -> sa.Engine:
     path = settings.url.database
     in_memory = path in (None, "", ":memory:")
     if not in_memory:
@@ -220,7 +244,9 @@ def _duckdb_engine(settings: DatabaseSettings, read_only: bool, timeout_s: float
     connect_args: dict[str, Any] = {"config": config}
     if read_only and not in_memory:
         connect_args["read_only"] = True
-    engine = sa.create_engine(settings.url, connect_args=connect_args)
+    # attached files (an incremental refresh): one connection, which holds them
+    pool = {"poolclass": sa.pool.StaticPool} if attach else {}
+    engine = sa.create_engine(settings.url, connect_args=connect_args, **pool)
 
     @event.listens_for(engine, "connect")
     def _session_settings(dbapi_connection, connection_record):
@@ -232,6 +258,13 @@ def _duckdb_engine(settings: DatabaseSettings, read_only: bool, timeout_s: float
         dbapi_connection.execute("SET enable_progress_bar = false")
         # config dates are UTC: a naive bound start/end meets TIMESTAMPTZ columns as UTC, whatever $TZ says
         dbapi_connection.execute("SET GLOBAL TimeZone = 'UTC'")
+        if attach:  # the analysis database read-only, as the default catalog; the state file writable
+            source, state, schema = attach
+            state.parent.mkdir(parents=True, exist_ok=True)
+            quoted = [str(p).replace("'", "''") for p in (source, state)]
+            dbapi_connection.execute(f"ATTACH '{quoted[0]}' AS wb_source (READ_ONLY)")
+            dbapi_connection.execute(f"ATTACH '{quoted[1]}' AS {schema}")
+            dbapi_connection.execute("USE wb_source")
         # Nothing outside this database: no file read or written (COPY … TO over the database file or a
         # .pth file, read_csv('/etc/passwd'), glob), no ATTACH, no extension installed. Every session
         # reads and writes through SQL on its own tables and Arrow batches only. Locked last, so no

@@ -20,7 +20,7 @@ from typing import Any
 
 from workbench import metric_types, paths
 from workbench.config_file import DATABASE_KEYS, read_config_file
-from workbench.db.dialects import IDENTIFIER, SOURCE_DIALECT
+from workbench.db.dialects import IDENTIFIER, LOWER_CASE_IDENTIFIER, SOURCE_DIALECT
 from workbench.display import FORMATS, Currency, ValueFormat
 from workbench.errors import ConfigError, did_you_mean, shown
 from workbench.metric_types import RATIO, MetricType
@@ -36,7 +36,12 @@ TOP_KEYS = {
     "metrics",
     "experiments",
     "currency",
+    "incremental",  # the experiments' default (incremental refresh, docs/experiment-engine.md)
+    "late_data_hours",
+    "state_schema",
 }
+DEFAULT_LATE_DATA_HOURS = 24.0  # hours before the watermark an incremental refresh reads again
+DEFAULT_STATE_SCHEMA = "workbench_state"  # where incremental refresh keeps its state
 # sections other modules own and validate themselves (workbench.events.settings, workbench.toolkit.sources)
 OTHER_SECTIONS = {"events", "event_sources"}
 IDENTITY_JOIN_KEYS = {"sql", "identifier_types"}
@@ -105,6 +110,8 @@ EXPERIMENT_KEYS = {
     "goal_metrics",
     "secondary_metrics",
     "guardrail_metrics",
+    "incremental",
+    "late_data_hours",
     "analysis",
 }
 METRIC_GROUPS = ("goal_metrics", "secondary_metrics", "guardrail_metrics")
@@ -235,6 +242,8 @@ class ExperimentConfig:
     description: str = ""
     hypothesis: str = ""
     variation_names: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
+    incremental: bool = False  # analyses keep and update a per-unit state (incremental refresh)
+    late_data_hours: float = DEFAULT_LATE_DATA_HOURS  # rows this many hours before the watermark are read again
 
     @property
     def metrics(self) -> tuple[Metric, ...]:
@@ -258,6 +267,7 @@ class Config:
     # (analysing it raises that sentence); the other experiments work
     broken_experiments: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
     experiment_keys: tuple[str, ...] = ()  # every experiment entry's key in file order, broken ones too
+    state_schema: str = DEFAULT_STATE_SCHEMA  # the schema (DuckDB: attached state file) incremental refresh writes
 
     def metric(self, name: str) -> Metric:
         if name not in self.metrics:
@@ -397,6 +407,16 @@ class _Parser:
         metrics = self.unique([self.metric(e, i) for i, e in enumerate(self.entries("metrics"))], "metrics", "name")
         metrics = self.resolve_ratios(metrics)
         self.metrics_known, self.assignment_known = metrics, assignment
+        self.incremental = self.flag(self.data.get("incremental", False), "incremental")
+        self.late_data_hours = self.number(
+            self.data.get("late_data_hours", DEFAULT_LATE_DATA_HOURS), "late_data_hours", 0
+        )
+        state_schema = self.data.get("state_schema", DEFAULT_STATE_SCHEMA)
+        if not isinstance(state_schema, str) or not LOWER_CASE_IDENTIFIER.match(state_schema):
+            raise self.fail(
+                "state_schema",
+                f"must be a lower-case plain name like {DEFAULT_STATE_SCHEMA}, not {shown(state_schema)}.",
+            )
         parsed, broken = [], {}
         for i, entry in enumerate(self.entries("experiments")):
             key = entry.get("key")
@@ -421,6 +441,7 @@ class _Parser:
             self.fact_tables,
             broken,
             keys,
+            state_schema,
         )
 
     # -- generic checks -------------------------------------------------------------------------
@@ -441,6 +462,11 @@ class _Parser:
         for key in required:
             if entry.get(key) in (None, ""):
                 raise self.fail(where, f"the key '{key}' is required.")
+
+    def flag(self, value: Any, where: str) -> bool:
+        if not isinstance(value, bool):
+            raise self.fail(where, f"must be true or false, not {shown(value)}.")
+        return value
 
     def names(self, value: Any, where: str) -> tuple[str, ...]:
         if isinstance(value, str):
@@ -1021,6 +1047,8 @@ class _Parser:
             str(entry.get("description") or "").strip(),
             str(entry.get("hypothesis") or "").strip(),
             variation_names,
+            self.flag(entry.get("incremental", self.incremental), f"{where}.incremental"),
+            self.number(entry.get("late_data_hours", self.late_data_hours), f"{where}.late_data_hours", 0),
         )
 
     def timestamp(self, value: Any, where: str, end_of_day: bool = False) -> dt.datetime | None:

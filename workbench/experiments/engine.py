@@ -176,29 +176,45 @@ def experiment_facts(
     show_sql: bool = False,
     metrics: Sequence[Metric | str] | None = None,
     strata: Sequence[str] = (),
+    incremental: bool | None = None,
+    full_refresh: bool = False,
 ) -> Facts:
     """The sufficient statistics and health facts of ``experiment``, overall, per value of each
     of ``dimensions`` (top ``top_n`` values plus ``(other)``) and per post-stratification stratum,
     from one query (:func:`workbench.experiments.sql.experiment_query`): one pass over each
     source table. ``stats`` holds the overall rows, then the strata rows (``dimension``
     ``"__strata__"``, ``dimension_value`` the stratum key), then each dimension's rows, each block
-    metric by metric, as :func:`sufficient_stats`."""
+    metric by metric, as :func:`sufficient_stats`. ``incremental`` (default: the config entry's
+    ``incremental``) first brings the experiment's state up to date and reads the units and
+    per-unit parts from it (:mod:`workbench.experiments.incremental`); ``full_refresh`` rebuilds
+    that state from every row first. ``.attrs["refresh"]`` then says what the refresh did."""
 
     db = _database(db)
     check_columns(experiment, db)
     metrics = chosen_metrics(experiment, metrics)
     strata = (strata,) if isinstance(strata, str) else tuple(strata)
-    query = sql_builder.experiment_query(
-        experiment.config, experiment.settings, dimensions, top_n, metrics, strata, db.dialect
-    )
-    wide = _run(query, db, show_sql)
+    state_db = None
+    if full_refresh or (experiment.settings.incremental if incremental is None else incremental):
+        from workbench.experiments.incremental import open_state, refresh_state
+
+        state_db = open_state(db, experiment)
+    try:
+        refresh = refresh_state(experiment, state_db, full=full_refresh) if state_db is not None else None
+        query = sql_builder.experiment_query(
+            experiment.config, experiment.settings, dimensions, top_n, metrics, strata, db.dialect,
+            refresh.table if refresh else None,
+        )  # fmt: skip
+        wide = _run(query, state_db or db, show_sql)
+    finally:
+        if state_db is not None:
+            state_db.dispose()
     wide["variation"] = wide["variation"].astype(str)
     wide["users"] = wide["users"].astype("int64")
     wide["breakdown"] = wide["wb_set"].astype(int).map(dict(enumerate(query.sets)))
     stats = _stats_table(experiment, wide, query, metrics, strata)
     units, days = _health_tables(experiment, wide, query.sets[1:])
     for frame in (stats, units, days):
-        frame.attrs = {"sql": query.sql, "params": query.params, "experiment": experiment.key}
+        frame.attrs = {"sql": query.sql, "params": query.params, "experiment": experiment.key, "refresh": refresh}
     return Facts(stats, units, days)
 
 

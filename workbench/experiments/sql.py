@@ -219,6 +219,11 @@ class _Plan:
         self.first_by: str | None = None  # the engine's first-by aggregate (Dialect.first_by), if any
         self.date_bounds = True  # constant date bounds on the metric scans (Dialect.scan_date_bounds)
         self.numbered = False  # units joined by their row numbers (Dialect.numbered_units)
+        # incremental refresh (the section at the end of this module): "build" or "update" while the
+        # state is written, and the state table the units and per-unit parts are then read from
+        self.refresh: str | None = None
+        self.state: str | None = None
+        self.state_index: dict[str, int] | None = None  # state column number per base metric, when reading the state
 
     @property
     def sets(self) -> list[tuple[str, str | None]]:
@@ -363,9 +368,13 @@ def _units_ctes(plan: _Plan) -> list[str]:
     dim_col = "".join(
         f", COALESCE(CAST(e.{d} AS VARCHAR), '{NULL_VALUE}') AS {r}" for d, r in zip(dims, raw, strict=True)
     )
+    if plan.refresh == "update":
+        where.append(_touched_units(plan))
     ctes = [
         f"exposures AS (\n  SELECT e.{unit} AS wb_unit, e.timestamp AS wb_ts, CAST(e.variation_id AS VARCHAR) AS wb_variation{dim_col}\n"
         f"  FROM ({aq.sql}) e\n  WHERE {' AND '.join(where)}\n)"
+        if plan.state is None
+        else _state_exposures(plan, dims)
     ]
     if dims:
         plan.params["top_n"] = plan.top_n
@@ -482,11 +491,13 @@ def _scan_ctes(plan: _Plan, scan: _Scan) -> list[str]:
     for j, metric in zip(scan.quantiles, quantiles, strict=True):
         value = row_source(metric).value
         row_cols.append(f"CASE WHEN {_counted(metric, end_bound, cols)} THEN CAST({value} AS {double}) END AS q{j}_v")
-    unit_cols = ["u.wb_key"]
+    unit_cols = ["u.wb_key"] + ([_settled_flag(scan.source.timestamp)] if plan.refresh else [])
     if quantiles:  # the quantile rows are grouped by arm and breakdown
         unit_cols += ["u.wb_variation", "u.wb_included"] + [f"u.{c}" for _, c in plan.sets if c]
     members = scan.members + quantiles
     bounds = _date_bounds(plan, str(k), members, scan.source.timestamp) if plan.date_bounds else []
+    if plan.refresh == "update":
+        bounds += _refresh_bounds(scan.source.timestamp)
     conditions = list(dict.fromkeys(row_source(m).condition for m in members))
     if None not in conditions:
         bounds.append("(" + " OR ".join(f"({c})" for c in conditions) + ")")
@@ -505,7 +516,8 @@ def _scan_ctes(plan: _Plan, scan: _Scan) -> list[str]:
         + "\n)"
     ]
     if sums:
-        ctes.append(f"source_{k} AS (\n  SELECT wb_key, {', '.join(sums)}\n  FROM rows_{k} GROUP BY wb_key\n)")
+        by = "wb_key, wb_settled" if plan.refresh else "wb_key"
+        ctes.append(f"source_{k} AS (\n  SELECT {by}, {', '.join(sums)}\n  FROM rows_{k} GROUP BY {by}\n)")
     return ctes
 
 
@@ -514,7 +526,7 @@ def _metric_ctes(plan: _Plan) -> list[str]:
     analysed units) and ``per_unit``."""
     ctes, joins, raw_cols = [], [], []
     for scan in plan.scans:
-        ctes += _scan_ctes(plan, scan)
+        ctes += _scan_ctes(plan, scan) if plan.state is None else [_state_source(plan, scan)]
         if not scan.base and scan.activation is None:
             continue
         k = scan.index
@@ -741,6 +753,7 @@ def experiment_query(
     metrics: tuple[Metric, ...] | None = None,
     strata: tuple[str, ...] = (),
     dialect: Dialect | None = None,
+    state: str | None = None,
 ) -> CompiledQuery:
     """The experiment in one query: per variation (``__multiple__`` and unknown ones included)
     and breakdown (``wb_set``, named by ``sets``: overall, each of ``dimensions``, the
@@ -750,7 +763,9 @@ def experiment_query(
     each sum before capping as ``<stat>_uncapped``. With the ``dialect`` of the engine it runs on,
     the text may use that engine's aggregates (:attr:`~workbench.db.dialects.Dialect.first_by`) and leaves
     out the constant date bounds of the metric scans where they hurt its plans
-    (:attr:`~workbench.db.dialects.Dialect.scan_date_bounds`)."""
+    (:attr:`~workbench.db.dialects.Dialect.scan_date_bounds`). With ``state`` (the table an
+    incremental refresh wrote, :func:`state_refresh_query`) the units and their per-unit parts are
+    read from it instead of the source tables; the rest of the query is the same."""
     plan = _plan(config, experiment, dimensions, top_n, metrics, strata)
     if dialect is not None:
         plan.first_by, plan.date_bounds, plan.numbered = (
@@ -758,6 +773,9 @@ def experiment_query(
             dialect.scan_date_bounds,
             dialect.numbered_units,
         )
+    if state is not None:
+        plan.state, plan.numbered = state, False
+        plan.state_index = _refresh_plan(config, experiment, dialect).index
     plan.plan_scans()
     ctes = _units_ctes(plan) + _metric_ctes(plan) + _quantile_ctes(plan)
     sets = plan.sets
@@ -882,3 +900,217 @@ def _plan(
 
 def _with(ctes: list[str], body: str) -> str:
     return "WITH " + ",\n".join(ctes) + "\n" + body
+
+
+# -- Incremental refresh: the state of an experiment and the queries that keep it ----------------
+# The state is one row per unit (its first exposure, variation or __multiple__, every dimension
+# of the assignment query at first exposure, wb_raw_<k> in the query's order) with each base
+# metric's per-unit parts p<i>_rows, p<i>_value, p<i>_pre (i: the metric's index in the plan of all
+# the experiment's metrics) and the activation metric's wb_act_rows: once over every row so far,
+# and once (suffix _s, "settled") over the rows older than the settled boundary, which a later
+# run never reads again. docs/experiment-engine.md#incremental-refresh gives the argument.
+SETTLED = "_s"
+
+
+def state_parts(config: Config, experiment: ExperimentConfig) -> list[tuple[str, str]]:
+    """The per-unit parts of the state as (column, SQL type), in table order."""
+    plan = _refresh_plan(config, experiment, None)
+    return [(c, t) for c, t, _ in _parts(plan, plan.scans)]
+
+
+def _parts(plan: _Plan, scans: list[_Scan]) -> list[tuple[str, str, tuple[int, str]]]:
+    """Per part of the scans' metrics: (state column, SQL type, (scan index, its ``source_<k>``
+    column)). State columns are numbered by the plan of all the experiment's metrics."""
+    index = plan.state_index if plan.state_index is not None else plan.index
+    parts = []
+    for scan in scans:
+        for metric in scan.base:
+            i, j = plan.index[metric.name], index[metric.name]
+            parts.append((f"p{j}_rows", "BIGINT", (scan.index, f"m{i}_rows")))
+            if metric.kind.value_aggregate:
+                parts.append((f"p{j}_value", "DOUBLE PRECISION", (scan.index, f"m{i}_value")))
+            if metric.cuped_lookback_days:
+                kind = "DOUBLE PRECISION" if metric.kind.value_aggregate else "BIGINT"
+                parts.append((f"p{j}_pre", kind, (scan.index, f"m{i}_pre")))
+        if scan.activation is not None:
+            parts.append(("wb_act_rows", "BIGINT", (scan.index, "wb_act_rows")))
+    return parts
+
+
+def _refresh_plan(config: Config, experiment: ExperimentConfig, dialect: Dialect | None) -> _Plan:
+    """The plan of all the experiment's metrics with every dimension of its assignment query,
+    refusing (one sentence) what the state cannot yet keep exactly."""
+    plan = _plan(config, experiment, experiment.assignment_query.dimensions, DEFAULT_TOP_N, None)
+    plan.first_by = dialect.first_by if dialect is not None else None
+    plan.plan_scans()
+    where = f"{config.path}: experiment {experiment.key!r}"
+    for metric in plan.quantiles:
+        if not metric.kind.unit_values:
+            raise ConfigError(
+                f"{where}: incremental refresh does not keep the event-level quantile metric {metric.name!r} yet "
+                "(its rows, not per-unit parts, make the statistic); analyse it without --incremental."
+            )
+    for scan in plan.scans:
+        if scan.identity is not None:
+            names = [m.name for m in scan.members]
+            raise ConfigError(
+                f"{where}: incremental refresh does not follow identity joins yet (metrics {names} reach the units "
+                "through one, and a new identity pair re-maps old rows); analyse without --incremental."
+            )
+    return plan
+
+
+def _touched_units(plan: _Plan) -> str:
+    """Condition on the exposures ``e``: the unit has an exposure since the settled boundary."""
+    aq = plan.assignment
+    return (
+        f"e.{plan.unit_type} IN (SELECT t.{plan.unit_type} FROM ({aq.sql}) t\n"
+        "    WHERE t.experiment_id = :experiment_key AND t.timestamp >= :wb_settled_old)"
+    )
+
+
+def _state_exposures(plan: _Plan, dims: list[str]) -> str:
+    """``exposures`` read from the state: one row per unit at its first exposure, with its
+    variation (``__multiple__`` stays so) and the stored values of ``dims``."""
+    columns = plan.assignment.dimensions
+    raw = "".join(f", s.wb_raw_{columns.index(d)} AS wb_raw_{k}" for k, d in enumerate(dims))
+    return f"exposures AS (\n  SELECT s.wb_unit, s.wb_first_exposure AS wb_ts, s.wb_variation{raw}\n  FROM {plan.state} s\n)"
+
+
+def _state_source(plan: _Plan, scan: _Scan) -> str:
+    """``source_<k>`` read from the state: the scan's per-unit parts, named as a scan names them."""
+    cols = ", ".join(f"s.{column} AS {name}" for column, _, (_, name) in _parts(plan, [scan]))
+    return f"source_{scan.index} AS (\n  SELECT s.wb_unit AS wb_key, {cols}\n  FROM {plan.state} s\n)"
+
+
+def _settled_flag(ts: str) -> str:
+    """1 for a row older than the new settled boundary (it is summed into the settled parts)."""
+    return f"CASE WHEN {ts} < :wb_settled_new THEN 1 ELSE 0 END AS wb_settled"
+
+
+def _refresh_bounds(ts: str) -> list[str]:
+    """The rows an update reads: those since the last settled boundary, and for units whose parts
+    are rebuilt (``wb_fresh``: first exposed since that boundary) also their CUPED lookback."""
+    return [f"{ts} >= :wb_rows_since", f"({ts} >= :wb_settled_old OR u.wb_fresh)"]
+
+
+def state_refresh_query(
+    config: Config, experiment: ExperimentConfig, state: str, build: bool, dialect: Dialect | None = None
+) -> CompiledQuery:
+    """The state rows a refresh writes. ``build``: every unit, from every row (the table
+    ``state`` is not read). Else an update of ``state``: the rows of the units that have an
+    exposure or a metric row since the settled boundary ``:wb_settled_old``, reading only rows
+    since ``:wb_rows_since`` (that boundary less the longest CUPED lookback); bind also
+    ``:wb_settled_new``, the boundary this run settles. Units first exposed since the old boundary
+    (or whose first exposure moved) get their parts rebuilt from their rows; the others add the
+    new rows to their settled parts."""
+    plan = _refresh_plan(config, experiment, dialect)
+    plan.refresh = "build" if build else "update"
+    units = _units_ctes(plan)
+    assert units[-1].startswith("eligible AS")
+    units.pop()  # replaced by the units of the state below
+    raw = [f"wb_raw_{k}" for k in range(len(plan.dimensions))]
+    unit_cols = ["wb_unit", "wb_first_exposure", "wb_variation", *raw]
+    source = "first_exposures" if plan.dimensions else "units"
+    units.append(f"recomputed AS (\n  SELECT {', '.join(unit_cols)} FROM {source}\n)")
+    if build:
+        units.append("merged AS (\n  SELECT *, TRUE AS wb_fresh, TRUE AS wb_touched FROM recomputed\n)")
+    else:
+        fresh = (
+            "o.wb_unit IS NULL OR o.wb_first_exposure <> r.wb_first_exposure OR r.wb_first_exposure >= :wb_settled_old"
+        )
+        units.append(
+            f"merged AS (\n  SELECT {', '.join(f'r.{c}' for c in unit_cols)},\n"
+            f"    CASE WHEN {fresh} THEN TRUE ELSE FALSE END AS wb_fresh, TRUE AS wb_touched\n"
+            f"  FROM recomputed r LEFT JOIN {state} o ON o.wb_unit = r.wb_unit\n  UNION ALL\n"
+            f"  SELECT {', '.join(f'o.{c}' for c in unit_cols)}, FALSE, FALSE FROM {state} o\n"
+            "  WHERE NOT EXISTS (SELECT 1 FROM recomputed r WHERE r.wb_unit = o.wb_unit)\n)"
+        )
+    shifted = "".join(f", {_exposure_shift(sec / 3600, unit='')} AS {col}" for sec, col in plan.shift_columns.items())
+    units.append(f"eligible AS (\n  SELECT *, wb_unit AS wb_key{shifted}\n  FROM merged\n)")
+    ctes = units
+    parts = _parts(plan, plan.scans)
+    for scan in plan.scans:
+        ctes += _scan_ctes(plan, scan)
+        names = [name for _, _, (k, name) in parts if k == scan.index]
+        sums = ", ".join(f"SUM(CASE WHEN wb_settled = 1 THEN {n} END) AS {n}{SETTLED}, SUM({n}) AS {n}" for n in names)
+        ctes.append(f"delta_{scan.index} AS (\n  SELECT wb_key, {sums}\n  FROM source_{scan.index} GROUP BY wb_key\n)")
+    cols = [f"u.{c}" for c in unit_cols]
+    for column, kind, (k, name) in parts:
+        settled = "" if build else f"CASE WHEN u.wb_fresh THEN 0 ELSE o.{column}{SETTLED} END + "
+        cols += [
+            f"CAST({settled}COALESCE(d{k}.{name}{SETTLED}, 0) AS {kind}) AS {column}{SETTLED}",
+            f"CAST({settled}COALESCE(d{k}.{name}, 0) AS {kind}) AS {column}",
+        ]
+    joins = "".join(f"\nLEFT JOIN delta_{s.index} d{s.index} ON d{s.index}.wb_key = u.wb_key" for s in plan.scans)
+    body = f"SELECT {', '.join(cols)}\nFROM eligible u"
+    if not build:
+        body += f"\nLEFT JOIN {state} o ON o.wb_unit = u.wb_unit"
+    body += joins
+    if not build:
+        changed = ["u.wb_touched", *(f"d{s.index}.wb_key IS NOT NULL" for s in plan.scans)]
+        body += f"\nWHERE {' OR '.join(changed)}"
+    return CompiledQuery(_with(ctes, body), dict(plan.params))
+
+
+def lookback_hours(config: Config, experiment: ExperimentConfig) -> float:
+    """The longest CUPED lookback (hours) of the experiment's metrics: how far before the settled
+    boundary an update reads, for units first exposed since it."""
+    plan = _refresh_plan(config, experiment, None)
+    return max([0.0, *((m.cuped_lookback_days or 0) * 24.0 for m in plan.base)])
+
+
+def watermark_query(experiment: ExperimentConfig, since: bool) -> CompiledQuery:
+    """The latest exposure of the experiment (``watermark``), with ``since``: among those at or
+    after ``:wb_settled_old``."""
+    aq = experiment.assignment_query
+    where = ["e.experiment_id = :experiment_key", "e.timestamp IS NOT NULL"]
+    params: dict[str, Any] = {"experiment_key": experiment.key}
+    if experiment.start is not None:
+        where.append("e.timestamp >= :start")
+        params["start"] = experiment.start
+    if experiment.end is not None:
+        where.append("e.timestamp <= :end")
+        params["end"] = experiment.end
+    if since:
+        where.append("e.timestamp >= :wb_settled_old")
+    sql = f"SELECT MAX(e.timestamp) AS watermark FROM ({aq.sql}) e\nWHERE {' AND '.join(where)}"
+    return CompiledQuery(sql, params)
+
+
+def state_table_sql(schema: str) -> str:
+    """The table of every experiment's refresh bookkeeping in ``schema`` (created if missing)."""
+    return (
+        f"CREATE TABLE IF NOT EXISTS {schema}.experiment_state (\n  experiment_key VARCHAR(200) PRIMARY KEY,"
+        " units_table VARCHAR(100), definition_hash VARCHAR(64),\n  watermark TIMESTAMP, settled_before TIMESTAMP,"
+        " late_data_hours DOUBLE PRECISION, refreshed_at TIMESTAMP\n)"
+    )
+
+
+def state_row_sql(schema: str) -> tuple[str, str, str]:
+    """(read, delete, insert) of one experiment's row of ``experiment_state``, bound by
+    ``:experiment_key`` (and the columns, to insert)."""
+    table = f"{schema}.experiment_state"
+    columns = ["experiment_key", "units_table", "definition_hash", "watermark", "settled_before", "late_data_hours"]
+    return (
+        f"SELECT {', '.join(columns[1:])} FROM {table} WHERE experiment_key = :experiment_key",
+        f"DELETE FROM {table} WHERE experiment_key = :experiment_key",
+        f"INSERT INTO {table} ({', '.join(columns)}, refreshed_at) VALUES "
+        f"({', '.join(':' + c for c in columns)}, CURRENT_TIMESTAMP)",
+    )
+
+
+def state_write_sql(table: str, staged: str, build: bool, refresh: str) -> list[str]:
+    """The statements writing the rows of ``refresh`` (:func:`state_refresh_query`) into the
+    state ``table``: a build replaces it; an update stages its rows in the table ``staged`` (in
+    the state's schema: DuckDB writes one attached database per transaction) and replaces the
+    rows of those units."""
+    if build:
+        return [f"DROP TABLE IF EXISTS {table}", f"CREATE TABLE {table} AS\n{refresh}"]
+    return [
+        f"DROP TABLE IF EXISTS {staged}",
+        f"CREATE TABLE {staged} AS\n{refresh}",
+        f"DELETE FROM {table} WHERE wb_unit IN (SELECT wb_unit FROM {staged})",
+        f"INSERT INTO {table} SELECT * FROM {staged}",
+        f"DROP TABLE {staged}",
+    ]

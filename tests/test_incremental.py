@@ -1,0 +1,280 @@
+"""Incremental refresh (docs/experiment-engine.md#incremental-refresh) on DuckDB and PostgreSQL:
+data arrives in stages, and after every incremental run the sufficient statistics and health
+facts equal a full analysis of the same rows (counts exactly, sums to 1e-12 relative)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+import workbench as wb
+from workbench.errors import ConfigError, DatabaseError
+from workbench.experiments.config import parse_config
+from workbench.experiments.engine import experiment, experiment_facts
+from workbench.experiments.incremental import open_state, refresh_state, state_table
+from workbench.paths import state_path
+
+DAY0 = dt.datetime(2026, 10, 1)
+DAYS = 8
+DIMENSIONS = ("country", "browser")
+EXPOSURES = "SELECT user_id, timestamp, experiment_id, variation_id, country, browser FROM exposures"
+ORDERS = "SELECT user_id, timestamp, amount AS value FROM orders"
+EXACT = ["users", "count", "quantile_n", "quantile_nstar"]  # the rest are sums (or order statistics of per-unit sums)
+
+
+def config_data(**changes) -> dict:
+    """One open-ended experiment with two dimensions and every metric shape the state keeps: a
+    binomial with a window, a CUPED mean, a delayed count, a percentile-capped CUPED mean, a
+    CUPED ratio and a unit-level quantile."""
+    metrics = [
+        {"name": "purchased", "type": "binomial", "sql": ORDERS, "window": {"delay_hours": 0, "hours": 72}},
+        {"name": "revenue", "type": "mean", "sql": ORDERS, "cuped": {"lookback_days": 3}},
+        {"name": "orders", "type": "count", "sql": ORDERS, "window": {"delay_hours": 2, "hours": 96}},
+        {"name": "revenue_capped", "type": "mean", "sql": ORDERS,
+         "capping": {"type": "percentile", "value": 0.9}, "cuped": {"lookback_days": 2}},
+        {"name": "aov", "type": "ratio", "numerator": "revenue", "denominator": "orders", "cuped": {"lookback_days": 3}},
+        {"name": "revenue_median", "type": "quantile", "sql": ORDERS,
+         "quantile": {"value": 0.5, "level": "unit"}},
+    ]  # fmt: skip
+    entry = {
+        "key": "exp",
+        "start": DAY0.isoformat(),
+        "variations": ["0", "1"],
+        "dimensions": list(DIMENSIONS),
+        "goal_metrics": ["purchased", "revenue", "orders"],
+        "secondary_metrics": ["revenue_capped", "aov", "revenue_median"],
+        "incremental": True,
+        "late_data_hours": 24,
+    }
+    entry |= changes
+    return {
+        "identifier_types": ["user_id"],
+        "assignment_queries": [
+            {"name": "views", "identifier_type": "user_id", "sql": EXPOSURES, "dimensions": list(DIMENSIONS)}
+        ],
+        "metrics": metrics,
+        "experiments": [entry],
+    }
+
+
+def rows(seed: int = 7) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Exposures and orders over DAYS days, each row with an ``arrival`` (when it is loaded):
+    new units every day, repeat exposures in the same variation, some units later in the other
+    variation, orders before and after first exposure, inside and outside the windows, and rows
+    arriving up to 20 hours late."""
+    rng = np.random.default_rng(seed)
+    n = 500
+    users = [f"u{i:04d}" for i in range(n)]
+    first = DAY0 + pd.to_timedelta(rng.uniform(0, DAYS * 24, n), unit="h")
+    variation = rng.integers(0, 2, n).astype(str)
+    country = rng.choice(["DE", "FR", "US", None], n, p=[0.3, 0.3, 0.35, 0.05])
+    browser = rng.choice(["chrome", "safari", "edge"], n)
+    exposures = [
+        pd.DataFrame(
+            {"user_id": users, "timestamp": first, "variation_id": variation, "country": country, "browser": browser}
+        )
+    ]
+    again = rng.random(n) < 0.4  # a repeat exposure, same variation, later
+    exposures.append(
+        exposures[0][again].assign(timestamp=first[again] + pd.to_timedelta(rng.uniform(1, 60, again.sum()), unit="h"))
+    )
+    switch = rng.random(n) < 0.05  # later in the other variation: __multiple__
+    other = exposures[0][switch]
+    exposures.append(other.assign(timestamp=first[switch] + pd.to_timedelta(rng.uniform(1, 48, switch.sum()), unit="h"),
+                                  variation_id=np.where(other["variation_id"] == "0", "1", "0")))  # fmt: skip
+    exp = pd.concat(exposures, ignore_index=True).assign(experiment_id="exp")
+    buyers = rng.choice(n + 100, 2500)  # 100 ids never exposed
+    ts = DAY0 + pd.to_timedelta(rng.uniform(-4 * 24, DAYS * 24, len(buyers)), unit="h")
+    orders = pd.DataFrame(
+        {"user_id": [f"u{i:04d}" for i in buyers], "timestamp": ts, "amount": rng.gamma(2, 20, len(buyers)).round(2)}
+    )
+    for frame in (exp, orders):
+        frame["timestamp"] = frame["timestamp"].dt.floor("us")
+        late = rng.random(len(frame)) < 0.1
+        frame["arrival"] = frame["timestamp"] + pd.to_timedelta(
+            np.where(late, rng.uniform(0, 20, len(frame)), 0), unit="h"
+        )
+    return exp[exp["timestamp"] < DAY0 + dt.timedelta(days=DAYS)], orders[
+        orders["timestamp"] < DAY0 + dt.timedelta(days=DAYS)
+    ]
+
+
+def load(url: str, frames: dict[str, pd.DataFrame]) -> None:
+    """Replace the tables with ``frames`` (their ``arrival`` column left out)."""
+    db = wb.connect(url, read_only=False)
+
+    def sql_type(dtype) -> str:
+        if pd.api.types.is_datetime64_any_dtype(dtype):
+            return "TIMESTAMP"
+        return "DOUBLE PRECISION" if pd.api.types.is_float_dtype(dtype) else "VARCHAR"
+
+    with db.transaction() as conn:
+        for name, frame in frames.items():
+            frame = frame.drop(columns="arrival")
+            conn.execute(sa.text(f"DROP TABLE IF EXISTS {name}"))
+            columns = ", ".join(f"{c} {sql_type(t)}" for c, t in frame.dtypes.items())
+            conn.execute(sa.text(f"CREATE TABLE {name} ({columns})"))
+            records = [
+                {k: (v.to_pydatetime() if isinstance(v, pd.Timestamp) else v) for k, v in r.items()}
+                for r in frame.astype(object).where(frame.notna(), None).to_dict("records")
+            ]
+            conn.execute(sa.text(f"INSERT INTO {name} VALUES ({', '.join(':' + c for c in frame.columns)})"), records)
+    db.dispose()
+
+
+def arrived(frames: tuple[pd.DataFrame, pd.DataFrame], before: dt.datetime) -> dict[str, pd.DataFrame]:
+    return {name: f[f["arrival"] < before] for name, f in zip(("exposures", "orders"), frames, strict=True)}
+
+
+def assert_same(incremental, full) -> None:
+    """Counts and order statistics exactly, sums to 1e-12 relative."""
+    for name in ("units", "days"):
+        pd.testing.assert_frame_equal(getattr(incremental, name), getattr(full, name))
+    a, b = incremental.stats, full.stats
+    assert list(a.columns) == list(b.columns) and len(a) == len(b)
+    keys = ["metric", "dimension", "dimension_value", "variation"]
+    assert a[keys].equals(b[keys])
+    for column in a.columns[len(keys) + 1 :]:
+        x, y = a[column].astype("float64").to_numpy(), b[column].astype("float64").to_numpy()
+        if column in EXACT:
+            np.testing.assert_array_equal(x, y, err_msg=column)
+        else:
+            np.testing.assert_allclose(x, y, rtol=1e-12, atol=0, err_msg=column)
+
+
+def facts(exp, db, **kwargs):
+    return experiment_facts(exp, db, dimensions=DIMENSIONS, **kwargs)
+
+
+@pytest.fixture()
+def project(backend, tmp_path, request):
+    url = backend.new_url(f"incr_{request.node.name.split('[')[0][-30:]}".lower())
+    cfg = parse_config(config_data(), tmp_path / "workbench.yml")
+    return url, cfg, rows()
+
+
+def test_every_incremental_run_equals_a_full_analysis_of_the_same_rows(project):
+    url, cfg, frames = project
+    exp = experiment("exp", cfg)
+    built = []
+    for day in range(2, DAYS + 2):  # one run a day, each with the rows that arrived by then
+        load(url, arrived(frames, DAY0 + dt.timedelta(days=day, hours=3)))
+        db = wb.connect(url)
+        incremental, full = facts(exp, db), facts(exp, db, incremental=False)
+        db.dispose()
+        assert_same(incremental, full)
+        built.append(incremental.stats.attrs["refresh"].built)
+        assert full.stats.attrs["refresh"] is None
+    assert built == [True] + [False] * (len(built) - 1)  # the first run builds, the others update
+    included = full.units[(full.units["dimension"] == "overall")]
+    assert set(included["status"]) == {"included", "multiple"}  # the hazards are in the data
+
+
+def test_late_rows_beyond_the_window_need_a_full_refresh(project):
+    url, cfg, (exposures, orders) = project
+    exp = experiment("exp", cfg)
+    load(url, {"exposures": exposures, "orders": orders})
+    db = wb.connect(url)
+    facts(exp, db)  # the state, with every row
+    # orders of day 1 arriving now: older than the watermark less late_data_hours
+    late = orders.iloc[:40].assign(
+        timestamp=DAY0 + dt.timedelta(hours=30), user_id=exposures["user_id"].iloc[:40].to_numpy()
+    )
+    db.dispose()
+    load(url, {"exposures": exposures, "orders": pd.concat([orders, late], ignore_index=True)})
+    db = wb.connect(url)
+    incremental, full = facts(exp, db), facts(exp, db, incremental=False)
+    assert incremental.stats.attrs["refresh"].settled_before > late["timestamp"].max()
+    differs = ~np.isclose(incremental.stats["main_sum"], full.stats["main_sum"], rtol=1e-12, atol=0)
+    assert differs.any()  # the late rows are not in the state
+    rebuilt = facts(exp, db, full_refresh=True)
+    db.dispose()
+    assert rebuilt.stats.attrs["refresh"].why == "--full-refresh"
+    assert_same(rebuilt, full)
+
+
+def test_a_changed_definition_rebuilds_the_state(project, tmp_path):
+    url, cfg, frames = project
+    load(url, arrived(frames, DAY0 + dt.timedelta(days=4)))
+    db = wb.connect(url)
+    facts(experiment("exp", cfg), db)
+    db.dispose()
+    load(url, arrived(frames, DAY0 + dt.timedelta(days=6)))
+    db = wb.connect(url)
+    data = config_data()
+    data["metrics"][0]["window"]["hours"] = 24  # purchased: a shorter window
+    changed = experiment("exp", parse_config(data, tmp_path / "changed.yml"))
+    incremental, full = facts(changed, db), facts(changed, db, incremental=False)
+    db.dispose()
+    assert incremental.stats.attrs["refresh"].why == "definition changed"
+    assert_same(incremental, full)
+
+
+def test_a_failed_run_leaves_the_previous_state(project):
+    url, cfg, frames = project
+    exp = experiment("exp", cfg)
+    load(url, arrived(frames, DAY0 + dt.timedelta(days=4)))
+    db = wb.connect(url)
+    facts(exp, db)
+    db.dispose()
+    load(url, arrived(frames, DAY0 + dt.timedelta(days=6)))
+    db = wb.connect(url)
+    state_db = open_state(db, exp)
+    table = state_table(exp)
+    snapshot = f"SELECT * FROM {table} ORDER BY wb_unit"
+    meta = f"SELECT * FROM {cfg.state_schema}.experiment_state"
+    before, before_meta = state_db.sql(snapshot, limit=None), state_db.sql(meta)
+
+    @sa.event.listens_for(state_db.engine, "before_cursor_execute")
+    def fail_on_insert(conn, cursor, statement, parameters, context, executemany):
+        if statement.startswith(f"INSERT INTO {table}"):  # after the DELETE of the updated units
+            raise RuntimeError("killed mid-transaction")
+
+    with pytest.raises(RuntimeError, match="killed"):
+        refresh_state(exp, state_db)
+    sa.event.remove(state_db.engine, "before_cursor_execute", fail_on_insert)
+    pd.testing.assert_frame_equal(state_db.sql(snapshot, limit=None), before)
+    pd.testing.assert_frame_equal(state_db.sql(meta), before_meta)
+    state_db.dispose()
+    assert_same(facts(exp, db), facts(exp, db, incremental=False))  # and the next run catches up
+    db.dispose()
+
+
+def test_what_the_state_cannot_keep_yet_is_refused_in_one_sentence(project, tmp_path):
+    url, _, frames = project
+    data = config_data()
+    data["metrics"].append({"name": "p90", "type": "quantile", "sql": ORDERS, "quantile": 0.9})
+    data["experiments"][0]["guardrail_metrics"] = ["p90"]
+    exp = experiment("exp", parse_config(data, tmp_path / "q.yml"))
+    load(url, arrived(frames, DAY0 + dt.timedelta(days=2)))
+    db = wb.connect(url)
+    with pytest.raises(ConfigError, match="event-level quantile metric 'p90'"):
+        facts(exp, db)
+    db.dispose()
+    with pytest.raises(ConfigError, match="state_schema: must be a lower-case plain name"):
+        parse_config({**config_data(), "state_schema": "Bad-Name"}, tmp_path / "s.yml")
+    with pytest.raises(ConfigError, match="incremental: must be true or false"):
+        parse_config(config_data(incremental="yes"), tmp_path / "i.yml").experiment("exp")
+
+
+def test_the_duckdb_source_file_is_never_written(backend, project):
+    if backend.name != "duckdb":
+        pytest.skip("the state file beside a DuckDB database")
+    url, cfg, frames = project
+    load(url, arrived(frames, DAY0 + dt.timedelta(days=3)))
+    path = Path(sa.make_url(url).database)
+    before = path.read_bytes()
+    db = wb.connect(url)
+    facts(experiment("exp", cfg), db)
+    assert path.read_bytes() == before
+    assert state_path(path).is_file()
+    state = open_state(db, experiment("exp", cfg))
+    with pytest.raises(DatabaseError, match="read-only"):
+        state.sql("CREATE TABLE wb_source.main.x (a INT)")
+    state.dispose()
+    db.dispose()

@@ -1,0 +1,121 @@
+"""Incremental refresh: keep an experiment's per-unit state in the database and update it from the
+rows that are new since the last run, so that a daily re-run reads about a day of data.
+
+:func:`refresh_state` brings the state up to date (built on the first run, after a definition
+changed or when asked, else updated) in one transaction; the sufficient statistics are then read
+from it by the experiment query (:func:`workbench.experiments.sql.experiment_query` with
+``state``). The SQL is built by :mod:`workbench.experiments.sql`; the design and its exactness
+argument are in docs/experiment-engine.md#incremental-refresh.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+
+from workbench.errors import ConfigError
+from workbench.experiments import sql as sql_builder
+
+if TYPE_CHECKING:
+    from workbench.db.connection import SqlDatabase
+    from workbench.experiments.engine import Experiment
+
+
+@dataclass(frozen=True)
+class Refresh:
+    """What a refresh did: the state ``table`` it left, whether it ``built`` it from every row
+    (and ``why``), the ``watermark`` (latest exposure seen, UTC) and ``settled_before`` (rows older
+    than this are never read again: later arrivals older than it need ``--full-refresh``)."""
+
+    table: str
+    built: bool
+    why: str
+    watermark: dt.datetime | None
+    settled_before: dt.datetime | None
+
+
+def state_table(experiment: Experiment) -> str:
+    """The qualified name of ``experiment``'s state table: ``<state_schema>.units_<hash of the key>``."""
+    digest = hashlib.sha256(experiment.key.encode()).hexdigest()[:16]
+    return f"{experiment.config.state_schema}.units_{digest}"
+
+
+def definition_hash(experiment: Experiment, dialect) -> str:
+    """A hash of everything the state depends on: the SQL and bound values of a build (assignment
+    query, dates, dimensions, every metric's rows, windows, filters and lookbacks)."""
+    query = sql_builder.state_refresh_query(experiment.config, experiment.settings, "wb_state", True, dialect)
+    text = query.sql + repr(sorted((k, str(v)) for k, v in query.params.items()))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _naive_utc(value: Any) -> dt.datetime | None:
+    """A database timestamp as a naive UTC datetime (sessions run in UTC)."""
+    if value is None:
+        return None
+    value = value.to_pydatetime() if hasattr(value, "to_pydatetime") else value
+    return value.astimezone(dt.UTC).replace(tzinfo=None) if value.tzinfo else value
+
+
+def open_state(db, experiment: Experiment) -> SqlDatabase:
+    """The session an incremental analysis of ``experiment`` on ``db`` runs in
+    (:func:`workbench.db.connection.connect_state`); Spark is refused with one sentence."""
+    from workbench.db.connection import connect_state
+
+    if db.dialect.name == "spark":
+        raise ConfigError(
+            f"experiment {experiment.key!r}: incremental refresh runs on DuckDB and PostgreSQL, not yet on Spark; "
+            "analyse without --incremental (and set incremental: false)."
+        )
+    return connect_state(db, experiment.config.state_schema)
+
+
+def refresh_state(experiment: Experiment, state_db: SqlDatabase, *, full: bool = False) -> Refresh:
+    """Bring ``experiment``'s state up to date on ``state_db`` (a session of
+    :func:`workbench.db.connection.connect_state`) in one transaction: built from every row on the
+    first run, when its definition hash changed or with ``full``; else updated from the rows since
+    the settled boundary. A failure or a killed run leaves the previous state as it was."""
+    cfg, settings = experiment.config, experiment.settings
+    schema, table = cfg.state_schema, state_table(experiment)
+    read_row, delete_row, insert_row = sql_builder.state_row_sql(schema)
+    digest = definition_hash(experiment, state_db.dialect)
+    late = dt.timedelta(hours=settings.late_data_hours)
+    key = {"experiment_key": experiment.key}
+    with state_db.transaction() as conn:
+        if not state_db.dialect.embedded:
+            conn.execute(sa.text(f"CREATE SCHEMA IF NOT EXISTS {schema}"))
+        conn.execute(sa.text(sql_builder.state_table_sql(schema)))
+        row = conn.execute(sa.text(read_row), key).mappings().first()
+        why = (
+            "--full-refresh" if full
+            else "first run" if row is None
+            else "definition changed" if row["definition_hash"] != digest
+            else ""
+        )  # fmt: skip
+        build = bool(why)
+        old_watermark = None if build else _naive_utc(row["watermark"])
+        settled_old = None if build else _naive_utc(row["settled_before"])
+        mark = sql_builder.watermark_query(settings, since=not build)
+        marks = {**mark.params, **({} if build else {"wb_settled_old": settled_old})}
+        new = _naive_utc(conn.execute(sa.text(mark.sql), marks).scalar())
+        watermark = max((w for w in (old_watermark, new) if w is not None), default=None)
+        candidates = [s for s in (settled_old, watermark - late if watermark else None) if s is not None]
+        settled_new = max(candidates, default=dt.datetime(1970, 1, 1))
+        query = sql_builder.state_refresh_query(cfg, settings, table, build, state_db.dialect)
+        params = {**query.params, "wb_settled_new": settled_new}
+        if not build:
+            lookback = dt.timedelta(hours=sql_builder.lookback_hours(cfg, settings))
+            params |= {"wb_settled_old": settled_old, "wb_rows_since": settled_old - lookback}
+        staged = f"{schema}.wb_staged_{table.rsplit('_', 1)[-1]}"
+        for statement in sql_builder.state_write_sql(table, staged, build, query.sql):
+            conn.execute(sa.text(statement), params if ":" in statement else {})
+        conn.execute(sa.text(delete_row), key)
+        conn.execute(
+            sa.text(insert_row),
+            {**key, "units_table": table, "definition_hash": digest, "watermark": watermark,
+             "settled_before": settled_new, "late_data_hours": settings.late_data_hours},
+        )  # fmt: skip
+    return Refresh(table, build, why, watermark, settled_new)
