@@ -278,3 +278,40 @@ def test_the_duckdb_source_file_is_never_written(backend, project):
         state.sql("CREATE TABLE wb_source.main.x (a INT)")
     state.dispose()
     db.dispose()
+
+
+def test_analyze_incremental_and_full_refresh_print_the_full_analysis(project, tmp_path):
+    import json
+
+    import yaml
+    from typer.testing import CliRunner
+
+    from workbench.cli import app
+
+    url, _, frames = project
+    config = tmp_path / "workbench.yml"
+    config.write_text(yaml.safe_dump(config_data(incremental=False)))
+    load(url, arrived(frames, DAY0 + dt.timedelta(days=5)))
+    runner = CliRunner()
+
+    def analysed(*flags: str) -> dict:
+        result = runner.invoke(
+            app, ["analyze", "exp", "--format", "json", "--config", str(config), "--database", url, *flags]
+        )
+        assert result.exit_code == 0, result.output
+        return json.loads(result.output)
+
+    full = analysed()
+    for flags in (["--incremental"], ["--incremental"], ["--full-refresh"]):
+        assert _close(analysed(*flags), full)
+
+
+def _close(a, b) -> bool:
+    """Two JSON results equal, numbers to 1e-9 relative (statistics of sums equal to 1e-12)."""
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_close(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(_close(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, float) and isinstance(b, float):
+        return a == b or np.isclose(a, b, rtol=1e-9, atol=0) or (np.isnan(a) and np.isnan(b))
+    return a == b

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from workbench.cli.app import ConfigOption, DatabaseOption, app, fail, say
+from workbench.cli.app import ConfigOption, DatabaseOption, FullRefreshOption, IncrementalOption, app, fail, say
 from workbench.errors import WorkbenchError
 
 
@@ -44,6 +44,8 @@ def analyze_command(
         typer.Option("--cuped/--no-cuped", help="Regression adjustment where covariate sums exist (default on)."),
     ] = None,
     correction: Annotated[str | None, typer.Option(help="Multiple-testing correction: none, holm or bh.")] = None,
+    incremental: IncrementalOption = False,
+    full_refresh: FullRefreshOption = False,
     database: DatabaseOption = None,
     config: ConfigOption = None,
 ) -> None:
@@ -61,7 +63,8 @@ def analyze_command(
         db = connect(database, config_path=cfg.path)
         dimensions = () if overall_only else dimension or None
         results = analyze(exp, db, dimensions=dimensions, engine=engine, alpha=alpha, difference_type=difference_type,
-                          sequential=sequential, cuped=cuped, correction=correction)  # fmt: skip
+                          sequential=sequential, cuped=cuped, correction=correction,
+                          incremental=True if incremental else None, full_refresh=full_refresh)  # fmt: skip
         db.dispose()
     except WorkbenchError as exc:
         fail(exc)

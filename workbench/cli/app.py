@@ -29,6 +29,17 @@ DatabaseOption = Annotated[
         "--database", help="Database URL (default: $WORKBENCH_DATABASE_URL, workbench.yml, then data/workbench.duckdb)."
     ),
 ]
+IncrementalOption = Annotated[
+    bool,
+    typer.Option(
+        "--incremental",
+        help="Update the experiment's state from the rows since the last run, then read it (default: the entry's incremental).",
+    ),
+]
+FullRefreshOption = Annotated[
+    bool,
+    typer.Option("--full-refresh", help="Rebuild the experiment's incremental state from every row, then read it."),
+]
 ConfigOption = Annotated[
     Path | None,
     typer.Option(

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from workbench.cli.app import ConfigOption, DatabaseOption, app, fail, say
+from workbench.cli.app import ConfigOption, DatabaseOption, FullRefreshOption, IncrementalOption, app, fail, say
 from workbench.errors import WorkbenchError
 from workbench.reports.dashboard import CULL_IDLE_MINUTES, MAX_KERNELS, TOKEN_ENV
 from workbench.reports.runs import KEEP_RUNS
@@ -49,15 +49,17 @@ def report_command(
         ),
     ] = False,
     keep: KeepOption = KEEP_RUNS,
+    incremental: IncrementalOption = False,
+    full_refresh: FullRefreshOption = False,
 ) -> None:
     """Run the experiment report notebook and write reports/<key>/<timestamp>.ipynb and .html, and latest.html."""
     from workbench.reports.runs import report_keys, run_report, write_index
 
     try:
         report_keys([key], config, dimension=dimension)  # refuses a bad key or dimension before any kernel starts
-        run = run_report(
-            key, database_url=database, config_path=config, dimension=dimension, standalone=standalone, keep=keep
-        )
+        refresh = "full" if full_refresh else "incremental" if incremental else ""
+        run = run_report(key, database_url=database, config_path=config, dimension=dimension, standalone=standalone,
+                         keep=keep, parameters={"refresh": refresh} if refresh else None)  # fmt: skip
         if run.status == "ok":
             write_index()
     except WorkbenchError as exc:

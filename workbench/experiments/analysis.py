@@ -88,12 +88,17 @@ def analyze(
     db=None,
     *,
     dimensions: Sequence[str] | None = None,
+    incremental: bool | None = None,
+    full_refresh: bool = False,
     **setting_overrides: Any,
 ) -> ExperimentResults:
     """Results of an experiment (a key of ``workbench.yml`` or an ``Experiment``) on ``db``
     (default: the project's database), overall and per value of each of ``dimensions`` (default:
     the experiment's configured dimensions; ``()`` for overall only). ``setting_overrides`` are
-    :class:`~workbench.stats.AnalysisSettings` fields, e.g. ``engine="bayesian"``."""
+    :class:`~workbench.stats.AnalysisSettings` fields, e.g. ``engine="bayesian"``. ``incremental``
+    (default: the entry's ``incremental``) and ``full_refresh``: read the units and per-unit parts
+    from the experiment's incremental-refresh state, brought up to date (rebuilt) first
+    (:func:`~workbench.experiments.engine.experiment_facts`)."""
     from workbench.experiments.engine import experiment as load_experiment
     from workbench.experiments.engine import experiment_facts
     from workbench.stats import experiment_results
@@ -108,7 +113,9 @@ def analyze(
         db = connect()
     dims = tuple(exp.settings.dimensions if dimensions is None else dimensions)
     try:
-        facts = experiment_facts(exp, db, dimensions=dims, strata=strata)
+        facts = experiment_facts(
+            exp, db, dimensions=dims, strata=strata, incremental=incremental, full_refresh=full_refresh
+        )
     finally:
         if own_db:  # the session analyze opened is closed, so it holds no DuckDB file open
             db.dispose()

@@ -76,6 +76,8 @@ def report_data(
     config_path: str | Path | None = None,
     dimension: str | None = None,
     cumulative_points: int = 14,
+    incremental: bool | None = None,
+    full_refresh: bool = False,
     **setting_overrides: Any,
 ) -> ReportData:
     """Compute the report of experiment ``key`` of ``config_path`` (default: the project's
@@ -83,7 +85,8 @@ def report_data(
     names (None or "": every configured dimension; "none": overall only; else columns separated by
     commas: :meth:`~workbench.experiments.config.Config.report_dimensions`), the cumulative
     effect of goal metrics at up to ``cumulative_points`` days.
-    ``setting_overrides`` are ``AnalysisSettings`` fields (engine, alpha, …)."""
+    ``setting_overrides`` are ``AnalysisSettings`` fields (engine, alpha, …); ``incremental`` and
+    ``full_refresh`` as for :func:`~workbench.experiments.analysis.analyze`."""
     import time
 
     from workbench.db.connection import SqlDatabase
@@ -107,11 +110,15 @@ def report_data(
                 config_path=config_path,
                 dimension=",".join(dimensions) or "none",
                 cumulative_points=cumulative_points,
+                incremental=incremental,
+                full_refresh=full_refresh,
                 **setting_overrides,
             )
         finally:
             db.dispose()
-    results = analyze(exp, db, dimensions=dimensions, **setting_overrides)
+    results = analyze(
+        exp, db, dimensions=dimensions, incremental=incremental, full_refresh=full_refresh, **setting_overrides
+    )
     days = results.health.units_per_day
     points = end_days(days["day"].min().date(), days["day"].max().date(), cumulative_points) if len(days) else []
     cumulative = cumulative_effects(exp, db, results.settings, points)
