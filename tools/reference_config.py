@@ -247,6 +247,35 @@ CONFIG_KEYS: tuple[Key, ...] = (
     K("(top level)", "experiments", "list of mappings", "[]", "the experiments to analyse", None, "{experiments: [x]}"),
     K(
         "(top level)",
+        "incremental",
+        "true / false",
+        "false",
+        "every experiment's default for `experiments[].incremental`",
+        "{incremental: true}",
+        "{incremental: 1}",
+    ),
+    K(
+        "(top level)",
+        "late_data_hours",
+        "number ≥ 0",
+        "24",
+        "every experiment's default for `experiments[].late_data_hours`",
+        "{late_data_hours: 48}",
+        "{late_data_hours: -1}",
+    ),
+    K(
+        "(top level)",
+        "state_schema",
+        "lower-case name",
+        "workbench_state",
+        "where incremental refresh keeps its state: the PostgreSQL schema it creates and writes (its only "
+        "writes); on DuckDB the name of the state file `data/state/<database>.state.duckdb` attached beside the "
+        "read-only database ([incremental refresh](../experiment-engine.md#incremental-refresh))",
+        "{state_schema: wb_state}",
+        "{state_schema: Workbench-State}",
+    ),
+    K(
+        "(top level)",
         "events",
         "mapping",
         "{}",
@@ -753,6 +782,26 @@ CONFIG_KEYS: tuple[Key, ...] = (
         "tested one-sided against harm",
         "{guardrail_metrics: [orders_per_user]}",
         "{guardrail_metrics: [purchased, purchased]}",
+    ),
+    K(
+        "experiments[]",
+        "incremental",
+        "true / false",
+        "top-level `incremental`",
+        "analyses keep a per-unit state and update it from the rows since the last run "
+        "([incremental refresh](../experiment-engine.md#incremental-refresh)); `--full-refresh` rebuilds it",
+        "{incremental: true}",
+        "{incremental: 'yes'}",
+    ),
+    K(
+        "experiments[]",
+        "late_data_hours",
+        "number ≥ 0",
+        "top-level `late_data_hours`",
+        "an incremental run reads again the rows this many hours older than the latest exposure seen; rows arriving "
+        "later than that need `--full-refresh`",
+        "{late_data_hours: 6}",
+        "{late_data_hours: two days}",
     ),
     K(
         "experiments[]",

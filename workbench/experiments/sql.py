@@ -912,12 +912,6 @@ def _with(ctes: list[str], body: str) -> str:
 SETTLED = "_s"
 
 
-def state_parts(config: Config, experiment: ExperimentConfig) -> list[tuple[str, str]]:
-    """The per-unit parts of the state as (column, SQL type), in table order."""
-    plan = _refresh_plan(config, experiment, None)
-    return [(c, t) for c, t, _ in _parts(plan, plan.scans)]
-
-
 def _parts(plan: _Plan, scans: list[_Scan]) -> list[tuple[str, str, tuple[int, str]]]:
     """Per part of the scans' metrics: (state column, SQL type, (scan index, its ``source_<k>``
     column)). State columns are numbered by the plan of all the experiment's metrics."""
