@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -25,17 +26,24 @@ if TYPE_CHECKING:
     from workbench.experiments.engine import Experiment
 
 
+class LateRowsWarning(UserWarning):
+    """Rows arrived after their time was settled: the incremental state misses them."""
+
+
 @dataclass(frozen=True)
 class Refresh:
     """What a refresh did: the state ``table`` it left, whether it ``built`` it from every row
     (and ``why``), the ``watermark`` (latest exposure seen, UTC) and ``settled_before`` (rows older
-    than this are never read again: later arrivals older than it need ``--full-refresh``)."""
+    than this are never read again: later arrivals older than it need ``--full-refresh``);
+    ``late_rows``: the source rows older than the previous boundary that arrived since the previous
+    run, so are missing from the state (None after a build)."""
 
     table: str
     built: bool
     why: str
     watermark: dt.datetime | None
     settled_before: dt.datetime | None
+    late_rows: int | None = None
 
 
 def state_table(experiment: Experiment) -> str:
@@ -109,6 +117,12 @@ def refresh_state(experiment: Experiment, state_db: SqlDatabase, *, full: bool =
         if not build:
             lookback = dt.timedelta(hours=sql_builder.lookback_hours(cfg, settings))
             params |= {"wb_settled_old": settled_old, "wb_rows_since": settled_old - lookback}
+        counted = sql_builder.settled_rows_query(cfg, settings)
+        late_rows = None
+        if not build and row["settled_rows"] is not None:
+            seen = conn.execute(sa.text(counted.sql), {**counted.params, "wb_before": settled_old}).scalar()
+            late_rows = int(seen) - int(row["settled_rows"])
+        settled_rows = conn.execute(sa.text(counted.sql), {**counted.params, "wb_before": settled_new}).scalar()
         staged = f"{schema}.wb_staged_{table.rsplit('_', 1)[-1]}"
         for statement in sql_builder.state_write_sql(table, staged, build, query.sql):
             conn.execute(sa.text(statement), params if ":" in statement else {})
@@ -116,6 +130,15 @@ def refresh_state(experiment: Experiment, state_db: SqlDatabase, *, full: bool =
         conn.execute(
             sa.text(insert_row),
             {**key, "units_table": table, "definition_hash": digest, "watermark": watermark,
-             "settled_before": settled_new, "late_data_hours": settings.late_data_hours},
+             "settled_before": settled_new, "late_data_hours": settings.late_data_hours,
+             "settled_rows": int(settled_rows)},
         )  # fmt: skip
-    return Refresh(table, build, why, watermark, settled_new)
+    if late_rows:
+        warnings.warn(
+            f"experiment {experiment.key!r}: {late_rows:,} source rows older than {settled_old} (the watermark less "
+            f"late_data_hours) arrived after it was settled and are not in the incremental state; rebuild it with "
+            "--full-refresh (or raise late_data_hours).",
+            LateRowsWarning,
+            stacklevel=2,
+        )
+    return Refresh(table, build, why, watermark, settled_new, late_rows)

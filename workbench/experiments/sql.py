@@ -1072,12 +1072,26 @@ def watermark_query(experiment: ExperimentConfig, since: bool) -> CompiledQuery:
     return CompiledQuery(sql, params)
 
 
+def settled_rows_query(config: Config, experiment: ExperimentConfig) -> CompiledQuery:
+    """The number of source rows (the experiment's exposures and every row of each relation its
+    metrics read) older than ``:wb_before``. Stored when a boundary is settled and counted again
+    at the next run, the difference is the rows that arrived too late to be read."""
+    plan = _refresh_plan(config, experiment, None)
+    aq = plan.assignment
+    counts = [
+        f"(SELECT COUNT(*) FROM ({aq.sql}) e WHERE e.experiment_id = :experiment_key AND e.timestamp < :wb_before)"
+    ]
+    relations = dict.fromkeys((scan.source.relation, scan.source.timestamp) for scan in plan.scans)
+    counts += [f"(SELECT COUNT(*) FROM ({rel}) s WHERE {ts} < :wb_before)" for rel, ts in relations]
+    return CompiledQuery(f"SELECT {' + '.join(counts)} AS settled_rows", {"experiment_key": experiment.key})
+
+
 def state_table_sql(schema: str) -> str:
     """The table of every experiment's refresh bookkeeping in ``schema`` (created if missing)."""
     return (
         f"CREATE TABLE IF NOT EXISTS {schema}.experiment_state (\n  experiment_key VARCHAR(200) PRIMARY KEY,"
         " units_table VARCHAR(100), definition_hash VARCHAR(64),\n  watermark TIMESTAMP, settled_before TIMESTAMP,"
-        " late_data_hours DOUBLE PRECISION, refreshed_at TIMESTAMP\n)"
+        " late_data_hours DOUBLE PRECISION, settled_rows BIGINT, refreshed_at TIMESTAMP\n)"
     )
 
 
@@ -1085,7 +1099,15 @@ def state_row_sql(schema: str) -> tuple[str, str, str]:
     """(read, delete, insert) of one experiment's row of ``experiment_state``, bound by
     ``:experiment_key`` (and the columns, to insert)."""
     table = f"{schema}.experiment_state"
-    columns = ["experiment_key", "units_table", "definition_hash", "watermark", "settled_before", "late_data_hours"]
+    columns = [
+        "experiment_key",
+        "units_table",
+        "definition_hash",
+        "watermark",
+        "settled_before",
+        "late_data_hours",
+        "settled_rows",
+    ]
     return (
         f"SELECT {', '.join(columns[1:])} FROM {table} WHERE experiment_key = :experiment_key",
         f"DELETE FROM {table} WHERE experiment_key = :experiment_key",
