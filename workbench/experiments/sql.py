@@ -387,7 +387,12 @@ def _units_ctes(plan: _Plan) -> list[str]:
             columns.append(f" || '{STRATA_SEPARATOR}' || ".join(value[d] for d in plan.strata) + " AS wb_strata")
         variation = f"CASE WHEN MIN(wb_variation) = MAX(wb_variation) THEN MIN(wb_variation) ELSE '{MULTIPLE}' END"
         order = ", ".join(["wb_ts", "wb_variation", *raw])
-        if plan.first_by:  # one aggregate per unit: each dimension's value at the first exposure
+        if plan.state is not None:  # the state's exposures are one per unit already
+            ctes.append(
+                f"first_exposures AS (\n  SELECT wb_unit, wb_ts AS wb_first_exposure, wb_variation, {', '.join(raw)}\n"
+                "  FROM exposures\n)"
+            )
+        elif plan.first_by:  # one aggregate per unit: each dimension's value at the first exposure
             firsts = ",\n    ".join(f"{plan.first_by.format(value=r, order=order)} AS {r}" for r in raw)
             ctes.append(
                 f"first_exposures AS (\n  SELECT wb_unit, MIN(wb_ts) AS wb_first_exposure, {variation} AS wb_variation,\n"
@@ -416,6 +421,8 @@ def _units_ctes(plan: _Plan) -> list[str]:
             + "".join(f" JOIN dimension_ranks_{k} r{k} ON r{k}.{r} = f.{r}" for k, r in enumerate(raw))
             + "\n)",
         ]
+    elif plan.state is not None:
+        ctes.append("units AS (\n  SELECT wb_unit, wb_ts AS wb_first_exposure, wb_variation FROM exposures\n)")
     else:
         variation = f"CASE WHEN MIN(wb_variation) = MAX(wb_variation) THEN MIN(wb_variation) ELSE '{MULTIPLE}' END"
         ctes.append(
