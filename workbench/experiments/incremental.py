@@ -124,8 +124,10 @@ def refresh_state(experiment: Experiment, state_db: SqlDatabase, *, full: bool =
             late_rows = int(seen) - int(row["settled_rows"])
         settled_rows = conn.execute(sa.text(counted.sql), {**counted.params, "wb_before": settled_new}).scalar()
         staged = f"{schema}.wb_staged_{table.rsplit('_', 1)[-1]}"
-        for statement in sql_builder.state_write_sql(table, staged, build, query.sql):
-            conn.execute(sa.text(statement), params if ":" in statement else {})
+        for statement in sql_builder.state_write_sql(
+            table, staged, build, query.sql, state_db.dialect.analyze_after_write
+        ):
+            conn.execute(sa.text(statement), params)
         conn.execute(sa.text(delete_row), key)
         conn.execute(
             sa.text(insert_row),

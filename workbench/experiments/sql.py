@@ -1123,17 +1123,22 @@ def state_row_sql(schema: str) -> tuple[str, str, str]:
     )
 
 
-def state_write_sql(table: str, staged: str, build: bool, refresh: str) -> list[str]:
+def state_write_sql(table: str, staged: str, build: bool, refresh: str, analyze: bool) -> list[str]:
     """The statements writing the rows of ``refresh`` (:func:`state_refresh_query`) into the
     state ``table``: a build replaces it; an update stages its rows in the table ``staged`` (in
     the state's schema: DuckDB writes one attached database per transaction) and replaces the
-    rows of those units."""
+    rows of those units. With ``analyze`` (:attr:`~workbench.db.dialects.Dialect.analyze_after_write`)
+    the written tables get fresh planner statistics."""
     if build:
-        return [f"DROP TABLE IF EXISTS {table}", f"CREATE TABLE {table} AS\n{refresh}"]
+        return [f"DROP TABLE IF EXISTS {table}", f"CREATE TABLE {table} AS\n{refresh}"] + (
+            [f"ANALYZE {table}"] if analyze else []
+        )
     return [
         f"DROP TABLE IF EXISTS {staged}",
         f"CREATE TABLE {staged} AS\n{refresh}",
+        *([f"ANALYZE {staged}"] if analyze else []),
         f"DELETE FROM {table} WHERE wb_unit IN (SELECT wb_unit FROM {staged})",
         f"INSERT INTO {table} SELECT * FROM {staged}",
         f"DROP TABLE {staged}",
+        *([f"ANALYZE {table}"] if analyze else []),
     ]
