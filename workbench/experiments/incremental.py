@@ -118,11 +118,9 @@ def refresh_state(experiment: Experiment, state_db: SqlDatabase, *, full: bool =
             lookback = dt.timedelta(hours=sql_builder.lookback_hours(cfg, settings))
             params |= {"wb_settled_old": settled_old, "wb_rows_since": settled_old - lookback}
         counted = sql_builder.settled_rows_query(cfg, settings)
-        late_rows = None
-        if not build and row["settled_rows"] is not None:
-            seen = conn.execute(sa.text(counted.sql), {**counted.params, "wb_before": settled_old}).scalar()
-            late_rows = int(seen) - int(row["settled_rows"])
-        settled_rows = conn.execute(sa.text(counted.sql), {**counted.params, "wb_before": settled_new}).scalar()
+        bounds = {"wb_settled_old": settled_old or settled_new, "wb_settled_new": settled_new}
+        seen, settled_rows = conn.execute(sa.text(counted.sql), {**counted.params, **bounds}).one()
+        late_rows = None if build or row["settled_rows"] is None else int(seen) - int(row["settled_rows"])
         staged = f"{schema}.wb_staged_{table.rsplit('_', 1)[-1]}"
         for statement in sql_builder.state_write_sql(
             table, staged, build, query.sql, state_db.dialect.analyze_after_write

@@ -1081,16 +1081,21 @@ def watermark_query(experiment: ExperimentConfig, since: bool) -> CompiledQuery:
 
 def settled_rows_query(config: Config, experiment: ExperimentConfig) -> CompiledQuery:
     """The number of source rows (the experiment's exposures and every row of each relation its
-    metrics read) older than ``:wb_before``. Stored when a boundary is settled and counted again
-    at the next run, the difference is the rows that arrived too late to be read."""
+    metrics read) older than ``:wb_settled_old`` (``seen``) and than ``:wb_settled_new``
+    (``settled``), in one pass over each. ``settled`` is stored with the new boundary; at the next
+    run ``seen`` less the stored number is the rows that arrived too late to be read."""
     plan = _refresh_plan(config, experiment, None)
     aq = plan.assignment
-    counts = [
-        f"(SELECT COUNT(*) FROM ({aq.sql}) e WHERE e.experiment_id = :experiment_key AND e.timestamp < :wb_before)"
-    ]
+    counted = [(f"({aq.sql}) e", "e.timestamp", "e.experiment_id = :experiment_key")]
     relations = dict.fromkeys((scan.source.relation, scan.source.timestamp) for scan in plan.scans)
-    counts += [f"(SELECT COUNT(*) FROM ({rel}) s WHERE {ts} < :wb_before)" for rel, ts in relations]
-    return CompiledQuery(f"SELECT {' + '.join(counts)} AS settled_rows", {"experiment_key": experiment.key})
+    counted += [(f"({rel}) s", ts, None) for rel, ts in relations]
+    sums = []
+    for source, ts, where in counted:
+        both = ", ".join(f"COUNT(CASE WHEN {ts} < :wb_settled_{b} THEN 1 END) AS {b}" for b in ("old", "new"))
+        sums.append(f"SELECT {both} FROM {source}" + (f" WHERE {where}" if where else ""))
+    body = "\n  UNION ALL\n  ".join(sums)
+    sql = f"SELECT SUM(old) AS seen, SUM(new) AS settled FROM (\n  {body}\n) c"
+    return CompiledQuery(sql, {"experiment_key": experiment.key})
 
 
 def state_table_sql(schema: str) -> str:
@@ -1128,7 +1133,8 @@ def state_write_sql(table: str, staged: str, build: bool, refresh: str, analyze:
     state ``table``: a build replaces it; an update stages its rows in the table ``staged`` (in
     the state's schema: DuckDB writes one attached database per transaction) and replaces the
     rows of those units. With ``analyze`` (:attr:`~workbench.db.dialects.Dialect.analyze_after_write`)
-    the written tables get fresh planner statistics."""
+    the new tables get planner statistics (an update changes a small share of the state's rows:
+    the server's own autovacuum keeps its statistics)."""
     if build:
         return [f"DROP TABLE IF EXISTS {table}", f"CREATE TABLE {table} AS\n{refresh}"] + (
             [f"ANALYZE {table}"] if analyze else []
@@ -1140,5 +1146,4 @@ def state_write_sql(table: str, staged: str, build: bool, refresh: str, analyze:
         f"DELETE FROM {table} WHERE wb_unit IN (SELECT wb_unit FROM {staged})",
         f"INSERT INTO {table} SELECT * FROM {staged}",
         f"DROP TABLE {staged}",
-        *([f"ANALYZE {table}"] if analyze else []),
     ]
