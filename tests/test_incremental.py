@@ -320,3 +320,25 @@ def _close(a, b) -> bool:
     if isinstance(a, float) and isinstance(b, float):
         return a == b or np.isclose(a, b, rtol=1e-9, atol=0) or (np.isnan(a) and np.isnan(b))
     return a == b
+
+
+def test_cumulative_days_and_other_metrics_leave_the_state_alone(project, tmp_path):
+    from workbench.experiments.analysis import analysis_settings
+    from workbench.experiments.cumulative import cumulative_effects
+    from workbench.experiments.engine import sufficient_stats
+
+    url, cfg, frames = project
+    exp = experiment("exp", cfg)
+    load(url, arrived(frames, DAY0 + dt.timedelta(days=5)))
+    db = wb.connect(url)
+    assert facts(exp, db).stats.attrs["refresh"].built
+    days = [(DAY0 + dt.timedelta(days=d)).date() for d in (1, 3)]
+    cumulative = cumulative_effects(exp, db, analysis_settings(exp), days)
+    assert set(cumulative["day"].dt.date) == set(days)
+    assert facts(exp, db).stats.attrs["refresh"].why == ""  # the state was not rebuilt for the days
+    data = config_data()
+    data["metrics"].append({"name": "big_orders", "type": "count", "sql": ORDERS, "filter": "value > 50"})
+    other = experiment("exp", parse_config(data, tmp_path / "other.yml"))
+    with pytest.raises(ConfigError, match=r"keeps the experiment's own metrics, not \['big_orders'\]"):
+        sufficient_stats(other, None, db, metrics=["big_orders"])
+    db.dispose()

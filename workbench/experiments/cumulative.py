@@ -76,7 +76,10 @@ def cumulative_effects(
         end = dt.datetime.combine(day, dt.time()) + dt.timedelta(days=1, microseconds=-1)
         if experiment.settings.end is not None:
             end = min(end, experiment.settings.end)
-        as_of = dataclasses.replace(experiment, settings=dataclasses.replace(experiment.settings, end=end))
+        # each day is its own definition (its own end): read from the source tables, never from the
+        # experiment's incremental state (a state per day would be rebuilt at every report)
+        as_of_settings = dataclasses.replace(experiment.settings, end=end, incremental=False)
+        as_of = dataclasses.replace(experiment, settings=as_of_settings)
         stats = sufficient_stats(as_of, None, db, metrics=metrics, strata=strata)
         table = experiment_results(stats, settings, experiment=experiment.key).to_pandas()
         table = table[(table["dimension"] == "overall") & (table["variation"] != settings.control)]

@@ -783,6 +783,11 @@ def experiment_query(
     if state is not None:
         plan.state, plan.numbered = state, False
         plan.state_index = _refresh_plan(config, experiment, dialect).index
+        if missing := [m.name for m in plan.base if m.name not in plan.state_index]:
+            raise ConfigError(
+                f"{config.path}: experiment {experiment.key!r}: the incremental state keeps the experiment's own "
+                f"metrics, not {missing}; ask for those without incremental."
+            )
     plan.plan_scans()
     ctes = _units_ctes(plan) + _metric_ctes(plan) + _quantile_ctes(plan)
     sets = plan.sets
