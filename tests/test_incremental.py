@@ -260,6 +260,20 @@ def test_what_the_state_cannot_keep_yet_is_refused_in_one_sentence(project, tmp_
     db = wb.connect(url)
     with pytest.raises(ConfigError, match="event-level quantile metric 'p90'"):
         facts(exp, db)
+    data = config_data()
+    data["identifier_types"] = ["user_id", "anonymous_id"]
+    data["identity_joins"] = [{"sql": "SELECT user_id, user_id AS anonymous_id FROM exposures"}]
+    data["metrics"].append(
+        {
+            "name": "anon_orders",
+            "type": "count",
+            "sql": "SELECT user_id AS anonymous_id, timestamp, amount AS value FROM orders",
+        }
+    )
+    data["experiments"][0]["guardrail_metrics"] = ["anon_orders"]
+    exp = experiment("exp", parse_config(data, tmp_path / "j.yml"))
+    with pytest.raises(ConfigError, match=r"does not follow identity joins yet \(metrics \['anon_orders'\]"):
+        facts(exp, db)
     db.dispose()
     with pytest.raises(ConfigError, match="state_schema: must be a lower-case plain name"):
         parse_config({**config_data(), "state_schema": "Bad-Name"}, tmp_path / "s.yml")
