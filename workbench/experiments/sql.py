@@ -369,7 +369,7 @@ def _units_ctes(plan: _Plan) -> list[str]:
         f", COALESCE(CAST(e.{d} AS VARCHAR), '{NULL_VALUE}') AS {r}" for d, r in zip(dims, raw, strict=True)
     )
     if plan.refresh == "update":
-        where.append(_touched_units(plan))
+        where.append("e.timestamp >= :wb_settled_old")  # only the exposures since the settled boundary
     ctes = [
         f"exposures AS (\n  SELECT e.{unit} AS wb_unit, e.timestamp AS wb_ts, CAST(e.variation_id AS VARCHAR) AS wb_variation{dim_col}\n"
         f"  FROM ({aq.sql}) e\n  WHERE {' AND '.join(where)}\n)"
@@ -966,15 +966,6 @@ def _refresh_plan(config: Config, experiment: ExperimentConfig, dialect: Dialect
     return plan
 
 
-def _touched_units(plan: _Plan) -> str:
-    """Condition on the exposures ``e``: the unit has an exposure since the settled boundary."""
-    aq = plan.assignment
-    return (
-        f"e.{plan.unit_type} IN (SELECT t.{plan.unit_type} FROM ({aq.sql}) t\n"
-        "    WHERE t.experiment_id = :experiment_key AND t.timestamp >= :wb_settled_old)"
-    )
-
-
 def _state_exposures(plan: _Plan, dims: list[str]) -> str:
     """``exposures`` read from the state: one row per unit at its first exposure, with its
     variation (``__multiple__`` stays so) and the stored values of ``dims``."""
@@ -1005,11 +996,11 @@ def state_refresh_query(
 ) -> CompiledQuery:
     """The state rows a refresh writes. ``build``: every unit, from every row (the table
     ``state`` is not read). Else an update of ``state``: the rows of the units that have an
-    exposure or a metric row since the settled boundary ``:wb_settled_old``, reading only rows
-    since ``:wb_rows_since`` (that boundary less the longest CUPED lookback); bind also
-    ``:wb_settled_new``, the boundary this run settles. Units first exposed since the old boundary
-    (or whose first exposure moved) get their parts rebuilt from their rows; the others add the
-    new rows to their settled parts."""
+    exposure or a metric row since the settled boundary ``:wb_settled_old``, reading only the
+    exposures since it and the metric rows since ``:wb_rows_since`` (that boundary less the
+    longest CUPED lookback); bind also ``:wb_settled_new``, the boundary this run settles. Units
+    first exposed since the old boundary get their parts rebuilt from their rows; the others add
+    the new rows to their settled parts."""
     plan = _refresh_plan(config, experiment, dialect)
     plan.refresh = "build" if build else "update"
     units = _units_ctes(plan)
@@ -1022,12 +1013,19 @@ def state_refresh_query(
     if build:
         units.append("merged AS (\n  SELECT *, TRUE AS wb_fresh, TRUE AS wb_touched FROM recomputed\n)")
     else:
-        fresh = (
-            "o.wb_unit IS NULL OR o.wb_first_exposure <> r.wb_first_exposure OR r.wb_first_exposure >= :wb_settled_old"
+        # A unit first exposed before the old boundary keeps its first exposure and dimension
+        # values (its exposures since are later); its variation becomes __multiple__ if a new one
+        # differs. Any other unit has all its exposures since the boundary: recomputed is whole.
+        settled = "o.wb_first_exposure < :wb_settled_old"
+        kept = [f"CASE WHEN {settled} THEN o.{c} ELSE r.{c} END AS {c}" for c in ["wb_first_exposure", *raw]]
+        variation = (
+            f"CASE WHEN {settled} AND r.wb_variation <> o.wb_variation THEN '{MULTIPLE}' "
+            f"WHEN {settled} THEN o.wb_variation ELSE r.wb_variation END AS wb_variation"
         )
+        kept.insert(1, variation)
         units.append(
-            f"merged AS (\n  SELECT {', '.join(f'r.{c}' for c in unit_cols)},\n"
-            f"    CASE WHEN {fresh} THEN TRUE ELSE FALSE END AS wb_fresh, TRUE AS wb_touched\n"
+            f"merged AS (\n  SELECT r.wb_unit, {', '.join(kept)},\n"
+            f"    CASE WHEN {settled} THEN FALSE ELSE TRUE END AS wb_fresh, TRUE AS wb_touched\n"
             f"  FROM recomputed r LEFT JOIN {state} o ON o.wb_unit = r.wb_unit\n  UNION ALL\n"
             f"  SELECT {', '.join(f'o.{c}' for c in unit_cols)}, FALSE, FALSE FROM {state} o\n"
             "  WHERE NOT EXISTS (SELECT 1 FROM recomputed r WHERE r.wb_unit = o.wb_unit)\n)"
