@@ -1009,6 +1009,10 @@ def state_refresh_query(
     raw = [f"wb_raw_{k}" for k in range(len(plan.dimensions))]
     unit_cols = ["wb_unit", "wb_first_exposure", "wb_variation", *raw]
     source = "first_exposures" if plan.dimensions else "units"
+    parts = _parts(plan, plan.scans)
+    # the stored settled parts ride along with each unit (o_<column>), so the rows written need
+    # no second join to the state
+    carried = [f"{column}{SETTLED}" for column, _, _ in parts]
     units.append(f"recomputed AS (\n  SELECT {', '.join(unit_cols)} FROM {source}\n)")
     if build:
         units.append("merged AS (\n  SELECT *, TRUE AS wb_fresh, TRUE AS wb_touched FROM recomputed\n)")
@@ -1025,15 +1029,17 @@ def state_refresh_query(
         kept.insert(1, variation)
         units.append(
             f"merged AS (\n  SELECT r.wb_unit, {', '.join(kept)},\n"
-            f"    CASE WHEN {settled} THEN FALSE ELSE TRUE END AS wb_fresh, TRUE AS wb_touched\n"
-            f"  FROM recomputed r LEFT JOIN {state} o ON o.wb_unit = r.wb_unit\n  UNION ALL\n"
-            f"  SELECT {', '.join(f'o.{c}' for c in unit_cols)}, FALSE, FALSE FROM {state} o\n"
+            f"    CASE WHEN {settled} THEN FALSE ELSE TRUE END AS wb_fresh, TRUE AS wb_touched"
+            + "".join(f", o.{c} AS o_{c}" for c in carried)
+            + f"\n  FROM recomputed r LEFT JOIN {state} o ON o.wb_unit = r.wb_unit\n  UNION ALL\n"
+            f"  SELECT {', '.join(f'o.{c}' for c in unit_cols)}, FALSE, FALSE"
+            + "".join(f", o.{c}" for c in carried)
+            + f" FROM {state} o\n"
             "  WHERE NOT EXISTS (SELECT 1 FROM recomputed r WHERE r.wb_unit = o.wb_unit)\n)"
         )
     shifted = "".join(f", {_exposure_shift(sec / 3600, unit='')} AS {col}" for sec, col in plan.shift_columns.items())
     units.append(f"eligible AS (\n  SELECT *, wb_unit AS wb_key{shifted}\n  FROM merged\n)")
     ctes = units
-    parts = _parts(plan, plan.scans)
     for scan in plan.scans:
         ctes += _scan_ctes(plan, scan)
         names = [name for _, _, (k, name) in parts if k == scan.index]
@@ -1041,16 +1047,13 @@ def state_refresh_query(
         ctes.append(f"delta_{scan.index} AS (\n  SELECT wb_key, {sums}\n  FROM source_{scan.index} GROUP BY wb_key\n)")
     cols = [f"u.{c}" for c in unit_cols]
     for column, kind, (k, name) in parts:
-        settled = "" if build else f"CASE WHEN u.wb_fresh THEN 0 ELSE o.{column}{SETTLED} END + "
+        settled = "" if build else f"CASE WHEN u.wb_fresh THEN 0 ELSE u.o_{column}{SETTLED} END + "
         cols += [
             f"CAST({settled}COALESCE(d{k}.{name}{SETTLED}, 0) AS {kind}) AS {column}{SETTLED}",
             f"CAST({settled}COALESCE(d{k}.{name}, 0) AS {kind}) AS {column}",
         ]
     joins = "".join(f"\nLEFT JOIN delta_{s.index} d{s.index} ON d{s.index}.wb_key = u.wb_key" for s in plan.scans)
-    body = f"SELECT {', '.join(cols)}\nFROM eligible u"
-    if not build:
-        body += f"\nLEFT JOIN {state} o ON o.wb_unit = u.wb_unit"
-    body += joins
+    body = f"SELECT {', '.join(cols)}\nFROM eligible u" + joins
     if not build:
         changed = ["u.wb_touched", *(f"d{s.index}.wb_key IS NOT NULL" for s in plan.scans)]
         body += f"\nWHERE {' OR '.join(changed)}"
