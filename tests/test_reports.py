@@ -782,7 +782,7 @@ def test_every_notebook_declares_typed_commented_parameters():
 
     from workbench import paths
 
-    for name, expected in (("experiment_report", {"experiment", "config_path", "dimension", "engine", "alpha", "correction", "cumulative_points", "cache_dir"}),
+    for name, expected in (("experiment_report", {"experiment", "config_path", "dimension", "engine", "alpha", "correction", "refresh", "cumulative_points", "cache_dir"}),
                            ("data_quality", {"config_path", "last_days"}), ("power_analysis", {"metric", "start", "end", "relative_mde", "arms", "alpha", "target_power", "traffic_share", "cuped", "pre_period_days", "cuped_correlation", "sequential", "sequential_tuning", "config_path"}),
                            ("dashboard", {"reports_dir"}), ("../templates/notebooks/analysis", {"experiment"})):  # fmt: skip
         path = paths.notebooks_dir() / f"{name}.ipynb"
