@@ -356,3 +356,36 @@ def test_cumulative_days_and_other_metrics_leave_the_state_alone(project, tmp_pa
     with pytest.raises(ConfigError, match=r"keeps the experiment's own metrics, not \['big_orders'\]"):
         sufficient_stats(other, None, db, metrics=["big_orders"])
     db.dispose()
+
+
+@pytest.mark.notebook
+def test_report_incremental_builds_the_state_then_updates_it(backend, project, tmp_path):
+    import yaml
+    from typer.testing import CliRunner
+
+    from workbench.cli import app
+
+    if backend.name != "duckdb":
+        pytest.skip("one engine is enough for the command's plumbing")
+    url, _, frames = project
+    config = tmp_path / "workbench.yml"
+    config.write_text(yaml.safe_dump(config_data(incremental=False)))
+    load(url, arrived(frames, DAY0 + dt.timedelta(days=5)))
+    runner = CliRunner()
+    report = ["report", "exp", "--config", str(config), "--database", url, "--incremental"]
+    first = runner.invoke(app, report)
+    assert first.exit_code == 0, first.output
+    db = wb.connect(url)
+    state = open_state(db, experiment("exp", parse_config(config_data(), tmp_path / "w.yml")))
+    built = state.sql("SELECT refreshed_at, settled_before FROM workbench_state.experiment_state")
+    state.dispose()
+    db.dispose()
+    assert len(built) == 1
+    again = runner.invoke(app, report)
+    assert again.exit_code == 0, again.output
+    db = wb.connect(url)
+    state = open_state(db, experiment("exp", parse_config(config_data(), tmp_path / "w.yml")))
+    updated = state.sql("SELECT refreshed_at, settled_before FROM workbench_state.experiment_state")
+    state.dispose()
+    db.dispose()
+    assert updated["refreshed_at"].iloc[0] > built["refreshed_at"].iloc[0]  # the second report refreshed it
