@@ -170,6 +170,7 @@ def measure(engine: str, source_url: str, url: str, config_path: Path) -> None:
         if engine == "duckdb":
             db.dispose()
             shutil.copy(saved, state_file)
+            state_file.with_name(state_file.name + ".wal").unlink(missing_ok=True)
         else:
             writer = wb.connect(url, read_only=False)
             with writer.transaction() as conn:
