@@ -93,8 +93,8 @@ def refresh_state(experiment: Experiment, state_db: SqlDatabase, *, full: bool =
     late = dt.timedelta(hours=settings.late_data_hours)
     key = {"experiment_key": experiment.key}
     with state_db.transaction() as conn:
-        if not state_db.dialect.embedded:
-            conn.execute(sa.text(f"CREATE SCHEMA IF NOT EXISTS {schema}"))
+        if not state_db.dialect.embedded:  # on an embedded engine the schema is the attached state file
+            conn.execute(sa.text(sql_builder.state_schema_sql(schema)))
         conn.execute(sa.text(sql_builder.state_table_sql(schema)))
         row = conn.execute(sa.text(read_row), key).mappings().first()
         why = (

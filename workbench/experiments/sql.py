@@ -1104,6 +1104,11 @@ def settled_rows_query(config: Config, experiment: ExperimentConfig) -> Compiled
     return CompiledQuery(sql, {"experiment_key": experiment.key})
 
 
+def state_schema_sql(schema: str) -> str:
+    """The schema of the state on a server (a validated lower-case name), created if missing."""
+    return f"CREATE SCHEMA IF NOT EXISTS {schema}"
+
+
 def state_table_sql(schema: str) -> str:
     """The table of every experiment's refresh bookkeeping in ``schema`` (created if missing)."""
     return (
