@@ -375,17 +375,19 @@ def test_report_incremental_builds_the_state_then_updates_it(backend, project, t
     report = ["report", "exp", "--config", str(config), "--database", url, "--incremental"]
     first = runner.invoke(app, report)
     assert first.exit_code == 0, first.output
-    db = wb.connect(url)
-    state = open_state(db, experiment("exp", parse_config(config_data(), tmp_path / "w.yml")))
-    built = state.sql("SELECT refreshed_at, settled_before FROM workbench_state.experiment_state")
-    state.dispose()
-    db.dispose()
+    built = bookkeeping(url, tmp_path)
     assert len(built) == 1
     again = runner.invoke(app, report)
     assert again.exit_code == 0, again.output
+    updated = bookkeeping(url, tmp_path)
+    assert updated["refreshed_at"].iloc[0] > built["refreshed_at"].iloc[0]  # the second report refreshed it
+
+
+def bookkeeping(url: str, tmp_path: Path) -> pd.DataFrame:
+    """The rows of the state's ``experiment_state`` table."""
     db = wb.connect(url)
     state = open_state(db, experiment("exp", parse_config(config_data(), tmp_path / "w.yml")))
-    updated = state.sql("SELECT refreshed_at, settled_before FROM workbench_state.experiment_state")
+    rows = state.sql("SELECT refreshed_at, settled_before FROM workbench_state.experiment_state")
     state.dispose()
     db.dispose()
-    assert updated["refreshed_at"].iloc[0] > built["refreshed_at"].iloc[0]  # the second report refreshed it
+    return rows
