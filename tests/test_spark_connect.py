@@ -6,6 +6,7 @@ generator replaces the sample's tables on the server, so its test comes last."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -50,7 +51,7 @@ def sample_on_both(spark_connect_server, sample_dir, tmp_path_factory):
 def test_sufficient_statistics_equal_duckdb_for_every_metric_type(sample_on_both):
     from workbench.db.spark import SparkDatabase
     from workbench.experiments.config import load_config
-    from workbench.experiments.engine import experiment, experiment_facts, sufficient_stats
+    from workbench.experiments.engine import experiment, sufficient_stats
 
     spark_url, duck_url = sample_on_both
     spark, duck = wb.connect(spark_url), wb.connect(duck_url)
@@ -60,18 +61,48 @@ def test_sufficient_statistics_equal_duckdb_for_every_metric_type(sample_on_both
     ours = sufficient_stats(exp, db=spark, metrics=ALL_METRICS)
     assert_matches_reference(ours, sufficient_stats(exp, db=duck, metrics=ALL_METRICS))
     assert len(ours) == len(ALL_METRICS) * 3
-    metrics = ("purchased", "revenue_per_user", "session_duration")
-    on_spark = experiment_facts(exp, spark, dimensions=("browser", "country"), metrics=metrics)
-    on_duck = experiment_facts(exp, duck, dimensions=("browser", "country"), metrics=metrics)
-    assert_matches_reference(on_spark.stats, on_duck.stats)
-    keys = ["dimension", "dimension_value", "variation"]
-    pd.testing.assert_frame_equal(
-        on_spark.units.sort_values(keys).reset_index(drop=True),
-        on_duck.units.sort_values(keys).reset_index(drop=True),
-        check_dtype=False,
-    )
     spark.dispose()
     duck.dispose()
+
+
+def test_checkout_layout_analysed_in_full_equals_duckdb(sample_on_both, tmp_path):
+    """`workbench analyze checkout-layout` in full (six metrics, a quantile and CUPED among them,
+    overall and by browser and by country, in one query) on the Connect server: it ran the 2 GB
+    driver out of heap while the views of the shared CTEs were cached ones, each re-planning every
+    view it reads; with checkpointed views it gives DuckDB's sufficient statistics, health facts
+    and the same analysis."""
+    from workbench.experiments.config import load_config
+    from workbench.experiments.engine import experiment, experiment_facts
+
+    spark_url, duck_url = sample_on_both
+    exp = experiment("checkout-layout", load_config(ROOT / "workbench.yml"))
+    assert exp.settings.dimensions == ("browser", "country") and len(exp.settings.metrics) == 6
+    spark, duck = wb.connect(spark_url), wb.connect(duck_url)
+    on_spark = experiment_facts(exp, spark, dimensions=exp.settings.dimensions)
+    on_duck = experiment_facts(exp, duck, dimensions=exp.settings.dimensions)
+    spark.dispose()
+    duck.dispose()
+    assert set(on_duck.stats["metric"]) == {m.name for m in exp.settings.metrics}
+    assert {"Chrome", "US"} <= set(on_duck.stats["dimension_value"])
+    assert_matches_reference(on_spark.stats, on_duck.stats)
+    for table in ("units", "days"):
+        spark_rows, duck_rows = getattr(on_spark, table), getattr(on_duck, table)
+        keys = list(duck_rows.columns.drop("users"))
+        pd.testing.assert_frame_equal(
+            spark_rows.sort_values(keys).reset_index(drop=True),
+            duck_rows.sort_values(keys).reset_index(drop=True),
+            check_dtype=False,
+        )
+    config = str(ROOT / "workbench.yml")  # the database from WORKBENCH_DATABASE_URL
+    analyses = [
+        json.loads(
+            workbench(
+                "analyze", "checkout-layout", "--format", "json", "--config", config, url=url, home=tmp_path
+            ).stdout
+        )
+        for url in (spark_url, duck_url)
+    ]
+    assert analyses[0] == analyses[1]
 
 
 def test_read_only_timeouts_and_the_token_stay_safe(spark_connect_server, monkeypatch):
