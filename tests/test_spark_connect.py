@@ -28,12 +28,15 @@ ROOT = Path(__file__).resolve().parents[1]
 WORKBENCH = str(Path(sys.executable).with_name("workbench"))
 
 
-def workbench(*args: str, url: str, home: Path, timeout: float = 400) -> subprocess.CompletedProcess:
+def workbench(
+    *args: str, url: str, home: Path, timeout: float = 400, succeeds: bool = True
+) -> subprocess.CompletedProcess:
+    """Run the CLI on ``url`` with ``home`` as WORKBENCH_HOME; it must exit 0 (``succeeds``) or not."""
     env = {**os.environ, "WORKBENCH_HOME": str(home), "WORKBENCH_DATABASE_URL": url}
     proc = subprocess.run(
         [WORKBENCH, *args], check=False, capture_output=True, text=True, env=env, timeout=timeout, cwd=home
     )
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (proc.returncode == 0) == succeeds, proc.stderr[-3000:]
     return proc
 
 
@@ -140,6 +143,20 @@ def test_read_only_timeouts_and_the_token_stay_safe(spark_connect_server, monkey
     with pytest.raises(DatabaseError) as failed:
         unchecked.sql("SELECT 1")
     assert token not in str(failed.value) and "127.0.0.1" in str(failed.value)
+
+
+def test_the_study_generator_is_refused_on_spark_naming_the_alternative(spark_connect_server, tmp_path):
+    """`workbench study generate` needs transactions (its schema, enum types and tables are created
+    by its own SQL): on Spark it stops at once with one sentence naming DuckDB or PostgreSQL and the
+    Parquet route, and writes nothing."""
+    proc = workbench("study", "generate", "--size", "tiny", url=spark_connect_server.url, home=tmp_path, succeeds=False)
+    message = " ".join(proc.stderr.split())
+    assert "is Spark, which has no transactions: this write runs on DuckDB or PostgreSQL" in message
+    assert "export its tables to Parquet and name them in database.spark_tables" in message
+    assert "Traceback" not in proc.stderr
+    db = wb.connect(spark_connect_server.url)
+    assert not db.session.catalog.databaseExists("ytdpnl")
+    db.dispose()
 
 
 def test_run_reports_on_spark_equal_duckdb(spark_connect_server, tmp_path_factory):
