@@ -3,7 +3,8 @@ views reached through the identity join), overall and by two dimensions, on data
 generator (1M, 10M, 50M rows over the five tables).
 
     .venv/bin/python benchmarks/experiment_query.py [--rows 1000000 10000000 50000000] [--postgres-rows 10000000]
-                                                    [--spark-rows 1000000] [--keep DIR]
+                                                    [--spark-rows 1000000] [--spark-connect-rows 1000000]
+                                                    [--repeats 3] [--keep DIR]
 
 Per engine and size it prints: the full analysis's seconds (``experiment_facts`` with the
 ``browser`` and ``country`` breakdowns: the one query ``analyze`` runs, sufficient statistics and
@@ -12,9 +13,11 @@ over each table the analysis reads, summed: the exposures, the three fact tables
 map's pairs), both ratios, and the peak RSS of the process running the analysis. Each measurement
 runs in its own child process, so peak RSS is that measurement's own; the PostgreSQL server's
 memory is not included. DuckDB runs with the workbench defaults (2 threads, 4GB
-``memory_limit``); the best of 3 runs is reported. Spark (``--spark-rows``, none by default) runs
-the same compiled SQL through ``workbench.db.spark`` on a local 2-core SparkSession over Parquet
-copies of the generated DuckDB tables; its peak RSS is the Python driver's, not the JVM's.
+``memory_limit``); the best of ``--repeats`` (3) runs is reported. Spark runs the same compiled
+SQL through ``workbench.db.spark`` over Parquet copies of the generated DuckDB tables, on a local
+2-core in-process SparkSession (``--spark-rows``) or on a local Spark Connect server (``local[2]``,
+2 GB driver, started as the tests start it, ``--spark-connect-rows``), none by default; its peak
+RSS is the Python process's, not the JVM's.
 """
 
 from __future__ import annotations
@@ -87,23 +90,23 @@ def peak_rss_mb() -> float:
     return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:"))) / 1024
 
 
-def measure_query(url: str, config_path: str, out: multiprocessing.Queue) -> None:
-    """Child: best of 3 runs of the full analysis (two breakdowns) and of the overall-only one,
-    and this process's peak RSS."""
+def measure_query(url: str, config_path: str, repeats: int, out: multiprocessing.Queue) -> None:
+    """Child: best of ``repeats`` runs of the full analysis (two breakdowns) and of the
+    overall-only one, and this process's peak RSS."""
     import workbench as wb
     from workbench.experiments.config import load_config
     from workbench.experiments.engine import experiment
 
     db = wb.connect(url, statement_timeout_s=3600)
     exp = experiment("checkout-layout", load_config(Path(config_path)))
-    out.put((*run_analysis(db, exp), peak_rss_mb()))
+    out.put((*run_analysis(db, exp, repeats), peak_rss_mb()))
 
 
-def run_analysis(db, exp) -> tuple[float, float]:
+def run_analysis(db, exp, repeats: int) -> tuple[float, float]:
     from workbench.experiments.engine import experiment_facts
 
     full, overall = [], []
-    for _ in range(3):
+    for _ in range(repeats):
         started = time.perf_counter()
         experiment_facts(exp, db, dimensions=("browser", "country"))
         full.append(time.perf_counter() - started)
@@ -113,10 +116,10 @@ def run_analysis(db, exp) -> tuple[float, float]:
     return min(full), min(overall)
 
 
-def best_floor(db) -> float:
-    """Best of 3 runs (seconds) of the floor: each table the analysis reads aggregated once."""
+def best_floor(db, repeats: int) -> float:
+    """Best of ``repeats`` runs (seconds) of the floor: each table the analysis reads aggregated once."""
     times = []
-    for _ in range(3):
+    for _ in range(repeats):
         started = time.perf_counter()
         for sql in FLOOR:
             db.sql(f"SELECT COUNT(*) AS keys, SUM(n) AS n, COUNT(v) AS v FROM ({sql}) f")
@@ -124,34 +127,44 @@ def best_floor(db) -> float:
     return min(times)
 
 
-def measure_floor(url: str, out: multiprocessing.Queue) -> None:
+def measure_floor(url: str, repeats: int, out: multiprocessing.Queue) -> None:
     """Child: the floor on the database at ``url``."""
     import workbench as wb
 
-    out.put((best_floor(wb.connect(url, statement_timeout_s=3600)),))
+    out.put((best_floor(wb.connect(url, statement_timeout_s=3600), repeats),))
 
 
-def measure_spark(parquet_dir: str, config_path: str, out: multiprocessing.Queue) -> None:
-    """Child: the analysis and the floor on a local SparkSession reading the Parquet files in
-    ``parquet_dir``; also the session start-up."""
+def measure_spark(
+    parquet_dir: str, config_path: str, connect_url: str | None, repeats: int, out: multiprocessing.Queue
+) -> None:
+    """Child: the analysis and the floor on Spark reading the Parquet files in ``parquet_dir``:
+    a local in-process SparkSession, or a session on the Spark Connect server at ``connect_url``;
+    also the session's start-up."""
     import warnings
 
+    import workbench as wb
     from workbench.db.spark import SparkDatabase, local_spark_session
     from workbench.experiments.config import load_config
     from workbench.experiments.engine import experiment
 
     warnings.filterwarnings("ignore", category=FutureWarning)  # PySpark's note about pandas 3
     started = time.perf_counter()
-    session = local_spark_session("workbench-bench")
-    session.sparkContext.setLogLevel("ERROR")
-    db = SparkDatabase(session)
+    if connect_url is None:
+        session = local_spark_session("workbench-bench")
+        session.sparkContext.setLogLevel("ERROR")
+        db = SparkDatabase(session)
+    else:
+        db = wb.connect(connect_url, statement_timeout_s=3600)
     for table in TABLES:
         db.register_parquet(table, Path(parquet_dir) / f"{table}.parquet")
     startup = time.perf_counter() - started
     exp = experiment("checkout-layout", load_config(Path(config_path)))
-    full, overall = run_analysis(db, exp)
-    floor = best_floor(db)
-    session.stop()
+    full, overall = run_analysis(db, exp, repeats)
+    floor = best_floor(db, repeats)
+    if connect_url is None:
+        session.stop()
+    else:
+        db.dispose()
     out.put((full, overall, floor, startup, peak_rss_mb()))
 
 
@@ -211,6 +224,14 @@ def main() -> None:
     parser.add_argument(
         "--spark-rows", type=int, nargs="*", default=[], help="also run on Spark local (PySpark) at these sizes"
     )
+    parser.add_argument(
+        "--spark-connect-rows",
+        type=int,
+        nargs="*",
+        default=[],
+        help="also run on a local Spark Connect server (started here, stopped after) at these sizes",
+    )
+    parser.add_argument("--repeats", type=int, default=3, help="runs of each measurement; the best is reported")
     parser.add_argument("--keep", type=Path, help="folder for the generated DuckDB files (reused when present)")
     args = parser.parse_args()
     work = args.keep or Path(tempfile.mkdtemp(prefix="experiment-bench-"))
@@ -230,14 +251,24 @@ def main() -> None:
             flush=True,
         )
 
-    server = None
+    server = connect_server = None
     try:
-        for target in args.spark_rows:
+        spark_runs = [("spark", n) for n in args.spark_rows] + [("spark-sc", n) for n in args.spark_connect_rows]
+        for engine, target in spark_runs:
             file = work / f"generated_{target}.duckdb"
             rows = generate_into(f"duckdb:///{file}", target) if not file.exists() else table_rows(f"duckdb:///{file}")
             parquet = parquet_copy(f"duckdb:///{file}", work / f"parquet_{target}")
-            full, overall, floor, startup, rss = in_child(measure_spark, str(parquet), str(config_path))
-            row("spark", rows, full, overall, floor, rss, f"  (session start {startup:.1f} s)")
+            connect_url = None
+            if engine == "spark-sc":
+                sys.path.insert(0, str(ROOT / "tests"))
+                from support.spark_server import start_spark_connect
+
+                connect_server = connect_server or start_spark_connect(work / "spark-connect")
+                connect_url = connect_server.url
+            full, overall, floor, startup, rss = in_child(
+                measure_spark, str(parquet), str(config_path), connect_url, args.repeats
+            )
+            row(engine, rows, full, overall, floor, rss, f"  (session start {startup:.1f} s)")
         for engine, target in [("duckdb", n) for n in args.rows] + [("postgresql", n) for n in args.postgres_rows]:
             if engine == "duckdb":
                 file = work / f"generated_{target}.duckdb"
@@ -251,10 +282,12 @@ def main() -> None:
                 server.create_database(name)
                 url = server.url_with_password(name)
                 rows = generate_into(url, target)
-            full, overall, rss = in_child(measure_query, url, str(config_path))
-            (floor,) = in_child(measure_floor, url)
+            full, overall, rss = in_child(measure_query, url, str(config_path), args.repeats)
+            (floor,) = in_child(measure_floor, url, args.repeats)
             row(engine, rows, full, overall, floor, rss)
     finally:
+        if connect_server is not None:
+            connect_server.stop()
         if server is not None:
             server.cleanup()
         if args.keep is None:
