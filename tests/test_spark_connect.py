@@ -83,6 +83,7 @@ def test_checkout_layout_analysed_in_full_equals_duckdb(sample_on_both, tmp_path
     spark, duck = wb.connect(spark_url), wb.connect(duck_url)
     on_spark = experiment_facts(exp, spark, dimensions=exp.settings.dimensions)
     on_duck = experiment_facts(exp, duck, dimensions=exp.settings.dimensions)
+    assert not [t.name for t in spark.session.catalog.listTables() if t.name.startswith("wb_")]  # views dropped
     spark.dispose()
     duck.dispose()
     assert set(on_duck.stats["metric"]) == {m.name for m in exp.settings.metrics}
