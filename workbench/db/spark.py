@@ -241,7 +241,7 @@ class SparkDatabase:
             session.removeTag(tag)
             for view in reversed(views):
                 session.catalog.dropTempView(view)
-            views.clear()  # the last references: Spark releases the checkpoints
+            views.clear()  # the last references to the checkpoints, so Spark can free them
         return limited_frame(frame, limit, time.perf_counter() - started)
 
     def _check_read_only(self, query: str) -> None:
