@@ -46,12 +46,14 @@ def warm_kernel(pid: int) -> None:
 def dashboard_timings(env: dict) -> list[tuple[str, float]]:
     from playwright.sync_api import sync_playwright
 
-    from workbench.reports.dashboard import voila_command
+    from workbench.reports.dashboard import voila_command, voila_environment
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = subprocess.Popen(voila_command(port), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        voila_command(port), env=voila_environment(env), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     rows = []
     try:
         while True:
