@@ -52,7 +52,10 @@ def dashboard_timings(env: dict) -> list[tuple[str, float]]:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     server = subprocess.Popen(
-        voila_command(port), env=voila_environment(env), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        voila_command(port, warm_kernels=1),
+        env=voila_environment(env),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     rows = []
     try:

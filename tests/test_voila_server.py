@@ -241,7 +241,7 @@ def test_a_warm_kernel_reads_the_cached_results_when_its_viewer_comes(tmp_path):
     log = tmp_path / "voila.log"
     with log.open("w") as out:
         server = subprocess.Popen(
-            voila_command(port),
+            voila_command(port, warm_kernels=1),
             stdout=out,
             stderr=subprocess.STDOUT,
             env={**voila_environment(), "WORKBENCH_HOME": str(tmp_path)},

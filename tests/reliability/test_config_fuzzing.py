@@ -103,7 +103,8 @@ BAD_NAMES = [
 ]
 # "<file>: <entry>: …" or "<file> line N: …" where the entry is a section, a position or a named entry.
 ENTRY = re.compile(
-    r"^: (?:(?:identifier_types|identity_joins|assignment_queries|fact_tables|metrics|experiments|database)\b"
+    r"^: (?:(?:identifier_types|identity_joins|assignment_queries|fact_tables|metrics|experiments|database"
+    r"|currency|incremental|late_data_hours|state_schema)\b"
     r"|(?:metric|experiment|assignment query|fact table) '[^']*'|unknown top-level key|the file must hold a mapping)"
 )
 
@@ -261,7 +262,8 @@ def semantic_mistakes(draw):
     unknown = draw(st.sampled_from(["colour", "Window", "numerator2", "goal_metric"]))
     entry[unknown] = 1
     label = {"metrics": "metric", "experiments": "experiment", "assignment_queries": "assignment query"}.get(section)
-    return data, [(f"{section}[{i}]", f"{label} {entry.get('name', entry.get('key'))!r}"), quoted(unknown)]
+    named = entry["key"] if section == "experiments" else entry.get("name")  # an experiment's name is for people
+    return data, [(f"{section}[{i}]", f"{label} {named!r}"), quoted(unknown)]
 
 
 @st.composite

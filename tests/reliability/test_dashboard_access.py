@@ -24,7 +24,7 @@ import requests
 
 from support.offline_browser import CHROMIUM, wait_for_port
 from support.pg_server import free_port
-from workbench.reports.dashboard import POOL_SIZE, TOKEN_ENV
+from workbench.reports.dashboard import TOKEN_ENV, WARM_KERNELS
 
 pytestmark = [pytest.mark.reliability]
 
@@ -196,7 +196,7 @@ def test_beyond_loopback_nothing_answers_without_the_token_and_kernels_are_cappe
     with serving(tmp_path / "home", *args, token=TOKEN) as server:
         host = lan_address()
         base = f"http://{host}:{server.port}"
-        idle_mb = server.settled(POOL_SIZE)  # the kernel kept warm for the next viewer, started by the server
+        idle_mb = server.settled(WARM_KERNELS)  # the kernel kept warm for the next viewer, started by the server
 
         # an anonymous visitor on the network
         anonymous = [requests.get(f"{base}/", allow_redirects=False, timeout=30) for _ in range(ANONYMOUS_GETS)]
@@ -213,7 +213,7 @@ def test_beyond_loopback_nothing_answers_without_the_token_and_kernels_are_cappe
         )
         assert shown.status_code == 200 and shown.text == report.read_text()  # with the token, the report
         time.sleep(1)
-        assert len(server.kernels()) == POOL_SIZE and server.text().count("Kernel started") == POOL_SIZE
+        assert len(server.kernels()) == WARM_KERNELS and server.text().count("Kernel started") == WARM_KERNELS
         anonymous_mb = server.tree_mb()
 
         # four viewers with the token at once, against a cap of two
@@ -236,7 +236,7 @@ def test_beyond_loopback_nothing_answers_without_the_token_and_kernels_are_cappe
             "please try again in a few minutes."
         )
         assert busy[0].headers["Retry-After"] == "60"
-        server.settled(MAX_KERNELS + POOL_SIZE)  # the viewers' and the next one's, warm
+        server.settled(MAX_KERNELS + WARM_KERNELS)  # the viewers' and the next one's, warm
         kernels = server.kernels()
         assert all(TOKEN not in "".join(k.environ().values()) for k in kernels)  # never handed to a kernel
         peak_mb = server.tree_mb()
@@ -250,20 +250,20 @@ def test_beyond_loopback_nothing_answers_without_the_token_and_kernels_are_cappe
         with_token = requests.get(api, headers={"Authorization": f"token {TOKEN}"}, timeout=30)
         assert (anonymous_get.status_code, anonymous_delete.status_code, anonymous_socket) == (403, 403, 403)
         assert with_token.status_code == 200 and with_token.json()["id"] == kernel
-        assert len(server.kernels()) == MAX_KERNELS + POOL_SIZE  # the anonymous DELETE shut nothing down
+        assert len(server.kernels()) == MAX_KERNELS + WARM_KERNELS  # the anonymous DELETE shut nothing down
 
         # idle kernels are culled after the configured minutes, and viewers are served again
-        while len(server.kernels()) > POOL_SIZE and time.perf_counter() - started < 120:
+        while len(server.kernels()) > WARM_KERNELS and time.perf_counter() - started < 120:
             time.sleep(0.5)
         culled_after = time.perf_counter() - started
-        assert len(server.kernels()) == POOL_SIZE  # the warm one is never culled
+        assert len(server.kernels()) == WARM_KERNELS  # the warm one is never culled
         culled_mb = server.tree_mb()
         again = requests.get(f"{base}/", headers={"Authorization": f"token {TOKEN}"}, timeout=120)
         assert again.status_code == 200 and "No cached results yet" in again.text
-        server.settled(1 + POOL_SIZE)  # its kernel and the pool's, refilled
+        server.settled(1 + WARM_KERNELS)  # its kernel and the pool's, refilled
         output = server.text()
     # the first warm kernel, then one refill of the pool per viewer served (two at once, one again)
-    assert output.count("Kernel started") == POOL_SIZE + MAX_KERNELS + 1
+    assert output.count("Kernel started") == WARM_KERNELS + MAX_KERNELS + 1
     assert output.count("seconds of inactivity") == MAX_KERNELS  # jupyter_server's line per culled kernel
     assert output.count("Refused a viewer") == VIEWERS - MAX_KERNELS
     assert TOKEN not in output  # neither the command's line nor Voila's log shows it
@@ -276,7 +276,7 @@ def test_beyond_loopback_nothing_answers_without_the_token_and_kernels_are_cappe
         f"{', '.join(routes)}; then {VIEWERS} viewers with the token at once; anonymous GET, DELETE and websocket on "
         "`/api/kernels/<id>` of a running kernel",
         f"anonymous: {ANONYMOUS_GETS} × 302 to /login, REST routes {sorted(set(rest.values()))}, no kernel started "
-        f"(only the {POOL_SIZE} the server keeps warm), "
+        f"by them ({WARM_KERNELS} kept warm by the server), "
         f"Voila {idle_mb:.0f} → {anonymous_mb:.0f} MB (the review: 486 → 1,623 MB); with the token {MAX_KERNELS} pages "
         f"served and {VIEWERS - MAX_KERNELS} × 503 with one sentence and Retry-After in {viewed:.1f} s, tree {peak_mb:.0f} MB; "
         f"kernel API and websocket 403 / 403 / 403 anonymous, 200 with the token (and the report under /reports/); both kernels culled "
@@ -290,7 +290,7 @@ def test_a_generated_token_is_printed_once_and_lets_a_browser_in(tmp_path, ledge
     from playwright.sync_api import sync_playwright
 
     with serving(tmp_path / "home", "--ip", "0.0.0.0", "--new-token") as server:
-        server.settled(POOL_SIZE)
+        server.settled(WARM_KERNELS)
         printed = server.text().splitlines()[0]
         url = re.fullmatch(r"Dashboard: (\S+) \(this token is not shown again; Ctrl-C to stop\)", printed).group(1)
         token = url.split("?token=")[1]
@@ -318,7 +318,7 @@ def test_a_generated_token_is_printed_once_and_lets_a_browser_in(tmp_path, ledge
             browser.close()
         output = server.text()
     assert len(token) >= 40
-    assert stranger_url.startswith(f"{base}login") and stranger_kernels == POOL_SIZE  # only the server's warm one
+    assert stranger_url.startswith(f"{base}login") and stranger_kernels == WARM_KERNELS  # only the server's warm one
     assert viewer_url == base  # the token left the address bar
     assert model["connections"] == 1
     assert output.count(token) == 1  # printed once, by the command, never by Voila
@@ -327,6 +327,6 @@ def test_a_generated_token_is_printed_once_and_lets_a_browser_in(tmp_path, ledge
         "`workbench dashboard --ip 0.0.0.0 --new-token`; Chromium opening the page without the token, then the printed "
         "address",
         f"a {len(token)}-character token printed once (in no other line of the output); without it the login form and "
-        f"no kernel but the server's warm one; with it the page rendered in {rendered:.1f} s, the address bar lost the token and the page's kernel "
+        f"no kernel started by the visit; with it the page rendered in {rendered:.1f} s, the address bar lost the token and the page's kernel "
         "websocket connected with the login cookie (1 connection)",
     )

@@ -339,7 +339,7 @@ async def viewers(base_url: str, picks: list[str]) -> tuple[list[dict], list[str
 @pytest.mark.browser
 @pytest.mark.notebook
 def test_dashboard_serves_10_viewers_at_once_and_culls_their_kernels(batch, ledger):
-    from workbench.reports.dashboard import POOL_SIZE, voila_command, voila_environment
+    from workbench.reports.dashboard import WARM_KERNELS, voila_command, voila_environment
 
     home, plans, _result, _sampler, _seconds, views, orders = batch
     port = free_port()
@@ -352,11 +352,11 @@ def test_dashboard_serves_10_viewers_at_once_and_culls_their_kernels(batch, ledg
         try:
             wait_for_port(port)
             sampler = TreeSampler(server.pid)
-            idle_mb = sampler.settled(POOL_SIZE)  # the kernel kept warm for the first viewer
+            idle_mb = sampler.settled(WARM_KERNELS)  # the kernel kept warm for the first viewer
             picks = [plans[i].key for i in range(1, 2 * VIEWERS, 2)]  # ten different experiments, none the first shown
             results, external = asyncio.run(viewers(f"http://127.0.0.1:{port}/", picks))
             closed = time.perf_counter()
-            while sampler.samples[-1].kernels > POOL_SIZE and time.perf_counter() - closed < CULL_IDLE_SECONDS + 60:
+            while sampler.samples[-1].kernels > WARM_KERNELS and time.perf_counter() - closed < CULL_IDLE_SECONDS + 60:
                 time.sleep(0.5)
             culled_after = time.perf_counter() - closed
             time.sleep(1)
@@ -378,11 +378,11 @@ def test_dashboard_serves_10_viewers_at_once_and_culls_their_kernels(batch, ledg
     peak_kernels = max(s.kernels for s in samples)
     peak_mb = max(s.tree_mb for s in samples)
     after_mb = samples[-1].tree_mb
-    assert peak_kernels == VIEWERS + POOL_SIZE  # one kernel per page and the next one's, warm; no more
+    assert peak_kernels == VIEWERS + WARM_KERNELS  # one kernel per page and the next one's, warm; no more
     started_kernels = log_text.count("Kernel started:")
     culled = log_text.count("seconds of inactivity")  # jupyter_server's line per culled kernel
-    assert started_kernels == VIEWERS + POOL_SIZE, log_text[-3000:]  # the first warm one, then a refill per viewer
-    assert culled == VIEWERS and samples[-1].kernels == POOL_SIZE, log_text[-3000:]  # the warm one stays
+    assert started_kernels == VIEWERS + WARM_KERNELS, log_text[-3000:]  # the first warm one, then a refill per viewer
+    assert culled == VIEWERS and samples[-1].kernels == WARM_KERNELS, log_text[-3000:]  # the warm one stays
     assert "waiting for execute reply" not in log_text, log_text[-3000:]
     assert (peak_mb - idle_mb) / VIEWERS < 400  # per viewer
     assert after_mb < idle_mb + 150, (idle_mb, after_mb)  # the kernels' memory is given back

@@ -11,7 +11,7 @@ import typer
 
 from workbench.cli.app import ConfigOption, DatabaseOption, FullRefreshOption, IncrementalOption, app, fail, say
 from workbench.errors import WorkbenchError
-from workbench.reports.dashboard import CULL_IDLE_MINUTES, MAX_KERNELS, TOKEN_ENV
+from workbench.reports.dashboard import CULL_IDLE_MINUTES, MAX_KERNELS, TOKEN_ENV, WARM_KERNELS
 from workbench.reports.runs import KEEP_RUNS
 
 DimensionOption = Annotated[
@@ -214,6 +214,15 @@ def dashboard_command(
             help="Viewers served at once, one kernel each; one more gets a 'busy' page (HTTP 503).",
         ),
     ] = MAX_KERNELS,
+    warm_kernels: Annotated[
+        int,
+        typer.Option(
+            "--warm-kernels",
+            min=0,
+            help="Kernels kept started ahead of the next viewer, outside --max-kernels (first render about half as long; "
+            "experimental: with 10 viewers at once a page on one once never drew).",
+        ),
+    ] = WARM_KERNELS,
     cull_idle_minutes: Annotated[
         float,
         typer.Option(
@@ -244,7 +253,9 @@ def dashboard_command(
             fail(exc)
     if database:
         os.environ[URL_ENV] = database
-    command = voila_command(port, ip, cull_idle_seconds=round(cull_idle_minutes * 60), max_kernels=max_kernels)
+    command = voila_command(
+        port, ip, cull_idle_seconds=round(cull_idle_minutes * 60), max_kernels=max_kernels, warm_kernels=warm_kernels
+    )
     url = f"http://{ip}:{port}/"
     if new_token:  # the one place the token is shown
         say(f"Dashboard: {url}?token={token} (this token is not shown again; Ctrl-C to stop)")

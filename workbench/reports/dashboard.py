@@ -30,7 +30,9 @@ DEFAULT_PORT = 8866
 CULL_IDLE_MINUTES = 5.0
 CULL_INTERVAL_SECONDS = 60  # the longest wait between two checks for idle kernels
 MAX_KERNELS = 10  # viewers served at once, one kernel each (≈190 MB): the 10 of tests/reliability/test_load.py
-POOL_SIZE = 1  # kernels Voila keeps started, the notebook run up to its wait, ahead of the next viewer
+# kernels Voila keeps started ahead of the next viewer, the notebook run up to its wait (`--warm-kernels`);
+# none by default: in the 10-viewer load test a page on a pre-heated kernel once never drew (2026-12-04)
+WARM_KERNELS = 0
 PREHEAT_ENV = "VOILA_PREHEAT"  # "True" in the kernels Voila starts for that pool (voila.utils.ENV_VARIABLE)
 TOKEN_ENV = "WORKBENCH_DASHBOARD_TOKEN"
 TOKEN_PATTERN = re.compile(r"[!-~]{16,}")  # at least 16 printable ASCII characters, no spaces
@@ -118,13 +120,14 @@ def voila_command(
     cull_idle_seconds: int = round(CULL_IDLE_MINUTES * 60),
     cull_interval_seconds: int | None = None,
     max_kernels: int = MAX_KERNELS,
+    warm_kernels: int = WARM_KERNELS,
 ) -> list[str]:
     """The Voila command line (through :mod:`workbench.reports.voila_server`, which stops pages hanging on a
     missed execute reply and enforces the access rules) serving only ``notebooks/dashboard.ipynb``:
     bound to ``ip`` (``--Voila.ip``; a bare ``--ip`` is ignored), sources stripped, tracebacks hidden,
     the page loading nothing from outside the server (:data:`TEMPLATE`; run it with
     :func:`voila_environment`), at most ``max_kernels`` viewers' kernels at once (one more viewer gets
-    a "busy" page, HTTP 503) plus :data:`POOL_SIZE` started ahead of the next viewer (Voila's
+    a "busy" page, HTTP 503) plus ``warm_kernels`` started ahead of the next viewer (Voila's
     pre-heated kernels, the notebook run up to :func:`wait_for_viewer`), each viewer's shut down
     once idle ``cull_idle_seconds``, even while its page is still open (checked every ``cull_interval_seconds``; default a quarter of the idle time, at most
     :data:`CULL_INTERVAL_SECONDS`). The token never goes on the command line (``ps`` shows it to
@@ -142,11 +145,10 @@ def voila_command(
         "--strip_sources=True",
         "--show_tracebacks=False",
         f"--CappedKernelManager.max_kernels={int(max_kernels)}",
-        "--preheat_kernel=True",
-        f"--pool_size={POOL_SIZE}",
         f"--MappingKernelManager.cull_idle_timeout={int(cull_idle_seconds)}",
         f"--MappingKernelManager.cull_interval={int(interval)}",
         "--MappingKernelManager.cull_connected=True",
+        *(["--preheat_kernel=True", f"--pool_size={int(warm_kernels)}"] if warm_kernels > 0 else []),
     ]
 
 
