@@ -215,7 +215,7 @@ def connect_state(db: SqlDatabase, schema: str) -> SqlDatabase:
     database (the state is the schema ``schema``, created by the refresh if missing).
     ``schema`` is a validated lower-case identifier."""
     settings = db.settings
-    if settings.dialect == "duckdb":
+    if DIALECTS[settings.dialect].state_store == "file":
         source = settings.url.database
         if source in (None, "", ":memory:"):
             raise DatabaseError("An incremental refresh needs a DuckDB database file, not an in-memory database.")

@@ -81,6 +81,9 @@ class Dialect:
     numbered_units: bool = True
     # URL schemes that name this dialect with a driver: "sc" (Spark Connect's own scheme) -> "spark+connect"
     url_aliases: tuple[tuple[str, str], ...] = ()
+    # where an incremental refresh keeps its state: "file" (a state file attached writable beside the
+    # read-only database file), "schema" (a schema of the same database); None: not supported yet
+    state_store: str | None = None
 
     def quote(self, name: str) -> str:
         """``name`` as a quoted identifier (any text; the quote character doubled inside)."""
@@ -146,6 +149,7 @@ DUCKDB = Dialect(
     # them): at 50M rows a third faster than arg_min with a row() key
     first_by="struct_extract(MIN(struct_pack({order})), '{value}')",
     scan_date_bounds=False,
+    state_store="file",
 )
 POSTGRESQL = Dialect(
     name="postgresql",
@@ -168,6 +172,7 @@ POSTGRESQL = Dialect(
     autocommit_driver=False,
     analyze_after_write=True,
     cheap_index_updates=True,
+    state_store="schema",
 )
 SPARK = Dialect(
     name="spark",

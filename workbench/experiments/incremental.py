@@ -73,9 +73,9 @@ def open_state(db, experiment: Experiment) -> SqlDatabase:
     (:func:`workbench.db.connection.connect_state`); Spark is refused with one sentence."""
     from workbench.db.connection import connect_state
 
-    if db.dialect.name == "spark":
+    if db.dialect.state_store is None:
         raise ConfigError(
-            f"experiment {experiment.key!r}: incremental refresh runs on DuckDB and PostgreSQL, not yet on Spark; "
+            f"experiment {experiment.key!r}: incremental refresh runs on DuckDB and PostgreSQL, not yet on {db.dialect.title}; "
             "analyse without --incremental (and set incremental: false)."
         )
     return connect_state(db, experiment.config.state_schema)
