@@ -122,6 +122,25 @@ def open_spark(
     return db
 
 
+@contextlib.contextmanager
+def _active(session: Any):
+    """``session`` as this thread's active Spark Connect session meanwhile: PySpark's Connect client
+    builds a checkpoint's DataFrame on the *active* session
+    (``pyspark.sql.connect.conversion.proto_to_remote_cached_dataframe``), not on the one that ran
+    it, so with two sessions in one process the view was registered through the other one (in the
+    test suite: a session to another server, over TLS). A classic session has nothing to switch."""
+    holder = getattr(type(session), "_active_session", None)
+    if holder is None:
+        yield
+        return
+    before = getattr(holder, "session", None)
+    holder.session = session
+    try:
+        yield
+    finally:
+        holder.session = before
+
+
 class SparkDatabase:
     """Runs workbench SQL on Spark. Given a ``session`` it uses it (views registered by hand, the
     caller stops it); :func:`open_spark` gives it an ``opener`` instead, which opens a session on
@@ -308,7 +327,8 @@ class SparkDatabase:
                 view = f"wb_{cte.alias}_{suffix}"
                 if kept:  # the single-use CTEs defined so far, which this one may read
                     body.set(with_key, exp.With(expressions=[k.copy() for k in kept]))
-                views[view] = self.session.sql(body.sql(dialect=self.dialect.sqlglot)).localCheckpoint()
+                with _active(self.session):
+                    views[view] = self.session.sql(body.sql(dialect=self.dialect.sqlglot)).localCheckpoint()
                 views[view].createOrReplaceTempView(view)
                 renamed[cte.alias] = view
             else:
