@@ -886,9 +886,15 @@ def test_dashboard_widgets_follow_the_selection_and_refresh(scheduled, monkeypat
     home, url, _password, *_ = scheduled
     reports = home / "reports"
     assert cached_keys(reports) == ["add-to-cart-cta", "price-display"]
+    in_lab = Dashboard(reports)  # JupyterLab's server does not serve reports/: the path, not a dead link
+    assert "full report: <code>reports/add-to-cart-cta/latest.html</code>" in in_lab.banner.value
+    assert "href=" not in in_lab.banner.value
+    monkeypatch.setenv("VOILA_BASE_URL", "/")  # a kernel Voila started
     dash = Dashboard(reports)
     assert dash.experiment.value == "add-to-cart-cta"
     goal = dash.chart_rows.copy()
+    first = dash.first_screen_html()  # what the page shows before its scripts load
+    assert all(part and part in first for part in (dash.status.value, dash.banner.value, dash.table.value))
     assert dash.banner.value.index("Decision: Ship variation 1") < dash.banner.value.index("Healthy")
     dash.experiment.value = "price-display"
     assert dash.banner.value.index("Decision: Roll back All-in prices") < dash.banner.value.index("Healthy")
@@ -976,6 +982,9 @@ def test_dashboard_in_voila_answers_each_interaction(scheduled, artifacts_dir):
             page.goto(f"http://127.0.0.1:{port}/", timeout=180_000)
             page.wait_for_selector(".js-plotly-plot .main-svg", timeout=180_000)
             assert "Dashboard(" not in page.content()  # sources stripped
+            assert page.locator(".wb-first-screen").count() == 0  # the static first screen gave way to the widgets
+            sent = page.request.get(f"http://127.0.0.1:{port}/").text()  # the page as sent, before any script ran
+            assert sent.count("wb-first-screen-slot") == 1 and "Decision: Ship" in sent and "wb-results" in sent
             state = {
                 "chart": "() => { const e = document.querySelector('.js-plotly-plot'); return JSON.stringify([e.layout.title.text, e.data[1] ? e.data[1].x : null, e.data[0] ? e.data[0].marker.color : null]); }",
                 "table": "() => document.querySelector('.wb-results') ? document.querySelector('.wb-results').innerText : ''",

@@ -224,14 +224,37 @@ def test_warm_kernels_wait_outside_the_cap_and_count_once_a_viewer_claims_one():
     assert handed[-1] == warm and listed == [warm]
 
 
+def _warm_server(tmp_path, port: int, log):
+    """A dashboard server on ``port`` with one warm kernel, returned once that kernel's imports are
+    done (its memory holds still)."""
+    import psutil
+
+    from support.offline_browser import wait_for_port
+
+    server = subprocess.Popen(
+        voila_command(port, warm_kernels=1),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**voila_environment(), "WORKBENCH_HOME": str(tmp_path)},
+    )
+    wait_for_port(port, 60)
+    deadline, before = time.perf_counter() + 120, -1
+    while time.perf_counter() < deadline:
+        kernels = [c for c in psutil.Process(server.pid).children() if "ipykernel" in " ".join(c.cmdline())]
+        now = sum(k.memory_info().rss for k in kernels)
+        if kernels and abs(now - before) < 2**21:
+            break
+        before = now
+        time.sleep(1)
+    return server
+
+
 def test_a_warm_kernel_reads_the_cached_results_when_its_viewer_comes(tmp_path):
     """The dashboard's kernel, started and warmed before any viewer, waits for the viewer's request
     before reading ``reports/``: an experiment whose cache is removed after the kernel warmed up is
     not offered, and the page came from the pre-heated kernel."""
-    import psutil
     import requests
 
-    from support.offline_browser import wait_for_port
     from support.pg_server import free_port
 
     cache = tmp_path / "reports" / "gone-experiment" / "cache"
@@ -240,22 +263,8 @@ def test_a_warm_kernel_reads_the_cached_results_when_its_viewer_comes(tmp_path):
     port = free_port()
     log = tmp_path / "voila.log"
     with log.open("w") as out:
-        server = subprocess.Popen(
-            voila_command(port, warm_kernels=1),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env={**voila_environment(), "WORKBENCH_HOME": str(tmp_path)},
-        )
+        server = _warm_server(tmp_path, port, out)
         try:
-            wait_for_port(port, 60)
-            deadline, before = time.perf_counter() + 120, -1
-            while time.perf_counter() < deadline:  # the warm kernel's imports done: its memory holds still
-                kernels = [c for c in psutil.Process(server.pid).children() if "ipykernel" in " ".join(c.cmdline())]
-                now = sum(k.memory_info().rss for k in kernels)
-                if kernels and abs(now - before) < 2**21:
-                    break
-                before = now
-                time.sleep(1)
             assert "Kernel pool of" in log.read_text()
             (cache / "results.json").unlink()
             page = requests.get(f"http://127.0.0.1:{port}/", timeout=120)
@@ -264,3 +273,31 @@ def test_a_warm_kernel_reads_the_cached_results_when_its_viewer_comes(tmp_path):
             server.wait(timeout=30)
     assert page.status_code == 200 and "No cached results yet" in page.text
     assert "Using pre-heated kernel" in log.read_text()
+
+
+def test_a_burst_of_viewers_takes_the_ready_warm_kernel_once_and_starts_the_rest(tmp_path):
+    """Three viewers at once: one is handed the warm kernel, which is ready; the other two start
+    kernels of their own instead of queueing behind the pool's refill, which is still starting
+    (Voila counts a starting refill as available). Every page is served whole."""
+    import concurrent.futures
+
+    import requests
+
+    from support.pg_server import free_port
+
+    (tmp_path / "reports").mkdir()
+    port = free_port()
+    log = tmp_path / "voila.log"
+    with log.open("w") as out:
+        server = _warm_server(tmp_path, port, out)
+        try:
+            with concurrent.futures.ThreadPoolExecutor(3) as pool:
+                pages = list(pool.map(lambda _: requests.get(f"http://127.0.0.1:{port}/", timeout=180), range(3)))
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+    text = log.read_text()
+    assert [p.status_code for p in pages] == [200] * 3
+    assert all("No cached results yet" in p.text and "window.voila_finish()" in p.text for p in pages)
+    assert text.count("Using pre-heated kernel") == 1, text
+    assert text.count("Kernel started:") >= 3, text  # the warm one and the two viewers' own (and the refill)

@@ -339,7 +339,7 @@ async def viewers(base_url: str, picks: list[str]) -> tuple[list[dict], list[str
 @pytest.mark.browser
 @pytest.mark.notebook
 def test_dashboard_serves_10_viewers_at_once_and_culls_their_kernels(batch, ledger):
-    from workbench.reports.dashboard import WARM_KERNELS, voila_command, voila_environment
+    from workbench.reports.dashboard import IOPUB_TIMEOUT_SECONDS, WARM_KERNELS, voila_command, voila_environment
 
     home, plans, _result, _sampler, _seconds, views, orders = batch
     port = free_port()
@@ -384,6 +384,7 @@ def test_dashboard_serves_10_viewers_at_once_and_culls_their_kernels(batch, ledg
     assert started_kernels == VIEWERS + WARM_KERNELS, log_text[-3000:]  # the first warm one, then a refill per viewer
     assert culled == VIEWERS and samples[-1].kernels == WARM_KERNELS, log_text[-3000:]  # the warm one stays
     assert "waiting for execute reply" not in log_text, log_text[-3000:]
+    assert "Timeout waiting for IOPub output" not in log_text, log_text[-3000:]  # no page lost its widgets
     assert (peak_mb - idle_mb) / VIEWERS < 400  # per viewer
     assert after_mb < idle_mb + 150, (idle_mb, after_mb)  # the kernels' memory is given back
     rendered = sorted(r["rendered"] for r in results)
@@ -398,7 +399,8 @@ def test_dashboard_serves_10_viewers_at_once_and_culls_their_kernels(batch, ledg
         f"{peak_kernels} kernels at most; Voila + kernels {idle_mb:.0f} MB idle, {peak_mb:.0f} MB peak "
         f"({(peak_mb - idle_mb) / VIEWERS:.0f} MB per viewer), {after_mb:.0f} MB after every kernel was culled "
         f"({culled} culled, the last {culled_after:.0f} s after the viewers closed); 0 external requests (the CDN Font Awesome links are gone); "
-        f"no page hung on a lost execute reply ({HANG}; before workbench.reports.voila_server's sliced waits 1-3 pages in 10 did)",
+        f"no page hung on a lost execute reply ({HANG}; before workbench.reports.voila_server's sliced waits 1-3 pages in 10 did) "
+        f"and none lost its widgets to Voila's 4 s wait for a cell's outputs (now {IOPUB_TIMEOUT_SECONDS} s; one page in 10 did, 2026-12-04)",
     )
 
 

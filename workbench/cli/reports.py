@@ -219,8 +219,8 @@ def dashboard_command(
         typer.Option(
             "--warm-kernels",
             min=0,
-            help="Kernels kept started ahead of the next viewer, outside --max-kernels (first render about half as long; "
-            "experimental: with 10 viewers at once a page on one once never drew).",
+            help="Kernels kept started ahead of the next viewer, outside --max-kernels (0: none; each viewer then "
+            "waits for its kernel's start, several seconds, before the page arrives).",
         ),
     ] = WARM_KERNELS,
     cull_idle_minutes: Annotated[

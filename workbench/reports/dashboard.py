@@ -31,13 +31,21 @@ CULL_IDLE_MINUTES = 5.0
 CULL_INTERVAL_SECONDS = 60  # the longest wait between two checks for idle kernels
 MAX_KERNELS = 10  # viewers served at once, one kernel each (≈190 MB): the 10 of tests/reliability/test_load.py
 # kernels Voila keeps started ahead of the next viewer, the notebook run up to its wait (`--warm-kernels`);
-# none by default: in the 10-viewer load test a page on a pre-heated kernel once never drew (2026-12-04)
-WARM_KERNELS = 0
+# a viewer takes one that is ready or starts its own (workbench.reports.voila_server.kernel_manager_factory)
+WARM_KERNELS = 1
+# How long Voila waits for a cell's outputs after its reply (nbclient's iopub_timeout, default 4 s):
+# past it the outputs are dropped, and under load (10 kernels starting on 2 cores) the dashboard's
+# widgets were, so a page never drew and its kernel sat idle until culled (2026-12-04)
+IOPUB_TIMEOUT_SECONDS = 60
+VOILA_ENV = "VOILA_BASE_URL"  # set in every kernel Voila starts (and in no other)
 PREHEAT_ENV = "VOILA_PREHEAT"  # "True" in the kernels Voila starts for that pool (voila.utils.ENV_VARIABLE)
 TOKEN_ENV = "WORKBENCH_DASHBOARD_TOKEN"
 TOKEN_PATTERN = re.compile(r"[!-~]{16,}")  # at least 16 printable ASCII characters, no spaces
 # templates/voila/templates/workbench_dashboard: Voila's lab template without its CDN stylesheet links
 TEMPLATE = "workbench_dashboard"
+FIRST_SCREEN = "wb-first-screen"  # class of the static first screen (Dashboard.first_screen_html)
+FIRST_SCREEN_MIME = "application/vnd.workbench.first-screen+html"  # its output's type, which TEMPLATE draws
+RESULTS_VIEW = "wb-results-view"  # class of the results widget: once drawn, TEMPLATE removes the first screen
 
 
 def warm_up() -> None:
@@ -130,7 +138,7 @@ def voila_command(
     a "busy" page, HTTP 503) plus ``warm_kernels`` started ahead of the next viewer (Voila's
     pre-heated kernels, the notebook run up to :func:`wait_for_viewer`), each viewer's shut down
     once idle ``cull_idle_seconds``, even while its page is still open (checked every ``cull_interval_seconds``; default a quarter of the idle time, at most
-    :data:`CULL_INTERVAL_SECONDS`). The token never goes on the command line (``ps`` shows it to
+    :data:`CULL_INTERVAL_SECONDS`), a cell's outputs awaited up to :data:`IOPUB_TIMEOUT_SECONDS`. The token never goes on the command line (``ps`` shows it to
     every user): :func:`voila_environment` passes it."""
     interval = cull_interval_seconds or min(CULL_INTERVAL_SECONDS, max(1, int(cull_idle_seconds) // 4))
     return [
@@ -148,6 +156,7 @@ def voila_command(
         f"--MappingKernelManager.cull_idle_timeout={int(cull_idle_seconds)}",
         f"--MappingKernelManager.cull_interval={int(interval)}",
         "--MappingKernelManager.cull_connected=True",
+        f"--VoilaExecutor.iopub_timeout={IOPUB_TIMEOUT_SECONDS}",
         *(["--preheat_kernel=True", f"--pool_size={int(warm_kernels)}"] if warm_kernels > 0 else []),
     ]
 
@@ -192,14 +201,16 @@ class Dashboard:
         self.banner = w.HTML()
         self.chart = w.Output()
         self.table = w.HTML()
+        self.table.add_class(RESULTS_VIEW)
         self.cumulative = w.Output()
         self.chart_rows = None
         self.figure = None
-        heading = w.HTML(
+        self.heading = (
             "<h2 style='margin:4px 0'>Experiments</h2>"
             if keys
             else "<h2>Experiments</h2><p>No cached results yet: run <code>workbench run-reports</code>, then reload.</p>"
         )
+        heading = w.HTML(self.heading)
         self.widget = w.VBox(
             [
                 heading,
@@ -220,6 +231,29 @@ class Dashboard:
         self.refresh.on_click(lambda _: self.recompute())
         if keys:
             self.show_experiment()
+
+    def first_screen_html(self) -> str:
+        """The dashboard's first screen as static HTML, shown with the page Voila sends, before its
+        scripts load and the widgets draw (it is removed once the results widget, :data:`RESULTS_VIEW`,
+        is drawn): the heading, the picked experiment's header, decision and health, and its
+        results rows as the widgets first show them."""
+        picked = (
+            f"<p style='color:{NEUTRAL}'>Experiment <b>{html.escape(self.experiment.value)}</b> · "
+            f"{html.escape(self.group.value)} metrics · {html.escape(self.segment.label)} (controls loading…)</p>"
+            if self.experiment.value
+            else ""
+        )
+        parts = (self.heading, picked, self.status.value, self.banner.value, self.table.value)
+        return f'<div class="{FIRST_SCREEN}">{"".join(parts)}</div>'
+
+    def _ipython_display_(self) -> None:
+        """Show the widgets after :meth:`first_screen_html` as :data:`FIRST_SCREEN_MIME`, which the
+        dashboard's Voila template (:data:`TEMPLATE`) draws as soon as the page arrives and
+        JupyterLab, lacking a renderer, leaves out."""
+        from IPython.display import display
+
+        display({FIRST_SCREEN_MIME: self.first_screen_html(), "text/plain": ""}, raw=True)
+        display(self.widget)
 
     def data(self, key: str) -> ReportData:
         """The cached results of ``key`` (read once)."""
@@ -272,21 +306,25 @@ class Dashboard:
             return
         data = self.data(self.experiment.value)
         rows = interval_rows(data.results, data.intervals, self.group.value, *self.segment.value)
+        self.table.value = group_table_html(data.results, self.group.value, *self.segment.value)  # first: quicker
         self.chart_rows = rows
         figure = interval_chart(
             rows, f"{self.group.value.capitalize()} metrics — {self.segment.label}", self.highlight.value
         )
         self.figure = figure
-        self.table.value = group_table_html(data.results, self.group.value, *self.segment.value)
         self.chart.clear_output(wait=True)
         with self.chart:
             display(_figure_widget(figure))
 
     def report_link(self, key: str) -> str:
-        """A link to ``key``'s full report, ``reports/<key>/latest.html`` (served beside the dashboard
-        by :mod:`workbench.reports.voila_server`), or "" when it has none."""
+        """A link to ``key``'s full report, ``reports/<key>/latest.html``, served beside the dashboard
+        by :mod:`workbench.reports.voila_server`; outside Voila (JupyterLab, whose server does not
+        serve ``reports/``) its path to open by hand; "" when it has none."""
         if not (self.reports_dir / key / "latest.html").is_file():
             return ""
+        if VOILA_ENV not in os.environ:
+            path = html.escape(f"{self.reports_dir.name}/{key}/latest.html")
+            return f' <span class="wb-report-path" style="margin-left:1em;font-weight:normal">full report: <code>{path}</code></span>'
         href = html.escape(f"reports/{quote(key)}/latest.html")
         return f' <a class="wb-report-link" href="{href}" target="_blank" style="margin-left:1em">full report</a>'
 

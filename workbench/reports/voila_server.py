@@ -151,6 +151,11 @@ class CappedKernelManager(AsyncMappingKernelManager):
             self._starting.discard(kernel_id)
 
 
+def _ready(task: Any) -> bool:
+    """Whether a task of Voila's kernel pool has started its kernel and notebook."""
+    return task.done() and not task.cancelled() and task.exception() is None
+
+
 def kernel_manager_factory(base: type, preheat_kernel: bool, default_pool_size: int, **kwargs: Any) -> type:
     """Voila's kernel-manager factory (``voila_kernel_manager_factory``), with every hand-over of a
     pre-heated kernel to a viewer admitted by :meth:`CappedKernelManager.claimed`."""
@@ -159,8 +164,18 @@ def kernel_manager_factory(base: type, preheat_kernel: bool, default_pool_size: 
         return made
 
     class WarmKernelManager(made):  # type: ignore[misc, valid-type]
-        async def get_rendered_notebook(self, *args: Any, **kw: Any) -> tuple:
-            return await self.claimed(lambda: super(WarmKernelManager, self).get_rendered_notebook(*args, **kw))
+        def get_pool_size(self, notebook_name: str) -> int:
+            """The pool's kernels that are started and running the notebook: a viewer is handed
+            one of these or gets a kernel of its own, never waits on a refill still starting
+            (Voila counts those too, so a burst of viewers queued behind the refills)."""
+            return sum(1 for task in self._pools.get(notebook_name, ()) if _ready(task))
+
+        async def get_rendered_notebook(self, notebook_name: str, *args: Any, **kw: Any) -> tuple:
+            pool = self._pools.get(notebook_name, [])
+            pool.sort(key=lambda task: not _ready(task))  # Voila hands over the first: a ready one
+            return await self.claimed(
+                lambda: super(WarmKernelManager, self).get_rendered_notebook(notebook_name, *args, **kw)
+            )
 
     return WarmKernelManager
 
