@@ -137,9 +137,11 @@ def voila_command(
     :func:`voila_environment`), at most ``max_kernels`` viewers' kernels at once (one more viewer gets
     a "busy" page, HTTP 503) plus ``warm_kernels`` started ahead of the next viewer (Voila's
     pre-heated kernels, the notebook run up to :func:`wait_for_viewer`), each viewer's shut down
-    once idle ``cull_idle_seconds``, even while its page is still open (checked every ``cull_interval_seconds``; default a quarter of the idle time, at most
-    :data:`CULL_INTERVAL_SECONDS`), a cell's outputs awaited up to :data:`IOPUB_TIMEOUT_SECONDS`. The token never goes on the command line (``ps`` shows it to
-    every user): :func:`voila_environment` passes it."""
+    once idle ``cull_idle_seconds``, even while its page is still open (checked every
+    ``cull_interval_seconds``; default a quarter of the idle time, at most
+    :data:`CULL_INTERVAL_SECONDS`), a cell's outputs awaited up to :data:`IOPUB_TIMEOUT_SECONDS`.
+    The token never goes on the command line (``ps`` shows it to every user):
+    :func:`voila_environment` passes it."""
     interval = cull_interval_seconds or min(CULL_INTERVAL_SECONDS, max(1, int(cull_idle_seconds) // 4))
     return [
         sys.executable,
@@ -205,15 +207,14 @@ class Dashboard:
         self.cumulative = w.Output()
         self.chart_rows = None
         self.figure = None
-        self.heading = (
+        self.heading = w.HTML(
             "<h2 style='margin:4px 0'>Experiments</h2>"
             if keys
             else "<h2>Experiments</h2><p>No cached results yet: run <code>workbench run-reports</code>, then reload.</p>"
         )
-        heading = w.HTML(self.heading)
         self.widget = w.VBox(
             [
-                heading,
+                self.heading,
                 w.HBox([self.experiment, self.refresh]),
                 self.status,
                 self.banner,
@@ -243,7 +244,7 @@ class Dashboard:
             if self.experiment.value
             else ""
         )
-        parts = (self.heading, picked, self.status.value, self.banner.value, self.table.value)
+        parts = (self.heading.value, picked, self.status.value, self.banner.value, self.table.value)
         return f'<div class="{FIRST_SCREEN}">{"".join(parts)}</div>'
 
     def _ipython_display_(self) -> None:
