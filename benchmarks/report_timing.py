@@ -19,8 +19,20 @@ ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 SAMPLE = Path(os.environ.get("WORKBENCH_SAMPLE_DIR", ROOT.parent / "shared" / "data" / "growthbook-sample"))
 KEYS = ("add-to-cart-cta", "checkout-layout")  # the dashboard opens on the first (sorted), then picks the second
-CHART = "() => { const e = document.querySelector('.js-plotly-plot'); return e ? JSON.stringify([e.layout.title.text, e.data[1] ? e.data[1].x : null, e.data[0] ? e.data[0].marker.color : null]) : ''; }"
+CHART = "() => { const e = document.querySelector('.wb-interval-chart'); return e ? e.innerHTML : ''; }"
 TABLE = "() => { const e = document.querySelector('.wb-results-view'); return e ? e.innerHTML : ''; }"
+# In the page from its first script on: the time since the navigation started (the browser's clock) of the
+# first frame drawn with the first screen, and with the live widgets (results rows and both charts)
+DRAWN = """window.__drawn = {};
+new MutationObserver(() => {
+  const parts = {first: ['.wb-first-screen-slot .wb-results'],
+                 live: ['.wb-results-view .wb-results', '.wb-interval-chart', '.wb-cumulative-chart']};
+  for (const [name, selectors] of Object.entries(parts))
+    if (!(name in window.__drawn) && selectors.every(s => document.querySelector(s))) {
+      window.__drawn[name] = null;
+      requestAnimationFrame(() => { window.__drawn[name] = performance.now(); });
+    }
+}).observe(document, {subtree: true, childList: true});"""
 
 
 def timed_report(env: dict, key: str) -> float:
@@ -70,14 +82,17 @@ def dashboard_timings(env: dict) -> list[tuple[str, float]]:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox", "--disable-gpu"])
             page = browser.new_page(viewport={"width": 1280, "height": 1200})
+            page.add_init_script(DRAWN)
             started = time.perf_counter()
             page.goto(f"http://127.0.0.1:{port}/", timeout=300_000, wait_until="commit")
-            page.wait_for_selector(".wb-first-screen-slot .wb-results", timeout=300_000)
-            rows.append(("dashboard first screen (decision and results rows)", time.perf_counter() - started))
-            print(f"{rows[-1][0]:<52} {rows[-1][1]:>8.2f}", flush=True)
-            page.wait_for_selector(".js-plotly-plot .main-svg", timeout=300_000)
-            rows.append(("dashboard live (controls and charts drawn)", time.perf_counter() - started))
-            print(f"{rows[-1][0]:<52} {rows[-1][1]:>8.2f}", flush=True)
+            page.wait_for_function("() => window.__drawn.live", timeout=300_000)
+            seen = time.perf_counter() - started
+            drawn = page.evaluate("() => window.__drawn")
+            rows.append(("dashboard first screen (decision and results rows)", drawn["first"] / 1000))
+            rows.append(("dashboard live (controls and charts drawn)", drawn["live"] / 1000))
+            rows.append(("dashboard live, as the test driver saw it", seen))
+            for name, seconds in rows[-3:]:
+                print(f"{name:<52} {seconds:>8.2f}", flush=True)
             # (name, action, whether it changes the results rows: highlighting mutes the chart's bars only)
             actions = [
                 ("pick another experiment", lambda: page.locator("select").nth(0).select_option(KEYS[1]), True),

@@ -911,13 +911,16 @@ def test_dashboard_widgets_follow_the_selection_and_refresh(scheduled, monkeypat
     country = next(value for _label, value in dash.segment.options if value[0] == "country")
     dash.segment.value = country
     assert set(zip(dash.chart_rows["dimension"], dash.chart_rows["dimension_value"])) == {country}
-    assert dash.figure.layout.title.text == f"Goal metrics — country = {country[1]}"
+    assert f">Goal metrics — country = {html.escape(country[1])}</text>" in dash.chart.value
     table = dash.data("price-display").results.table
     rows = table[(table["dimension"] == "country") & (table["dimension_value"] == country[1])]
     assert dash.table.value.count('class="wb-row') == len(rows[rows["metric_group"] == "goal"]) > 0
+    bars = re.findall(r'(?s)data-significance="(\w*)">.*?class="wb-bar"[^>]*fill="(#\w+)"', dash.chart.value)
+    assert [s for s, _fill in bars] == list(dash.chart_rows["significance"])
+    assert any(not s for s, _fill in bars) and all(fill == "#57606a" for s, fill in bars if not s)
     dash.highlight.value = True
-    muted = [c for c, s in zip(dash.figure.data[0].marker.color, dash.chart_rows["significance"]) if not s]
-    assert all(c == "#d0d7de" for c in muted)
+    bars = re.findall(r'(?s)data-significance="(\w*)">.*?class="wb-bar"[^>]*fill="(#\w+)"', dash.chart.value)
+    assert all(fill == "#d0d7de" for s, fill in bars if not s) and all(fill != "#d0d7de" for s, fill in bars if s)
     before = dash.data("price-display").provenance["computed_at"]
     monkeypatch.setenv("WORKBENCH_DATABASE_URL", url)
     time.sleep(1)
@@ -944,11 +947,16 @@ def test_dashboard_says_which_cache_an_older_workbench_wrote_and_shows_the_other
     dash = Dashboard(reports)
     assert dash.experiment.value == "aaa-old"  # the first, sorted
     assert "written by an older workbench: run `workbench report aaa-old` again" in dash.status.value
-    assert dash.table.value == dash.banner.value == "" and dash.figure is None
+    assert dash.table.value == dash.banner.value == dash.chart.value == dash.cumulative.value == ""
     dash.group.value = "secondary"  # no redraw of what could not be read
-    assert dash.figure is None and dash.table.value == ""
+    assert dash.chart.value == dash.table.value == ""
     dash.experiment.value = "price-display"
-    assert "Roll back" in dash.banner.value and dash.figure is not None and "wb-results" in dash.table.value
+    assert (
+        "Roll back" in dash.banner.value
+        and "wb-interval-chart" in dash.chart.value
+        and "wb-results" in dash.table.value
+    )
+    assert "wb-cumulative-chart" in dash.cumulative.value
 
 
 @pytest.mark.browser
@@ -980,13 +988,21 @@ def test_dashboard_in_voila_answers_each_interaction(scheduled, artifacts_dir):
                 ),
             )
             page.goto(f"http://127.0.0.1:{port}/", timeout=180_000)
-            page.wait_for_selector(".js-plotly-plot .main-svg", timeout=180_000)
+            page.wait_for_selector(".wb-interval-chart", timeout=180_000)
             assert "Dashboard(" not in page.content()  # sources stripped
+            # charts drawn as SVG in the widgets: no plotly.js loaded by the page (it took ~1 s of every first draw)
+            assert page.evaluate("() => window.Plotly === undefined && !document.querySelector('.js-plotly-plot')")
+            assert not [
+                r
+                for r in page.evaluate("() => performance.getEntriesByType('resource').map(e => e.name)")
+                if "plotly" in r
+            ]
+            assert page.locator(".wb-cumulative-chart .wb-series").count() > 0
             assert page.locator(".wb-first-screen").count() == 0  # the static first screen gave way to the widgets
             sent = page.request.get(f"http://127.0.0.1:{port}/").text()  # the page as sent, before any script ran
             assert sent.count("wb-first-screen-slot") == 1 and "Decision: Ship" in sent and "wb-results" in sent
             state = {
-                "chart": "() => { const e = document.querySelector('.js-plotly-plot'); return JSON.stringify([e.layout.title.text, e.data[1] ? e.data[1].x : null, e.data[0] ? e.data[0].marker.color : null]); }",
+                "chart": "() => { const e = document.querySelector('.wb-interval-chart'); return JSON.stringify([e.querySelector('text').textContent, [...e.querySelectorAll('.wb-estimate')].map(l => l.getAttribute('x1')), [...e.querySelectorAll('.wb-bar')].map(b => b.getAttribute('fill'))]); }",
                 "table": "() => document.querySelector('.wb-results') ? document.querySelector('.wb-results').innerText : ''",
             }
 
@@ -1031,7 +1047,8 @@ def test_dashboard_in_voila_answers_each_interaction(scheduled, artifacts_dir):
             page.locator("select").nth(1).select_option(index=1)
             segment = changed(secondary, "segment")
             assert "browser = " in segment[0] and segment[1] != secondary[1]
-            assert page.locator(".wb-results tr[title]").count() > 0  # hover details
+            assert page.locator(".wb-results tr[title]").count() > 0  # hover details, in the rows and the chart
+            assert "p-value: " in page.locator(".wb-interval-chart .wb-chart-row title").first.text_content()
             country = page.locator("select").nth(1).locator("option", has_text="country = ").first.text_content()
             page.locator("select").nth(1).select_option(label=country)
             by_country = changed(segment, "country")

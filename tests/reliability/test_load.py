@@ -281,7 +281,7 @@ def test_run_reports_over_50_experiments_keeps_memory_flat(batch, ledger):
 
 
 # --- the dashboard with 10 viewers at once ------------------------------------------------------------
-CHART = "() => { const e = document.querySelector('.js-plotly-plot'); return e ? JSON.stringify([e.layout.title.text, e.data.map(t => t.x)]) : ''; }"
+CHART = "() => { const e = document.querySelector('.wb-interval-chart'); return e ? e.innerHTML : ''; }"
 TABLE = "() => { const e = document.querySelector('.wb-results'); return e ? e.innerText : ''; }"
 # Above the longest a page's kernel waits for its browser: 10 pages rendering at once on 2 cores
 # took 80-93 s, and a kernel whose page had not connected after 60 s was once culled under it.
@@ -309,7 +309,7 @@ async def viewers(base_url: str, picks: list[str]) -> tuple[list[dict], list[str
 
     async def rendered(page, seconds: float) -> None:
         await page.wait_for_selector(".wb-results", state="visible", timeout=seconds * 1000)
-        await page.wait_for_selector(".js-plotly-plot .main-svg", state="visible", timeout=seconds * 1000)
+        await page.wait_for_selector(".wb-interval-chart", state="visible", timeout=seconds * 1000)
 
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])

@@ -275,7 +275,7 @@ def serve_dashboard(home: Path, env: dict[str, str]) -> tuple[str, str]:
                 assert response is not None and response.ok, (
                     f"Voila answered {response and response.status}: see {log_path}"
                 )
-                page.wait_for_selector(".js-plotly-plot .main-svg", timeout=180_000)
+                page.wait_for_selector(".wb-interval-chart", timeout=180_000)
                 computed = (
                     "() => (document.body.innerText.match(/computed [^\\n·<]*/) || [''])[0]"  # the status line's stamp
                 )

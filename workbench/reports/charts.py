@@ -63,6 +63,33 @@ def interval_rows(
     return rows.reset_index(drop=True)
 
 
+def interval_colours(rows: pd.DataFrame, highlight_significant: bool = False) -> list[str]:
+    """Each row's colour: green when significantly better, red when worse, grey otherwise, and the
+    grey muted when ``highlight_significant``."""
+    colours = []
+    for significance in rows["significance"]:
+        colour = {"better": BETTER, "worse": WORSE}.get(significance, NEUTRAL)
+        colours.append(MUTED if highlight_significant and not significance else colour)
+    return colours
+
+
+def interval_hover(rows: pd.DataFrame) -> list[list[str]]:
+    """Each row's details, line by line: both differences with their 68% and 95% intervals, the
+    p-value, the means and the units."""
+    return [
+        [
+            f"{r.metric}, {r.variation_name} vs control",
+            f"relative: {r.relative:+.2f}% (68%: {r.relative_68_lower:+.2f}% to {r.relative_68_upper:+.2f}%; "
+            f"95%: {r.relative_95_lower:+.2f}% to {r.relative_95_upper:+.2f}%)",
+            f"absolute: {r.absolute:+.4g}",
+            f"p-value: {r.test_p_value:.3g}",
+            f"mean: {r.mean:.4g} (control {r.baseline_mean:.4g})",
+            f"units: {int(r.units):,} (control {int(r.baseline_units):,})",
+        ]
+        for r in rows.itertuples()
+    ]
+
+
 def interval_chart(rows: pd.DataFrame, title: str = "", highlight_significant: bool = False) -> go.Figure:
     """A horizontal interval chart of :func:`interval_rows`: per metric × variation the 68% interval
     as a bar and the 95% interval as whiskers around the point estimate, a dashed zero line;
@@ -77,17 +104,8 @@ def interval_chart(rows: pd.DataFrame, title: str = "", highlight_significant: b
         )
         fig.update_layout(title=title, height=200)
         return fig
-    colours = []
-    for significance in rows["significance"]:
-        colour = {"better": BETTER, "worse": WORSE}.get(significance, NEUTRAL)
-        colours.append(MUTED if highlight_significant and not significance else colour)
-    hover = [
-        f"<b>{r.metric}</b>, {r.variation_name} vs control<br>relative: {r.relative:+.2f}% "
-        f"(68%: {r.relative_68_lower:+.2f}% to {r.relative_68_upper:+.2f}%; 95%: {r.relative_95_lower:+.2f}% to {r.relative_95_upper:+.2f}%)"
-        f"<br>absolute: {r.absolute:+.4g}<br>p-value: {r.test_p_value:.3g}<br>mean: {r.mean:.4g} (control {r.baseline_mean:.4g})"
-        f"<br>units: {int(r.units):,} (control {int(r.baseline_units):,})"
-        for r in rows.itertuples()
-    ]
+    colours = interval_colours(rows, highlight_significant)
+    hover = ["<br>".join(lines) for lines in interval_hover(rows)]
     fig.add_trace(
         go.Bar(
             y=rows["label"],
@@ -135,6 +153,23 @@ def interval_chart(rows: pd.DataFrame, title: str = "", highlight_significant: b
     return fig
 
 
+def cumulative_series(
+    cumulative: pd.DataFrame, metric: str, relative: bool = True
+) -> list[tuple[object, pd.DataFrame]]:
+    """Per variation (sorted) its days of ``metric`` with an effect: ``day``, ``effect`` and its
+    interval ``lower``–``upper`` (percent when ``relative``; a missing end drawn at the effect, an
+    infinite one at ±1e9), ``units`` and ``p_value``."""
+    effect = "relative_effect" if relative else "absolute_effect"
+    scale = 100 if relative else 1
+    rows = cumulative[(cumulative["metric"] == metric) & cumulative[effect].notna()]
+    rows = rows.assign(
+        effect=rows[effect] * scale,
+        lower=rows["ci_lower"].fillna(rows[effect]).clip(lower=-1e9) * scale,
+        upper=rows["ci_upper"].fillna(rows[effect]).clip(upper=1e9) * scale,
+    )
+    return list(rows.groupby("variation", sort=True))
+
+
 def cumulative_chart(
     cumulative: pd.DataFrame, metric: str, relative: bool = True, labels: Labels | None = None
 ) -> go.Figure:
@@ -143,23 +178,13 @@ def cumulative_chart(
     The legend names variations by ``labels`` (default: ``variation <id>``)."""
     import plotly.graph_objects as go
 
-    rows = cumulative[
-        (cumulative["metric"] == metric) & cumulative["relative_effect" if relative else "absolute_effect"].notna()
-    ]
-    rows = rows.assign(
-        ci_lower=rows["ci_lower"].fillna(rows["relative_effect" if relative else "absolute_effect"]),
-        ci_upper=rows["ci_upper"].fillna(rows["relative_effect" if relative else "absolute_effect"]),
-    )
-    scale = 100 if relative else 1
-    effect = "relative_effect" if relative else "absolute_effect"
     fig = go.Figure()
-    for i, (variation, part) in enumerate(rows.groupby("variation", sort=True)):
+    for i, (variation, part) in enumerate(cumulative_series(cumulative, metric, relative)):
         colour = SERIES[i % len(SERIES)]
-        lower, upper = part["ci_lower"].clip(lower=-1e9) * scale, part["ci_upper"].clip(upper=1e9) * scale
         fig.add_trace(
             go.Scatter(
                 x=list(part["day"]) + list(part["day"])[::-1],
-                y=list(upper) + list(lower)[::-1],
+                y=list(part["upper"]) + list(part["lower"])[::-1],
                 fill="toself",
                 fillcolor=colour,
                 opacity=0.15,
@@ -171,7 +196,7 @@ def cumulative_chart(
         fig.add_trace(
             go.Scatter(
                 x=part["day"],
-                y=part[effect] * scale,
+                y=part["effect"],
                 mode="lines+markers",
                 line_color=colour,
                 name=(labels or Labels()).variation(variation),
