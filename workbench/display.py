@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import html
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -323,12 +323,18 @@ class Axis:
     width: int = 160
 
     @classmethod
-    def of(cls, rows: list[dict]) -> Axis:
-        """An axis spanning every finite interval end and point estimate of ``rows`` and zero, 5% padded."""
-        ends = [x for r in rows for x in (r["ci_lower"], r["ci_upper"]) if not missing(x) and not math.isinf(x)]
-        low, high = min([0.0, *ends]), max([0.0, *ends])
+    def spanning(cls, values: Iterable[float], width: int = 160) -> Axis:
+        """An axis of ``width`` pixels spanning zero and every finite ``values`` (below 1e9 in size:
+        ±1e9 stands for an infinite end), 5% of the span padded on each side (±1 when all are zero)."""
+        finite = [v for v in values if not missing(v) and math.isfinite(v) and abs(v) < 1e9]
+        low, high = min([0.0, *finite]), max([0.0, *finite])
         pad = (high - low) * 0.05 or 1.0
-        return cls(low - pad, high + pad)
+        return cls(low - pad, high + pad, width)
+
+    @classmethod
+    def of(cls, rows: list[dict]) -> Axis:
+        """An axis spanning every finite interval end of ``rows`` and zero, 5% padded."""
+        return cls.spanning(x for r in rows for x in (r["ci_lower"], r["ci_upper"]))
 
     def x(self, v: float) -> float:
         """The pixel of ``v`` (clipped to the axis: an infinite end of a one-sided interval is drawn to the edge)."""

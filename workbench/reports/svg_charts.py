@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import html
 import math
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from workbench.display import SERIES, Labels
+from workbench.display import SERIES, Axis, Labels
 from workbench.reports.charts import INTERVAL_AXIS, cumulative_series, interval_colours, interval_hover
 
 if TYPE_CHECKING:
@@ -21,20 +20,6 @@ WIDTH = 900  # pixels, the whole drawing
 LABEL_WIDTH = 300  # pixels left of an interval chart's plot for its rows' labels
 ROW_HEIGHT = 36  # pixels per interval chart row
 FONT = "font-family:sans-serif;font-size:12px"
-
-
-@dataclass(frozen=True)
-class Scale:
-    """Values ``low``–``high`` drawn over pixels ``start``–``end`` (``end`` < ``start`` for an upward axis)."""
-
-    low: float
-    high: float
-    start: float
-    end: float
-
-    def __call__(self, v: float) -> float:
-        v = min(max(v, self.low), self.high)
-        return round(self.start + (v - self.low) / (self.high - self.low) * (self.end - self.start), 1)
 
 
 def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
@@ -48,14 +33,6 @@ def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
     step = power * next(m for limit, m in ((1.5, 1), (3, 2), (7, 5), (math.inf, 10)) if raw / power < limit)
     first = math.ceil(low / step) * step
     return [round(first + i * step, 12) for i in range(int((high - first) / step + 1e-9) + 1)]
-
-
-def padded_range(values: list[float]) -> tuple[float, float]:
-    """The finite ``values`` and zero, 5% padded on each side (±1 when they are all zero)."""
-    finite = [v for v in values if math.isfinite(v) and abs(v) < 1e9]
-    low, high = min([0.0, *finite]), max([0.0, *finite])
-    pad = (high - low) * 0.05 or 1.0
-    return low - pad, high + pad
 
 
 def text(x: float, y: float, content: str, anchor: str = "start", extra: str = "") -> str:
@@ -82,11 +59,14 @@ def interval_chart_svg(rows: pd.DataFrame, title: str = "", highlight_significan
             [*head, text(WIDTH / 2, top + 20, "no comparisons for this selection", "middle")],
             "wb-interval-chart",
         )
-    low, high = padded_range([*rows["relative_95_lower"], *rows["relative_95_upper"], *rows["relative"]])
-    x = Scale(low, high, LABEL_WIDTH, WIDTH - 20)
+    axis = Axis.spanning([*rows["relative_95_lower"], *rows["relative_95_upper"]], WIDTH - 20 - LABEL_WIDTH)
+
+    def x(v: float) -> float:
+        return LABEL_WIDTH + axis.x(v)
+
     bottom = top + ROW_HEIGHT * len(rows)
     body = list(head)
-    for tick in nice_ticks(low, high):
+    for tick in nice_ticks(axis.low, axis.high):
         body.append(f'<line x1="{x(tick)}" y1="{top}" x2="{x(tick)}" y2="{bottom}" stroke="#eee"/>')
         body.append(text(x(tick), bottom + 16, f"{tick:g}", "middle"))
     body.append(text((LABEL_WIDTH + WIDTH - 20) / 2, bottom + 34, INTERVAL_AXIS, "middle"))
@@ -129,13 +109,15 @@ def cumulative_chart_svg(
     days = pd.to_datetime(pd.concat([part["day"] for _, part in series]))
     first, last = days.min(), days.max()
     span = (last - first).total_seconds() or 1.0
-    low, high = padded_range([v for _, part in series for c in ("lower", "upper", "effect") for v in part[c]])
-    y = Scale(low, high, bottom, top)
+    axis = Axis.spanning((v for _, part in series for c in ("lower", "upper", "effect") for v in part[c]), bottom - top)
+
+    def y(v: float) -> float:
+        return bottom - axis.x(v)
 
     def x(day) -> float:
         return round(left + (pd.Timestamp(day) - first).total_seconds() / span * (right - left), 1)
 
-    for tick in nice_ticks(low, high):
+    for tick in nice_ticks(axis.low, axis.high):
         body.append(f'<line x1="{left}" y1="{y(tick)}" x2="{right}" y2="{y(tick)}" stroke="#eee"/>')
         body.append(text(left - 6, y(tick) + 4, f"{tick:g}" + ("%" if relative else ""), "end"))
     for day, anchor in {first: "start", first + (last - first) / 2: "middle", last: "end"}.items():
