@@ -89,7 +89,7 @@ def dashboard_timings(env: dict) -> list[tuple[str, float]]:
             seen = time.perf_counter() - started
             drawn = page.evaluate("() => window.__drawn")
             rows.append(("dashboard first screen (decision and results rows)", drawn["first"] / 1000))
-            rows.append(("dashboard live (controls and charts drawn)", drawn["live"] / 1000))
+            rows.append(("dashboard live (controls, rows and both charts)", drawn["live"] / 1000))
             rows.append(("dashboard live, as the test driver saw it", seen))
             for name, seconds in rows[-3:]:
                 print(f"{name:<52} {seconds:>8.2f}", flush=True)

@@ -879,6 +879,11 @@ def test_no_password_in_any_notebook_html_cache_or_output(scheduled):
 
 
 # --- the dashboard ------------------------------------------------------------------------------
+def drawn_bars(svg: str) -> list[tuple[str, str]]:
+    """(significance, fill) of each row's 68% bar in a dashboard interval chart, top to bottom."""
+    return re.findall(r'(?s)data-significance="(\w*)">.*?class="wb-bar"[^>]*fill="(#\w+)"', svg)
+
+
 @pytest.mark.postgres
 def test_dashboard_widgets_follow_the_selection_and_refresh(scheduled, monkeypatch):
     from workbench.reports.dashboard import Dashboard, cached_keys
@@ -915,11 +920,11 @@ def test_dashboard_widgets_follow_the_selection_and_refresh(scheduled, monkeypat
     table = dash.data("price-display").results.table
     rows = table[(table["dimension"] == "country") & (table["dimension_value"] == country[1])]
     assert dash.table.value.count('class="wb-row') == len(rows[rows["metric_group"] == "goal"]) > 0
-    bars = re.findall(r'(?s)data-significance="(\w*)">.*?class="wb-bar"[^>]*fill="(#\w+)"', dash.chart.value)
+    bars = drawn_bars(dash.chart.value)
     assert [s for s, _fill in bars] == list(dash.chart_rows["significance"])
     assert any(not s for s, _fill in bars) and all(fill == "#57606a" for s, fill in bars if not s)
     dash.highlight.value = True
-    bars = re.findall(r'(?s)data-significance="(\w*)">.*?class="wb-bar"[^>]*fill="(#\w+)"', dash.chart.value)
+    bars = drawn_bars(dash.chart.value)
     assert all(fill == "#d0d7de" for s, fill in bars if not s) and all(fill != "#d0d7de" for s, fill in bars if s)
     before = dash.data("price-display").provenance["computed_at"]
     monkeypatch.setenv("WORKBENCH_DATABASE_URL", url)
