@@ -231,7 +231,9 @@ def _stats_table(experiment: Experiment, wide, query, metrics: tuple[Metric, ...
     blocks = [(sql_builder.STRATA if strata else "overall", analysed[analysed["breakdown"].isin(first)])]
     blocks += [(name, analysed[analysed["breakdown"] == name]) for name in query.sets[1:] if name not in first]
     blocks = [(label, rows) for label, rows in blocks if label != sql_builder.DAYS]
-    frames = []
+    # each column's pieces (block by block, metric by metric), one frame at the end: a frame per
+    # piece cost pandas 0.1 s per analysis
+    pieces: dict[str, list] = {column: [] for column in STATS_COLUMNS}
     for k, (label, rows) in enumerate(blocks):
         values = set(rows["dimension_value"]) | ({sql_builder.OVERALL} if k == 0 else set())  # zero-filled when empty
         groups = (
@@ -241,42 +243,43 @@ def _stats_table(experiment: Experiment, wide, query, metrics: tuple[Metric, ...
         )
         index = pd.MultiIndex.from_product([groups, variations], names=["dimension_value", "variation"])
         block = rows.set_index(["dimension_value", "variation"]).reindex(index).reset_index()
-        block["users"] = block["users"].fillna(0).astype("int64")
+        n = len(block)
+        shared = {
+            "dimension": np.where(block["dimension_value"] == sql_builder.OVERALL, "overall", label),
+            "dimension_value": block["dimension_value"].replace(sql_builder.OVERALL, "all").to_numpy(),
+            "variation": block["variation"].astype(str).to_numpy(),
+            "users": block["users"].fillna(0).astype("int64").to_numpy(),
+        }
         for metric in metrics:
             cols = query.columns[metric.name]
-            empty = np.full(len(block), np.nan)
-            part = pd.DataFrame(  # built at once: column by column cost pandas 0.5 s per analysis
-                {
-                    "metric": metric.name,
-                    "metric_type": metric.type,
-                    "dimension": np.where(block["dimension_value"] == sql_builder.OVERALL, "overall", label),
-                    "dimension_value": block["dimension_value"].replace(sql_builder.OVERALL, "all").to_numpy(),
-                    "variation": block["variation"].astype(str).to_numpy(),
-                    "users": block["users"].to_numpy(),
-                    **{
-                        stat: pd.to_numeric(block[cols[stat]], errors="coerce").to_numpy("float64", na_value=np.nan)
-                        if stat in cols
-                        else empty
-                        for stat in STAT_COLUMNS
-                    },
-                }
-            )
+            stats = {
+                stat: pd.to_numeric(block[cols[stat]], errors="coerce").to_numpy("float64", na_value=np.nan)
+                if stat in cols
+                else np.full(n, np.nan)
+                for stat in STAT_COLUMNS
+            }
             if metric.kind.quantile_level:  # an arm or slice without values: n = 0, empty sums, no quantile
                 for stat in cols:
                     if stat not in ("quantile", "quantile_lower", "quantile_upper", "quantile_level"):
-                        part[stat] = part[stat].fillna(0.0)
-                part["quantile_level"] = part["quantile_level"].fillna(metric.quantile or 0.5)
-                part["count"] = part["quantile_n"].astype("int64")
+                        stats[stat] = np.where(np.isnan(stats[stat]), 0.0, stats[stat])
+                level = stats["quantile_level"]
+                stats["quantile_level"] = np.where(np.isnan(level), metric.quantile or 0.5, level)
+                count = stats["quantile_n"].astype("int64")
             else:
                 for stat in ("main_sum", "main_sum_squares", "main_sum_uncapped", "main_sum_squares_uncapped"):
                     if stat in cols or not stat.endswith("_uncapped"):
-                        part[stat] = part[stat].fillna(0.0)
-                part["count"] = part["users"]
-            frames.append(part)
-    result = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=STATS_COLUMNS)
+                        stats[stat] = np.where(np.isnan(stats[stat]), 0.0, stats[stat])
+                count = shared["users"]
+            piece = {"metric": [metric.name] * n, "metric_type": [metric.type] * n, **shared, "count": count, **stats}
+            for column, value in piece.items():
+                pieces[column].append(value)
+    if pieces["metric"]:
+        result = pd.DataFrame({column: np.concatenate(parts) for column, parts in pieces.items()})
+    else:
+        result = pd.DataFrame(columns=STATS_COLUMNS)
     for stat in ("quantile_n", "quantile_nstar"):
         result[stat] = result[stat].astype("Int64")
-    return result[STATS_COLUMNS].reset_index(drop=True)
+    return result
 
 
 def _health_tables(experiment: Experiment, wide, sets: tuple[str, ...]):
