@@ -467,9 +467,10 @@ def _date_bounds(plan: _Plan, name: str, metrics: list[Metric], ts: str) -> list
 
 def _scan_ctes(plan: _Plan, scan: _Scan) -> list[str]:
     """``rows_<k>``: the scan's rows joined to their units, with per metric whether the row
-    counts (``m<i>_hit``), its value when it does (``m<i>_v``), the same before exposure for the
-    CUPED covariate, the activation metric's hit and each event-level quantile's value; then
-    ``source_<k>``: those summed per unit. The per-unit windows live in the CASEs only (in WHERE
+    counts (``m<i>_hit``: 1 or NULL), its value when it does (``m<i>_v``), the same before exposure
+    for the CUPED covariate, the activation metric's hit and each event-level quantile's value;
+    then ``source_<k>``: those counted and summed per unit (``COUNT`` of the hits: a BIGINT, where
+    DuckDB's ``SUM`` of 1s and 0s is a 128-bit integer and 3-5% slower). The per-unit windows live in the CASEs only (in WHERE
     they would become a non-equi join condition that doubles DuckDB's join cost); WHERE holds the
     constant date bounds and, when every metric of the scan has a condition, any of them."""
     end_bound, cols, k = plan.experiment.end is not None, plan.shift_columns, scan.index
@@ -478,8 +479,8 @@ def _scan_ctes(plan: _Plan, scan: _Scan) -> list[str]:
     for metric in scan.base:
         i, kind, value = plan.index[metric.name], metric.kind, row_source(metric).value
         counted = _counted(metric, end_bound, cols)
-        row_cols.append(f"CASE WHEN {counted} THEN 1 ELSE 0 END AS m{i}_hit")
-        sums.append(f"SUM(m{i}_hit) AS m{i}_rows")
+        row_cols.append(f"CASE WHEN {counted} THEN 1 END AS m{i}_hit")
+        sums.append(f"COUNT(m{i}_hit) AS m{i}_rows")
         if kind.value_aggregate:
             row_cols.append(f"CASE WHEN {counted} THEN CAST({value} AS {double}) END AS m{i}_v")
             sums.append(f"{kind.value_aggregate}(m{i}_v) AS m{i}_value")
@@ -489,11 +490,11 @@ def _scan_ctes(plan: _Plan, scan: _Scan) -> list[str]:
                 row_cols.append(f"CASE WHEN {pre} THEN CAST({value} AS {double}) END AS m{i}_pre_v")
                 sums.append(f"{kind.value_aggregate}(m{i}_pre_v) AS m{i}_pre")
             else:
-                row_cols.append(f"CASE WHEN {pre} THEN 1 ELSE 0 END AS m{i}_pre_hit")
-                sums.append(f"SUM(m{i}_pre_hit) AS m{i}_pre")
+                row_cols.append(f"CASE WHEN {pre} THEN 1 END AS m{i}_pre_hit")
+                sums.append(f"COUNT(m{i}_pre_hit) AS m{i}_pre")
     if scan.activation is not None:
-        row_cols.append(f"CASE WHEN {_counted(scan.activation, end_bound, cols)} THEN 1 ELSE 0 END AS wb_act_hit")
-        sums.append("SUM(wb_act_hit) AS wb_act_rows")
+        row_cols.append(f"CASE WHEN {_counted(scan.activation, end_bound, cols)} THEN 1 END AS wb_act_hit")
+        sums.append("COUNT(wb_act_hit) AS wb_act_rows")
     quantiles = [plan.quantiles[j] for j in scan.quantiles]
     for j, metric in zip(scan.quantiles, quantiles, strict=True):
         value = row_source(metric).value
