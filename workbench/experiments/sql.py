@@ -365,6 +365,7 @@ def _units_ctes(plan: _Plan) -> list[str]:
         plan.params["end"] = exp_cfg.end
     dims = list(dict.fromkeys(plan.dimensions + plan.strata))  # each dimension read once
     raw = [f"wb_raw_{k}" for k in range(len(dims))]
+    parts = "".join(f", {name}" for name in _state_parts(plan))  # carried with each unit read from the state
     dim_col = "".join(
         f", COALESCE(CAST(e.{d} AS VARCHAR), '{NULL_VALUE}') AS {r}" for d, r in zip(dims, raw, strict=True)
     )
@@ -389,8 +390,8 @@ def _units_ctes(plan: _Plan) -> list[str]:
         order = ", ".join(["wb_ts", "wb_variation", *raw])
         if plan.state is not None:  # the state's exposures are one per unit already
             ctes.append(
-                f"first_exposures AS (\n  SELECT wb_unit, wb_ts AS wb_first_exposure, wb_variation, {', '.join(raw)}\n"
-                "  FROM exposures\n)"
+                f"first_exposures AS (\n  SELECT wb_unit, wb_ts AS wb_first_exposure, wb_variation, {', '.join(raw)}"
+                f"{parts}\n  FROM exposures\n)"
             )
         elif plan.first_by:  # one aggregate per unit: each dimension's value at the first exposure
             firsts = ",\n    ".join(f"{plan.first_by.format(value=r, order=order)} AS {r}" for r in raw)
@@ -416,13 +417,13 @@ def _units_ctes(plan: _Plan) -> list[str]:
                 for k, r in enumerate(raw)
             ),
             "units AS (\n  SELECT f.wb_unit, f.wb_first_exposure, f.wb_variation,\n    "
-            + ",\n    ".join(columns)
+            + ",\n    ".join(columns + [f"f.{name}" for name in _state_parts(plan)])
             + "\n  FROM first_exposures f"
             + "".join(f" JOIN dimension_ranks_{k} r{k} ON r{k}.{r} = f.{r}" for k, r in enumerate(raw))
             + "\n)",
         ]
     elif plan.state is not None:
-        ctes.append("units AS (\n  SELECT wb_unit, wb_ts AS wb_first_exposure, wb_variation FROM exposures\n)")
+        ctes.append(f"units AS (\n  SELECT wb_unit, wb_ts AS wb_first_exposure, wb_variation{parts} FROM exposures\n)")
     else:
         variation = f"CASE WHEN MIN(wb_variation) = MAX(wb_variation) THEN MIN(wb_variation) ELSE '{MULTIPLE}' END"
         ctes.append(
@@ -534,24 +535,26 @@ def _metric_ctes(plan: _Plan) -> list[str]:
     analysed units) and ``per_unit``."""
     ctes, joins, raw_cols = [], [], []
     for scan in plan.scans:
-        ctes += _scan_ctes(plan, scan) if plan.state is None else [_state_source(plan, scan)]
+        if plan.state is None:
+            ctes += _scan_ctes(plan, scan)
         if not scan.base and scan.activation is None:
             continue
-        k = scan.index
-        joins.append(f"LEFT JOIN source_{k} ON source_{k}.wb_key = u.wb_key")
+        src = f"source_{scan.index}" if plan.state is None else "u"  # the state's parts ride with the unit
+        if plan.state is None:
+            joins.append(f"LEFT JOIN {src} ON {src}.wb_key = u.wb_key")
         for metric in scan.base:
             i = plan.index[metric.name]
-            rows = f"COALESCE(source_{k}.m{i}_rows, 0)"
-            main = metric.kind.unit_value_sql(rows, f"source_{k}.m{i}_value")
+            rows = f"COALESCE({src}.m{i}_rows, 0)"
+            main = metric.kind.unit_value_sql(rows, f"{src}.m{i}_value")
             raw_cols += [f"CAST({main} AS DOUBLE PRECISION) AS m{i}_main", f"{rows} AS m{i}_rows"]
             if metric.cuped_lookback_days:
-                pre = metric.kind.unit_value_sql(f"COALESCE(source_{k}.m{i}_pre, 0)", f"source_{k}.m{i}_pre")
+                pre = metric.kind.unit_value_sql(f"COALESCE({src}.m{i}_pre, 0)", f"{src}.m{i}_pre")
                 raw_cols.append(f"CAST({pre} AS DOUBLE PRECISION) AS m{i}_pre")
     unit_cols = ["wb_unit", "wb_key", "wb_first_exposure", "wb_variation", "wb_included", "wb_day"] + [
         c for _, c in plan.sets if c
     ]
     activated = (
-        f"\n  WHERE COALESCE(source_{plan.activation_scan}.wb_act_rows, 0) > 0"
+        f"\n  WHERE COALESCE({'u' if plan.state else f'source_{plan.activation_scan}'}.wb_act_rows, 0) > 0"
         if plan.activation_scan is not None
         else ""
     )
@@ -559,8 +562,8 @@ def _metric_ctes(plan: _Plan) -> list[str]:
         "raw_per_unit AS (\n  SELECT "
         + ", ".join(f"u.{c}" for c in unit_cols)
         + "".join(f",\n    {c}" for c in raw_cols)
-        + "\n  FROM eligible u\n  "
-        + "\n  ".join(joins)
+        + "\n  FROM eligible u"
+        + "".join(f"\n  {join}" for join in joins)
         + activated
         + "\n)"
     )
@@ -967,18 +970,23 @@ def _refresh_plan(config: Config, experiment: ExperimentConfig, dialect: Dialect
     return plan
 
 
+def _state_parts(plan: _Plan) -> list[str]:
+    """The per-unit parts an analysis reads from the state (each named as a scan names it,
+    ``m<i>_rows`` …), carried with each unit from ``exposures`` on; none without a state."""
+    return [] if plan.state is None else [name for _, _, (_, name) in _parts(plan, plan.scans)]
+
+
 def _state_exposures(plan: _Plan, dims: list[str]) -> str:
     """``exposures`` read from the state: one row per unit at its first exposure, with its
-    variation (``__multiple__`` stays so) and the stored values of ``dims``."""
+    variation (``__multiple__`` stays so), the stored values of ``dims`` and the per-unit parts of
+    the scans (read from the unit's own row: no join back by unit id)."""
     columns = plan.assignment.dimensions
     raw = "".join(f", s.wb_raw_{columns.index(d)} AS wb_raw_{k}" for k, d in enumerate(dims))
-    return f"exposures AS (\n  SELECT s.wb_unit, s.wb_first_exposure AS wb_ts, s.wb_variation{raw}\n  FROM {plan.state} s\n)"
-
-
-def _state_source(plan: _Plan, scan: _Scan) -> str:
-    """``source_<k>`` read from the state: the scan's per-unit parts, named as a scan names them."""
-    cols = ", ".join(f"s.{column} AS {name}" for column, _, (_, name) in _parts(plan, [scan]))
-    return f"source_{scan.index} AS (\n  SELECT s.wb_unit AS wb_key, {cols}\n  FROM {plan.state} s\n)"
+    parts = "".join(f", s.{column} AS {name}" for column, _, (_, name) in _parts(plan, plan.scans))
+    return (
+        f"exposures AS (\n  SELECT s.wb_unit, s.wb_first_exposure AS wb_ts, s.wb_variation{raw}{parts}\n"
+        f"  FROM {plan.state} s\n)"
+    )
 
 
 def _settled_flag(ts: str) -> str:
