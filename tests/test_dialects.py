@@ -137,3 +137,26 @@ def test_a_name_with_a_trailing_newline_is_not_an_identifier_anywhere(tmp_path):
     config.write_text('events:\n  schema: "grouparoo\\n"\n', encoding="utf-8")
     with pytest.raises(ConfigError, match=r"events.schema"):
         event_settings(config)
+
+
+def test_duckdbs_rank_value_is_the_value_of_rank_ceil_n_q_for_every_q_from_one_half():
+    """``Dialect.rank_value`` (DuckDB's discrete quantile of a DOUBLE q) against the nearest-rank
+    definition the window formulation computes: the ceil(n·q)-th smallest value, n·q in doubles,
+    with ties, over every n up to 259 and some larger ones."""
+    import math
+    import random
+
+    import duckdb
+
+    template = DIALECTS["duckdb"].rank_value
+    levels = [0.5, 0.6, 0.7, 0.75, 0.8, 0.9, 0.95, 0.97, 0.99, 0.995, 0.999, 1.0]
+    rng = random.Random(7)
+    con = duckdb.connect()
+    aggregates = ", ".join(template.format(value="v", q=f"CAST({q!r} AS DOUBLE)") for q in levels)
+    for n in [*range(1, 260), 999, 1000, 1001, 4096]:
+        values = [float(rng.randint(0, n // 3 + 1)) for _ in range(n)]
+        con.execute("CREATE OR REPLACE TABLE t AS SELECT unnest($values::DOUBLE[]) AS v", {"values": values})
+        got = con.execute(f"SELECT {aggregates} FROM t").fetchone()
+        ordered = sorted(values)
+        assert list(got) == [ordered[max(1, math.ceil(n * q)) - 1] for q in levels], n
+    assert con.execute(f"SELECT {aggregates} FROM t WHERE v < 0").fetchone() == (None,) * len(levels)

@@ -79,6 +79,10 @@ class Dialect:
     # materialized CTE) instead of its id, often a long string: cheaper hashing; False on Spark, where
     # a window without a partition gathers every unit in one task
     numbered_units: bool = True
+    # an aggregate: the value of rank ceil(n·{q}) (1-based, ascending) among the "{value}" rows, the
+    # nearest-rank percentile a percentile cap takes, exact for every {q} ≥ 0.5 (a DOUBLE literal);
+    # None: a window ranks the values (ROW_NUMBER over all of them, then the one at that rank)
+    rank_value: str | None = None
     # URL schemes that name this dialect with a driver: "sc" (Spark Connect's own scheme) -> "spark+connect"
     url_aliases: tuple[tuple[str, str], ...] = ()
     # where an incremental refresh keeps its state: "file" (a state file attached writable beside the
@@ -149,6 +153,10 @@ DUCKDB = Dialect(
     # them): at 50M rows a third faster than arg_min with a row() key
     first_by="struct_extract(MIN(struct_pack({order})), '{value}')",
     scan_date_bounds=False,
+    # DuckDB's discrete quantile of a DOUBLE q is the value at index max(1, n - floor(n - n·q)) - 1;
+    # for q ≥ 0.5, n - n·q is exact (Sterbenz), so that is ceil(n·q) - 1, the window's rank. At 50M
+    # rows (a capped metric among 7) the overall analysis took 1.87 s instead of 1.94 s (best of 6)
+    rank_value="quantile_disc({value}, {q})",
     state_store="file",
 )
 POSTGRESQL = Dialect(

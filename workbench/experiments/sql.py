@@ -219,6 +219,7 @@ class _Plan:
         self.first_by: str | None = None  # the engine's first-by aggregate (Dialect.first_by), if any
         self.date_bounds = True  # constant date bounds on the metric scans (Dialect.scan_date_bounds)
         self.numbered = False  # units joined by their row numbers (Dialect.numbered_units)
+        self.rank_value: str | None = None  # the engine's nearest-rank aggregate (Dialect.rank_value), if any
         # incremental refresh (the section at the end of this module): "build" or "update" while the
         # state is written, and the state table the units and per-unit parts are then read from
         self.refresh: str | None = None
@@ -573,11 +574,17 @@ def _metric_ctes(plan: _Plan) -> list[str]:
         cap = metric.capping
         if cap is not None and cap.type == "percentile":
             nonzero = f" AND m{i}_main <> 0" if cap.ignore_zeros else ""  # GrowthBook's "ignore zeros"
-            ctes.append(
-                f"cap_{i} AS (\n  SELECT MIN(CASE WHEN wb_rank = CEIL(wb_n * {_double(cap.value)}) THEN m{i}_main END) AS wb_cap\n"
-                f"  FROM (SELECT m{i}_main, ROW_NUMBER() OVER (ORDER BY m{i}_main) AS wb_rank, COUNT(*) OVER () AS wb_n\n"
-                f"    FROM raw_per_unit WHERE wb_included{nonzero}) r\n)"
-            )
+            if plan.rank_value and cap.value >= 0.5:  # the value of rank ceil(n·q) in one aggregate
+                ranked = plan.rank_value.format(value=f"m{i}_main", q=_double(cap.value))
+                ctes.append(
+                    f"cap_{i} AS (\n  SELECT {ranked} AS wb_cap\n  FROM raw_per_unit WHERE wb_included{nonzero}\n)"
+                )
+            else:
+                ctes.append(
+                    f"cap_{i} AS (\n  SELECT MIN(CASE WHEN wb_rank = CEIL(wb_n * {_double(cap.value)}) THEN m{i}_main END) AS wb_cap\n"
+                    f"  FROM (SELECT m{i}_main, ROW_NUMBER() OVER (ORDER BY m{i}_main) AS wb_rank, COUNT(*) OVER () AS wb_n\n"
+                    f"    FROM raw_per_unit WHERE wb_included{nonzero}) r\n)"
+                )
             cross.append(f"CROSS JOIN cap_{i}")
             limit = f"cap_{i}.wb_cap"
         elif cap is not None:
@@ -772,17 +779,19 @@ def experiment_query(
     :data:`STRATA_SEPARATOR` — and the first-exposure days), ``users`` and, except for days, the
     sufficient statistics of ``metrics`` (default: the experiment's). Capped metrics also get
     each sum before capping as ``<stat>_uncapped``. With the ``dialect`` of the engine it runs on,
-    the text may use that engine's aggregates (:attr:`~workbench.db.dialects.Dialect.first_by`) and leaves
+    the text may use that engine's aggregates (:attr:`~workbench.db.dialects.Dialect.first_by`,
+    :attr:`~workbench.db.dialects.Dialect.rank_value`) and leaves
     out the constant date bounds of the metric scans where they hurt its plans
     (:attr:`~workbench.db.dialects.Dialect.scan_date_bounds`). With ``state`` (the table an
     incremental refresh wrote, :func:`state_refresh_query`) the units and their per-unit parts are
     read from it instead of the source tables; the rest of the query is the same."""
     plan = _plan(config, experiment, dimensions, top_n, metrics, strata)
     if dialect is not None:
-        plan.first_by, plan.date_bounds, plan.numbered = (
+        plan.first_by, plan.date_bounds, plan.numbered, plan.rank_value = (
             dialect.first_by,
             dialect.scan_date_bounds,
             dialect.numbered_units,
+            dialect.rank_value,
         )
     if state is not None:
         plan.state, plan.numbered = state, False
