@@ -472,9 +472,10 @@ def _scan_ctes(plan: _Plan, scan: _Scan) -> list[str]:
     counts (``m<i>_hit``: 1 or NULL), its value when it does (``m<i>_v``), the same before exposure
     for the CUPED covariate, the activation metric's hit and each event-level quantile's value;
     then ``source_<k>``: those counted and summed per unit (``COUNT`` of the hits: a BIGINT, where
-    DuckDB's ``SUM`` of 1s and 0s is a 128-bit integer and 3-5% slower). The per-unit windows live in the CASEs only (in WHERE
-    they would become a non-equi join condition that doubles DuckDB's join cost); WHERE holds the
-    constant date bounds and, when every metric of the scan has a condition, any of them."""
+    DuckDB's ``SUM`` of 1s and 0s is a 128-bit integer and 2-5% slower). The per-unit windows live
+    in the CASEs only (in WHERE they would become a non-equi join condition that doubles DuckDB's
+    join cost); WHERE holds the constant date bounds and, when every metric of the scan has a
+    condition, any of them."""
     end_bound, cols, k = plan.experiment.end is not None, plan.shift_columns, scan.index
     double = "DOUBLE PRECISION"
     row_cols, sums = [], []
@@ -531,16 +532,22 @@ def _scan_ctes(plan: _Plan, scan: _Scan) -> list[str]:
     return ctes
 
 
+def _parts_owner(plan: _Plan, k: int) -> str:
+    """The relation ``raw_per_unit`` reads scan ``k``'s per-unit parts from: ``source_<k>``
+    (joined on ``wb_key``), or with a state each unit's own row (``u``: they ride with the unit)."""
+    return "u" if plan.state is not None else f"source_{k}"
+
+
 def _metric_ctes(plan: _Plan) -> list[str]:
     """The scans, then ``raw_per_unit`` (every unit, after activation), percentile caps (over the
     analysed units) and ``per_unit``."""
     ctes, joins, raw_cols = [], [], []
     for scan in plan.scans:
+        src = _parts_owner(plan, scan.index)
         if plan.state is None:
             ctes += _scan_ctes(plan, scan)
         if not scan.base and scan.activation is None:
             continue
-        src = f"source_{scan.index}" if plan.state is None else "u"  # the state's parts ride with the unit
         if plan.state is None:
             joins.append(f"LEFT JOIN {src} ON {src}.wb_key = u.wb_key")
         for metric in scan.base:
@@ -555,7 +562,7 @@ def _metric_ctes(plan: _Plan) -> list[str]:
         c for _, c in plan.sets if c
     ]
     activated = (
-        f"\n  WHERE COALESCE({'u' if plan.state else f'source_{plan.activation_scan}'}.wb_act_rows, 0) > 0"
+        f"\n  WHERE COALESCE({_parts_owner(plan, plan.activation_scan)}.wb_act_rows, 0) > 0"
         if plan.activation_scan is not None
         else ""
     )
