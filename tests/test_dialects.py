@@ -139,24 +139,40 @@ def test_a_name_with_a_trailing_newline_is_not_an_identifier_anywhere(tmp_path):
         event_settings(config)
 
 
-def test_duckdbs_rank_value_is_the_value_of_rank_ceil_n_q_for_every_q_from_one_half():
-    """``Dialect.rank_value`` (DuckDB's discrete quantile of a DOUBLE q) against the nearest-rank
-    definition the window formulation computes: the ceil(n·q)-th smallest value, n·q in doubles,
-    with ties, over every n up to 259 and some larger ones."""
+@pytest.mark.parametrize("engine", ["duckdb", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def test_rank_value_is_the_value_of_rank_ceil_n_q_for_every_q_from_one_half(engine, request):
+    """``Dialect.rank_value`` (DuckDB's discrete quantile of a DOUBLE q, PostgreSQL's
+    ``percentile_disc``) against the nearest-rank definition the window formulation computes: the
+    ceil(n·q)-th smallest value, n·q in doubles, with ties, over every n up to 259 and some larger
+    ones, on the engine itself."""
     import math
     import random
 
-    import duckdb
+    import sqlalchemy as sa
 
-    template = DIALECTS["duckdb"].rank_value
+    import workbench as wb
+
+    dialect = DIALECTS[engine]
+    if engine == "duckdb":
+        db = wb.connect("duckdb:///:memory:", read_only=False)
+    else:
+        server = request.getfixturevalue("pg_server")
+        server.create_database("rank_value")
+        db = wb.connect(server.url_with_password("rank_value"), read_only=False)
     levels = [0.5, 0.6, 0.7, 0.75, 0.8, 0.9, 0.95, 0.97, 0.99, 0.995, 0.999, 1.0]
+    aggregates = ", ".join(
+        f"{dialect.rank_value.format(value='v', q=f'CAST({q!r} AS {dialect.double_type})')} AS q{k}"
+        for k, q in enumerate(levels)
+    )
     rng = random.Random(7)
-    con = duckdb.connect()
-    aggregates = ", ".join(template.format(value="v", q=f"CAST({q!r} AS DOUBLE)") for q in levels)
-    for n in [*range(1, 260), 999, 1000, 1001, 4096]:
-        values = [float(rng.randint(0, n // 3 + 1)) for _ in range(n)]
-        con.execute("CREATE OR REPLACE TABLE t AS SELECT unnest($values::DOUBLE[]) AS v", {"values": values})
-        got = con.execute(f"SELECT {aggregates} FROM t").fetchone()
-        ordered = sorted(values)
-        assert list(got) == [ordered[max(1, math.ceil(n * q)) - 1] for q in levels], n
-    assert con.execute(f"SELECT {aggregates} FROM t WHERE v < 0").fetchone() == (None,) * len(levels)
+    sizes = [*range(1, 260), 999, 1000, 1001, 4096]
+    rows = [(n, float(rng.randint(0, n // 3 + 1))) for n in sizes for _ in range(n)]
+    with db.transaction() as conn:
+        conn.execute(sa.text("CREATE TABLE t (n INTEGER, v DOUBLE PRECISION)"))
+        conn.execute(sa.text("INSERT INTO t (n, v) VALUES (:n, :v)"), [{"n": n, "v": v} for n, v in rows])
+    got = db.sql(f"SELECT n, {aggregates} FROM t GROUP BY n ORDER BY n", limit=None)
+    for n, row in zip(sizes, got.itertuples(index=False), strict=True):
+        ordered = sorted(v for m, v in rows if m == n)
+        assert list(row)[1:] == [ordered[max(1, math.ceil(n * q)) - 1] for q in levels], n
+    empty = db.sql(f"SELECT {aggregates} FROM t WHERE v < 0", limit=None)
+    assert empty.isna().all(axis=None)

@@ -79,9 +79,10 @@ class Dialect:
     # materialized CTE) instead of its id, often a long string: cheaper hashing; False on Spark, where
     # a window without a partition gathers every unit in one task
     numbered_units: bool = True
-    # an aggregate: the value of rank ceil(n·{q}) (1-based, ascending) among the "{value}" rows, the
-    # nearest-rank percentile a percentile cap takes, exact for every {q} ≥ 0.5 (a DOUBLE literal);
-    # None: a window ranks the values (ROW_NUMBER over all of them, then the one at that rank)
+    # an aggregate: the value of rank ceil(n·{q}) (1-based, ascending, n·{q} in doubles) among the
+    # "{value}" rows, the nearest-rank percentile a percentile cap takes, used for {q} ≥ 0.5 (a
+    # DOUBLE literal); None: a window ranks the values (ROW_NUMBER over all of them, then the one at
+    # that rank)
     rank_value: str | None = None
     # URL schemes that name this dialect with a driver: "sc" (Spark Connect's own scheme) -> "spark+connect"
     url_aliases: tuple[tuple[str, str], ...] = ()
@@ -180,6 +181,10 @@ POSTGRESQL = Dialect(
     autocommit_driver=False,
     analyze_after_write=True,
     cheap_index_updates=True,
+    # percentile_disc takes the row K = ceil(N·q) of the sorted values, N·q in float8 (PostgreSQL's
+    # orderedsetaggs.c): the window's rank for every q. The statistics from an incremental state at
+    # 10M rows took 0.29 s instead of 0.33 s
+    rank_value="percentile_disc({q}) WITHIN GROUP (ORDER BY {value})",
     state_store="schema",
 )
 SPARK = Dialect(
