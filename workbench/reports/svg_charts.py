@@ -117,13 +117,13 @@ def cumulative_chart_svg(
     def x(day) -> float:
         return round(left + (pd.Timestamp(day) - first).total_seconds() / span * (right - left), 1)
 
+    unit = "%" if relative else ""
     for tick in nice_ticks(axis.low, axis.high):
         body.append(f'<line x1="{left}" y1="{y(tick)}" x2="{right}" y2="{y(tick)}" stroke="#eee"/>')
-        body.append(text(left - 6, y(tick) + 4, f"{tick:g}" + ("%" if relative else ""), "end"))
+        body.append(text(left - 6, y(tick) + 4, f"{tick:g}{unit}", "end"))
     for day, anchor in {first: "start", first + (last - first) / 2: "middle", last: "end"}.items():
         body.append(text(x(day), bottom + 16, f"{pd.Timestamp(day):%Y-%m-%d}", anchor))
     body.append(text((left + right) / 2, bottom + 34, "data up to the end of (UTC)", "middle"))
-    unit = "%" if relative else ""
     for i, (variation, part) in enumerate(series):
         colour = SERIES[i % len(SERIES)]
         band = [f"{x(d)},{y(v)}" for d, v in zip(part["day"], part["upper"])]
