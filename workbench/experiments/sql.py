@@ -431,7 +431,7 @@ def _units_ctes(plan: _Plan) -> list[str]:
             f"units AS (\n  SELECT wb_unit, MIN(wb_ts) AS wb_first_exposure,\n    {variation} AS wb_variation\n"
             "  FROM exposures GROUP BY wb_unit\n)"
         )
-    for (j, other), name in plan.identity.items():
+    for (j, other), name in plan.identity.items() if plan.state is None else ():  # the state holds the parts
         join = plan.config.identity_joins[j]
         ctes.append(
             f"{name} AS (\n  SELECT DISTINCT j.{plan.unit_type} AS wb_unit, j.{other} AS wb_other FROM ({join.sql}) j\n"
@@ -507,8 +507,6 @@ def _scan_ctes(plan: _Plan, scan: _Scan) -> list[str]:
         unit_cols += ["u.wb_variation", "u.wb_included"] + [f"u.{c}" for _, c in plan.sets if c]
     members = scan.members + quantiles
     bounds = _date_bounds(plan, str(k), members, scan.source.timestamp) if plan.date_bounds else []
-    if plan.refresh == "update":
-        bounds += _refresh_bounds(scan.source.timestamp)
     conditions = list(dict.fromkeys(row_source(m).condition for m in members))
     if None not in conditions:
         bounds.append("(" + " OR ".join(f"({c})" for c in conditions) + ")")
@@ -519,11 +517,18 @@ def _scan_ctes(plan: _Plan, scan: _Scan) -> list[str]:
             f"eligible u\n  JOIN {scan.identity} m ON m.wb_unit = u.wb_unit\n"
             f"  JOIN ({scan.source.relation}) s ON {scan.key} = m.wb_other"
         )
+    branches = [bounds]
+    if plan.refresh == "update":  # the new rows; through an identity map also every row of re-mapped units
+        fresh = _refresh_bounds(scan.source.timestamp)
+        branches = (
+            [bounds + fresh]
+            if scan.identity is None
+            else [[*bounds, *fresh, "NOT u.wb_remapped"], [*bounds, "u.wb_remapped"]]
+        )
+    select = f"SELECT {', '.join(unit_cols)},\n    " + ",\n    ".join(row_cols) + f"\n  FROM {join}"
     ctes = [
-        f"rows_{k} AS (\n  SELECT {', '.join(unit_cols)},\n    "
-        + ",\n    ".join(row_cols)
-        + f"\n  FROM {join}"
-        + (f"\n  WHERE {' AND '.join(bounds)}" if bounds else "")
+        f"rows_{k} AS (\n  "
+        + "\n  UNION ALL\n  ".join(select + (f"\n  WHERE {' AND '.join(b)}" if b else "") for b in branches)
         + "\n)"
     ]
     if sums:
@@ -976,13 +981,6 @@ def _refresh_plan(config: Config, experiment: ExperimentConfig, dialect: Dialect
                 f"{where}: incremental refresh does not keep the event-level quantile metric {metric.name!r} yet "
                 "(its rows, not per-unit parts, make the statistic); analyse it without --incremental."
             )
-    for scan in plan.scans:
-        if scan.identity is not None:
-            names = [m.name for m in scan.members]
-            raise ConfigError(
-                f"{where}: incremental refresh does not follow identity joins yet (metrics {names} reach the units "
-                "through one, and a new identity pair re-maps old rows); analyse without --incremental."
-            )
     return plan
 
 
@@ -1025,7 +1023,8 @@ def state_refresh_query(
     exposures since it and the metric rows since ``:wb_rows_since`` (that boundary less the
     longest CUPED lookback); bind also ``:wb_settled_new``, the boundary this run settles. Units
     first exposed since the old boundary get their parts rebuilt from their rows; the others add
-    the new rows to their settled parts."""
+    the new rows to their settled parts, except that a unit whose ids in an identity map changed
+    (``wb_remapped``) gets the parts of the scans through that map rebuilt from every row."""
     plan = _refresh_plan(config, experiment, dialect)
     plan.refresh = "build" if build else "update"
     units = _units_ctes(plan)
@@ -1035,9 +1034,10 @@ def state_refresh_query(
     unit_cols = ["wb_unit", "wb_first_exposure", "wb_variation", *raw]
     source = "first_exposures" if plan.dimensions else "units"
     parts = _parts(plan, plan.scans)
-    # the stored settled parts ride along with each unit (o_<column>), so the rows written need
-    # no second join to the state
-    carried = [f"{column}{SETTLED}" for column, _, _ in parts]
+    ids = [f"wb_ids_{n}" for n in range(len(plan.identity))]  # per identity map, the unit's ids in it
+    # the stored settled parts and ids ride along with each unit (o_<column>), so the rows written
+    # need no second join to the state
+    carried = [f"{column}{SETTLED}" for column, _, _ in parts] + ids
     units.append(f"recomputed AS (\n  SELECT {', '.join(unit_cols)} FROM {source}\n)")
     if build:
         units.append("merged AS (\n  SELECT *, TRUE AS wb_fresh, TRUE AS wb_touched FROM recomputed\n)")
@@ -1062,17 +1062,37 @@ def state_refresh_query(
             + f" FROM {state} o\n"
             "  WHERE NOT EXISTS (SELECT 1 FROM recomputed r WHERE r.wb_unit = o.wb_unit)\n)"
         )
-    shifted = "".join(f", {_exposure_shift(sec / 3600, unit='')} AS {col}" for sec, col in plan.shift_columns.items())
-    units.append(f"eligible AS (\n  SELECT *, wb_unit AS wb_key{shifted}\n  FROM merged\n)")
+    shifted = "".join(f", {_exposure_shift(sec / 3600)} AS {col}" for sec, col in plan.shift_columns.items())
+    # A unit whose set of ids in an identity map changed since the last run (a pair added or gone)
+    # is re-mapped: the scans through that map rebuild its parts from every row.
+    current, remapped = "", []
+    for n, name in enumerate(plan.identity.values()):
+        other = "CAST(m.wb_other AS VARCHAR)"
+        units.append(
+            f"ids_{n} AS (\n  SELECT m.wb_unit, STRING_AGG(CAST(LENGTH({other}) AS VARCHAR) || ':' || {other}, ',' "
+            f"ORDER BY {other}) AS wb_ids\n  FROM {name} m WHERE m.wb_unit IN (SELECT wb_unit FROM merged)\n"
+            "  GROUP BY m.wb_unit\n)"
+        )
+        current += f", i{n}.wb_ids AS wb_ids_{n}"
+        remapped.append(f"u.o_wb_ids_{n} IS DISTINCT FROM i{n}.wb_ids")
+    if plan.identity:
+        flag = "FALSE" if build else f"NOT u.wb_fresh AND ({' OR '.join(remapped)})"
+        current += f", {flag} AS wb_remapped"
+    units.append(
+        f"eligible AS (\n  SELECT u.*, u.wb_unit AS wb_key{shifted}{current}\n  FROM merged u"
+        + "".join(f"\n  LEFT JOIN ids_{n} i{n} ON i{n}.wb_unit = u.wb_unit" for n in range(len(ids)))
+        + "\n)"
+    )
     ctes = units
     for scan in plan.scans:
         ctes += _scan_ctes(plan, scan)
         names = [name for _, _, (k, name) in parts if k == scan.index]
         sums = ", ".join(f"SUM(CASE WHEN wb_settled = 1 THEN {n} END) AS {n}{SETTLED}, SUM({n}) AS {n}" for n in names)
         ctes.append(f"delta_{scan.index} AS (\n  SELECT wb_key, {sums}\n  FROM source_{scan.index} GROUP BY wb_key\n)")
-    cols = [f"u.{c}" for c in unit_cols]
+    cols = [f"u.{c}" for c in unit_cols + ids]
     for column, kind, (k, name) in parts:
-        settled = "" if build else f"CASE WHEN u.wb_fresh THEN 0 ELSE u.o_{column}{SETTLED} END + "
+        rebuilt = "u.wb_fresh" if plan.scans[k].identity is None else "u.wb_fresh OR u.wb_remapped"
+        settled = "" if build else f"CASE WHEN {rebuilt} THEN 0 ELSE u.o_{column}{SETTLED} END + "
         cols += [
             f"CAST({settled}COALESCE(d{k}.{name}{SETTLED}, 0) AS {kind}) AS {column}{SETTLED}",
             f"CAST({settled}COALESCE(d{k}.{name}, 0) AS {kind}) AS {column}",
@@ -1080,7 +1100,11 @@ def state_refresh_query(
     joins = "".join(f"\nLEFT JOIN delta_{s.index} d{s.index} ON d{s.index}.wb_key = u.wb_key" for s in plan.scans)
     body = f"SELECT {', '.join(cols)}\nFROM eligible u" + joins
     if not build:
-        changed = ["u.wb_touched", *(f"d{s.index}.wb_key IS NOT NULL" for s in plan.scans)]
+        changed = [
+            "u.wb_touched",
+            *(["u.wb_remapped"] if ids else []),
+            *(f"d{s.index}.wb_key IS NOT NULL" for s in plan.scans),
+        ]
         body += f"\nWHERE {' OR '.join(changed)}"
     return CompiledQuery(_with(ctes, body), dict(plan.params))
 
