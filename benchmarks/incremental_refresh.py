@@ -1,21 +1,23 @@
 """Incremental refresh against a full analysis: a 28-day experiment, then one more day appended.
 
     .venv/bin/python benchmarks/incremental_refresh.py [--rows 10000000] [--postgres-rows 1000000] [--keep DIR]
+        [--without-pages]
 
 Data from our generator (its ``checkout-layout`` experiment starts 2026-09-25); the benchmark's
 database holds the rows of the first 28 days, then the 29th day's rows are appended. The
-analysis of benchmarks/experiment_query.py without its page views (they reach the units through
-the identity join, which incremental refresh refuses for now) and without an end date: six
-metrics over ``orders`` and ``sessions`` (a binomial and a mean with 14-day CUPED, a count, a
-filtered binomial, a ratio, a percentile-capped duration with CUPED), overall and by ``browser``
-and ``country``. Per engine it prints, each the best of 3 and against
+analysis of benchmarks/experiment_query.py without an end date: seven metrics over ``orders``,
+``sessions`` and ``pages`` (a binomial and a mean with 14-day CUPED, a count, a filtered binomial,
+a ratio, page views per user with 14-day CUPED through the identity join, a percentile-capped
+duration with CUPED), overall and by ``browser`` and ``country``; with ``--without-pages``, the
+same without the page views (no identity join). Per engine it prints, each the best of 3 and against
 the floor (one plain ``GROUP BY`` over each table the analysis reads, on the 29-day data):
 
 - ``build``: the first incremental run on the 28-day data (the state built from every row, then
   the statistics read from it);
 - ``full``: the full analysis of the 29-day data (no state);
 - ``next day``: the incremental run on the 29-day data, from the 28-day state (restored before
-  each repetition);
+  each repetition; on PostgreSQL by ``TRUNCATE``, ``INSERT`` and ``ANALYZE``, the state as
+  autovacuum leaves it);
 
 and the state's size against the exposures' (DuckDB: the state file against a file holding only
 the exposures table; PostgreSQL: ``pg_total_relation_size``). DuckDB runs with the workbench
@@ -38,33 +40,34 @@ sys.path.insert(0, str(ROOT))
 
 START = dt.datetime(2026, 9, 25)
 # table -> its timestamp column
-TABLES = {"experiment_viewed": "timestamp", "orders": "timestamp", "sessions": "sessionStart"}
+TABLES = {"experiment_viewed": "timestamp", "orders": "timestamp", "sessions": "sessionStart", "pages": "timestamp"}
 DIMENSIONS = ("browser", "country")
 
 
-def config_text() -> str:
-    """benchmarks/experiment_query.py's config without the page views (reached through the
-    identity join, which incremental refresh refuses) and without an end date."""
+def config_text(pages: bool) -> str:
+    """benchmarks/experiment_query.py's config without an end date; without ``pages``, also
+    without the page views and the identity join they are reached through."""
     import yaml
 
     from benchmarks.experiment_query import CONFIG
 
     data = yaml.safe_load(CONFIG)
-    del data["identity_joins"]
-    data["identifier_types"] = ["user_id"]
-    data["fact_tables"] = [t for t in data["fact_tables"] if t["name"] != "pages"]
-    data["metrics"] = [m for m in data["metrics"] if m.get("fact_table") != "pages"]
+    if not pages:
+        del data["identity_joins"]
+        data["identifier_types"] = ["user_id"]
+        data["fact_tables"] = [t for t in data["fact_tables"] if t["name"] != "pages"]
+        data["metrics"] = [m for m in data["metrics"] if m.get("fact_table") != "pages"]
     (entry,) = data["experiments"]
     del entry["end"]
     entry["goal_metrics"] = [m["name"] for m in data["metrics"]]
     return yaml.safe_dump(data, sort_keys=False)
 
 
-def floor_queries() -> list[str]:
+def floor_queries(pages: bool) -> list[str]:
     """benchmarks/experiment_query.py's floor over the tables read here."""
     from benchmarks.experiment_query import FLOOR
 
-    return [sql for sql in FLOOR if any(sql.endswith(f"FROM {t} GROUP BY userId") for t in TABLES)]
+    return [sql for sql in FLOOR if pages or not ("FROM pages" in sql or "anonymousId" in sql)]
 
 
 def best(runs: int, work) -> float:
@@ -76,17 +79,17 @@ def best(runs: int, work) -> float:
     return min(times)
 
 
-def floor_seconds(db) -> float:
+def floor_seconds(db, pages: bool) -> float:
     def run() -> None:
-        for sql in floor_queries():
+        for sql in floor_queries(pages):
             db.sql(f"SELECT COUNT(*) AS keys, SUM(n) AS n, COUNT(v) AS v FROM ({sql}) f")
 
     return best(3, run)
 
 
-def copy_days(source_url: str, target_url: str, days: int, append: bool) -> int:
-    """Copy the generated rows of day ``days`` (append) or of the first ``days`` days (replace)
-    from ``source_url`` (a DuckDB file) into ``target_url`` with the loaders' bulk writer (Arrow
+def copy_days(source_url: str, target_url: str, days: int, append: bool, tables: dict[str, str]) -> int:
+    """Copy the generated rows of ``tables`` (name -> timestamp column) of day ``days`` (append)
+    or of the first ``days`` days (replace) from ``source_url`` (a DuckDB file) into ``target_url`` with the loaders' bulk writer (Arrow
     on DuckDB, COPY on PostgreSQL); returns the rows now in the target's tables."""
     import duckdb
 
@@ -100,13 +103,13 @@ def copy_days(source_url: str, target_url: str, days: int, append: bool) -> int:
     target = wb.connect(target_url, read_only=False)
     low, high = START + dt.timedelta(days=days - 1 if append else -400), START + dt.timedelta(days=days)
     with write_transaction(target) as writer:
-        for table, ts in TABLES.items():
+        for table, ts in tables.items():
             if not append:
                 writer.replace_table(definitions[table])
             query = f"SELECT * FROM {table} WHERE {ts} >= ? AND {ts} < ?"
             writer.append(definitions[table], source.sql(query, params=[low, high]).to_arrow_table())
     source.close()
-    total = sum(int(target.sql(f"SELECT COUNT(*) AS n FROM {t}")["n"].iloc[0]) for t in TABLES)
+    total = sum(int(target.sql(f"SELECT COUNT(*) AS n FROM {t}")["n"].iloc[0]) for t in tables)
     target.dispose()
     return total
 
@@ -136,14 +139,15 @@ def state_bytes(db, exp) -> tuple[int, int]:
     return state_path(source).stat().st_size, only.stat().st_size
 
 
-def measure(engine: str, source_url: str, url: str, config_path: Path) -> None:
+def measure(engine: str, source_url: str, url: str, config_path: Path, pages: bool) -> None:
     import workbench as wb
     from workbench.experiments.config import load_config
     from workbench.experiments.engine import experiment, experiment_facts
     from workbench.experiments.incremental import state_table
 
     exp = experiment("checkout-layout", load_config(config_path))
-    copy_days(source_url, url, 28, append=False)
+    tables = {t: ts for t, ts in TABLES.items() if pages or t != "pages"}
+    copy_days(source_url, url, 28, append=False, tables=tables)
     db = wb.connect(url, statement_timeout_s=3600)
     build = best(3, lambda: experiment_facts(exp, db, dimensions=DIMENSIONS, full_refresh=True))
     if engine == "duckdb":  # the 28-day state, restored before each next-day run
@@ -161,10 +165,10 @@ def measure(engine: str, source_url: str, url: str, config_path: Path) -> None:
         writer.sql(f"CREATE TABLE {snapshot}_meta AS SELECT * FROM {exp.config.state_schema}.experiment_state")
         writer.dispose()
     db.dispose()
-    rows = copy_days(source_url, url, 29, append=True)
+    rows = copy_days(source_url, url, 29, append=True, tables=tables)
     db = wb.connect(url, statement_timeout_s=3600)
     full = best(3, lambda: experiment_facts(exp, db, dimensions=DIMENSIONS, incremental=False))
-    floor = floor_seconds(db)
+    floor = floor_seconds(db, pages)
 
     def next_day() -> None:
         if engine == "duckdb":
@@ -172,6 +176,8 @@ def measure(engine: str, source_url: str, url: str, config_path: Path) -> None:
             shutil.copy(saved, state_file)
             state_file.with_name(state_file.name + ".wal").unlink(missing_ok=True)
         else:
+            # TRUNCATE, not DELETE: each repetition's deleted rows would stay in the table as
+            # dead tuples (no autovacuum between runs here); ANALYZE as autovacuum would have
             writer = wb.connect(url, read_only=False)
             with writer.transaction() as conn:
                 import sqlalchemy as sa
@@ -180,8 +186,9 @@ def measure(engine: str, source_url: str, url: str, config_path: Path) -> None:
                     (state_table(exp), snapshot),
                     (f"{exp.config.state_schema}.experiment_state", f"{snapshot}_meta"),
                 ):
-                    conn.execute(sa.text(f"DELETE FROM {table}"))
+                    conn.execute(sa.text(f"TRUNCATE {table}"))
                     conn.execute(sa.text(f"INSERT INTO {table} SELECT * FROM {copy}"))
+                conn.execute(sa.text(f"ANALYZE {state_table(exp)}"))
             writer.dispose()
         started = time.perf_counter()
         facts = experiment_facts(exp, db, dimensions=DIMENSIONS, incremental=True)
@@ -207,12 +214,13 @@ def main() -> None:
     parser.add_argument("--rows", type=int, nargs="*", default=[10_000_000], help="DuckDB sizes (generated rows)")
     parser.add_argument("--postgres-rows", type=int, nargs="*", default=[], help="PostgreSQL sizes (generated rows)")
     parser.add_argument("--keep", type=Path, help="folder for the generated DuckDB files (reused when present)")
+    parser.add_argument("--without-pages", action="store_true", help="leave out the page views and the identity join")
     args = parser.parse_args()
     work = args.keep or Path(tempfile.mkdtemp(prefix="incremental-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     os.environ["WORKBENCH_HOME"] = str(work)  # the DuckDB state files go to work/data/state/
     config_path = work / "workbench.yml"
-    config_path.write_text(config_text())
+    config_path.write_text(config_text(not args.without_pages))
     from benchmarks.experiment_query import generate_into
 
     print(
@@ -235,7 +243,7 @@ def main() -> None:
                 server = server or start_postgres()
                 server.create_database(f"incr_{target}")
                 url = server.url_with_password(f"incr_{target}")
-            measure(engine, f"duckdb:///{generated}", url, config_path)
+            measure(engine, f"duckdb:///{generated}", url, config_path, not args.without_pages)
     finally:
         if server is not None:
             server.cleanup()

@@ -1067,11 +1067,9 @@ def state_refresh_query(
     # is re-mapped: the scans through that map rebuild its parts from every row.
     current, remapped = "", []
     for n, name in enumerate(plan.identity.values()):
-        other = "CAST(m.wb_other AS VARCHAR)"
         units.append(
-            f"ids_{n} AS (\n  SELECT m.wb_unit, STRING_AGG(CAST(LENGTH({other}) AS VARCHAR) || ':' || {other}, ',' "
-            f"ORDER BY {other}) AS wb_ids\n  FROM {name} m WHERE m.wb_unit IN (SELECT wb_unit FROM merged)\n"
-            "  GROUP BY m.wb_unit\n)"
+            f"ids_{n} AS (\n  SELECT m.wb_unit, ARRAY_AGG(m.wb_other ORDER BY m.wb_other) AS wb_ids\n"
+            f"  FROM {name} m WHERE m.wb_unit IN (SELECT wb_unit FROM merged)\n  GROUP BY m.wb_unit\n)"
         )
         current += f", i{n}.wb_ids AS wb_ids_{n}"
         remapped.append(f"u.o_wb_ids_{n} IS DISTINCT FROM i{n}.wb_ids")
