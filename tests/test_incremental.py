@@ -329,11 +329,20 @@ def test_what_the_state_cannot_keep_yet_is_refused_in_one_sentence(project, tmp_
         parse_config(config_data(incremental="yes"), tmp_path / "i.yml").experiment("exp")
 
 
-def test_the_duckdb_source_file_is_never_written(backend, project):
-    if backend.name != "duckdb":
-        pytest.skip("the state file beside a DuckDB database")
+def test_the_refresh_session_writes_only_the_state(backend, project):
+    """DuckDB: the source file is never written, and is read-only in the refresh session.
+    PostgreSQL: the refresh session runs without JIT (its CTEs' estimates would compile hundreds
+    of functions), the analysis session as the server is set."""
     url, cfg, frames = project
     load(url, arrived(frames, DAY0 + dt.timedelta(days=3)))
+    if backend.name != "duckdb":
+        db = wb.connect(url)
+        state = open_state(db, experiment("exp", cfg))
+        assert state.sql("SELECT current_setting('jit') AS jit")["jit"].iloc[0] == "off"
+        assert db.sql("SELECT current_setting('jit') AS jit")["jit"].iloc[0] == "on"
+        state.dispose()
+        db.dispose()
+        return
     path = Path(sa.make_url(url).database)
     before = path.read_bytes()
     db = wb.connect(url)

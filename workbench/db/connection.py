@@ -212,7 +212,9 @@ def connect_state(db: SqlDatabase, schema: str) -> SqlDatabase:
     connection with ``db``'s file attached read-only (the default catalog: its tables keep their
     names) and the state file (:func:`workbench.paths.state_path`) attached writable as ``schema``;
     nothing else outside them is reachable. On PostgreSQL, a writable session on the same
-    database (the state is the schema ``schema``, created by the refresh if missing).
+    database (the state is the schema ``schema``, created by the refresh if missing), with JIT
+    compilation off: the planner's estimates for the refresh's CTEs are off by orders of magnitude,
+    so it compiled hundreds of functions (0.2-0.7 s) for queries that read a day of rows.
     ``schema`` is a validated lower-case identifier."""
     settings = db.settings
     if DIALECTS[settings.dialect].state_store == "file":
@@ -223,7 +225,7 @@ def connect_state(db: SqlDatabase, schema: str) -> SqlDatabase:
         state = (Path(source), paths.state_path(Path(source)), schema)
         engine = _duckdb_engine(in_memory, read_only=False, timeout_s=db.statement_timeout_s, attach=state)
     else:
-        engine = _ENGINE_BUILDERS[settings.dialect](settings, read_only=False, timeout_s=db.statement_timeout_s)
+        engine = _postgresql_engine(settings, read_only=False, timeout_s=db.statement_timeout_s, jit=False)
     return SqlDatabase(engine, settings, False, db.statement_timeout_s, db.config_path)
 
 
@@ -305,7 +307,7 @@ def _install_duckdb_timeout(engine: sa.Engine, timeout_s: float) -> None:
 CLIENT_CHECK_INTERVAL_MS = 2000
 
 
-def _postgresql_engine(settings: DatabaseSettings, read_only: bool, timeout_s: float) -> sa.Engine:
+def _postgresql_engine(settings: DatabaseSettings, read_only: bool, timeout_s: float, jit: bool = True) -> sa.Engine:
     # config dates are UTC: naive bound start/end meet TIMESTAMPTZ columns as UTC, whatever the server's TimeZone
     options = [
         f"-c statement_timeout={int(max(timeout_s, 0) * 1000)}",
@@ -313,7 +315,7 @@ def _postgresql_engine(settings: DatabaseSettings, read_only: bool, timeout_s: f
         # the server checks every few seconds that the client is still there, and cancels the query
         # of one that died (a killed kernel or command) instead of running it to the end
         f"-c client_connection_check_interval={CLIENT_CHECK_INTERVAL_MS}",
-    ]
+    ] + ([] if jit else ["-c jit=off"])
     if read_only:
         options.append("-c default_transaction_read_only=on")
     connect_args = {"options": " ".join(options), "connect_timeout": 10, "application_name": "workbench"}
