@@ -89,8 +89,9 @@ def floor_seconds(db, pages: bool) -> float:
 
 def copy_days(source_url: str, target_url: str, days: int, append: bool, tables: dict[str, str]) -> int:
     """Copy the generated rows of ``tables`` (name -> timestamp column) of day ``days`` (append)
-    or of the first ``days`` days (replace) from ``source_url`` (a DuckDB file) into ``target_url`` with the loaders' bulk writer (Arrow
-    on DuckDB, COPY on PostgreSQL); returns the rows now in the target's tables."""
+    or of the first ``days`` days (replace) from ``source_url`` (a DuckDB file) into
+    ``target_url`` with the loaders' bulk writer (Arrow on DuckDB, COPY on PostgreSQL); returns
+    the rows now in the target's tables."""
     import duckdb
 
     import workbench as wb
