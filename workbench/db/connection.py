@@ -224,7 +224,7 @@ def connect_state(db: SqlDatabase, schema: str) -> SqlDatabase:
         in_memory = dataclasses.replace(settings, url=settings.url.set(database=":memory:"))
         state = (Path(source), paths.state_path(Path(source)), schema)
         engine = _duckdb_engine(in_memory, read_only=False, timeout_s=db.statement_timeout_s, attach=state)
-    else:
+    else:  # a "schema" state store: PostgreSQL
         engine = _postgresql_engine(settings, read_only=False, timeout_s=db.statement_timeout_s, jit=False)
     return SqlDatabase(engine, settings, False, db.statement_timeout_s, db.config_path)
 

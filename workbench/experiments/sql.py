@@ -519,11 +519,11 @@ def _scan_ctes(plan: _Plan, scan: _Scan) -> list[str]:
         )
     branches = [bounds]
     if plan.refresh == "update":  # the new rows; through an identity map also every row of re-mapped units
-        fresh = _refresh_bounds(scan.source.timestamp)
+        new_rows = _refresh_bounds(scan.source.timestamp)
         branches = (
-            [bounds + fresh]
+            [bounds + new_rows]
             if scan.identity is None
-            else [[*bounds, *fresh, "NOT u.wb_remapped"], [*bounds, "u.wb_remapped"]]
+            else [[*bounds, *new_rows, "NOT u.wb_remapped"], [*bounds, "u.wb_remapped"]]
         )
     select = f"SELECT {', '.join(unit_cols)},\n    " + ",\n    ".join(row_cols) + f"\n  FROM {join}"
     ctes = [
@@ -1073,9 +1073,8 @@ def state_refresh_query(
         )
         current += f", i{n}.wb_ids AS wb_ids_{n}"
         remapped.append(f"u.o_wb_ids_{n} IS DISTINCT FROM i{n}.wb_ids")
-    if plan.identity:
-        flag = "FALSE" if build else f"NOT u.wb_fresh AND ({' OR '.join(remapped)})"
-        current += f", {flag} AS wb_remapped"
+    if remapped and not build:  # a build reads every row of every unit: nothing to re-map
+        current += f", NOT u.wb_fresh AND ({' OR '.join(remapped)}) AS wb_remapped"
     units.append(
         f"eligible AS (\n  SELECT u.*, u.wb_unit AS wb_key{shifted}{current}\n  FROM merged u"
         + "".join(f"\n  LEFT JOIN ids_{n} i{n} ON i{n}.wb_unit = u.wb_unit" for n in range(len(ids)))
