@@ -1,6 +1,7 @@
-"""Incremental refresh (docs/experiment-engine.md#incremental-refresh) on DuckDB and PostgreSQL:
-data arrives in stages, and after every incremental run the sufficient statistics and health
-facts equal a full analysis of the same rows (counts exactly, sums to 1e-12 relative)."""
+"""Incremental refresh (docs/experiment-engine.md#incremental-refresh) on DuckDB and PostgreSQL,
+and on the Spark Connect server the suite starts: data arrives in stages, and after every
+incremental run the sufficient statistics and health facts equal a full analysis of the same rows
+(counts exactly, sums to 1e-12 relative)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pytest
 import sqlalchemy as sa
 
 import workbench as wb
+from workbench.db.spark import SparkDatabase
 from workbench.errors import ConfigError, DatabaseError
 from workbench.experiments.config import parse_config
 from workbench.experiments.engine import experiment, experiment_facts
@@ -107,6 +109,11 @@ def rows(seed: int = 7) -> tuple[pd.DataFrame, pd.DataFrame]:
 def load(url: str, frames: dict[str, pd.DataFrame]) -> None:
     """Replace the tables with ``frames`` (their ``arrival`` column left out)."""
     db = wb.connect(url, read_only=False)
+    if isinstance(db, SparkDatabase):  # catalog tables, replaced one by one (the reads come after)
+        for name, frame in frames.items():
+            db.session.createDataFrame(frame.drop(columns="arrival")).write.mode("overwrite").saveAsTable(name)
+        db.dispose()
+        return
 
     def sql_type(dtype) -> str:
         if pd.api.types.is_datetime64_any_dtype(dtype):
@@ -200,6 +207,31 @@ def identity_rows(users: list[str], seed: int = 11) -> tuple[pd.DataFrame, pd.Da
     return views[views["timestamp"] < DAY0 + dt.timedelta(days=DAYS)], pairs
 
 
+def identity_experiment(frames, tmp_path: Path):
+    """The experiment with three more metrics reached through an identity map (a CUPED count, a
+    percentile-capped mean and a windowed binomial over page views), and ``tables(now)``: every
+    table as it stood at ``now`` (identity pairs arrived and not yet deleted)."""
+    views, pairs = identity_rows(sorted(frames[0]["user_id"].unique()))
+    data = config_data()
+    data["identifier_types"] = ["user_id", "anonymous_id"]
+    data["identity_joins"] = [{"sql": "SELECT user_id, anonymous_id FROM identities"}]
+    views_sql = "SELECT anonymous_id, timestamp, seconds AS value FROM pageviews"
+    data["metrics"] += [
+        {"name": "views", "type": "count", "sql": views_sql, "cuped": {"lookback_days": 2}},
+        {"name": "view_seconds", "type": "mean", "sql": views_sql, "capping": {"type": "percentile", "value": 0.9}},
+        {"name": "viewed", "type": "binomial", "sql": views_sql, "window": {"delay_hours": 0, "hours": 48}},
+    ]
+    data["experiments"][0]["guardrail_metrics"] = ["views", "view_seconds", "viewed"]
+
+    def tables(now: dt.datetime) -> dict[str, pd.DataFrame]:
+        return arrived(frames, now) | {
+            "pageviews": views[views["arrival"] < now],
+            "identities": pairs[(pairs["arrival"] < now) & ~(pairs["gone"] < now)].drop(columns="gone"),
+        }
+
+    return experiment("exp", parse_config(data, tmp_path / "identity.yml")), tables
+
+
 @pytest.mark.filterwarnings("error::workbench.experiments.incremental.LateRowsWarning")
 def test_identity_pairs_that_arrive_or_go_re_map_the_units_rows(project, tmp_path):
     """Metrics reached through an identity map: a pair that arrives after its anonymous id's rows
@@ -211,24 +243,10 @@ def test_identity_pairs_that_arrive_or_go_re_map_the_units_rows(project, tmp_pat
         pairs["arrival"] - pairs["anonymous_id"].map(views.groupby("anonymous_id")["timestamp"].min())
     ).dt.total_seconds()
     assert (late_pairs > 2 * 86400).sum() > 50 and pairs["gone"].notna().sum() > 10  # the hazards are in the data
-    data = config_data()
-    data["identifier_types"] = ["user_id", "anonymous_id"]
-    data["identity_joins"] = [{"sql": "SELECT user_id, anonymous_id FROM identities"}]
-    views_sql = "SELECT anonymous_id, timestamp, seconds AS value FROM pageviews"
-    data["metrics"] += [
-        {"name": "views", "type": "count", "sql": views_sql, "cuped": {"lookback_days": 2}},
-        {"name": "view_seconds", "type": "mean", "sql": views_sql, "capping": {"type": "percentile", "value": 0.9}},
-        {"name": "viewed", "type": "binomial", "sql": views_sql, "window": {"delay_hours": 0, "hours": 48}},
-    ]
-    data["experiments"][0]["guardrail_metrics"] = ["views", "view_seconds", "viewed"]
-    exp = experiment("exp", parse_config(data, tmp_path / "identity.yml"))
+    exp, tables = identity_experiment(frames, tmp_path)
     built = []
     for day in range(2, DAYS + 2):
-        now = DAY0 + dt.timedelta(days=day, hours=3)
-        tables = arrived(frames, now)
-        tables["pageviews"] = views[views["arrival"] < now]
-        tables["identities"] = pairs[(pairs["arrival"] < now) & ~(pairs["gone"] < now)].drop(columns="gone")
-        load(url, tables)
+        load(url, tables(DAY0 + dt.timedelta(days=day, hours=3)))
         db = wb.connect(url)
         incremental, full = facts(exp, db), facts(exp, db, incremental=False)
         db.dispose()
@@ -448,3 +466,114 @@ def bookkeeping(url: str, tmp_path: Path) -> pd.DataFrame:
     state.dispose()
     db.dispose()
     return rows
+
+
+# ------------------------------------------------------------------ Spark: the state in generations
+SPARK_TABLES = ("exposures", "orders", "pageviews", "identities")
+
+
+def spark_test(test):
+    """A test on the suite's Spark Connect server (PySpark's pandas warnings ignored, as in test_spark_connect)."""
+    return pytest.mark.spark(pytest.mark.filterwarnings("ignore::FutureWarning:pyspark.*")(test))
+
+
+@pytest.fixture()
+def spark_project(spark_connect_server, tmp_path):
+    """The suite's Spark Connect server and the test's rows; its tables and the state database
+    are dropped after."""
+    yield spark_connect_server.url, rows()
+    db = wb.connect(spark_connect_server.url, read_only=False)
+    for name in SPARK_TABLES:
+        db.sql(f"DROP TABLE IF EXISTS {name}")
+    db.sql("DROP SCHEMA IF EXISTS workbench_state CASCADE")
+    db.dispose()
+
+
+def state_tables(state_db, exp) -> list[str]:
+    """The generations of ``exp``'s state table in the catalog."""
+    schema, name = state_table(exp).split(".")
+    return sorted(state_db.tables(schema, f"{name}_*"))
+
+
+@spark_test
+@pytest.mark.filterwarnings("error::workbench.experiments.incremental.LateRowsWarning")
+def test_on_spark_every_run_publishes_a_generation_equal_to_a_full_analysis(spark_project, tmp_path):
+    """Spark has no transactions: each run writes a new generation of the state table, appends its
+    bookkeeping row (which publishes it) and drops the older one. Metrics through the identity map
+    included (Spark sorts a unit's ids with its own SQL)."""
+    url, frames = spark_project
+    exp, tables = identity_experiment(frames, tmp_path)
+    for run, day in enumerate((2, 4, 5, 7, DAYS + 1), start=1):
+        load(url, tables(DAY0 + dt.timedelta(days=day, hours=3)))
+        db = wb.connect(url)
+        incremental, full = facts(exp, db), facts(exp, db, incremental=False)
+        refresh = incremental.stats.attrs["refresh"]
+        assert (refresh.built, refresh.table) == (run == 1, f"{state_table(exp)}_{run}")
+        state = open_state(db, exp)
+        assert state_tables(state, exp) == [refresh.table.split(".")[1]]
+        log = state.sql("SELECT generation FROM workbench_state.experiment_state", limit=None)
+        assert sorted(log["generation"]) == list(range(1, run + 1))
+        db.dispose()
+        assert_same(incremental, full)
+    assert full.stats.query("metric == 'views' and dimension == 'overall'")["main_sum"].sum() > 1000
+
+
+@spark_test
+def test_on_spark_a_run_killed_before_it_publishes_leaves_the_previous_state(spark_project, tmp_path, monkeypatch):
+    url, frames = spark_project
+    exp = experiment("exp", parse_config(config_data(), tmp_path / "workbench.yml"))
+    load(url, arrived(frames, DAY0 + dt.timedelta(days=4)))
+    db = wb.connect(url)
+    facts(exp, db)
+    db.dispose()  # a session lists a table's files once: a new one reads the rows loaded next
+    load(url, arrived(frames, DAY0 + dt.timedelta(days=6)))
+    db = wb.connect(url)
+    state_db = open_state(db, exp)
+    snapshot = f"SELECT * FROM {state_table(exp)}_1 ORDER BY wb_unit"
+    meta = "SELECT * FROM workbench_state.experiment_state"
+    before, before_meta = state_db.sql(snapshot, limit=None), state_db.sql(meta)
+    run = SparkDatabase.sql
+
+    def killed(self, query, /, **kwargs):
+        if query.startswith("INSERT INTO workbench_state.experiment_state"):  # the new generation is written
+            raise RuntimeError("killed before publishing")
+        return run(self, query, **kwargs)
+
+    monkeypatch.setattr(SparkDatabase, "sql", killed)
+    with pytest.raises(RuntimeError, match="killed"):
+        refresh_state(exp, state_db)
+    monkeypatch.undo()
+    assert len(state_tables(state_db, exp)) == 2  # the unpublished generation is there, named by nothing
+    pd.testing.assert_frame_equal(state_db.sql(snapshot, limit=None), before)
+    pd.testing.assert_frame_equal(state_db.sql(meta), before_meta)
+    incremental, full = facts(exp, db), facts(exp, db, incremental=False)  # the next run replaces it
+    assert incremental.stats.attrs["refresh"].table == f"{state_table(exp)}_2"
+    assert_same(incremental, full)
+    assert state_tables(state_db, exp) == [f"{state_table(exp)}_2".split(".")[1]]
+    db.dispose()
+
+
+@spark_test
+def test_on_spark_the_refresh_session_writes_only_the_state_database(spark_project, tmp_path):
+    url, frames = spark_project
+    load(url, arrived(frames, DAY0 + dt.timedelta(days=2)))
+    db = wb.connect(url)
+    state = open_state(db, experiment("exp", parse_config(config_data(), tmp_path / "workbench.yml")))
+    refused = {
+        "CREATE TABLE default.copied AS SELECT * FROM orders": "not table default.copied",
+        "DROP TABLE exposures": "not table exposures",
+        "INSERT INTO orders VALUES ('u', CURRENT_TIMESTAMP, 1.0)": "not table orders",
+        "CREATE VIEW workbench_state.v AS SELECT 1 AS a": "not view workbench_state.v",
+        'CREATE TABLE workbench_state.f AS SELECT * FROM parquet."/tmp"': "read catalog tables only",
+        "UPDATE orders SET amount = 0": "runs one query, or one statement creating, filling or dropping a table of",
+    }
+    for statement, message in refused.items():
+        with pytest.raises(DatabaseError, match=message):
+            state.sql(statement)
+    state.sql("CREATE SCHEMA IF NOT EXISTS workbench_state")
+    state.sql("CREATE TABLE workbench_state.scratch AS SELECT COUNT(*) AS n FROM orders")
+    orders = len(db.sql("SELECT * FROM orders", limit=None))
+    assert state.sql("SELECT n FROM workbench_state.scratch")["n"].iloc[0] == orders
+    state.sql("DROP TABLE workbench_state.scratch")
+    assert "read-only, writes workbench_state" in repr(state)
+    db.dispose()

@@ -270,7 +270,8 @@ CONFIG_KEYS: tuple[Key, ...] = (
         "workbench_state",
         "where incremental refresh keeps its state: the PostgreSQL schema it creates and writes (its only "
         "writes); on DuckDB the name of the state file `data/state/<database>.state.duckdb` attached beside the "
-        "read-only database ([incremental refresh](../experiment-engine.md#incremental-refresh))",
+        "read-only database; on Spark the catalog database of its Parquet tables "
+        "([incremental refresh](../experiment-engine.md#incremental-refresh))",
         "{state_schema: wb_state}",
         "{state_schema: Workbench-State}",
     ),

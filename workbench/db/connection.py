@@ -206,9 +206,10 @@ def connect(
     return db
 
 
-def connect_state(db: SqlDatabase, schema: str) -> SqlDatabase:
+def connect_state(db: Database, schema: str) -> Database:
     """A session for an incremental refresh of ``db``'s experiments: it reads ``db`` as an analysis
-    does and writes only the refresh state, named ``<schema>.<table>``. On DuckDB, one in-process
+    does and writes only the refresh state, named ``<schema>.<table>``. On Spark, ``db``'s session
+    allowed to write the tables of the catalog database ``schema`` too. On DuckDB, one in-process
     connection with ``db``'s file attached read-only (the default catalog: its tables keep their
     names) and the state file (:func:`workbench.paths.state_path`) attached writable as ``schema``;
     nothing else outside them is reachable. On PostgreSQL, a writable session on the same
@@ -217,7 +218,15 @@ def connect_state(db: SqlDatabase, schema: str) -> SqlDatabase:
     so it compiled hundreds of functions (0.2-0.7 s) for queries that read a day of rows.
     ``schema`` is a validated lower-case identifier."""
     settings = db.settings
-    if DIALECTS[settings.dialect].state_store == "file":
+    store = DIALECTS[settings.dialect].state_store
+    if store == "tables":  # Spark: the same session, its writes checked (it has no read-only sessions)
+        from workbench.db.spark import SparkDatabase
+
+        return SparkDatabase(
+            db.session, settings=settings, read_only=True, statement_timeout_s=db.statement_timeout_s,
+            config_path=db.config_path, writes_to=schema,
+        )  # fmt: skip
+    if store == "file":
         source = settings.url.database
         if source in (None, "", ":memory:"):
             raise DatabaseError("An incremental refresh needs a DuckDB database file, not an in-memory database.")

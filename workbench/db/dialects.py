@@ -87,8 +87,13 @@ class Dialect:
     # URL schemes that name this dialect with a driver: "sc" (Spark Connect's own scheme) -> "spark+connect"
     url_aliases: tuple[tuple[str, str], ...] = ()
     # where an incremental refresh keeps its state: "file" (a state file attached writable beside the
-    # read-only database file), "schema" (a schema of the same database); None: not supported yet
-    state_store: str | None = None
+    # read-only database file), "schema" (a schema of the same database, written in one transaction),
+    # "tables" (a database of the catalog without transactions: each run writes a new generation of
+    # the state table, then appends its bookkeeping row, the one step that publishes it); None: not supported
+    state_store: Literal["file", "schema", "tables"] | None = None
+    # an aggregate: the "{value}" of a group's rows as an array sorted ascending (NULLs kept on DuckDB
+    # and PostgreSQL, skipped by Spark's COLLECT_LIST: equal either way for two sets of the same rows)
+    sorted_array: str = "ARRAY_AGG({value} ORDER BY {value})"
 
     def quote(self, name: str) -> str:
         """``name`` as a quoted identifier (any text; the quote character doubled inside)."""
@@ -211,6 +216,8 @@ SPARK = Dialect(
     first_by="min_by({value}, struct({order}))",  # transpiled as written
     numbered_units=False,
     url_aliases=(("sc", "spark+connect"),),
+    state_store="tables",
+    sorted_array="SORT_ARRAY(COLLECT_LIST({value}))",  # transpiled as written; ARRAY_AGG's ORDER BY would be lost
 )
 DIALECTS: dict[str, Dialect] = {d.name: d for d in (DUCKDB, POSTGRESQL, SPARK)}
 

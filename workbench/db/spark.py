@@ -6,7 +6,9 @@ run by a Spark Connect server (``sc://host:15002``), an in-process local session
 ``sql(query, **params)`` inlines parameters as typed sqlglot literals (Spark SQL text has no bound
 parameters), never by string concatenation. Spark has no read-only sessions, so a read-only
 ``SparkDatabase`` reads each statement with sqlglot first and runs only a single query that names
-no file and calls no Java method; the statement timeout cancels the query's Spark jobs by tag.
+no file and calls no Java method (one that ``writes_to`` a database also runs statements creating,
+filling or dropping that database's tables, and nothing else); the statement timeout cancels the
+query's Spark jobs by tag.
 """
 
 from __future__ import annotations
@@ -144,7 +146,8 @@ def _active(session: Any):
 class SparkDatabase:
     """Runs workbench SQL on Spark. Given a ``session`` it uses it (views registered by hand, the
     caller stops it); :func:`open_spark` gives it an ``opener`` instead, which opens a session on
-    first use and again after :meth:`dispose`."""
+    first use and again after :meth:`dispose`. ``writes_to``: a read-only database that may also
+    write the tables of that catalog database (an incremental refresh's state)."""
 
     dialect = DIALECTS["spark"]
 
@@ -157,6 +160,7 @@ class SparkDatabase:
         statement_timeout_s: float = 0.0,
         config_path: Path | None = None,
         opener: Callable[[], Any] | None = None,
+        writes_to: str | None = None,
     ) -> None:
         import sqlalchemy as sa
 
@@ -164,11 +168,13 @@ class SparkDatabase:
         self._opener = opener
         self.settings = settings or DatabaseSettings(url=sa.URL.create("spark+local"), source="argument")
         self.read_only = read_only
+        self.writes_to = writes_to
         self.statement_timeout_s = statement_timeout_s  # 0: none
         self.config_path = config_path or Path("workbench.yml")  # where database.statement_timeout_seconds is set
 
     def __repr__(self) -> str:
-        mode = "read-only" if self.read_only else "writable"
+        writes = f", writes {self.writes_to}" if self.writes_to else ""
+        mode = f"read-only{writes}" if self.read_only else "writable"
         return f"<workbench.SparkDatabase {self.settings.display_url} ({mode})>"
 
     __str__ = __repr__
@@ -263,8 +269,17 @@ class SparkDatabase:
             views.clear()  # the last references to the checkpoints, so Spark can free them
         return limited_frame(frame, limit, time.perf_counter() - started)
 
+    def tables(self, database: str, pattern: str) -> list[str]:
+        """The names of the tables of the catalog ``database`` matching ``pattern`` (``*`` any text)."""
+        try:
+            return [table.name for table in self.session.catalog.listTables(database, pattern)]
+        except Exception as exc:
+            raise self._explained(exc) from None
+
     def _check_read_only(self, query: str) -> None:
-        """Refuse anything but one query reading catalog tables (Spark sessions cannot be made read-only)."""
+        """Refuse anything but one query reading catalog tables (Spark sessions cannot be made
+        read-only); with ``writes_to``, also one statement creating, filling or dropping a table
+        of that database (or creating it)."""
         import sqlglot
         from sqlglot import exp
 
@@ -274,7 +289,22 @@ class SparkDatabase:
         except sqlglot.errors.SqlglotError as exc:
             first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise DatabaseError(f"The query cannot be read as SQL, so {where} does not run it: {first}") from None
-        if len(trees) != 1 or not isinstance(trees[0], exp.Query):
+        if len(trees) == 1 and self.writes_to and isinstance(trees[0], (exp.Create, exp.Drop, exp.Insert)):
+            tree = trees[0]
+            kind = str(tree.args.get("kind") or "TABLE").upper()  # an INSERT has none
+            targets = tree.args.get("tables") or [tree.this.this if isinstance(tree.this, exp.Schema) else tree.this]
+            for target in targets:  # CREATE SCHEMA s names the table "s."
+                if kind not in ("TABLE", "SCHEMA", "DATABASE") or target.db.lower() != self.writes_to:
+                    raise DatabaseError(
+                        f"This refresh session on {where} writes only the tables of {self.writes_to}, "
+                        f"not {kind.lower()} {target.sql()}."
+                    )
+        elif (len(trees) != 1 or not isinstance(trees[0], exp.Query)) and self.writes_to:
+            raise DatabaseError(
+                f"This refresh session on {where} runs one query, or one statement creating, filling or dropping "
+                f"a table of {self.writes_to}, per call."
+            )
+        elif len(trees) != 1 or not isinstance(trees[0], exp.Query):
             raise DatabaseError(
                 f"This analysis session on {where} is read-only: it runs one query (SELECT or WITH) per call; "
                 "writes go through the loaders or the generator (connect(read_only=False))."
@@ -304,7 +334,11 @@ class SparkDatabase:
         import sqlglot
         from sqlglot import exp
 
-        tree = sqlglot.parse_one(spark_sql, read=self.dialect.sqlglot)
+        statement = sqlglot.parse_one(spark_sql, read=self.dialect.sqlglot)
+        # CREATE TABLE … AS <query>: the query's CTEs
+        tree = statement.expression if isinstance(statement, exp.Create) else statement
+        if not isinstance(tree, exp.Query):
+            return spark_sql
         with_key = "with_" if "with_" in tree.args else "with"
         with_ = tree.args.get(with_key)
         if with_ is None:
@@ -345,6 +379,9 @@ class SparkDatabase:
         )
         if kept:
             main.set(with_key, exp.With(expressions=kept))
+        if isinstance(statement, exp.Create):
+            statement.set("expression", main)
+            main = statement
         return main.sql(dialect=self.dialect.sqlglot)
 
 

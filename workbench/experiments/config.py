@@ -267,7 +267,8 @@ class Config:
     # (analysing it raises that sentence); the other experiments work
     broken_experiments: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
     experiment_keys: tuple[str, ...] = ()  # every experiment entry's key in file order, broken ones too
-    state_schema: str = DEFAULT_STATE_SCHEMA  # the schema (DuckDB: attached state file) incremental refresh writes
+    # the schema (DuckDB: the attached state file; Spark: the catalog database) incremental refresh writes
+    state_schema: str = DEFAULT_STATE_SCHEMA
 
     def metric(self, name: str) -> Metric:
         if name not in self.metrics:

@@ -2,7 +2,8 @@
 rows that are new since the last run, so that a daily re-run reads about a day of data.
 
 :func:`refresh_state` brings the state up to date (built on the first run, after a definition
-changed or when asked, else updated) in one transaction; the sufficient statistics are then read
+changed or when asked, else updated) in one transaction (on Spark, which has none, as a new
+generation of the state table that one appended row publishes); the sufficient statistics are then read
 from it by the experiment query (:func:`workbench.experiments.sql.experiment_query` with
 ``state``). The SQL is built by :mod:`workbench.experiments.sql`; the design and its exactness
 argument are in docs/experiment-engine.md#incremental-refresh.
@@ -10,19 +11,21 @@ argument are in docs/experiment-engine.md#incremental-refresh.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import warnings
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import pandas as pd
 import sqlalchemy as sa
 
-from workbench.errors import ConfigError
 from workbench.experiments import sql as sql_builder
 
 if TYPE_CHECKING:
-    from workbench.db.connection import SqlDatabase
+    from workbench.db import Database
     from workbench.experiments.engine import Experiment
 
 
@@ -47,7 +50,8 @@ class Refresh:
 
 
 def state_table(experiment: Experiment) -> str:
-    """The qualified name of ``experiment``'s state table: ``<state_schema>.units_<hash of the key>``."""
+    """The qualified name of ``experiment``'s state table: ``<state_schema>.units_<hash of the key>``
+    (on a store without transactions, each run's generation ``<n>`` of it is ``…_<n>``)."""
     digest = hashlib.sha256(experiment.key.encode()).hexdigest()[:16]
     return f"{experiment.config.state_schema}.units_{digest}"
 
@@ -62,41 +66,57 @@ def definition_hash(experiment: Experiment, dialect) -> str:
 
 def _naive_utc(value: Any) -> dt.datetime | None:
     """A database timestamp as a naive UTC datetime (sessions run in UTC)."""
-    if value is None:
+    if value is None or pd.isna(value):
         return None
     value = value.to_pydatetime() if hasattr(value, "to_pydatetime") else value
     return value.astimezone(dt.UTC).replace(tzinfo=None) if value.tzinfo else value
 
 
-def open_state(db, experiment: Experiment) -> SqlDatabase:
+def open_state(db: Database, experiment: Experiment) -> Database:
     """The session an incremental analysis of ``experiment`` on ``db`` runs in
-    (:func:`workbench.db.connection.connect_state`); Spark is refused with one sentence."""
+    (:func:`workbench.db.connection.connect_state`)."""
     from workbench.db.connection import connect_state
 
-    if db.dialect.state_store is None:
-        raise ConfigError(
-            f"experiment {experiment.key!r}: incremental refresh runs on DuckDB and PostgreSQL, not yet on {db.dialect.title}; "
-            "analyse without --incremental (and set incremental: false)."
-        )
     return connect_state(db, experiment.config.state_schema)
 
 
-def refresh_state(experiment: Experiment, state_db: SqlDatabase, *, full: bool = False) -> Refresh:
+@contextlib.contextmanager
+def _statements(state_db: Database) -> Iterator[Callable[..., list[dict[str, Any]]]]:
+    """``run(sql, params={})``: runs one statement with bound ``params``, giving its rows as dicts;
+    every statement in one transaction (a failure rolls them all back), except on a store without
+    transactions (Spark), where each runs on its own."""
+    if state_db.dialect.state_store == "tables":
+        yield lambda sql, params={}: state_db.sql(sql, limit=None, **params).to_dict("records")
+        return
+    with state_db.transaction() as conn:
+
+        def run(sql: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+            result = conn.execute(sa.text(sql), params or {})
+            return [dict(r) for r in result.mappings()] if result.returns_rows else []
+
+        yield run
+
+
+def refresh_state(experiment: Experiment, state_db: Database, *, full: bool = False) -> Refresh:
     """Bring ``experiment``'s state up to date on ``state_db`` (a session of
-    :func:`workbench.db.connection.connect_state`) in one transaction: built from every row on the
-    first run, when its definition hash changed or with ``full``; else updated from the rows since
-    the settled boundary. A failure or a killed run leaves the previous state as it was."""
-    cfg, settings = experiment.config, experiment.settings
+    :func:`workbench.db.connection.connect_state`): built from every row on the first run, when
+    its definition hash changed or with ``full``; else updated from the rows since the settled
+    boundary. A failure or a killed run leaves the previous state as it was: the writes are one
+    transaction, or on Spark (no transactions) a new generation of the state table, published by
+    appending its bookkeeping row (older generations are dropped after)."""
+    cfg, settings, dialect = experiment.config, experiment.settings, state_db.dialect
+    generations = dialect.state_store == "tables"
     schema, table = cfg.state_schema, state_table(experiment)
-    read_row, delete_row, insert_row = sql_builder.state_row_sql(schema)
-    digest = definition_hash(experiment, state_db.dialect)
+    read_row, delete_row, insert_row = sql_builder.state_row_sql(schema, dialect)
+    digest = definition_hash(experiment, dialect)
     late = dt.timedelta(hours=settings.late_data_hours)
     key = {"experiment_key": experiment.key}
-    with state_db.transaction() as conn:
-        if not state_db.dialect.embedded:  # on an embedded engine the schema is the attached state file
-            conn.execute(sa.text(sql_builder.state_schema_sql(schema)))
-        conn.execute(sa.text(sql_builder.state_table_sql(schema)))
-        row = conn.execute(sa.text(read_row), key).mappings().first()
+    staged = f"{schema}.wb_staged_{table.rsplit('_', 1)[-1]}"
+    with _statements(state_db) as run:
+        if not dialect.embedded:  # on an embedded engine the schema is the attached state file
+            run(sql_builder.state_schema_sql(schema))
+        run(sql_builder.state_table_sql(schema, dialect))
+        row = next(iter(run(read_row, key)), None)
         why = (
             "--full-refresh" if full
             else "first run" if row is None
@@ -104,35 +124,40 @@ def refresh_state(experiment: Experiment, state_db: SqlDatabase, *, full: bool =
             else ""
         )  # fmt: skip
         build = bool(why)
+        previous = row["units_table"] if generations and row is not None else table
+        generation = int(row["generation"]) + 1 if generations and row is not None else 1
+        if generations:  # a new table each run: the one the bookkeeping names stays intact until then
+            table = f"{table}_{generation}"
         old_watermark = None if build else _naive_utc(row["watermark"])
         settled_old = None if build else _naive_utc(row["settled_before"])
         mark = sql_builder.watermark_query(settings, since=not build)
         marks = {**mark.params, **({} if build else {"wb_settled_old": settled_old})}
-        new = _naive_utc(conn.execute(sa.text(mark.sql), marks).scalar())
+        new = _naive_utc(run(mark.sql, marks)[0]["watermark"])
         watermark = max((w for w in (old_watermark, new) if w is not None), default=None)
         candidates = [s for s in (settled_old, watermark - late if watermark else None) if s is not None]
         settled_new = max(candidates, default=dt.datetime(1970, 1, 1))
-        query = sql_builder.state_refresh_query(cfg, settings, table, build, state_db.dialect)
+        query = sql_builder.state_refresh_query(cfg, settings, previous, build, dialect)
         params = {**query.params, "wb_settled_new": settled_new}
         if not build:
             lookback = dt.timedelta(hours=sql_builder.lookback_hours(cfg, settings))
             params |= {"wb_settled_old": settled_old, "wb_rows_since": settled_old - lookback}
         counted = sql_builder.settled_rows_query(cfg, settings)
         bounds = {"wb_settled_old": settled_old or settled_new, "wb_settled_new": settled_new}
-        seen, settled_rows = conn.execute(sa.text(counted.sql), {**counted.params, **bounds}).one()
+        counts = run(counted.sql, {**counted.params, **bounds})[0]
+        seen, settled_rows = counts["seen"], counts["settled"]
         late_rows = None if build or row["settled_rows"] is None else int(seen) - int(row["settled_rows"])
-        staged = f"{schema}.wb_staged_{table.rsplit('_', 1)[-1]}"
-        for statement in sql_builder.state_write_sql(
-            table, staged, build, query.sql, state_db.dialect.analyze_after_write
-        ):
-            conn.execute(sa.text(statement), params)
-        conn.execute(sa.text(delete_row), key)
-        conn.execute(
-            sa.text(insert_row),
-            {**key, "units_table": table, "definition_hash": digest, "watermark": watermark,
-             "settled_before": settled_new, "late_data_hours": settings.late_data_hours,
-             "settled_rows": int(settled_rows)},
-        )  # fmt: skip
+        for statement in sql_builder.state_write_sql(table, previous, staged, build, query.sql, dialect):
+            run(statement, params)
+        if delete_row is not None:
+            run(delete_row, key)
+        run(insert_row, {**key, "units_table": table, "definition_hash": digest, "watermark": watermark,
+                         "settled_before": settled_new, "late_data_hours": settings.late_data_hours,
+                         "settled_rows": int(settled_rows), "generation": generation})  # fmt: skip
+        if generations:  # published: the generations before it (and any a killed run left) go
+            name = table.split(".", 1)[1]
+            for old in state_db.tables(schema, f"{name.rsplit('_', 1)[0]}_*"):
+                if old != name:
+                    run(f"DROP TABLE IF EXISTS {schema}.{old}")
     if late_rows:
         warnings.warn(
             f"experiment {experiment.key!r}: {late_rows:,} source rows older than {settled_old} (the watermark less "

@@ -1015,7 +1015,7 @@ def _refresh_bounds(ts: str) -> list[str]:
 
 
 def state_refresh_query(
-    config: Config, experiment: ExperimentConfig, state: str, build: bool, dialect: Dialect | None = None
+    config: Config, experiment: ExperimentConfig, state: str, build: bool, dialect: Dialect
 ) -> CompiledQuery:
     """The state rows a refresh writes. ``build``: every unit, from every row (the table
     ``state`` is not read). Else an update of ``state``: the rows of the units that have an
@@ -1068,7 +1068,7 @@ def state_refresh_query(
     current, remapped = "", []
     for n, name in enumerate(plan.identity.values()):
         units.append(
-            f"ids_{n} AS (\n  SELECT m.wb_unit, ARRAY_AGG(m.wb_other ORDER BY m.wb_other) AS wb_ids\n"
+            f"ids_{n} AS (\n  SELECT m.wb_unit, {dialect.sorted_array.format(value='m.wb_other')} AS wb_ids\n"
             f"  FROM {name} m WHERE m.wb_unit IN (SELECT wb_unit FROM merged)\n  GROUP BY m.wb_unit\n)"
         )
         current += f", i{n}.wb_ids AS wb_ids_{n}"
@@ -1155,50 +1155,73 @@ def state_schema_sql(schema: str) -> str:
     return f"CREATE SCHEMA IF NOT EXISTS {schema}"
 
 
-def state_table_sql(schema: str) -> str:
-    """The table of every experiment's refresh bookkeeping in ``schema`` (created if missing)."""
+# the bookkeeping columns of an experiment's refresh, after experiment_key (then refreshed_at)
+_BOOKKEEPING = [
+    ("units_table", "VARCHAR(100)"),
+    ("definition_hash", "VARCHAR(64)"),
+    ("watermark", "TIMESTAMP"),
+    ("settled_before", "TIMESTAMP"),
+    ("late_data_hours", "DOUBLE PRECISION"),
+    ("settled_rows", "BIGINT"),
+]
+
+
+def _generations(dialect: Dialect) -> bool:
+    """The state is kept in generations (a store without transactions: Spark's catalog)."""
+    return dialect.state_store == "tables"
+
+
+def state_table_sql(schema: str, dialect: Dialect) -> str:
+    """The table of every experiment's refresh bookkeeping in ``schema`` (created if missing): one
+    row per experiment; on a store without transactions a log, to which each run appends a row
+    with its ``generation`` (the newest row is the state: the append publishes a run)."""
+    log = _generations(dialect)
+    key = "experiment_key VARCHAR(200)" + ("" if log else " PRIMARY KEY")
+    columns = [f"{name} {kind}" for name, kind in _BOOKKEEPING] + (["generation BIGINT"] if log else [])
     return (
-        f"CREATE TABLE IF NOT EXISTS {schema}.experiment_state (\n  experiment_key VARCHAR(200) PRIMARY KEY,"
-        " units_table VARCHAR(100), definition_hash VARCHAR(64),\n  watermark TIMESTAMP, settled_before TIMESTAMP,"
-        " late_data_hours DOUBLE PRECISION, settled_rows BIGINT, refreshed_at TIMESTAMP\n)"
+        f"CREATE TABLE IF NOT EXISTS {schema}.experiment_state (\n  {key}, {', '.join(columns[:2])},\n"
+        f"  {', '.join(columns[2:])}, refreshed_at TIMESTAMP\n)" + (" USING PARQUET" if log else "")
     )
 
 
-def state_row_sql(schema: str) -> tuple[str, str, str]:
+def state_row_sql(schema: str, dialect: Dialect) -> tuple[str, str | None, str]:
     """(read, delete, insert) of one experiment's row of ``experiment_state``, bound by
-    ``:experiment_key`` (and the columns, to insert)."""
+    ``:experiment_key`` (and the columns, to insert; ``:generation`` too on a store without
+    transactions, which reads the newest row and deletes none: ``delete`` is None)."""
     table = f"{schema}.experiment_state"
-    columns = [
-        "experiment_key",
-        "units_table",
-        "definition_hash",
-        "watermark",
-        "settled_before",
-        "late_data_hours",
-        "settled_rows",
-    ]
+    log = _generations(dialect)
+    columns = [name for name, _ in _BOOKKEEPING] + (["generation"] if log else [])
+    newest = " ORDER BY generation DESC LIMIT 1" if log else ""
     return (
-        f"SELECT {', '.join(columns[1:])} FROM {table} WHERE experiment_key = :experiment_key",
-        f"DELETE FROM {table} WHERE experiment_key = :experiment_key",
-        f"INSERT INTO {table} ({', '.join(columns)}, refreshed_at) VALUES "
-        f"({', '.join(':' + c for c in columns)}, CURRENT_TIMESTAMP)",
+        f"SELECT {', '.join(columns)} FROM {table} WHERE experiment_key = :experiment_key{newest}",
+        None if log else f"DELETE FROM {table} WHERE experiment_key = :experiment_key",
+        f"INSERT INTO {table} (experiment_key, {', '.join(columns)}, refreshed_at) VALUES "
+        f"(:experiment_key, {', '.join(':' + c for c in columns)}, CURRENT_TIMESTAMP)",
     )
 
 
-def state_write_sql(table: str, staged: str, build: bool, refresh: str, analyze: bool) -> list[str]:
+def state_write_sql(table: str, previous: str, staged: str, build: bool, refresh: str, dialect: Dialect) -> list[str]:
     """The statements writing the rows of ``refresh`` (:func:`state_refresh_query`) into the
     state ``table``: a build replaces it; an update stages its rows in the table ``staged`` (in
     the state's schema: DuckDB writes one attached database per transaction) and replaces the
-    rows of those units. With ``analyze`` (:attr:`~workbench.db.dialects.Dialect.analyze_after_write`)
-    the new tables get planner statistics (an update changes a small share of the state's rows:
-    the server's own autovacuum keeps its statistics)."""
+    rows of those units in ``previous`` (the state the update read). With transactions
+    ``previous`` is ``table``, changed in place; without, ``table`` is a new generation: the rows
+    of ``previous`` that were not staged and the staged ones. Where the dialect
+    :attr:`~workbench.db.dialects.Dialect.analyze_after_write`, the new tables get planner
+    statistics (an update changes a small share of the state's rows: the server's own autovacuum
+    keeps its statistics)."""
+    analyze = dialect.analyze_after_write
     if build:
         return [f"DROP TABLE IF EXISTS {table}", f"CREATE TABLE {table} AS\n{refresh}"] + (
             [f"ANALYZE {table}"] if analyze else []
         )
+    stage = [f"DROP TABLE IF EXISTS {staged}", f"CREATE TABLE {staged} AS\n{refresh}"]
+    if _generations(dialect):
+        kept = f"SELECT * FROM {previous} o WHERE NOT EXISTS (SELECT 1 FROM {staged} s WHERE s.wb_unit = o.wb_unit)"
+        return [*stage, f"DROP TABLE IF EXISTS {table}",
+                f"CREATE TABLE {table} AS\n{kept}\nUNION ALL\nSELECT * FROM {staged}", f"DROP TABLE {staged}"]  # fmt: skip
     return [
-        f"DROP TABLE IF EXISTS {staged}",
-        f"CREATE TABLE {staged} AS\n{refresh}",
+        *stage,
         *([f"ANALYZE {staged}"] if analyze else []),
         f"DELETE FROM {table} WHERE wb_unit IN (SELECT wb_unit FROM {staged})",
         f"INSERT INTO {table} SELECT * FROM {staged}",
