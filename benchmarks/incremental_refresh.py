@@ -1,7 +1,7 @@
 """Incremental refresh against a full analysis: a 28-day experiment, then one more day appended.
 
     .venv/bin/python benchmarks/incremental_refresh.py [--rows 10000000] [--postgres-rows 1000000] [--keep DIR]
-        [--without-pages]
+        [--spark-connect-rows 1000000] [--without-pages]
 
 Data from our generator (its ``checkout-layout`` experiment starts 2026-09-25); the benchmark's
 database holds the rows of the first 28 days, then the 29th day's rows are appended. The
@@ -20,8 +20,10 @@ the floor (one plain ``GROUP BY`` over each table the analysis reads, on the 29-
   autovacuum leaves it);
 
 and the state's size against the exposures' (DuckDB: the state file against a file holding only
-the exposures table; PostgreSQL: ``pg_total_relation_size``). DuckDB runs with the workbench
-defaults (2 threads, 4GB ``memory_limit``).
+the exposures table; PostgreSQL: ``pg_total_relation_size``; Spark: the tables' Parquet files).
+DuckDB runs with the workbench defaults (2 threads, 4GB ``memory_limit``). Spark runs on a local
+Spark Connect server (``local[2]``, 2 GB driver, started as the tests start it), the tables
+written into its catalog; a next-day run there starts from a new session.
 """
 
 from __future__ import annotations
@@ -103,12 +105,23 @@ def copy_days(source_url: str, target_url: str, days: int, append: bool, tables:
     source = duckdb.connect(source_url.removeprefix("duckdb:///"), read_only=True)
     target = wb.connect(target_url, read_only=False)
     low, high = START + dt.timedelta(days=days - 1 if append else -400), START + dt.timedelta(days=days)
-    with write_transaction(target) as writer:
+    query = "SELECT * FROM {table} WHERE {ts} >= ? AND {ts} < ?"
+    if target.dialect.name == "spark":  # catalog tables, written (or appended to) one by one from Parquet
+        # files the local server reads (millions of rows sent through the session ran its 2 GB driver out of heap)
+        folder = Path(source_url.removeprefix("duckdb:///")).with_name("spark-load")
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir()
         for table, ts in tables.items():
-            if not append:
-                writer.replace_table(definitions[table])
-            query = f"SELECT * FROM {table} WHERE {ts} >= ? AND {ts} < ?"
-            writer.append(definitions[table], source.sql(query, params=[low, high]).to_arrow_table())
+            path = str(folder / f"{table}.parquet")
+            source.execute(f"COPY ({query.format(table=table, ts=ts)}) TO '{path}' (FORMAT parquet)", [low, high])
+            target.session.read.parquet(path).write.mode("append" if append else "overwrite").saveAsTable(table)
+    else:
+        with write_transaction(target) as writer:
+            for table, ts in tables.items():
+                if not append:
+                    writer.replace_table(definitions[table])
+                rows = source.sql(query.format(table=table, ts=ts), params=[low, high]).to_arrow_table()
+                writer.append(definitions[table], rows)
     source.close()
     total = sum(int(target.sql(f"SELECT COUNT(*) AS n FROM {t}")["n"].iloc[0]) for t in tables)
     target.dispose()
@@ -119,6 +132,14 @@ def state_bytes(db, exp) -> tuple[int, int]:
     """(state, exposures) sizes in bytes."""
     from workbench.experiments.incremental import state_table
 
+    if db.dialect.name == "spark":  # the Parquet files in the (local) warehouse
+
+        def files(table: str) -> int:
+            details = db.session.sql(f"DESCRIBE TABLE EXTENDED {table}").toPandas()
+            location = details.loc[details["col_name"] == "Location", "data_type"].iloc[0]
+            return sum(f.stat().st_size for f in Path(location.removeprefix("file:")).rglob("*.parquet"))
+
+        return files(current_state(db, exp)), files("experiment_viewed")
     if db.dialect.name == "postgresql":
         size = "SELECT pg_total_relation_size(CAST(:t AS regclass)) AS b"
         return (
@@ -140,6 +161,12 @@ def state_bytes(db, exp) -> tuple[int, int]:
     return state_path(source).stat().st_size, only.stat().st_size
 
 
+def current_state(db, exp) -> str:
+    """On Spark: the generation of the state table the newest bookkeeping row names."""
+    log = f"{exp.config.state_schema}.experiment_state"
+    return db.sql(f"SELECT units_table FROM {log} ORDER BY generation DESC LIMIT 1")["units_table"].iloc[0]
+
+
 def measure(engine: str, source_url: str, url: str, config_path: Path, pages: bool) -> None:
     import workbench as wb
     from workbench.experiments.config import load_config
@@ -159,11 +186,12 @@ def measure(engine: str, source_url: str, url: str, config_path: Path, pages: bo
         shutil.copy(state_file, saved)
     else:
         snapshot = f"{exp.config.state_schema}.day28"
+        units = current_state(db, exp) if engine == "spark" else state_table(exp)
         db.dispose()
         writer = wb.connect(url, read_only=False)
-        writer.sql(f"DROP TABLE IF EXISTS {snapshot}")
-        writer.sql(f"CREATE TABLE {snapshot} AS SELECT * FROM {state_table(exp)}")
-        writer.sql(f"CREATE TABLE {snapshot}_meta AS SELECT * FROM {exp.config.state_schema}.experiment_state")
+        for table, copy in ((units, snapshot), (f"{exp.config.state_schema}.experiment_state", f"{snapshot}_meta")):
+            writer.sql(f"DROP TABLE IF EXISTS {copy}")
+            writer.sql(f"CREATE TABLE {copy} AS SELECT * FROM {table}")
         writer.dispose()
     db.dispose()
     rows = copy_days(source_url, url, 29, append=True, tables=tables)
@@ -176,6 +204,16 @@ def measure(engine: str, source_url: str, url: str, config_path: Path, pages: bo
             db.dispose()
             shutil.copy(saved, state_file)
             state_file.with_name(state_file.name + ".wal").unlink(missing_ok=True)
+        elif engine == "spark":  # the day-28 generation and log back; a new session, opened untimed
+            db.dispose()
+            writer = wb.connect(url, read_only=False)
+            for table in writer.tables(exp.config.state_schema, "units_*"):
+                writer.sql(f"DROP TABLE {exp.config.state_schema}.{table}")
+            for table, copy in ((units, snapshot), (f"{exp.config.state_schema}.experiment_state", f"{snapshot}_meta")):
+                writer.sql(f"DROP TABLE IF EXISTS {table}")
+                writer.sql(f"CREATE TABLE {table} AS SELECT * FROM {copy}")
+            writer.dispose()
+            db.sql("SELECT 1 AS ok")
         else:
             # TRUNCATE, not DELETE: each repetition's deleted rows would stay in the table as
             # dead tuples (no autovacuum between runs here); ANALYZE as autovacuum would have
@@ -215,6 +253,9 @@ def main() -> None:
     parser.add_argument("--rows", type=int, nargs="*", default=[10_000_000], help="DuckDB sizes (generated rows)")
     parser.add_argument("--postgres-rows", type=int, nargs="*", default=[], help="PostgreSQL sizes (generated rows)")
     parser.add_argument("--keep", type=Path, help="folder for the generated DuckDB files (reused when present)")
+    parser.add_argument(
+        "--spark-connect-rows", type=int, nargs="*", default=[], help="Spark Connect sizes (generated rows)"
+    )
     parser.add_argument("--without-pages", action="store_true", help="leave out the page views and the identity join")
     args = parser.parse_args()
     work = args.keep or Path(tempfile.mkdtemp(prefix="incremental-bench-"))
@@ -230,14 +271,23 @@ def main() -> None:
         f"{'state MB':>9} {'exposures MB':>12}",
         flush=True,
     )
-    server = None
+    server = spark = None
+    runs = [("duckdb", n) for n in args.rows] + [("postgresql", n) for n in args.postgres_rows]
     try:
-        for engine, target in [("duckdb", n) for n in args.rows] + [("postgresql", n) for n in args.postgres_rows]:
+        for engine, target in runs + [("spark", n) for n in args.spark_connect_rows]:
             generated = work / f"generated_{target}.duckdb"
             if not generated.exists():
                 generate_into(f"duckdb:///{generated}", target)
             if engine == "duckdb":
                 url = f"duckdb:///{work / f'bench_{target}.duckdb'}"
+            elif engine == "spark":
+                sys.path.insert(0, str(ROOT / "tests"))
+                from support.spark_server import start_spark_connect
+
+                if spark is None:  # a new server's catalog is empty: an earlier run's warehouse files go too
+                    shutil.rmtree(work / "spark-connect", ignore_errors=True)
+                    spark = start_spark_connect(work / "spark-connect")
+                url = spark.url
             else:
                 from tests.support.pg_server import start_postgres
 
@@ -248,6 +298,8 @@ def main() -> None:
     finally:
         if server is not None:
             server.cleanup()
+        if spark is not None:
+            spark.stop()
         if args.keep is None:
             shutil.rmtree(work, ignore_errors=True)
 
