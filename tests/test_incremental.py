@@ -473,8 +473,11 @@ SPARK_TABLES = ("exposures", "orders", "pageviews", "identities")
 
 
 def spark_test(test):
-    """A test on the suite's Spark Connect server (PySpark's pandas warnings ignored, as in test_spark_connect)."""
-    return pytest.mark.spark(pytest.mark.filterwarnings("ignore::FutureWarning:pyspark.*")(test))
+    """A test on the suite's Spark Connect server; PySpark's warnings about pandas 3 (its
+    conversions pass a deprecated ``copy`` keyword) are ignored."""
+    for category in ("FutureWarning", "DeprecationWarning"):
+        test = pytest.mark.filterwarnings(f"ignore::{category}:pyspark.*")(test)
+    return pytest.mark.spark(test)
 
 
 @pytest.fixture()

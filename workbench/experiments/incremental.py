@@ -82,11 +82,11 @@ def open_state(db: Database, experiment: Experiment) -> Database:
 
 @contextlib.contextmanager
 def _statements(state_db: Database) -> Iterator[Callable[..., list[dict[str, Any]]]]:
-    """``run(sql, params={})``: runs one statement with bound ``params``, giving its rows as dicts;
+    """``run(sql, params=None)``: runs one statement with bound ``params``, giving its rows as dicts;
     every statement in one transaction (a failure rolls them all back), except on a store without
     transactions (Spark), where each runs on its own."""
     if state_db.dialect.state_store == "tables":
-        yield lambda sql, params={}: state_db.sql(sql, limit=None, **params).to_dict("records")
+        yield lambda sql, params=None: state_db.sql(sql, limit=None, **(params or {})).to_dict("records")
         return
     with state_db.transaction() as conn:
 
