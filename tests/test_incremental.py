@@ -300,6 +300,27 @@ def test_a_changed_definition_rebuilds_the_state(project, tmp_path):
     assert_same(incremental, full)
 
 
+def test_a_state_table_deleted_by_hand_is_rebuilt(project):
+    """Only the state table deleted (its bookkeeping row left): the next run rebuilds it instead of
+    failing to read it."""
+    url, cfg, frames = project
+    exp = experiment("exp", cfg)
+    load(url, arrived(frames, DAY0 + dt.timedelta(days=4)))
+    db = wb.connect(url)
+    facts(exp, db)
+    state_db = open_state(db, exp)
+    with state_db.transaction() as conn:
+        conn.execute(sa.text(f"DROP TABLE {state_table(exp)}"))
+    state_db.dispose()
+    db.dispose()
+    load(url, arrived(frames, DAY0 + dt.timedelta(days=6)))
+    db = wb.connect(url)
+    incremental, full = facts(exp, db), facts(exp, db, incremental=False)
+    db.dispose()
+    assert incremental.stats.attrs["refresh"].why == "state table missing"
+    assert_same(incremental, full)
+
+
 def test_a_failed_run_leaves_the_previous_state(project):
     url, cfg, frames = project
     exp = experiment("exp", cfg)
@@ -553,6 +574,13 @@ def test_on_spark_a_run_killed_before_it_publishes_leaves_the_previous_state(spa
     assert incremental.stats.attrs["refresh"].table == f"{state_table(exp)}_2"
     assert_same(incremental, full)
     assert state_tables(state_db, exp) == [f"{state_table(exp)}_2".split(".")[1]]
+    state_db.sql(f"DROP TABLE {state_table(exp)}_2")  # deleted by hand, its log row left
+    again = facts(exp, db)
+    assert (again.stats.attrs["refresh"].why, again.stats.attrs["refresh"].table) == (
+        "state table missing",
+        f"{state_table(exp)}_3",
+    )
+    assert_same(again, full)
     db.dispose()
 
 

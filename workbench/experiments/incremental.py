@@ -80,6 +80,14 @@ def open_state(db: Database, experiment: Experiment) -> Database:
     return connect_state(db, experiment.config.state_schema)
 
 
+def _table_exists(state_db: Database, run: Callable[..., list[dict[str, Any]]], table: str) -> bool:
+    """Whether the state table ``table`` (``<schema>.<name>``) exists."""
+    schema, name = table.split(".", 1)
+    if state_db.dialect.state_store == "tables":
+        return name in state_db.tables(schema, name)
+    return bool(run(sql_builder.state_table_exists_sql(), {"schema": schema, "name": name})[0]["n"])
+
+
 @contextlib.contextmanager
 def _statements(state_db: Database) -> Iterator[Callable[..., list[dict[str, Any]]]]:
     """``run(sql, params=None)``: runs one statement with bound ``params``, giving its rows as dicts;
@@ -100,8 +108,8 @@ def _statements(state_db: Database) -> Iterator[Callable[..., list[dict[str, Any
 def refresh_state(experiment: Experiment, state_db: Database, *, full: bool = False) -> Refresh:
     """Bring ``experiment``'s state up to date on ``state_db`` (a session of
     :func:`workbench.db.connection.connect_state`): built from every row on the first run, when
-    its definition hash changed or with ``full``; else updated from the rows since the settled
-    boundary. A failure or a killed run leaves the previous state as it was: the writes are one
+    its definition hash changed, when its table is gone (deleted by hand) or with ``full``; else
+    updated from the rows since the settled boundary. A failure or a killed run leaves the previous state as it was: the writes are one
     transaction, or on Spark (no transactions) a new generation of the state table, published by
     appending its bookkeeping row (older generations are dropped after)."""
     cfg, settings, dialect = experiment.config, experiment.settings, state_db.dialect
@@ -121,6 +129,7 @@ def refresh_state(experiment: Experiment, state_db: Database, *, full: bool = Fa
             "--full-refresh" if full
             else "first run" if row is None
             else "definition changed" if row["definition_hash"] != digest
+            else "state table missing" if not _table_exists(state_db, run, row["units_table"])
             else ""
         )  # fmt: skip
         build = bool(why)

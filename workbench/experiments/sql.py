@@ -1184,6 +1184,15 @@ def state_table_sql(schema: str, dialect: Dialect) -> str:
     )
 
 
+def state_table_exists_sql() -> str:
+    """One row whose ``n`` is 1 when the state table ``:name`` exists in ``:schema``: a schema on
+    PostgreSQL, the attached state file on DuckDB (a catalog, its tables in ``main``)."""
+    return (
+        "SELECT COUNT(*) AS n FROM information_schema.tables WHERE table_name = :name\n"
+        "  AND (table_schema = :schema OR (table_catalog = :schema AND table_schema = 'main'))"
+    )
+
+
 def state_row_sql(schema: str, dialect: Dialect) -> tuple[str, str | None, str]:
     """(read, delete, insert) of one experiment's row of ``experiment_state``, bound by
     ``:experiment_key`` (and the columns, to insert; ``:generation`` too on a store without
