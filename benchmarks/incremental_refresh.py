@@ -187,9 +187,11 @@ def measure(engine: str, source_url: str, url: str, config_path: Path, pages: bo
     else:
         snapshot = f"{exp.config.state_schema}.day28"
         units = current_state(db, exp) if engine == "spark" else state_table(exp)
+        # the state table and its bookkeeping, each with its day-28 copy
+        copies = ((units, snapshot), (f"{exp.config.state_schema}.experiment_state", f"{snapshot}_meta"))
         db.dispose()
         writer = wb.connect(url, read_only=False)
-        for table, copy in ((units, snapshot), (f"{exp.config.state_schema}.experiment_state", f"{snapshot}_meta")):
+        for table, copy in copies:
             writer.sql(f"DROP TABLE IF EXISTS {copy}")
             writer.sql(f"CREATE TABLE {copy} AS SELECT * FROM {table}")
         writer.dispose()
@@ -209,7 +211,7 @@ def measure(engine: str, source_url: str, url: str, config_path: Path, pages: bo
             writer = wb.connect(url, read_only=False)
             for table in writer.tables(exp.config.state_schema, "units_*"):
                 writer.sql(f"DROP TABLE {exp.config.state_schema}.{table}")
-            for table, copy in ((units, snapshot), (f"{exp.config.state_schema}.experiment_state", f"{snapshot}_meta")):
+            for table, copy in copies:
                 writer.sql(f"DROP TABLE IF EXISTS {table}")
                 writer.sql(f"CREATE TABLE {table} AS SELECT * FROM {copy}")
             writer.dispose()
@@ -221,10 +223,7 @@ def measure(engine: str, source_url: str, url: str, config_path: Path, pages: bo
             with writer.transaction() as conn:
                 import sqlalchemy as sa
 
-                for table, copy in (
-                    (state_table(exp), snapshot),
-                    (f"{exp.config.state_schema}.experiment_state", f"{snapshot}_meta"),
-                ):
+                for table, copy in copies:
                     conn.execute(sa.text(f"TRUNCATE {table}"))
                     conn.execute(sa.text(f"INSERT INTO {table} SELECT * FROM {copy}"))
                 conn.execute(sa.text(f"ANALYZE {state_table(exp)}"))

@@ -95,6 +95,11 @@ class Dialect:
     # and PostgreSQL, skipped by Spark's COLLECT_LIST: equal either way for two sets of the same rows)
     sorted_array: str = "ARRAY_AGG({value} ORDER BY {value})"
 
+    @property
+    def state_in_generations(self) -> bool:
+        """The incremental state is kept in generations: a store without transactions (Spark's catalog)."""
+        return self.state_store == "tables"
+
     def quote(self, name: str) -> str:
         """``name`` as a quoted identifier (any text; the quote character doubled inside)."""
         q = self.identifier_quote

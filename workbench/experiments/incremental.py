@@ -83,7 +83,7 @@ def open_state(db: Database, experiment: Experiment) -> Database:
 def _table_exists(state_db: Database, run: Callable[..., list[dict[str, Any]]], table: str) -> bool:
     """Whether the state table ``table`` (``<schema>.<name>``) exists."""
     schema, name = table.split(".", 1)
-    if state_db.dialect.state_store == "tables":
+    if state_db.dialect.state_in_generations:
         return name in state_db.tables(schema, name)
     return bool(run(sql_builder.state_table_exists_sql(), {"schema": schema, "name": name})[0]["n"])
 
@@ -93,7 +93,7 @@ def _statements(state_db: Database) -> Iterator[Callable[..., list[dict[str, Any
     """``run(sql, params=None)``: runs one statement with bound ``params``, giving its rows as dicts;
     every statement in one transaction (a failure rolls them all back), except on a store without
     transactions (Spark), where each runs on its own."""
-    if state_db.dialect.state_store == "tables":
+    if state_db.dialect.state_in_generations:
         yield lambda sql, params=None: state_db.sql(sql, limit=None, **(params or {})).to_dict("records")
         return
     with state_db.transaction() as conn:
@@ -109,17 +109,19 @@ def refresh_state(experiment: Experiment, state_db: Database, *, full: bool = Fa
     """Bring ``experiment``'s state up to date on ``state_db`` (a session of
     :func:`workbench.db.connection.connect_state`): built from every row on the first run, when
     its definition hash changed, when its table is gone (deleted by hand) or with ``full``; else
-    updated from the rows since the settled boundary. A failure or a killed run leaves the previous state as it was: the writes are one
-    transaction, or on Spark (no transactions) a new generation of the state table, published by
-    appending its bookkeeping row (older generations are dropped after)."""
+    updated from the rows since the settled boundary. A failure or a killed run leaves the
+    previous state as it was: the writes are one transaction, or on Spark (no transactions) a new
+    generation of the state table, published by appending its bookkeeping row (older generations
+    are dropped after)."""
     cfg, settings, dialect = experiment.config, experiment.settings, state_db.dialect
-    generations = dialect.state_store == "tables"
-    schema, table = cfg.state_schema, state_table(experiment)
+    generations = dialect.state_in_generations
+    schema, base = cfg.state_schema, state_table(experiment)
+    table = base
     read_row, delete_row, insert_row = sql_builder.state_row_sql(schema, dialect)
     digest = definition_hash(experiment, dialect)
     late = dt.timedelta(hours=settings.late_data_hours)
     key = {"experiment_key": experiment.key}
-    staged = f"{schema}.wb_staged_{table.rsplit('_', 1)[-1]}"
+    staged = f"{schema}.wb_staged_{base.rsplit('_', 1)[-1]}"
     with _statements(state_db) as run:
         if not dialect.embedded:  # on an embedded engine the schema is the attached state file
             run(sql_builder.state_schema_sql(schema))
@@ -136,7 +138,7 @@ def refresh_state(experiment: Experiment, state_db: Database, *, full: bool = Fa
         previous = row["units_table"] if generations and row is not None else table
         generation = int(row["generation"]) + 1 if generations and row is not None else 1
         if generations:  # a new table each run: the one the bookkeeping names stays intact until then
-            table = f"{table}_{generation}"
+            table = f"{base}_{generation}"
         old_watermark = None if build else _naive_utc(row["watermark"])
         settled_old = None if build else _naive_utc(row["settled_before"])
         mark = sql_builder.watermark_query(settings, since=not build)
@@ -163,9 +165,8 @@ def refresh_state(experiment: Experiment, state_db: Database, *, full: bool = Fa
                          "settled_before": settled_new, "late_data_hours": settings.late_data_hours,
                          "settled_rows": int(settled_rows), "generation": generation})  # fmt: skip
         if generations:  # published: the generations before it (and any a killed run left) go
-            name = table.split(".", 1)[1]
-            for old in state_db.tables(schema, f"{name.rsplit('_', 1)[0]}_*"):
-                if old != name:
+            for old in state_db.tables(schema, f"{base.split('.', 1)[1]}_*"):
+                if f"{schema}.{old}" != table:
                     run(f"DROP TABLE IF EXISTS {schema}.{old}")
     if late_rows:
         warnings.warn(

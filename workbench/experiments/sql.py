@@ -1166,16 +1166,11 @@ _BOOKKEEPING = [
 ]
 
 
-def _generations(dialect: Dialect) -> bool:
-    """The state is kept in generations (a store without transactions: Spark's catalog)."""
-    return dialect.state_store == "tables"
-
-
 def state_table_sql(schema: str, dialect: Dialect) -> str:
     """The table of every experiment's refresh bookkeeping in ``schema`` (created if missing): one
     row per experiment; on a store without transactions a log, to which each run appends a row
     with its ``generation`` (the newest row is the state: the append publishes a run)."""
-    log = _generations(dialect)
+    log = dialect.state_in_generations
     key = "experiment_key VARCHAR(200)" + ("" if log else " PRIMARY KEY")
     columns = [f"{name} {kind}" for name, kind in _BOOKKEEPING] + (["generation BIGINT"] if log else [])
     return (
@@ -1198,7 +1193,7 @@ def state_row_sql(schema: str, dialect: Dialect) -> tuple[str, str | None, str]:
     ``:experiment_key`` (and the columns, to insert; ``:generation`` too on a store without
     transactions, which reads the newest row and deletes none: ``delete`` is None)."""
     table = f"{schema}.experiment_state"
-    log = _generations(dialect)
+    log = dialect.state_in_generations
     columns = [name for name, _ in _BOOKKEEPING] + (["generation"] if log else [])
     newest = " ORDER BY generation DESC LIMIT 1" if log else ""
     return (
@@ -1225,7 +1220,7 @@ def state_write_sql(table: str, previous: str, staged: str, build: bool, refresh
             [f"ANALYZE {table}"] if analyze else []
         )
     stage = [f"DROP TABLE IF EXISTS {staged}", f"CREATE TABLE {staged} AS\n{refresh}"]
-    if _generations(dialect):
+    if dialect.state_in_generations:
         kept = f"SELECT * FROM {previous} o WHERE NOT EXISTS (SELECT 1 FROM {staged} s WHERE s.wb_unit = o.wb_unit)"
         return [*stage, f"DROP TABLE IF EXISTS {table}",
                 f"CREATE TABLE {table} AS\n{kept}\nUNION ALL\nSELECT * FROM {staged}", f"DROP TABLE {staged}"]  # fmt: skip
