@@ -1,7 +1,7 @@
 """Incremental refresh against a full analysis: a 28-day experiment, then one more day appended.
 
     .venv/bin/python benchmarks/incremental_refresh.py [--rows 10000000] [--postgres-rows 1000000] [--keep DIR]
-        [--spark-connect-rows 1000000] [--without-pages]
+        [--spark-connect-rows 1000000] [--without-pages] [--identity-timestamp]
 
 Data from our generator (its ``checkout-layout`` experiment starts 2026-09-25); the benchmark's
 database holds the rows of the first 28 days, then the 29th day's rows are appended. The
@@ -9,7 +9,9 @@ analysis of benchmarks/experiment_query.py without an end date: seven metrics ov
 ``sessions`` and ``pages`` (a binomial and a mean with 14-day CUPED, a count, a filtered binomial,
 a ratio, page views per user with 14-day CUPED through the identity join, a percentile-capped
 duration with CUPED), overall and by ``browser`` and ``country``; with ``--without-pages``, the
-same without the page views (no identity join). Per engine it prints, each the best of 3 and against
+same without the page views (no identity join); with ``--identity-timestamp``, the identity join
+also returns the exposures' timestamp, so an incremental run reads only its pairs since the
+settled boundary (and every pair of the units first exposed since). Per engine it prints, each the best of 3 and against
 the floor (one plain ``GROUP BY`` over each table the analysis reads, on the 29-day data):
 
 - ``build``: the first incremental run on the 28-day data (the state built from every row, then
@@ -46,14 +48,18 @@ TABLES = {"experiment_viewed": "timestamp", "orders": "timestamp", "sessions": "
 DIMENSIONS = ("browser", "country")
 
 
-def config_text(pages: bool) -> str:
+def config_text(pages: bool, identity_timestamp: bool) -> str:
     """benchmarks/experiment_query.py's config without an end date; without ``pages``, also
-    without the page views and the identity join they are reached through."""
+    without the page views and the identity join they are reached through; with
+    ``identity_timestamp``, the identity join returns the exposures' timestamp too."""
     import yaml
 
     from benchmarks.experiment_query import CONFIG
 
     data = yaml.safe_load(CONFIG)
+    if identity_timestamp:
+        (join,) = data["identity_joins"]
+        join["sql"] = join["sql"].replace(" FROM ", ", timestamp FROM ")
     if not pages:
         del data["identity_joins"]
         data["identifier_types"] = ["user_id"]
@@ -256,12 +262,17 @@ def main() -> None:
         "--spark-connect-rows", type=int, nargs="*", default=[], help="Spark Connect sizes (generated rows)"
     )
     parser.add_argument("--without-pages", action="store_true", help="leave out the page views and the identity join")
+    parser.add_argument(
+        "--identity-timestamp",
+        action="store_true",
+        help="the identity join returns a timestamp (read since the boundary)",
+    )
     args = parser.parse_args()
     work = args.keep or Path(tempfile.mkdtemp(prefix="incremental-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     os.environ["WORKBENCH_HOME"] = str(work)  # the DuckDB state files go to work/data/state/
     config_path = work / "workbench.yml"
-    config_path.write_text(config_text(not args.without_pages))
+    config_path.write_text(config_text(not args.without_pages, args.identity_timestamp))
     from benchmarks.experiment_query import generate_into
 
     print(

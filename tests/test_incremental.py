@@ -6,6 +6,7 @@ incremental run the sufficient statistics and health facts equal a full analysis
 from __future__ import annotations
 
 import datetime as dt
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,7 @@ from workbench.db.spark import SparkDatabase
 from workbench.errors import ConfigError, DatabaseError
 from workbench.experiments.config import parse_config
 from workbench.experiments.engine import experiment, experiment_facts
-from workbench.experiments.incremental import open_state, refresh_state, state_table
+from workbench.experiments.incremental import LateRowsWarning, open_state, refresh_state, state_table
 from workbench.paths import state_path
 
 DAY0 = dt.datetime(2026, 10, 1)
@@ -185,16 +186,21 @@ def test_every_incremental_run_equals_a_full_analysis_of_the_same_rows(project):
 
 def identity_rows(users: list[str], seed: int = 11) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Page views keyed by anonymous id and the identity pairs linking anonymous ids to users,
-    each row with its ``arrival``; a pair also with the time it is ``gone`` (deleted), or NaT.
-    Most pairs arrive days after their anonymous id's first page views (the views re-map to a unit
-    already in the state), some users gain a second id later, a few pairs are deleted, and some
-    anonymous ids never get a user."""
+    each row with its ``arrival``; a pair also with its ``timestamp`` (when it was seen: up to 20
+    hours before it arrives) and the time it is ``gone`` (deleted), or NaT. Most pairs arrive days
+    after their anonymous id's first page views (the views re-map to a unit already in the state),
+    some users gain a second id later, a few pairs are deleted, and some anonymous ids never get a
+    user."""
     rng = np.random.default_rng(seed)
     anons = [f"a{i:04d}" for i in range(700)]
     first_view = DAY0 + pd.to_timedelta(rng.uniform(-2 * 24, DAYS * 24, len(anons)), unit="h")
     linked = rng.choice(len(users), 600)  # anonymous ids 0..599 belong to a user (some users have two)
     pairs = pd.DataFrame({"user_id": [users[i] for i in linked], "anonymous_id": anons[:600]})
     pairs["arrival"] = first_view[:600] + pd.to_timedelta(rng.uniform(0, 4 * 24, 600), unit="h")
+    late_pair = rng.random(600) < 0.1
+    pairs["timestamp"] = (
+        pairs["arrival"] - pd.to_timedelta(np.where(late_pair, rng.uniform(0, 20, 600), 0), unit="h")
+    ).dt.floor("us")
     gone = rng.random(600) < 0.05
     pairs["gone"] = pd.Series(pairs["arrival"] + pd.to_timedelta(rng.uniform(12, 72, 600), unit="h")).where(gone)
     n = 4000
@@ -207,14 +213,19 @@ def identity_rows(users: list[str], seed: int = 11) -> tuple[pd.DataFrame, pd.Da
     return views[views["timestamp"] < DAY0 + dt.timedelta(days=DAYS)], pairs
 
 
-def identity_experiment(frames, tmp_path: Path):
+def identity_experiment(frames, tmp_path: Path, timestamp: bool = False):
     """The experiment with three more metrics reached through an identity map (a CUPED count, a
     percentile-capped mean and a windowed binomial over page views), and ``tables(now)``: every
-    table as it stood at ``now`` (identity pairs arrived and not yet deleted)."""
+    table as it stood at ``now`` (identity pairs arrived and not yet deleted). With ``timestamp``
+    the map's SQL returns the pairs' timestamp and no pair is deleted."""
     views, pairs = identity_rows(sorted(frames[0]["user_id"].unique()))
+    if timestamp:
+        pairs = pairs.assign(gone=pd.NaT)
     data = config_data()
     data["identifier_types"] = ["user_id", "anonymous_id"]
-    data["identity_joins"] = [{"sql": "SELECT user_id, anonymous_id FROM identities"}]
+    data["identity_joins"] = [
+        {"sql": f"SELECT user_id, anonymous_id{', timestamp' if timestamp else ''} FROM identities"}
+    ]
     views_sql = "SELECT anonymous_id, timestamp, seconds AS value FROM pageviews"
     data["metrics"] += [
         {"name": "views", "type": "count", "sql": views_sql, "cuped": {"lookback_days": 2}},
@@ -256,6 +267,50 @@ def test_identity_pairs_that_arrive_or_go_re_map_the_units_rows(project, tmp_pat
     assert full.stats.query("metric == 'views' and dimension == 'overall'")["main_sum"].sum() > 1000
 
 
+def test_identity_pairs_with_a_timestamp_are_read_from_the_settled_boundary_on(project, tmp_path):
+    """An identity map whose SQL returns a timestamp: each run reads its pairs since the settled
+    boundary (and every pair of the units first exposed since), and still equals a full analysis;
+    a pair that arrives later than that, or one deleted, is counted as a late row."""
+    url, _, frames = project
+    exp, tables = identity_experiment(frames, tmp_path, timestamp=True)
+    views, pairs = identity_rows(sorted(frames[0]["user_id"].unique()))
+    for day in range(2, DAYS + 2):
+        load(url, tables(DAY0 + dt.timedelta(days=day, hours=3)))
+        db = wb.connect(url)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", LateRowsWarning)  # late pairs within the window are read
+            incremental = facts(exp, db)
+        full = facts(exp, db, incremental=False)
+        db.dispose()
+        assert_same(incremental, full)
+        assert incremental.stats.attrs["refresh"].built is (day == 2)
+    everything = tables(DAY0 + dt.timedelta(days=DAYS + 2))
+    # a pair seen on day 1 that arrives only now: a unit's old page views become its rows
+    viewed = views[views["timestamp"] < DAY0 + dt.timedelta(days=2)]["anonymous_id"]
+    unlinked = sorted(set(viewed) - set(pairs["anonymous_id"]))[0]
+    user = frames[0].sort_values("timestamp")["user_id"].iloc[0]
+    late_pair = pd.DataFrame(
+        {"user_id": [user], "anonymous_id": [unlinked], "timestamp": [DAY0 + dt.timedelta(days=1)]}
+    )
+    load(url, everything | {"identities": pd.concat([everything["identities"], late_pair.assign(arrival=DAY0)])})
+    db = wb.connect(url)
+    with pytest.warns(LateRowsWarning, match="1 source rows older than"):
+        incremental = facts(exp, db)
+    full = facts(exp, db, incremental=False)
+    assert incremental.stats.attrs["refresh"].late_rows == 1
+    assert not np.allclose(incremental.stats["main_sum"], full.stats["main_sum"], rtol=1e-12, atol=0)
+    assert_same(facts(exp, db, full_refresh=True), full)
+    db.dispose()
+    ids = everything["identities"]
+    load(
+        url, everything | {"identities": ids.drop(index=ids["timestamp"].idxmin())}
+    )  # the late pair gone again, the oldest deleted
+    db = wb.connect(url)
+    with pytest.warns(LateRowsWarning, match="2 fewer source rows are older than"):
+        assert facts(exp, db).stats.attrs["refresh"].late_rows == -2
+    db.dispose()
+
+
 def test_late_rows_beyond_the_window_need_a_full_refresh(project):
     url, cfg, (exposures, orders) = project
     exp = experiment("exp", cfg)
@@ -269,8 +324,6 @@ def test_late_rows_beyond_the_window_need_a_full_refresh(project):
     db.dispose()
     load(url, {"exposures": exposures, "orders": pd.concat([orders, late], ignore_index=True)})
     db = wb.connect(url)
-    from workbench.experiments.incremental import LateRowsWarning
-
     with pytest.warns(LateRowsWarning, match="40 source rows older than"):
         incremental = facts(exp, db)
     full = facts(exp, db, incremental=False)
@@ -521,12 +574,14 @@ def state_tables(state_db, exp) -> list[str]:
 
 @spark_test
 @pytest.mark.filterwarnings("error::workbench.experiments.incremental.LateRowsWarning")
-def test_on_spark_every_run_publishes_a_generation_equal_to_a_full_analysis(spark_project, tmp_path):
+@pytest.mark.parametrize("timestamp", [False, True], ids=["whole-map", "map-with-timestamp"])
+def test_on_spark_every_run_publishes_a_generation_equal_to_a_full_analysis(spark_project, tmp_path, timestamp):
     """Spark has no transactions: each run writes a new generation of the state table, appends its
     bookkeeping row (which publishes it) and drops the older one. Metrics through the identity map
-    included (Spark sorts a unit's ids with its own SQL)."""
+    included (Spark sorts a unit's ids with its own SQL), the map read whole or, with a timestamp,
+    from the settled boundary on."""
     url, frames = spark_project
-    exp, tables = identity_experiment(frames, tmp_path)
+    exp, tables = identity_experiment(frames, tmp_path, timestamp)
     for run, day in enumerate((2, 4, 5, 7, DAYS + 1), start=1):
         load(url, tables(DAY0 + dt.timedelta(days=day, hours=3)))
         db = wb.connect(url)

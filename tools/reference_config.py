@@ -355,7 +355,8 @@ CONFIG_KEYS: tuple[Key, ...] = (
         "sql",
         "SQL",
         "required",
-        "one column per identifier type it links",
+        "one column per identifier type it links; with a `timestamp` column too (when the pair was seen), "
+        "an incremental refresh reads only its new rows ([incremental refresh](../experiment-engine.md#one-run))",
         "{sql: 'SELECT userId AS user_id, anonymousId AS anonymous_id FROM experiment_viewed'}",
         "{sql: SELECT userId AS user_id FROM experiment_viewed}",
     ),

@@ -200,10 +200,13 @@ class Metric:
 
 @dataclass(frozen=True)
 class IdentityJoin:
-    """SQL returning one column per identifier type it links."""
+    """SQL returning one column per identifier type it links; ``timestamp``: it also returns a
+    ``timestamp`` column (when the pair was seen), so an incremental refresh reads only its new
+    rows (the pairs are then taken to be appended, never deleted, like metric rows)."""
 
     sql: str
     identifier_types: tuple[str, ...]
+    timestamp: bool = False
 
 
 @dataclass(frozen=True)
@@ -619,8 +622,8 @@ class _Parser:
                 where,
                 f"an identity join must return at least two identifier types of {list(self.identifier_types)}, it returns {list(types)}.",
             )
-        self.sql_columns(sql, list(types), where, "the identity join")
-        return IdentityJoin(sql, types)
+        columns = self.sql_columns(sql, list(types), where, "the identity join")
+        return IdentityJoin(sql, types, timestamp=columns is not None and "timestamp" in columns)
 
     def assignment_query(self, entry: dict[str, Any], i: int) -> AssignmentQuery:
         where = self.entry_name(entry, "name", f"assignment_queries[{i}]", "assignment query")

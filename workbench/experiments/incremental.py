@@ -39,7 +39,8 @@ class Refresh:
     (and ``why``), the ``watermark`` (latest exposure seen, UTC) and ``settled_before`` (rows older
     than this are never read again: later arrivals older than it need ``--full-refresh``);
     ``late_rows``: the source rows older than the previous boundary that arrived since the previous
-    run, so are missing from the state (None after a build)."""
+    run, so are missing from the state (negative: that many were deleted, and the state still counts
+    them; None after a build)."""
 
     table: str
     built: bool
@@ -169,10 +170,15 @@ def refresh_state(experiment: Experiment, state_db: Database, *, full: bool = Fa
                 if f"{schema}.{old}" != table:
                     run(f"DROP TABLE IF EXISTS {schema}.{old}")
     if late_rows:
+        what = (
+            f"{late_rows:,} source rows older than {settled_old} (the watermark less late_data_hours) arrived after "
+            "it was settled and are not in the incremental state"
+            if late_rows > 0
+            else f"{-late_rows:,} fewer source rows are older than {settled_old} than when it was settled (rows were "
+            "deleted) and the incremental state still counts them"
+        )
         warnings.warn(
-            f"experiment {experiment.key!r}: {late_rows:,} source rows older than {settled_old} (the watermark less "
-            f"late_data_hours) arrived after it was settled and are not in the incremental state; rebuild it with "
-            "--full-refresh (or raise late_data_hours).",
+            f"experiment {experiment.key!r}: {what}; rebuild it with --full-refresh (or raise late_data_hours).",
             LateRowsWarning,
             stacklevel=2,
         )

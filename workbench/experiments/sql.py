@@ -433,6 +433,8 @@ def _units_ctes(plan: _Plan) -> list[str]:
         )
     for (j, other), name in plan.identity.items() if plan.state is None else ():  # the state holds the parts
         join = plan.config.identity_joins[j]
+        if plan.refresh == "update" and join.timestamp:  # the state's ids and the new pairs (state_refresh_query)
+            continue
         ctes.append(
             f"{name} AS (\n  SELECT DISTINCT j.{plan.unit_type} AS wb_unit, j.{other} AS wb_other FROM ({join.sql}) j\n"
             f"  WHERE j.{plan.unit_type} IS NOT NULL AND j.{other} IS NOT NULL\n)"
@@ -1024,7 +1026,9 @@ def state_refresh_query(
     longest CUPED lookback); bind also ``:wb_settled_new``, the boundary this run settles. Units
     first exposed since the old boundary get their parts rebuilt from their rows; the others add
     the new rows to their settled parts, except that a unit whose ids in an identity map changed
-    (``wb_remapped``) gets the parts of the scans through that map rebuilt from every row."""
+    (``wb_remapped``) gets the parts of the scans through that map rebuilt from every row. A map
+    whose SQL returns a ``timestamp`` is read since the old boundary (every row for the units
+    first exposed since), its older pairs taken from the units' stored ids."""
     plan = _refresh_plan(config, experiment, dialect)
     plan.refresh = "build" if build else "update"
     units = _units_ctes(plan)
@@ -1065,14 +1069,33 @@ def state_refresh_query(
     shifted = "".join(f", {_exposure_shift(sec / 3600)} AS {col}" for sec, col in plan.shift_columns.items())
     # A unit whose set of ids in an identity map changed since the last run (a pair added or gone)
     # is re-mapped: the scans through that map rebuild its parts from every row.
-    current, remapped = "", []
-    for n, name in enumerate(plan.identity.values()):
-        units.append(
-            f"ids_{n} AS (\n  SELECT m.wb_unit, {dialect.sorted_array.format(value='m.wb_other')} AS wb_ids\n"
-            f"  FROM {name} m WHERE m.wb_unit IN (SELECT wb_unit FROM merged)\n  GROUP BY m.wb_unit\n)"
-        )
-        current += f", i{n}.wb_ids AS wb_ids_{n}"
-        remapped.append(f"u.o_wb_ids_{n} IS DISTINCT FROM i{n}.wb_ids")
+    # A map whose SQL returns a timestamp is read only since the old boundary (and whole for the
+    # fresh units, which are rebuilt): a unit's ids are its stored ones and those new pairs, and
+    # the map the scans join is the units' ids unnested.
+    current, remapped, maps = "", [], []
+    unit_type = plan.unit_type
+    for n, ((j, other), name) in enumerate(plan.identity.items()):
+        join = config.identity_joins[j]
+        if build or not join.timestamp:
+            units.append(
+                f"ids_{n} AS (\n  SELECT m.wb_unit, {dialect.sorted_array.format(value='m.wb_other')} AS wb_ids\n"
+                f"  FROM {name} m WHERE m.wb_unit IN (SELECT wb_unit FROM merged)\n  GROUP BY m.wb_unit\n)"
+            )
+            ids_now = f"i{n}.wb_ids"
+        else:
+            units += [
+                f"pairs_{n} AS (\n  SELECT DISTINCT j.{unit_type} AS wb_unit, j.{other} AS wb_other FROM ({join.sql}) j\n"
+                f"  WHERE j.{unit_type} IS NOT NULL AND j.{other} IS NOT NULL\n"
+                f"    AND (j.timestamp >= :wb_settled_old OR j.{unit_type} IN (SELECT wb_unit FROM merged WHERE wb_fresh))\n)",
+                f"ids_{n} AS (\n  SELECT p.wb_unit, {dialect.sorted_array.format(value='p.wb_other')} AS wb_ids FROM (\n"
+                f"    SELECT wb_unit, wb_other FROM pairs_{n} WHERE wb_unit IN (SELECT wb_unit FROM merged)\n"
+                f"    UNION\n    SELECT wb_unit, UNNEST(o_wb_ids_{n}) AS wb_other FROM merged\n"
+                f"    WHERE NOT wb_fresh AND wb_unit IN (SELECT wb_unit FROM pairs_{n})\n  ) p\n  GROUP BY p.wb_unit\n)",
+            ]
+            ids_now = f"CASE WHEN u.wb_fresh THEN i{n}.wb_ids ELSE COALESCE(i{n}.wb_ids, u.o_wb_ids_{n}) END"
+            maps.append(f"{name} AS (\n  SELECT wb_unit, UNNEST(wb_ids_{n}) AS wb_other FROM eligible\n)")
+        current += f", {ids_now} AS wb_ids_{n}"
+        remapped.append(f"u.o_wb_ids_{n} IS DISTINCT FROM {ids_now}")
     if remapped and not build:  # a build reads every row of every unit: nothing to re-map
         current += f", NOT u.wb_fresh AND ({' OR '.join(remapped)}) AS wb_remapped"
     units.append(
@@ -1080,7 +1103,7 @@ def state_refresh_query(
         + "".join(f"\n  LEFT JOIN ids_{n} i{n} ON i{n}.wb_unit = u.wb_unit" for n in range(len(ids)))
         + "\n)"
     )
-    ctes = units
+    ctes = units + maps
     for scan in plan.scans:
         ctes += _scan_ctes(plan, scan)
         names = [name for _, _, (k, name) in parts if k == scan.index]
@@ -1132,8 +1155,8 @@ def watermark_query(experiment: ExperimentConfig, since: bool) -> CompiledQuery:
 
 
 def settled_rows_query(config: Config, experiment: ExperimentConfig) -> CompiledQuery:
-    """The number of source rows (the experiment's exposures and every row of each relation its
-    metrics read) older than ``:wb_settled_old`` (``seen``) and than ``:wb_settled_new``
+    """The number of source rows (the experiment's exposures, every row of each relation its
+    metrics read and of each identity map with a timestamp they are reached through) older than ``:wb_settled_old`` (``seen``) and than ``:wb_settled_new``
     (``settled``), in one pass over each. ``settled`` is stored with the new boundary; at the next
     run ``seen`` less the stored number is the rows that arrived too late to be read."""
     plan = _refresh_plan(config, experiment, None)
@@ -1141,6 +1164,8 @@ def settled_rows_query(config: Config, experiment: ExperimentConfig) -> Compiled
     counted = [(f"({aq.sql}) e", "e.timestamp", "e.experiment_id = :experiment_key")]
     relations = dict.fromkeys((scan.source.relation, scan.source.timestamp) for scan in plan.scans)
     counted += [(f"({rel}) s", ts, None) for rel, ts in relations]
+    joins = dict.fromkeys(plan.config.identity_joins[j] for j, _ in plan.identity)
+    counted += [(f"({join.sql}) j", "j.timestamp", None) for join in joins if join.timestamp]
     sums = []
     for source, ts, where in counted:
         both = ", ".join(f"COUNT(CASE WHEN {ts} < :wb_settled_{b} THEN 1 END) AS {b}" for b in ("old", "new"))
