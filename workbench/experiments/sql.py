@@ -435,10 +435,7 @@ def _units_ctes(plan: _Plan) -> list[str]:
         join = plan.config.identity_joins[j]
         if plan.refresh == "update" and join.timestamp:  # the state's ids and the new pairs (state_refresh_query)
             continue
-        ctes.append(
-            f"{name} AS (\n  SELECT DISTINCT j.{plan.unit_type} AS wb_unit, j.{other} AS wb_other FROM ({join.sql}) j\n"
-            f"  WHERE j.{plan.unit_type} IS NOT NULL AND j.{other} IS NOT NULL\n)"
-        )
+        ctes.append(f"{name} AS (\n{_identity_pairs(plan, j, other)}\n)")
     plan.shift_columns = _shift_columns(plan)
     shifted = "".join(f", {_exposure_shift(sec / 3600, unit='')} AS {col}" for sec, col in plan.shift_columns.items())
     # wb_key: what the per-unit relations join and group on (the unit's row number or its id)
@@ -448,6 +445,15 @@ def _units_ctes(plan: _Plan) -> list[str]:
         f"    CAST(wb_first_exposure AS DATE) AS wb_day{shifted}\n  FROM units\n)"
     )
     return ctes
+
+
+def _identity_pairs(plan: _Plan, j: int, other: str, condition: str | None = None) -> str:
+    """The distinct (``wb_unit``, ``wb_other``) pairs of identity join ``j`` linking the unit's
+    type to ``other``, both ids present and, when given, ``condition`` on its rows (alias ``j``)."""
+    unit = plan.unit_type
+    where = f"j.{unit} IS NOT NULL AND j.{other} IS NOT NULL" + (f"\n    AND {condition}" if condition else "")
+    sql = plan.config.identity_joins[j].sql
+    return f"  SELECT DISTINCT j.{unit} AS wb_unit, j.{other} AS wb_other FROM ({sql}) j\n  WHERE {where}"
 
 
 def _date_bounds(plan: _Plan, name: str, metrics: list[Metric], ts: str) -> list[str]:
@@ -1073,20 +1079,19 @@ def state_refresh_query(
     # fresh units, which are rebuilt): a unit's ids are its stored ones and those new pairs, and
     # the map the scans join is the units' ids unnested.
     current, remapped, maps = "", [], []
-    unit_type = plan.unit_type
     for n, ((j, other), name) in enumerate(plan.identity.items()):
-        join = config.identity_joins[j]
-        if build or not join.timestamp:
+        if build or not config.identity_joins[j].timestamp:
             units.append(
                 f"ids_{n} AS (\n  SELECT m.wb_unit, {dialect.sorted_array.format(value='m.wb_other')} AS wb_ids\n"
                 f"  FROM {name} m WHERE m.wb_unit IN (SELECT wb_unit FROM merged)\n  GROUP BY m.wb_unit\n)"
             )
             ids_now = f"i{n}.wb_ids"
         else:
+            since = (
+                f"(j.timestamp >= :wb_settled_old OR j.{plan.unit_type} IN (SELECT wb_unit FROM merged WHERE wb_fresh))"
+            )
             units += [
-                f"pairs_{n} AS (\n  SELECT DISTINCT j.{unit_type} AS wb_unit, j.{other} AS wb_other FROM ({join.sql}) j\n"
-                f"  WHERE j.{unit_type} IS NOT NULL AND j.{other} IS NOT NULL\n"
-                f"    AND (j.timestamp >= :wb_settled_old OR j.{unit_type} IN (SELECT wb_unit FROM merged WHERE wb_fresh))\n)",
+                f"pairs_{n} AS (\n{_identity_pairs(plan, j, other, since)}\n)",
                 f"ids_{n} AS (\n  SELECT p.wb_unit, {dialect.sorted_array.format(value='p.wb_other')} AS wb_ids FROM (\n"
                 f"    SELECT wb_unit, wb_other FROM pairs_{n} WHERE wb_unit IN (SELECT wb_unit FROM merged)\n"
                 f"    UNION\n    SELECT wb_unit, UNNEST(o_wb_ids_{n}) AS wb_other FROM merged\n"
@@ -1156,9 +1161,10 @@ def watermark_query(experiment: ExperimentConfig, since: bool) -> CompiledQuery:
 
 def settled_rows_query(config: Config, experiment: ExperimentConfig) -> CompiledQuery:
     """The number of source rows (the experiment's exposures, every row of each relation its
-    metrics read and of each identity map with a timestamp they are reached through) older than ``:wb_settled_old`` (``seen``) and than ``:wb_settled_new``
-    (``settled``), in one pass over each. ``settled`` is stored with the new boundary; at the next
-    run ``seen`` less the stored number is the rows that arrived too late to be read."""
+    metrics read and of each identity join with a timestamp they are reached through) older than
+    ``:wb_settled_old`` (``seen``) and than ``:wb_settled_new`` (``settled``), in one pass over each.
+    ``settled`` is stored with the new boundary; at the next run ``seen`` less the stored number is
+    the rows that arrived too late to be read (or, negative, that were deleted)."""
     plan = _refresh_plan(config, experiment, None)
     aq = plan.assignment
     counted = [(f"({aq.sql}) e", "e.timestamp", "e.experiment_id = :experiment_key")]
