@@ -294,17 +294,15 @@ def test_identity_pairs_with_a_timestamp_are_read_from_the_settled_boundary_on(p
     )
     load(url, everything | {"identities": pd.concat([everything["identities"], late_pair.assign(arrival=DAY0)])})
     db = wb.connect(url)
-    with pytest.warns(LateRowsWarning, match="1 source rows older than"):
+    with pytest.warns(LateRowsWarning, match="1 source row older than"):
         incremental = facts(exp, db)
     full = facts(exp, db, incremental=False)
     assert incremental.stats.attrs["refresh"].late_rows == 1
     assert not np.allclose(incremental.stats["main_sum"], full.stats["main_sum"], rtol=1e-12, atol=0)
     assert_same(facts(exp, db, full_refresh=True), full)
     db.dispose()
-    ids = everything["identities"]
-    load(
-        url, everything | {"identities": ids.drop(index=ids["timestamp"].idxmin())}
-    )  # the late pair gone again, the oldest deleted
+    ids = everything["identities"]  # the late pair gone again, and the oldest pair deleted
+    load(url, everything | {"identities": ids.drop(index=ids["timestamp"].idxmin())})
     db = wb.connect(url)
     with pytest.warns(LateRowsWarning, match="2 fewer source rows are older than"):
         assert facts(exp, db).stats.attrs["refresh"].late_rows == -2
@@ -330,10 +328,15 @@ def test_late_rows_beyond_the_window_need_a_full_refresh(project):
     assert incremental.stats.attrs["refresh"].late_rows == len(late)  # the data-quality count
     differs = ~np.isclose(incremental.stats["main_sum"], full.stats["main_sum"], rtol=1e-12, atol=0)
     assert differs.any()  # the late rows are not in the state
+    with pytest.warns(LateRowsWarning, match="40 source rows older than"):  # and each run says so until a rebuild
+        assert facts(exp, db).stats.attrs["refresh"].late_rows == len(late)
     rebuilt = facts(exp, db, full_refresh=True)
-    db.dispose()
     assert rebuilt.stats.attrs["refresh"].why == "--full-refresh"
     assert_same(rebuilt, full)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", LateRowsWarning)
+        assert facts(exp, db).stats.attrs["refresh"].late_rows == 0
+    db.dispose()
 
 
 def test_a_changed_definition_rebuilds_the_state(project, tmp_path):
@@ -530,6 +533,41 @@ def test_report_incremental_builds_the_state_then_updates_it(backend, project, t
     assert again.exit_code == 0, again.output
     updated = bookkeeping(url, tmp_path)
     assert updated["refreshed_at"].iloc[0] > built["refreshed_at"].iloc[0]  # the second report refreshed it
+
+
+def test_the_command_line_warns_of_late_rows_in_one_line_at_every_run_until_a_rebuild(backend, project, tmp_path):
+    """`workbench analyze` in its own process: late rows give one ``warning:`` sentence on stderr
+    (no source line, no traceback) at every incremental run until ``--full-refresh``."""
+    import subprocess
+    import sys
+
+    import yaml
+
+    if backend.name != "duckdb":
+        pytest.skip("one engine is enough for the command's plumbing")
+    url, _, (exposures, orders) = project
+    config = tmp_path / "workbench.yml"
+    config.write_text(yaml.safe_dump(config_data()))
+    load(url, {"exposures": exposures, "orders": orders})
+    command = [str(Path(sys.executable).with_name("workbench")), "analyze", "exp", "--config", str(config)]
+    command += ["--database", url, "--overall-only"]
+
+    def run(*args: str) -> str:
+        done = subprocess.run([*command, *args], capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+        assert "DECISION" in done.stdout
+        return done.stderr
+
+    assert "warning" not in run()  # the entry is incremental: this run builds the state
+    late = orders.iloc[:40].assign(timestamp=DAY0 + dt.timedelta(hours=30))  # day 1's rows, arriving now
+    load(url, {"exposures": exposures, "orders": pd.concat([orders, late], ignore_index=True)})
+    for _ in range(2):
+        stderr = run()
+        lines = [line for line in stderr.splitlines() if "late_data_hours" in line]
+        assert len(lines) == 1 and lines[0].startswith("warning: experiment 'exp': 40 source rows older than"), stderr
+        assert "LateRowsWarning" not in stderr and ".py:" not in stderr
+    assert "warning" not in run("--full-refresh")
+    assert "warning" not in run()
 
 
 def bookkeeping(url: str, tmp_path: Path) -> pd.DataFrame:

@@ -52,6 +52,17 @@ ConfigOption = Annotated[
 def _every_command() -> None:
     """Analyse experiments and product events stored in SQL databases."""
     import signal
+    import warnings
+
+    shown = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        if category.__module__.startswith("workbench."):  # ours: the sentence, not the source line
+            typer.echo(f"warning: {redact(str(message))}", err=True)
+        else:
+            shown(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
 
     # SIGTERM (kill, cron or systemd stopping a run) unwinds like Ctrl-C: report kernels are shut
     # down and temporary files removed instead of left behind.

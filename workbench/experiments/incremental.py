@@ -38,9 +38,9 @@ class Refresh:
     """What a refresh did: the state ``table`` it left, whether it ``built`` it from every row
     (and ``why``), the ``watermark`` (latest exposure seen, UTC) and ``settled_before`` (rows older
     than this are never read again: later arrivals older than it need ``--full-refresh``);
-    ``late_rows``: the source rows older than the previous boundary that arrived since the previous
-    run, so are missing from the state (negative: that many were deleted, and the state still counts
-    them; None after a build)."""
+    ``late_rows``: the source rows older than the previous boundary that arrived after their time
+    was settled, so are missing from the state (negative: that many were deleted, and the state
+    still counts them), counted again at every run until a rebuild (None after a build)."""
 
     table: str
     built: bool
@@ -158,23 +158,27 @@ def refresh_state(experiment: Experiment, state_db: Database, *, full: bool = Fa
         counts = run(counted.sql, {**counted.params, **bounds})[0]
         seen, settled_rows = counts["seen"], counts["settled"]
         late_rows = None if build or row["settled_rows"] is None else int(seen) - int(row["settled_rows"])
+        # the rows the state holds: late ones are not among them (deleted ones still are), so every
+        # run until a rebuild counts them again
+        held = int(settled_rows) - (late_rows or 0)
         for statement in sql_builder.state_write_sql(table, previous, staged, build, query.sql, dialect):
             run(statement, params)
         if delete_row is not None:
             run(delete_row, key)
         run(insert_row, {**key, "units_table": table, "definition_hash": digest, "watermark": watermark,
                          "settled_before": settled_new, "late_data_hours": settings.late_data_hours,
-                         "settled_rows": int(settled_rows), "generation": generation})  # fmt: skip
+                         "settled_rows": held, "generation": generation})  # fmt: skip
         if generations:  # published: the generations before it (and any a killed run left) go
             for old in state_db.tables(schema, f"{base.split('.', 1)[1]}_*"):
                 if f"{schema}.{old}" != table:
                     run(f"DROP TABLE IF EXISTS {schema}.{old}")
     if late_rows:
+        rows, are = (f"{abs(late_rows):,} source rows", "are") if abs(late_rows) != 1 else ("1 source row", "is")
         what = (
-            f"{late_rows:,} source rows older than {settled_old} (the watermark less late_data_hours) arrived after "
-            "it was settled and are not in the incremental state"
+            f"{rows} older than {settled_old} (the watermark less late_data_hours) arrived after it was settled and "
+            f"{are} not in the incremental state"
             if late_rows > 0
-            else f"{-late_rows:,} fewer source rows are older than {settled_old} than when it was settled (rows were "
+            else f"{rows.replace(' ', ' fewer ', 1)} {are} older than {settled_old} than when it was settled (rows were "
             "deleted) and the incremental state still counts them"
         )
         warnings.warn(
