@@ -535,9 +535,10 @@ def test_report_incremental_builds_the_state_then_updates_it(backend, project, t
     assert updated["refreshed_at"].iloc[0] > built["refreshed_at"].iloc[0]  # the second report refreshed it
 
 
-def test_the_command_line_warns_of_late_rows_in_one_line_at_every_run_until_a_rebuild(backend, project, tmp_path):
+def test_the_command_line_warns_of_late_rows_at_every_run_until_a_rebuild(backend, project, tmp_path):
     """`workbench analyze` in its own process: late rows give one ``warning:`` sentence on stderr
-    (no source line, no traceback) at every incremental run until ``--full-refresh``."""
+    (no source line, no traceback), and the results' health warnings and decision ("don't trust
+    yet") carry it, at every incremental run until ``--full-refresh``."""
     import subprocess
     import sys
 
@@ -552,22 +553,26 @@ def test_the_command_line_warns_of_late_rows_in_one_line_at_every_run_until_a_re
     command = [str(Path(sys.executable).with_name("workbench")), "analyze", "exp", "--config", str(config)]
     command += ["--database", url, "--overall-only"]
 
-    def run(*args: str) -> str:
+    def run(*args: str) -> tuple[str, str]:
         done = subprocess.run([*command, *args], capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stderr
-        assert "DECISION" in done.stdout
-        return done.stderr
+        return done.stdout, done.stderr
 
-    assert "warning" not in run()  # the entry is incremental: this run builds the state
+    sentence = "experiment 'exp': 40 source rows older than"
+    stdout, stderr = run()  # the entry is incremental: this run builds the state
+    assert "warning" not in stderr and sentence not in stdout
     late = orders.iloc[:40].assign(timestamp=DAY0 + dt.timedelta(hours=30))  # day 1's rows, arriving now
     load(url, {"exposures": exposures, "orders": pd.concat([orders, late], ignore_index=True)})
     for _ in range(2):
-        stderr = run()
+        stdout, stderr = run()
         lines = [line for line in stderr.splitlines() if "late_data_hours" in line]
-        assert len(lines) == 1 and lines[0].startswith("warning: experiment 'exp': 40 source rows older than"), stderr
+        assert len(lines) == 1 and lines[0].startswith(f"warning: {sentence}"), stderr
         assert "LateRowsWarning" not in stderr and ".py:" not in stderr
-    assert "warning" not in run("--full-refresh")
-    assert "warning" not in run()
+        assert f"- {sentence}" in stdout and f"WARNING: {sentence}" in stdout  # a reason of the decision, a health line
+        assert stdout.startswith("DECISION: Don't trust yet")
+    for args in (["--full-refresh"], []):
+        stdout, stderr = run(*args)
+        assert "warning" not in stderr and sentence not in stdout
 
 
 def bookkeeping(url: str, tmp_path: Path) -> pd.DataFrame:

@@ -122,7 +122,9 @@ def analyze(
     days = facts.days
     per_day = days[days["variation"].isin(list(exp.variations) or days["variation"].unique())].reset_index(drop=True)
     table = facts.stats
+    refresh = table.attrs.get("refresh")
     table.attrs = {"sql": [table.attrs.get("sql", "")], "experiment": exp.key}
     return experiment_results(
-        table, settings, facts.units, experiment=exp.key, units_per_day=per_day, labels=labels(exp)
-    )
+        table, settings, facts.units, experiment=exp.key, units_per_day=per_day, labels=labels(exp),
+        warnings=[refresh.warning] if refresh is not None and refresh.warning else [],
+    )  # fmt: skip

@@ -40,7 +40,8 @@ class Refresh:
     than this are never read again: later arrivals older than it need ``--full-refresh``);
     ``late_rows``: the source rows older than the previous boundary that arrived after their time
     was settled, so are missing from the state (negative: that many were deleted, and the state
-    still counts them), counted again at every run until a rebuild (None after a build)."""
+    still counts them), counted again at every run until a rebuild (None after a build), and the
+    ``warning`` that says so (also given as a :class:`LateRowsWarning`), or None."""
 
     table: str
     built: bool
@@ -48,6 +49,7 @@ class Refresh:
     watermark: dt.datetime | None
     settled_before: dt.datetime | None
     late_rows: int | None = None
+    warning: str | None = None
 
 
 def state_table(experiment: Experiment) -> str:
@@ -172,6 +174,7 @@ def refresh_state(experiment: Experiment, state_db: Database, *, full: bool = Fa
             for old in state_db.tables(schema, f"{base.split('.', 1)[1]}_*"):
                 if f"{schema}.{old}" != table:
                     run(f"DROP TABLE IF EXISTS {schema}.{old}")
+    warning = None
     if late_rows:
         rows, are = (f"{abs(late_rows):,} source rows", "are") if abs(late_rows) != 1 else ("1 source row", "is")
         what = (
@@ -181,9 +184,6 @@ def refresh_state(experiment: Experiment, state_db: Database, *, full: bool = Fa
             else f"{rows.replace(' ', ' fewer ', 1)} {are} older than {settled_old} than when it was settled (rows were "
             "deleted) and the incremental state still counts them"
         )
-        warnings.warn(
-            f"experiment {experiment.key!r}: {what}; rebuild it with --full-refresh (or raise late_data_hours).",
-            LateRowsWarning,
-            stacklevel=2,
-        )
-    return Refresh(table, build, why, watermark, settled_new, late_rows)
+        warning = f"experiment {experiment.key!r}: {what}; rebuild it with --full-refresh (or raise late_data_hours)."
+        warnings.warn(warning, LateRowsWarning, stacklevel=2)
+    return Refresh(table, build, why, watermark, settled_new, late_rows, warning)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -470,13 +470,15 @@ def experiment_results(
     experiment: str | None = None,
     units_per_day: pd.DataFrame | None = None,
     labels: Labels | None = None,
+    warnings: Sequence[str] = (),
 ) -> ExperimentResults:
     """Compare every variation with the control for every metric and dimension value of
     ``sufficient_statistics`` under ``settings``; ``unit_counts`` (the experiment engine's health
     facts: dimension, dimension_value, variation, users, ``__multiple__`` included) feeds the health
     checks, which otherwise use the table's units; ``units_per_day`` (day, variation, users) is kept
     in the health checks; ``labels`` name the experiment and its variations, each metric without a
-    format taking its type's (:attr:`workbench.metric_types.MetricType.value_format`)."""
+    format taking its type's (:attr:`workbench.metric_types.MetricType.value_format`); ``warnings``
+    (sentences about the data, e.g. rows an incremental state misses) join the health warnings."""
     settings = settings or AnalysisSettings()
     missing = [c for c in REQUIRED_COLUMNS if c not in sufficient_statistics.columns]
     if missing:
@@ -490,6 +492,7 @@ def experiment_results(
         first_metric = table[table["metric"] == table["metric"].iloc[0]] if len(table) else table
         unit_counts = first_metric[["dimension", "dimension_value", "variation", "users"]]
     health = health_checks(unit_counts, variations, weights, units_per_day)
+    health.warnings.extend(warnings)
 
     strata = _Strata(table, settings)
     table = table[table["dimension"] != STRATA]
