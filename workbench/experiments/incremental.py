@@ -176,13 +176,15 @@ def refresh_state(experiment: Experiment, state_db: Database, *, full: bool = Fa
                     run(f"DROP TABLE IF EXISTS {schema}.{old}")
     warning = None
     if late_rows:
-        rows, are = (f"{abs(late_rows):,} source rows", "are") if abs(late_rows) != 1 else ("1 source row", "is")
+        plural = abs(late_rows) != 1
+        rows = f"{abs(late_rows):,} {'' if late_rows > 0 else 'fewer '}source row{'s' if plural else ''}"
+        are = "are" if plural else "is"
         what = (
             f"{rows} older than {settled_old} (the watermark less late_data_hours) arrived after it was settled and "
             f"{are} not in the incremental state"
             if late_rows > 0
-            else f"{rows.replace(' ', ' fewer ', 1)} {are} older than {settled_old} than when it was settled (rows were "
-            "deleted) and the incremental state still counts them"
+            else f"{rows} {are} older than {settled_old} than when it was settled (rows were deleted) and the "
+            "incremental state still counts them"
         )
         warning = f"experiment {experiment.key!r}: {what}; rebuild it with --full-refresh (or raise late_data_hours)."
         warnings.warn(warning, LateRowsWarning, stacklevel=2)
