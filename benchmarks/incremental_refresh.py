@@ -11,8 +11,9 @@ a ratio, page views per user with 14-day CUPED through the identity join, a perc
 duration with CUPED), overall and by ``browser`` and ``country``; with ``--without-pages``, the
 same without the page views (no identity join); with ``--identity-timestamp``, the identity join
 also returns the exposures' timestamp, so an incremental run reads only its pairs since the
-settled boundary (and every pair of the units first exposed since). Per engine it prints, each the best of 3 and against
-the floor (one plain ``GROUP BY`` over each table the analysis reads, on the 29-day data):
+settled boundary (and every pair of the units first exposed since). Per engine it prints, each
+the best of 3 and against the floor (one plain ``GROUP BY`` over each table the analysis reads,
+on the 29-day data):
 
 - ``build``: the first incremental run on the 28-day data (the state built from every row, then
   the statistics read from it);
@@ -22,7 +23,8 @@ the floor (one plain ``GROUP BY`` over each table the analysis reads, on the 29-
   autovacuum leaves it);
 
 and the state's size against the exposures' (DuckDB: the state file's used blocks against a file
-holding only the exposures table; PostgreSQL: ``pg_total_relation_size``; Spark: the tables' Parquet files).
+holding only the exposures table; PostgreSQL: ``pg_total_relation_size``; Spark: the tables'
+Parquet files).
 DuckDB runs with the workbench defaults (2 threads, 4GB ``memory_limit``). Spark runs on a local
 Spark Connect server (``local[2]``, 2 GB driver, started as the tests start it), the tables
 written into its catalog; a next-day run there starts from a new session.

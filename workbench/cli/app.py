@@ -6,6 +6,7 @@ on stderr and exit status 1, never a traceback.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -52,17 +53,8 @@ ConfigOption = Annotated[
 def _every_command() -> None:
     """Analyse experiments and product events stored in SQL databases."""
     import signal
-    import warnings
 
-    shown = warnings.showwarning
-
-    def show(message, category, filename, lineno, file=None, line=None) -> None:
-        if category.__module__.startswith("workbench."):  # ours: the sentence, not the source line
-            typer.echo(f"warning: {redact(str(message))}", err=True)
-        else:
-            shown(message, category, filename, lineno, file, line)
-
-    warnings.showwarning = show
+    warnings.showwarning = _show_warning
 
     # SIGTERM (kill, cron or systemd stopping a run) unwinds like Ctrl-C: report kernels are shut
     # down and temporary files removed instead of left behind.
@@ -76,6 +68,17 @@ def _terminated(signum: int, frame: object) -> NoReturn:
     # expected, and asyncio would print it as a traceback ("exception was never retrieved").
     logging.getLogger("asyncio").setLevel(logging.CRITICAL)
     raise SystemExit(128 + signum)
+
+
+_PYTHON_SHOWWARNING = warnings.showwarning
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Workbench's own warnings as one ``warning:`` sentence on stderr, not Python's source line."""
+    if category.__module__.startswith("workbench."):
+        typer.echo(f"warning: {redact(str(message))}", err=True)
+    else:
+        _PYTHON_SHOWWARNING(message, category, filename, lineno, file, line)
 
 
 def fail(error: BaseException | str) -> NoReturn:

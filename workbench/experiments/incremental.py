@@ -174,18 +174,23 @@ def refresh_state(experiment: Experiment, state_db: Database, *, full: bool = Fa
             for old in state_db.tables(schema, f"{base.split('.', 1)[1]}_*"):
                 if f"{schema}.{old}" != table:
                     run(f"DROP TABLE IF EXISTS {schema}.{old}")
-    warning = None
-    if late_rows:
-        plural = abs(late_rows) != 1
-        rows = f"{abs(late_rows):,} {'' if late_rows > 0 else 'fewer '}source row{'s' if plural else ''}"
-        are = "are" if plural else "is"
-        what = (
-            f"{rows} older than {settled_old} (the watermark less late_data_hours) arrived after it was settled and "
-            f"{are} not in the incremental state"
-            if late_rows > 0
-            else f"{rows} {are} older than {settled_old} than when it was settled (rows were deleted) and the "
-            "incremental state still counts them"
-        )
-        warning = f"experiment {experiment.key!r}: {what}; rebuild it with --full-refresh (or raise late_data_hours)."
+    warning = _late_rows_sentence(experiment.key, late_rows, settled_old) if late_rows else None
+    if warning:
         warnings.warn(warning, LateRowsWarning, stacklevel=2)
     return Refresh(table, build, why, watermark, settled_new, late_rows, warning)
+
+
+def _late_rows_sentence(key: str, late_rows: int, settled: dt.datetime | None) -> str:
+    """What ``late_rows`` (non-zero: arrived late, or negative, deleted) rows older than the
+    boundary ``settled`` mean for experiment ``key``'s state, and what to do."""
+    plural = abs(late_rows) != 1
+    rows = f"{abs(late_rows):,} {'' if late_rows > 0 else 'fewer '}source row{'s' if plural else ''}"
+    are = "are" if plural else "is"
+    what = (
+        f"{rows} older than {settled} (the watermark less late_data_hours) arrived after it was settled and "
+        f"{are} not in the incremental state"
+        if late_rows > 0
+        else f"{rows} {are} older than {settled} than when it was settled (rows were deleted) and the "
+        "incremental state still counts them"
+    )
+    return f"experiment {key!r}: {what}; rebuild it with --full-refresh (or raise late_data_hours)."
