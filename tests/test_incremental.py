@@ -309,6 +309,52 @@ def test_identity_pairs_with_a_timestamp_are_read_from_the_settled_boundary_on(p
     db.dispose()
 
 
+@pytest.mark.parametrize("timestamp", [True, False], ids=["map-with-timestamp", "whole-map"])
+def test_postgresql_plans_an_update_from_staged_units_and_leaves_no_table_behind(backend, project, tmp_path, timestamp):
+    """PostgreSQL plans CTEs with default estimates: an update writes its units and the map the
+    scans join to analysed tables of the state's schema, reads them, and drops them before the
+    commit; with a map read whole (whose pairs the units' query reads) and on DuckDB (which plans
+    one query well) the update is one query."""
+    url, _, frames = project
+    exp, tables = identity_experiment(frames, tmp_path, timestamp=timestamp)
+    statements: list[str] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):
+        statements.append(statement)
+
+    for day, runs in ((3, "build"), (4, "update")):
+        load(url, tables(DAY0 + dt.timedelta(days=day, hours=3)))
+        db = wb.connect(url)
+        sa.event.listen(sa.engine.Engine, "before_cursor_execute", record)
+        try:
+            incremental = facts(exp, db)
+        finally:
+            sa.event.remove(sa.engine.Engine, "before_cursor_execute", record)
+        assert incremental.stats.attrs["refresh"].built is (runs == "build")
+        assert_same(incremental, facts(exp, db, incremental=False))
+        db.dispose()
+    (refresh,) = [s for s in statements if s.startswith("CREATE TABLE workbench_state.wb_staged_")]
+    schema, units = "workbench_state", f"workbench_state.wb_units_{state_table(exp).rsplit('_', 1)[-1]}"
+    staged = backend.name == "postgresql" and timestamp
+    assert [s.split(" AS\n")[0] for s in statements if s.startswith(f"CREATE TABLE {units}")] == (
+        [f"CREATE TABLE {units}", f"CREATE TABLE {units}_map_0"] if staged else []
+    )
+    assert (f"ANALYZE {units} (wb_unit, wb_key, wb_fresh, wb_remapped)" in statements) is staged
+    assert (f"ANALYZE {units}_map_0 (wb_unit, wb_other)" in statements) is staged
+    assert (f"eligible AS NOT MATERIALIZED (\n  SELECT * FROM {units}\n)" in refresh) is staged
+    assert (f"FROM {units}_map_0" in refresh) is staged
+    assert (f"DROP TABLE {units}" in statements) is staged
+    db = wb.connect(url)
+    state = open_state(db, exp)  # on DuckDB the state file is attached only there
+    left = state.sql(
+        "SELECT table_name AS name FROM information_schema.tables WHERE :schema IN (table_schema, table_catalog)",
+        schema=schema,
+    )["name"]
+    state.dispose()
+    db.dispose()
+    assert sorted(left) == sorted(["experiment_state", state_table(exp).split(".", 1)[1]])
+
+
 def test_late_rows_beyond_the_window_need_a_full_refresh(project):
     url, cfg, (exposures, orders) = project
     exp = experiment("exp", cfg)

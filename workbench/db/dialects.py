@@ -64,9 +64,10 @@ class Dialect:
     autocommit_driver: (
         bool  # the driver connection autocommits: a write transaction begins, commits and rolls back on it
     )
-    analyze_after_write: (
-        bool  # ANALYZE written tables before commit (fresh planner statistics: else joins plan as nested loops)
-    )
+    # ANALYZE written tables before commit: the planner estimates from table statistics (without
+    # them joins plan as nested loops), so an incremental update also stages its units in a table
+    # (CTEs get default estimates: 200 rows for an aggregate, planned as merge joins sorted on disk)
+    analyze_after_write: bool
     cheap_index_updates: bool  # an index on an often-updated column is cheap; DuckDB rewrites the row and its index entries on each update
     # an aggregate: "{value}" (one of the "{order}" columns, a comma-separated list) of the row whose "{order}" is least,
     # in the text the workbench writes; None: the engine has none (a window function ranks the rows)

@@ -150,7 +150,9 @@ def refresh_state(experiment: Experiment, state_db: Database, *, full: bool = Fa
         watermark = max((w for w in (old_watermark, new) if w is not None), default=None)
         candidates = [s for s in (settled_old, watermark - late if watermark else None) if s is not None]
         settled_new = max(candidates, default=dt.datetime(1970, 1, 1))
-        query = sql_builder.state_refresh_query(cfg, settings, previous, build, dialect)
+        # an engine that plans from table statistics gets the units in a table (with them)
+        units = f"{schema}.wb_units_{base.rsplit('_', 1)[-1]}" if dialect.analyze_after_write else None
+        query = sql_builder.state_refresh_query(cfg, settings, previous, build, dialect, units)
         params = {**query.params, "wb_settled_new": settled_new}
         if not build:
             lookback = dt.timedelta(hours=sql_builder.lookback_hours(cfg, settings))
@@ -163,7 +165,7 @@ def refresh_state(experiment: Experiment, state_db: Database, *, full: bool = Fa
         # the rows the state holds: late ones are not among them (deleted ones still are), so every
         # run until a rebuild counts them again
         held = int(settled_rows) - (late_rows or 0)
-        for statement in sql_builder.state_write_sql(table, previous, staged, build, query.sql, dialect):
+        for statement in sql_builder.state_write_sql(table, previous, staged, build, query, dialect):
             run(statement, params)
         if delete_row is not None:
             run(delete_row, key)

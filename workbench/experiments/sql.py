@@ -56,6 +56,9 @@ class CompiledQuery:
     params: dict[str, Any]
     columns: dict[str, dict[str, str]] = field(default_factory=dict)
     sets: tuple[str, ...] = ()
+    # tables to create (with the same bound parameters) before ``sql`` runs, which reads them, and
+    # to drop after: (table, query, the columns to ANALYZE)
+    stages: tuple[tuple[str, str, tuple[str, ...]], ...] = ()
 
 
 def _double(x: float) -> str:
@@ -1023,7 +1026,7 @@ def _refresh_bounds(ts: str) -> list[str]:
 
 
 def state_refresh_query(
-    config: Config, experiment: ExperimentConfig, state: str, build: bool, dialect: Dialect
+    config: Config, experiment: ExperimentConfig, state: str, build: bool, dialect: Dialect, units: str | None = None
 ) -> CompiledQuery:
     """The state rows a refresh writes. ``build``: every unit, from every row (the table
     ``state`` is not read). Else an update of ``state``: the rows of the units that have an
@@ -1034,12 +1037,18 @@ def state_refresh_query(
     the new rows to their settled parts, except that a unit whose ids in an identity map changed
     (``wb_remapped``) gets the parts of the scans through that map rebuilt from every row. A map
     whose SQL returns a ``timestamp`` is read since the old boundary (every row for the units
-    first exposed since), its older pairs taken from the units' stored ids."""
+    first exposed since), its older pairs taken from the units' stored ids.
+
+    With ``units`` (a table name in the state's schema), an update whose identity maps all have a
+    timestamp stages the units (``eligible``) in that table and each map the scans join in
+    ``<units>_map_<n>`` (:attr:`CompiledQuery.stages`), which the query reads: an engine that plans
+    from table statistics (:attr:`~workbench.db.dialects.Dialect.analyze_after_write`) then knows
+    their sizes. A map read whole would be read twice, so with one the units are not staged."""
     plan = _refresh_plan(config, experiment, dialect)
     plan.refresh = "build" if build else "update"
-    units = _units_ctes(plan)
-    assert units[-1].startswith("eligible AS")
-    units.pop()  # replaced by the units of the state below
+    units_ctes = _units_ctes(plan)
+    assert units_ctes[-1].startswith("eligible AS")
+    units_ctes.pop()  # replaced by the units of the state below
     raw = [f"wb_raw_{k}" for k in range(len(plan.dimensions))]
     unit_cols = ["wb_unit", "wb_first_exposure", "wb_variation", *raw]
     source = "first_exposures" if plan.dimensions else "units"
@@ -1048,9 +1057,9 @@ def state_refresh_query(
     # the stored settled parts and ids ride along with each unit (o_<column>), so the rows written
     # need no second join to the state
     carried = [f"{column}{SETTLED}" for column, _, _ in parts] + ids
-    units.append(f"recomputed AS (\n  SELECT {', '.join(unit_cols)} FROM {source}\n)")
+    units_ctes.append(f"recomputed AS (\n  SELECT {', '.join(unit_cols)} FROM {source}\n)")
     if build:
-        units.append("merged AS (\n  SELECT *, TRUE AS wb_fresh, TRUE AS wb_touched FROM recomputed\n)")
+        units_ctes.append("merged AS (\n  SELECT *, TRUE AS wb_fresh, TRUE AS wb_touched FROM recomputed\n)")
     else:
         # A unit first exposed before the old boundary keeps its first exposure and dimension
         # values (its exposures since are later); its variation becomes __multiple__ if a new one
@@ -1062,7 +1071,7 @@ def state_refresh_query(
             f"WHEN {settled} THEN o.wb_variation ELSE r.wb_variation END AS wb_variation"
         )
         kept.insert(1, variation)
-        units.append(
+        units_ctes.append(
             f"merged AS (\n  SELECT r.wb_unit, {', '.join(kept)},\n"
             f"    CASE WHEN {settled} THEN FALSE ELSE TRUE END AS wb_fresh, TRUE AS wb_touched"
             + "".join(f", o.{c} AS o_{c}" for c in carried)
@@ -1081,7 +1090,7 @@ def state_refresh_query(
     current, remapped, maps = "", [], []
     for n, ((j, other), name) in enumerate(plan.identity.items()):
         if build or not config.identity_joins[j].timestamp:
-            units.append(
+            units_ctes.append(
                 f"ids_{n} AS (\n  SELECT m.wb_unit, {dialect.sorted_array.format(value='m.wb_other')} AS wb_ids\n"
                 f"  FROM {name} m WHERE m.wb_unit IN (SELECT wb_unit FROM merged)\n  GROUP BY m.wb_unit\n)"
             )
@@ -1090,7 +1099,7 @@ def state_refresh_query(
             since = (
                 f"(j.timestamp >= :wb_settled_old OR j.{plan.unit_type} IN (SELECT wb_unit FROM merged WHERE wb_fresh))"
             )
-            units += [
+            units_ctes += [
                 f"pairs_{n} AS (\n{_identity_pairs(plan, j, other, since)}\n)",
                 f"ids_{n} AS (\n  SELECT p.wb_unit, {dialect.sorted_array.format(value='p.wb_other')} AS wb_ids FROM (\n"
                 f"    SELECT wb_unit, wb_other FROM pairs_{n} WHERE wb_unit IN (SELECT wb_unit FROM merged)\n"
@@ -1098,17 +1107,32 @@ def state_refresh_query(
                 f"    WHERE NOT wb_fresh AND wb_unit IN (SELECT wb_unit FROM pairs_{n})\n  ) p\n  GROUP BY p.wb_unit\n)",
             ]
             ids_now = f"CASE WHEN u.wb_fresh THEN i{n}.wb_ids ELSE COALESCE(i{n}.wb_ids, u.o_wb_ids_{n}) END"
-            maps.append(f"{name} AS (\n  SELECT wb_unit, UNNEST(wb_ids_{n}) AS wb_other FROM eligible\n)")
+            maps.append((name, f"SELECT wb_unit, UNNEST(wb_ids_{n}) AS wb_other FROM {{units}}"))
         current += f", {ids_now} AS wb_ids_{n}"
         remapped.append(f"u.o_wb_ids_{n} IS DISTINCT FROM {ids_now}")
     if remapped and not build:  # a build reads every row of every unit: nothing to re-map
         current += f", NOT u.wb_fresh AND ({' OR '.join(remapped)}) AS wb_remapped"
-    units.append(
+    units_ctes.append(
         f"eligible AS (\n  SELECT u.*, u.wb_unit AS wb_key{shifted}{current}\n  FROM merged u"
         + "".join(f"\n  LEFT JOIN ids_{n} i{n} ON i{n}.wb_unit = u.wb_unit" for n in range(len(ids)))
         + "\n)"
     )
-    ctes = units + maps
+    stages: tuple[tuple[str, str, tuple[str, ...]], ...] = ()
+    if units is None or build or len(maps) < len(plan.identity):
+        ctes = units_ctes + [f"{name} AS (\n  {select.format(units='eligible')}\n)" for name, select in maps]
+    else:  # staged: NOT MATERIALIZED, so that each reference plans with the table's statistics
+        analysed = ("wb_unit", "wb_key", "wb_fresh", *(["wb_remapped"] if ids else []))
+        stages = (
+            (units, _with(units_ctes, "SELECT * FROM eligible"), analysed),
+            *(
+                (f"{units}_map_{n}", select.format(units=units), ("wb_unit", "wb_other"))
+                for n, (_, select) in enumerate(maps)
+            ),
+        )
+        ctes = [f"eligible AS NOT MATERIALIZED (\n  SELECT * FROM {units}\n)"] + [
+            f"{name} AS NOT MATERIALIZED (\n  SELECT * FROM {table}\n)"
+            for (name, _), (table, _, _) in zip(maps, stages[1:], strict=True)
+        ]
     for scan in plan.scans:
         ctes += _scan_ctes(plan, scan)
         names = [name for _, _, (k, name) in parts if k == scan.index]
@@ -1131,7 +1155,7 @@ def state_refresh_query(
             *(f"d{s.index}.wb_key IS NOT NULL" for s in plan.scans),
         ]
         body += f"\nWHERE {' OR '.join(changed)}"
-    return CompiledQuery(_with(ctes, body), dict(plan.params))
+    return CompiledQuery(_with(ctes, body), dict(plan.params), stages=stages)
 
 
 def lookback_hours(config: Config, experiment: ExperimentConfig) -> float:
@@ -1235,30 +1259,41 @@ def state_row_sql(schema: str, dialect: Dialect) -> tuple[str, str | None, str]:
     )
 
 
-def state_write_sql(table: str, previous: str, staged: str, build: bool, refresh: str, dialect: Dialect) -> list[str]:
+def state_write_sql(
+    table: str, previous: str, staged: str, build: bool, refresh: CompiledQuery, dialect: Dialect
+) -> list[str]:
     """The statements writing the rows of ``refresh`` (:func:`state_refresh_query`) into the
     state ``table``: a build replaces it; an update stages its rows in the table ``staged`` (in
     the state's schema: DuckDB writes one attached database per transaction) and replaces the
     rows of those units in ``previous`` (the state the update read). With transactions
     ``previous`` is ``table``, changed in place; without, ``table`` is a new generation: the rows
-    of ``previous`` that were not staged and the staged ones. Where the dialect
+    of ``previous`` that were not staged and the staged ones. The tables the query reads
+    (:attr:`CompiledQuery.stages`) are created first and dropped at the end. Where the dialect
     :attr:`~workbench.db.dialects.Dialect.analyze_after_write`, the new tables get planner
     statistics (an update changes a small share of the state's rows: the server's own autovacuum
     keeps its statistics)."""
     analyze = dialect.analyze_after_write
     if build:
-        return [f"DROP TABLE IF EXISTS {table}", f"CREATE TABLE {table} AS\n{refresh}"] + (
+        return [f"DROP TABLE IF EXISTS {table}", f"CREATE TABLE {table} AS\n{refresh.sql}"] + (
             [f"ANALYZE {table}"] if analyze else []
         )
-    stage = [f"DROP TABLE IF EXISTS {staged}", f"CREATE TABLE {staged} AS\n{refresh}"]
+    before = [
+        statement
+        for name, query, columns in refresh.stages
+        for statement in [f"DROP TABLE IF EXISTS {name}", f"CREATE TABLE {name} AS\n{query}"]
+        + ([f"ANALYZE {name} ({', '.join(columns)})"] if analyze else [])
+    ]
+    after = [f"DROP TABLE {name}" for name, _, _ in refresh.stages]
+    stage = [*before, f"DROP TABLE IF EXISTS {staged}", f"CREATE TABLE {staged} AS\n{refresh.sql}"]
     if dialect.state_in_generations:
         kept = f"SELECT * FROM {previous} o WHERE NOT EXISTS (SELECT 1 FROM {staged} s WHERE s.wb_unit = o.wb_unit)"
         return [*stage, f"DROP TABLE IF EXISTS {table}",
-                f"CREATE TABLE {table} AS\n{kept}\nUNION ALL\nSELECT * FROM {staged}", f"DROP TABLE {staged}"]  # fmt: skip
+                f"CREATE TABLE {table} AS\n{kept}\nUNION ALL\nSELECT * FROM {staged}", f"DROP TABLE {staged}", *after]  # fmt: skip
     return [
         *stage,
-        *([f"ANALYZE {staged}"] if analyze else []),
+        *([f"ANALYZE {staged} (wb_unit)"] if analyze else []),  # the column the DELETE plans with
         f"DELETE FROM {table} WHERE wb_unit IN (SELECT wb_unit FROM {staged})",
         f"INSERT INTO {table} SELECT * FROM {staged}",
         f"DROP TABLE {staged}",
+        *after,
     ]
