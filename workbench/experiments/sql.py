@@ -1039,11 +1039,12 @@ def state_refresh_query(
     whose SQL returns a ``timestamp`` is read since the old boundary (every row for the units
     first exposed since), its older pairs taken from the units' stored ids.
 
-    With ``units`` (a table name in the state's schema), an update whose identity maps all have a
-    timestamp stages the units (``eligible``) in that table and each map the scans join in
-    ``<units>_map_<n>`` (:attr:`CompiledQuery.stages`), which the query reads: an engine that plans
-    from table statistics (:attr:`~workbench.db.dialects.Dialect.analyze_after_write`) then knows
-    their sizes. A map read whole would be read twice, so with one the units are not staged."""
+    With ``units`` (a table name in the state's schema), an update stages the units
+    (``eligible``) in that table and each identity map the scans join in ``<units>_map_<n>`` (a
+    map read whole before the units, which read it too; one with a timestamp after them, as
+    their ids unnested) (:attr:`CompiledQuery.stages`), and the query reads them: an engine that
+    plans from table statistics (:attr:`~workbench.db.dialects.Dialect.analyze_after_write`) then
+    knows their sizes."""
     plan = _refresh_plan(config, experiment, dialect)
     plan.refresh = "build" if build else "update"
     units_ctes = _units_ctes(plan)
@@ -1118,21 +1119,25 @@ def state_refresh_query(
         + "\n)"
     )
     stages: tuple[tuple[str, str, tuple[str, ...]], ...] = ()
-    if units is None or build or len(maps) < len(plan.identity):
+    if units is None or build:
         ctes = units_ctes + [f"{name} AS (\n  {select.format(units='eligible')}\n)" for name, select in maps]
-    else:  # staged: NOT MATERIALIZED, so that each reference plans with the table's statistics
+    else:  # staged, read through NOT MATERIALIZED CTEs: each reference plans with the table's statistics
+        tables = {name: f"{units}_map_{n}" for n, name in enumerate(plan.identity.values())}
+        unnested = dict(maps)
+        whole = []  # the maps read whole come first: the units' query reads them too
+        for (j, other), name in plan.identity.items():
+            if name not in unnested:
+                whole.append((tables[name], _identity_pairs(plan, j, other), ("wb_unit", "wb_other")))
+                units_ctes = [
+                    _read_table(name, tables[name]) if c.startswith(f"{name} AS (") else c for c in units_ctes
+                ]
         analysed = ("wb_unit", "wb_key", "wb_fresh", *(["wb_remapped"] if ids else []))
         stages = (
+            *whole,
             (units, _with(units_ctes, "SELECT * FROM eligible"), analysed),
-            *(
-                (f"{units}_map_{n}", select.format(units=units), ("wb_unit", "wb_other"))
-                for n, (_, select) in enumerate(maps)
-            ),
+            *((tables[name], select.format(units=units), ("wb_unit", "wb_other")) for name, select in maps),
         )
-        ctes = [f"eligible AS NOT MATERIALIZED (\n  SELECT * FROM {units}\n)"] + [
-            f"{name} AS NOT MATERIALIZED (\n  SELECT * FROM {table}\n)"
-            for (name, _), (table, _, _) in zip(maps, stages[1:], strict=True)
-        ]
+        ctes = [_read_table("eligible", units), *(_read_table(name, table) for name, table in tables.items())]
     for scan in plan.scans:
         ctes += _scan_ctes(plan, scan)
         names = [name for _, _, (k, name) in parts if k == scan.index]
@@ -1156,6 +1161,11 @@ def state_refresh_query(
         ]
         body += f"\nWHERE {' OR '.join(changed)}"
     return CompiledQuery(_with(ctes, body), dict(plan.params), stages=stages)
+
+
+def _read_table(name: str, table: str) -> str:
+    """CTE ``name`` reading ``table``, inlined at each reference (its statistics plan every join)."""
+    return f"{name} AS NOT MATERIALIZED (\n  SELECT * FROM {table}\n)"
 
 
 def lookback_hours(config: Config, experiment: ExperimentConfig) -> float:
