@@ -150,7 +150,7 @@ def refresh_state(experiment: Experiment, state_db: Database, *, full: bool = Fa
         watermark = max((w for w in (old_watermark, new) if w is not None), default=None)
         candidates = [s for s in (settled_old, watermark - late if watermark else None) if s is not None]
         settled_new = max(candidates, default=dt.datetime(1970, 1, 1))
-        # an engine that plans from table statistics gets the units in a table (with them)
+        # an engine that plans from table statistics reads the units (and maps) from analysed tables
         units = f"{schema}.wb_units_{base.rsplit('_', 1)[-1]}" if dialect.analyze_after_write else None
         query = sql_builder.state_refresh_query(cfg, settings, previous, build, dialect, units)
         params = {**query.params, "wb_settled_new": settled_new}
