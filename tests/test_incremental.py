@@ -333,12 +333,13 @@ def test_postgresql_plans_an_update_from_staged_units_and_leaves_no_table_behind
         assert incremental.stats.attrs["refresh"].built is (runs == "build")
         assert_same(incremental, facts(exp, db, incremental=False))
         db.dispose()
-    (refresh,) = [s for s in statements if s.startswith("CREATE TABLE workbench_state.wb_staged_")]
-    schema, units = "workbench_state", f"workbench_state.wb_units_{state_table(exp).rsplit('_', 1)[-1]}"
+    schema = exp.config.state_schema
+    (refresh,) = [s for s in statements if s.startswith(f"CREATE TABLE {schema}.wb_staged_")]
+    units = f"{schema}.wb_units_{state_table(exp).rsplit('_', 1)[-1]}"
     staged = backend.name == "postgresql"
-    tables = [units, f"{units}_map_0"] if timestamp else [f"{units}_map_0", units]
+    created = [units, f"{units}_map_0"] if timestamp else [f"{units}_map_0", units]
     assert [s.split(" AS\n")[0] for s in statements if s.startswith(f"CREATE TABLE {units}")] == (
-        [f"CREATE TABLE {table}" for table in tables] if staged else []
+        [f"CREATE TABLE {table}" for table in created] if staged else []
     )
     assert (f"ANALYZE {units} (wb_unit, wb_key, wb_fresh, wb_remapped)" in statements) is staged
     assert (f"ANALYZE {units}_map_0 (wb_unit, wb_other)" in statements) is staged

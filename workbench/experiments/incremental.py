@@ -124,7 +124,8 @@ def refresh_state(experiment: Experiment, state_db: Database, *, full: bool = Fa
     digest = definition_hash(experiment, dialect)
     late = dt.timedelta(hours=settings.late_data_hours)
     key = {"experiment_key": experiment.key}
-    staged = f"{schema}.wb_staged_{base.rsplit('_', 1)[-1]}"
+    suffix = base.rsplit("_", 1)[-1]  # the key's hash: names the run's working tables
+    staged = f"{schema}.wb_staged_{suffix}"
     with _statements(state_db) as run:
         if not dialect.embedded:  # on an embedded engine the schema is the attached state file
             run(sql_builder.state_schema_sql(schema))
@@ -151,7 +152,7 @@ def refresh_state(experiment: Experiment, state_db: Database, *, full: bool = Fa
         candidates = [s for s in (settled_old, watermark - late if watermark else None) if s is not None]
         settled_new = max(candidates, default=dt.datetime(1970, 1, 1))
         # an engine that plans from table statistics reads the units (and maps) from analysed tables
-        units = f"{schema}.wb_units_{base.rsplit('_', 1)[-1]}" if dialect.analyze_after_write else None
+        units = f"{schema}.wb_units_{suffix}" if dialect.analyze_after_write else None
         query = sql_builder.state_refresh_query(cfg, settings, previous, build, dialect, units)
         params = {**query.params, "wb_settled_new": settled_new}
         if not build:

@@ -1124,16 +1124,18 @@ def state_refresh_query(
     else:  # staged, read through NOT MATERIALIZED CTEs: each reference plans with the table's statistics
         tables = {name: f"{units}_map_{n}" for n, name in enumerate(plan.identity.values())}
         unnested = dict(maps)
-        whole = []  # the maps read whole come first: the units' query reads them too
-        for (j, other), name in plan.identity.items():
-            if name not in unnested:
-                whole.append((tables[name], _identity_pairs(plan, j, other), ("wb_unit", "wb_other")))
-                units_ctes = [
-                    _read_table(name, tables[name]) if c.startswith(f"{name} AS (") else c for c in units_ctes
-                ]
+        # the maps read whole come first: the units' query reads them too, from their tables
+        whole = {name: key for key, name in plan.identity.items() if name not in unnested}
+        units_ctes = [
+            _read_table(name, tables[name]) if (name := cte.split(" AS (", 1)[0]) in whole else cte
+            for cte in units_ctes
+        ]
         analysed = ("wb_unit", "wb_key", "wb_fresh", *(["wb_remapped"] if ids else []))
         stages = (
-            *whole,
+            *(
+                (tables[name], _identity_pairs(plan, j, other), ("wb_unit", "wb_other"))
+                for name, (j, other) in whole.items()
+            ),
             (units, _with(units_ctes, "SELECT * FROM eligible"), analysed),
             *((tables[name], select.format(units=units), ("wb_unit", "wb_other")) for name, select in maps),
         )
